@@ -1,0 +1,68 @@
+# Switchyard: `make run` starts the whole system on embedded defaults; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CHROMIUM ?= /usr/bin/chromium
+# Settings that make `check --deploy` judge production, not the development defaults.
+DEPLOY_ENV := DEBUG=false SECRET_KEY=check-deploy-only-$(shell date +%s)-not-a-real-secret-value-0123456789 \
+	ALLOWED_HOSTS=switchyard.example.com
+
+.PHONY: run test install install-dev lint typecheck check-deploy pytest browser vendor clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	@mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@printf '\n  Switchyard is starting on  http://127.0.0.1:8000\n\n'
+	@printf '  Demo sign-ins (password switchyard-demo):\n'
+	@printf '    admin@example.com   platform admin\n    fiona@example.com   finance approver\n'
+	@printf '    lena@example.com    lead, Marketing\n    mark@example.com    member, Marketing\n'
+	@printf '    fred@example.com    member, Finance\n    hana@example.com    lead, HR\n\n'
+	@printf '  Ctrl-C stops every process.\n\n'
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+test: install-dev browser lint typecheck check-deploy pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy .
+
+check-deploy: install-dev
+	$(DEPLOY_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+pytest: install-dev
+	@mkdir -p var
+	$(BIN)/pytest
+
+# Browser tests drive Debian's Chromium; install it when it is missing and we may.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: install Debian's chromium package (sudo apt-get install chromium) for the browser tests."; exit 1; fi; \
+	fi
+
+vendor:
+	scripts/vendor-assets.sh
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .mypy_cache .ruff_cache

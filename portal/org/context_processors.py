@@ -1,0 +1,37 @@
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+
+from portal.org.models import Membership
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url: str
+    active: bool
+
+
+def navigation(request: HttpRequest) -> dict[str, object]:
+    """The navigation that fits the signed-in user's roles, with the current page marked."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": [], "show_demo_signins": settings.SHOW_DEMO_SIGNINS}
+    links = [("Home", reverse("home"))]
+    led = [m.department for m in user.memberships_with_departments if m.role == Membership.Role.LEAD]
+    if user.sees_all_departments:
+        links.append(("Departments", reverse("department_list")))
+    elif len(led) == 1:
+        links.append(("My department", reverse("department_detail", args=[led[0].slug])))
+    elif led:
+        links.append(("My departments", reverse("department_list")))
+    if user.is_platform_admin:
+        links.append(("Admin", reverse("admin:index")))
+    path = request.path
+    return {
+        "nav_items": [
+            NavItem(label, url, path == url or (url != "/" and path.startswith(url))) for label, url in links
+        ]
+    }

@@ -1,0 +1,37 @@
+import logging
+from typing import Any
+
+from allauth.account.signals import user_logged_in
+from allauth.socialaccount.models import SocialLogin
+from django.dispatch import receiver
+
+from portal.org.entra import GraphUnavailable, group_ids_from_claims
+from portal.org.models import User
+from portal.org.services import memberships_sync_from_entra
+
+logger = logging.getLogger(__name__)
+
+ENTRA_PROVIDER_ID = "entra"
+
+
+@receiver(user_logged_in)
+def sync_memberships_on_entra_sign_in(
+    sender: type[User], user: User, sociallogin: SocialLogin | None = None, **kwargs: Any
+) -> None:
+    """Every Entra ID sign-in brings the user's departments up to date with their groups."""
+    if sociallogin is None or sociallogin.account.provider != ENTRA_PROVIDER_ID:
+        return
+    claims = sociallogin.account.extra_data.get("id_token", {})
+    access_token = sociallogin.token.token if sociallogin.token else None
+    try:
+        group_ids = group_ids_from_claims(claims, access_token=access_token)
+    except GraphUnavailable as error:
+        # Sign-in must not depend on Graph: keep the last known memberships.
+        logger.warning(
+            "Could not read the Entra groups of %s from Microsoft Graph (%s); "
+            "keeping their last known departments and roles.",
+            user.email,
+            error,
+        )
+        return
+    memberships_sync_from_entra(user=user, group_ids=group_ids)

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import health
+from portal.org import views as org_views
+
+admin.site.site_header = "Switchyard administration"
+admin.site.site_title = "Switchyard admin"
+admin.site.index_title = "Organisation, access and configuration"
+
+urlpatterns = [
+    path("", org_views.home, name="home"),
+    path("departments/", org_views.department_list, name="department_list"),
+    path("departments/<slug:slug>/", org_views.department_detail, name="department_detail"),
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ProvisioningConfig(AppConfig):
+    """Azure: landing zones, accounts, deployments, catalog, the Azure client and emulator."""
+
+    name = "provisioning"
+    verbose_name = "Provisioning"
