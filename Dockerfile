@@ -1,0 +1,38 @@
+# Switchyard production image: the web (gunicorn + uvicorn workers), worker and beat processes.
+# docker-compose.yml runs it on PostgreSQL and Redis; see README.md.
+FROM python:3.11-slim
+
+# PYTHONPATH: run the code from /app, not from the copy `pip install .` puts in site-packages,
+# because settings find templates/, static/ and var/ relative to the portal package.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app
+
+RUN groupadd --system switchyard \
+    && useradd --system --gid switchyard --home-dir /app --shell /usr/sbin/nologin switchyard
+
+WORKDIR /app
+
+# Install the pinned dependencies from pyproject.toml (setuptools needs the packages it names
+# and the README). Templates, static files and manage.py follow in the next layer.
+COPY pyproject.toml README.md ./
+COPY portal/ portal/
+COPY provisioning/ provisioning/
+COPY chat/ chat/
+RUN pip install . \
+    && rm -rf build *.egg-info
+
+COPY . .
+
+# Build-only settings: collectstatic needs no database, broker or real secret.
+RUN DEBUG=false SECRET_KEY=build-only-not-a-secret ALLOWED_HOSTS='*' CELERY_BROKER_URL=memory:// \
+    python manage.py collectstatic --noinput \
+    && install -d -o switchyard -g switchyard /app/var
+
+USER switchyard
+
+EXPOSE 8000
+
+CMD ["gunicorn", "portal.asgi:application", "-k", "uvicorn.workers.UvicornWorker", "-b", "0.0.0.0:8000"]

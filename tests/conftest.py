@@ -1,0 +1,58 @@
+import pytest
+from django.test import Client
+
+from portal.org.models import Department, Membership, PlatformGroup, User
+from tests.factories import make_department, make_user
+
+
+@pytest.fixture
+def marketing(db) -> Department:
+    return make_department(name="Marketing", cost_center="CC-2100")
+
+
+@pytest.fixture
+def finance(db) -> Department:
+    return make_department(name="Finance", cost_center="CC-3100")
+
+
+@pytest.fixture
+def marketing_lead(marketing) -> User:
+    return make_user(email="lead@example.com", department=marketing, role=Membership.Role.LEAD)
+
+
+@pytest.fixture
+def marketing_member(marketing) -> User:
+    return make_user(email="member@example.com", department=marketing)
+
+
+@pytest.fixture
+def finance_lead(finance) -> User:
+    return make_user(email="finance-lead@example.com", department=finance, role=Membership.Role.LEAD)
+
+
+@pytest.fixture
+def platform_admin(db) -> User:
+    return make_user(email="platform@example.com", platform_group=PlatformGroup.ADMINS)
+
+
+@pytest.fixture
+def finance_approver(db) -> User:
+    return make_user(email="approver@example.com", platform_group=PlatformGroup.FINANCE)
+
+
+@pytest.fixture
+def client_for():
+    """A test client signed in as the given user."""
+
+    def signed_in(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return signed_in
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Production-strength hashing costs about half a second per password; tests need none of it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,162 @@
+"""Entra ID sign-in, through allauth's real OpenID Connect flow against a stand-in identity provider.
+
+Each sign-in sets the person's departments, lead roles and platform groups from their groups.
+"""
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from django.test import Client
+
+from portal.org.models import Membership, User
+from tests.entra import CLIENT_ID, EntraStandIn
+from tests.factories import make_department
+
+MARKETING_MEMBERS = "6e1c8a4e-1d3b-4a51-8f0e-2b7a9c3d4e5f"
+MARKETING_LEADS = "a3f2b1c0-9d8e-4f7a-b6c5-d4e3f2a1b0c9"
+FINANCE_MEMBERS = "0b9f8e7d-6c5b-4a39-8271-605f4e3d2c1b"
+PLATFORM_ADMINS = "ffd1c2b3-a4e5-4f60-8172-93a4b5c6d7e8"
+FINANCE_APPROVERS = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+UNRELATED = ["9b8a7c6d-5e4f-4321-8abc-def012345678", "12345678-90ab-4cde-8f01-234567890abc"]
+OID = "3f4e5d6c-7b8a-4c9d-8e0f-1a2b3c4d5e6f"
+
+
+@pytest.fixture
+def entra(settings):
+    with EntraStandIn() as standin:
+        settings.SOCIALACCOUNT_PROVIDERS = {
+            "openid_connect": {
+                "APPS": [
+                    {
+                        "provider_id": "entra",
+                        "name": "Microsoft Entra ID",
+                        "client_id": CLIENT_ID,
+                        "secret": "client-secret",
+                        "settings": {
+                            "server_url": standin.issuer,
+                            "fetch_userinfo": False,
+                            "uid_field": "oid",
+                        },
+                    }
+                ]
+            }
+        }
+        settings.ENTRA_GRAPH_URL = standin.url
+        settings.ENTRA_ADMIN_GROUP_ID = PLATFORM_ADMINS
+        settings.ENTRA_FINANCE_GROUP_ID = FINANCE_APPROVERS
+        yield standin
+
+
+@pytest.fixture
+def departments(db):
+    return {
+        "marketing": make_department(
+            name="Marketing", entra_member_group_id=MARKETING_MEMBERS, entra_lead_group_id=MARKETING_LEADS
+        ),
+        "finance": make_department(name="Finance", entra_member_group_id=FINANCE_MEMBERS),
+        "workshop": make_department(name="Workshop"),  # no Entra groups: managed by hand
+    }
+
+
+def sign_in_with_entra() -> Client:
+    client = Client()
+    response = client.post("/accounts/oidc/entra/login/")
+    assert response.status_code == 302, response.content
+    state = parse_qs(urlparse(response["Location"]).query)["state"][0]
+    response = client.get("/accounts/oidc/entra/login/callback/", {"code": "auth-code", "state": state})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert response["Location"] == "/"
+    return client
+
+
+def roles_of(user: User) -> dict[str, str]:
+    return {
+        m.department.name: m.role for m in Membership.objects.filter(user=user).select_related("department")
+    }
+
+
+def test_first_sign_in_creates_the_person_with_their_departments(entra, departments):
+    entra.sign_in_as(
+        oid=OID,
+        email="Nora.Berg@example.com",
+        name="Nora Berg",
+        groups=[MARKETING_MEMBERS, FINANCE_MEMBERS, *UNRELATED],
+    )
+
+    client = sign_in_with_entra()
+
+    nora = User.objects.get(email="nora.berg@example.com")
+    assert nora.get_full_name() == "Nora Berg"
+    assert roles_of(nora) == {"Marketing": "member", "Finance": "member"}
+    assert not nora.is_platform_admin
+    assert not nora.is_staff
+    home = client.get("/").content.decode()
+    assert "Marketing" in home
+    assert "Finance" in home
+
+
+def test_later_sign_ins_add_change_and_remove_memberships(entra, departments):
+    entra.sign_in_as(
+        oid=OID, email="nora@example.com", name="Nora Berg", groups=[MARKETING_MEMBERS, FINANCE_MEMBERS]
+    )
+    sign_in_with_entra()
+    nora = User.objects.get(email="nora@example.com")
+    Membership.objects.create(user=nora, department=departments["workshop"], role=Membership.Role.LEAD)
+
+    # Promoted to Marketing lead, left Finance, joined the platform admins.
+    entra.sign_in_as(
+        oid=OID, email="nora@example.com", name="Nora Berg", groups=[MARKETING_LEADS, PLATFORM_ADMINS]
+    )
+    sign_in_with_entra()
+
+    nora = User.objects.get(email="nora@example.com")
+    assert roles_of(nora) == {"Marketing": "lead", "Workshop": "lead"}
+    assert nora.is_platform_admin
+    assert nora.is_staff
+
+    # Out of every group: Entra-governed memberships and roles go; the hand-set one stays.
+    entra.sign_in_as(oid=OID, email="nora@example.com", name="Nora Berg", groups=[])
+    sign_in_with_entra()
+
+    nora = User.objects.get(email="nora@example.com")
+    assert roles_of(nora) == {"Workshop": "lead"}
+    assert not nora.is_platform_admin
+    assert not nora.is_staff
+
+
+def test_finance_approvers_come_from_their_group(entra, departments):
+    entra.sign_in_as(oid=OID, email="fin@example.com", name="Fin Approver", groups=[FINANCE_APPROVERS])
+
+    client = sign_in_with_entra()
+
+    assert User.objects.get(email="fin@example.com").is_finance_approver
+    assert client.get("/departments/").status_code == 200
+
+
+def test_a_groups_overage_is_read_from_microsoft_graph(entra, departments):
+    entra.graph_pages = [[*UNRELATED, MARKETING_LEADS], [FINANCE_MEMBERS]]
+    entra.sign_in_as(oid=OID, email="many@example.com", name="Many Groups", overage=True)
+
+    sign_in_with_entra()
+
+    assert entra.graph_calls == 2  # followed @odata.nextLink
+    assert roles_of(User.objects.get(email="many@example.com")) == {"Marketing": "lead", "Finance": "member"}
+
+
+def test_sign_in_works_when_graph_is_down_and_keeps_last_known_memberships(entra, departments, caplog):
+    entra.graph_pages = [[MARKETING_MEMBERS]]
+    entra.sign_in_as(oid=OID, email="many@example.com", name="Many Groups", overage=True)
+    sign_in_with_entra()
+
+    entra.graph_status = 503
+    client = sign_in_with_entra()
+
+    assert roles_of(User.objects.get(email="many@example.com")) == {"Marketing": "member"}
+    assert client.get("/").status_code == 200
+    assert "keeping their last known departments" in caplog.text
+
+
+def test_the_sign_in_page_offers_entra_id(client, entra, db):
+    page = client.get("/accounts/login/").content.decode()
+
+    assert "Sign in with Microsoft Entra ID" in page
