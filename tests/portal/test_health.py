@@ -12,12 +12,12 @@ def test_health_is_public_and_reports_each_part(client: Client, db):
 
 
 @pytest.fixture
-def broker_down():
-    # Nothing listens on port 1: the broker is unreachable, as when Redis is down.
-    previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    yield
-    celery_app.conf.broker_url = previous
+def broker_down(monkeypatch):
+    # Nothing listens on port 1: the broker is unreachable, as when Redis is down. Celery reads
+    # CELERY_BROKER_URL from the environment before its configuration, so set both.
+    down = "redis://127.0.0.1:1/0"
+    monkeypatch.setenv("CELERY_BROKER_URL", down)
+    monkeypatch.setitem(celery_app.conf, "broker_url", down)
 
 
 def test_health_names_the_broker_when_it_is_down(client: Client, db, broker_down):

@@ -13,7 +13,7 @@ LOGIN = "/accounts/login/"
 
 
 def text(response) -> str:
-    return response.content.decode()
+    return str(response.content.decode())
 
 
 @pytest.mark.parametrize("path", ["/", "/departments/", "/departments/marketing/"])
