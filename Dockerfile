@@ -35,4 +35,4 @@ USER switchyard
 
 EXPOSE 8000
 
-CMD ["gunicorn", "portal.asgi:application", "-k", "uvicorn.workers.UvicornWorker", "-b", "0.0.0.0:8000"]
+CMD ["gunicorn", "portal.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "-b", "0.0.0.0:8000"]
