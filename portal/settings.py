@@ -177,6 +177,18 @@ if ENTRA_ENABLED:
         }
     ]
 
+# Azure: the local emulator (embedded default) or real Azure with DefaultAzureCredential.
+AZURE_MODE = env.str("AZURE_MODE", default="emulator")
+if AZURE_MODE not in {"emulator", "azure"}:
+    raise environ.ImproperlyConfigured("AZURE_MODE is 'emulator' or 'azure'.")
+AZURE_EMULATOR_URL = env.str("AZURE_EMULATOR_URL", default="http://127.0.0.1:8010")
+AZURE_TENANT_ID = env.str("AZURE_TENANT_ID", default=ENTRA_TENANT_ID or "00000000-0000-0000-0000-000000000000")
+# The object id of the portal's own identity (managed identity in Azure): provisioning grants it
+# data-plane access to the keyless accounts it creates.
+AZURE_PORTAL_PRINCIPAL_ID = env.str(
+    "AZURE_PORTAL_PRINCIPAL_ID", default="11111111-2222-3333-4444-555555555555"
+)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -260,5 +272,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The Azure SDK logs every HTTP request and response at INFO.
+        "azure": {"level": "WARNING"},
+    },
 }

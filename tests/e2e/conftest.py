@@ -3,15 +3,12 @@ on the test database (Django's live_server is WSGI and would buffer streamed ans
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 from django.core.management import call_command
 
 from portal.asgi import application
+from tests.servers import ThreadedServer
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
@@ -45,29 +42,11 @@ def browser_type_launch_args():
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def asgi_server(transactional_db):
     """The portal served by uvicorn on a free port, for the length of one test."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with ThreadedServer(application, lifespan="off") as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -1,0 +1,108 @@
+"""The one place Switchyard builds Azure clients.
+
+`AZURE_MODE=azure`: DefaultAzureCredential (managed identity / workload identity) against
+https://management.azure.com and the accounts' real endpoints. `AZURE_MODE=emulator`: the local
+emulator's URL and a credential that issues unsigned tokens naming the portal's principal, as
+the emulator expects. Nothing else differs: the same official SDK clients run in both modes.
+"""
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.pipeline import PipelineRequest
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+from django.conf import settings
+
+ARM_SCOPE = "https://management.azure.com/.default"
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+# Long-running operations: Azure answers Retry-After; this is only the fallback between polls.
+POLLING_INTERVAL_SECONDS = 2
+
+
+class EmulatorCredential:
+    """Issues unsigned JWTs whose `oid` is the portal's principal id (emulator mode only)."""
+
+    def __init__(self, *, principal_id: str, tenant_id: str) -> None:
+        self.principal_id = principal_id
+        self.tenant_id = tenant_id
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        expires_on = int(time.time()) + 3600
+        audience = scopes[0].removesuffix("/.default") if scopes else ""
+        claims = {
+            "aud": audience,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "oid": self.principal_id,
+            "tid": self.tenant_id,
+            "sub": self.principal_id,
+            "exp": expires_on,
+            "uti": uuid.uuid4().hex,
+        }
+
+        def encode(part: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+        token = f"{encode({'alg': 'none', 'typ': 'JWT'})}.{encode(claims)}."
+        return AccessToken(token, expires_on)
+
+    def close(self) -> None:
+        pass
+
+
+class LoopbackBearerTokenPolicy(ARMChallengeAuthenticationPolicy):
+    """ARM bearer-token policy that allows http:// — for the emulator on loopback only.
+
+    azure-core refuses to send a bearer token over plain http, and a constructor flag does not
+    lift that; the per-request context flag that the policy itself reads does.
+    """
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        request.context["enforce_https"] = False
+        super().on_request(request)
+
+
+def is_emulator() -> bool:
+    return bool(settings.AZURE_MODE == "emulator")
+
+
+def credential() -> TokenCredential:
+    if is_emulator():
+        return EmulatorCredential(
+            principal_id=settings.AZURE_PORTAL_PRINCIPAL_ID, tenant_id=settings.AZURE_TENANT_ID
+        )
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def _arm_options(token_credential: TokenCredential) -> dict[str, Any]:
+    options: dict[str, Any] = {"polling_interval": POLLING_INTERVAL_SECONDS}
+    if is_emulator():
+        options["base_url"] = settings.AZURE_EMULATOR_URL
+        options["authentication_policy"] = LoopbackBearerTokenPolicy(token_credential, ARM_SCOPE)
+    return options
+
+
+def cognitive_services_client(subscription_id: str) -> CognitiveServicesManagementClient:
+    token_credential = credential()
+    return CognitiveServicesManagementClient(
+        token_credential, subscription_id, **_arm_options(token_credential)
+    )
+
+
+def authorization_client(subscription_id: str) -> AuthorizationManagementClient:
+    token_credential = credential()
+    return AuthorizationManagementClient(token_credential, subscription_id, **_arm_options(token_credential))
+
+
+def data_plane_token_provider() -> Any:
+    """A callable giving Entra ID tokens for Azure OpenAI's data plane (keyless access)."""
+    from azure.identity import get_bearer_token_provider
+
+    return get_bearer_token_provider(credential(), COGNITIVE_SERVICES_SCOPE)
