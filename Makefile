@@ -29,7 +29,8 @@ run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	@printf '\n  Switchyard is starting on  http://127.0.0.1:8000\n\n'
+	@printf '\n  Switchyard is starting on  http://127.0.0.1:8000\n'
+	@printf '  Azure emulator (ARM + Azure OpenAI) on http://127.0.0.1:8010  (state: /_emulator/)\n\n'
 	@printf '  Demo sign-ins (password switchyard-demo):\n'
 	@printf '    admin@example.com   platform admin\n    fiona@example.com   finance approver\n'
 	@printf '    lena@example.com    lead, Marketing\n    mark@example.com    member, Marketing\n'

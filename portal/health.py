@@ -1,4 +1,5 @@
-"""GET /healthz: is each part Switchyard needs answering? 200 when all are, 503 naming the rest."""
+"""GET /healthz: is each part Switchyard needs answering (database, broker, Azure)? 200 when all
+are, 503 naming the rest."""
 
 import logging
 
@@ -9,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from portal.celery import app as celery_app
+from provisioning.health import azure_status
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def broker_status() -> str:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    components = {"database": database_status(), "broker": broker_status()}
+    components = {"database": database_status(), "broker": broker_status(), "azure": azure_status()}
     healthy = all(state == "ok" for state in components.values())
     return JsonResponse(
         {"status": "ok" if healthy else "degraded", **components}, status=200 if healthy else 503

@@ -182,11 +182,14 @@ AZURE_MODE = env.str("AZURE_MODE", default="emulator")
 if AZURE_MODE not in {"emulator", "azure"}:
     raise environ.ImproperlyConfigured("AZURE_MODE is 'emulator' or 'azure'.")
 AZURE_EMULATOR_URL = env.str("AZURE_EMULATOR_URL", default="http://127.0.0.1:8010")
-AZURE_TENANT_ID = env.str("AZURE_TENANT_ID", default=ENTRA_TENANT_ID or "00000000-0000-0000-0000-000000000000")
+# An empty value (as docker-compose passes an unset variable) means the default, too.
+AZURE_TENANT_ID = (
+    env.str("AZURE_TENANT_ID", default="") or ENTRA_TENANT_ID or "00000000-0000-0000-0000-000000000000"
+)
 # The object id of the portal's own identity (managed identity in Azure): provisioning grants it
 # data-plane access to the keyless accounts it creates.
-AZURE_PORTAL_PRINCIPAL_ID = env.str(
-    "AZURE_PORTAL_PRINCIPAL_ID", default="11111111-2222-3333-4444-555555555555"
+AZURE_PORTAL_PRINCIPAL_ID = (
+    env.str("AZURE_PORTAL_PRINCIPAL_ID", default="") or "11111111-2222-3333-4444-555555555555"
 )
 
 LANGUAGE_CODE = "en-us"

@@ -4,6 +4,8 @@ from django.test import Client
 from portal.org.models import Department, Membership, PlatformGroup, User
 from tests.factories import make_department, make_user
 
+pytest_plugins = ["tests.emulator.fixtures"]
+
 
 @pytest.fixture
 def marketing(db) -> Department:

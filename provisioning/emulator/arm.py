@@ -827,7 +827,7 @@ async def rai_policy_delete(request: Request) -> Response:
 
 
 def _location(request: Request) -> str:
-    location = request.path_params["location"].replace(" ", "").lower()
+    location = str(request.path_params["location"]).replace(" ", "").lower()
     if location not in _catalog(request).regions:
         raise AzureError(
             404,

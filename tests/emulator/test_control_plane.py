@@ -8,7 +8,7 @@ import requests
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from provisioning.emulator.app import build_app
-from tests.emulator.conftest import (
+from tests.emulator.fixtures import (
     RESOURCE_GROUP,
     SUBSCRIPTION,
     TEST_SETTINGS,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulator.conftest import RESOURCE_GROUP, SUBSCRIPTION, arm_token, keyless_account, model_deployment
+from tests.emulator.fixtures import RESOURCE_GROUP, SUBSCRIPTION, arm_token, keyless_account, model_deployment
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "azure_examples"
 ACCOUNT_PATH = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.CognitiveServices/accounts/oai-test"
@@ -17,7 +17,8 @@ LOCATION_PATH = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.CognitiveSer
 
 
 def example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / f"{name}.json").read_text())["responses"]
+    responses: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())["responses"]
+    return responses
 
 
 # Maps whose keys are data, not fields (tag names, capability names).

@@ -4,11 +4,11 @@ from django.test import Client
 from portal.celery import app as celery_app
 
 
-def test_health_is_public_and_reports_each_part(client: Client, db):
+def test_health_is_public_and_reports_each_part(client: Client, db, emulator):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "azure": "ok"}
 
 
 @pytest.fixture
@@ -20,8 +20,18 @@ def broker_down(monkeypatch):
     monkeypatch.setitem(celery_app.conf, "broker_url", down)
 
 
-def test_health_names_the_broker_when_it_is_down(client: Client, db, broker_down):
+def test_health_names_the_broker_when_it_is_down(client: Client, db, emulator, broker_down):
     response = client.get("/healthz")
 
     assert response.status_code == 503
-    assert response.json() == {"status": "degraded", "database": "ok", "broker": "unreachable"}
+    assert response.json() == {"status": "degraded", "database": "ok", "broker": "unreachable", "azure": "ok"}
+
+
+def test_health_names_azure_when_the_emulator_is_down(client: Client, db, settings):
+    settings.AZURE_MODE = "emulator"
+    settings.AZURE_EMULATOR_URL = "http://127.0.0.1:1"
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["azure"] == "unreachable"
