@@ -81,24 +81,34 @@ def credential() -> TokenCredential:
     return DefaultAzureCredential()
 
 
-def _arm_options(token_credential: TokenCredential) -> dict[str, Any]:
+def _arm_options(token_credential: TokenCredential, retries: int | None) -> dict[str, Any]:
     options: dict[str, Any] = {"polling_interval": POLLING_INTERVAL_SECONDS}
+    if retries is not None:
+        options["retry_total"] = retries
     if is_emulator():
         options["base_url"] = settings.AZURE_EMULATOR_URL
         options["authentication_policy"] = LoopbackBearerTokenPolicy(token_credential, ARM_SCOPE)
     return options
 
 
-def cognitive_services_client(subscription_id: str) -> CognitiveServicesManagementClient:
+def cognitive_services_client(
+    subscription_id: str, *, retries: int | None = None
+) -> CognitiveServicesManagementClient:
+    """`retries=0` leaves retrying to the caller (a Celery task re-scheduling itself) instead of
+    azure-core sleeping in the worker; None keeps azure-core's default policy."""
     token_credential = credential()
     return CognitiveServicesManagementClient(
-        token_credential, subscription_id, **_arm_options(token_credential)
+        token_credential, subscription_id, **_arm_options(token_credential, retries)
     )
 
 
-def authorization_client(subscription_id: str) -> AuthorizationManagementClient:
+def authorization_client(
+    subscription_id: str, *, retries: int | None = None
+) -> AuthorizationManagementClient:
     token_credential = credential()
-    return AuthorizationManagementClient(token_credential, subscription_id, **_arm_options(token_credential))
+    return AuthorizationManagementClient(
+        token_credential, subscription_id, **_arm_options(token_credential, retries)
+    )
 
 
 def data_plane_token_provider() -> Any:

@@ -6,13 +6,22 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.emulator.fixtures import (  # noqa: F401
+from tests.emulator.fixtures import (
     RESOURCE_GROUP,
     SUBSCRIPTION,
     TEST_SETTINGS,
     keyless_account,
     model_deployment,
 )
+
+__all__ = [
+    "RESOURCE_GROUP",
+    "SUBSCRIPTION",
+    "TEST_SETTINGS",
+    "ChatDeployment",
+    "deploy_chat",
+    "grant_openai_user",
+]
 
 OPENAI_USER_ROLE = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
 

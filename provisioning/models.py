@@ -1,0 +1,357 @@
+"""Switchyard's picture of the Azure estate: where deployments live, what they are, and every
+step the provisioning engine took."""
+
+import hashlib
+import re
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from portal.org.models import Department
+
+
+class NetworkMode(models.TextChoices):
+    PUBLIC = "public", "Public endpoint"
+    PRIVATE = "private", "Private network"
+
+
+class LandingZone(models.Model):
+    """An Azure subscription + resource group Switchyard may deploy into: a billing boundary.
+
+    Central IT's shared zone has no owner; a department's own subscription names it as owner.
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=40, unique=True, help_text="Short; goes into Azure resource names.")
+    subscription_id = models.CharField("subscription id", max_length=36)
+    resource_group = models.CharField(max_length=90)
+    allowed_regions = models.JSONField(default=list, help_text='Azure region names, e.g. ["swedencentral"].')
+    owner_department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="landing_zones",
+        help_text="Empty for central IT's shared zone.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription_id", "resource_group"], name="one_zone_per_resource_group"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def for_department(cls, department: Department) -> "LandingZone | None":
+        """The department's own subscription if it has one, else central IT's shared zone."""
+        return (
+            cls.objects.filter(Q(owner_department=department) | Q(owner_department__isnull=True))
+            .order_by("owner_department")
+            .first()
+        )
+
+
+def _short_hash(*parts: str, length: int = 6) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+class OpenAIAccount(models.Model):
+    """A Microsoft.CognitiveServices/accounts resource of kind OpenAI."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+        DELETED = "deleted", "Deleted"
+
+    landing_zone = models.ForeignKey(LandingZone, on_delete=models.PROTECT, related_name="accounts")
+    region = models.CharField(max_length=40)
+    network_mode = models.CharField(max_length=10, choices=NetworkMode.choices, default=NetworkMode.PUBLIC)
+    name = models.CharField(max_length=64, unique=True)
+    custom_subdomain = models.CharField(max_length=64, unique=True)
+    arm_id = models.CharField("ARM id", max_length=400, blank=True)
+    endpoint = models.URLField(max_length=300, blank=True)
+    local_auth_disabled = models.BooleanField(default=True, help_text="Keyless: Entra ID tokens only.")
+    content_logging_disabled = models.BooleanField(
+        default=False, help_text="Microsoft approved the abuse-monitoring opt-out (ContentLogging=false)."
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    drift = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Deployments Azure has on this account that Switchyard does not know.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["landing_zone", "region", "network_mode"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["landing_zone", "region", "network_mode"], name="one_account_per_zone_region_network"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def deterministic_name(landing_zone: LandingZone, region: str, network_mode: str) -> str:
+        """The same zone, region and network mode always give the same name, so a re-run PUTs
+        the same resource instead of creating a second one. A hash keeps it globally unique
+        (custom subdomains are global on Azure)."""
+        suffix = _short_hash(landing_zone.subscription_id, landing_zone.resource_group, region, network_mode)
+        mode = "prv" if network_mode == NetworkMode.PRIVATE else "pub"
+        base = re.sub(r"[^a-z0-9-]", "", f"oai-{landing_zone.slug}-{region}-{mode}".lower())[:56]
+        return f"{base}-{suffix}"
+
+
+class ModelDeploymentQuerySet(models.QuerySet["ModelDeployment"]):
+    def live(self) -> "ModelDeploymentQuerySet":
+        return self.exclude(state=ModelDeployment.State.DECOMMISSIONED)
+
+    def in_flight(self) -> "ModelDeploymentQuerySet":
+        return self.filter(state__in=ModelDeployment.State.in_flight())
+
+
+class ModelDeployment(models.Model):
+    """A model deployment on an account: dedicated to one department or shared by several."""
+
+    class Scope(models.TextChoices):
+        DEDICATED = "dedicated", "Dedicated"
+        SHARED = "shared", "Shared"
+
+    class Sku(models.TextChoices):
+        STANDARD = "Standard", "Standard"
+        GLOBAL_STANDARD = "GlobalStandard", "Global Standard"
+        DATA_ZONE_STANDARD = "DataZoneStandard", "Data Zone Standard"
+        PROVISIONED = "ProvisionedManaged", "Provisioned (regional)"
+        GLOBAL_PROVISIONED = "GlobalProvisionedManaged", "Provisioned (global)"
+        DATA_ZONE_PROVISIONED = "DataZoneProvisionedManaged", "Provisioned (data zone)"
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        PROVISIONING = "provisioning", "Provisioning"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+        DECOMMISSIONING = "decommissioning", "Decommissioning"
+        DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+        @classmethod
+        def in_flight(cls) -> list[str]:
+            return [cls.REQUESTED, cls.PROVISIONING, cls.DECOMMISSIONING]
+
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        related_name="deployments",
+        help_text="Dedicated: the department that owns and pays. Shared: the department that runs it.",
+    )
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.DEDICATED)
+    display_name = models.CharField(max_length=120, help_text="What employees see in the chat.")
+    system_prompt = models.TextField(blank=True, help_text="The flavor: instructions applied to every chat.")
+    landing_zone = models.ForeignKey(LandingZone, on_delete=models.PROTECT, related_name="deployments")
+    region = models.CharField(max_length=40)
+    network_mode = models.CharField(max_length=10, choices=NetworkMode.choices, default=NetworkMode.PUBLIC)
+    account = models.ForeignKey(
+        OpenAIAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="deployments"
+    )
+    name = models.CharField("deployment name", max_length=64)
+    model_name = models.CharField(max_length=60)
+    model_version = models.CharField(max_length=30)
+    sku = models.CharField(max_length=30, choices=Sku.choices, default=Sku.GLOBAL_STANDARD)
+    capacity = models.PositiveIntegerField(
+        help_text="Thousands of tokens per minute, or PTUs for provisioned SKUs."
+    )
+    content_filter = models.CharField(max_length=80, default="Microsoft.DefaultV2")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED, db_index=True)
+    status_message = models.TextField(blank=True)
+    drift = models.JSONField(null=True, blank=True, help_text="What Azure reports differently, when it does.")
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    # Each provisioning or decommissioning run has a number (the operation log groups by it) and
+    # a token: only the task message carrying the current token may advance the run, so a
+    # duplicate or superseded message does nothing.
+    run = models.PositiveIntegerField(default=0)
+    run_token = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ModelDeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["landing_zone", "region", "network_mode", "name"],
+                condition=~Q(state="decommissioned"),
+                name="one_live_deployment_name_per_account",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def is_provisioned_sku(self) -> bool:
+        return self.sku.endswith("ProvisionedManaged")
+
+    @property
+    def capacity_label(self) -> str:
+        return f"{self.capacity} PTU" if self.is_provisioned_sku else f"{self.capacity}K TPM"
+
+
+class AccessGrant(models.Model):
+    """A department may use a shared deployment, optionally capped."""
+
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="grants")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="access_grants")
+    tpm_cap = models.PositiveIntegerField(
+        "TPM cap (thousands)", null=True, blank=True, help_text="Empty: no cap beyond the deployment's own."
+    )
+    monthly_budget_cap = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["deployment", "department"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "department"], name="one_grant_per_department")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department} → {self.deployment}"
+
+
+class CatalogEntry(models.Model):
+    """A model version in a SKU that a region offers (synced from Azure's models.list)."""
+
+    region = models.CharField(max_length=40)
+    model_name = models.CharField(max_length=60)
+    model_version = models.CharField(max_length=30)
+    sku = models.CharField(max_length=30)
+    usage_name = models.CharField(max_length=100)
+    lifecycle_status = models.CharField(max_length=30, blank=True)
+    is_default_version = models.BooleanField(default=False)
+    capacity_minimum = models.PositiveIntegerField(default=1)
+    capacity_maximum = models.PositiveIntegerField(null=True, blank=True)
+    capacity_step = models.PositiveIntegerField(default=1)
+    capacity_default = models.PositiveIntegerField(null=True, blank=True)
+    requests_per_minute_per_unit = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    retirement_date = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["region", "model_name", "model_version", "sku"]
+        verbose_name_plural = "catalog entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["region", "model_name", "model_version", "sku"], name="one_catalog_row"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.model_version} {self.sku} in {self.region}"
+
+
+class Quota(models.Model):
+    """Quota used and limit per subscription, region and quota name (synced from usages.list)."""
+
+    subscription_id = models.CharField(max_length=36)
+    region = models.CharField(max_length=40)
+    usage_name = models.CharField(max_length=100)
+    display_name = models.CharField(max_length=200, blank=True)
+    current_value = models.DecimalField(max_digits=12, decimal_places=2)
+    limit = models.DecimalField(max_digits=12, decimal_places=2)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["subscription_id", "region", "usage_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription_id", "region", "usage_name"], name="one_quota_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.usage_name} in {self.region}: {self.current_value}/{self.limit}"
+
+    @property
+    def available(self) -> Decimal:
+        return max(self.limit - self.current_value, Decimal(0))
+
+
+class Price(models.Model):
+    """USD prices in force from `valid_from`: per 1M tokens, or per PTU-hour for provisioned SKUs."""
+
+    model_name = models.CharField(max_length=60, blank=True, help_text="Empty: every model (PTU pools).")
+    model_version = models.CharField(max_length=30, blank=True)
+    sku = models.CharField(max_length=30)
+    input_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cached_input_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    output_per_million = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    ptu_per_hour = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    valid_from = models.DateField()
+    source = models.TextField(blank=True, help_text="Where the figure comes from.")
+
+    class Meta:
+        ordering = ["model_name", "model_version", "sku", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_name", "model_version", "sku", "valid_from"], name="one_price_per_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name or 'any model'} {self.model_version} {self.sku} from {self.valid_from}"
+
+
+class ProvisioningOperation(models.Model):
+    """One step of a provisioning run, with its attempts, timings and error."""
+
+    class Step(models.TextChoices):
+        ENSURE_ACCOUNT = "ensure_account", "Ensure account"
+        ENSURE_CONTENT_FILTER = "ensure_content_filter", "Ensure content filter"
+        GRANT_ROLE = "grant_role", "Grant data-plane access"
+        ENSURE_DEPLOYMENT = "ensure_deployment", "Ensure deployment"
+        CHANGE_CAPACITY = "change_capacity", "Change capacity"
+        DELETE_DEPLOYMENT = "delete_deployment", "Delete deployment"
+        DELETE_ACCOUNT = "delete_account", "Delete account"
+        PURGE_ACCOUNT = "purge_account", "Purge account"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting for Azure"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="operations")
+    run = models.PositiveIntegerField(default=1)
+    step = models.CharField(max_length=30, choices=Step.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "run", "step"], name="one_operation_per_step_and_run"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_step_display()} ({self.get_status_display()})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,81 @@
+"""Celery tasks: thin wrappers that take ids, call one service and own the retries."""
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, shared_task
+
+from provisioning import services
+from provisioning.catalog import catalog_sync_all
+
+logger = logging.getLogger(__name__)
+
+MAX_TRANSIENT_RETRIES = 8
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 120.0
+# A run that has not moved for this long lost its worker; the beat task starts it again.
+STALLED_AFTER_SECONDS = 120.0
+
+
+def backoff_seconds(retries: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, never sooner than Azure's retry-after."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**retries)
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter, not security)
+    return max(delay, retry_after or 0.0)
+
+
+def _advance(
+    task: "Task[Any, Any]", service: Callable[..., float | None], deployment_id: int, token: str | None
+) -> None:
+    try:
+        wait = service(deployment_id=deployment_id, token=token)
+    except services.TransientAzureError as error:
+        if task.request.retries >= MAX_TRANSIENT_RETRIES:
+            services.deployment_fail(
+                deployment_id=deployment_id,
+                message=f"Azure kept failing after {MAX_TRANSIENT_RETRIES} retries: {error}. "
+                "An admin can retry the run.",
+            )
+            return
+        countdown = backoff_seconds(task.request.retries, error.retry_after)
+        logger.info("Deployment %s: %s (retry in %.1f s)", deployment_id, error, countdown)
+        raise task.retry(countdown=countdown, max_retries=MAX_TRANSIENT_RETRIES) from error
+    if wait is not None:
+        # A long-running operation is under way: look again later rather than sleep here.
+        task.apply_async((deployment_id, token), countdown=wait)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def provision_deployment_task(self: "Task[Any, Any]", deployment_id: int, token: str | None = None) -> None:
+    _advance(self, services.deployment_provision, deployment_id, token)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def decommission_deployment_task(
+    self: "Task[Any, Any]", deployment_id: int, token: str | None = None
+) -> None:
+    _advance(self, services.deployment_decommission, deployment_id, token)
+
+
+@shared_task(acks_late=True)
+def resume_stalled_runs_task() -> list[int]:
+    return services.deployments_resume_stalled(older_than_seconds=STALLED_AFTER_SECONDS)
+
+
+@shared_task(acks_late=True)
+def check_drift_task() -> int:
+    return services.deployments_check_drift()
+
+
+# The regions that answered are saved; the others are tried again soon rather than next hour.
+CATALOG_SYNC_RETRY_SECONDS = 300
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def catalog_sync_task(self: "Task[Any, Any]") -> str:
+    result = catalog_sync_all()
+    if result.failures:
+        raise self.retry(countdown=CATALOG_SYNC_RETRY_SECONDS, exc=RuntimeError(result.summary()))
+    return result.summary()

@@ -1,0 +1,316 @@
+"""The provisioning engine against the emulator, through the official SDKs: provision,
+re-provision, resize, decommission with purge, refusals a lead can read, faults, drift."""
+
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from portal.org.models import Department
+from provisioning import services
+from provisioning.azure import cognitive_services_client
+from provisioning.models import (
+    LandingZone,
+    ModelDeployment,
+    NetworkMode,
+    OpenAIAccount,
+    ProvisioningOperation,
+)
+from tests.emulator.fixtures import SUBSCRIPTION
+from tests.factories import make_department
+
+State = ModelDeployment.State
+ZONE_GROUP = "rg-central-ai"
+
+
+@pytest.fixture
+def engine(emulator, settings):
+    settings.PROVISIONING_POLL_SECONDS = 0.1
+    return emulator
+
+
+@pytest.fixture
+def zone(db) -> LandingZone:
+    return LandingZone.objects.create(
+        name="Central IT shared",
+        slug="central",
+        subscription_id=SUBSCRIPTION,
+        resource_group=ZONE_GROUP,
+        allowed_regions=["swedencentral", "eastus2"],
+    )
+
+
+@pytest.fixture
+def marketing(db) -> Department:
+    return make_department(name="Marketing", entra_member_group_id="6e1c8a4e-1d3b-4a51-8f0e-2b7a9c3d4e5f")
+
+
+def new_deployment(
+    zone,
+    department,
+    *,
+    name="marketing-copy",
+    model="gpt-4o-mini",
+    version="2024-07-18",
+    sku="GlobalStandard",
+    capacity=20,
+    region="swedencentral",
+    network=NetworkMode.PUBLIC,
+):
+    return ModelDeployment.objects.create(
+        department=department,
+        display_name=name.replace("-", " ").title(),
+        landing_zone=zone,
+        region=region,
+        network_mode=network,
+        name=name,
+        model_name=model,
+        model_version=version,
+        sku=sku,
+        capacity=capacity,
+    )
+
+
+def run(service, deployment: ModelDeployment, *, limit_seconds: float = 60) -> ModelDeployment:
+    """Drive a run as the Celery task would: call, wait what it asks, retry transient errors."""
+    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        try:
+            wait = service(deployment_id=deployment.pk, token=token)
+        except services.TransientAzureError:
+            wait = 0.05
+        if wait is None:
+            return ModelDeployment.objects.get(pk=deployment.pk)
+        time.sleep(min(wait, 0.1))
+    raise AssertionError("the run did not finish")
+
+
+def provision(deployment: ModelDeployment) -> ModelDeployment:
+    services.deployment_request_provisioning(deployment=deployment)
+    return run(services.deployment_provision, deployment)
+
+
+def decommission(deployment: ModelDeployment) -> ModelDeployment:
+    services.deployment_request_decommission(deployment=deployment)
+    return run(services.deployment_decommission, deployment)
+
+
+def azure():
+    return cognitive_services_client(SUBSCRIPTION)
+
+
+def test_provisioning_creates_a_keyless_account_the_role_and_the_deployment(
+    engine, zone, marketing, settings
+):
+    deployment = provision(new_deployment(zone, marketing))
+
+    assert deployment.state == State.ACTIVE
+    account = deployment.account
+    assert account.state == OpenAIAccount.State.ACTIVE
+    assert account.endpoint.startswith(engine.url)
+    in_azure = azure().accounts.get(ZONE_GROUP, account.name)
+    assert in_azure.properties.disable_local_auth is True
+    assert in_azure.properties.custom_sub_domain_name == account.custom_subdomain
+    assert azure().deployments.get(ZONE_GROUP, account.name, "marketing-copy").sku.capacity == 20
+    steps = list(deployment.operations.values_list("step", "status"))
+    assert steps == [
+        ("ensure_account", "succeeded"),
+        ("ensure_content_filter", "succeeded"),
+        ("grant_role", "succeeded"),
+        ("ensure_deployment", "succeeded"),
+    ]
+    principals = {item["properties"]["principalId"] for item in _role_assignments(engine, account.arm_id)}
+    assert principals == {settings.AZURE_PORTAL_PRINCIPAL_ID, marketing.entra_member_group_id}
+
+
+def _role_assignments(engine, scope):
+    from tests.emulator.fixtures import arm_token
+
+    response = requests.get(
+        f"{engine.url}{scope}/providers/Microsoft.Authorization/roleAssignments",
+        params={"api-version": "2022-04-01"},
+        headers={"Authorization": f"Bearer {arm_token()}"},
+        timeout=5,
+    )
+    return response.json()["value"]
+
+
+def test_the_portal_can_chat_with_what_it_provisioned(engine, zone, marketing):
+    from openai import AzureOpenAI
+
+    from provisioning.azure import data_plane_token_provider
+
+    deployment = provision(new_deployment(zone, marketing))
+    client = AzureOpenAI(
+        azure_endpoint=deployment.account.endpoint,
+        api_version="2025-04-01-preview",
+        azure_ad_token_provider=data_plane_token_provider(),
+    )
+
+    answer = client.chat.completions.create(
+        model=deployment.name, messages=[{"role": "user", "content": "Hello"}], max_tokens=5
+    )
+
+    assert answer.choices[0].message.content
+
+
+def test_a_second_run_changes_nothing_and_creates_nothing(engine, zone, marketing):
+    first = provision(new_deployment(zone, marketing))
+    again = services.deployment_provision(deployment_id=first.pk)  # a duplicate task message
+
+    assert again is None
+    assert OpenAIAccount.objects.count() == 1
+    assert [a.name for a in azure().accounts.list()] == [first.account.name]
+    assert [d.name for d in azure().deployments.list(ZONE_GROUP, first.account.name)] == ["marketing-copy"]
+
+
+def test_deployments_share_one_account_per_zone_region_and_network_mode(engine, zone, marketing):
+    public = [provision(new_deployment(zone, marketing, name=f"copy-{n}", capacity=5)) for n in range(2)]
+    private = provision(
+        new_deployment(zone, marketing, name="private-copy", capacity=5, network=NetworkMode.PRIVATE)
+    )
+
+    assert public[0].account == public[1].account
+    assert private.account != public[0].account
+    assert (
+        azure().accounts.get(ZONE_GROUP, private.account.name).properties.public_network_access == "Disabled"
+    )
+    assert OpenAIAccount.objects.count() == 2
+
+
+def test_capacity_change(engine, zone, marketing):
+    deployment = provision(new_deployment(zone, marketing))
+
+    services.deployment_change_capacity(deployment=deployment, capacity=40)
+    deployment = run(services.deployment_provision, deployment)
+
+    assert deployment.state == State.ACTIVE
+    assert azure().deployments.get(ZONE_GROUP, deployment.account.name, deployment.name).sku.capacity == 40
+    assert list(deployment.operations.filter(run=deployment.run).values_list("step", flat=True)) == [
+        "change_capacity"
+    ]
+
+
+def test_decommission_deletes_the_deployment_then_the_empty_account_and_purges_it(engine, zone, marketing):
+    deployment = provision(new_deployment(zone, marketing))
+    account_name = deployment.account.name
+
+    deployment = decommission(deployment)
+
+    assert deployment.state == State.DECOMMISSIONED
+    assert list(azure().accounts.list()) == []
+    assert list(azure().deleted_accounts.list()) == []  # purged: quota and name are free
+    usage = {u.name.value: u.current_value for u in azure().usages.list("swedencentral")}
+    assert usage["OpenAI.GlobalStandard.gpt-4o-mini"] == 0
+    assert OpenAIAccount.objects.get(name=account_name).state == OpenAIAccount.State.DELETED
+
+
+def test_decommission_keeps_an_account_other_deployments_still_use(engine, zone, marketing):
+    kept = provision(new_deployment(zone, marketing, name="kept", capacity=5))
+    gone = provision(new_deployment(zone, marketing, name="gone", capacity=5))
+
+    decommission(gone)
+
+    assert [d.name for d in azure().deployments.list(ZONE_GROUP, kept.account.name)] == ["kept"]
+    assert ModelDeployment.objects.get(pk=kept.pk).state == State.ACTIVE
+
+
+def test_insufficient_quota_fails_with_a_message_a_lead_understands(engine, zone, marketing):
+    requests.put(
+        f"{engine.url}/_emulator/quotas",
+        json={"location": "swedencentral", "usageName": "OpenAI.GlobalStandard.gpt-4o", "limit": 10},
+        timeout=5,
+    ).raise_for_status()
+
+    deployment = provision(new_deployment(zone, marketing, model="gpt-4o", version="2024-11-20", capacity=50))
+
+    assert deployment.state == State.FAILED
+    assert deployment.status_message.startswith("Sweden Central has 10K TPM of gpt-4o (GlobalStandard) left")
+    assert "you asked for 50K TPM" in deployment.status_message
+    assert list(azure().deployments.list(ZONE_GROUP, deployment.account.name)) == []
+    failed = deployment.operations.get(step="ensure_deployment")
+    assert failed.status == ProvisioningOperation.Status.FAILED
+
+
+def test_an_unknown_model_fails_and_leaves_no_deployment_behind(engine, zone, marketing):
+    deployment = provision(new_deployment(zone, marketing, model="gpt-9", version="2030-01-01"))
+
+    assert deployment.state == State.FAILED
+    assert "gpt-9 2030-01-01" in deployment.status_message
+    assert "cannot be deployed in Sweden Central" in deployment.status_message
+    assert list(azure().deployments.list(ZONE_GROUP, deployment.account.name)) == []
+
+
+def test_runs_survive_throttling_and_server_errors_without_duplicates(engine, zone, marketing):
+    for operation in [
+        "accounts.put",
+        "accounts.get",
+        "deployments.put",
+        "deployments.get",
+        "roleAssignments.put",
+    ]:
+        engine.inject(operation=operation, kind="429", rate=0.3)
+        engine.inject(operation=operation, kind="500", rate=0.15)
+    departments = [marketing, *(make_department(name=f"Dept {n}") for n in range(4))]
+    deployments = [
+        new_deployment(
+            zone, departments[n % 5], name=f"dep-{n}", capacity=2, region=["swedencentral", "eastus2"][n % 2]
+        )
+        for n in range(20)
+    ]
+
+    finished = [provision(deployment) for deployment in deployments]
+
+    assert Counter(d.state for d in finished) == {State.ACTIVE: 20}
+    requests.delete(f"{engine.url}/_emulator/faults", timeout=5)
+    accounts = list(azure().accounts.list())
+    assert len(accounts) == 2  # one per region for this zone and network mode
+    names = Counter(
+        d.name for account in accounts for d in azure().deployments.list(ZONE_GROUP, account.name)
+    )
+    assert names == {f"dep-{n}": 1 for n in range(20)}
+
+
+def test_a_failed_azure_provisioning_is_put_again(engine, zone, marketing):
+    engine.inject(operation="deployments.put", kind="lro_failure", count=1)
+
+    deployment = provision(new_deployment(zone, marketing))
+
+    assert deployment.state == State.ACTIVE
+    assert deployment.operations.get(step="ensure_deployment").attempt == 2
+
+
+def test_drift_flags_a_deployment_deleted_behind_the_portals_back(engine, zone, marketing):
+    deployment = provision(new_deployment(zone, marketing))
+    azure().deployments.begin_delete(ZONE_GROUP, deployment.account.name, deployment.name).result()
+    other = provision(new_deployment(zone, marketing, name="resized", capacity=5))
+    from tests.emulator.fixtures import model_deployment
+
+    azure().deployments.begin_create_or_update(
+        ZONE_GROUP, other.account.name, "resized", model_deployment(capacity=9)
+    ).result()
+    azure().deployments.begin_create_or_update(
+        ZONE_GROUP, other.account.name, "stranger", model_deployment(capacity=1)
+    ).result()
+
+    assert services.deployments_check_drift() == 2
+
+    assert ModelDeployment.objects.get(pk=deployment.pk).drift == {
+        "exists": {"switchyard": True, "azure": False}
+    }
+    assert ModelDeployment.objects.get(pk=other.pk).drift == {"capacity": {"switchyard": 5, "azure": 9}}
+    assert OpenAIAccount.objects.get(pk=other.account.pk).drift == {"unknown_deployments": ["stranger"]}
+
+
+def test_a_stalled_run_is_resumed_with_a_new_token(engine, zone, marketing):
+    deployment = new_deployment(zone, marketing)
+    services.deployment_request_provisioning(deployment=deployment)
+    old_token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    ModelDeployment.objects.filter(pk=deployment.pk).update(updated_at="2020-01-01T00:00:00Z")
+
+    assert services.deployments_resume_stalled(older_than_seconds=60) == [deployment.pk]
+
+    assert services.deployment_provision(deployment_id=deployment.pk, token=old_token) is None  # superseded
+    assert run(services.deployment_provision, deployment).state == State.ACTIVE
