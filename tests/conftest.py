@@ -1,5 +1,9 @@
+import os
+
 import pytest
 from django.test import Client
+
+from portal.celery import app as celery_app
 
 from portal.org.models import Department, Membership, PlatformGroup, User
 from tests.factories import make_department, make_user
@@ -52,6 +56,22 @@ def client_for():
         return client
 
     return signed_in
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tasks_stay_in_the_test_process():
+    """Tasks that the code under test enqueues must not reach the development broker, where a
+    `make run` worker would pick them up: the suite sends them to an in-memory broker. (Celery
+    reads CELERY_BROKER_URL from the environment before its configuration.) Tests that need a
+    real broker and worker set their own."""
+    previous = os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = "memory://"
+    celery_app.conf.broker_url = "memory://"
+    yield
+    if previous is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = previous
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         links.append(("My department", reverse("department_detail", args=[led[0].slug])))
     elif led:
         links.append(("My departments", reverse("department_list")))
+    if user.sees_all_departments or led:
+        links.append(("Deployments", reverse("deployment_list")))
     if user.is_platform_admin:
         links.append(("Admin", reverse("admin:index")))
     path = request.path

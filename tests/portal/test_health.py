@@ -4,7 +4,15 @@ from django.test import Client
 from portal.celery import app as celery_app
 
 
-def test_health_is_public_and_reports_each_part(client: Client, db, emulator):
+@pytest.fixture
+def configured_broker(monkeypatch, settings):
+    """The broker the settings name (Redis in CI, the filesystem broker otherwise), not the
+    suite's in-memory one."""
+    monkeypatch.setenv("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
+    monkeypatch.setitem(celery_app.conf, "broker_url", settings.CELERY_BROKER_URL)
+
+
+def test_health_is_public_and_reports_each_part(client: Client, db, emulator, configured_broker):
     response = client.get("/healthz")
 
     assert response.status_code == 200

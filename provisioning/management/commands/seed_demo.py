@@ -1,0 +1,25 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from portal.org.demo import DEMO_PASSWORD, DEPARTMENTS, USERS, seed_organisation
+from provisioning.demo import seed_estate
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo organisation (departments, sign-ins) and Azure estate (landing zones and the "
+        "shared Company assistant, provisioned through the real path by the worker). Safe to run again."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            departments = seed_organisation()
+            assistant = seed_estate(departments)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo organisation ready: {len(DEPARTMENTS)} departments, {len(USERS)} sign-ins "
+                f"(password {DEMO_PASSWORD}). {assistant.display_name}: {assistant.get_state_display()}."
+            )
+        )
