@@ -12,6 +12,7 @@ urlpatterns = [
     path("", org_views.home, name="home"),
     path("departments/", org_views.department_list, name="department_list"),
     path("departments/<slug:slug>/", org_views.department_detail, name="department_detail"),
+    path("deployments/", include("provisioning.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -222,7 +222,8 @@ def _advance(
     failure: Exception | None = None
     with transaction.atomic():
         deployment = (
-            ModelDeployment.objects.select_for_update()
+            # Lock only the deployment row: the account is a nullable join PostgreSQL cannot lock.
+            ModelDeployment.objects.select_for_update(of=("self",))
             .select_related("landing_zone", "department", "account")
             .get(pk=deployment_id)
         )

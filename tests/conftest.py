@@ -4,7 +4,6 @@ import pytest
 from django.test import Client
 
 from portal.celery import app as celery_app
-
 from portal.org.models import Department, Membership, PlatformGroup, User
 from tests.factories import make_department, make_user
 
@@ -66,7 +65,7 @@ def _tasks_stay_in_the_test_process():
     real broker and worker set their own."""
     previous = os.environ.get("CELERY_BROKER_URL")
     os.environ["CELERY_BROKER_URL"] = "memory://"
-    celery_app.conf.broker_url = "memory://"
+    celery_app.conf.update(broker_url="memory://")
     yield
     if previous is None:
         os.environ.pop("CELERY_BROKER_URL", None)
@@ -78,3 +77,9 @@ def _tasks_stay_in_the_test_process():
 def fast_password_hashing(settings):
     # Production-strength hashing costs about half a second per password; tests need none of it.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_collection_modifyitems(config, items):
+    # Browser tests last: Playwright keeps an event loop running in the main thread until the
+    # session ends, and Django takes any later ORM call for one made from async code.
+    items.sort(key=lambda item: "/e2e/" in str(item.path))

@@ -1,5 +1,8 @@
 """Keyword-only builders for test data."""
 
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
 from decimal import Decimal
 from itertools import count
 
@@ -7,6 +10,14 @@ from django.contrib.auth.models import Group
 
 from portal.org.models import Department, Membership, PlatformGroup, User
 from portal.org.roles import ensure_platform_groups
+from provisioning.models import (
+    AccessGrant,
+    LandingZone,
+    ModelDeployment,
+    NetworkMode,
+    OpenAIAccount,
+    ProvisioningOperation,
+)
 
 PASSWORD = "correct-horse-battery-staple"
 _sequence = count(1)
@@ -54,3 +65,113 @@ def make_user(
         user.is_staff = platform_group == PlatformGroup.ADMINS
         user.save(update_fields=["is_staff"])
     return user
+
+
+def make_landing_zone(
+    *,
+    name: str | None = None,
+    slug: str | None = None,
+    owner_department: Department | None = None,
+    allowed_regions: list[str] | None = None,
+) -> LandingZone:
+    number = next(_sequence)
+    name = name or f"Landing zone {number}"
+    return LandingZone.objects.create(
+        name=name,
+        slug=slug or f"lz{number}",
+        subscription_id=str(uuid.UUID(int=number)),
+        resource_group=f"rg-switchyard-{number}",
+        allowed_regions=allowed_regions if allowed_regions is not None else ["swedencentral", "eastus2"],
+        owner_department=owner_department,
+    )
+
+
+def make_account(
+    *,
+    landing_zone: LandingZone,
+    region: str = "swedencentral",
+    network_mode: str = NetworkMode.PUBLIC,
+    state: str = OpenAIAccount.State.ACTIVE,
+    local_auth_disabled: bool = True,
+) -> OpenAIAccount:
+    name = OpenAIAccount.deterministic_name(landing_zone, region, network_mode)
+    return OpenAIAccount.objects.create(
+        landing_zone=landing_zone,
+        region=region,
+        network_mode=network_mode,
+        name=name,
+        custom_subdomain=name,
+        endpoint=f"https://{name}.openai.azure.com/",
+        state=state,
+        local_auth_disabled=local_auth_disabled,
+    )
+
+
+def make_deployment(
+    *,
+    department: Department,
+    display_name: str | None = None,
+    name: str | None = None,
+    scope: str = ModelDeployment.Scope.DEDICATED,
+    shared_with: Iterable[Department] = (),
+    state: str = ModelDeployment.State.ACTIVE,
+    landing_zone: LandingZone | None = None,
+    account: OpenAIAccount | None = None,
+    region: str = "swedencentral",
+    model_name: str = "gpt-4o-mini",
+    model_version: str = "2024-07-18",
+    sku: str = ModelDeployment.Sku.GLOBAL_STANDARD,
+    capacity: int = 20,
+    system_prompt: str = "",
+    status_message: str = "",
+    drift: dict[str, object] | None = None,
+) -> ModelDeployment:
+    """A deployment row as provisioning would leave it; `shared_with` grants a shared one."""
+    number = next(_sequence)
+    deployment = ModelDeployment.objects.create(
+        department=department,
+        scope=ModelDeployment.Scope.SHARED if shared_with else scope,
+        display_name=display_name or f"Assistant {number}",
+        system_prompt=system_prompt,
+        landing_zone=landing_zone or make_landing_zone(),
+        region=region,
+        account=account,
+        name=name or f"{model_name}-{number}",
+        model_name=model_name,
+        model_version=model_version,
+        sku=sku,
+        capacity=capacity,
+        state=state,
+        status_message=status_message,
+        drift=drift,
+    )
+    for grantee in shared_with:
+        AccessGrant.objects.create(deployment=deployment, department=grantee)
+    return deployment
+
+
+def make_operation(
+    *,
+    deployment: ModelDeployment,
+    step: str = ProvisioningOperation.Step.ENSURE_ACCOUNT,
+    run: int | None = None,
+    status: str = ProvisioningOperation.Status.SUCCEEDED,
+    attempt: int = 1,
+    error: str = "",
+    duration: timedelta | None = timedelta(seconds=1.5),
+) -> ProvisioningOperation:
+    """One step of the deployment's current run (unless `run` says otherwise); finished
+    `duration` after it started unless it is still running."""
+    operation = ProvisioningOperation.objects.create(
+        deployment=deployment,
+        run=run if run is not None else max(deployment.run, 1),
+        step=step,
+        status=status,
+        attempt=attempt,
+        error=error,
+    )
+    finished = status in {ProvisioningOperation.Status.SUCCEEDED, ProvisioningOperation.Status.FAILED}
+    if finished and duration is not None:
+        operation.finished_at = operation.started_at + duration
+        operation.save(update_fields=["finished_at"])
+    return operation

@@ -21,6 +21,7 @@ from provisioning.emulator.auth import require_arm_caller
 from provisioning.emulator.catalog import Catalog, Offer
 from provisioning.emulator.control import quota_key
 from provisioning.emulator.errors import AzureError, not_found
+from provisioning.emulator.hang import until_caller_leaves
 from provisioning.emulator.state import Store, now
 
 PROVIDER = "Microsoft.CognitiveServices"
@@ -223,6 +224,14 @@ async def _enter(request: Request, operation: str) -> Store:
     store = _store(request)
     async with store.lock:
         settle(store)
+    if store.take_fault(operation, {"hang"}) is not None:
+        if await until_caller_leaves(request.receive):
+            raise AzureError(499, "ClientClosedRequest", "The caller went away.")
+        raise AzureError(
+            504,
+            "GatewayTimeout",
+            "The gateway did not receive a response from the service within the timeout.",
+        )
     _fault(store, operation)
     return store
 

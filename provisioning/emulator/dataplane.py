@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from provisioning.emulator import arm, auth, textgen
 from provisioning.emulator.catalog import Catalog
 from provisioning.emulator.errors import AzureError
+from provisioning.emulator.hang import until_caller_leaves, wait_for_disconnect
 from provisioning.emulator.ratelimit import DeploymentLimiter, Limits, RateLimiter, Refusal
 from provisioning.emulator.state import Fault, Store
 
@@ -42,8 +43,6 @@ CHAT_FAULT_KINDS = {"429", "500", "503", "drop_stream", "hang"}
 DEFAULT_COMPLETION_ESTIMATE = 256
 # Tokens per write when there is no per-token delay: the same events, fewer system calls.
 STREAM_BATCH = 50
-# A "hang" fault waits for the caller to give up; past this the emulator answers Azure's timeout.
-HANG_LIMIT_SECONDS = 300
 # Provisioned deployments have no published request limit; this keeps tokens the binding limit.
 PROVISIONED_TOKENS_PER_REQUEST = 50
 REASONING_MODEL = re.compile(r"^o\d")
@@ -674,16 +673,9 @@ async def _fail(
 
 async def _hang(request: Request) -> Response:
     """Accept the call and never answer, until the caller gives up (or Azure's own timeout)."""
-    try:
-        await asyncio.wait_for(_wait_for_disconnect(request.receive), HANG_LIMIT_SECONDS)
-    except TimeoutError:
-        raise timed_out() from None
+    if not await until_caller_leaves(request.receive):
+        raise timed_out()
     return Response(status_code=499)  # nobody is listening any more
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 # Answers -------------------------------------------------------------------------------------
@@ -901,7 +893,7 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # uvicorn silently drops writes to a closed connection, so listen for the disconnect.
-        caller_left = asyncio.create_task(_wait_for_disconnect(receive))
+        caller_left = asyncio.create_task(wait_for_disconnect(receive))
         sent_tokens = 0
         try:
             await send(

@@ -8,196 +8,480 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('org', '0001_initial'),
+        ("org", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CatalogEntry',
+            name="CatalogEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('region', models.CharField(max_length=40)),
-                ('model_name', models.CharField(max_length=60)),
-                ('model_version', models.CharField(max_length=30)),
-                ('sku', models.CharField(max_length=30)),
-                ('usage_name', models.CharField(max_length=100)),
-                ('lifecycle_status', models.CharField(blank=True, max_length=30)),
-                ('is_default_version', models.BooleanField(default=False)),
-                ('capacity_minimum', models.PositiveIntegerField(default=1)),
-                ('capacity_maximum', models.PositiveIntegerField(blank=True, null=True)),
-                ('capacity_step', models.PositiveIntegerField(default=1)),
-                ('capacity_default', models.PositiveIntegerField(blank=True, null=True)),
-                ('requests_per_minute_per_unit', models.DecimalField(blank=True, decimal_places=2, max_digits=8, null=True)),
-                ('retirement_date', models.DateTimeField(blank=True, null=True)),
-                ('synced_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("region", models.CharField(max_length=40)),
+                ("model_name", models.CharField(max_length=60)),
+                ("model_version", models.CharField(max_length=30)),
+                ("sku", models.CharField(max_length=30)),
+                ("usage_name", models.CharField(max_length=100)),
+                ("lifecycle_status", models.CharField(blank=True, max_length=30)),
+                ("is_default_version", models.BooleanField(default=False)),
+                ("capacity_minimum", models.PositiveIntegerField(default=1)),
+                ("capacity_maximum", models.PositiveIntegerField(blank=True, null=True)),
+                ("capacity_step", models.PositiveIntegerField(default=1)),
+                ("capacity_default", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "requests_per_minute_per_unit",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=8, null=True),
+                ),
+                ("retirement_date", models.DateTimeField(blank=True, null=True)),
+                ("synced_at", models.DateTimeField()),
             ],
             options={
-                'verbose_name_plural': 'catalog entries',
-                'ordering': ['region', 'model_name', 'model_version', 'sku'],
-                'constraints': [models.UniqueConstraint(fields=('region', 'model_name', 'model_version', 'sku'), name='one_catalog_row')],
+                "verbose_name_plural": "catalog entries",
+                "ordering": ["region", "model_name", "model_version", "sku"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("region", "model_name", "model_version", "sku"), name="one_catalog_row"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='LandingZone',
+            name="LandingZone",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, unique=True)),
-                ('slug', models.SlugField(help_text='Short; goes into Azure resource names.', max_length=40, unique=True)),
-                ('subscription_id', models.CharField(max_length=36, verbose_name='subscription id')),
-                ('resource_group', models.CharField(max_length=90)),
-                ('allowed_regions', models.JSONField(default=list, help_text='Azure region names, e.g. ["swedencentral"].')),
-                ('owner_department', models.ForeignKey(blank=True, help_text="Empty for central IT's shared zone.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='landing_zones', to='org.department')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120, unique=True)),
+                (
+                    "slug",
+                    models.SlugField(
+                        help_text="Short; goes into Azure resource names.", max_length=40, unique=True
+                    ),
+                ),
+                ("subscription_id", models.CharField(max_length=36, verbose_name="subscription id")),
+                ("resource_group", models.CharField(max_length=90)),
+                (
+                    "allowed_regions",
+                    models.JSONField(default=list, help_text='Azure region names, e.g. ["swedencentral"].'),
+                ),
+                (
+                    "owner_department",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty for central IT's shared zone.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="landing_zones",
+                        to="org.department",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ModelDeployment',
+            name="ModelDeployment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(choices=[('dedicated', 'Dedicated'), ('shared', 'Shared')], default='dedicated', max_length=10)),
-                ('display_name', models.CharField(help_text='What employees see in the chat.', max_length=120)),
-                ('system_prompt', models.TextField(blank=True, help_text='The flavor: instructions applied to every chat.')),
-                ('region', models.CharField(max_length=40)),
-                ('network_mode', models.CharField(choices=[('public', 'Public endpoint'), ('private', 'Private network')], default='public', max_length=10)),
-                ('name', models.CharField(max_length=64, verbose_name='deployment name')),
-                ('model_name', models.CharField(max_length=60)),
-                ('model_version', models.CharField(max_length=30)),
-                ('sku', models.CharField(choices=[('Standard', 'Standard'), ('GlobalStandard', 'Global Standard'), ('DataZoneStandard', 'Data Zone Standard'), ('ProvisionedManaged', 'Provisioned (regional)'), ('GlobalProvisionedManaged', 'Provisioned (global)'), ('DataZoneProvisionedManaged', 'Provisioned (data zone)')], default='GlobalStandard', max_length=30)),
-                ('capacity', models.PositiveIntegerField(help_text='Thousands of tokens per minute, or PTUs for provisioned SKUs.')),
-                ('content_filter', models.CharField(default='Microsoft.DefaultV2', max_length=80)),
-                ('state', models.CharField(choices=[('requested', 'Requested'), ('provisioning', 'Provisioning'), ('active', 'Active'), ('failed', 'Failed'), ('decommissioning', 'Decommissioning'), ('decommissioned', 'Decommissioned')], db_index=True, default='requested', max_length=16)),
-                ('status_message', models.TextField(blank=True)),
-                ('drift', models.JSONField(blank=True, help_text='What Azure reports differently, when it does.', null=True)),
-                ('drift_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('run', models.PositiveIntegerField(default=0)),
-                ('run_token', models.CharField(blank=True, max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('department', models.ForeignKey(help_text='Dedicated: the department that owns and pays. Shared: the department that runs it.', on_delete=django.db.models.deletion.PROTECT, related_name='deployments', to='org.department')),
-                ('landing_zone', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deployments', to='provisioning.landingzone')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[("dedicated", "Dedicated"), ("shared", "Shared")],
+                        default="dedicated",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "display_name",
+                    models.CharField(help_text="What employees see in the chat.", max_length=120),
+                ),
+                (
+                    "system_prompt",
+                    models.TextField(blank=True, help_text="The flavor: instructions applied to every chat."),
+                ),
+                ("region", models.CharField(max_length=40)),
+                (
+                    "network_mode",
+                    models.CharField(
+                        choices=[("public", "Public endpoint"), ("private", "Private network")],
+                        default="public",
+                        max_length=10,
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, verbose_name="deployment name")),
+                ("model_name", models.CharField(max_length=60)),
+                ("model_version", models.CharField(max_length=30)),
+                (
+                    "sku",
+                    models.CharField(
+                        choices=[
+                            ("Standard", "Standard"),
+                            ("GlobalStandard", "Global Standard"),
+                            ("DataZoneStandard", "Data Zone Standard"),
+                            ("ProvisionedManaged", "Provisioned (regional)"),
+                            ("GlobalProvisionedManaged", "Provisioned (global)"),
+                            ("DataZoneProvisionedManaged", "Provisioned (data zone)"),
+                        ],
+                        default="GlobalStandard",
+                        max_length=30,
+                    ),
+                ),
+                (
+                    "capacity",
+                    models.PositiveIntegerField(
+                        help_text="Thousands of tokens per minute, or PTUs for provisioned SKUs."
+                    ),
+                ),
+                ("content_filter", models.CharField(default="Microsoft.DefaultV2", max_length=80)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("provisioning", "Provisioning"),
+                            ("active", "Active"),
+                            ("failed", "Failed"),
+                            ("decommissioning", "Decommissioning"),
+                            ("decommissioned", "Decommissioned"),
+                        ],
+                        db_index=True,
+                        default="requested",
+                        max_length=16,
+                    ),
+                ),
+                ("status_message", models.TextField(blank=True)),
+                (
+                    "drift",
+                    models.JSONField(
+                        blank=True, help_text="What Azure reports differently, when it does.", null=True
+                    ),
+                ),
+                ("drift_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("run", models.PositiveIntegerField(default=0)),
+                ("run_token", models.CharField(blank=True, max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "department",
+                    models.ForeignKey(
+                        help_text="Dedicated: the department that owns and pays. Shared: the department that runs it.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployments",
+                        to="org.department",
+                    ),
+                ),
+                (
+                    "landing_zone",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployments",
+                        to="provisioning.landingzone",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['display_name'],
+                "ordering": ["display_name"],
             },
         ),
         migrations.CreateModel(
-            name='AccessGrant',
+            name="AccessGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tpm_cap', models.PositiveIntegerField(blank=True, help_text="Empty: no cap beyond the deployment's own.", null=True, verbose_name='TPM cap (thousands)')),
-                ('monthly_budget_cap', models.DecimalField(blank=True, decimal_places=2, max_digits=12, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'))])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='access_grants', to='org.department')),
-                ('deployment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='grants', to='provisioning.modeldeployment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "tpm_cap",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Empty: no cap beyond the deployment's own.",
+                        null=True,
+                        verbose_name="TPM cap (thousands)",
+                    ),
+                ),
+                (
+                    "monthly_budget_cap",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=12,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="access_grants",
+                        to="org.department",
+                    ),
+                ),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="grants",
+                        to="provisioning.modeldeployment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['deployment', 'department'],
+                "ordering": ["deployment", "department"],
             },
         ),
         migrations.CreateModel(
-            name='OpenAIAccount',
+            name="OpenAIAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('region', models.CharField(max_length=40)),
-                ('network_mode', models.CharField(choices=[('public', 'Public endpoint'), ('private', 'Private network')], default='public', max_length=10)),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('custom_subdomain', models.CharField(max_length=64, unique=True)),
-                ('arm_id', models.CharField(blank=True, max_length=400, verbose_name='ARM id')),
-                ('endpoint', models.URLField(blank=True, max_length=300)),
-                ('local_auth_disabled', models.BooleanField(default=True, help_text='Keyless: Entra ID tokens only.')),
-                ('content_logging_disabled', models.BooleanField(default=False, help_text='Microsoft approved the abuse-monitoring opt-out (ContentLogging=false).')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('active', 'Active'), ('failed', 'Failed'), ('deleted', 'Deleted')], default='pending', max_length=10)),
-                ('drift', models.JSONField(blank=True, help_text='Deployments Azure has on this account that Switchyard does not know.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('landing_zone', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='accounts', to='provisioning.landingzone')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("region", models.CharField(max_length=40)),
+                (
+                    "network_mode",
+                    models.CharField(
+                        choices=[("public", "Public endpoint"), ("private", "Private network")],
+                        default="public",
+                        max_length=10,
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, unique=True)),
+                ("custom_subdomain", models.CharField(max_length=64, unique=True)),
+                ("arm_id", models.CharField(blank=True, max_length=400, verbose_name="ARM id")),
+                ("endpoint", models.URLField(blank=True, max_length=300)),
+                (
+                    "local_auth_disabled",
+                    models.BooleanField(default=True, help_text="Keyless: Entra ID tokens only."),
+                ),
+                (
+                    "content_logging_disabled",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Microsoft approved the abuse-monitoring opt-out (ContentLogging=false).",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("active", "Active"),
+                            ("failed", "Failed"),
+                            ("deleted", "Deleted"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "drift",
+                    models.JSONField(
+                        blank=True,
+                        help_text="Deployments Azure has on this account that Switchyard does not know.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "landing_zone",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="accounts",
+                        to="provisioning.landingzone",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['landing_zone', 'region', 'network_mode'],
+                "ordering": ["landing_zone", "region", "network_mode"],
             },
         ),
         migrations.AddField(
-            model_name='modeldeployment',
-            name='account',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='deployments', to='provisioning.openaiaccount'),
+            model_name="modeldeployment",
+            name="account",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="deployments",
+                to="provisioning.openaiaccount",
+            ),
         ),
         migrations.CreateModel(
-            name='Price',
+            name="Price",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_name', models.CharField(blank=True, help_text='Empty: every model (PTU pools).', max_length=60)),
-                ('model_version', models.CharField(blank=True, max_length=30)),
-                ('sku', models.CharField(max_length=30)),
-                ('input_per_million', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=12)),
-                ('cached_input_per_million', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=12)),
-                ('output_per_million', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=12)),
-                ('ptu_per_hour', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=12)),
-                ('valid_from', models.DateField()),
-                ('source', models.TextField(blank=True, help_text='Where the figure comes from.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "model_name",
+                    models.CharField(blank=True, help_text="Empty: every model (PTU pools).", max_length=60),
+                ),
+                ("model_version", models.CharField(blank=True, max_length=30)),
+                ("sku", models.CharField(max_length=30)),
+                (
+                    "input_per_million",
+                    models.DecimalField(decimal_places=6, default=Decimal("0"), max_digits=12),
+                ),
+                (
+                    "cached_input_per_million",
+                    models.DecimalField(decimal_places=6, default=Decimal("0"), max_digits=12),
+                ),
+                (
+                    "output_per_million",
+                    models.DecimalField(decimal_places=6, default=Decimal("0"), max_digits=12),
+                ),
+                ("ptu_per_hour", models.DecimalField(decimal_places=6, default=Decimal("0"), max_digits=12)),
+                ("valid_from", models.DateField()),
+                ("source", models.TextField(blank=True, help_text="Where the figure comes from.")),
             ],
             options={
-                'ordering': ['model_name', 'model_version', 'sku', '-valid_from'],
-                'constraints': [models.UniqueConstraint(fields=('model_name', 'model_version', 'sku', 'valid_from'), name='one_price_per_start')],
+                "ordering": ["model_name", "model_version", "sku", "-valid_from"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("model_name", "model_version", "sku", "valid_from"),
+                        name="one_price_per_start",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ProvisioningOperation',
+            name="ProvisioningOperation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('run', models.PositiveIntegerField(default=1)),
-                ('step', models.CharField(choices=[('ensure_account', 'Ensure account'), ('ensure_content_filter', 'Ensure content filter'), ('grant_role', 'Grant data-plane access'), ('ensure_deployment', 'Ensure deployment'), ('change_capacity', 'Change capacity'), ('delete_deployment', 'Delete deployment'), ('delete_account', 'Delete account'), ('purge_account', 'Purge account')], max_length=30)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('waiting', 'Waiting for Azure'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='running', max_length=10)),
-                ('attempt', models.PositiveSmallIntegerField(default=1)),
-                ('error', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('deployment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='operations', to='provisioning.modeldeployment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("run", models.PositiveIntegerField(default=1)),
+                (
+                    "step",
+                    models.CharField(
+                        choices=[
+                            ("ensure_account", "Ensure account"),
+                            ("ensure_content_filter", "Ensure content filter"),
+                            ("grant_role", "Grant data-plane access"),
+                            ("ensure_deployment", "Ensure deployment"),
+                            ("change_capacity", "Change capacity"),
+                            ("delete_deployment", "Delete deployment"),
+                            ("delete_account", "Delete account"),
+                            ("purge_account", "Purge account"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("waiting", "Waiting for Azure"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="running",
+                        max_length=10,
+                    ),
+                ),
+                ("attempt", models.PositiveSmallIntegerField(default=1)),
+                ("error", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="operations",
+                        to="provisioning.modeldeployment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['started_at', 'pk'],
+                "ordering": ["started_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Quota',
+            name="Quota",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('subscription_id', models.CharField(max_length=36)),
-                ('region', models.CharField(max_length=40)),
-                ('usage_name', models.CharField(max_length=100)),
-                ('display_name', models.CharField(blank=True, max_length=200)),
-                ('current_value', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('limit', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('synced_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("subscription_id", models.CharField(max_length=36)),
+                ("region", models.CharField(max_length=40)),
+                ("usage_name", models.CharField(max_length=100)),
+                ("display_name", models.CharField(blank=True, max_length=200)),
+                ("current_value", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("limit", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("synced_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['subscription_id', 'region', 'usage_name'],
-                'constraints': [models.UniqueConstraint(fields=('subscription_id', 'region', 'usage_name'), name='one_quota_row')],
+                "ordering": ["subscription_id", "region", "usage_name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("subscription_id", "region", "usage_name"), name="one_quota_row"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='landingzone',
-            constraint=models.UniqueConstraint(fields=('subscription_id', 'resource_group'), name='one_zone_per_resource_group'),
+            model_name="landingzone",
+            constraint=models.UniqueConstraint(
+                fields=("subscription_id", "resource_group"), name="one_zone_per_resource_group"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='accessgrant',
-            constraint=models.UniqueConstraint(fields=('deployment', 'department'), name='one_grant_per_department'),
+            model_name="accessgrant",
+            constraint=models.UniqueConstraint(
+                fields=("deployment", "department"), name="one_grant_per_department"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='openaiaccount',
-            constraint=models.UniqueConstraint(fields=('landing_zone', 'region', 'network_mode'), name='one_account_per_zone_region_network'),
+            model_name="openaiaccount",
+            constraint=models.UniqueConstraint(
+                fields=("landing_zone", "region", "network_mode"), name="one_account_per_zone_region_network"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modeldeployment',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'decommissioned'), _negated=True), fields=('landing_zone', 'region', 'network_mode', 'name'), name='one_live_deployment_name_per_account'),
+            model_name="modeldeployment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "decommissioned"), _negated=True),
+                fields=("landing_zone", "region", "network_mode", "name"),
+                name="one_live_deployment_name_per_account",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='provisioningoperation',
-            constraint=models.UniqueConstraint(fields=('deployment', 'run', 'step'), name='one_operation_per_step_and_run'),
+            model_name="provisioningoperation",
+            constraint=models.UniqueConstraint(
+                fields=("deployment", "run", "step"), name="one_operation_per_step_and_run"
+            ),
         ),
     ]

@@ -27,6 +27,9 @@ class Emulator:
         response = requests.post(f"{self.control_url}/faults", json=fault, timeout=10)
         assert response.status_code == 201, response.text
 
+    def faults(self) -> list[dict[str, object]]:
+        return list(requests.get(f"{self.control_url}/", timeout=10).json()["faults"])
+
     def reset(self) -> None:
         assert requests.post(f"{self.control_url}/reset", timeout=10).status_code == 200
         self.configure(**TEST_SETTINGS)

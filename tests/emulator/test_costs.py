@@ -17,7 +17,9 @@ from tests.emulator.fixtures import arm_token, keyless_account, model_deployment
 QUERY = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.CostManagement/query"
 
 
-def cost_query(emulator, body: dict[str, Any], scope: str = f"/subscriptions/{SUBSCRIPTION}") -> requests.Response:
+def cost_query(
+    emulator, body: dict[str, Any], scope: str = f"/subscriptions/{SUBSCRIPTION}"
+) -> requests.Response:
     return requests.post(
         f"{emulator.url}{scope}/providers/Microsoft.CostManagement/query",
         params={"api-version": "2025-03-01"},

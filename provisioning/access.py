@@ -1,0 +1,42 @@
+"""Who may see which deployment: the one place the deployment pages ask."""
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404
+
+from portal.org.models import Membership, User
+from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
+
+
+def led_department_ids(user: User) -> list[int]:
+    return [m.department_id for m in user.memberships_with_departments if m.role == Membership.Role.LEAD]
+
+
+def deployments_visible_to(user: User) -> ModelDeploymentQuerySet:
+    """Every deployment `user` may look at on the deployment pages.
+
+    Platform admins and finance approvers see all of them. A lead sees the deployments of the
+    departments they lead, plus the shared ones granted to those departments. Anyone else uses
+    deployments through the chat and gets a 403 here.
+    """
+    if user.sees_all_departments:
+        return ModelDeployment.objects.all()
+    led = led_department_ids(user)
+    if not led:
+        raise PermissionDenied(
+            "Deployment pages are for department leads, platform admins and finance approvers."
+        )
+    # A subquery rather than a join on grants, so a deployment granted to two of the lead's
+    # departments is still one row.
+    granted = AccessGrant.objects.filter(department_id__in=led).values("deployment_id")
+    return ModelDeployment.objects.filter(
+        Q(department_id__in=led) | Q(scope=ModelDeployment.Scope.SHARED, pk__in=granted)
+    )
+
+
+def get_deployment_for(user: User, pk: int) -> ModelDeployment:
+    """The deployment `pk` as `user` may see it: outside their reach it does not exist (404)."""
+    try:
+        return deployments_visible_to(user).select_related("department", "landing_zone", "account").get(pk=pk)
+    except ModelDeployment.DoesNotExist:
+        raise Http404("No such deployment.") from None

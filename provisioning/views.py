@@ -1,0 +1,249 @@
+"""Deployment pages for platform admins, finance approvers and department leads."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.core.paginator import Paginator
+from django.db.models import Case, Count, F, IntegerField, Q, Value, When
+from django.db.models.expressions import OrderBy
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+
+from portal.org.models import Department, User
+from provisioning.access import deployments_visible_to, get_deployment_for, led_department_ids
+from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
+
+PAGE_SIZE = 25
+
+# The order a deployment lives through, so "sort by state" reads as a lifecycle.
+_STATE_ORDER = Case(
+    *(When(state=state, then=Value(position)) for position, state in enumerate(ModelDeployment.State.values)),
+    output_field=IntegerField(),
+)
+SORTS: dict[str, tuple[Any, ...]] = {
+    "name": ("display_name",),
+    "department": ("department__name", "display_name"),
+    "model": ("model_name", "model_version", "display_name"),
+    "state": (_STATE_ORDER, "display_name"),
+    "updated": ("updated_at",),
+}
+DEFAULT_SORT = "name"
+
+
+class DeploymentFilterForm(forms.Form):
+    department = forms.ModelChoiceField(
+        queryset=Department.objects.none(),
+        to_field_name="slug",
+        required=False,
+        empty_label="All departments",
+    )
+    model = forms.ChoiceField(required=False)
+    state = forms.ChoiceField(required=False, choices=[("", "Any state"), *ModelDeployment.State.choices])
+    # Checkboxes send "yes", so a filtered address reads ?drift=yes.
+    drift = forms.BooleanField(
+        required=False, label="Drift only", widget=forms.CheckboxInput({"value": "yes"})
+    )
+    decommissioned = forms.BooleanField(
+        required=False, label="Show decommissioned", widget=forms.CheckboxInput({"value": "yes"})
+    )
+
+    def __init__(self, data: QueryDict, *, user: User, visible: ModelDeploymentQuerySet) -> None:
+        super().__init__(data)
+        departments = Department.objects.all()
+        if not user.sees_all_departments:
+            departments = departments.filter(pk__in=led_department_ids(user))
+        self.departments = departments
+        self.fields["department"].queryset = departments  # type: ignore[attr-defined]
+        model_names = sorted(set(visible.order_by().values_list("model_name", flat=True)))
+        self.fields["model"].choices = [("", "All models"), *((name, name) for name in model_names)]  # type: ignore[attr-defined]
+
+    def filter(self, deployments: ModelDeploymentQuerySet) -> ModelDeploymentQuerySet:
+        # Invalid values (a stale link, a hand-edited URL) are ignored rather than refused.
+        self.is_valid()
+        wanted = self.cleaned_data
+        if department := wanted.get("department"):
+            # "Marketing's deployments" means what Marketing pays for: its own and its shares.
+            granted = AccessGrant.objects.filter(department=department).values("deployment_id")
+            deployments = deployments.filter(Q(department=department) | Q(pk__in=granted))
+        if model := wanted.get("model"):
+            deployments = deployments.filter(model_name=model)
+        if state := wanted.get("state"):
+            deployments = deployments.filter(state=state)
+        elif not wanted.get("decommissioned"):
+            deployments = deployments.live()
+        if wanted.get("drift"):
+            deployments = deployments.exclude(drift__isnull=True).exclude(drift={})
+        return deployments
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(self.cleaned_data.get(name) for name in ("department", "model", "state", "drift"))
+
+
+@dataclass(frozen=True)
+class DriftDifference:
+    label: str
+    azure: str | None = None
+    switchyard: str | None = None
+    note: str = ""
+
+    def __str__(self) -> str:
+        if self.note:
+            return f"{self.label}: {self.note}"
+        return f"{self.label}: Azure says {self.azure}, Switchyard says {self.switchyard}"
+
+
+_DRIFT_LABELS = {
+    "capacity": "Capacity",
+    "model_name": "Model",
+    "model_version": "Model version",
+    "sku": "SKU",
+    "content_filter": "Content filter",
+}
+
+
+def drift_differences(drift: Any) -> list[DriftDifference]:
+    """What the drift check recorded (`{"capacity": {"azure": 10, "switchyard": 20}}`, or
+    `{"exists": {"azure": false, ...}}` for a deployment deleted behind Switchyard's back), one
+    line per field; anything else is shown as written."""
+    if not drift:
+        return []
+    if not isinstance(drift, dict):
+        return [DriftDifference("Drift", note=str(drift))]
+    differences = []
+    for field, value in drift.items():
+        label = _DRIFT_LABELS.get(field, field.replace("_", " ").capitalize())
+        if field == "exists" and isinstance(value, dict) and not value.get("azure"):
+            differences.append(DriftDifference("Deployment", note="Azure has no deployment by this name"))
+        elif isinstance(value, dict) and {"azure", "switchyard"} <= value.keys():
+            differences.append(
+                DriftDifference(label, azure=str(value["azure"]), switchyard=str(value["switchyard"]))
+            )
+        else:
+            differences.append(DriftDifference(label, note=str(value)))
+    return differences
+
+
+@dataclass(frozen=True)
+class DeploymentRow:
+    deployment: ModelDeployment
+    drift: list[DriftDifference]
+
+    @property
+    def drift_summary(self) -> str:
+        return "; ".join(str(difference) for difference in self.drift)
+
+
+def _query(params: QueryDict, **changes: str | None) -> str:
+    """The current query string with some parameters changed (None removes one)."""
+    query = params.copy()
+    for name, value in changes.items():
+        if value is None:
+            query.pop(name, None)
+        else:
+            query[name] = value
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    """The table's sort as the `sort` parameter gives it: a column key, "-" for descending."""
+
+    key: str = DEFAULT_SORT
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, value: str | None) -> "SortOrder":
+        value = value or DEFAULT_SORT
+        key = value.removeprefix("-")
+        return cls(key, value.startswith("-")) if key in SORTS else cls()
+
+    def __str__(self) -> str:
+        return f"-{self.key}" if self.descending else self.key
+
+    def ordering(self) -> list[OrderBy]:
+        primary, *tie_breakers = (F(field) if isinstance(field, str) else field for field in SORTS[self.key])
+        return [
+            primary.desc() if self.descending else primary.asc(),
+            *(field.asc() for field in tie_breakers),
+        ]
+
+    def column(self, key: str, params: QueryDict) -> dict[str, str]:
+        """A column header's link (a second click reverses it) and its aria-sort value."""
+        if key != self.key:
+            return {"url": _query(params, sort=key, page=None), "direction": ""}
+        reversed_sort = SortOrder(key, not self.descending)
+        return {
+            "url": _query(params, sort=str(reversed_sort), page=None),
+            "direction": "descending" if self.descending else "ascending",
+        }
+
+
+def _is_htmx_for(request: HttpRequest, target: str) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request and htmx.target == target
+
+
+def deployment_list(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    visible = deployments_visible_to(user)
+    form = DeploymentFilterForm(request.GET, user=user, visible=visible)
+    sort = SortOrder.parse(request.GET.get("sort"))
+    deployments = (
+        form.filter(visible)
+        .select_related("department")
+        .annotate(grant_count=Count("grants"))
+        .order_by(*sort.ordering(), "pk")
+    )
+    page = Paginator(deployments, PAGE_SIZE).get_page(request.GET.get("page"))
+    context: dict[str, object] = {
+        "form": form,
+        "led_departments": form.departments,
+        "page": page,
+        "rows": [DeploymentRow(deployment, drift_differences(deployment.drift)) for deployment in page],
+        "columns": {key: sort.column(key, request.GET) for key in SORTS},
+        "sort": str(sort),
+        "has_decommissioned": not page.paginator.count and visible.exists(),
+        "previous_url": _query(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
+        "next_url": _query(request.GET, page=str(page.number + 1)) if page.has_next() else "",
+    }
+    template = "provisioning/deployment_list.html"
+    if _is_htmx_for(request, "deployment-results"):
+        template += "#deployment-results"
+        context["fragment"] = True
+    response = render(request, template, context)
+    # The fragment and the full page share a URL: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    deployment = get_deployment_for(user, pk)
+    operations = list(deployment.operations.all())
+    grants = deployment.grants.select_related("department").order_by("department__name")
+    if not user.sees_all_departments:
+        # A lead sees their own share of a shared service, not the other departments' caps.
+        grants = grants.filter(department_id__in=led_department_ids(user))
+    context: dict[str, object] = {
+        "deployment": deployment,
+        "operations": operations,
+        "several_runs": len({operation.run for operation in operations}) > 1,
+        "has_errors": any(operation.error for operation in operations),
+        "grants": grants,
+        "grant_count": deployment.grants.count(),
+        "drift": drift_differences(deployment.drift),
+        "in_flight": deployment.state in ModelDeployment.State.in_flight(),
+    }
+    template = "provisioning/deployment_detail.html"
+    if _is_htmx_for(request, "operation-log"):
+        # The poll also refreshes the state badge, status message and Azure facts, so the page
+        # is whole once provisioning ends and the poll stops.
+        template += "#operations"
+        context["live_update"] = True
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
