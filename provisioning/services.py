@@ -411,6 +411,47 @@ def _account_for(deployment: ModelDeployment) -> OpenAIAccount:
     return OpenAIAccount.objects.select_for_update().get(pk=account.pk)
 
 
+def _preflight(deployment: ModelDeployment, client: CognitiveServicesManagementClient) -> None:
+    """Refuse, in a lead's words, what the region does not offer or its quota cannot hold."""
+    region = deployment.region
+    models = _azure_call(deployment, "read the region's models", lambda: list(client.models.list(region)))
+    usage_name = next(
+        (
+            sku.usage_name
+            for offer in models
+            if offer.model.name == deployment.model_name and offer.model.version == deployment.model_version
+            for sku in offer.model.skus or []
+            if sku.name == deployment.sku
+        ),
+        None,
+    )
+    if usage_name is None:
+        raise PermanentAzureError(
+            _explain(
+                deployment,
+                "create the deployment",
+                400,
+                "DeploymentModelNotSupported",
+                f"{region_label(region)} does not offer it.",
+            ),
+            code="DeploymentModelNotSupported",
+        )
+    usages = _azure_call(deployment, "read the region's quota", lambda: list(client.usages.list(region)))
+    quota = next((usage for usage in usages if usage.name.value == usage_name), None)
+    if quota is not None and quota.current_value + deployment.capacity > quota.limit:
+        available = max(quota.limit - quota.current_value, 0)
+        raise PermanentAzureError(
+            _explain(
+                deployment,
+                "create the deployment",
+                400,
+                "InsufficientQuota",
+                f"current available capacity {available:g}",
+            ),
+            code="InsufficientQuota",
+        )
+
+
 def _desired_account(account: OpenAIAccount, deployment: ModelDeployment) -> Account:
     private = account.network_mode == NetworkMode.PRIVATE
     return Account(
@@ -462,6 +503,9 @@ def _ensure_account(
             deployment, "read the Azure OpenAI account", lambda: client.accounts.get(group, account.name)
         )
     except ResourceNotFoundError:
+        # About to create an account: first make sure the deployment it is for can exist, so a
+        # refusal leaves nothing behind in Azure.
+        _preflight(deployment, client)
         return put()
     state = azure.properties.provisioning_state
     if state in IN_PROGRESS:

@@ -14,9 +14,18 @@ OUT = Path(__file__).resolve().parent.parent / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PAGES = {
     None: ["/accounts/login/", "/accounts/password/reset/"],
-    "admin@example.com": ["/", "/departments/", "/departments/marketing/", "/admin/", "/nowhere/"],
+    "admin@example.com": [
+        "/",
+        "/departments/",
+        "/departments/marketing/",
+        "/deployments/",
+        "/deployments/1/",
+        "/admin/",
+        "/admin/provisioning/modeldeployment/",
+        "/nowhere/",
+    ],
     "fiona@example.com": ["/", "/departments/"],
-    "lena@example.com": ["/", "/departments/marketing/", "/departments/hr/"],
+    "lena@example.com": ["/", "/departments/marketing/", "/departments/hr/", "/deployments/"],
     "mark@example.com": ["/", "/departments/marketing/"],
     "hana@example.com": ["/"],
 }

@@ -229,9 +229,26 @@ def test_insufficient_quota_fails_with_a_message_a_lead_understands(engine, zone
     assert deployment.state == State.FAILED
     assert deployment.status_message.startswith("Sweden Central has 10K TPM of gpt-4o (GlobalStandard) left")
     assert "you asked for 50K TPM" in deployment.status_message
-    assert list(azure().deployments.list(ZONE_GROUP, deployment.account.name)) == []
-    failed = deployment.operations.get(step="ensure_deployment")
+    assert list(azure().accounts.list()) == []  # refused before anything was created
+    failed = deployment.operations.get(step="ensure_account")
     assert failed.status == ProvisioningOperation.Status.FAILED
+
+
+def test_quota_taken_after_the_account_exists_still_fails_readably(engine, zone, marketing):
+    provision(new_deployment(zone, marketing, name="first", capacity=5))
+    requests.put(
+        f"{engine.url}/_emulator/quotas",
+        json={"location": "swedencentral", "usageName": "OpenAI.GlobalStandard.gpt-4o-mini", "limit": 10},
+        timeout=5,
+    ).raise_for_status()
+
+    deployment = provision(new_deployment(zone, marketing, name="second", capacity=8))
+
+    assert deployment.state == State.FAILED
+    assert deployment.status_message.startswith(
+        "Sweden Central has 5K TPM of gpt-4o-mini (GlobalStandard) left"
+    )
+    assert deployment.operations.get(step="ensure_deployment").status == ProvisioningOperation.Status.FAILED
 
 
 def test_an_unknown_model_fails_and_leaves_no_deployment_behind(engine, zone, marketing):
@@ -240,7 +257,7 @@ def test_an_unknown_model_fails_and_leaves_no_deployment_behind(engine, zone, ma
     assert deployment.state == State.FAILED
     assert "gpt-9 2030-01-01" in deployment.status_message
     assert "cannot be deployed in Sweden Central" in deployment.status_message
-    assert list(azure().deployments.list(ZONE_GROUP, deployment.account.name)) == []
+    assert list(azure().accounts.list()) == []
 
 
 def test_runs_survive_throttling_and_server_errors_without_duplicates(engine, zone, marketing):
