@@ -183,22 +183,19 @@ def main() -> int:
             drop_database(postgres_name)
 
     times = sorted(active_at.values())
+    unfinished = len(deployments) - len(active_at) - len(failed)
+    database = "PostgreSQL" if postgres_name else "SQLite"
+    print(f"database: {database}; broker: {environment['CELERY_BROKER_URL'].split(':')[0]}")
     print(
-        f"database: {'PostgreSQL' if postgres_name else 'SQLite'}; broker: {environment['CELERY_BROKER_URL'].split(':')[0]}"
+        f"deployments: {len(deployments)} across {arguments.departments} departments; "
+        f"LRO delay {arguments.lro_delay:g} s; {arguments.workers} worker processes"
     )
-    print(
-        f"deployments: {len(deployments)} across {arguments.departments} departments; LRO delay {arguments.lro_delay:g} s; {arguments.workers} worker processes"
-    )
-    print(
-        f"active: {len(active_at)}, failed: {len(failed)}, unfinished: {len(deployments) - len(active_at) - len(failed)}"
-    )
+    print(f"active: {len(active_at)}, failed: {len(failed)}, unfinished: {unfinished}")
     if times:
-        print(
-            f"wall: {times[-1] if len(times) == len(deployments) else wall:.1f} s (target {arguments.target_seconds:g} s)"
-        )
-        print(
-            f"time to active: median {statistics.median(times):.1f} s, p95 {percentile(times, 0.95):.1f} s, first {times[0]:.1f} s"
-        )
+        finished = times[-1] if len(times) == len(deployments) else wall
+        print(f"wall: {finished:.1f} s (target {arguments.target_seconds:g} s)")
+        median, p95 = statistics.median(times), percentile(times, 0.95)
+        print(f"time to active: median {median:.1f} s, p95 {p95:.1f} s, first {times[0]:.1f} s")
     for message in list(failed.values())[:3]:
         print(f"failed: {message}")
     return 0 if len(active_at) == len(deployments) and times[-1] <= arguments.target_seconds else 1
