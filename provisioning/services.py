@@ -411,6 +411,22 @@ def _account_for(deployment: ModelDeployment) -> OpenAIAccount:
     return OpenAIAccount.objects.select_for_update().get(pk=account.pk)
 
 
+def _wait_or_put_again(
+    provisioning_state: str, operation: ProvisioningOperation, put: Callable[[], Wait], *, what: str
+) -> Wait | None:
+    """Wait while Azure is still working on a resource; PUT it again when Azure failed to
+    create it (as Azure advises, a few times); None once it has succeeded."""
+    if provisioning_state in IN_PROGRESS:
+        return Wait(poll_seconds())
+    if provisioning_state != "Failed":
+        return None
+    if operation.attempt >= MAX_PUT_ATTEMPTS:
+        raise PermanentAzureError(f"Azure failed to create {what} {operation.attempt} times.")
+    operation.attempt += 1
+    operation.save(update_fields=["attempt"])
+    return put()
+
+
 def _preflight(deployment: ModelDeployment, client: CognitiveServicesManagementClient) -> None:
     """Refuse, in a lead's words, what the region does not offer or its quota cannot hold."""
     region = deployment.region
@@ -507,18 +523,14 @@ def _ensure_account(
         # refusal leaves nothing behind in Azure.
         _preflight(deployment, client)
         return put()
-    state = azure.properties.provisioning_state
-    if state in IN_PROGRESS:
-        return Wait(poll_seconds())
-    if state == "Failed":
-        if operation.attempt >= MAX_PUT_ATTEMPTS:
-            raise PermanentAzureError(
-                f"Azure failed to create the account {account.name} in {region_label(account.region)} "
-                f"{operation.attempt} times."
-            )
-        operation.attempt += 1
-        operation.save(update_fields=["attempt"])
-        return put()
+    waiting = _wait_or_put_again(
+        azure.properties.provisioning_state,
+        operation,
+        put,
+        what=f"the account {account.name} in {region_label(account.region)}",
+    )
+    if waiting is not None:
+        return waiting
     properties = azure.properties
     if (
         properties.disable_local_auth is not True
@@ -626,17 +638,11 @@ def _ensure_deployment(
         )
     except ResourceNotFoundError:
         return put()
-    state = azure.properties.provisioning_state
-    if state in IN_PROGRESS:
-        return Wait(poll_seconds())
-    if state == "Failed":
-        if operation.attempt >= MAX_PUT_ATTEMPTS:
-            raise PermanentAzureError(
-                f"Azure failed to create the deployment {deployment.name} {operation.attempt} times."
-            )
-        operation.attempt += 1
-        operation.save(update_fields=["attempt"])
-        return put()
+    waiting = _wait_or_put_again(
+        azure.properties.provisioning_state, operation, put, what=f"the deployment {deployment.name}"
+    )
+    if waiting is not None:
+        return waiting
     if (
         azure.sku.capacity != deployment.capacity
         or azure.properties.model.version != deployment.model_version

@@ -73,14 +73,16 @@ def make_landing_zone(
     slug: str | None = None,
     owner_department: Department | None = None,
     allowed_regions: list[str] | None = None,
+    subscription_id: str | None = None,
+    resource_group: str | None = None,
 ) -> LandingZone:
     number = next(_sequence)
     name = name or f"Landing zone {number}"
     return LandingZone.objects.create(
         name=name,
         slug=slug or f"lz{number}",
-        subscription_id=str(uuid.UUID(int=number)),
-        resource_group=f"rg-switchyard-{number}",
+        subscription_id=subscription_id or str(uuid.UUID(int=number)),
+        resource_group=resource_group or f"rg-switchyard-{number}",
         allowed_regions=allowed_regions if allowed_regions is not None else ["swedencentral", "eastus2"],
         owner_department=owner_department,
     )
@@ -118,6 +120,7 @@ def make_deployment(
     landing_zone: LandingZone | None = None,
     account: OpenAIAccount | None = None,
     region: str = "swedencentral",
+    network_mode: str = NetworkMode.PUBLIC,
     model_name: str = "gpt-4o-mini",
     model_version: str = "2024-07-18",
     sku: str = ModelDeployment.Sku.GLOBAL_STANDARD,
@@ -135,6 +138,7 @@ def make_deployment(
         system_prompt=system_prompt,
         landing_zone=landing_zone or make_landing_zone(),
         region=region,
+        network_mode=network_mode,
         account=account,
         name=name or f"{model_name}-{number}",
         model_name=model_name,

@@ -18,7 +18,7 @@ from provisioning.models import (
     ProvisioningOperation,
 )
 from tests.emulator.fixtures import SUBSCRIPTION
-from tests.factories import make_department
+from tests.factories import make_department, make_deployment, make_landing_zone
 
 State = ModelDeployment.State
 ZONE_GROUP = "rg-central-ai"
@@ -32,12 +32,8 @@ def engine(emulator, settings):
 
 @pytest.fixture
 def zone(db) -> LandingZone:
-    return LandingZone.objects.create(
-        name="Central IT shared",
-        slug="central",
-        subscription_id=SUBSCRIPTION,
-        resource_group=ZONE_GROUP,
-        allowed_regions=["swedencentral", "eastus2"],
+    return make_landing_zone(
+        name="Central IT shared", slug="central", subscription_id=SUBSCRIPTION, resource_group=ZONE_GROUP
     )
 
 
@@ -47,28 +43,17 @@ def marketing(db) -> Department:
 
 
 def new_deployment(
-    zone,
-    department,
-    *,
-    name="marketing-copy",
-    model="gpt-4o-mini",
-    version="2024-07-18",
-    sku="GlobalStandard",
-    capacity=20,
-    region="swedencentral",
-    network=NetworkMode.PUBLIC,
+    zone, department, *, name="marketing-copy", model="gpt-4o-mini", version="2024-07-18", **options
 ):
-    return ModelDeployment.objects.create(
+    """A deployment as a request would leave it: not yet provisioned."""
+    return make_deployment(
         department=department,
-        display_name=name.replace("-", " ").title(),
         landing_zone=zone,
-        region=region,
-        network_mode=network,
         name=name,
         model_name=model,
         model_version=version,
-        sku=sku,
-        capacity=capacity,
+        state=State.REQUESTED,
+        **options,
     )
 
 
@@ -169,7 +154,7 @@ def test_a_second_run_changes_nothing_and_creates_nothing(engine, zone, marketin
 def test_deployments_share_one_account_per_zone_region_and_network_mode(engine, zone, marketing):
     public = [provision(new_deployment(zone, marketing, name=f"copy-{n}", capacity=5)) for n in range(2)]
     private = provision(
-        new_deployment(zone, marketing, name="private-copy", capacity=5, network=NetworkMode.PRIVATE)
+        new_deployment(zone, marketing, name="private-copy", capacity=5, network_mode=NetworkMode.PRIVATE)
     )
 
     assert public[0].account == public[1].account
