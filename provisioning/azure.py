@@ -23,6 +23,8 @@ ARM_SCOPE = "https://management.azure.com/.default"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 # Long-running operations: Azure answers Retry-After; this is only the fallback between polls.
 POLLING_INTERVAL_SECONDS = 2
+ARM_CONNECT_TIMEOUT_SECONDS = 10
+ARM_READ_TIMEOUT_SECONDS = 60
 
 
 class EmulatorCredential:
@@ -82,7 +84,12 @@ def credential() -> TokenCredential:
 
 
 def _arm_options(token_credential: TokenCredential, retries: int | None) -> dict[str, Any]:
-    options: dict[str, Any] = {"polling_interval": POLLING_INTERVAL_SECONDS}
+    # azure-core waits up to 300 s for an answer by default; a worker should not.
+    options: dict[str, Any] = {
+        "polling_interval": POLLING_INTERVAL_SECONDS,
+        "connection_timeout": ARM_CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": ARM_READ_TIMEOUT_SECONDS,
+    }
     if retries is not None:
         options["retry_total"] = retries
     if is_emulator():
