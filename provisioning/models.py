@@ -9,7 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from portal.org.models import Department
+from portal.org.models import Department, User
 
 
 class NetworkMode(models.TextChoices):
@@ -114,6 +114,16 @@ class OpenAIAccount(models.Model):
 
 
 class ModelDeploymentQuerySet(models.QuerySet["ModelDeployment"]):
+    def usable_by(self, user: User) -> "ModelDeploymentQuerySet":
+        """Active deployments the user's departments may chat with: their dedicated ones and the
+        shared ones granted to them."""
+        departments = user.memberships.values("department_id")
+        granted = AccessGrant.objects.filter(department_id__in=departments).values("deployment_id")
+        return self.filter(state=ModelDeployment.State.ACTIVE).filter(
+            Q(scope=ModelDeployment.Scope.DEDICATED, department_id__in=departments)
+            | Q(scope=ModelDeployment.Scope.SHARED, pk__in=granted)
+        )
+
     def live(self) -> "ModelDeploymentQuerySet":
         return self.exclude(state=ModelDeployment.State.DECOMMISSIONED)
 
@@ -205,6 +215,14 @@ class ModelDeployment(models.Model):
     @property
     def capacity_label(self) -> str:
         return f"{self.capacity} PTU" if self.is_provisioned_sku else f"{self.capacity}K TPM"
+
+    def paying_departments(self, user: User) -> list[Department]:
+        """The user's departments that may use this deployment (and so pay for their use)."""
+        departments = [membership.department for membership in user.memberships_with_departments]
+        if self.scope == self.Scope.DEDICATED:
+            return [department for department in departments if department.pk == self.department_id]
+        granted = set(self.grants.values_list("department_id", flat=True))
+        return [department for department in departments if department.pk in granted]
 
 
 class AccessGrant(models.Model):

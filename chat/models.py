@@ -1,0 +1,113 @@
+"""Consumption: conversations and messages (content, deleted by the retention policy) and usage
+records (money, kept after the content is gone)."""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from portal.org.models import Department
+from provisioning.models import ModelDeployment, Price
+
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def matching(self, query: str) -> "ConversationQuerySet":
+        """Conversations whose title or any message contains `query`."""
+        if not query:
+            return self
+        in_messages = Message.objects.filter(content__icontains=query).values("conversation_id")
+        return self.filter(Q(title__icontains=query) | Q(pk__in=in_messages))
+
+
+class Conversation(models.Model):
+    """One person's chat with one deployment, paid for by one of their departments."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="conversations")
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        related_name="conversations",
+        help_text="The department that pays.",
+    )
+    title = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When the retention policy deletes it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title or "New conversation"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "You"
+        ASSISTANT = "assistant", "Assistant"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=20, blank=True)
+    content_filter = models.JSONField(null=True, blank=True, help_text="Azure's verdict, when it filtered.")
+    error = models.TextField(blank=True, help_text="What went wrong, in words the user saw.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()}: {self.content[:40]}"
+
+
+class UsageRecord(models.Model):
+    """One model call: who paid, who asked, on what, how many tokens and what it cost."""
+
+    class Source(models.TextChoices):
+        CHAT = "chat", "Chat"
+        API = "api", "API"
+
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="usage_records")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="usage_records")
+    # Money outlives content: the conversation may be purged, the record stays.
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    input_tokens = models.PositiveIntegerField()
+    cached_input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField()
+    cost = models.DecimalField(max_digits=16, decimal_places=10, help_text="USD, unrounded.")
+    price = models.ForeignKey(Price, null=True, on_delete=models.PROTECT, related_name="usage_records")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CHAT)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["department", "created_at"], name="usage_by_department_time")]
+
+    def __str__(self) -> str:
+        return f"{self.department} {self.input_tokens}+{self.output_tokens} tokens ${self.cost:.6f}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+ZERO = Decimal(0)
