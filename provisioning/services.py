@@ -154,17 +154,16 @@ def deployments_resume_stalled(*, older_than_seconds: float) -> list[int]:
 
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     resumed = []
-    for deployment_id in (
-        ModelDeployment.objects.in_flight().filter(updated_at__lt=cutoff).values_list("pk", flat=True)
+    running = [State.PROVISIONING, State.DECOMMISSIONING]
+    for deployment_id in ModelDeployment.objects.filter(state__in=running, updated_at__lt=cutoff).values_list(
+        "pk", flat=True
     ):
         with transaction.atomic():
             deployment = ModelDeployment.objects.select_for_update().get(pk=deployment_id)
-            if deployment.state not in State.in_flight() or deployment.updated_at >= cutoff:
+            if deployment.state not in running or deployment.updated_at >= cutoff:
                 continue
-            if deployment.state == State.REQUESTED:
-                deployment.state = State.PROVISIONING
             deployment.run_token = uuid.uuid4().hex
-            deployment.save(update_fields=["state", "run_token", "updated_at"])
+            deployment.save(update_fields=["run_token", "updated_at"])
             task = (
                 decommission_deployment_task
                 if deployment.state == State.DECOMMISSIONING
@@ -278,12 +277,13 @@ def _advance(
 
 
 def _provisioning_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunction]]:
-    if (
-        deployment.account is not None
-        and deployment.account.state == OpenAIAccount.State.ACTIVE
-        and deployment.run > 1
-    ):
-        # The account is in place: a later run only changes the deployment (capacity, version).
+    was_deployed = deployment.operations.filter(
+        run__lt=deployment.run,
+        step__in=[Step.ENSURE_DEPLOYMENT, Step.CHANGE_CAPACITY],
+        status=ProvisioningOperation.Status.SUCCEEDED,
+    ).exists()
+    if was_deployed:
+        # Everything around it is in place: a later run only changes the deployment itself.
         return [(Step.CHANGE_CAPACITY, _ensure_deployment)]
     return [
         (Step.ENSURE_ACCOUNT, _ensure_account),

@@ -72,6 +72,12 @@ def run(service, deployment: ModelDeployment, *, limit_seconds: float = 60) -> M
     raise AssertionError("the run did not finish")
 
 
+def run_until_transient_error(deployment: ModelDeployment, token: str) -> None:
+    for _ in range(100):
+        time.sleep(0.1)
+        services.deployment_provision(deployment_id=deployment.pk, token=token)
+
+
 def provision(deployment: ModelDeployment) -> ModelDeployment:
     services.deployment_request_provisioning(deployment=deployment)
     return run(services.deployment_provision, deployment)
@@ -304,6 +310,25 @@ def test_drift_flags_a_deployment_deleted_behind_the_portals_back(engine, zone, 
     }
     assert ModelDeployment.objects.get(pk=other.pk).drift == {"capacity": {"switchyard": 5, "azure": 9}}
     assert OpenAIAccount.objects.get(pk=other.account.pk).drift == {"unknown_deployments": ["stranger"]}
+
+
+def test_a_retried_run_after_a_failure_redoes_the_steps_that_never_succeeded(engine, zone, marketing):
+    engine.inject(operation="roleAssignments.put", kind="500", count=20)
+    deployment = new_deployment(zone, marketing)
+    services.deployment_request_provisioning(deployment=deployment)
+    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    # The account gets made; then the role assignment keeps failing.
+    with pytest.raises(services.TransientAzureError):
+        run_until_transient_error(deployment, token)
+    # What the task does once its retries are spent.
+    services.deployment_fail(deployment_id=deployment.pk, message="Azure kept failing.")
+    requests.delete(f"{engine.url}/_emulator/faults", timeout=5)
+
+    deployment = provision(ModelDeployment.objects.get(pk=deployment.pk))
+
+    assert deployment.state == State.ACTIVE
+    steps = list(deployment.operations.filter(run=deployment.run).values_list("step", flat=True))
+    assert "grant_role" in steps
 
 
 def test_a_stalled_run_is_resumed_with_a_new_token(engine, zone, marketing):
