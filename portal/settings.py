@@ -243,10 +243,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "resume-stalled-provisioning": {"task": "provisioning.tasks.resume_stalled_runs_task", "schedule": 60.0},
     "check-drift": {"task": "provisioning.tasks.check_drift_task", "schedule": 15 * 60.0},
     "catalog-sync": {"task": "provisioning.tasks.catalog_sync_task", "schedule": 3600.0},
+    "purge-expired-conversations": {
+        "task": "chat.tasks.purge_expired_conversations_task",
+        "schedule": 3600.0,
+    },
 }
 # Seconds between looks at a long-running Azure operation (Azure's own Retry-After is honoured
 # for throttling; provisioning polls at this pace).
 PROVISIONING_POLL_SECONDS = env.float("PROVISIONING_POLL_SECONDS", default=2.0)
+
+# Chat: per-user limits, counted in the cache above (shared by all web workers with Redis).
+CHAT_USER_REQUESTS_PER_MINUTE = env.int("CHAT_USER_REQUESTS_PER_MINUTE", default=20)
+CHAT_USER_TOKENS_PER_MINUTE = env.int("CHAT_USER_TOKENS_PER_MINUTE", default=40_000)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Switchyard <switchyard@example.com>")

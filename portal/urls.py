@@ -13,6 +13,7 @@ urlpatterns = [
     path("departments/", org_views.department_list, name="department_list"),
     path("departments/<slug:slug>/", org_views.department_detail, name="department_detail"),
     path("deployments/", include("provisioning.urls")),
+    path("chat/", include("chat.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

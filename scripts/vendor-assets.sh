@@ -6,18 +6,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HTMX_VERSION=2.0.11
+# The chat: Markdown rendering, sanitizing (model output must never run script) and code
+# highlighting. Browser builds that set a global (marked, DOMPurify, hljs), loaded with `defer`.
+MARKED_VERSION=18.2.1
+DOMPURIFY_VERSION=3.4.18
+HIGHLIGHT_VERSION=11.12.0
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 fetch() {  # fetch PACKAGE VERSION FILE-IN-PACKAGE DESTINATION
   (cd "$work" && npm pack --silent "$1@$2" >/dev/null)
-  tar -xzf "$work"/"${1//\//-}"-"$2".tgz -C "$work"
-  cp "$work/package/$3" "static/vendor/$4"
+  local tarball="${1#@}"
+  tar -xzf "$work"/"${tarball//\//-}"-"$2".tgz -C "$work"
+  # The source maps are not vendored: drop the comments that point at them, or the browser
+  # and the hashed-name static storage go looking for them.
+  sed '/^\/\/# sourceMappingURL=/d' "$work/package/$3" >"static/vendor/$4"
   rm -rf "$work/package"
   echo "vendored $1@$2 -> static/vendor/$4"
 }
 
 mkdir -p static/vendor
-rm -f static/vendor/htmx-*.min.js
+rm -f static/vendor/htmx-*.min.js static/vendor/marked-*.js static/vendor/purify-*.js \
+  static/vendor/highlight-*.js static/vendor/highlight-*.css
 fetch htmx.org "$HTMX_VERSION" dist/htmx.min.js "htmx-$HTMX_VERSION.min.js"
+fetch marked "$MARKED_VERSION" lib/marked.umd.js "marked-$MARKED_VERSION.umd.js"
+fetch dompurify "$DOMPURIFY_VERSION" dist/purify.min.js "purify-$DOMPURIFY_VERSION.min.js"
+fetch @highlightjs/cdn-assets "$HIGHLIGHT_VERSION" highlight.min.js "highlight-$HIGHLIGHT_VERSION.min.js"
+fetch @highlightjs/cdn-assets "$HIGHLIGHT_VERSION" styles/github.min.css "highlight-$HIGHLIGHT_VERSION-github.min.css"
+fetch @highlightjs/cdn-assets "$HIGHLIGHT_VERSION" styles/github-dark.min.css "highlight-$HIGHLIGHT_VERSION-github-dark.min.css"

@@ -20,7 +20,10 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     if user is None or not user.is_authenticated:
         return {"nav_items": [], "show_demo_signins": settings.SHOW_DEMO_SIGNINS}
     links = [("Home", reverse("home"))]
-    led = [m.department for m in user.memberships_with_departments if m.role == Membership.Role.LEAD]
+    memberships = user.memberships_with_departments
+    if memberships:
+        links.append(("Chat", reverse("chat:index")))
+    led = [m.department for m in memberships if m.role == Membership.Role.LEAD]
     if user.sees_all_departments:
         links.append(("Departments", reverse("department_list")))
     elif len(led) == 1:

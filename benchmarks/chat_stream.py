@@ -1,0 +1,469 @@
+"""Benchmark: what the portal's streaming chat adds to the time to the first token.
+
+The emulator answers with a fixed time to the first token (200 ms) and a delay per token (10 ms).
+The portal runs as ONE uvicorn worker (a subprocess) on a scratch database, with a deployment
+provisioned through the portal's own services and one signed-in session (and conversation) per
+simulated person. The script measures:
+
+1. the time to the first token calling the emulator directly with the openai SDK
+   (`AsyncAzureOpenAI`, as the portal does), 50 streams in flight;
+2. the same through the portal (`POST /chat/<id>/messages`, first `delta` event), 50 streams;
+   prints median and p95 of both, the milliseconds the portal adds and the ratio;
+3. 300 concurrent streams through the portal, all of which must end with a `done` event;
+4. the web process's peak memory (VmHWM).
+
+    .venv/bin/python -m benchmarks.chat_stream [--streams 50] [--rounds 4] [--burst 300]
+
+The database is PostgreSQL when DATABASE_URL names one (a fresh database, dropped afterwards),
+else a throw-away SQLite file. Exits 1 when a stream fails or the added latency misses the
+target (5 ms median, 20 ms p95).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import requests
+
+from benchmarks.emulator import (
+    PROJECT_DIR,
+    capacity_for,
+    free_port,
+    percentile,
+    process_figures,
+    raise_file_limit,
+    start_emulator,
+    stop_emulator,
+)
+from benchmarks.provisioning import drop_database, scratch_database
+
+SUBSCRIPTION = "00000000-0000-0000-0000-00000000c4a7"
+REGION, MODEL, VERSION, SKU = "swedencentral", "gpt-4o-mini", "2024-07-18", "GlobalStandard"
+SYSTEM_PROMPT = "You are a concise assistant for an engineering team."
+QUESTION = "Explain how to roll out a new internal search service."
+DELTA_MARKER = b"event: delta"
+DONE_MARKER = b"event: done"
+ERROR_MARKER = b"event: error"
+
+
+@dataclass
+class Stream:
+    started: float
+    first_token: float | None = None
+    finished: float | None = None
+    error: str | None = None
+
+    @property
+    def ttft_ms(self) -> float:
+        assert self.first_token is not None
+        return (self.first_token - self.started) * 1000
+
+
+# Setting up: database, deployment, people -----------------------------------------------------
+
+
+def seed(*, people: int, capacity: int, emulator_url: str) -> tuple[str, list[tuple[str, str]]]:
+    """A department, a deployment provisioned on the emulator through the portal's services,
+    and `people` members, each with a signed-in session and a conversation. Returns the
+    deployment's endpoint and (session key, conversation id) per person."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from chat.models import Conversation
+    from portal.org.models import Department, Membership, User
+    from provisioning import services
+    from provisioning.models import LandingZone, ModelDeployment
+
+    call_command("migrate", verbosity=0)
+    requests.put(
+        f"{emulator_url}/_emulator/quotas",
+        json={"location": REGION, "usageName": f"OpenAI.{SKU}.{MODEL}", "limit": capacity},
+        timeout=10,
+    ).raise_for_status()
+    department = Department.objects.create(
+        name="Benchmark", slug="benchmark", cost_center="CC-B", monthly_budget=10_000_000
+    )
+    zone = LandingZone.objects.create(
+        name="Bench", slug="bench", subscription_id=SUBSCRIPTION, resource_group="rg-chat-bench"
+    )
+    deployment = ModelDeployment.objects.create(
+        department=department,
+        display_name="Benchmark assistant",
+        system_prompt=SYSTEM_PROMPT,
+        landing_zone=zone,
+        region=REGION,
+        name="chat-bench",
+        model_name=MODEL,
+        model_version=VERSION,
+        sku=SKU,
+        capacity=capacity,
+    )
+    services.deployment_request_provisioning(deployment=deployment)
+    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    deadline = time.monotonic() + 120
+    while (wait := services.deployment_provision(deployment_id=deployment.pk, token=token)) is not None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("provisioning did not finish")
+        time.sleep(min(wait, 0.2))
+    deployment.refresh_from_db()
+    if deployment.state != ModelDeployment.State.ACTIVE or deployment.account is None:
+        raise RuntimeError(f"provisioning failed: {deployment.status_message}")
+
+    sessions = []
+    for number in range(people):
+        user = User.objects.create_user(f"bench{number}@example.com", None)
+        Membership.objects.create(user=user, department=department)
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        conversation = Conversation.objects.create(
+            user=user, deployment=deployment, department=department, expires_at=timezone.now()
+        )
+        assert session.session_key is not None
+        sessions.append((session.session_key, str(conversation.pk)))
+    return deployment.account.endpoint, sessions
+
+
+def start_portal(port: int, environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(  # noqa: S603  (our own app, fixed arguments)
+        [
+            *(sys.executable, "-m", "uvicorn", "portal.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+            *("--log-level", "warning", "--no-access-log"),
+        ],
+        cwd=PROJECT_DIR,
+        env=environment,
+        start_new_session=True,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the portal exited with {process.returncode}; see {log}")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError("the portal did not start within 30 s")
+
+
+def stop_portal(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# The streams -----------------------------------------------------------------------------------
+
+
+async def direct_stream(client: openai.AsyncAzureOpenAI) -> Stream:
+    stream = Stream(started=time.perf_counter())
+    try:
+        chunks = await client.chat.completions.create(
+            model="chat-bench",
+            messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async for chunk in chunks:
+            if stream.first_token is None and chunk.choices and chunk.choices[0].delta.content:
+                stream.first_token = time.perf_counter()
+        if stream.first_token is None:
+            stream.error = "no content"
+    except openai.OpenAIError as error:
+        stream.error = f"{type(error).__name__}: {error}"
+    stream.finished = time.perf_counter()
+    return stream
+
+
+async def portal_stream(
+    client: httpx2.AsyncClient, base: str, session_key: str, conversation_id: str
+) -> Stream:
+    """One message through the portal, as the chat page sends it: a form POST with the session
+    and CSRF cookies and the CSRF header; the answer read as raw server-sent events."""
+    csrf = uuid.uuid4().hex
+    headers = {
+        "cookie": f"sessionid={session_key}; csrftoken={csrf}",
+        "x-csrftoken": csrf,
+        "accept": "text/event-stream",
+    }
+    stream = Stream(started=time.perf_counter())
+    try:
+        async with client.stream(
+            "POST", f"{base}/chat/{conversation_id}/messages", data={"content": QUESTION}, headers=headers
+        ) as response:
+            if response.status_code != 200:
+                stream.error = f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
+                return stream
+            tail = b""
+            async for received in response.aiter_raw():
+                if stream.first_token is None and DELTA_MARKER in received:
+                    stream.first_token = time.perf_counter()
+                tail = (tail + received)[-4096:]
+            if ERROR_MARKER in tail:
+                stream.error = (
+                    "error event: " + tail[tail.rfind(ERROR_MARKER) :].decode(errors="replace")[:200]
+                )
+            elif DONE_MARKER not in tail:
+                stream.error = "stream ended without a done event"
+    except httpx2.HTTPError as error:
+        stream.error = f"{type(error).__name__}: {error}"
+    stream.finished = time.perf_counter()
+    return stream
+
+
+async def in_flight(
+    make_stream: Any, *, concurrency: int, rounds: int, stagger_seconds: float
+) -> list[Stream]:
+    """`concurrency` streams in flight at all times: each lane starts at a random moment within
+    the stagger, then sends its next message as soon as the previous answer ends."""
+
+    async def lane(index: int) -> list[Stream]:
+        await asyncio.sleep(random.uniform(0, stagger_seconds))  # noqa: S311  (spread, not security)
+        return [await make_stream(index) for _ in range(rounds)]
+
+    lanes = await asyncio.gather(*(lane(index) for index in range(concurrency)))
+    return [stream for streams in lanes for stream in streams]
+
+
+def summary(title: str, streams: list[Stream]) -> tuple[float, float]:
+    ok = [stream for stream in streams if stream.error is None]
+    errors = [stream.error for stream in streams if stream.error is not None]
+    ttfts = [stream.ttft_ms for stream in ok]
+    median, p95 = statistics.median(ttfts), percentile(ttfts, 0.95)
+    print(f"\n{title}")
+    print(f"  streams               {len(streams)}  (errors: {len(errors)})")
+    for error in sorted(set(errors))[:3]:
+        print(f"    e.g. {error}")
+    print(f"  time to first token   median {median:.1f} ms, p95 {p95:.1f} ms")
+    full = [((stream.finished or stream.started) - stream.started) * 1000 for stream in ok]
+    print(f"  full answer           median {statistics.median(full):.0f} ms")
+    return median, p95
+
+
+async def measure(
+    *,
+    base: str,
+    endpoint: str,
+    sessions: list[tuple[str, str]],
+    streams: int,
+    rounds: int,
+    burst: int,
+    stagger_seconds: float,
+    before_portal: Any = None,
+) -> tuple[list[Stream], list[Stream], list[Stream]]:
+    from provisioning.azure import data_plane_token_provider
+
+    limits = httpx2.Limits(max_connections=burst + 10, max_keepalive_connections=burst + 10)
+    timeout = httpx2.Timeout(120.0)
+    async with (
+        openai.AsyncAzureOpenAI(
+            azure_endpoint=endpoint,
+            api_version="2025-04-01-preview",
+            azure_ad_token_provider=data_plane_token_provider(),
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout),
+        ) as sdk,
+        httpx2.AsyncClient(limits=limits, timeout=timeout) as http,
+    ):
+        # Warm both paths (connections, the portal's SDK client, imports) before measuring.
+        await asyncio.gather(*(direct_stream(sdk) for _ in range(5)))
+        await asyncio.gather(*(portal_stream(http, base, *sessions[index]) for index in range(5)))
+
+        direct = await in_flight(
+            lambda index: direct_stream(sdk),
+            concurrency=streams,
+            rounds=rounds,
+            stagger_seconds=stagger_seconds,
+        )
+        if before_portal is not None:
+            before_portal()
+        portal = await in_flight(
+            lambda index: portal_stream(http, base, *sessions[index]),
+            concurrency=streams,
+            rounds=rounds,
+            stagger_seconds=stagger_seconds,
+        )
+        many = await asyncio.gather(*(portal_stream(http, base, *sessions[index]) for index in range(burst)))
+    return direct, portal, list(many)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--streams", type=int, default=50, help="streams in flight for the latency comparison"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="messages per lane in the latency comparison")
+    parser.add_argument("--burst", type=int, default=300, help="concurrent streams that must all complete")
+    parser.add_argument("--first-token-ms", type=float, default=200)
+    parser.add_argument("--per-token-ms", type=float, default=10)
+    parser.add_argument("--stagger-seconds", type=float, default=2.0, help="spread of the lanes' first call")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the web process with py-spy (collapsed stacks) while the portal runs",
+    )
+    parser.add_argument("--target-median-ms", type=float, default=5.0)
+    parser.add_argument("--target-p95-ms", type=float, default=20.0)
+    arguments = parser.parse_args()
+
+    raise_file_limit()
+    workdir = Path(tempfile.mkdtemp(prefix="switchyard-chat-bench-"))
+    emulator_port, portal_port = free_port(), free_port()
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    emulator = start_emulator(emulator_port, workdir / "emulator.json")
+    database_url, postgres_name = scratch_database(workdir)
+    people = max(arguments.streams, arguments.burst, 5)
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": database_url,
+        "AZURE_MODE": "emulator",
+        "AZURE_EMULATOR_URL": emulator_url,
+        # Production settings, minus TLS (the benchmark speaks plain HTTP on loopback).
+        "DEBUG": "false",
+        "SECRET_KEY": "benchmark-" + uuid.uuid4().hex,
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+        "CELERY_BROKER_URL": "memory://",
+        # Each simulated person sends up to rounds + 2 messages in the run.
+        "CHAT_USER_REQUESTS_PER_MINUTE": "1000",
+        "CHAT_USER_TOKENS_PER_MINUTE": "10000000",
+    }
+    os.environ.update(environment)
+    portal: subprocess.Popen[bytes] | None = None
+    profiler: subprocess.Popen[bytes] | None = None
+    failures = 0
+    try:
+        requests.patch(
+            f"{emulator_url}/_emulator/settings",
+            json={
+                "lro_delay_seconds": 0.1,
+                "first_token_ms": arguments.first_token_ms,
+                "per_token_ms": arguments.per_token_ms,
+            },
+            timeout=10,
+        ).raise_for_status()
+        import django
+
+        django.setup()
+        # Capacity for every call of the run at once, so that no 429 (and no SDK retry sleeping
+        # out a retry-after) lands in the figures.
+        calls = 2 * arguments.streams * arguments.rounds + arguments.burst + 20
+        endpoint, sessions = seed(
+            people=people, capacity=capacity_for(calls * 4, 400), emulator_url=emulator_url
+        )
+        from django.db import connections
+
+        connections.close_all()
+        portal_log = workdir / "portal.log"
+        portal = start_portal(portal_port, environment, portal_log)
+        database = "PostgreSQL" if postgres_name else "SQLite"
+        print(f"portal pid {portal.pid} (one uvicorn worker) on :{portal_port}; emulator on :{emulator_port}")
+        print(
+            f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs shared by client, portal and emulator; "
+            f"database {database}; emulator first token {arguments.first_token_ms:g} ms, "
+            f"{arguments.per_token_ms:g} ms per token"
+        )
+
+        def profile() -> None:
+            nonlocal profiler
+            if arguments.profile and portal is not None:
+                profiler = subprocess.Popen(  # noqa: S603  (fixed arguments)
+                    [
+                        *(str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(portal.pid)),
+                        *("--format", "raw", "--output", str(arguments.profile), "--rate", "200"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+
+        direct, through_portal, burst = asyncio.run(
+            measure(
+                base=f"http://127.0.0.1:{portal_port}",
+                endpoint=endpoint,
+                sessions=sessions,
+                streams=arguments.streams,
+                rounds=arguments.rounds,
+                burst=arguments.burst,
+                stagger_seconds=arguments.stagger_seconds,
+                before_portal=profile,
+            )
+        )
+        direct_median, direct_p95 = summary(
+            f"directly to the emulator with the openai SDK, {arguments.streams} in flight", direct
+        )
+        portal_median, portal_p95 = summary(
+            f"through the portal (one uvicorn worker), {arguments.streams} in flight", through_portal
+        )
+        added_median, added_p95 = portal_median - direct_median, portal_p95 - direct_p95
+        target_median, target_p95 = arguments.target_median_ms, arguments.target_p95_ms
+        print(
+            f"\nportal adds            median {added_median:+.1f} ms (target {target_median:g}), "
+            f"p95 {added_p95:+.1f} ms (target {target_p95:g})"
+        )
+        ratio_median, ratio_p95 = portal_median / direct_median, portal_p95 / direct_p95
+        print(f"ratio portal/direct    median {ratio_median:.3f}, p95 {ratio_p95:.3f}")
+        burst_errors = [stream.error for stream in burst if stream.error is not None]
+        completed = len(burst) - len(burst_errors)
+        print(f"\n{arguments.burst} concurrent streams through the portal")
+        print(f"  completed             {completed}  (errors: {len(burst_errors)})")
+        for error in sorted(set(burst_errors))[:3]:
+            print(f"    e.g. {error}")
+        full = [((s.finished or s.started) - s.started) * 1000 for s in burst if s.error is None]
+        if full:
+            median, p95 = statistics.median(full), percentile(full, 0.95)
+            print(f"  full answer           median {median:.0f} ms, p95 {p95:.0f} ms")
+        peak_mib, cpu = process_figures(portal.pid)
+        print(f"\nweb process peak memory {peak_mib:.0f} MiB (VmHWM); CPU time {cpu:.1f} s")
+        logged = portal_log.read_text(errors="replace")
+        print(f"web process log: {logged.count('Traceback')} tracebacks ({portal_log})")
+        failures = (
+            sum(stream.error is not None for stream in [*direct, *through_portal])
+            + len(burst_errors)
+            + (added_median > arguments.target_median_ms)
+            + (added_p95 > arguments.target_p95_ms)
+        )
+    finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on interrupt
+            profiler.wait(timeout=30)
+        if portal is not None:
+            stop_portal(portal)
+        stop_emulator(emulator)
+        if postgres_name:
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(postgres_name)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,527 @@
+"""The chat's writes and checks: starting a conversation, preparing a turn before the model is
+called, saving what came back, retention, export.
+
+The streaming view calls `chat_turn_prepare` and `chat_turn_finish` once each through
+`sync_to_async`: all the database work of a turn happens in those two hops, none while the
+answer streams.
+"""
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from chat.access import get_conversation_for
+from chat.limits import user_rate_limit_admit, user_tokens_charge
+from chat.metering import budget_status, conversation_cost, month_bounds, usage_record_create
+from chat.models import Conversation, Message, UsageRecord
+from portal.org.models import Department, User
+from provisioning.models import AccessGrant, ModelDeployment
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 32_000
+TITLE_CHARS = 60
+# Context windows (tokens) of the models Switchyard offers; the catalog does not carry them.
+CONTEXT_TOKENS = {
+    "gpt-4o": 128_000,
+    "gpt-4o-mini": 128_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4.1-mini": 1_047_576,
+    "gpt-4.1-nano": 1_047_576,
+    "gpt-4": 8_192,
+    "gpt-35-turbo": 16_385,
+}
+DEFAULT_CONTEXT_TOKENS = 128_000
+# Room left for the answer when a long conversation is trimmed to the context window.
+ANSWER_RESERVE_TOKENS = 4_096
+# The browser session's history-off conversations (their ids), for `SessionStore`.
+SESSION_CONVERSATIONS_KEY = "chat_session_conversations"
+
+
+class ChatInputError(Exception):
+    """A request the chat refuses before anything is saved; `status` is the HTTP status."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters per token: good enough to trim and to meter a broken stream."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+def conversation_title(text: str) -> str:
+    """The first ~60 characters of the first message, on one line, sentence-cased."""
+    line = re.sub(r"\s+", " ", text).strip()
+    if len(line) > TITLE_CHARS:
+        cut = line[:TITLE_CHARS].rsplit(" ", 1)[0] if " " in line[:TITLE_CHARS] else line[:TITLE_CHARS]
+        line = cut.rstrip(" ,.;:-") + "…"
+    return line[:1].upper() + line[1:]
+
+
+def _names(people: Iterable[User]) -> str:
+    names = [person.display_name for person in people]
+    return " or ".join(names)
+
+
+def _ask_leads(department: Department) -> str:
+    leads = _names(department.leads())
+    return (
+        f"Ask {leads} to raise it." if leads else "Ask your department lead or a platform admin to raise it."
+    )
+
+
+def _money(amount: Decimal) -> str:
+    return f"${amount:,.2f}"
+
+
+# Conversations -----------------------------------------------------------------------------
+
+
+def session_conversation_ids(session: MutableMapping[str, Any]) -> list[str]:
+    return list(session.get(SESSION_CONVERSATIONS_KEY, []))
+
+
+def conversation_expiry(*, department: Department, now: datetime) -> datetime:
+    """History kept N days, or (history off) only as long as the browser session can live."""
+    if department.keeps_chat_history:
+        return now + timedelta(days=department.chat_retention_days)
+    return now + timedelta(seconds=settings.SESSION_COOKIE_AGE)
+
+
+def conversation_is_visible(*, conversation: Conversation, session: MutableMapping[str, Any]) -> bool:
+    """History-off conversations exist only for the browser session that had them."""
+    return conversation.department.keeps_chat_history or str(conversation.pk) in session_conversation_ids(
+        session
+    )
+
+
+def conversations_for(
+    *, user: User, session: MutableMapping[str, Any], query: str = ""
+) -> QuerySet[Conversation]:
+    """The user's conversations this browser may list, newest first."""
+    return (
+        Conversation.objects.filter(user=user)
+        .filter(Q(department__chat_retention_days__gt=0) | Q(pk__in=session_conversation_ids(session)))
+        .matching(query)
+        .select_related("deployment", "department")
+        .order_by("-updated_at")
+    )
+
+
+def conversation_for_view(
+    *, user: User, conversation_id: UUID | str, session: MutableMapping[str, Any]
+) -> Conversation:
+    conversation = get_conversation_for(user, conversation_id)
+    if not conversation_is_visible(conversation=conversation, session=session):
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def conversation_start(
+    *,
+    user: User,
+    deployment_id: int | str,
+    department_id: int | str | None,
+    session: MutableMapping[str, Any],
+) -> Conversation:
+    """A new, empty conversation with a deployment the user may use, paid by one of their
+    departments that may use it. Anything else is refused with a message for the page."""
+    try:
+        deployment = ModelDeployment.objects.usable_by(user).get(pk=int(deployment_id))
+    except (ModelDeployment.DoesNotExist, TypeError, ValueError):
+        raise ChatInputError(
+            "That assistant does not exist or is not available to you.", status=404
+        ) from None
+    payers = deployment.paying_departments(user)
+    if department_id in (None, ""):
+        if len(payers) != 1:
+            raise ChatInputError(f"Choose which of your departments pays for {deployment.display_name}.")
+        department = payers[0]
+    else:
+        department = next((d for d in payers if str(d.pk) == str(department_id)), None)  # type: ignore[assignment]
+        if department is None:
+            raise ChatInputError(f"That department cannot pay for {deployment.display_name}; choose another.")
+    now = timezone.now()
+    conversation = Conversation.objects.create(
+        user=user,
+        deployment=deployment,
+        department=department,
+        expires_at=conversation_expiry(department=department, now=now),
+    )
+    if not department.keeps_chat_history:
+        session[SESSION_CONVERSATIONS_KEY] = [*session_conversation_ids(session), str(conversation.pk)]
+    return conversation
+
+
+def conversation_rename(*, conversation: Conversation, title: str, actor: User) -> Conversation:
+    title = re.sub(r"\s+", " ", title).strip()
+    if not title:
+        raise ChatInputError("A title cannot be empty.")
+    max_length = Conversation._meta.get_field("title").max_length or 200
+    conversation.title = title[:max_length]
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation, actor: User) -> None:
+    """Deletes the conversation and its messages; its usage records stay (money outlives content)."""
+    conversation.delete()
+
+
+def conversations_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete conversations past their retention (messages go with them; usage records stay,
+    their conversation set to null). Returns how many conversations were deleted."""
+    now = now or timezone.now()
+    expired = Conversation.objects.filter(expires_at__lte=now)
+    _, per_model = expired.delete()
+    return per_model.get(Conversation._meta.label, 0)
+
+
+# A turn: before the model is called -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Everything the stream needs, read before it starts, so it touches no database."""
+
+    conversation_id: UUID
+    user_id: int
+    department_id: int
+    deployment_id: int
+    deployment_display_name: str
+    endpoint: str
+    deployment_name: str
+    prompt: list[dict[str, str]]
+    prompt_tokens_estimate: int
+    user_message_id: int | None
+    replaces_message_id: int | None
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The model is not called: the user's message (if any) is saved, the reason is shown."""
+
+    message: str
+    retry_after: int | None
+    user_message_id: int | None
+
+
+def validate_message(content: str) -> str:
+    content = content.strip()
+    if not content:
+        raise ChatInputError("Type a message first.")
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise ChatInputError(
+            f"That message is {len(content):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}. "
+            "Shorten it or split it into parts."
+        )
+    return content
+
+
+def chat_turn_prepare(
+    *,
+    user: User,
+    conversation_id: UUID | str,
+    content: str | None,
+    session: MutableMapping[str, Any],
+) -> Turn | Refusal:
+    """Authorize, save the user's message (before any model call, so it is never lost), check the
+    budget, the grant's cap and the user's rate limit, and build the trimmed prompt.
+
+    `content=None` regenerates: the answer to the last user message is asked for again and
+    replaces the previous answer once the new one is saved."""
+    conversation = conversation_for_view(user=user, conversation_id=conversation_id, session=session)
+    deployment = conversation.deployment
+    department = conversation.department
+    still_allowed = ModelDeployment.objects.usable_by(user).filter(pk=deployment.pk).exists() and any(
+        payer.pk == department.pk for payer in deployment.paying_departments(user)
+    )
+    if not still_allowed or deployment.account is None:
+        raise ChatInputError(
+            f"{deployment.display_name} is no longer available to you or {department.name}. "
+            "Start a new chat with an assistant you may use.",
+            status=404,
+        )
+    if content is not None:
+        content = validate_message(content)
+
+    now = timezone.now()
+    with transaction.atomic():
+        if content is not None:
+            user_message = Message.objects.create(
+                conversation=conversation, role=Message.Role.USER, content=content
+            )
+            replaces_message_id = None
+            if not conversation.title:
+                conversation.title = conversation_title(content)
+        else:
+            user_message = conversation.messages.filter(role=Message.Role.USER).last()  # type: ignore[assignment]
+            if user_message is None:
+                raise ChatInputError("There is no question to answer again yet.")
+            previous_answer = conversation.messages.filter(
+                role=Message.Role.ASSISTANT, pk__gt=user_message.pk
+            ).last()
+            replaces_message_id = previous_answer.pk if previous_answer else None
+        conversation.expires_at = conversation_expiry(department=department, now=now)
+        conversation.save(update_fields=["title", "expires_at", "updated_at"])
+    saved_id = user_message.pk if content is not None else None
+
+    history = list(
+        conversation.messages.filter(pk__lte=user_message.pk)
+        .exclude(content="")
+        .values_list("role", "content")
+    )
+    prompt = trimmed_prompt(
+        system_prompt=deployment.system_prompt,
+        history=history,
+        context_tokens=CONTEXT_TOKENS.get(deployment.model_name, DEFAULT_CONTEXT_TOKENS),
+    )
+    prompt_tokens = sum(estimate_tokens(message["content"]) for message in prompt)
+
+    budget = budget_status(department=department, on=timezone.localdate(now))
+    if budget.exhausted:
+        return Refusal(
+            f"{department.name} has used its whole monthly budget of {_money(budget.budget)}. "
+            f"{_ask_leads(department)}",
+            None,
+            saved_id,
+        )
+    capped = _grant_cap_refusal(deployment=deployment, department=department, now=now, tokens=prompt_tokens)
+    if capped is not None:
+        return Refusal(capped[0], capped[1], saved_id)
+    limited = user_rate_limit_admit(user_id=user.pk, estimated_tokens=prompt_tokens)
+    if limited is not None:
+        return Refusal(limited.message, limited.retry_after, saved_id)
+
+    warning = (
+        f"{department.name} has used {int(budget.share * 100)}% of its monthly budget."
+        if budget.warning
+        else None
+    )
+    return Turn(
+        conversation_id=conversation.pk,
+        user_id=user.pk,
+        department_id=department.pk,
+        deployment_id=deployment.pk,
+        deployment_display_name=deployment.display_name,
+        endpoint=deployment.account.endpoint,
+        deployment_name=deployment.name,
+        prompt=prompt,
+        prompt_tokens_estimate=prompt_tokens,
+        user_message_id=saved_id,
+        replaces_message_id=replaces_message_id,
+        warning=warning,
+    )
+
+
+def trimmed_prompt(
+    *, system_prompt: str, history: list[tuple[str, str]], context_tokens: int
+) -> list[dict[str, str]]:
+    """System prompt + as many of the latest turns as fit the context window (oldest dropped
+    first); the system prompt and the latest message are always kept."""
+    budget = context_tokens - ANSWER_RESERVE_TOKENS - (estimate_tokens(system_prompt) if system_prompt else 0)
+    kept: list[dict[str, str]] = []
+    for role, text in reversed(history):
+        cost = estimate_tokens(text)
+        if kept and cost > budget:
+            break
+        kept.append({"role": role, "content": text})
+        budget -= cost
+    kept.reverse()
+    if system_prompt:
+        kept.insert(0, {"role": "system", "content": system_prompt})
+    return kept
+
+
+def _grant_cap_refusal(
+    *, deployment: ModelDeployment, department: Department, now: datetime, tokens: int
+) -> tuple[str, int | None] | None:
+    """A shared deployment's grant may cap the department's monthly spend and tokens per minute
+    on it, beyond the department's overall budget."""
+    if deployment.scope != ModelDeployment.Scope.SHARED:
+        return None
+    grant = AccessGrant.objects.filter(deployment=deployment, department=department).first()
+    if grant is None:
+        return None
+    records = UsageRecord.objects.filter(deployment=deployment, department=department)
+    if grant.monthly_budget_cap is not None:
+        start, end = month_bounds(timezone.localdate(now))
+        spent = records.filter(created_at__gte=start, created_at__lt=end).aggregate(total=Sum("cost"))[
+            "total"
+        ]
+        if (spent or Decimal(0)) >= grant.monthly_budget_cap:
+            return (
+                f"{department.name} has used its whole monthly allowance of "
+                f"{_money(grant.monthly_budget_cap)} for {deployment.display_name}. {_ask_leads(department)}",
+                None,
+            )
+    if grant.tpm_cap:
+        window_start = now - timedelta(seconds=60)
+        recent = records.filter(created_at__gt=window_start)
+        used = recent.aggregate(total=Sum(F("input_tokens") + F("output_tokens")))["total"] or 0
+        if used and used + tokens > grant.tpm_cap * 1000:
+            oldest = recent.order_by("created_at").values_list("created_at", flat=True).first() or now
+            retry_after = max(1, math.ceil(60 - (now - oldest).total_seconds()))
+            return (
+                f"{department.name}'s share of {deployment.display_name} "
+                f"({grant.tpm_cap:,}K tokens per minute) is used up for the moment. "
+                f"Try again in {retry_after} seconds.",
+                retry_after,
+            )
+    return None
+
+
+# A turn: after the model answered ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back from one model call, however it ended."""
+
+    content: str
+    finish_reason: str
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token_ms: int | None = None
+    duration_ms: int | None = None
+    content_filter: dict[str, Any] | None = None
+    error: str = ""
+    # Whether Azure accepted the call (and so may bill it): then a usage record is written.
+    metered: bool = True
+
+
+@dataclass(frozen=True)
+class FinishedTurn:
+    message_id: int | None
+    cost: Decimal
+    conversation_cost: Decimal
+    title: str
+
+
+def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
+    """Save the answer (partial or failed ones too) and meter the call, in one transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_related("department").filter(pk=turn.conversation_id).first()
+        )
+        message_id = None
+        if conversation is not None:
+            if turn.replaces_message_id is not None and (outcome.content or not outcome.error):
+                Message.objects.filter(pk=turn.replaces_message_id, conversation=conversation).delete()
+            message = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                content=outcome.content,
+                prompt_tokens=outcome.prompt_tokens,
+                cached_tokens=outcome.cached_tokens,
+                completion_tokens=outcome.completion_tokens,
+                time_to_first_token_ms=outcome.time_to_first_token_ms,
+                duration_ms=outcome.duration_ms,
+                finish_reason=outcome.finish_reason,
+                content_filter=outcome.content_filter,
+                error=outcome.error,
+            )
+            message_id = message.pk
+            conversation.expires_at = conversation_expiry(department=conversation.department, now=now)
+            conversation.save(update_fields=["expires_at", "updated_at"])
+        cost = Decimal(0)
+        if outcome.metered:
+            # The conversation may have been deleted while it streamed: the money is still owed.
+            record = usage_record_create(
+                department=Department.objects.get(pk=turn.department_id),
+                user=User.objects.get(pk=turn.user_id),
+                deployment=ModelDeployment.objects.get(pk=turn.deployment_id),
+                conversation=conversation,
+                input_tokens=outcome.prompt_tokens,
+                cached_input_tokens=outcome.cached_tokens,
+                output_tokens=outcome.completion_tokens,
+                at=now,
+            )
+            cost = record.cost
+    if outcome.metered:
+        user_tokens_charge(user_id=turn.user_id, tokens=outcome.prompt_tokens + outcome.completion_tokens)
+    total = conversation_cost(conversation=conversation) if conversation is not None else cost
+    return FinishedTurn(
+        message_id=message_id,
+        cost=cost,
+        conversation_cost=total,
+        title=conversation.title if conversation is not None else "",
+    )
+
+
+# Export --------------------------------------------------------------------------------------
+
+
+def conversation_export_data(*, conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": str(conversation.pk),
+        "title": str(conversation),
+        "assistant": conversation.deployment.display_name,
+        "model": f"{conversation.deployment.model_name} {conversation.deployment.model_version}",
+        "department": conversation.department.name,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "expires_at": conversation.expires_at.isoformat() if conversation.expires_at else None,
+        "cost_usd": str(conversation_cost(conversation=conversation)),
+        "messages": [
+            {
+                "role": message.role,
+                "content": message.content,
+                "created_at": message.created_at.isoformat(),
+                "finish_reason": message.finish_reason or None,
+                "prompt_tokens": message.prompt_tokens,
+                "completion_tokens": message.completion_tokens,
+                "error": message.error or None,
+            }
+            for message in conversation.messages.all()
+        ],
+    }
+
+
+def conversations_export_json(*, conversations: Iterable[Conversation], user: User) -> str:
+    return json.dumps(
+        {
+            "exported_at": timezone.now().isoformat(),
+            "user": user.email,
+            "conversations": [conversation_export_data(conversation=c) for c in conversations],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def conversation_export_markdown(*, conversation: Conversation) -> str:
+    lines = [
+        f"# {conversation}",
+        "",
+        f"*{conversation.deployment.display_name} ({conversation.deployment.model_name}) · "
+        f"paid by {conversation.department.name} · {conversation.created_at:%Y-%m-%d %H:%M} UTC*",
+        "",
+    ]
+    for message in conversation.messages.all():
+        speaker = "You" if message.role == Message.Role.USER else "Assistant"
+        lines += [f"## {speaker}", "", message.content or "*(no answer)*", ""]
+        if message.error:
+            lines += [f"> {message.error}", ""]
+        elif message.role == Message.Role.ASSISTANT and message.finish_reason not in ("", "stop"):
+            lines += [f"> Answer ended: {message.finish_reason}", ""]
+    return "\n".join(lines)

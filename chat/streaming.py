@@ -1,0 +1,364 @@
+"""Streaming one answer from Azure OpenAI to the browser as server-sent events.
+
+The hot path: every content chunk from the SDK becomes one small `delta` event, with no database
+work and nothing re-encoded but the chunk's text. The database is touched once before the call
+(`chat_turn_prepare`, in the view) and once after (`chat_turn_finish`), however the stream ends:
+answered, stopped by the user (the client went away), cut by the content filter, or broken.
+"""
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import openai
+from asgiref.sync import sync_to_async
+from django.db import OperationalError
+from openai import AsyncAzureOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+
+from chat.services import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
+from provisioning.azure import data_plane_token_provider, is_emulator
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2025-04-01-preview"
+# Azure's own 429s are retried by the SDK (honouring retry-after) before the user hears of them.
+MAX_RETRIES = 2
+SAVE_ATTEMPTS = 3
+# Between two chunks, not for the whole answer: a long answer may stream for minutes.
+READ_TIMEOUT_SECONDS = 60.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+FINISH_NOTES = {
+    "content_filter": (
+        "Azure's content filter stopped this answer{categories}. The part written before is kept."
+    ),
+    "length": "The answer reached its length limit.",
+}
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+_DELTA_HEAD = b'event: delta\ndata: {"text":'
+_DELTA_TAIL = b"}\n\n"
+
+
+def delta_event(text: str) -> bytes:
+    # The one event sent per token: built from constant bytes around the encoded text.
+    return _DELTA_HEAD + json.dumps(text).encode() + _DELTA_TAIL
+
+
+# Clients ---------------------------------------------------------------------------------------
+
+# An SDK client holds a connection pool bound to the event loop that made it, and building one
+# costs milliseconds (it sets up TLS), so each loop keeps one client per account endpoint.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncAzureOpenAI]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _token_provider() -> Callable[[], str | Awaitable[str]]:
+    if is_emulator():
+        # The emulator's credential only encodes a JWT: cheap and non-blocking.
+        provider: Callable[[], str] = data_plane_token_provider()
+        return provider
+    # Real Entra ID: the async credential, so a token refresh never blocks the event loop.
+    from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+
+    from provisioning.azure import COGNITIVE_SERVICES_SCOPE
+
+    return get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
+
+
+def openai_client(endpoint: str) -> AsyncAzureOpenAI:
+    loop = asyncio.get_running_loop()
+    clients = _clients.setdefault(loop, {})
+    client = clients.get(endpoint)
+    if client is None:
+        client = AsyncAzureOpenAI(
+            azure_endpoint=endpoint,
+            api_version=API_VERSION,
+            azure_ad_token_provider=_token_provider(),
+            max_retries=MAX_RETRIES,
+            timeout=openai.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+        )
+        clients[endpoint] = client
+    return client
+
+
+# Errors, in words for the person chatting --------------------------------------------------------
+
+
+def _filtered_categories(results: Any) -> list[str]:
+    if not isinstance(results, dict):
+        return []
+    return [
+        category.replace("_", " ")
+        for category, verdict in results.items()
+        if isinstance(verdict, dict) and verdict.get("filtered")
+    ]
+
+
+def _retry_after(error: openai.APIStatusError) -> int | None:
+    headers = error.response.headers
+    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(1, int(-(-float(value) // scale)))
+            except ValueError:
+                continue
+    return None
+
+
+def _prompt_filter_verdict(error: openai.BadRequestError) -> dict[str, Any] | None:
+    body = error.body if isinstance(error.body, dict) else {}
+    body = body.get("error", body) if isinstance(body.get("error"), dict) else body
+    if body.get("code") != "content_filter":
+        return None
+    inner = body.get("innererror") or {}
+    verdict = inner.get("content_filter_result") if isinstance(inner, dict) else None
+    return verdict if isinstance(verdict, dict) else {}
+
+
+def refusal_for(error: openai.APIError, turn: Turn) -> tuple[str, int | None, dict[str, Any] | None]:
+    """(message, retry_after, content filter verdict) for a call Azure refused."""
+    if isinstance(error, openai.BadRequestError):
+        verdict = _prompt_filter_verdict(error)
+        if verdict is not None:
+            categories = ", ".join(_filtered_categories(verdict)) or "policy"
+            return (
+                f"This message was blocked by the content filter ({categories}). Rephrase it and try again.",
+                None,
+                verdict,
+            )
+    if isinstance(error, openai.RateLimitError):
+        retry_after = _retry_after(error)
+        wait = f"Try again in {retry_after} seconds." if retry_after else "Try again in a minute."
+        return f"{turn.deployment_display_name} is busy (Azure's rate limit). {wait}", retry_after, None
+    if isinstance(error, openai.APITimeoutError):
+        return f"{turn.deployment_display_name} did not answer in time. Try again in a moment.", None, None
+    if isinstance(error, openai.APIConnectionError):
+        return f"{turn.deployment_display_name} could not be reached. Try again in a moment.", None, None
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        if status >= 500:
+            return (
+                f"{turn.deployment_display_name} failed to answer (Azure error {status}). "
+                "Try again in a moment.",
+                _retry_after(error),
+                None,
+            )
+        return (
+            f"{turn.deployment_display_name} refused the call (Azure error {status}). "
+            "Try again later, or tell a platform admin if it keeps happening.",
+            None,
+            None,
+        )
+    return f"{turn.deployment_display_name} could not answer. Try again in a moment.", None, None
+
+
+# The stream ------------------------------------------------------------------------------------
+
+
+async def refusal_events(refusal: Refusal) -> AsyncIterator[bytes]:
+    yield sse("start", {"user_message_id": refusal.user_message_id, "warning": None})
+    yield sse("error", {"message": refusal.message, "retry_after": refusal.retry_after})
+
+
+class AnswerStream:
+    """One model call relayed as events, and what it delivered, saved however it ends."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.parts: list[str] = []
+        self.completion_chunks = 0
+        self.usage: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.content_filter: dict[str, Any] | None = None
+        self.started = time.monotonic()
+        self.first_token_ms: int | None = None
+        self.accepted = False  # Azure accepted the call: it is metered
+        self.saved: FinishedTurn | None = None
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    def outcome(
+        self, *, finish_reason: str, error: str = "", verdict: dict[str, Any] | None = None
+    ) -> Outcome:
+        content = "".join(self.parts)
+        if self.usage is not None:
+            prompt_tokens = int(self.usage.get("prompt_tokens") or 0)
+            completion_tokens = int(self.usage.get("completion_tokens") or 0)
+            cached_tokens = int((self.usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        else:
+            # No usage chunk (stopped or broken): meter what was delivered, one token per
+            # content chunk as Azure streams them, and the prompt by estimate.
+            prompt_tokens = self.turn.prompt_tokens_estimate
+            completion_tokens = self.completion_chunks
+            cached_tokens = 0
+        return Outcome(
+            content=content,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            cached_tokens=cached_tokens,
+            completion_tokens=completion_tokens,
+            time_to_first_token_ms=self.first_token_ms,
+            duration_ms=self._elapsed_ms(),
+            content_filter=verdict or self.content_filter,
+            error=error,
+            metered=self.accepted,
+        )
+
+    async def _save(self, outcome: Outcome) -> FinishedTurn:
+        # Once per call, however many ways it ends (a stop can arrive while an error is sent).
+        if self.saved is None:
+            for attempt in range(SAVE_ATTEMPTS):
+                try:
+                    self.saved = await sync_to_async(chat_turn_finish)(turn=self.turn, outcome=outcome)
+                    break
+                except OperationalError:
+                    # SQLite answers "database is locked" when writers queue past its timeout.
+                    if attempt == SAVE_ATTEMPTS - 1:
+                        logger.exception(
+                            "Could not save the answer for conversation %s", self.turn.conversation_id
+                        )
+                        raise
+                    await asyncio.sleep(0.5 * (attempt + 1))
+        assert self.saved is not None
+        return self.saved
+
+    async def events(self) -> AsyncIterator[bytes]:
+        turn = self.turn
+        yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
+        client = openai_client(turn.endpoint)
+        try:
+            try:
+                # The SDK makes the call (auth, retries on 429 honouring retry-after, errors as
+                # exceptions); the answer is read from its raw response rather than as one
+                # pydantic object per token, which at 50 streams cost a whole CPU core.
+                answer = client.chat.completions.with_streaming_response.create(
+                    model=turn.deployment_name,
+                    messages=cast("list[ChatCompletionMessageParam]", turn.prompt),
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                response = await answer.__aenter__()
+            except openai.APIError as error:
+                message, retry_after, verdict = refusal_for(error, turn)
+                logger.info("Chat call refused for conversation %s: %s", turn.conversation_id, error)
+                await self._save(self.outcome(finish_reason="error", error=message, verdict=verdict))
+                yield sse("error", {"message": message, "retry_after": retry_after})
+                return
+            self.accepted = True
+            try:
+                async for payloads in sse_payloads(response.iter_bytes()):
+                    # Whatever arrived in one read goes out as one event: under load, tokens
+                    # batch up instead of queueing one write each.
+                    text = self._take(payloads)
+                    if text:
+                        if self.first_token_ms is None:
+                            self.first_token_ms = self._elapsed_ms()
+                        self.parts.append(text)
+                        yield delta_event(text)
+            finally:
+                await answer.__aexit__(None, None, None)
+        except (asyncio.CancelledError, GeneratorExit):
+            # The person pressed stop or closed the page: keep and meter what was delivered.
+            await self._save(self.outcome(finish_reason="stopped"))
+            raise
+        except Exception as error:  # any break of the stream: keep the partial answer
+            logger.warning("Chat stream broke for conversation %s: %r", turn.conversation_id, error)
+            if self.parts:
+                message = "The connection to the assistant broke. The part that arrived is kept."
+                await self._save(self.outcome(finish_reason="interrupted"))
+            else:
+                message = f"{turn.deployment_display_name} stopped answering. Try again in a moment."
+                await self._save(self.outcome(finish_reason="interrupted", error=message))
+            yield sse("error", {"message": message, "retry_after": None})
+            return
+
+        finish_reason = self.finish_reason or "stop"
+        outcome = self.outcome(finish_reason=finish_reason)
+        finished = await self._save(outcome)
+        done: dict[str, Any] = {
+            "message_id": finished.message_id,
+            "finish_reason": finish_reason,
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.completion_tokens,
+            "cost": _usd(finished.cost),
+            "conversation_cost": _usd(finished.conversation_cost),
+            "title": finished.title,
+        }
+        if finish_reason in FINISH_NOTES:
+            categories = ", ".join(_filtered_categories(self.content_filter))
+            done["note"] = FINISH_NOTES[finish_reason].format(
+                categories=f" ({categories})" if categories else ""
+            )
+        yield sse("done", done)
+
+    def _take(self, payloads: list[bytes]) -> str:
+        """The content text of some chunks; notes usage and finish reason on the way."""
+        texts = []
+        for payload in payloads:
+            if payload == b"[DONE]":
+                continue
+            chunk = json.loads(payload)
+            if chunk.get("error"):
+                # An error inside a 200 stream (the SDK raises on these too).
+                raise AzureStreamError(str(chunk["error"].get("message") or chunk["error"]))
+            if chunk.get("usage"):
+                self.usage = chunk["usage"]
+            choices = chunk.get("choices")
+            # Azure's first chunk (prompt filter results) and the usage chunk have no choices.
+            if not choices:
+                continue
+            choice = choices[0]
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                texts.append(text)
+                self.completion_chunks += 1
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+                if self.finish_reason == "content_filter":
+                    self.content_filter = choice.get("content_filter_results")
+        return "".join(texts)
+
+
+class AzureStreamError(Exception):
+    """Azure reported an error in the middle of a stream."""
+
+
+async def sse_payloads(received: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """The `data:` payloads of the server-sent events in a byte stream, grouped by the read
+    that completed them."""
+    pending = b""
+    async for data in received:
+        pending += data
+        cut = pending.rfind(b"\n\n")
+        if cut < 0:
+            continue
+        complete, pending = pending[:cut], pending[cut + 2 :]
+        if b"\r" in complete:
+            complete = complete.replace(b"\r\n", b"\n")
+        payloads = []
+        for event in complete.split(b"\n\n"):
+            data_lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+            if data_lines:
+                payloads.append(b"\n".join(data_lines))
+        yield payloads
+
+
+def _usd(amount: Any) -> str:
+    return f"{amount:.6f}"
+
+
+def answer_stream(turn: Turn) -> AsyncIterator[bytes]:
+    return AnswerStream(turn).events()

@@ -1,0 +1,224 @@
+"""Chat views: the page, starting a conversation, the streamed answers, and the sidebar's
+rename, delete, search and export. Every conversation is fetched through the access helper (via
+`conversation_for_view`), so another person's is a 404 even by URL."""
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages as flash
+from django.db import OperationalError
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from chat import services
+from chat.metering import budget_status, conversation_cost
+from chat.models import Conversation
+from chat.services import ChatInputError, Refusal, Turn
+from chat.streaming import answer_stream, refusal_events
+from portal.org.models import Department, User
+from provisioning.models import ModelDeployment
+
+logger = logging.getLogger(__name__)
+
+SIDEBAR_CONVERSATIONS = 50
+NOT_FOUND = "This conversation does not exist or is not yours."
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)  # LoginRequiredMiddleware lets no one else in
+    return user
+
+
+def _page_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
+    user = _user(request)
+    deployments = list(
+        ModelDeployment.objects.usable_by(user).select_related("account").order_by("display_name")
+    )
+    paying_departments = {deployment.pk: deployment.paying_departments(user) for deployment in deployments}
+    payer: Department | None
+    if conversation is not None:
+        payer = conversation.department
+    else:
+        payer = next((payers[0] for payers in paying_departments.values() if payers), None)
+    chat_messages = list(conversation.messages.all()) if conversation is not None else []
+    query = request.GET.get("q", "").strip()
+    return {
+        "deployments": deployments,
+        "paying_departments": paying_departments,
+        "conversations": list(
+            services.conversations_for(user=user, session=request.session, query=query)[
+                :SIDEBAR_CONVERSATIONS
+            ]
+        ),
+        "conversation": conversation,
+        # Not `messages`: that name belongs to Django's flash messages, which base.html shows.
+        "chat_messages": chat_messages,
+        "conversation_cost": conversation_cost(conversation=conversation)
+        if conversation is not None
+        else None,
+        "budget": budget_status(department=payer) if payer is not None else None,
+        "retention_label": payer.retention_label if payer is not None else "",
+        "query": query,
+    }
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/chat.html", _page_context(request, None))
+
+
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = services.conversation_for_view(
+        user=_user(request), conversation_id=conversation_id, session=request.session
+    )
+    return render(request, "chat/chat.html", _page_context(request, conversation))
+
+
+@require_POST
+def start(request: HttpRequest) -> JsonResponse:
+    try:
+        conversation = services.conversation_start(
+            user=_user(request),
+            deployment_id=request.POST.get("deployment", ""),
+            department_id=request.POST.get("department") or None,
+            session=request.session,
+        )
+    except ChatInputError as error:
+        return JsonResponse({"error": error.message}, status=error.status)
+    return JsonResponse(
+        {
+            "id": str(conversation.pk),
+            "url": reverse("chat:conversation", args=[conversation.pk]),
+            "stream_url": reverse("chat:stream", args=[conversation.pk]),
+            "regenerate_url": reverse("chat:regenerate", args=[conversation.pk]),
+        },
+        status=201,
+    )
+
+
+def _event_stream(prepared: Turn | Refusal) -> StreamingHttpResponse:
+    events = refusal_events(prepared) if isinstance(prepared, Refusal) else answer_stream(prepared)
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold the answer back
+    return response
+
+
+async def _answer(request: HttpRequest, conversation_id: UUID, content: str | None) -> HttpResponseBase:
+    user = await request.auser()
+    assert isinstance(user, User)  # LoginRequiredMiddleware lets no one else in
+    try:
+        # All the turn's reads and writes before the call, in one hop to a thread.
+        prepared = await sync_to_async(services.chat_turn_prepare)(
+            user=user, conversation_id=conversation_id, content=content, session=request.session
+        )
+    except Http404:
+        return JsonResponse({"error": NOT_FOUND}, status=404)
+    except ChatInputError as error:
+        return JsonResponse({"error": error.message}, status=error.status)
+    except OperationalError:
+        # The database is overloaded (SQLite's write lock): nothing was saved, the page keeps the text.
+        logger.exception("Could not prepare a chat turn for conversation %s", conversation_id)
+        return JsonResponse(
+            {"error": "The chat is very busy right now. Try again in a few seconds."}, status=503
+        )
+    return _event_stream(prepared)
+
+
+@require_POST
+async def stream(request: HttpRequest, conversation_id: UUID) -> HttpResponseBase:
+    return await _answer(request, conversation_id, request.POST.get("content", ""))
+
+
+@require_POST
+async def regenerate(request: HttpRequest, conversation_id: UUID) -> HttpResponseBase:
+    return await _answer(request, conversation_id, None)
+
+
+@require_POST
+def rename(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    user = _user(request)
+    conversation = services.conversation_for_view(
+        user=user, conversation_id=conversation_id, session=request.session
+    )
+    try:
+        services.conversation_rename(
+            conversation=conversation, title=request.POST.get("title", ""), actor=user
+        )
+    except ChatInputError as error:
+        if request.headers.get("HX-Request"):
+            return JsonResponse({"error": error.message}, status=400)
+        flash.error(request, error.message)
+    if request.headers.get("HX-Request"):
+        return HttpResponse(status=204)
+    return redirect("chat:conversation", conversation_id=conversation.pk)
+
+
+@require_POST
+def delete(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    user = _user(request)
+    conversation = services.conversation_for_view(
+        user=user, conversation_id=conversation_id, session=request.session
+    )
+    services.conversation_delete(conversation=conversation, actor=user)
+    flash.success(request, "Conversation deleted.")
+    return redirect("chat:index")
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    conversations = services.conversations_for(user=_user(request), session=request.session, query=query)
+    return render(
+        request,
+        "chat/chat.html#conversation-list",
+        {"conversations": list(conversations[:SIDEBAR_CONVERSATIONS]), "conversation": None, "query": query},
+    )
+
+
+def _attachment(body: str, *, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+def export(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    user = _user(request)
+    conversation = services.conversation_for_view(
+        user=user, conversation_id=conversation_id, session=request.session
+    )
+    name = f"conversation-{str(conversation.pk)[:8]}"
+    if request.GET.get("format", "md") == "json":
+        body = services.conversations_export_json(conversations=[conversation], user=user)
+        return _attachment(body, filename=f"{name}.json", content_type="application/json")
+    body = services.conversation_export_markdown(conversation=conversation)
+    return _attachment(body, filename=f"{name}.md", content_type="text/markdown; charset=utf-8")
+
+
+@require_GET
+def export_all(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if request.GET.get("format", "json") != "json":
+        return JsonResponse({"error": "All conversations export as JSON only (format=json)."}, status=400)
+    conversations = services.conversations_for(user=user, session=request.session).prefetch_related(
+        "messages"
+    )
+    body = services.conversations_export_json(conversations=conversations, user=user)
+    return _attachment(
+        body, filename=f"conversations-{timezone.localdate():%Y-%m-%d}.json", content_type="application/json"
+    )

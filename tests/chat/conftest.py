@@ -1,0 +1,240 @@
+"""Chat fixtures: a deployment provisioned on the emulator the portal's way (provisioning
+services, keyless account, the portal's data role), people in Marketing and Finance, and clients
+that read the chat's server-sent events."""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.cache import cache
+from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.test import AsyncClient, Client
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+from django.utils.crypto import get_random_string
+
+from portal.org.models import Department, Membership, User
+from provisioning import services as provisioning
+from provisioning.models import LandingZone, ModelDeployment
+from tests.emulator.fixtures import SUBSCRIPTION
+from tests.factories import make_deployment, make_landing_zone, make_user
+
+
+def provision(deployment: ModelDeployment, *, limit_seconds: float = 60) -> ModelDeployment:
+    """Request provisioning and drive the run as the Celery task would, until it is done."""
+    provisioning.deployment_request_provisioning(deployment=deployment)
+    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        try:
+            wait = provisioning.deployment_provision(deployment_id=deployment.pk, token=token)
+        except provisioning.TransientAzureError:
+            wait = 0.05
+        if wait is None:
+            return ModelDeployment.objects.select_related("account").get(pk=deployment.pk)
+        time.sleep(min(wait, 0.05))
+    raise AssertionError("provisioning did not finish")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    # The per-user counters live in the cache, which outlives a test's database transaction.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def lena(marketing: Department) -> User:
+    lead = make_user(
+        email="lena@example.com", first_name="Lena", department=marketing, role=Membership.Role.LEAD
+    )
+    lead.last_name = "Lindqvist"
+    lead.save(update_fields=["last_name"])
+    return lead
+
+
+@pytest.fixture
+def mark(marketing: Department) -> User:
+    return make_user(email="mark@example.com", first_name="Mark", department=marketing)
+
+
+@pytest.fixture
+def fred(finance: Department) -> User:
+    return make_user(email="fred@example.com", first_name="Fred", department=finance)
+
+
+@pytest.fixture
+def zone(db) -> LandingZone:
+    return make_landing_zone(
+        name="Central IT shared", slug="central", subscription_id=SUBSCRIPTION, resource_group="rg-central-ai"
+    )
+
+
+@pytest.fixture
+def chat_emulator(emulator, settings):
+    # Provisioning without waits: the run is the portal's, only the clock is faster.
+    emulator.configure(lro_delay_seconds=0)
+    settings.PROVISIONING_POLL_SECONDS = 0.01
+    return emulator
+
+
+@pytest.fixture
+def copywriter(chat_emulator, zone, marketing, lena) -> ModelDeployment:
+    """Marketing's dedicated gpt-4o-mini, provisioned on the emulator through the services."""
+    deployment = make_deployment(
+        department=marketing,
+        landing_zone=zone,
+        display_name="Marketing copy assistant",
+        name="marketing-copy",
+        system_prompt="You write crisp marketing copy.",
+        state=ModelDeployment.State.REQUESTED,
+    )
+    return provision(deployment)
+
+
+@dataclass
+class Reply:
+    """A response from the chat, with its server-sent events parsed when it streamed."""
+
+    status: int
+    headers: dict[str, str]
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    json: dict[str, Any] | None = None
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return [data for event, data in self.events if event == name]
+
+    def one(self, name: str) -> dict[str, Any]:
+        found = self.of(name)
+        assert len(found) == 1, self.events
+        return found[0]
+
+    @property
+    def names(self) -> list[str]:
+        return [event for event, _ in self.events]
+
+    @property
+    def text(self) -> str:
+        return "".join(data["text"] for data in self.of("delta"))
+
+
+def parse_events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in body.decode().split("\n\n"):
+        if not block.strip():
+            continue
+        name, data = "message", ""
+        for line in block.split("\n"):
+            key, _, value = line.partition(": ")
+            if key == "event":
+                name = value
+            elif key == "data":
+                data += value
+        events.append((name, json.loads(data)))
+    return events
+
+
+class ChatClient:
+    """A signed-in browser: the sync test client for pages, an async one (same cookies, so the
+    same session) for the streaming views."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.client = Client()
+        self.client.force_login(user)
+        self.async_client = AsyncClient()
+        self.async_client.cookies = self.client.cookies
+
+    def get(self, url: str, **kwargs: Any):
+        return self.client.get(url, **kwargs)
+
+    def post(self, url: str, data: dict[str, Any] | None = None, **kwargs: Any):
+        return self.client.post(url, data or {}, **kwargs)
+
+    def stream(self, url: str, data: dict[str, Any] | None = None) -> Reply:
+        """POST and read the whole event stream."""
+
+        async def go() -> Reply:
+            response = await self.async_client.post(url, data or {})
+            headers = {key.lower(): value for key, value in response.items()}
+            if not response.streaming:
+                return Reply(response.status_code, headers, json=json.loads(response.content or b"{}"))
+            body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+            return Reply(response.status_code, headers, events=parse_events(body))
+
+        return async_to_sync(go)()
+
+    def stream_and_leave(self, url: str, data: dict[str, Any], *, after_deltas: int) -> Reply:
+        """What a browser does when the person presses stop: it goes away mid-answer. Runs the
+        portal's ASGI application itself, which (unlike the test client) listens for the
+        disconnect and cancels the view, as under uvicorn."""
+        csrf_token = get_random_string(32)
+        body = encode_multipart(BOUNDARY, data)
+        cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in self.client.cookies.items())
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": url,
+            "raw_path": url.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"content-type", MULTIPART_CONTENT.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"cookie", f"{cookies}; csrftoken={csrf_token}".encode()),
+                (b"x-csrftoken", csrf_token.encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+
+        async def go() -> Reply:
+            left = asyncio.Event()
+            received: list[bytes] = []
+            status = 0
+            request_sent = False
+
+            async def receive() -> dict[str, Any]:
+                nonlocal request_sent
+                if not request_sent:
+                    request_sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                await left.wait()
+                return {"type": "http.disconnect"}
+
+            async def send(message: Mapping[str, Any]) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                elif not left.is_set():
+                    received.append(message.get("body", b""))
+                    if b"".join(received).count(b"event: delta") >= after_deltas:
+                        left.set()
+
+            # As the test client does: the request must not close the test's database connection.
+            request_started.disconnect(close_old_connections)
+            request_finished.disconnect(close_old_connections)
+            try:
+                await ASGIHandler()(scope, receive, send)
+            finally:
+                request_started.connect(close_old_connections)
+                request_finished.connect(close_old_connections)
+            return Reply(status, {}, events=parse_events(b"".join(received)))
+
+        return async_to_sync(go)()
+
+
+@pytest.fixture
+def browser_for() -> Callable[[User], ChatClient]:
+    return ChatClient

@@ -1,0 +1,390 @@
+"""The streamed chat against the emulator with the real openai SDK: answers stored with their
+usage and cost, content filters, Azure's 429, broken and stopped streams, budgets, the user's
+rate limit and regenerate."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+from django.urls import reverse
+from django.utils import timezone
+
+from chat.models import Conversation, Message, UsageRecord
+from portal.org.models import Membership
+from provisioning.catalog import price_in_force
+from provisioning.models import AccessGrant, ModelDeployment
+from tests.factories import make_account, make_deployment, make_landing_zone
+
+pytestmark = pytest.mark.django_db
+
+
+def start(browser, deployment, **extra) -> dict[str, str]:
+    response = browser.post(reverse("chat:start"), {"deployment": deployment.pk, **extra})
+    assert response.status_code == 201, response.content
+    started: dict[str, str] = response.json()
+    return started
+
+
+def emulator_calls(emulator) -> int:
+    usage = requests.get(f"{emulator.control_url}/", timeout=5).json()["usage"]
+    return sum(row["requests"] for row in usage)
+
+
+def spend(department, deployment, amount: Decimal) -> UsageRecord:
+    return UsageRecord.objects.create(
+        department=department,
+        deployment=deployment,
+        input_tokens=1000,
+        output_tokens=1000,
+        cost=amount,
+        created_at=timezone.now(),
+    )
+
+
+def test_a_streamed_answer_is_stored_with_its_usage_and_cost(browser_for, mark, copywriter, marketing):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": "write a tagline for\nour new coffee"})
+
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert reply.names[0] == "start"
+    assert reply.names[-1] == "done"
+    assert reply.of("delta")
+    done = reply.one("done")
+    conversation = Conversation.objects.get(pk=started["id"])
+    question, answer = conversation.messages.all()
+    assert reply.one("start") == {"user_message_id": question.pk, "warning": None}
+    assert question.content == "write a tagline for\nour new coffee"
+    assert answer.content == reply.text
+    assert answer.finish_reason == "stop"
+    assert done["finish_reason"] == "stop"
+    assert answer.time_to_first_token_ms is not None
+    assert answer.duration_ms is not None
+    assert conversation.title == done["title"] == "Write a tagline for our new coffee"
+
+    record = UsageRecord.objects.get()
+    assert (record.department, record.user, record.deployment, record.conversation) == (
+        marketing,
+        mark,
+        copywriter,
+        conversation,
+    )
+    assert record.input_tokens == done["prompt_tokens"] == answer.prompt_tokens > 0
+    assert record.output_tokens == done["completion_tokens"] == answer.completion_tokens > 10
+    price = price_in_force(
+        model_name="gpt-4o-mini", model_version="2024-07-18", sku="GlobalStandard", on=timezone.localdate()
+    )
+    expected = (
+        record.input_tokens * price.input_per_million + record.output_tokens * price.output_per_million
+    ) / Decimal(1_000_000)
+    assert record.cost == expected
+    assert done["cost"] == f"{expected:.6f}" == done["conversation_cost"]
+    assert conversation.expires_at > timezone.now() + timedelta(days=29)
+
+
+def test_the_system_prompt_and_the_history_go_to_the_model(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    browser.stream(started["stream_url"], {"content": "First question"})
+
+    second = browser.stream(started["stream_url"], {"content": "Second question"})
+
+    # Usage grows with the history the second call carried (system prompt, Q1, A1, Q2).
+    first_prompt, second_prompt = UsageRecord.objects.order_by("created_at").values_list(
+        "input_tokens", flat=True
+    )
+    assert second_prompt > first_prompt + second.one("done")["completion_tokens"] // 2
+    total = sum((record.cost for record in UsageRecord.objects.all()), Decimal(0))
+    assert Decimal(second.one("done")["conversation_cost"]) == total.quantize(Decimal("0.000001"))
+
+
+def test_a_blocked_prompt_shows_the_category_and_keeps_the_message(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": "Tell me how to build a bomb"})
+
+    assert reply.names == ["start", "error"]
+    error = reply.one("error")
+    assert error["message"] == (
+        "This message was blocked by the content filter (violence). Rephrase it and try again."
+    )
+    assert error["retry_after"] is None
+    question = Message.objects.get(role="user")
+    assert question.content == "Tell me how to build a bomb"
+    assert reply.one("start")["user_message_id"] == question.pk
+    answer = Message.objects.get(role="assistant")
+    assert answer.error == error["message"]
+    assert answer.content_filter["violence"]["filtered"] is True
+    assert not UsageRecord.objects.exists()  # Azure refused the call: nothing billed
+
+
+def test_an_answer_cut_by_the_content_filter_keeps_what_was_written(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": "Write me a gory story about pirates"})
+
+    done = reply.one("done")
+    assert done["finish_reason"] == "content_filter"
+    assert "content filter" in done["note"]
+    answer = Message.objects.get(role="assistant")
+    assert answer.finish_reason == "content_filter"
+    assert answer.content == reply.text != ""
+    assert answer.content_filter is not None
+    assert UsageRecord.objects.get().output_tokens == done["completion_tokens"] > 0
+
+
+def test_azure_429_after_the_sdk_retries_says_when_to_try_again(browser_for, mark, copywriter, chat_emulator):
+    chat_emulator.inject(operation="chat", kind="429", count=5, retry_after_seconds=1)
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": "Hello"})
+
+    assert reply.names == ["start", "error"]
+    error = reply.one("error")
+    assert error["retry_after"] == 1
+    assert "Try again in 1 seconds" in error["message"] or "Try again in 1 second" in error["message"]
+    assert Message.objects.get(role="user").content == "Hello"
+    # The SDK retried twice (three calls in all) before giving up.
+    assert len(chat_emulator.faults()) == 1
+    assert chat_emulator.faults()[0]["count"] == 2
+
+
+def test_a_stream_dropped_half_way_keeps_the_partial_answer_and_meters_it(
+    browser_for, mark, copywriter, chat_emulator
+):
+    chat_emulator.inject(operation="chat", kind="drop_stream", after_chunks=5, count=1)
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": "Explain in detail how budgets work"})
+
+    assert reply.names[-1] == "error"
+    assert "broke" in reply.one("error")["message"]
+    answer = Message.objects.get(role="assistant")
+    assert answer.content == reply.text != ""
+    assert answer.finish_reason == "interrupted"
+    record = UsageRecord.objects.get()
+    assert record.output_tokens == 5  # one token per chunk, as Azure streams them
+    assert record.input_tokens > 0  # estimated: the usage chunk never came
+    assert record.cost > 0
+
+
+def test_stopping_an_answer_keeps_and_meters_what_was_delivered(browser_for, mark, copywriter, chat_emulator):
+    chat_emulator.configure(per_token_ms=20)  # so that the person leaves while it is still writing
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream_and_leave(
+        started["stream_url"], {"content": "Explain in detail how budgets work"}, after_deltas=3
+    )
+
+    assert reply.status == 200
+    assert len(reply.of("delta")) == 3
+    answer = Message.objects.get(role="assistant")
+    assert answer.finish_reason == "stopped"
+    assert answer.content.startswith(reply.text)
+    assert 3 <= answer.completion_tokens < 20
+    record = UsageRecord.objects.get()
+    assert record.output_tokens == answer.completion_tokens
+    assert record.conversation_id == answer.conversation_id
+
+
+def test_at_exactly_100_percent_of_the_budget_the_model_is_not_called(
+    browser_for, mark, copywriter, marketing, chat_emulator
+):
+    marketing.monthly_budget = Decimal("5000.00")
+    marketing.save()
+    spend(marketing, copywriter, Decimal("2500.00"))
+    spend(marketing, copywriter, Decimal("2500.00"))
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    calls_before = emulator_calls(chat_emulator)
+
+    reply = browser.stream(started["stream_url"], {"content": "One more tagline please"})
+
+    assert reply.names == ["start", "error"]
+    assert reply.one("error")["message"] == (
+        "Marketing has used its whole monthly budget of $5,000.00. Ask Lena Lindqvist to raise it."
+    )
+    assert emulator_calls(chat_emulator) == calls_before
+    assert UsageRecord.objects.count() == 2
+    assert Message.objects.get(role="user").content == "One more tagline please"  # kept for a retry
+
+
+def test_from_80_percent_the_answer_comes_with_a_warning(browser_for, mark, copywriter, marketing):
+    marketing.monthly_budget = Decimal("100.00")
+    marketing.save()
+    spend(marketing, copywriter, Decimal("85.00"))
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": "Hello"})
+
+    assert reply.one("start")["warning"] == "Marketing has used 85% of its monthly budget."
+    assert reply.names[-1] == "done"
+
+
+def test_the_page_shows_the_budget_of_the_paying_department(browser_for, mark, copywriter, marketing):
+    marketing.monthly_budget = Decimal("100.00")
+    marketing.save()
+    spend(marketing, copywriter, Decimal("100.00"))
+
+    response = browser_for(mark).get(reverse("chat:index"))
+
+    assert response.context["budget"].exhausted
+    assert "Marketing has used its monthly budget" in response.content.decode()
+
+
+def test_a_user_sending_too_fast_is_told_how_long_to_wait(browser_for, mark, copywriter, settings):
+    settings.CHAT_USER_REQUESTS_PER_MINUTE = 2
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    for text in ("One", "Two"):
+        assert browser.stream(started["stream_url"], {"content": text}).names[-1] == "done"
+
+    reply = browser.stream(started["stream_url"], {"content": "Three"})
+
+    error = reply.one("error")
+    assert 1 <= error["retry_after"] <= 60
+    assert error["message"].startswith("You are sending messages too fast. Try again in ")
+    assert UsageRecord.objects.count() == 2
+
+
+def test_the_token_rate_limit_counts_what_calls_used(browser_for, mark, copywriter, settings):
+    settings.CHAT_USER_TOKENS_PER_MINUTE = 50
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    assert browser.stream(started["stream_url"], {"content": "Explain in detail budgets"}).names[-1] == "done"
+
+    reply = browser.stream(started["stream_url"], {"content": "And again"})
+
+    assert reply.one("error")["message"].startswith("You are sending messages too fast.")
+
+
+def test_regenerate_replaces_the_last_answer(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    first = browser.stream(started["stream_url"], {"content": "A slogan for tea"})
+    old_answer = first.one("done")["message_id"]
+
+    reply = browser.stream(started["regenerate_url"])
+
+    done = reply.one("done")
+    assert reply.one("start")["user_message_id"] is None
+    messages = list(Message.objects.values_list("role", "pk"))
+    assert messages == [("user", messages[0][1]), ("assistant", done["message_id"])]
+    assert done["message_id"] != old_answer
+    assert UsageRecord.objects.count() == 2  # both calls are paid for
+
+
+def test_regenerate_answers_a_question_left_without_answer(browser_for, mark, copywriter, marketing):
+    marketing.monthly_budget = Decimal("1.00")
+    marketing.save()
+    spend(marketing, copywriter, Decimal("1.00"))
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    browser.stream(started["stream_url"], {"content": "Refused first"})
+    marketing.monthly_budget = Decimal("100.00")
+    marketing.save()
+
+    reply = browser.stream(started["regenerate_url"])
+
+    assert reply.names[-1] == "done"
+    assert list(Message.objects.values_list("role", flat=True)) == ["user", "assistant"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("   ", "Type a message first."), ("x" * 32_001, "That message is 32,001 characters long")],
+)
+def test_empty_or_too_long_messages_are_refused_without_saving(
+    browser_for, mark, copywriter, content, message
+):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": content})
+
+    assert reply.status == 400
+    assert reply.json["error"].startswith(message)
+    assert not Message.objects.exists()
+
+
+def test_a_user_no_longer_allowed_the_deployment_cannot_continue(browser_for, mark, copywriter, marketing):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    Membership.objects.filter(user=mark, department=marketing).delete()
+
+    reply = browser_for(mark).stream(started["stream_url"], {"content": "Still there?"})
+
+    assert reply.status == 404
+    assert "no longer available" in reply.json["error"]
+    assert not Message.objects.exists()
+
+
+def test_another_persons_conversation_cannot_be_streamed_into(browser_for, mark, fred, lena, copywriter):
+    started = start(browser_for(mark), copywriter)
+
+    for intruder in (fred, lena):  # another department, and the same department
+        reply = browser_for(intruder).stream(started["stream_url"], {"content": "Hi"})
+        assert reply.status == 404
+        reply = browser_for(intruder).stream(started["regenerate_url"])
+        assert reply.status == 404
+    assert not Message.objects.exists()
+
+
+def test_a_shared_deployments_grant_cap_is_respected(browser_for, fred, finance, marketing):
+    zone = make_landing_zone()
+    shared = make_deployment(
+        department=marketing,
+        display_name="Company assistant",
+        shared_with=[finance],
+        landing_zone=zone,
+        account=make_account(landing_zone=zone),
+    )
+    AccessGrant.objects.filter(deployment=shared, department=finance).update(
+        monthly_budget_cap=Decimal("50.00")
+    )
+    spend(finance, shared, Decimal("50.00"))
+    browser = browser_for(fred)
+    started = start(browser, shared)
+
+    reply = browser.stream(started["stream_url"], {"content": "Hello"})
+
+    assert reply.one("error")["message"].startswith(
+        "Finance has used its whole monthly allowance of $50.00 for Company assistant."
+    )
+
+
+def test_a_shared_deployments_tpm_cap_says_when_to_retry(browser_for, fred, finance, marketing):
+    zone = make_landing_zone()
+    shared = make_deployment(
+        department=marketing,
+        shared_with=[finance],
+        landing_zone=zone,
+        account=make_account(landing_zone=zone),
+    )
+    AccessGrant.objects.filter(deployment=shared, department=finance).update(tpm_cap=1)
+    spend(finance, shared, Decimal("0.01"))  # 2,000 tokens just now
+    browser = browser_for(fred)
+    started = start(browser, shared)
+
+    reply = browser.stream(started["stream_url"], {"content": "Hello"})
+
+    error = reply.one("error")
+    assert 1 <= error["retry_after"] <= 60
+    assert "Try again in" in error["message"]
+
+
+def test_a_deployment_that_is_decommissioned_ends_the_conversation(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    ModelDeployment.objects.filter(pk=copywriter.pk).update(state=ModelDeployment.State.DECOMMISSIONED)
+
+    assert browser.stream(started["stream_url"], {"content": "Hi"}).status == 404
