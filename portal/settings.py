@@ -9,6 +9,7 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 
 # Lets generic admin and queryset classes be subscripted at run time, as the type hints do.
@@ -48,8 +49,10 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "portal.org",
+    "portal.audit",
     "provisioning",
     "chat",
+    "portal.approvals",
 ]
 
 MIDDLEWARE = [
@@ -81,7 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "portal.org.context_processors.navigation",
+                "portal.navigation.navigation",
             ],
             "loaders": [
                 (
@@ -247,6 +250,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "chat.tasks.purge_expired_conversations_task",
         "schedule": 3600.0,
     },
+    "follow-provisioning-requests": {
+        "task": "portal.approvals.tasks.follow_provisioning_task",
+        "schedule": 60.0,
+    },
+    "deployment-expiry": {
+        "task": "portal.approvals.tasks.check_expiry_task",
+        "schedule": crontab(hour=6, minute=0),
+    },
 }
 # Seconds between looks at a long-running Azure operation (Azure's own Retry-After is honoured
 # for throttling; provisioning polls at this pace).
@@ -258,6 +269,8 @@ CHAT_USER_TOKENS_PER_MINUTE = env.int("CHAT_USER_TOKENS_PER_MINUTE", default=40_
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Switchyard <switchyard@example.com>")
+# The address people open Switchyard at: links in emails point here.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Security. Production (DEBUG=false) runs behind TLS: secure cookies, HSTS, HTTPS redirect.
 SESSION_COOKIE_SECURE = not DEBUG

@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from provisioning.azure import authorization_client, cognitive_services_client
 from provisioning.models import ModelDeployment, NetworkMode, OpenAIAccount, ProvisioningOperation
+from provisioning.signals import deployment_run_finished
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,14 @@ def poll_seconds() -> float:
 
 
 # Starting runs ---------------------------------------------------------------------------------
+
+
+def _announce_finished(deployment: ModelDeployment) -> None:
+    """Tell whoever follows this deployment (a request waiting on it) once the run's end commits."""
+    deployment_id, state = deployment.pk, deployment.state
+    transaction.on_commit(
+        lambda: deployment_run_finished.send(ModelDeployment, deployment_id=deployment_id, state=state)
+    )
 
 
 def _start_run(deployment: ModelDeployment, state: str) -> str:
@@ -186,6 +195,7 @@ def deployment_fail(*, deployment_id: int, message: str) -> None:
         deployment.status_message = message
         deployment.run_token = ""
         deployment.save(update_fields=["state", "status_message", "run_token", "updated_at"])
+        _announce_finished(deployment)
         ProvisioningOperation.objects.filter(
             deployment=deployment,
             run=deployment.run,
@@ -256,6 +266,7 @@ def _advance(
                 deployment.run_token = ""
                 deployment.save(update_fields=["state", "status_message", "run_token", "updated_at"])
                 logger.info("Deployment %s failed at %s: %s", deployment.pk, step, error)
+                _announce_finished(deployment)
                 return None
             if isinstance(result, Wait):
                 operation.status = ProvisioningOperation.Status.WAITING
@@ -271,6 +282,7 @@ def _advance(
             deployment.run_token = ""
             deployment.save(update_fields=["state", "run_token", "account", "updated_at"])
             logger.info("Deployment %s is %s", deployment.pk, deployment.state)
+            _announce_finished(deployment)
             return None
     assert failure is not None
     raise failure

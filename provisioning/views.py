@@ -5,13 +5,13 @@ from typing import Any
 
 from django import forms
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, F, IntegerField, Q, Value, When
-from django.db.models.expressions import OrderBy
+from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 from portal.org.models import Department, User
+from portal.tables import SortOrder, is_htmx_for, query_with
 from provisioning.access import deployments_visible_to, get_deployment_for, led_department_ids
 from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
 
@@ -136,62 +136,11 @@ class DeploymentRow:
         return "; ".join(str(difference) for difference in self.drift)
 
 
-def _query(params: QueryDict, **changes: str | None) -> str:
-    """The current query string with some parameters changed (None removes one)."""
-    query = params.copy()
-    for name, value in changes.items():
-        if value is None:
-            query.pop(name, None)
-        else:
-            query[name] = value
-    encoded = query.urlencode()
-    return f"?{encoded}" if encoded else "?"
-
-
-@dataclass(frozen=True)
-class SortOrder:
-    """The table's sort as the `sort` parameter gives it: a column key, "-" for descending."""
-
-    key: str = DEFAULT_SORT
-    descending: bool = False
-
-    @classmethod
-    def parse(cls, value: str | None) -> "SortOrder":
-        value = value or DEFAULT_SORT
-        key = value.removeprefix("-")
-        return cls(key, value.startswith("-")) if key in SORTS else cls()
-
-    def __str__(self) -> str:
-        return f"-{self.key}" if self.descending else self.key
-
-    def ordering(self) -> list[OrderBy]:
-        primary, *tie_breakers = (F(field) if isinstance(field, str) else field for field in SORTS[self.key])
-        return [
-            primary.desc() if self.descending else primary.asc(),
-            *(field.asc() for field in tie_breakers),
-        ]
-
-    def column(self, key: str, params: QueryDict) -> dict[str, str]:
-        """A column header's link (a second click reverses it) and its aria-sort value."""
-        if key != self.key:
-            return {"url": _query(params, sort=key, page=None), "direction": ""}
-        reversed_sort = SortOrder(key, not self.descending)
-        return {
-            "url": _query(params, sort=str(reversed_sort), page=None),
-            "direction": "descending" if self.descending else "ascending",
-        }
-
-
-def _is_htmx_for(request: HttpRequest, target: str) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return htmx is not None and bool(htmx) and not htmx.history_restore_request and htmx.target == target
-
-
 def deployment_list(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     visible = deployments_visible_to(user)
     form = DeploymentFilterForm(request.GET, user=user, visible=visible)
-    sort = SortOrder.parse(request.GET.get("sort"))
+    sort = SortOrder.parse(request.GET.get("sort"), SORTS, DEFAULT_SORT)
     deployments = (
         form.filter(visible)
         .select_related("department")
@@ -204,14 +153,14 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
         "led_departments": form.departments,
         "page": page,
         "rows": [DeploymentRow(deployment, drift_differences(deployment.drift)) for deployment in page],
-        "columns": {key: sort.column(key, request.GET) for key in SORTS},
+        "columns": sort.headers(request.GET),
         "sort": str(sort),
         "has_decommissioned": not page.paginator.count and visible.exists(),
-        "previous_url": _query(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
-        "next_url": _query(request.GET, page=str(page.number + 1)) if page.has_next() else "",
+        "previous_url": query_with(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
+        "next_url": query_with(request.GET, page=str(page.number + 1)) if page.has_next() else "",
     }
     template = "provisioning/deployment_list.html"
-    if _is_htmx_for(request, "deployment-results"):
+    if is_htmx_for(request, "deployment-results"):
         template += "#deployment-results"
         context["fragment"] = True
     response = render(request, template, context)
@@ -239,7 +188,7 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "in_flight": deployment.state in ModelDeployment.State.in_flight(),
     }
     template = "provisioning/deployment_detail.html"
-    if _is_htmx_for(request, "operation-log"):
+    if is_htmx_for(request, "operation-log"):
         # The poll also refreshes the state badge, status message and Azure facts, so the page
         # is whole once provisioning ends and the poll stops.
         template += "#operations"

@@ -7,16 +7,21 @@ from decimal import Decimal
 from itertools import count
 
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
+from portal.approvals.models import DeploymentRequest
+from portal.approvals.services import request_create
 from portal.org.models import Department, Membership, PlatformGroup, User
 from portal.org.roles import ensure_platform_groups
 from provisioning.models import (
     AccessGrant,
+    CatalogEntry,
     LandingZone,
     ModelDeployment,
     NetworkMode,
     OpenAIAccount,
     ProvisioningOperation,
+    Quota,
 )
 
 PASSWORD = "correct-horse-battery-staple"
@@ -179,3 +184,69 @@ def make_operation(
         operation.finished_at = operation.started_at + duration
         operation.save(update_fields=["finished_at"])
     return operation
+
+
+def make_offer(
+    *,
+    region: str = "swedencentral",
+    model_name: str = "gpt-4o-mini",
+    model_version: str = "2024-07-18",
+    sku: str = ModelDeployment.Sku.GLOBAL_STANDARD,
+    minimum: int = 1,
+    maximum: int | None = 500,
+    step: int = 1,
+    quota_left: int | None = 100,
+    subscription_id: str | None = None,
+) -> CatalogEntry:
+    """A catalog offer as the hourly sync leaves it, with the quota left in `subscription_id`."""
+    now = timezone.now()
+    usage_name = f"OpenAI.{sku}.{model_name}"
+    entry = CatalogEntry.objects.create(
+        region=region,
+        model_name=model_name,
+        model_version=model_version,
+        sku=sku,
+        usage_name=usage_name,
+        capacity_minimum=minimum,
+        capacity_maximum=maximum,
+        capacity_step=step,
+        capacity_default=min(10, maximum or 10),
+        synced_at=now,
+    )
+    if quota_left is not None and subscription_id is not None:
+        Quota.objects.update_or_create(
+            subscription_id=subscription_id,
+            region=region,
+            usage_name=usage_name,
+            defaults={"current_value": Decimal(0), "limit": Decimal(quota_left), "synced_at": now},
+        )
+    return entry
+
+
+def make_request(
+    *,
+    department: Department,
+    requester: User | None,
+    kind: str = "new_deployment",
+    submit: bool = True,
+    **spec: object,
+) -> DeploymentRequest:
+    """A request made through the service, as the form would (spec values as cleaned data)."""
+    values: dict[str, object] = {
+        "purpose": "Drafting campaign copy",
+        "data_classification": "internal",
+        "input_tokens_per_month": Decimal(0),
+        "output_tokens_per_month": Decimal(0),
+    }
+    if kind == "new_deployment":
+        values.update(
+            display_name="Copy assistant",
+            region="swedencentral",
+            model_name="gpt-4o-mini",
+            model_version="2024-07-18",
+            sku=ModelDeployment.Sku.GLOBAL_STANDARD,
+            capacity=10,
+        )
+    values.update(spec)
+    assert requester is not None
+    return request_create(actor=requester, department=department, kind=kind, spec=values, submit=submit)

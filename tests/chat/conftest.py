@@ -4,7 +4,6 @@ that read the chat's server-sent events."""
 
 import asyncio
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,24 +21,15 @@ from django.utils.crypto import get_random_string
 from portal.org.models import Department, Membership, User
 from provisioning import services as provisioning
 from provisioning.models import LandingZone, ModelDeployment
-from tests.emulator.fixtures import SUBSCRIPTION
+from tests.emulator.fixtures import SUBSCRIPTION, drive_run
 from tests.factories import make_deployment, make_landing_zone, make_user
 
 
 def provision(deployment: ModelDeployment, *, limit_seconds: float = 60) -> ModelDeployment:
     """Request provisioning and drive the run as the Celery task would, until it is done."""
     provisioning.deployment_request_provisioning(deployment=deployment)
-    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
-    deadline = time.monotonic() + limit_seconds
-    while time.monotonic() < deadline:
-        try:
-            wait = provisioning.deployment_provision(deployment_id=deployment.pk, token=token)
-        except provisioning.TransientAzureError:
-            wait = 0.05
-        if wait is None:
-            return ModelDeployment.objects.select_related("account").get(pk=deployment.pk)
-        time.sleep(min(wait, 0.05))
-    raise AssertionError("provisioning did not finish")
+    finished: ModelDeployment = drive_run(deployment.pk, limit_seconds=limit_seconds)
+    return finished
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,7 @@
 """The emulator for tests: one server per session on a free port, reset before each test."""
 
+import time
+
 import pytest
 import requests
 
@@ -97,3 +99,28 @@ def model_deployment(
             version_upgrade_option="NoAutoUpgrade",
         ),
     )
+
+
+def drive_run(deployment_id: int, *, limit_seconds: float = 60):
+    """Drive the deployment's current provisioning or decommissioning run as the Celery task
+    would, until it ends; returns the deployment as it ended."""
+    from provisioning import services
+    from provisioning.models import ModelDeployment
+
+    deployment = ModelDeployment.objects.get(pk=deployment_id)
+    step = (
+        services.deployment_decommission
+        if deployment.state == ModelDeployment.State.DECOMMISSIONING
+        else services.deployment_provision
+    )
+    token = deployment.run_token
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        try:
+            wait = step(deployment_id=deployment_id, token=token)
+        except services.TransientAzureError:
+            wait = 0.05
+        if wait is None:
+            return ModelDeployment.objects.select_related("account").get(pk=deployment_id)
+        time.sleep(min(wait, 0.05))
+    raise AssertionError("the provisioning run did not finish")

@@ -1,10 +1,13 @@
+"""The navigation: the project-level view of every app's pages, fitted to the signed-in person."""
+
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-from portal.org.models import Membership
+from portal.approvals.models import DeploymentRequest
+from portal.org.models import Membership, User
 
 
 @dataclass(frozen=True)
@@ -12,6 +15,7 @@ class NavItem:
     label: str
     url: str
     active: bool
+    count: int = 0
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
@@ -32,11 +36,28 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         links.append(("My departments", reverse("department_list")))
     if user.sees_all_departments or led:
         links.append(("Deployments", reverse("deployment_list")))
+        links.append(("Requests", reverse("approvals:request_list")))
+    counts = _waiting_counts(user, led_ids=[department.pk for department in led])
+    if user.is_platform_admin or user.is_finance_approver:
+        links.append(("Approvals", reverse("approvals:approval_queue")))
     if user.is_platform_admin:
         links.append(("Admin", reverse("admin:index")))
     path = request.path
     return {
         "nav_items": [
-            NavItem(label, url, path == url or (url != "/" and path.startswith(url))) for label, url in links
+            NavItem(label, url, path == url or (url != "/" and path.startswith(url)), counts.get(label, 0))
+            for label, url in links
         ]
     }
+
+
+def _waiting_counts(user: User, *, led_ids: list[int]) -> dict[str, int]:
+    """What waits for the signed-in person: approvals to give, requests sent back to them."""
+    counts = {}
+    if user.is_platform_admin or user.is_finance_approver:
+        counts["Approvals"] = DeploymentRequest.objects.awaiting(user).count()
+    if led_ids:
+        counts["Requests"] = DeploymentRequest.objects.filter(
+            department_id__in=led_ids, state=DeploymentRequest.State.CHANGES_REQUESTED
+        ).count()
+    return counts

@@ -1,0 +1,337 @@
+"""Request pages: the lead's requests and form, the request page with its live timeline, and the
+approvers' queue."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Case, IntegerField, Value, When
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_POST
+
+from portal.approvals import services
+from portal.approvals.access import get_request_for, require_request_role
+from portal.approvals.forms import DeploymentRequestForm, departments_for_author
+from portal.approvals.models import DataClassification, DeploymentRequest
+from portal.approvals.timeline import request_timeline
+from portal.org.models import Department, User
+from portal.tables import SortOrder, is_htmx_for, query_with
+
+PAGE_SIZE = 25
+Kind = DeploymentRequest.Kind
+State = DeploymentRequest.State
+
+_STATE_ORDER = Case(
+    *(When(state=state, then=Value(position)) for position, state in enumerate(State.values)),
+    output_field=IntegerField(),
+)
+SORTS: dict[str, tuple[Any, ...]] = {
+    "number": ("pk",),
+    "title": ("display_name", "pk"),
+    "department": ("department__name", "pk"),
+    "state": (_STATE_ORDER, "pk"),
+    "cost": ("estimated_monthly_cost", "pk"),
+    "submitted": ("submitted_at", "pk"),
+}
+KIND_INTROS = {
+    Kind.NEW_DEPLOYMENT: "A dedicated deployment for your department, in its own landing zone.",
+    Kind.SHARED_ACCESS: "Use a shared service that central IT runs; your department pays for its share.",
+    Kind.CAPACITY_CHANGE: "More (or less) throughput for one of your department's deployments.",
+    Kind.DECOMMISSION: "Delete a deployment your department no longer needs; its cost stops.",
+}
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+class RequestFilterForm(forms.Form):
+    department = forms.ModelChoiceField(
+        queryset=Department.objects.none(),
+        to_field_name="slug",
+        required=False,
+        empty_label="All departments",
+    )
+    state = forms.ChoiceField(required=False, choices=[("", "Any state"), ("open", "Open"), *State.choices])
+    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *Kind.choices])
+
+    def __init__(self, data: QueryDict, *, user: User) -> None:
+        super().__init__(data)
+        departments = Department.objects.all()
+        if not user.sees_all_departments:
+            departments = departments.filter(pk__in=[d.pk for d in departments_for_author(user)])
+        self.fields["department"].queryset = departments  # type: ignore[attr-defined]
+
+    def filter(self, requests: Any) -> Any:
+        self.is_valid()  # a stale or hand-edited value is ignored, not refused
+        wanted = self.cleaned_data
+        if department := wanted.get("department"):
+            requests = requests.filter(department=department)
+        if (state := wanted.get("state")) == "open":
+            requests = requests.open()
+        elif state:
+            requests = requests.filter(state=state)
+        if kind := wanted.get("kind"):
+            requests = requests.filter(kind=kind)
+        return requests
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(self.cleaned_data.get(name) for name in ("department", "state", "kind"))
+
+
+def _paged_table(request: HttpRequest, rows: Any, *, default_sort: str) -> dict[str, Any]:
+    sort = SortOrder.parse(request.GET.get("sort"), SORTS, default_sort)
+    page = Paginator(rows.order_by(*sort.ordering()), PAGE_SIZE).get_page(request.GET.get("page"))
+    return {
+        "page": page,
+        "columns": sort.headers(request.GET),
+        "previous_url": query_with(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
+        "next_url": query_with(request.GET, page=str(page.number + 1)) if page.has_next() else "",
+    }
+
+
+def request_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    require_request_role(user)
+    visible = DeploymentRequest.objects.visible_to(user).select_related("department", "requester", "target")
+    form = RequestFilterForm(request.GET, user=user)
+    context: dict[str, Any] = {
+        "form": form,
+        "has_any": visible.exists(),
+        "may_request": bool(departments_for_author(user)),
+        **_paged_table(request, form.filter(visible), default_sort="-number"),
+    }
+    template = "approvals/request_list.html"
+    if is_htmx_for(request, "request-results"):
+        template += "#request-results"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def approval_queue(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if not (user.is_platform_admin or user.is_finance_approver):
+        raise PermissionDenied("The approval queue is for platform admins and finance approvers.")
+    waiting = DeploymentRequest.objects.awaiting(user).select_related("department", "requester", "target")
+    context = {
+        "waiting_total": waiting.count(),
+        "others_open": DeploymentRequest.objects.filter(state=State.SUBMITTED)
+        .exclude(pk__in=waiting.values("pk"))
+        .count(),
+        **_paged_table(request, waiting, default_sort="submitted"),
+    }
+    template = "approvals/approval_queue.html"
+    if is_htmx_for(request, "queue-results"):
+        template += "#queue-results"
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _kind_from(request: HttpRequest) -> str:
+    kind = request.GET.get("kind") or request.POST.get("kind") or Kind.NEW_DEPLOYMENT
+    return kind if kind in Kind.values else Kind.NEW_DEPLOYMENT
+
+
+def request_new(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    departments = departments_for_author(user)
+    if not departments:
+        raise PermissionDenied("Department leads and platform admins ask for deployments.")
+    kind = _kind_from(request)
+    if request.method == "POST":
+        form = DeploymentRequestForm(request.POST, kind=kind, user=user)
+        if form.is_valid() and form.chosen_department is not None:
+            try:
+                created = services.request_create(
+                    actor=user,
+                    department=form.chosen_department,
+                    kind=kind,
+                    spec=form.spec(),
+                    submit=request.POST.get("action") != "draft",
+                )
+            except services.RequestActionRefused as refusal:
+                form.add_error(None, str(refusal))
+            else:
+                messages.success(request, _created_message(created))
+                return redirect("approvals:request_detail", created.pk)
+    else:
+        form = DeploymentRequestForm(kind=kind, user=user)
+    return _render_form(request, form, kind=kind, instance=None)
+
+
+def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    instance = get_request_for(user, pk)
+    if not (instance.requester_id == user.pk or services.may_author(user, instance.department)):
+        raise PermissionDenied("Only the department's leads and platform admins can change this request.")
+    if not instance.can_be_edited():
+        messages.error(
+            request, f"Request #{instance.pk} is {instance.get_state_display().lower()}: it cannot be edited."
+        )
+        return redirect("approvals:request_detail", instance.pk)
+    if request.method == "POST":
+        form = DeploymentRequestForm(request.POST, kind=instance.kind, user=user, instance=instance)
+        if form.is_valid():
+            try:
+                updated = services.request_update(
+                    request=instance,
+                    actor=user,
+                    spec=form.spec(),
+                    submit=request.POST.get("action") != "draft",
+                )
+            except services.RequestActionRefused as refusal:
+                form.add_error(None, str(refusal))
+            else:
+                messages.success(request, _created_message(updated))
+                return redirect("approvals:request_detail", updated.pk)
+    else:
+        form = DeploymentRequestForm(kind=instance.kind, user=user, instance=instance)
+    return _render_form(request, form, kind=instance.kind, instance=instance)
+
+
+@require_POST
+def request_preview(request: HttpRequest) -> HttpResponse:
+    """The live part of the form: dependent choices, quota left, the estimate and the budget."""
+    user = _user(request)
+    if not departments_for_author(user):
+        raise PermissionDenied("Department leads and platform admins ask for deployments.")
+    instance = None
+    if request.POST.get("request"):
+        instance = get_request_for(user, int(request.POST["request"]))
+    form = DeploymentRequestForm(
+        request.POST, kind=_kind_from(request), user=user, instance=instance, preview=True
+    )
+    return render(
+        request,
+        "approvals/request_form.html#spec",
+        {
+            "form": form,
+            "assessment": form.assessment(),
+            "live_errors": form.preview_errors(),
+            "kind": form.kind,
+        },
+    )
+
+
+def _render_form(
+    request: HttpRequest, form: DeploymentRequestForm, *, kind: str, instance: DeploymentRequest | None
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "kind": kind,
+        "kinds": [(value, label, KIND_INTROS[Kind(value)]) for value, label in Kind.choices]
+        if instance is None
+        else [],
+        "kind_label": Kind(kind).label,
+        "kind_intro": KIND_INTROS[Kind(kind)],
+        "instance": instance,
+        "assessment": form.assessment(),
+        "live_errors": {},
+        "classifications": DataClassification.choices,
+    }
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "approvals/request_form.html", context, status=status)
+
+
+def _created_message(created: DeploymentRequest) -> str:
+    if created.state == State.DRAFT:
+        return f"Request #{created.pk} is saved as a draft. Submit it when it is ready."
+    if created.state in {State.PROVISIONING, State.COMPLETED}:
+        return f"Request #{created.pk} was approved by policy and is on its way."
+    return f"Request #{created.pk} is submitted; the approvers have been told."
+
+
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_detail(request, get_request_for(_user(request), pk))
+
+
+def _render_detail(
+    request: HttpRequest, deployment_request: DeploymentRequest, *, comment: str = "", status: int = 200
+) -> HttpResponse:
+    user = _user(request)
+    steps = list(deployment_request.steps.select_related("decided_by"))
+    context = {
+        "req": deployment_request,
+        "timeline": request_timeline(deployment_request),
+        "steps": [step for step in steps if step.round == deployment_request.round],
+        "earlier_steps": [step for step in steps if step.round != deployment_request.round],
+        "step_to_decide": services.next_step_for(deployment_request, user),
+        "is_own": deployment_request.requester_id == user.pk,
+        "may_author": deployment_request.requester_id == user.pk
+        or services.may_author(user, deployment_request.department),
+        "live": deployment_request.in_flight,
+        "comment": comment,
+    }
+    template = "approvals/request_detail.html"
+    if is_htmx_for(request, "request-live"):
+        template += "#live"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_POST
+def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    deployment_request = get_request_for(user, pk)
+    if not (user.is_platform_admin or user.is_finance_approver):
+        raise PermissionDenied("Only platform admins and finance approvers decide requests.")
+    decision = request.POST.get("decision")
+    comment = request.POST.get("comment", "")
+    actions = {
+        "approve": lambda: services.request_approve(request=deployment_request, actor=user, comment=comment),
+        "reject": lambda: services.request_reject(request=deployment_request, actor=user, reason=comment),
+        "send_back": lambda: services.request_send_back(
+            request=deployment_request, actor=user, comment=comment
+        ),
+    }
+    if decision not in actions:
+        messages.error(request, "Choose approve, reject or send back.")
+        return redirect("approvals:request_detail", pk)
+    try:
+        decided = actions[decision]()
+    except services.RequestActionRefused as refusal:
+        # Back to the page with the comment still in the box, so nothing typed is lost.
+        messages.error(request, str(refusal))
+        return _render_detail(request, get_request_for(user, pk), comment=comment, status=400)
+    verbs = {"approve": "approved", "reject": "rejected", "send_back": "sent back to the requester"}
+    messages.success(request, f"Request #{decided.pk} {verbs[decision]}.")
+    return redirect("approvals:request_detail", pk)
+
+
+def _simple_action(request: HttpRequest, pk: int, action: Any, done: str) -> HttpResponse:
+    user = _user(request)
+    deployment_request = get_request_for(user, pk)
+    try:
+        action(request=deployment_request, actor=user)
+    except services.RequestActionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, done.format(pk=pk))
+    return redirect("approvals:request_detail", pk)
+
+
+@require_POST
+def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _simple_action(request, pk, services.request_cancel, "Request #{pk} is cancelled.")
+
+
+@require_POST
+def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _simple_action(request, pk, services.request_submit, "Request #{pk} is submitted.")
+
+
+@require_POST
+def request_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    if not user.is_platform_admin:
+        get_request_for(user, pk)  # another department's request is still a 404 first
+        raise PermissionDenied("Only platform admins can retry a failed request.")
+    return _simple_action(request, pk, services.request_retry, "Request #{pk}: provisioning starts again.")
