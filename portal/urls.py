@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import health
+from portal import health, pages
 from portal.org import views as org_views
 
 admin.site.site_header = "Switchyard administration"
@@ -11,7 +11,7 @@ admin.site.index_title = "Organisation, access and configuration"
 urlpatterns = [
     path("", org_views.home, name="home"),
     path("departments/", org_views.department_list, name="department_list"),
-    path("departments/<slug:slug>/", org_views.department_detail, name="department_detail"),
+    path("departments/<slug:slug>/", pages.department_detail, name="department_detail"),
     path("deployments/", include("provisioning.urls")),
     path("chat/", include("chat.urls")),
     path("", include("portal.approvals.urls")),

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from portal.org.models import Department, User
 
@@ -53,7 +53,8 @@ class LandingZone(models.Model):
         """The department's own subscription if it has one, else central IT's shared zone."""
         return (
             cls.objects.filter(Q(owner_department=department) | Q(owner_department__isnull=True))
-            .order_by("owner_department")
+            # Its own zone first; NULLs sort first on SQLite and last on PostgreSQL unless told.
+            .order_by(F("owner_department").asc(nulls_last=True))
             .first()
         )
 

@@ -7,7 +7,7 @@ from portal.celery import app as celery_app
 from portal.org.models import Department, Membership, PlatformGroup, User
 from tests.factories import make_department, make_user
 
-pytest_plugins = ["tests.emulator.fixtures"]
+pytest_plugins = ["tests.emulator.fixtures", "tests.workers"]
 
 
 @pytest.fixture

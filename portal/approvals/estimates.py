@@ -47,6 +47,13 @@ def monthly_cost_estimate(
             price,
         )
     cost = input_millions * price.input_per_million + output_millions * price.output_per_million
+    if not (input_millions or output_millions):
+        return Estimate(
+            cost,
+            f"Enter the tokens you expect a month: ${price.input_per_million:.2f} per million input and "
+            f"${price.output_per_million:.2f} per million output tokens.",
+            price,
+        )
     return Estimate(
         cost,
         f"{input_millions.normalize():f}M input tokens x ${price.input_per_million:.2f}/M + "

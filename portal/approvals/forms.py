@@ -50,6 +50,15 @@ class Assessment:
         return (self.budget.spent + self.estimate.monthly_cost) / self.budget.budget * 100
 
     @property
+    def region_label(self) -> str:
+        return region_label(self.entry.region) if self.entry else ""
+
+    @property
+    def retirement_passed(self) -> bool:
+        retires = self.entry.retirement_date if self.entry else None
+        return retires is not None and retires <= timezone.now()
+
+    @property
     def over_budget(self) -> bool:
         return (
             self.budget is not None
@@ -103,7 +112,10 @@ class DeploymentRequestForm(forms.Form):
     model_name = forms.CharField(label="Model", widget=forms.Select)
     model_version = forms.CharField(label="Version", widget=forms.Select)
     sku = forms.CharField(label="SKU", widget=forms.Select)
-    capacity = forms.IntegerField(min_value=1, widget=forms.NumberInput(attrs={"inputmode": "numeric"}))
+    # hx-preserve: what the person is typing survives the live preview's swap of the fields around it.
+    capacity = forms.IntegerField(
+        min_value=1, widget=forms.NumberInput(attrs={"inputmode": "numeric", "hx-preserve": "true"})
+    )
     tpm_cap = forms.IntegerField(
         label="TPM cap (thousands)",
         required=False,
@@ -118,6 +130,7 @@ class DeploymentRequestForm(forms.Form):
         initial=Decimal(0),
         required=False,
         help_text=EXPECTED_USE_HELP,
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "hx-preserve": "true"}),
     )
     output_tokens_per_month = forms.DecimalField(
         label="Output tokens a month (millions)",
@@ -126,6 +139,7 @@ class DeploymentRequestForm(forms.Form):
         decimal_places=3,
         initial=Decimal(0),
         required=False,
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "hx-preserve": "true"}),
     )
 
     FIELDS_BY_KIND = {
@@ -219,6 +233,10 @@ class DeploymentRequestForm(forms.Form):
         """What the field holds now: typed in (bound) or from the request being edited."""
         if name not in self.fields:
             return None
+        if not self.is_bound:
+            # Not the bound field: it caches its initial value at first use, before the
+            # dependent choices below are settled.
+            return self.initial.get(name, self.fields[name].initial)
         return self[name].value()
 
     def _targets(self) -> Any:
@@ -247,7 +265,8 @@ class DeploymentRequestForm(forms.Form):
     def _set_catalog_choices(self) -> None:
         zone = self.landing_zone
         regions = list(zone.allowed_regions) if zone else []
-        self.offers = list(catalog_offers(regions=regions, exclude_retired=True))
+        # Retired versions stay on offer: Azure keeps serving them a while, and the form warns instead.
+        self.offers = list(catalog_offers(regions=regions))
         offered_regions = [region for region in regions if any(o.region == region for o in self.offers)]
         self.catalog_missing = not self.offers
         region = self._pick("region", offered_regions or regions, "")
@@ -259,12 +278,19 @@ class DeploymentRequestForm(forms.Form):
         skus = sorted({o.sku for o in in_region if o.model_name == model and o.model_version == version})
         sku = self._pick("sku", skus, "GlobalStandard")
         labels = dict(ModelDeployment.Sku.choices)
-        self.fields["region"].widget.choices = [(r, region_label(r)) for r in (offered_regions or regions)]
-        self.fields["model_name"].widget.choices = [(m, m) for m in models] or [("", "No model offered here")]
-        self.fields["model_version"].widget.choices = [(v, v) for v in versions] or [("", "—")]
-        self.fields["sku"].widget.choices = [(s, labels.get(s, s)) for s in skus] or [("", "—")]
+        self._set_choices("region", region, [(r, region_label(r)) for r in (offered_regions or regions)], "")
+        self._set_choices("model_name", model, [(m, m) for m in models], "No model offered here")
+        self._set_choices("model_version", version, [(v, v) for v in versions], "—")
+        self._set_choices("sku", sku, [(s, labels.get(s, s)) for s in skus], "—")
         entry = next(
             (o for o in in_region if (o.model_name, o.model_version, o.sku) == (model, version, sku)), None
+        )
+        provisioned = sku.endswith("ProvisionedManaged")
+        self.fields["capacity"].label = "Capacity (PTU)" if provisioned else "Capacity (K TPM)"
+        self.fields["capacity"].help_text = (
+            "Provisioned throughput units, billed by the hour whether used or not."
+            if provisioned
+            else "Thousands of tokens per minute; the deployment's rate limit."
         )
         if entry is not None:
             self.fields["capacity"].widget.attrs.update(
@@ -272,6 +298,13 @@ class DeploymentRequestForm(forms.Form):
             )
             if not self.is_bound and entry.capacity_default:
                 self.initial.setdefault("capacity", min(entry.capacity_default, 20))
+
+    def _set_choices(self, name: str, chosen: str, choices: list[tuple[str, str]], empty: str) -> None:
+        """The select's options; a submitted value that does not fit stays selected, marked, so
+        the person sees what they chose next to the message that explains it."""
+        if chosen and chosen not in {value for value, _ in choices}:
+            choices = [(chosen, f"{chosen} (not available)"), *choices]
+        self.fields[name].widget.choices = choices or [("", empty)]  # type: ignore[attr-defined]
 
     def _pick(self, name: str, options: list[str], preferred: str) -> str:
         """The value of a dependent choice: as typed when it fits (or when the person submits, so

@@ -247,7 +247,7 @@ class ApprovalPolicy(models.Model):
 
     auto_approve_max_capacity = models.PositiveIntegerField(
         "auto-approve up to (K TPM)",
-        default=20,
+        default=10,
         help_text="New Standard-family deployments and capacity changes up to this size are approved "
         "automatically when they fit the department's remaining budget. 0 turns auto-approval off.",
     )

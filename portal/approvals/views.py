@@ -266,12 +266,17 @@ def _render_detail(
         "is_own": deployment_request.requester_id == user.pk,
         "may_author": deployment_request.requester_id == user.pk
         or services.may_author(user, deployment_request.department),
-        "live": deployment_request.in_flight,
+        # Seconds between looks while something may change: quickly while provisioning runs,
+        # slowly while the request waits for a person.
+        "live": 2 if deployment_request.in_flight else (10 if deployment_request.state == State.SUBMITTED else 0),
         "comment": comment,
     }
     template = "approvals/request_detail.html"
     if is_htmx_for(request, "request-live"):
+        # The poll also refreshes the state badge in the header, so the page is whole when the
+        # request settles and the poll stops.
         template += "#live"
+        context["live_update"] = True
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ("HX-Request",))
     return response

@@ -3,7 +3,6 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from portal.org.access import get_department_for
 from portal.org.models import Department, Membership, User
 
 
@@ -32,14 +31,3 @@ def department_list(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Department pages are for leads, platform admins and finance approvers.")
         departments = departments.filter(memberships__user=user, memberships__role=Membership.Role.LEAD)
     return render(request, "portal/department_list.html", {"departments": departments})
-
-
-def department_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
-    department = get_department_for(user, slug, lead_only=True)
-    memberships = department.memberships.select_related("user").order_by("-role", "user__email")
-    return render(
-        request,
-        "portal/department_detail.html",
-        {"department": department, "memberships": memberships},
-    )

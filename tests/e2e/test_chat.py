@@ -6,7 +6,6 @@ provisioning service against the emulator, driven as the worker would), and the 
 a token every 20 ms so that an answer can be stopped while it streams."""
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -15,16 +14,10 @@ from chat.models import Conversation, Message
 from portal.org.models import User
 from provisioning import services
 from provisioning.models import ModelDeployment
+from tests.e2e.browser import sign_in
+from tests.emulator.fixtures import drive_run
 
 UUID_PATH = r"/chat/[0-9a-f-]{36}/$"
-
-
-def sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Work email").fill(email)
-    page.get_by_label("Password").fill("switchyard-demo")
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page).to_have_url(f"{base_url}/")
 
 
 @pytest.fixture
@@ -34,17 +27,7 @@ def company_assistant(emulator, demo_site, settings) -> ModelDeployment:
     emulator.configure(per_token_ms=20)
     assistant = ModelDeployment.objects.get(display_name="Company assistant")
     services.deployment_request_provisioning(deployment=assistant)
-    token = ModelDeployment.objects.get(pk=assistant.pk).run_token
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            wait = services.deployment_provision(deployment_id=assistant.pk, token=token)
-        except services.TransientAzureError:
-            wait = 0.05
-        if wait is None:
-            break
-        time.sleep(min(wait, 0.1))
-    assistant.refresh_from_db()
+    assistant = drive_run(assistant.pk)
     assert assistant.state == ModelDeployment.State.ACTIVE, assistant.status_message
     return assistant
 

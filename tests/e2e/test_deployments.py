@@ -6,19 +6,12 @@ from playwright.sync_api import Page, expect
 
 from portal.org.models import Department
 from provisioning.models import LandingZone, ModelDeployment, ProvisioningOperation
+from tests.e2e.browser import sign_in
 from tests.factories import make_account, make_deployment, make_operation
 
 State = ModelDeployment.State
 Step = ProvisioningOperation.Step
 Status = ProvisioningOperation.Status
-
-
-def sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Work email").fill(email)
-    page.get_by_label("Password").fill("switchyard-demo")
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page).to_have_url(f"{base_url}/")
 
 
 @pytest.fixture

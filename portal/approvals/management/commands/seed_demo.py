@@ -3,23 +3,27 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from portal.approvals.demo import seed_requests
 from portal.org.demo import DEMO_PASSWORD, DEPARTMENTS, USERS, seed_organisation
 from provisioning.demo import seed_estate
 
 
 class Command(BaseCommand):
     help = (
-        "Load the demo organisation (departments, sign-ins) and Azure estate (landing zones and the "
-        "shared Company assistant, provisioned through the real path by the worker). Safe to run again."
+        "Load the demo organisation (departments, sign-ins), Azure estate (landing zones and the "
+        "shared Company assistant, provisioned through the real path by the worker) and requests in "
+        "every state. Safe to run again."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             departments = seed_organisation()
             assistant = seed_estate(departments)
+            requests = seed_requests(departments)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organisation ready: {len(DEPARTMENTS)} departments, {len(USERS)} sign-ins "
-                f"(password {DEMO_PASSWORD}). {assistant.display_name}: {assistant.get_state_display()}."
+                f"(password {DEMO_PASSWORD}). {assistant.display_name}: {assistant.get_state_display()}. "
+                f"{requests or 'No new'} demo requests."
             )
         )

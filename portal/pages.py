@@ -1,0 +1,49 @@
+"""Pages that bring several apps together. The department page shows its people (org), its
+deployments and shared services (provisioning), its spend (chat metering) and its requests."""
+
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from chat.metering import budget_status
+from portal.approvals.models import DeploymentRequest
+from portal.approvals.services import may_author
+from portal.org.access import get_department_for
+from portal.org.models import User
+from provisioning.models import AccessGrant, ModelDeployment
+
+
+def department_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    department = get_department_for(user, slug, lead_only=True)
+    memberships = department.memberships.select_related("user").order_by("-role", "user__email")
+    deployments = (
+        ModelDeployment.objects.live()
+        .filter(department=department, scope=ModelDeployment.Scope.DEDICATED)
+        .order_by("display_name")
+    )
+    grants = (
+        AccessGrant.objects.filter(department=department)
+        .exclude(deployment__state=ModelDeployment.State.DECOMMISSIONED)
+        .select_related("deployment", "deployment__department")
+        .order_by("deployment__display_name")
+    )
+    open_requests = (
+        DeploymentRequest.objects.filter(department=department)
+        .filter(Q(state__in=DeploymentRequest.State.open()))
+        .select_related("requester", "target")
+        .order_by("-created_at")
+    )
+    return render(
+        request,
+        "portal/department_detail.html",
+        {
+            "department": department,
+            "memberships": memberships,
+            "deployments": deployments,
+            "grants": grants,
+            "open_requests": open_requests,
+            "budget": budget_status(department=department),
+            "may_request": may_author(user, department),
+        },
+    )
