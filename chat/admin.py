@@ -2,8 +2,8 @@
 
 Chat content is private to its author. Admins see who chatted with what, when and at what cost,
 never the words, unless the department's data policy lets approvers audit its chats; then each
-view of a conversation's content is itself audited. There is no AuditEvent model yet, so the
-audit line goes to the `chat.audit` logger at WARNING (actor, conversation, department).
+view of a conversation's content is itself audited: an AuditEvent names who read whose
+conversation, and the `chat.audit` logger repeats it for log-based alerting.
 """
 
 import logging
@@ -14,6 +14,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from chat.models import Conversation, Message, UsageRecord
+from portal.audit.services import audit_record
 
 audit_logger = logging.getLogger("chat.audit")
 
@@ -142,6 +143,13 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
                 conversation.pk,
                 conversation.department,
                 conversation.user.email,
+            )
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                verb="chat.content_viewed",
+                target=conversation,
+                after={"department": conversation.department.slug, "author": conversation.user.email},
+                note="Read under the department's audit policy.",
             )
         else:
             extra_context = self._redacted(object_id, extra_context)

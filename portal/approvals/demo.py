@@ -76,7 +76,8 @@ def seed_requests(departments: dict[str, Department]) -> int:
         submit=True,
         spec=_spec(
             display_name="Quarter-close analyst",
-            purpose="Explain variances in the quarter-close reports to controllers (asked on Finance's behalf).",
+            purpose="Explain variances in the quarter-close reports to controllers "
+            "(asked on Finance's behalf).",
             model_name="gpt-4o",
             capacity=10,
             input_tokens_per_month=Decimal("20"),
@@ -102,7 +103,8 @@ def seed_requests(departments: dict[str, Department]) -> int:
     services.request_send_back(
         request=interviews,
         actor=admin,
-        comment="Candidate notes are personal data: classify them as restricted and say how long they are kept.",
+        comment="Candidate notes are personal data: classify them as restricted and say how long "
+        "they are kept.",
     )
     ptu = services.request_create(
         actor=lena,
@@ -122,7 +124,8 @@ def seed_requests(departments: dict[str, Department]) -> int:
     services.request_reject(
         request=ptu,
         actor=admin,
-        reason="A nightly batch belongs on the Batch API at half the price; the platform team will help set it up.",
+        reason="A nightly batch belongs on the Batch API at half the price; the platform team will "
+        "help set it up.",
     )
     services.request_create(
         actor=lena,

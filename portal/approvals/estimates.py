@@ -35,7 +35,7 @@ def monthly_cost_estimate(
 ) -> Estimate:
     """PTU x hourly rate x 730 for provisioned SKUs; expected tokens x price for the others."""
     if not (model_name and sku):
-        return Estimate(Decimal(0), "Choose a model and SKU to see an estimate.")
+        return Estimate(Decimal(0), "Choose the model (or the deployment) to see an estimate.")
     price = price_in_force(model_name=model_name, model_version=model_version, sku=sku, on=on)
     if price is None:
         return Estimate(Decimal(0), f"No price is on record for {model_name} {model_version} ({sku}).")

@@ -304,7 +304,7 @@ class DeploymentRequestForm(forms.Form):
         the person sees what they chose next to the message that explains it."""
         if chosen and chosen not in {value for value, _ in choices}:
             choices = [(chosen, f"{chosen} (not available)"), *choices]
-        self.fields[name].widget.choices = choices or [("", empty)]  # type: ignore[attr-defined]
+        self.fields[name].widget.choices = choices or [("", empty)]
 
     def _pick(self, name: str, options: list[str], preferred: str) -> str:
         """The value of a dependent choice: as typed when it fits (or when the person submits, so

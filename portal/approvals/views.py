@@ -268,7 +268,9 @@ def _render_detail(
         or services.may_author(user, deployment_request.department),
         # Seconds between looks while something may change: quickly while provisioning runs,
         # slowly while the request waits for a person.
-        "live": 2 if deployment_request.in_flight else (10 if deployment_request.state == State.SUBMITTED else 0),
+        "live": 2
+        if deployment_request.in_flight
+        else (10 if deployment_request.state == State.SUBMITTED else 0),
         "comment": comment,
     }
     template = "approvals/request_detail.html"

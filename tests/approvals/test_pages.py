@@ -327,3 +327,16 @@ def test_the_lead_department_page_shows_deployments_shared_services_and_open_req
     assert "Shared services it uses" in page
     assert "Company assistant" in page
     assert f"#{marketing_request.pk} Copy assistant" in page
+
+
+def test_home_says_what_waits_for_the_approver(client_for, marketing_request, platform_admin):
+    page = client_for(platform_admin).get("/").content.decode()
+    assert "1 request waits for your approval" in page
+
+
+def test_a_department_deploys_into_its_own_landing_zone_before_the_shared_one(marketing, zone):
+    from provisioning.models import LandingZone
+    from tests.factories import make_landing_zone
+
+    own = make_landing_zone(name="Marketing subscription", owner_department=marketing)
+    assert LandingZone.for_department(marketing) == own

@@ -17,6 +17,7 @@ from django.utils import timezone
 from chat.models import Conversation, Message, UsageRecord
 from chat.services import conversation_title, trimmed_prompt
 from chat.tasks import purge_expired_conversations_task
+from portal.audit.models import AuditEvent
 from portal.org.models import Membership, PlatformGroup
 from tests.factories import make_account, make_department, make_deployment, make_landing_zone, make_user
 
@@ -377,6 +378,7 @@ def test_admins_see_no_content_unless_the_department_allows_auditing(conversatio
     assert "coffee range" not in hidden
     assert "coffee range" not in listing
     assert not caplog.records
+    assert not AuditEvent.objects.exists()
 
     marketing.approvers_may_audit_chats = True
     marketing.save()
@@ -386,3 +388,5 @@ def test_admins_see_no_content_unless_the_department_allows_auditing(conversatio
     assert len(caplog.records) == 1
     assert "root@example.com" in caplog.records[0].getMessage()
     assert str(conversation.pk) in caplog.records[0].getMessage()
+    event = AuditEvent.objects.get()
+    assert (event.actor, event.verb, event.object_id) == (admin, "chat.content_viewed", str(conversation.pk))

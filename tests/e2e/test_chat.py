@@ -27,7 +27,7 @@ def company_assistant(emulator, demo_site, settings) -> ModelDeployment:
     emulator.configure(per_token_ms=20)
     assistant = ModelDeployment.objects.get(display_name="Company assistant")
     services.deployment_request_provisioning(deployment=assistant)
-    assistant = drive_run(assistant.pk)
+    assistant: ModelDeployment = drive_run(assistant.pk)
     assert assistant.state == ModelDeployment.State.ACTIVE, assistant.status_message
     return assistant
 

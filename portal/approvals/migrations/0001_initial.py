@@ -9,98 +9,323 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('org', '0001_initial'),
-        ('provisioning', '0002_shipped_prices'),
+        ("org", "0001_initial"),
+        ("provisioning", "0002_shipped_prices"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeploymentRequest',
+            name="DeploymentRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('new_deployment', 'New deployment'), ('shared_access', 'Access to a shared service'), ('capacity_change', 'Capacity change'), ('decommission', 'Decommission')], max_length=20)),
-                ('state', models.CharField(choices=[('draft', 'Draft'), ('submitted', 'Waiting for approval'), ('changes_requested', 'Changes requested'), ('approved', 'Approved'), ('provisioning', 'Provisioning'), ('completed', 'Completed'), ('failed', 'Failed'), ('rejected', 'Rejected'), ('cancelled', 'Cancelled')], db_index=True, default='draft', max_length=20)),
-                ('round', models.PositiveSmallIntegerField(default=0)),
-                ('purpose', models.TextField(help_text='The use case: what the department will do with it.')),
-                ('display_name', models.CharField(blank=True, help_text='What employees see in the chat.', max_length=120)),
-                ('system_prompt', models.TextField(blank=True)),
-                ('data_classification', models.CharField(choices=[('public', 'Public'), ('internal', 'Internal'), ('confidential', 'Confidential'), ('restricted', 'Restricted')], default='internal', max_length=12)),
-                ('private_network', models.BooleanField(default=False)),
-                ('expires_on', models.DateField(blank=True, null=True)),
-                ('region', models.CharField(blank=True, max_length=40)),
-                ('model_name', models.CharField(blank=True, max_length=60)),
-                ('model_version', models.CharField(blank=True, max_length=30)),
-                ('sku', models.CharField(blank=True, choices=[('Standard', 'Standard'), ('GlobalStandard', 'Global Standard'), ('DataZoneStandard', 'Data Zone Standard'), ('ProvisionedManaged', 'Provisioned (regional)'), ('GlobalProvisionedManaged', 'Provisioned (global)'), ('DataZoneProvisionedManaged', 'Provisioned (data zone)')], max_length=30)),
-                ('capacity', models.PositiveIntegerField(blank=True, help_text='K TPM, or PTU.', null=True)),
-                ('tpm_cap', models.PositiveIntegerField(blank=True, help_text="Shared access: the department's own cap.", null=True, verbose_name='TPM cap (thousands)')),
-                ('input_tokens_per_month', models.DecimalField(decimal_places=3, default=Decimal('0'), max_digits=12, validators=[django.core.validators.MinValueValidator(Decimal('0'))], verbose_name='input tokens per month (millions)')),
-                ('output_tokens_per_month', models.DecimalField(decimal_places=3, default=Decimal('0'), max_digits=12, validators=[django.core.validators.MinValueValidator(Decimal('0'))], verbose_name='output tokens per month (millions)')),
-                ('estimated_monthly_cost', models.DecimalField(decimal_places=6, default=Decimal('0'), max_digits=14)),
-                ('provisioning_run', models.PositiveIntegerField(blank=True, null=True)),
-                ('status_message', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('expiry_warned_on', models.DateField(blank=True, null=True)),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deployment_requests', to='org.department')),
-                ('deployment', models.ForeignKey(blank=True, help_text='The deployment this request created or changed.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='requests', to='provisioning.modeldeployment')),
-                ('requester', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='deployment_requests', to=settings.AUTH_USER_MODEL)),
-                ('target', models.ForeignKey(blank=True, help_text='The shared service to join, or the deployment to resize or decommission.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='change_requests', to='provisioning.modeldeployment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("new_deployment", "New deployment"),
+                            ("shared_access", "Access to a shared service"),
+                            ("capacity_change", "Capacity change"),
+                            ("decommission", "Decommission"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("submitted", "Waiting for approval"),
+                            ("changes_requested", "Changes requested"),
+                            ("approved", "Approved"),
+                            ("provisioning", "Provisioning"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("rejected", "Rejected"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="draft",
+                        max_length=20,
+                    ),
+                ),
+                ("round", models.PositiveSmallIntegerField(default=0)),
+                ("purpose", models.TextField(help_text="The use case: what the department will do with it.")),
+                (
+                    "display_name",
+                    models.CharField(blank=True, help_text="What employees see in the chat.", max_length=120),
+                ),
+                ("system_prompt", models.TextField(blank=True)),
+                (
+                    "data_classification",
+                    models.CharField(
+                        choices=[
+                            ("public", "Public"),
+                            ("internal", "Internal"),
+                            ("confidential", "Confidential"),
+                            ("restricted", "Restricted"),
+                        ],
+                        default="internal",
+                        max_length=12,
+                    ),
+                ),
+                ("private_network", models.BooleanField(default=False)),
+                ("expires_on", models.DateField(blank=True, null=True)),
+                ("region", models.CharField(blank=True, max_length=40)),
+                ("model_name", models.CharField(blank=True, max_length=60)),
+                ("model_version", models.CharField(blank=True, max_length=30)),
+                (
+                    "sku",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("Standard", "Standard"),
+                            ("GlobalStandard", "Global Standard"),
+                            ("DataZoneStandard", "Data Zone Standard"),
+                            ("ProvisionedManaged", "Provisioned (regional)"),
+                            ("GlobalProvisionedManaged", "Provisioned (global)"),
+                            ("DataZoneProvisionedManaged", "Provisioned (data zone)"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("capacity", models.PositiveIntegerField(blank=True, help_text="K TPM, or PTU.", null=True)),
+                (
+                    "tpm_cap",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Shared access: the department's own cap.",
+                        null=True,
+                        verbose_name="TPM cap (thousands)",
+                    ),
+                ),
+                (
+                    "input_tokens_per_month",
+                    models.DecimalField(
+                        decimal_places=3,
+                        default=Decimal("0"),
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                        verbose_name="input tokens per month (millions)",
+                    ),
+                ),
+                (
+                    "output_tokens_per_month",
+                    models.DecimalField(
+                        decimal_places=3,
+                        default=Decimal("0"),
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                        verbose_name="output tokens per month (millions)",
+                    ),
+                ),
+                (
+                    "estimated_monthly_cost",
+                    models.DecimalField(decimal_places=6, default=Decimal("0"), max_digits=14),
+                ),
+                ("provisioning_run", models.PositiveIntegerField(blank=True, null=True)),
+                ("status_message", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("expiry_warned_on", models.DateField(blank=True, null=True)),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployment_requests",
+                        to="org.department",
+                    ),
+                ),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The deployment this request created or changed.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="requests",
+                        to="provisioning.modeldeployment",
+                    ),
+                ),
+                (
+                    "requester",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployment_requests",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "target",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The shared service to join, or the deployment to resize or decommission.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="change_requests",
+                        to="provisioning.modeldeployment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='ApprovalStep',
+            name="ApprovalStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('round', models.PositiveSmallIntegerField()),
-                ('order', models.PositiveSmallIntegerField()),
-                ('kind', models.CharField(choices=[('automatic', 'Approved by policy'), ('platform', 'Platform admin'), ('finance', 'Finance approver')], max_length=10)),
-                ('reason', models.TextField(help_text='Why the policy asks for this approval.')),
-                ('state', models.CharField(choices=[('pending', 'Waiting'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('changes_requested', 'Sent back'), ('withdrawn', 'No longer needed')], default='pending', max_length=20)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('comment', models.TextField(blank=True)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='approvals.deploymentrequest')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("round", models.PositiveSmallIntegerField()),
+                ("order", models.PositiveSmallIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("automatic", "Approved by policy"),
+                            ("platform", "Platform admin"),
+                            ("finance", "Finance approver"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("reason", models.TextField(help_text="Why the policy asks for this approval.")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("changes_requested", "Sent back"),
+                            ("withdrawn", "No longer needed"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("comment", models.TextField(blank=True)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="approvals.deploymentrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['round', 'order'],
+                "ordering": ["round", "order"],
             },
         ),
         migrations.CreateModel(
-            name='ApprovalPolicy',
+            name="ApprovalPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('auto_approve_max_capacity', models.PositiveIntegerField(default=10, help_text="New Standard-family deployments and capacity changes up to this size are approved automatically when they fit the department's remaining budget. 0 turns auto-approval off.", verbose_name='auto-approve up to (K TPM)')),
-                ('auto_approve_skus', models.JSONField(blank=True, default=list, help_text='SKUs auto-approval applies to, e.g. ["Standard", "GlobalStandard"].')),
-                ('auto_approve_shared_access', models.BooleanField(default=True, help_text="Access to a shared service for non-restricted data is approved automatically when it fits the department's remaining budget.")),
-                ('finance_cost_threshold', models.DecimalField(decimal_places=2, default=Decimal('1000.00'), max_digits=12, validators=[django.core.validators.MinValueValidator(Decimal('0'))], verbose_name='second approval above (USD per month)')),
-                ('finance_for_provisioned', models.BooleanField(default=True, verbose_name='second approval for provisioned throughput')),
-                ('finance_for_restricted', models.BooleanField(default=True, verbose_name='second approval for restricted data')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "auto_approve_max_capacity",
+                    models.PositiveIntegerField(
+                        default=10,
+                        help_text="New Standard-family deployments and capacity changes up to this size are approved automatically when they fit the department's remaining budget. 0 turns auto-approval off.",
+                        verbose_name="auto-approve up to (K TPM)",
+                    ),
+                ),
+                (
+                    "auto_approve_skus",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='SKUs auto-approval applies to, e.g. ["Standard", "GlobalStandard"].',
+                    ),
+                ),
+                (
+                    "auto_approve_shared_access",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Access to a shared service for non-restricted data is approved automatically when it fits the department's remaining budget.",
+                    ),
+                ),
+                (
+                    "finance_cost_threshold",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("1000.00"),
+                        max_digits=12,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                        verbose_name="second approval above (USD per month)",
+                    ),
+                ),
+                (
+                    "finance_for_provisioned",
+                    models.BooleanField(
+                        default=True, verbose_name="second approval for provisioned throughput"
+                    ),
+                ),
+                (
+                    "finance_for_restricted",
+                    models.BooleanField(default=True, verbose_name="second approval for restricted data"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'approval policy',
-                'verbose_name_plural': 'approval policy',
-                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='one_approval_policy')],
+                "verbose_name": "approval policy",
+                "verbose_name_plural": "approval policy",
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("pk", 1)), name="one_approval_policy")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='deploymentrequest',
-            index=models.Index(fields=['state', 'submitted_at'], name='approvals_d_state_32e129_idx'),
+            model_name="deploymentrequest",
+            index=models.Index(fields=["state", "submitted_at"], name="approvals_d_state_32e129_idx"),
         ),
         migrations.AddConstraint(
-            model_name='approvalstep',
-            constraint=models.UniqueConstraint(fields=('request', 'round', 'order'), name='one_step_per_position'),
+            model_name="approvalstep",
+            constraint=models.UniqueConstraint(
+                fields=("request", "round", "order"), name="one_step_per_position"
+            ),
         ),
     ]
