@@ -25,9 +25,10 @@ def company_assistant(emulator, demo_site, settings) -> ModelDeployment:
     """The demo's shared assistant, provisioned on the emulator as a worker would do it."""
     settings.PROVISIONING_POLL_SECONDS = 0.1
     emulator.configure(per_token_ms=20)
-    assistant = ModelDeployment.objects.get(display_name="Company assistant")
-    services.deployment_request_provisioning(deployment=assistant)
-    assistant: ModelDeployment = drive_run(assistant.pk)
+    services.deployment_request_provisioning(
+        deployment=ModelDeployment.objects.get(display_name="Company assistant")
+    )
+    assistant: ModelDeployment = drive_run(ModelDeployment.objects.get(display_name="Company assistant").pk)
     assert assistant.state == ModelDeployment.State.ACTIVE, assistant.status_message
     return assistant
 
