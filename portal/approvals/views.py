@@ -1,6 +1,7 @@
 """Request pages: the lead's requests and form, the request page with its live timeline, and the
 approvers' queue."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -141,29 +142,18 @@ def _kind_from(request: HttpRequest) -> str:
 
 def request_new(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    departments = departments_for_author(user)
-    if not departments:
+    if not departments_for_author(user):
         raise PermissionDenied("Department leads and platform admins ask for deployments.")
     kind = _kind_from(request)
-    if request.method == "POST":
-        form = DeploymentRequestForm(request.POST, kind=kind, user=user)
-        if form.is_valid() and form.chosen_department is not None:
-            try:
-                created = services.request_create(
-                    actor=user,
-                    department=form.chosen_department,
-                    kind=kind,
-                    spec=form.spec(),
-                    submit=request.POST.get("action") != "draft",
-                )
-            except services.RequestActionRefused as refusal:
-                form.add_error(None, str(refusal))
-            else:
-                messages.success(request, _created_message(created))
-                return redirect("approvals:request_detail", created.pk)
-    else:
-        form = DeploymentRequestForm(kind=kind, user=user)
-    return _render_form(request, form, kind=kind, instance=None)
+    form = DeploymentRequestForm(request.POST if request.method == "POST" else None, kind=kind, user=user)
+
+    def create(submit: bool) -> DeploymentRequest:
+        assert form.chosen_department is not None
+        return services.request_create(
+            actor=user, department=form.chosen_department, kind=kind, spec=form.spec(), submit=submit
+        )
+
+    return _save_or_render(request, form, create, instance=None)
 
 
 def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -176,24 +166,33 @@ def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
             request, f"Request #{instance.pk} is {instance.get_state_display().lower()}: it cannot be edited."
         )
         return redirect("approvals:request_detail", instance.pk)
-    if request.method == "POST":
-        form = DeploymentRequestForm(request.POST, kind=instance.kind, user=user, instance=instance)
-        if form.is_valid():
-            try:
-                updated = services.request_update(
-                    request=instance,
-                    actor=user,
-                    spec=form.spec(),
-                    submit=request.POST.get("action") != "draft",
-                )
-            except services.RequestActionRefused as refusal:
-                form.add_error(None, str(refusal))
-            else:
-                messages.success(request, _created_message(updated))
-                return redirect("approvals:request_detail", updated.pk)
-    else:
-        form = DeploymentRequestForm(kind=instance.kind, user=user, instance=instance)
-    return _render_form(request, form, kind=instance.kind, instance=instance)
+    data = request.POST if request.method == "POST" else None
+    form = DeploymentRequestForm(data, kind=instance.kind, user=user, instance=instance)
+
+    def update(submit: bool) -> DeploymentRequest:
+        return services.request_update(request=instance, actor=user, spec=form.spec(), submit=submit)
+
+    return _save_or_render(request, form, update, instance=instance)
+
+
+def _save_or_render(
+    request: HttpRequest,
+    form: DeploymentRequestForm,
+    save: Callable[[bool], DeploymentRequest],
+    *,
+    instance: DeploymentRequest | None,
+) -> HttpResponse:
+    """Save a valid form (as a draft or submitted, as the button says) and go to the request;
+    otherwise show the form again with every message and everything typed."""
+    if form.is_bound and form.is_valid():
+        try:
+            saved = save(request.POST.get("action") != "draft")
+        except services.RequestActionRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, _created_message(saved))
+            return redirect("approvals:request_detail", saved.pk)
+    return _render_form(request, form, kind=form.kind, instance=instance)
 
 
 @require_POST
