@@ -112,10 +112,7 @@ class DeploymentRequestForm(forms.Form):
     model_name = forms.CharField(label="Model", widget=forms.Select)
     model_version = forms.CharField(label="Version", widget=forms.Select)
     sku = forms.CharField(label="SKU", widget=forms.Select)
-    # hx-preserve: what the person is typing survives the live preview's swap of the fields around it.
-    capacity = forms.IntegerField(
-        min_value=1, widget=forms.NumberInput(attrs={"inputmode": "numeric", "hx-preserve": "true"})
-    )
+    capacity = forms.IntegerField(min_value=1, widget=forms.NumberInput(attrs={"inputmode": "numeric"}))
     tpm_cap = forms.IntegerField(
         label="TPM cap (thousands)",
         required=False,
@@ -130,7 +127,7 @@ class DeploymentRequestForm(forms.Form):
         initial=Decimal(0),
         required=False,
         help_text=EXPECTED_USE_HELP,
-        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "hx-preserve": "true"}),
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0"}),
     )
     output_tokens_per_month = forms.DecimalField(
         label="Output tokens a month (millions)",
@@ -139,7 +136,7 @@ class DeploymentRequestForm(forms.Form):
         decimal_places=3,
         initial=Decimal(0),
         required=False,
-        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "hx-preserve": "true"}),
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0"}),
     )
 
     FIELDS_BY_KIND = {

@@ -44,7 +44,7 @@ def estate(demo_site) -> dict[str, ModelDeployment]:
     )
     provisioning = make_deployment(
         department=departments["hr"],
-        display_name="HR policy helper",
+        display_name="HR onboarding guide",
         landing_zone=central,
         state=State.PROVISIONING,
     )
@@ -58,7 +58,8 @@ def test_an_admin_filters_deployments_and_reads_an_operation_log(page: Page, dem
 
     expect(page.get_by_role("heading", name="Deployments", exact=True)).to_be_visible()
     results = page.locator("#deployment-results")
-    expect(results.get_by_role("row")).to_have_count(4)  # header + 3 deployments
+    # Header + the Company assistant, the demo request's HR policy helper and the two above.
+    expect(results.get_by_role("row")).to_have_count(5)
     shared_with = estate["company"].grants.count()
     expect(results).to_contain_text(f"Shared · {shared_with} departments")
 

@@ -30,6 +30,8 @@ def live_system(asgi_server, broker, emulator, settings):
     )
     worker.start()
     try:
+        # Browser tests flush the database after each test, taking the prices a migration loaded.
+        call_command("load_prices")
         call_command("seed_demo")
         catalog_sync_all()
         yield asgi_server
