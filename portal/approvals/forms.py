@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from chat.metering import BudgetStatus, budget_status
 from portal.approvals.estimates import Estimate, monthly_cost_estimate
-from portal.approvals.models import DataClassification, DeploymentRequest
+from portal.approvals.models import ApprovalPolicy, ApprovalStep, DataClassification, DeploymentRequest
+from portal.approvals.policy import PlannedStep, approval_plan
 from portal.org.models import Department, Membership, User
 from provisioning.catalog import catalog_offers, quota_left
 from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment
@@ -38,6 +39,11 @@ class Assessment:
     quota_needed: int | None
     estimate: Estimate
     budget: BudgetStatus | None
+    approvals: list[PlannedStep]
+
+    @property
+    def approved_at_once(self) -> bool:
+        return [step.kind for step in self.approvals] == [ApprovalStep.Kind.AUTOMATIC]
 
     @property
     def spent_after(self) -> Decimal | None:
@@ -386,7 +392,27 @@ class DeploymentRequestForm(forms.Form):
             if self.chosen_department
             else None
         )
-        return Assessment(entry=entry, quota_left=left, quota_needed=needed, estimate=estimate, budget=budget)
+        # The approvals the policy would ask for if it were submitted now, so the lead knows.
+        draft = DeploymentRequest(
+            kind=self.kind,
+            sku=spec["sku"],
+            capacity=spec["capacity"],
+            data_classification=self.value("data_classification") or DataClassification.INTERNAL,
+            estimated_monthly_cost=estimate.monthly_cost,
+        )
+        approvals = approval_plan(
+            request=draft,
+            policy=ApprovalPolicy.current(),
+            budget_left=max(budget.budget - budget.spent, Decimal(0)) if budget else Decimal(0),
+        )
+        return Assessment(
+            entry=entry,
+            quota_left=left,
+            quota_needed=needed,
+            estimate=estimate,
+            budget=budget,
+            approvals=approvals,
+        )
 
     @property
     def uses_tokens(self) -> bool:
