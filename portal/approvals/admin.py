@@ -1,7 +1,34 @@
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
 from portal.approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest
+from provisioning.models import ModelDeployment
+
+
+class ApprovalPolicyForm(forms.ModelForm[ApprovalPolicy]):
+    auto_approve_skus = forms.MultipleChoiceField(
+        label="SKUs approved automatically",
+        choices=[
+            (sku, label)
+            for sku, label in ModelDeployment.Sku.choices
+            if not sku.endswith("ProvisionedManaged")
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Provisioned SKUs always need a person: they cost by the hour whether used or not.",
+    )
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "auto_approve_max_capacity",
+            "auto_approve_skus",
+            "auto_approve_shared_access",
+            "finance_cost_threshold",
+            "finance_for_provisioned",
+            "finance_for_restricted",
+        ]
 
 
 class ApprovalStepInline(admin.TabularInline[ApprovalStep, DeploymentRequest]):
@@ -36,6 +63,7 @@ class DeploymentRequestAdmin(admin.ModelAdmin[DeploymentRequest]):
 
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(admin.ModelAdmin[ApprovalPolicy]):
+    form = ApprovalPolicyForm
     fieldsets = [
         (
             "Automatic approval",
@@ -73,11 +101,4 @@ class ApprovalPolicyAdmin(admin.ModelAdmin[ApprovalPolicy]):
 
     @staticmethod
     def _audited() -> list[str]:
-        return [
-            "auto_approve_max_capacity",
-            "auto_approve_skus",
-            "auto_approve_shared_access",
-            "finance_cost_threshold",
-            "finance_for_provisioned",
-            "finance_for_restricted",
-        ]
+        return ApprovalPolicyForm.Meta.fields

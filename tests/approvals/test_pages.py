@@ -340,3 +340,28 @@ def test_a_department_deploys_into_its_own_landing_zone_before_the_shared_one(ma
 
     own = make_landing_zone(name="Marketing subscription", owner_department=marketing)
     assert LandingZone.for_department(marketing) == own
+
+
+def test_an_admin_edits_the_policy_and_the_change_is_audited(client_for, platform_admin, policy):
+    from portal.audit.models import AuditEvent
+
+    response = client_for(platform_admin).post(
+        "/admin/approvals/approvalpolicy/1/change/",
+        {
+            "auto_approve_max_capacity": "30",
+            "auto_approve_skus": ["GlobalStandard"],
+            "auto_approve_shared_access": "on",
+            "finance_cost_threshold": "500.00",
+            "finance_for_provisioned": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy.refresh_from_db()
+    assert (policy.auto_approve_max_capacity, policy.auto_approve_skus) == (30, ["GlobalStandard"])
+    assert policy.finance_for_restricted is False
+    event = AuditEvent.objects.get(verb="policy.changed")
+    assert event.actor == platform_admin
+    assert (event.before["auto_approve_max_capacity"], event.after["auto_approve_max_capacity"]) == (
+        "20",
+        "30",
+    )
