@@ -365,3 +365,24 @@ def test_an_admin_edits_the_policy_and_the_change_is_audited(client_for, platfor
         "20",
         "30",
     )
+
+
+def test_once_decided_the_live_update_takes_away_actions_that_no_longer_apply(
+    client_for, marketing_request, platform_admin, marketing_lead
+):
+    lead = client_for(marketing_lead)
+    waiting = lead.get(
+        f"/requests/{marketing_request.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="request-live"
+    ).content.decode()
+    assert "Cancel request" in waiting
+    # While it waits, an approver's half-written comment is never replaced by the poll.
+    assert 'id="request-decision"' not in waiting
+
+    client_for(platform_admin).post(f"/requests/{marketing_request.pk}/decide/", {"decision": "approve"})
+    decided = lead.get(
+        f"/requests/{marketing_request.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="request-live"
+    ).content.decode()
+    assert 'id="request-actions" hx-swap-oob="true"' in decided
+    assert "Cancel request" not in decided
+    assert 'id="request-decision" hx-swap-oob="true"' in decided
+    assert "another approver decides" not in decided
