@@ -3,9 +3,17 @@
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.db.models.expressions import OrderBy
 from django.http import HttpRequest, QueryDict
+
+
+def lifecycle_order(states: list[str], field: str = "state") -> Case:
+    """Sort by state in the order a thing lives through them (the choices' order), not A to Z."""
+    return Case(
+        *(When(**{field: state}, then=Value(position)) for position, state in enumerate(states)),
+        output_field=IntegerField(),
+    )
 
 
 def query_with(params: QueryDict, **changes: str | None) -> str:

@@ -5,28 +5,23 @@ from typing import Any
 
 from django import forms
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 from portal.org.models import Department, User
-from portal.tables import SortOrder, is_htmx_for, query_with
+from portal.tables import SortOrder, is_htmx_for, lifecycle_order, query_with
 from provisioning.access import deployments_visible_to, get_deployment_for, led_department_ids
 from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
 
 PAGE_SIZE = 25
 
-# The order a deployment lives through, so "sort by state" reads as a lifecycle.
-_STATE_ORDER = Case(
-    *(When(state=state, then=Value(position)) for position, state in enumerate(ModelDeployment.State.values)),
-    output_field=IntegerField(),
-)
 SORTS: dict[str, tuple[Any, ...]] = {
     "name": ("display_name",),
     "department": ("department__name", "display_name"),
     "model": ("model_name", "model_version", "display_name"),
-    "state": (_STATE_ORDER, "display_name"),
+    "state": (lifecycle_order(ModelDeployment.State.values), "display_name"),
     "updated": ("updated_at",),
 }
 DEFAULT_SORT = "name"

@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
@@ -20,21 +19,17 @@ from portal.approvals.forms import DeploymentRequestForm, departments_for_author
 from portal.approvals.models import DataClassification, DeploymentRequest
 from portal.approvals.timeline import request_timeline
 from portal.org.models import Department, User
-from portal.tables import SortOrder, is_htmx_for, query_with
+from portal.tables import SortOrder, is_htmx_for, lifecycle_order, query_with
 
 PAGE_SIZE = 25
 Kind = DeploymentRequest.Kind
 State = DeploymentRequest.State
 
-_STATE_ORDER = Case(
-    *(When(state=state, then=Value(position)) for position, state in enumerate(State.values)),
-    output_field=IntegerField(),
-)
 SORTS: dict[str, tuple[Any, ...]] = {
     "number": ("pk",),
     "title": ("display_name", "pk"),
     "department": ("department__name", "pk"),
-    "state": (_STATE_ORDER, "pk"),
+    "state": (lifecycle_order(State.values), "pk"),
     "cost": ("estimated_monthly_cost", "pk"),
     "submitted": ("submitted_at", "pk"),
 }
