@@ -1,20 +1,49 @@
-"""The one cost model for token usage: the chat's budget check and the cost reports both use it,
-so they never disagree. Money is Decimal and is rounded only when shown."""
+"""The one cost model: the chat's budget check and the cost reports both use it, so they never
+disagree.
 
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+- A model call costs its tokens at the price in force when it was made (`usage_cost`); the
+  record keeps that cost, so a later price change never reprices the past.
+- A provisioned (PTU) deployment costs PTU x hourly rate for every hour it is active, used or
+  not (`fixed_costs`).
+- A dedicated deployment's cost lands on its department. A shared deployment's cost (tokens and
+  fixed) is split between the departments that used it by their share of its tokens in the
+  period; while nobody uses it, the department that runs it carries it (`cost_allocation`).
 
-from django.db.models import Sum
+Money is Decimal and is rounded only when shown (`cents`), so totals add up.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from chat.models import Conversation, UsageRecord
+from chat.models import Conversation, DepartmentUsageRollup, UsageRecord, UsageRollup
 from portal.org.models import Department, User
 from provisioning.catalog import price_in_force
 from provisioning.models import ModelDeployment, Price
 
 MILLION = Decimal(1_000_000)
 WARNING_SHARE = Decimal("0.8")
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+SECONDS_PER_HOUR = Decimal(3600)
+PROVISIONED_SKUS = [sku for sku in ModelDeployment.Sku.values if sku.endswith("ProvisionedManaged")]
+# States in which a provisioned deployment exists on Azure and is billed by the hour.
+BILLED_STATES = [
+    ModelDeployment.State.ACTIVE,
+    ModelDeployment.State.DECOMMISSIONING,
+    ModelDeployment.State.DECOMMISSIONED,
+]
+ROLLUP_COUNTERS = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "cost"]
+
+
+# Token usage -----------------------------------------------------------------------------------
 
 
 def usage_cost(
@@ -30,11 +59,11 @@ def usage_cost(
         model_name=deployment.model_name,
         model_version=deployment.model_version,
         sku=deployment.sku,
-        on=at.date(),
+        on=timezone.localdate(at),
     )
     if price is None or deployment.is_provisioned_sku:
         # Provisioned capacity is paid by the hour whether used or not, not per token.
-        return Decimal(0), price
+        return ZERO, price
     uncached = max(input_tokens - cached_input_tokens, 0)
     cost = (
         uncached * price.input_per_million
@@ -64,19 +93,112 @@ def usage_record_create(
         output_tokens=output_tokens,
         at=at,
     )
-    return UsageRecord.objects.create(
-        department=department,
-        user=user,
-        deployment=deployment,
-        conversation=conversation,
-        input_tokens=input_tokens,
-        cached_input_tokens=cached_input_tokens,
-        output_tokens=output_tokens,
-        cost=cost,
-        price=price,
-        source=source,
-        created_at=at,
+    # The record and its rollups commit together: a report never sees one without the other.
+    with transaction.atomic():
+        record = UsageRecord.objects.create(
+            department=department,
+            user=user,
+            deployment=deployment,
+            conversation=conversation,
+            input_tokens=input_tokens,
+            cached_input_tokens=cached_input_tokens,
+            output_tokens=output_tokens,
+            cost=cost,
+            price=price,
+            source=source,
+            created_at=at,
+        )
+        usage_rollup_add(record=record)
+    return record
+
+
+def usage_rollup_add(*, record: UsageRecord) -> None:
+    """Add one record to its day's rollups. An upsert that adds in the database, so concurrent
+    calls (several web workers) never lose each other's counts."""
+    values = [
+        1,
+        record.input_tokens,
+        record.cached_input_tokens,
+        record.output_tokens,
+        connection.ops.adapt_decimalfield_value(record.cost, 20, 10),
+    ]
+    day = connection.ops.adapt_datefield_value(timezone.localdate(record.created_at))
+    for model, key in [
+        (UsageRollup, [day, record.department_id, record.deployment_id, record.user_id or 0]),
+        (DepartmentUsageRollup, [day, record.department_id, record.deployment_id]),
+    ]:
+        table = model._meta.db_table
+        key_columns = ["day", "department_id", "deployment_id", "user_key"][: len(key)]
+        columns = ", ".join(key_columns + ROLLUP_COUNTERS)
+        placeholders = ", ".join(["%s"] * (len(key) + len(values)))
+        updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 (names from _meta)
+                f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}",
+                [*key, *values],
+            )
+
+
+def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
+    """Recompute the rollups of [first_day, last_day] from the usage records (backfill, repair).
+    Returns the number of per-user rollup rows written."""
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    source = (
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .annotate(rollup_day=TruncDate("created_at"), rollup_user=Coalesce("user_id", Value(0)))
+        .values("rollup_day", "department_id", "deployment_id", "rollup_user")
+        .annotate(
+            rollup_requests=Count("id"),
+            rollup_input=Sum("input_tokens"),
+            rollup_cached=Sum("cached_input_tokens"),
+            rollup_output=Sum("output_tokens"),
+            rollup_cost=Sum("cost"),
+        )
     )
+    target = {
+        "rollup_day": "day",
+        "department_id": "department_id",
+        "deployment_id": "deployment_id",
+        "rollup_user": "user_key",
+        "rollup_requests": "requests",
+        "rollup_input": "input_tokens",
+        "rollup_cached": "cached_input_tokens",
+        "rollup_output": "output_tokens",
+        "rollup_cost": "cost",
+    }
+    # The SELECT lists the grouped fields, then the annotations, in the query's own order.
+    selected = [*source.query.values_select, *source.query.annotation_select]
+    select_sql, params = source.query.sql_with_params()
+    fine = UsageRollup._meta.db_table
+    coarse = DepartmentUsageRollup._meta.db_table
+    days = [connection.ops.adapt_datefield_value(first_day), connection.ops.adapt_datefield_value(last_day)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Usage metered meanwhile waits for the rebuild and then adds itself: without the
+            # lock its upsert could land in rows the rebuild is about to replace.
+            cursor.execute(f"LOCK TABLE {fine}, {coarse} IN EXCLUSIVE MODE")
+        cursor.execute(f"DELETE FROM {fine} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
+        cursor.execute(f"DELETE FROM {coarse} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
+        cursor.execute(
+            f"INSERT INTO {fine} ({', '.join(target[name] for name in selected)}) {select_sql}",
+            params,
+        )
+        written: int = cursor.rowcount
+        counters = ", ".join(f"SUM({name})" for name in ROLLUP_COUNTERS)
+        cursor.execute(
+            f"INSERT INTO {coarse} (day, department_id, deployment_id, {', '.join(ROLLUP_COUNTERS)}) "  # noqa: S608
+            f"SELECT day, department_id, deployment_id, {counters} FROM {fine} "
+            "WHERE day BETWEEN %s AND %s GROUP BY day, department_id, deployment_id",
+            days,
+        )
+    return written
+
+
+# Periods ---------------------------------------------------------------------------------------
 
 
 def month_bounds(day: date) -> tuple[datetime, datetime]:
@@ -87,13 +209,292 @@ def month_bounds(day: date) -> tuple[datetime, datetime]:
     return start, following
 
 
-def department_spend(*, department: Department, on: date) -> Decimal:
-    """The department's metered spend in the calendar month of `on` (USD, unrounded)."""
-    start, end = month_bounds(on)
-    total = UsageRecord.objects.filter(
-        department=department, created_at__gte=start, created_at__lt=end
-    ).aggregate(total=Sum("cost"))["total"]
-    return total or Decimal(0)
+@dataclass(frozen=True)
+class Period:
+    """Whole days [first_day, last_day] in the portal's time zone; fixed costs accrue until
+    `until` (now, for a period that has not ended)."""
+
+    first_day: date
+    last_day: date
+    until: datetime
+
+    @classmethod
+    def month(cls, day: date, *, now: datetime | None = None) -> "Period":
+        start, end = month_bounds(day)
+        now = now or timezone.now()
+        return cls(start.date(), (end - timedelta(days=1)).date(), min(end, max(now, start)))
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first_day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+
+    @property
+    def end(self) -> datetime:
+        return self.start_of(self.last_day + timedelta(days=1))
+
+    @staticmethod
+    def start_of(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first_day + timedelta(days=n) for n in range((self.last_day - self.first_day).days + 1)]
+
+
+# Fixed (PTU) costs -----------------------------------------------------------------------------
+
+
+class PriceBook:
+    """Every price of the given SKUs, read once: the per-day lookups of a report then cost no
+    queries. Same rule as `price_in_force`: the most specific row, then the latest start."""
+
+    def __init__(self, skus: Iterable[str]) -> None:
+        self.prices = list(Price.objects.filter(sku__in=list(skus)).order_by("-valid_from"))
+
+    def on(self, *, model_name: str, model_version: str, sku: str, day: date) -> Price | None:
+        best: tuple[int, date] | None = None
+        found = None
+        for price in self.prices:
+            if price.sku != sku or price.valid_from > day:
+                continue
+            if price.model_name == model_name and price.model_version == model_version:
+                rank = 2
+            elif price.model_name == model_name and price.model_version == "":
+                rank = 1
+            elif price.model_name == "" and price.model_version == "":
+                rank = 0
+            else:
+                continue
+            if best is None or (rank, price.valid_from) > best:
+                best, found = (rank, price.valid_from), price
+        return found
+
+
+def active_window(deployment: ModelDeployment) -> tuple[datetime, datetime | None] | None:
+    """When the deployment existed on Azure: from its creation until it was decommissioned
+    (None: still there). A deployment that never became active was never billed."""
+    if deployment.state not in BILLED_STATES:
+        return None
+    until = deployment.updated_at if deployment.state == ModelDeployment.State.DECOMMISSIONED else None
+    return deployment.created_at, until
+
+
+def fixed_costs(
+    *, deployments: Iterable[ModelDeployment], period: Period, prices: PriceBook | None = None
+) -> dict[tuple[int, date], tuple[Decimal, Decimal]]:
+    """(deployment id, day) -> (active hours, cost) for provisioned deployments: PTU x the hourly
+    rate in force that day x the hours of that day the deployment was active."""
+    provisioned = [deployment for deployment in deployments if deployment.is_provisioned_sku]
+    if not provisioned:
+        return {}
+    prices = prices or PriceBook(PROVISIONED_SKUS)
+    costs: dict[tuple[int, date], tuple[Decimal, Decimal]] = {}
+    for deployment in provisioned:
+        window = active_window(deployment)
+        if window is None:
+            continue
+        active_from, active_until = window
+        active_until = min(active_until or period.until, period.until)
+        for day in period.days:
+            day_start = Period.start_of(day)
+            day_end = Period.start_of(day + timedelta(days=1))
+            seconds = (min(day_end, active_until) - max(day_start, active_from)).total_seconds()
+            if seconds <= 0:
+                continue
+            price = prices.on(
+                model_name=deployment.model_name,
+                model_version=deployment.model_version,
+                sku=deployment.sku,
+                day=day,
+            )
+            hours = Decimal(int(seconds)) / SECONDS_PER_HOUR
+            rate = price.ptu_per_hour if price else ZERO
+            costs[(deployment.pk, day)] = (hours, hours * deployment.capacity * rate)
+    return costs
+
+
+# Allocation ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DeploymentCost:
+    """One deployment over the period: all its use and its whole cost, before any split."""
+
+    deployment: ModelDeployment
+    requests: int = 0
+    tokens: int = 0
+    token_cost: Decimal = ZERO
+    fixed_cost: Decimal = ZERO
+    active_hours: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.token_cost + self.fixed_cost
+
+    @property
+    def tokens_per_ptu_hour(self) -> Decimal | None:
+        ptu_hours = self.active_hours * self.deployment.capacity
+        return Decimal(self.tokens) / ptu_hours if ptu_hours else None
+
+
+@dataclass
+class Charge:
+    """What one department is charged for one deployment over the period."""
+
+    department_id: int
+    deployment_id: int
+    requests: int
+    tokens: int
+    token_cost: Decimal
+    fixed_cost: Decimal
+    share: Decimal  # of the deployment's tokens (1 for a dedicated deployment's owner)
+
+    @property
+    def total(self) -> Decimal:
+        return self.token_cost + self.fixed_cost
+
+
+@dataclass
+class CostAllocation:
+    period: Period
+    deployments: dict[int, DeploymentCost] = field(default_factory=dict)
+    charges: list[Charge] = field(default_factory=list)
+
+    def department_total(self, department_id: int) -> Decimal:
+        return sum((c.total for c in self.charges if c.department_id == department_id), ZERO)
+
+    def department_charges(self, department_id: int) -> list[Charge]:
+        return [charge for charge in self.charges if charge.department_id == department_id]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((charge.total for charge in self.charges), ZERO)
+
+    def shares(self, deployment_id: int) -> dict[int, Decimal]:
+        """department id -> share of the deployment's cost."""
+        return {c.department_id: c.share for c in self.charges if c.deployment_id == deployment_id}
+
+
+def _usage_by_department_and_deployment(
+    period: Period, deployment_ids: Iterable[int] | None
+) -> list[dict[str, object]]:
+    rows = DepartmentUsageRollup.objects.filter(day__gte=period.first_day, day__lte=period.last_day)
+    if deployment_ids is not None:
+        rows = rows.filter(deployment_id__in=list(deployment_ids))
+    return list(
+        rows.order_by()
+        .values("department_id", "deployment_id")
+        .annotate(
+            requests=Sum("requests"),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cost=Sum("cost"),
+        )
+    )
+
+
+def cost_allocation(*, period: Period, department: Department | None = None) -> CostAllocation:
+    """Who pays what for the period: every department, or only what `department` needs (its own
+    deployments and the shared ones it used, with everyone's use of those, so its shares are
+    exactly the ones the company-wide report shows)."""
+    billed_provisioned = Q(sku__in=PROVISIONED_SKUS, state__in=BILLED_STATES, created_at__lt=period.until)
+    if department is None:
+        usage = _usage_by_department_and_deployment(period, None)
+        deployments = list(
+            ModelDeployment.objects.filter(
+                Q(pk__in={row["deployment_id"] for row in usage}) | billed_provisioned
+            )
+        )
+    else:
+        used = DepartmentUsageRollup.objects.filter(
+            department=department, day__gte=period.first_day, day__lte=period.last_day
+        ).values("deployment_id")
+        deployments = list(
+            ModelDeployment.objects.filter(Q(pk__in=used) | (Q(department=department) & billed_provisioned))
+        )
+        usage = _usage_by_department_and_deployment(period, [deployment.pk for deployment in deployments])
+    return _allocate(period=period, deployments=deployments, usage=usage)
+
+
+def _allocate(
+    *, period: Period, deployments: list[ModelDeployment], usage: list[dict[str, object]]
+) -> CostAllocation:
+    allocation = CostAllocation(period=period)
+    for deployment in deployments:
+        allocation.deployments[deployment.pk] = DeploymentCost(deployment=deployment)
+    for (deployment_id, _day), (hours, cost) in fixed_costs(deployments=deployments, period=period).items():
+        entry = allocation.deployments[deployment_id]
+        entry.fixed_cost += cost
+        entry.active_hours += hours
+    by_deployment: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for row in usage:
+        deployment_id = int(row["deployment_id"])  # type: ignore[call-overload]
+        if deployment_id not in allocation.deployments:
+            continue
+        entry = allocation.deployments[deployment_id]
+        tokens = int(row["input_tokens"]) + int(row["output_tokens"])  # type: ignore[call-overload]
+        entry.requests += int(row["requests"])  # type: ignore[call-overload]
+        entry.tokens += tokens
+        entry.token_cost += Decimal(row["cost"])  # type: ignore[arg-type]
+        by_deployment[deployment_id].append({**row, "tokens": tokens})
+    for deployment_id, entry in allocation.deployments.items():
+        rows = by_deployment.get(deployment_id, [])
+        deployment = entry.deployment
+        if deployment.scope == ModelDeployment.Scope.SHARED and entry.tokens:
+            for row in rows:
+                share = Decimal(row["tokens"]) / Decimal(entry.tokens)  # type: ignore[arg-type]
+                allocation.charges.append(
+                    Charge(
+                        department_id=int(row["department_id"]),  # type: ignore[call-overload]
+                        deployment_id=deployment_id,
+                        requests=int(row["requests"]),  # type: ignore[call-overload]
+                        tokens=int(row["tokens"]),  # type: ignore[call-overload]
+                        token_cost=entry.token_cost * share,
+                        fixed_cost=entry.fixed_cost * share,
+                        share=share,
+                    )
+                )
+            continue
+        # Dedicated (or a shared one nobody used): each department pays its own metered tokens,
+        # and the owner the fixed cost.
+        owner_charged = False
+        for row in rows:
+            is_owner = int(row["department_id"]) == deployment.department_id  # type: ignore[call-overload]
+            owner_charged = owner_charged or is_owner
+            allocation.charges.append(
+                Charge(
+                    department_id=int(row["department_id"]),  # type: ignore[call-overload]
+                    deployment_id=deployment_id,
+                    requests=int(row["requests"]),  # type: ignore[call-overload]
+                    tokens=int(row["tokens"]),  # type: ignore[call-overload]
+                    token_cost=Decimal(row["cost"]),  # type: ignore[arg-type]
+                    fixed_cost=entry.fixed_cost if is_owner else ZERO,
+                    share=Decimal(1) if is_owner else ZERO,
+                )
+            )
+        if not owner_charged and entry.fixed_cost:
+            allocation.charges.append(
+                Charge(
+                    department_id=deployment.department_id,
+                    deployment_id=deployment_id,
+                    requests=0,
+                    tokens=0,
+                    token_cost=ZERO,
+                    fixed_cost=entry.fixed_cost,
+                    share=Decimal(1),
+                )
+            )
+    return allocation
+
+
+# Budgets ---------------------------------------------------------------------------------------
+
+
+def department_spend(*, department: Department, on: date, now: datetime | None = None) -> Decimal:
+    """The department's spend in the calendar month of `on` up to now (USD, unrounded): its
+    dedicated deployments, its share of shared ones and the PTU hours accrued so far."""
+    allocation = cost_allocation(period=Period.month(on, now=now), department=department)
+    return allocation.department_total(department.pk)
 
 
 @dataclass(frozen=True)
@@ -104,7 +505,7 @@ class BudgetStatus:
 
     @property
     def share(self) -> Decimal:
-        return self.spent / self.budget if self.budget else Decimal(0)
+        return self.spent / self.budget if self.budget else ZERO
 
     @property
     def exhausted(self) -> bool:
@@ -115,11 +516,37 @@ class BudgetStatus:
         return not self.exhausted and self.share >= WARNING_SHARE
 
 
-def budget_status(*, department: Department, on: date | None = None) -> BudgetStatus:
-    on = on or timezone.localdate()
-    return BudgetStatus(department, department_spend(department=department, on=on), department.monthly_budget)
+def budget_status(
+    *, department: Department, on: date | None = None, now: datetime | None = None
+) -> BudgetStatus:
+    now = now or timezone.now()
+    on = on or timezone.localdate(now)
+    return BudgetStatus(
+        department, department_spend(department=department, on=on, now=now), department.monthly_budget
+    )
 
 
 def conversation_cost(*, conversation: Conversation) -> Decimal:
     total = conversation.usage_records.aggregate(total=Sum("cost"))["total"]
-    return total or Decimal(0)
+    return total or ZERO
+
+
+# Presentation ----------------------------------------------------------------------------------
+
+
+def cents(amounts: list[Decimal]) -> tuple[list[Decimal], Decimal]:
+    """Round a column of amounts to cents once, so that the rounded lines add up to the rounded
+    total (largest remainder: the cents lost to rounding go to the lines that lost most)."""
+    exact_total = sum(amounts, ZERO)
+    total = exact_total.quantize(CENT, rounding=ROUND_HALF_UP)
+    floors = [(amount / CENT).to_integral_value(rounding="ROUND_FLOOR") * CENT for amount in amounts]
+    leftover = int(((total - sum(floors, ZERO)) / CENT).to_integral_value())
+    order = sorted(range(len(amounts)), key=lambda i: (amounts[i] - floors[i], -i), reverse=True)
+    rounded = list(floors)
+    if leftover >= 0:
+        for i in order[:leftover]:
+            rounded[i] += CENT
+    else:
+        for i in list(reversed(order))[:-leftover]:
+            rounded[i] -= CENT
+    return rounded, total
