@@ -170,8 +170,6 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
         "rollup_output": "output_tokens",
         "rollup_cost": "cost",
     }
-    # The SELECT lists the grouped fields, then the annotations, in the query's own order.
-    selected = [*source.query.values_select, *source.query.annotation_select]
     select_sql, params = source.query.sql_with_params()
     fine = UsageRollup._meta.db_table
     coarse = DepartmentUsageRollup._meta.db_table
@@ -183,8 +181,10 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
             cursor.execute(f"LOCK TABLE {fine}, {coarse} IN EXCLUSIVE MODE")
         cursor.execute(f"DELETE FROM {fine} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
         cursor.execute(f"DELETE FROM {coarse} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
+        # Selected by name from a subquery: the ORM decides the order of its own SELECT list.
         cursor.execute(
-            f"INSERT INTO {fine} ({', '.join(target[name] for name in selected)}) {select_sql}",
+            f"INSERT INTO {fine} ({', '.join(target.values())}) "  # noqa: S608
+            f"SELECT {', '.join(target)} FROM ({select_sql}) source",
             params,
         )
         written: int = cursor.rowcount
@@ -359,6 +359,18 @@ class CostAllocation:
     period: Period
     deployments: dict[int, DeploymentCost] = field(default_factory=dict)
     charges: list[Charge] = field(default_factory=list)
+    # (deployment id, day) -> that day's PTU cost, for charts and daily tables.
+    fixed_daily: dict[tuple[int, date], Decimal] = field(default_factory=dict)
+
+    def department_totals_in_cents(self) -> dict[int, Decimal]:
+        """Every charged department's total, rounded once across the whole company so they add up
+        to the company total: the figure every page shows for the department."""
+        exact: dict[int, Decimal] = defaultdict(Decimal)
+        for charge in self.charges:
+            exact[charge.department_id] += charge.total
+        ids = sorted(exact)
+        rounded, _total = cents([exact[department_id] for department_id in ids])
+        return dict(zip(ids, rounded, strict=True))
 
     def department_total(self, department_id: int) -> Decimal:
         return sum((c.total for c in self.charges if c.department_id == department_id), ZERO)
@@ -422,7 +434,8 @@ def _allocate(
     allocation = CostAllocation(period=period)
     for deployment in deployments:
         allocation.deployments[deployment.pk] = DeploymentCost(deployment=deployment)
-    for (deployment_id, _day), (hours, cost) in fixed_costs(deployments=deployments, period=period).items():
+    for (deployment_id, day), (hours, cost) in fixed_costs(deployments=deployments, period=period).items():
+        allocation.fixed_daily[(deployment_id, day)] = cost
         entry = allocation.deployments[deployment_id]
         entry.fixed_cost += cost
         entry.active_hours += hours
@@ -534,11 +547,13 @@ def conversation_cost(*, conversation: Conversation) -> Decimal:
 # Presentation ----------------------------------------------------------------------------------
 
 
-def cents(amounts: list[Decimal]) -> tuple[list[Decimal], Decimal]:
+def cents(amounts: list[Decimal], *, total: Decimal | None = None) -> tuple[list[Decimal], Decimal]:
     """Round a column of amounts to cents once, so that the rounded lines add up to the rounded
-    total (largest remainder: the cents lost to rounding go to the lines that lost most)."""
-    exact_total = sum(amounts, ZERO)
-    total = exact_total.quantize(CENT, rounding=ROUND_HALF_UP)
+    total (largest remainder: the cents lost to rounding go to the lines that lost most). With
+    `total`, the lines add up to that already rounded figure instead (a department's lines to the
+    department total the company-wide report shows)."""
+    if total is None:
+        total = sum(amounts, ZERO).quantize(CENT, rounding=ROUND_HALF_UP)
     floors = [(amount / CENT).to_integral_value(rounding="ROUND_FLOOR") * CENT for amount in amounts]
     leftover = int(((total - sum(floors, ZERO)) / CENT).to_integral_value())
     order = sorted(range(len(amounts)), key=lambda i: (amounts[i] - floors[i], -i), reverse=True)

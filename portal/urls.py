@@ -14,6 +14,7 @@ urlpatterns = [
     path("departments/<slug:slug>/", org_views.department_detail, name="department_detail"),
     path("deployments/", include("provisioning.urls")),
     path("chat/", include("chat.urls")),
+    path("costs/", include("portal.reports.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -32,6 +32,10 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         links.append(("My departments", reverse("department_list")))
     if user.sees_all_departments or led:
         links.append(("Deployments", reverse("deployment_list")))
+    if user.sees_all_departments:
+        links.append(("Costs", reverse("reports:overview")))
+    elif led:
+        links.append(("Costs", reverse("reports:department", args=[led[0].slug])))
     if user.is_platform_admin:
         links.append(("Admin", reverse("admin:index")))
     path = request.path

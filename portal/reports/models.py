@@ -9,6 +9,8 @@ from django.db import models
 from portal.org.models import Department
 from provisioning.models import OpenAIAccount
 
+ZERO = Decimal(0)
+
 
 class BudgetAlert(models.Model):
     """A department crossed a share of its monthly budget; one alert per threshold and month."""
@@ -62,8 +64,7 @@ class ReconciliationLine(models.Model):
         difference = self.difference
         if difference is None:
             return True
-        allowed = max(
-            settings.COST_RECONCILIATION_TOLERANCE_SHARE * abs(self.billed or 0),
-            settings.COST_RECONCILIATION_TOLERANCE_MINIMUM,
-        )
+        share: Decimal = settings.COST_RECONCILIATION_TOLERANCE_SHARE
+        minimum: Decimal = settings.COST_RECONCILIATION_TOLERANCE_MINIMUM
+        allowed = max(share * abs(self.billed or ZERO), minimum)
         return abs(difference) > allowed
