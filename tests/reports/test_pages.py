@@ -70,7 +70,8 @@ def test_the_overview_is_for_admins_and_finance(
         assert response.status_code == 200
         page = response.content.decode()
         assert f"{usage:%B %Y}" in page
-        assert "Marketing" in page and "Finance" in page
+        assert "Marketing" in page
+        assert "Finance" in page
         assert 'id="daily-chart"' in page
 
 

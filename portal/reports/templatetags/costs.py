@@ -62,5 +62,5 @@ def total_cell(totals: dict[str, Any], column: Any, first: bool = False) -> Safe
     if first:
         return format_html('<th scope="row">{}</th>', value or "Total")
     if value is None:
-        return mark_safe("<td></td>")  # noqa: S308  (a constant)
+        return mark_safe("<td></td>")
     return cost_cell(totals, column)
