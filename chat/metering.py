@@ -53,13 +53,16 @@ def usage_cost(
     cached_input_tokens: int,
     output_tokens: int,
     at: datetime,
+    prices: "PriceBook | None" = None,
 ) -> tuple[Decimal, Price | None]:
-    """What a call cost at the price in force when it was made (USD, unrounded)."""
-    price = price_in_force(
+    """What a call cost at the price in force when it was made (USD, unrounded). `prices` saves
+    the query per call when many calls are priced at once."""
+    lookup = prices.on if prices is not None else _price_in_force
+    price = lookup(
         model_name=deployment.model_name,
         model_version=deployment.model_version,
         sku=deployment.sku,
-        on=timezone.localdate(at),
+        day=timezone.localdate(at),
     )
     if price is None or deployment.is_provisioned_sku:
         # Provisioned capacity is paid by the hour whether used or not, not per token.
@@ -71,6 +74,10 @@ def usage_cost(
         + output_tokens * price.output_per_million
     ) / MILLION
     return cost, price
+
+
+def _price_in_force(*, model_name: str, model_version: str, sku: str, day: date) -> Price | None:
+    return price_in_force(model_name=model_name, model_version=model_version, sku=sku, on=day)
 
 
 def usage_record_create(

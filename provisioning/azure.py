@@ -16,8 +16,8 @@ from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.pipeline import PipelineRequest
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
-from azure.mgmt.costmanagement import CostManagementClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+from azure.mgmt.costmanagement import CostManagementClient
 from django.conf import settings
 
 ARM_SCOPE = "https://management.azure.com/.default"
