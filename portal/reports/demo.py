@@ -1,7 +1,8 @@
 """Ninety days of demo usage, so the cost pages show real-looking figures: a few people per
 department chatting, each department's own assistant (provisioned through the real path like the
 Company assistant), nightly batch jobs over the API (millions of tokens each), and central IT's
-provisioned (PTU) pipeline that sits mostly idle. The same seed gives the same figures; it replaces the usage it made before."""
+provisioned (PTU) pipeline that sits mostly idle. The same seed gives the same figures; it
+replaces the usage it made before."""
 
 import random
 from dataclasses import dataclass
