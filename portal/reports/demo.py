@@ -14,7 +14,8 @@ from django.utils import timezone
 from chat.metering import PriceBook, usage_cost, usage_rollups_rebuild
 from chat.models import UsageRecord
 from portal.org.models import Department, Membership, User
-from provisioning.models import LandingZone, ModelDeployment
+from provisioning.catalog import prices_load_shipped
+from provisioning.models import LandingZone, ModelDeployment, Price
 from provisioning.services import deployment_request_provisioning
 
 DAYS = 90
@@ -70,6 +71,9 @@ ASSISTANTS = [
 def seed_usage(*, now: datetime | None = None) -> int:
     """Create the demo people and assistants and 90 days of their usage; returns the records."""
     now = now or timezone.now()
+    if not Price.objects.exists():
+        # A flushed database (tests) lost the prices the migration loaded; demo usage needs them.
+        prices_load_shipped()
     rng = random.Random(SEED)  # noqa: S311  (demo figures, not security)
     prices = PriceBook(ModelDeployment.Sku.values)
     departments = {department.slug: department for department in Department.objects.all()}
