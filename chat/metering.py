@@ -17,13 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 from django.utils import timezone
 
-from chat.models import Conversation, DepartmentUsageRollup, UsageRecord, UsageRollup
+from chat.models import Conversation, DepartmentUsageRollup, MonthlyUsageRollup, UsageRecord, UsageRollup
 from portal.org.models import Department, User
 from provisioning.catalog import price_in_force
 from provisioning.models import ModelDeployment, Price
@@ -31,6 +33,7 @@ from provisioning.models import ModelDeployment, Price
 MILLION = Decimal(1_000_000)
 WARNING_SHARE = Decimal("0.8")
 ZERO = Decimal(0)
+ONE = Decimal(1)
 CENT = Decimal("0.01")
 SECONDS_PER_HOUR = Decimal(3600)
 PROVISIONED_SKUS = [sku for sku in ModelDeployment.Sku.values if sku.endswith("ProvisionedManaged")]
@@ -129,13 +132,17 @@ def usage_rollup_add(*, record: UsageRecord) -> None:
         record.output_tokens,
         connection.ops.adapt_decimalfield_value(record.cost, 20, 10),
     ]
-    day = connection.ops.adapt_datefield_value(timezone.localdate(record.created_at))
-    for model, key in [
-        (UsageRollup, [day, record.department_id, record.deployment_id, record.user_id or 0]),
-        (DepartmentUsageRollup, [day, record.department_id, record.deployment_id]),
+    local_day = timezone.localdate(record.created_at)
+    day = connection.ops.adapt_datefield_value(local_day)
+    month = connection.ops.adapt_datefield_value(local_day.replace(day=1))
+    user_key = record.user_id or 0
+    for model, period_column, key in [
+        (UsageRollup, "day", [day, record.department_id, record.deployment_id, user_key]),
+        (DepartmentUsageRollup, "day", [day, record.department_id, record.deployment_id]),
+        (MonthlyUsageRollup, "month", [month, record.department_id, record.deployment_id, user_key]),
     ]:
         table = model._meta.db_table
-        key_columns = ["day", "department_id", "deployment_id", "user_key"][: len(key)]
+        key_columns = [period_column, "department_id", "deployment_id", "user_key"][: len(key)]
         columns = ", ".join(key_columns + ROLLUP_COUNTERS)
         placeholders = ", ".join(["%s"] * (len(key) + len(values)))
         updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
@@ -180,12 +187,32 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
     select_sql, params = source.query.sql_with_params()
     fine = UsageRollup._meta.db_table
     coarse = DepartmentUsageRollup._meta.db_table
+    monthly = MonthlyUsageRollup._meta.db_table
+    first_month = first_day.replace(day=1)
+    last_month_end = month_bounds(last_day)[1].date() - timedelta(days=1)
+    months = [
+        connection.ops.adapt_datefield_value(first_month),
+        connection.ops.adapt_datefield_value(last_day.replace(day=1)),
+    ]
+    month_source = (
+        UsageRollup.objects.filter(day__gte=first_month, day__lte=last_month_end)
+        .order_by()
+        .annotate(rollup_month=TruncMonth("day"))
+        .values("rollup_month", "department_id", "deployment_id", "user_key")
+        .annotate(
+            rollup_requests=Sum("requests"),
+            rollup_input=Sum("input_tokens"),
+            rollup_cached=Sum("cached_input_tokens"),
+            rollup_output=Sum("output_tokens"),
+            rollup_cost=Sum("cost"),
+        )
+    )
     days = [connection.ops.adapt_datefield_value(first_day), connection.ops.adapt_datefield_value(last_day)]
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Usage metered meanwhile waits for the rebuild and then adds itself: without the
             # lock its upsert could land in rows the rebuild is about to replace.
-            cursor.execute(f"LOCK TABLE {fine}, {coarse} IN EXCLUSIVE MODE")
+            cursor.execute(f"LOCK TABLE {fine}, {coarse}, {monthly} IN EXCLUSIVE MODE")
         cursor.execute(f"DELETE FROM {fine} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
         cursor.execute(f"DELETE FROM {coarse} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
         # Selected by name from a subquery: the ORM decides the order of its own SELECT list.
@@ -201,6 +228,21 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
             f"SELECT day, department_id, deployment_id, {counters} FROM {fine} "
             "WHERE day BETWEEN %s AND %s GROUP BY day, department_id, deployment_id",
             days,
+        )
+        # Whole months, from the daily rows: days outside the range still count in their month.
+        cursor.execute(f"DELETE FROM {monthly} WHERE month BETWEEN %s AND %s", months)  # noqa: S608
+        month_sql, month_params = month_source.query.sql_with_params()
+        month_target = {
+            "rollup_month": "month",
+            "department_id": "department_id",
+            "deployment_id": "deployment_id",
+            "user_key": "user_key",
+            **{name: target[name] for name in list(target)[4:]},
+        }
+        cursor.execute(
+            f"INSERT INTO {monthly} ({', '.join(month_target.values())}) "  # noqa: S608
+            f"SELECT {', '.join(month_target)} FROM ({month_sql}) source",
+            month_params,
         )
     return written
 
@@ -242,6 +284,22 @@ class Period:
     @staticmethod
     def start_of(day: date) -> datetime:
         return datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone())
+
+    @property
+    def whole_months(self) -> bool:
+        return self.first_day.day == 1 and (self.last_day + timedelta(days=1)).day == 1
+
+    def usage_rows(self) -> "QuerySet[Any]":
+        """The rollup rows of the period, with `department`, `deployment` and the counters: the
+        monthly ones when the period is whole months (fewer rows), else the daily ones."""
+        if self.whole_months:
+            return MonthlyUsageRollup.objects.filter(month__gte=self.first_day, month__lte=self.last_day)
+        return DepartmentUsageRollup.objects.filter(day__gte=self.first_day, day__lte=self.last_day)
+
+    def usage_rows_by_person(self) -> "QuerySet[Any]":
+        if self.whole_months:
+            return MonthlyUsageRollup.objects.filter(month__gte=self.first_day, month__lte=self.last_day)
+        return UsageRollup.objects.filter(day__gte=self.first_day, day__lte=self.last_day)
 
     @property
     def days(self) -> list[date]:
@@ -296,15 +354,14 @@ def fixed_costs(
         return {}
     prices = prices or PriceBook(PROVISIONED_SKUS)
     costs: dict[tuple[int, date], tuple[Decimal, Decimal]] = {}
+    bounds = [(day, Period.start_of(day), Period.start_of(day + timedelta(days=1))) for day in period.days]
     for deployment in provisioned:
         window = active_window(deployment)
         if window is None:
             continue
         active_from, active_until = window
         active_until = min(active_until or period.until, period.until)
-        for day in period.days:
-            day_start = Period.start_of(day)
-            day_end = Period.start_of(day + timedelta(days=1))
+        for day, day_start, day_end in bounds:
             seconds = (min(day_end, active_until) - max(day_start, active_from)).total_seconds()
             if seconds <= 0:
                 continue
@@ -372,18 +429,33 @@ class CostAllocation:
     def department_totals_in_cents(self) -> dict[int, Decimal]:
         """Every charged department's total, rounded once across the whole company so they add up
         to the company total: the figure every page shows for the department."""
-        exact: dict[int, Decimal] = defaultdict(Decimal)
-        for charge in self.charges:
-            exact[charge.department_id] += charge.total
+        exact = {department_id: self.department_total(department_id) for department_id in self._by_department}
         ids = sorted(exact)
         rounded, _total = cents([exact[department_id] for department_id in ids])
         return dict(zip(ids, rounded, strict=True))
 
+    @cached_property
+    def _by_department(self) -> dict[int, list[Charge]]:
+        grouped: dict[int, list[Charge]] = defaultdict(list)
+        for charge in self.charges:
+            grouped[charge.department_id].append(charge)
+        return grouped
+
+    @cached_property
+    def _by_deployment(self) -> dict[int, list[Charge]]:
+        grouped: dict[int, list[Charge]] = defaultdict(list)
+        for charge in self.charges:
+            grouped[charge.deployment_id].append(charge)
+        return grouped
+
     def department_total(self, department_id: int) -> Decimal:
-        return sum((c.total for c in self.charges if c.department_id == department_id), ZERO)
+        return sum((charge.total for charge in self.department_charges(department_id)), ZERO)
 
     def department_charges(self, department_id: int) -> list[Charge]:
-        return [charge for charge in self.charges if charge.department_id == department_id]
+        return self._by_department.get(department_id, [])
+
+    def deployment_charges(self, deployment_id: int) -> list[Charge]:
+        return self._by_deployment.get(deployment_id, [])
 
     @property
     def total(self) -> Decimal:
@@ -391,25 +463,34 @@ class CostAllocation:
 
     def shares(self, deployment_id: int) -> dict[int, Decimal]:
         """department id -> share of the deployment's cost."""
-        return {c.department_id: c.share for c in self.charges if c.deployment_id == deployment_id}
+        return {charge.department_id: charge.share for charge in self.deployment_charges(deployment_id)}
+
+
+class UsageLine(NamedTuple):
+    """One department's use of one deployment over a period, summed from the rollups."""
+
+    department_id: int
+    deployment_id: int
+    requests: int
+    tokens: int
+    cost: Decimal
 
 
 def _usage_by_department_and_deployment(
     period: Period, deployment_ids: Iterable[int] | None
-) -> list[dict[str, object]]:
-    rows = DepartmentUsageRollup.objects.filter(day__gte=period.first_day, day__lte=period.last_day)
+) -> list[UsageLine]:
+    rows = period.usage_rows()
     if deployment_ids is not None:
         rows = rows.filter(deployment_id__in=list(deployment_ids))
-    return list(
+    grouped = (
         rows.order_by()
-        .values("department_id", "deployment_id")
-        .annotate(
-            requests=Sum("requests"),
-            input_tokens=Sum("input_tokens"),
-            output_tokens=Sum("output_tokens"),
-            cost=Sum("cost"),
-        )
+        .values_list("department_id", "deployment_id")
+        .annotate(Sum("requests"), Sum("input_tokens"), Sum("output_tokens"), Sum("cost"))
     )
+    return [
+        UsageLine(department_id, deployment_id, requests, input_tokens + output_tokens, cost or ZERO)
+        for department_id, deployment_id, requests, input_tokens, output_tokens, cost in grouped
+    ]
 
 
 def cost_allocation(*, period: Period, department: Department | None = None) -> CostAllocation:
@@ -421,13 +502,11 @@ def cost_allocation(*, period: Period, department: Department | None = None) -> 
         usage = _usage_by_department_and_deployment(period, None)
         deployments = list(
             ModelDeployment.objects.filter(
-                Q(pk__in={row["deployment_id"] for row in usage}) | billed_provisioned
+                Q(pk__in={line.deployment_id for line in usage}) | billed_provisioned
             )
         )
     else:
-        used = DepartmentUsageRollup.objects.filter(
-            department=department, day__gte=period.first_day, day__lte=period.last_day
-        ).values("deployment_id")
+        used = period.usage_rows().filter(department=department).values("deployment_id")
         deployments = list(
             ModelDeployment.objects.filter(Q(pk__in=used) | (Q(department=department) & billed_provisioned))
         )
@@ -436,7 +515,7 @@ def cost_allocation(*, period: Period, department: Department | None = None) -> 
 
 
 def _allocate(
-    *, period: Period, deployments: list[ModelDeployment], usage: list[dict[str, object]]
+    *, period: Period, deployments: list[ModelDeployment], usage: list[UsageLine]
 ) -> CostAllocation:
     allocation = CostAllocation(period=period)
     for deployment in deployments:
@@ -446,64 +525,54 @@ def _allocate(
         entry = allocation.deployments[deployment_id]
         entry.fixed_cost += cost
         entry.active_hours += hours
-    by_deployment: dict[int, list[dict[str, object]]] = defaultdict(list)
-    for row in usage:
-        deployment_id = int(row["deployment_id"])  # type: ignore[call-overload]
-        if deployment_id not in allocation.deployments:
+    by_deployment: dict[int, list[UsageLine]] = defaultdict(list)
+    for line in usage:
+        found = allocation.deployments.get(line.deployment_id)
+        if found is None:
             continue
-        entry = allocation.deployments[deployment_id]
-        tokens = int(row["input_tokens"]) + int(row["output_tokens"])  # type: ignore[call-overload]
-        entry.requests += int(row["requests"])  # type: ignore[call-overload]
-        entry.tokens += tokens
-        entry.token_cost += Decimal(row["cost"])  # type: ignore[arg-type]
-        by_deployment[deployment_id].append({**row, "tokens": tokens})
+        found.requests += line.requests
+        found.tokens += line.tokens
+        found.token_cost += line.cost
+        by_deployment[line.deployment_id].append(line)
+    charges = allocation.charges
     for deployment_id, entry in allocation.deployments.items():
-        rows = by_deployment.get(deployment_id, [])
+        lines = by_deployment.get(deployment_id, [])
         deployment = entry.deployment
         if deployment.scope == ModelDeployment.Scope.SHARED and entry.tokens:
-            for row in rows:
-                share = Decimal(row["tokens"]) / Decimal(entry.tokens)  # type: ignore[arg-type]
-                allocation.charges.append(
+            whole = Decimal(entry.tokens)
+            for line in lines:
+                share = line.tokens / whole
+                charges.append(
                     Charge(
-                        department_id=int(row["department_id"]),  # type: ignore[call-overload]
-                        deployment_id=deployment_id,
-                        requests=int(row["requests"]),  # type: ignore[call-overload]
-                        tokens=int(row["tokens"]),  # type: ignore[call-overload]
-                        token_cost=entry.token_cost * share,
-                        fixed_cost=entry.fixed_cost * share,
-                        share=share,
+                        line.department_id,
+                        deployment_id,
+                        line.requests,
+                        line.tokens,
+                        entry.token_cost * share,
+                        entry.fixed_cost * share,
+                        share,
                     )
                 )
             continue
         # Dedicated (or a shared one nobody used): each department pays its own metered tokens,
         # and the owner the fixed cost.
         owner_charged = False
-        for row in rows:
-            is_owner = int(row["department_id"]) == deployment.department_id  # type: ignore[call-overload]
+        for line in lines:
+            is_owner = line.department_id == deployment.department_id
             owner_charged = owner_charged or is_owner
-            allocation.charges.append(
+            charges.append(
                 Charge(
-                    department_id=int(row["department_id"]),  # type: ignore[call-overload]
-                    deployment_id=deployment_id,
-                    requests=int(row["requests"]),  # type: ignore[call-overload]
-                    tokens=int(row["tokens"]),  # type: ignore[call-overload]
-                    token_cost=Decimal(row["cost"]),  # type: ignore[arg-type]
-                    fixed_cost=entry.fixed_cost if is_owner else ZERO,
-                    share=Decimal(1) if is_owner else ZERO,
+                    line.department_id,
+                    deployment_id,
+                    line.requests,
+                    line.tokens,
+                    line.cost,
+                    entry.fixed_cost if is_owner else ZERO,
+                    ONE if is_owner else ZERO,
                 )
             )
         if not owner_charged and entry.fixed_cost:
-            allocation.charges.append(
-                Charge(
-                    department_id=deployment.department_id,
-                    deployment_id=deployment_id,
-                    requests=0,
-                    tokens=0,
-                    token_cost=ZERO,
-                    fixed_cost=entry.fixed_cost,
-                    share=Decimal(1),
-                )
-            )
+            charges.append(Charge(deployment.department_id, deployment_id, 0, 0, ZERO, entry.fixed_cost, ONE))
     return allocation
 
 

@@ -170,3 +170,32 @@ class DepartmentUsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.department_id}/{self.deployment_id}: ${self.cost}"
+
+
+class MonthlyUsageRollup(models.Model):
+    """The same per calendar month x department x deployment x user: a month's report reads a few
+    rows per person and deployment instead of one per day."""
+
+    month = models.DateField(help_text="The first day of the month.")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    user_key = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "department", "deployment", "user_key"], name="one_monthly_rollup_per_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["department", "month"], name="monthly_rollup_by_department"),
+            models.Index(fields=["deployment", "month"], name="monthly_rollup_by_deployment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.department_id}/{self.deployment_id}/{self.user_key}: ${self.cost}"

@@ -37,7 +37,7 @@ from chat.metering import (
     cost_allocation,
     fixed_costs,
 )
-from chat.models import DepartmentUsageRollup, UsageRollup
+from chat.models import DepartmentUsageRollup
 from portal.org.models import Department, Membership, PlatformGroup, User
 from portal.reports.models import BudgetAlert, ReconciliationLine
 from provisioning.azure import cost_management_client
@@ -331,14 +331,9 @@ def _deployments_table(
         deployment = entry.deployment
         if not entry.total and not entry.tokens:
             continue
-        payers = sorted(department_names.get(d, "") for d in allocation.shares(deployment.pk))
         rows.append(
             {
-                "deployment": _deployment_label(deployment),
-                "url": reverse("reports:deployment", args=[deployment.pk]) + f"?month={month:%Y-%m}",
-                "scope": deployment.get_scope_display(),
-                "model": f"{deployment.model_name} · {deployment.get_sku_display()}",
-                "departments": ", ".join(payers) if len(payers) <= 3 else f"{len(payers)} departments",
+                "entry": entry,
                 "requests": entry.requests,
                 "tokens": entry.tokens,
                 "token_cost": entry.token_cost,
@@ -364,6 +359,23 @@ def _deployments_table(
             }
         )
         note = "The top deployments by cost; the rest are summed in the last line."
+    for row in rows:
+        # Labels and links only for the lines shown: a thousand reverse() calls cost more than
+        # the figures.
+        entry = row.pop("entry", None)
+        if entry is None:
+            continue
+        deployment = entry.deployment
+        payers = sorted(department_names.get(d, "") for d in allocation.shares(deployment.pk))
+        row.update(
+            {
+                "deployment": _deployment_label(deployment),
+                "url": reverse("reports:deployment", args=[deployment.pk]) + f"?month={month:%Y-%m}",
+                "scope": deployment.get_scope_display(),
+                "model": f"{deployment.model_name} · {deployment.get_sku_display()}",
+                "departments": ", ".join(payers) if len(payers) <= 3 else f"{len(payers)} departments",
+            }
+        )
     return _rounded(
         Table(
             name="deployments",
@@ -415,7 +427,7 @@ def _models_table(allocation: CostAllocation) -> Table:
 
 
 def _users_table(*, period: Period, department: Department | None, limit: int | None = TOP) -> Table:
-    rows_query = UsageRollup.objects.filter(day__gte=period.first_day, day__lte=period.last_day)
+    rows_query = period.usage_rows_by_person()
     if department is not None:
         rows_query = rows_query.filter(department=department)
     grouped = (
@@ -467,9 +479,7 @@ def _shared_table(allocation: CostAllocation, department_names: dict[int, str]) 
         deployment = entry.deployment
         if deployment.scope != ModelDeployment.Scope.SHARED:
             continue
-        for charge in sorted(
-            (c for c in allocation.charges if c.deployment_id == deployment.pk), key=lambda c: -c.total
-        ):
+        for charge in sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total):
             rows.append(
                 {
                     "service": deployment.display_name,
@@ -634,21 +644,19 @@ def _department_daily(
         if allocation.deployments[c.deployment_id].deployment.scope == ModelDeployment.Scope.SHARED
         and allocation.deployments[c.deployment_id].tokens
     }
-    rows = (
-        DepartmentUsageRollup.objects.filter(
-            day__gte=period.first_day,
-            day__lte=period.last_day,
-            deployment_id__in=[c.deployment_id for c in charges],
-        )
-        .order_by()
-        .values("day", "deployment_id", "department_id")
-        .annotate(cost=Sum("cost"))
-    )
-    for row in rows:
-        if row["deployment_id"] in shared:
-            daily[row["day"]] += (row["cost"] or ZERO) * shared[row["deployment_id"]]
-        elif row["department_id"] == department.pk:
-            daily[row["day"]] += row["cost"] or ZERO
+    days = DepartmentUsageRollup.objects.filter(
+        day__gte=period.first_day, day__lte=period.last_day
+    ).order_by()
+    # Shared deployments: everyone's use per day, of which the department carries its share.
+    for day, deployment_id, cost in (
+        days.filter(deployment_id__in=list(shared)).values_list("day", "deployment_id").annotate(Sum("cost"))
+    ):
+        daily[day] += (cost or ZERO) * shared[deployment_id]
+    own = [c.deployment_id for c in charges if c.deployment_id not in shared]
+    for day, cost in (
+        days.filter(department=department, deployment_id__in=own).values_list("day").annotate(Sum("cost"))
+    ):
+        daily[day] += cost or ZERO
     fixed_share = {c.deployment_id: c.fixed_cost for c in charges if c.fixed_cost}
     for (deployment_id, day), cost in allocation.fixed_daily.items():
         whole = allocation.deployments[deployment_id].fixed_cost
@@ -727,9 +735,7 @@ def deployment_report(*, deployment: ModelDeployment, month: date, now: datetime
             "share": (charge.share * HUNDRED).quantize(Decimal("0.1")),
             "total": charge.total,
         }
-        for charge in sorted(
-            (c for c in allocation.charges if c.deployment_id == deployment.pk), key=lambda c: -c.total
-        )
+        for charge in sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total)
     ]
     report.tables["split"] = _rounded(
         Table(
