@@ -114,7 +114,7 @@ FROM (
            (50 + floor(random() * 800))::int AS output_tokens,
            now() - (random() * interval '%(days)s days') AS created_at
     FROM generate_series(1, %(records)s) g
-    JOIN org_user u ON u.email = 'person' || (1 + (g * 7919) %% %(people)s) || '@example.com'
+    JOIN org_user u ON u.email = 'person' || (1 + (g::bigint * 7919) %% %(people)s) || '@example.com'
     JOIN org_membership mem ON mem.user_id = u.id
     JOIN org_department dep ON dep.id = mem.department_id
 ) call
