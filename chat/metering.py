@@ -25,7 +25,14 @@ from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 from django.utils import timezone
 
-from chat.models import Conversation, DepartmentUsageRollup, MonthlyUsageRollup, UsageRecord, UsageRollup
+from chat.models import (
+    Conversation,
+    DepartmentUsageRollup,
+    MonthlyPersonRollup,
+    MonthlyUsageRollup,
+    UsageRecord,
+    UsageRollup,
+)
 from portal.org.models import Department, User
 from provisioning.catalog import price_in_force
 from provisioning.models import ModelDeployment, Price
@@ -123,8 +130,8 @@ def usage_record_create(
 
 
 def usage_rollup_add(*, record: UsageRecord) -> None:
-    """Add one record to its day's rollups. An upsert that adds in the database, so concurrent
-    calls (several web workers) never lose each other's counts."""
+    """Add one record to its day's and month's rollups. An upsert that adds in the database, so
+    concurrent calls (several web workers) never lose each other's counts."""
     values = [
         1,
         record.input_tokens,
@@ -135,32 +142,43 @@ def usage_rollup_add(*, record: UsageRecord) -> None:
     local_day = timezone.localdate(record.created_at)
     day = connection.ops.adapt_datefield_value(local_day)
     month = connection.ops.adapt_datefield_value(local_day.replace(day=1))
-    user_key = record.user_id or 0
-    for model, period_column, key in [
-        (UsageRollup, "day", [day, record.department_id, record.deployment_id, user_key]),
-        (DepartmentUsageRollup, "day", [day, record.department_id, record.deployment_id]),
-        (MonthlyUsageRollup, "month", [month, record.department_id, record.deployment_id, user_key]),
+    department, deployment, user_key = record.department_id, record.deployment_id, record.user_id or 0
+    for model, keys in [
+        (
+            UsageRollup,
+            {"day": day, "department_id": department, "deployment_id": deployment, "user_key": user_key},
+        ),
+        (DepartmentUsageRollup, {"day": day, "department_id": department, "deployment_id": deployment}),
+        (MonthlyUsageRollup, {"month": month, "department_id": department, "deployment_id": deployment}),
+        (MonthlyPersonRollup, {"month": month, "department_id": department, "user_key": user_key}),
     ]:
         table = model._meta.db_table
-        key_columns = [period_column, "department_id", "deployment_id", "user_key"][: len(key)]
-        columns = ", ".join(key_columns + ROLLUP_COUNTERS)
-        placeholders = ", ".join(["%s"] * (len(key) + len(values)))
+        columns = ", ".join([*keys, *ROLLUP_COUNTERS])
+        placeholders = ", ".join(["%s"] * (len(keys) + len(values)))
         updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 (names from _meta)
-                f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}",
-                [*key, *values],
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+                [*keys.values(), *values],
             )
 
 
 def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
-    """Recompute the rollups of [first_day, last_day] from the usage records (backfill, repair).
-    Returns the number of per-user rollup rows written."""
+    """Recompute the rollups of [first_day, last_day] from the usage records (backfill, repair);
+    the monthly ones of the months it touches, from the daily ones. Returns the number of
+    per-person daily rows written."""
     zone = timezone.get_current_timezone()
     start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
     end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
-    source = (
+    counters = {
+        "rollup_requests": "requests",
+        "rollup_input": "input_tokens",
+        "rollup_cached": "cached_input_tokens",
+        "rollup_output": "output_tokens",
+        "rollup_cost": "cost",
+    }
+    records = (
         UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
         .order_by()
         .annotate(rollup_day=TruncDate("created_at"), rollup_user=Coalesce("user_id", Value(0)))
@@ -173,77 +191,101 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
             rollup_cost=Sum("cost"),
         )
     )
-    target = {
-        "rollup_day": "day",
-        "department_id": "department_id",
-        "deployment_id": "deployment_id",
-        "rollup_user": "user_key",
-        "rollup_requests": "requests",
-        "rollup_input": "input_tokens",
-        "rollup_cached": "cached_input_tokens",
-        "rollup_output": "output_tokens",
-        "rollup_cost": "cost",
-    }
-    select_sql, params = source.query.sql_with_params()
+    first_month = first_day.replace(day=1)
+    last_month_end = month_bounds(last_day)[1].date() - timedelta(days=1)
+
+    def from_daily(keys: list[str]) -> "QuerySet[Any]":
+        return (
+            UsageRollup.objects.filter(day__gte=first_month, day__lte=last_month_end)
+            .order_by()
+            .annotate(rollup_month=TruncMonth("day"))
+            .values("rollup_month", *keys)
+            .annotate(
+                rollup_requests=Sum("requests"),
+                rollup_input=Sum("input_tokens"),
+                rollup_cached=Sum("cached_input_tokens"),
+                rollup_output=Sum("output_tokens"),
+                rollup_cost=Sum("cost"),
+            )
+        )
+
+    def adapt(day: date) -> Any:
+        return connection.ops.adapt_datefield_value(day)
+
+    days = [adapt(first_day), adapt(last_day)]
+    months = [adapt(first_month), adapt(last_day.replace(day=1))]
     fine = UsageRollup._meta.db_table
     coarse = DepartmentUsageRollup._meta.db_table
     monthly = MonthlyUsageRollup._meta.db_table
-    first_month = first_day.replace(day=1)
-    last_month_end = month_bounds(last_day)[1].date() - timedelta(days=1)
-    months = [
-        connection.ops.adapt_datefield_value(first_month),
-        connection.ops.adapt_datefield_value(last_day.replace(day=1)),
+    people = MonthlyPersonRollup._meta.db_table
+    # (table, its period column, the period to clear, source query, source column -> table column)
+    steps: list[tuple[str, str, list[Any], QuerySet[Any], dict[str, str]]] = [
+        (
+            fine,
+            "day",
+            days,
+            records,
+            {
+                "rollup_day": "day",
+                "department_id": "department_id",
+                "deployment_id": "deployment_id",
+                "rollup_user": "user_key",
+                **counters,
+            },
+        ),
+        (
+            coarse,
+            "day",
+            days,
+            UsageRollup.objects.filter(day__gte=first_day, day__lte=last_day)
+            .order_by()
+            .values("day", "department_id", "deployment_id")
+            .annotate(
+                rollup_requests=Sum("requests"),
+                rollup_input=Sum("input_tokens"),
+                rollup_cached=Sum("cached_input_tokens"),
+                rollup_output=Sum("output_tokens"),
+                rollup_cost=Sum("cost"),
+            ),
+            {"day": "day", "department_id": "department_id", "deployment_id": "deployment_id", **counters},
+        ),
+        (
+            monthly,
+            "month",
+            months,
+            from_daily(["department_id", "deployment_id"]),
+            {
+                "rollup_month": "month",
+                "department_id": "department_id",
+                "deployment_id": "deployment_id",
+                **counters,
+            },
+        ),
+        (
+            people,
+            "month",
+            months,
+            from_daily(["department_id", "user_key"]),
+            {"rollup_month": "month", "department_id": "department_id", "user_key": "user_key", **counters},
+        ),
     ]
-    month_source = (
-        UsageRollup.objects.filter(day__gte=first_month, day__lte=last_month_end)
-        .order_by()
-        .annotate(rollup_month=TruncMonth("day"))
-        .values("rollup_month", "department_id", "deployment_id", "user_key")
-        .annotate(
-            rollup_requests=Sum("requests"),
-            rollup_input=Sum("input_tokens"),
-            rollup_cached=Sum("cached_input_tokens"),
-            rollup_output=Sum("output_tokens"),
-            rollup_cost=Sum("cost"),
-        )
-    )
-    days = [connection.ops.adapt_datefield_value(first_day), connection.ops.adapt_datefield_value(last_day)]
+    written = 0
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Usage metered meanwhile waits for the rebuild and then adds itself: without the
             # lock its upsert could land in rows the rebuild is about to replace.
-            cursor.execute(f"LOCK TABLE {fine}, {coarse}, {monthly} IN EXCLUSIVE MODE")
-        cursor.execute(f"DELETE FROM {fine} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
-        cursor.execute(f"DELETE FROM {coarse} WHERE day BETWEEN %s AND %s", days)  # noqa: S608
-        # Selected by name from a subquery: the ORM decides the order of its own SELECT list.
-        cursor.execute(
-            f"INSERT INTO {fine} ({', '.join(target.values())}) "  # noqa: S608
-            f"SELECT {', '.join(target)} FROM ({select_sql}) source",
-            params,
-        )
-        written: int = cursor.rowcount
-        counters = ", ".join(f"SUM({name})" for name in ROLLUP_COUNTERS)
-        cursor.execute(
-            f"INSERT INTO {coarse} (day, department_id, deployment_id, {', '.join(ROLLUP_COUNTERS)}) "  # noqa: S608
-            f"SELECT day, department_id, deployment_id, {counters} FROM {fine} "
-            "WHERE day BETWEEN %s AND %s GROUP BY day, department_id, deployment_id",
-            days,
-        )
-        # Whole months, from the daily rows: days outside the range still count in their month.
-        cursor.execute(f"DELETE FROM {monthly} WHERE month BETWEEN %s AND %s", months)  # noqa: S608
-        month_sql, month_params = month_source.query.sql_with_params()
-        month_target = {
-            "rollup_month": "month",
-            "department_id": "department_id",
-            "deployment_id": "deployment_id",
-            "user_key": "user_key",
-            **{name: target[name] for name in list(target)[4:]},
-        }
-        cursor.execute(
-            f"INSERT INTO {monthly} ({', '.join(month_target.values())}) "  # noqa: S608
-            f"SELECT {', '.join(month_target)} FROM ({month_sql}) source",
-            month_params,
-        )
+            cursor.execute(f"LOCK TABLE {fine}, {coarse}, {monthly}, {people} IN EXCLUSIVE MODE")
+        for table, period_column, bounds, source, columns in steps:
+            select_sql, params = source.query.sql_with_params()
+            cursor.execute(f"DELETE FROM {table} WHERE {period_column} BETWEEN %s AND %s", bounds)  # noqa: S608
+            # Selected by name from a subquery: the ORM decides the order of its own SELECT list.
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns.values())}) "  # noqa: S608
+                f"SELECT {', '.join(columns)} FROM ({select_sql}) source",
+                params,
+            )
+            if table == fine:
+                written = cursor.rowcount
     return written
 
 
@@ -298,7 +340,7 @@ class Period:
 
     def usage_rows_by_person(self) -> "QuerySet[Any]":
         if self.whole_months:
-            return MonthlyUsageRollup.objects.filter(month__gte=self.first_day, month__lte=self.last_day)
+            return MonthlyPersonRollup.objects.filter(month__gte=self.first_day, month__lte=self.last_day)
         return UsageRollup.objects.filter(day__gte=self.first_day, day__lte=self.last_day)
 
     @property

@@ -173,12 +173,38 @@ class DepartmentUsageRollup(models.Model):
 
 
 class MonthlyUsageRollup(models.Model):
-    """The same per calendar month x department x deployment x user: a month's report reads a few
-    rows per person and deployment instead of one per day."""
+    """Per calendar month x department x deployment: what a month's cost allocation reads (a few
+    thousand rows for the whole company, however much usage there was)."""
 
     month = models.DateField(help_text="The first day of the month.")
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
     deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "department", "deployment"], name="one_monthly_rollup_per_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["department", "month"], name="monthly_rollup_by_department"),
+            models.Index(fields=["deployment", "month"], name="monthly_rollup_by_deployment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.department_id}/{self.deployment_id}: ${self.cost}"
+
+
+class MonthlyPersonRollup(models.Model):
+    """Per calendar month x department x person: the people tables of a month."""
+
+    month = models.DateField(help_text="The first day of the month.")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
     user_key = models.PositiveIntegerField(default=0)
     requests = models.PositiveIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
@@ -189,13 +215,10 @@ class MonthlyUsageRollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["month", "department", "deployment", "user_key"], name="one_monthly_rollup_per_key"
+                fields=["month", "department", "user_key"], name="one_monthly_person_rollup_per_key"
             )
         ]
-        indexes = [
-            models.Index(fields=["department", "month"], name="monthly_rollup_by_department"),
-            models.Index(fields=["deployment", "month"], name="monthly_rollup_by_deployment"),
-        ]
+        indexes = [models.Index(fields=["department", "month"], name="person_rollup_by_department")]
 
     def __str__(self) -> str:
-        return f"{self.month:%Y-%m} {self.department_id}/{self.deployment_id}/{self.user_key}: ${self.cost}"
+        return f"{self.month:%Y-%m} {self.department_id}/{self.user_key}: ${self.cost}"
