@@ -204,9 +204,10 @@ def _chart(
     }
 
 
-def overview_report(*, month: date, now: datetime | None = None) -> Report:
+def overview_report(*, month: date, now: datetime | None = None, complete: bool = False) -> Report:
     """The company-wide month: departments, cost centers, daily spend, top deployments, models and
-    users, shared services and their split, idle provisioned deployments."""
+    users, shared services and their split, idle provisioned deployments. The page shows the top
+    lines of the long tables; `complete` (the CSV exports) gives every line."""
     now = now or timezone.now()
     period = Period.month(month, now=now)
     allocation = cost_allocation(period=period)
@@ -300,10 +301,11 @@ def overview_report(*, month: date, now: datetime | None = None) -> Report:
     report.chart = _chart(report.tables["daily"], label="Spend per day (USD)")
 
     department_names = {department.pk: department.name for department in departments}
-    report.tables["deployments"] = _deployments_table(allocation, department_names, month=month, limit=TOP)
+    limit = None if complete else TOP
+    report.tables["deployments"] = _deployments_table(allocation, department_names, month=month, limit=limit)
     report.tables["models"] = _models_table(allocation)
-    report.tables["users"] = _users_table(period=period, department=None)
-    report.tables["shared"] = _shared_table(allocation, department_names)
+    report.tables["users"] = _users_table(period=period, department=None, limit=limit)
+    report.tables["shared"] = _shared_table(allocation, department_names, per_service=None if complete else 5)
     report.tables["idle"] = _idle_table(allocation, department_names, month=month)
 
     total = report.tables["departments"].money_total("spend")
@@ -473,13 +475,19 @@ def _users_table(*, period: Period, department: Department | None, limit: int | 
     )
 
 
-def _shared_table(allocation: CostAllocation, department_names: dict[int, str]) -> Table:
-    rows = []
+def _shared_table(
+    allocation: CostAllocation, department_names: dict[int, str], *, per_service: int | None
+) -> Table:
+    """Each shared service's split; on the page its largest `per_service` departments and the
+    rest in one line (a service granted to every department would otherwise fill the page)."""
+    rows: list[dict[str, Any]] = []
     for entry in sorted(allocation.deployments.values(), key=lambda entry: -entry.total):
         deployment = entry.deployment
         if deployment.scope != ModelDeployment.Scope.SHARED:
             continue
-        for charge in sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total):
+        charges = sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total)
+        shown, rest = (charges, []) if per_service is None else (charges[:per_service], charges[per_service:])
+        for charge in shown:
             rows.append(
                 {
                     "service": deployment.display_name,
@@ -487,6 +495,18 @@ def _shared_table(allocation: CostAllocation, department_names: dict[int, str]) 
                     "tokens": charge.tokens,
                     "share": (charge.share * HUNDRED).quantize(Decimal("0.1")),
                     "total": charge.total,
+                }
+            )
+        if rest:
+            rows.append(
+                {
+                    "service": deployment.display_name,
+                    "department": f"{len(rest)} other departments",
+                    "tokens": sum(charge.tokens for charge in rest),
+                    "share": (sum((charge.share for charge in rest), ZERO) * HUNDRED).quantize(
+                        Decimal("0.1")
+                    ),
+                    "total": sum((charge.total for charge in rest), ZERO),
                 }
             )
     return _rounded(

@@ -82,7 +82,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 def overview_export(request: HttpRequest, table: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     require_overview_role(user)
-    return _export(services.overview_report(month=_month(request)), table, prefix="costs")
+    return _export(services.overview_report(month=_month(request), complete=True), table, prefix="costs")
 
 
 def department(request: HttpRequest, slug: str) -> HttpResponse:

@@ -161,14 +161,14 @@ def test_every_overview_table_downloads_as_csv_and_adds_up_to_the_page(client_fo
         rows = csv_rows(response)
         assert [column.label for column in table.columns] == list(rows[0].keys())
         lines = rows[:-1] if table.totals else rows
-        assert len(lines) == len(table.rows), name
+        # The page shows the top lines of the long tables; the CSV has every line.
+        assert len(lines) >= len(table.rows), name
         for column in table.columns:
             if column.kind != "money" or not table.totals:
                 continue
-            assert sum(Decimal(row[column.label]) for row in lines) == Decimal(rows[-1][column.label]), (
-                name,
-                column.key,
-            )
+            csv_total = Decimal(rows[-1][column.label])
+            assert sum(Decimal(row[column.label]) for row in lines) == csv_total, (name, column.key)
+            assert csv_total == table.totals[column.key], (name, column.key)
 
     departments = csv_rows(admin.get(report.tables["departments"].csv_url))
     total = departments[-1]

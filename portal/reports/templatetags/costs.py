@@ -17,7 +17,9 @@ DASH = "—"
 
 @register.filter
 def usd(value: Decimal | None) -> str:
-    return DASH if value is None else f"${value:,.2f}"
+    if value is None:
+        return DASH
+    return f"\u2212${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 @register.filter
