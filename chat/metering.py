@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from typing import Any, NamedTuple
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncMonth
@@ -42,6 +43,7 @@ WARNING_SHARE = Decimal("0.8")
 ZERO = Decimal(0)
 ONE = Decimal(1)
 CENT = Decimal("0.01")
+TEN_PLACES = Decimal("1e-10")
 SECONDS_PER_HOUR = Decimal(3600)
 PROVISIONED_SKUS = [sku for sku in ModelDeployment.Sku.values if sku.endswith("ProvisionedManaged")]
 # States in which a provisioned deployment exists on Azure and is billed by the hour.
@@ -49,6 +51,20 @@ BILLED_STATES = [
     ModelDeployment.State.ACTIVE,
     ModelDeployment.State.DECOMMISSIONING,
     ModelDeployment.State.DECOMMISSIONED,
+]
+# What the cost model and the report lines read of a deployment (a month loads a thousand).
+DEPLOYMENT_FACTS = [
+    "department_id",
+    "account_id",
+    "scope",
+    "display_name",
+    "model_name",
+    "model_version",
+    "sku",
+    "capacity",
+    "state",
+    "created_at",
+    "updated_at",
 ]
 ROLLUP_COUNTERS = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "cost"]
 
@@ -530,9 +546,32 @@ def _usage_by_department_and_deployment(
         .annotate(Sum("requests"), Sum("input_tokens"), Sum("output_tokens"), Sum("cost"))
     )
     return [
-        UsageLine(department_id, deployment_id, requests, input_tokens + output_tokens, cost or ZERO)
-        for department_id, deployment_id, requests, input_tokens, output_tokens, cost in grouped
+        UsageLine(department_id, deployment_id, int(requests), int(input_tokens + output_tokens), money(cost))
+        for department_id, deployment_id, requests, input_tokens, output_tokens, cost in fetch_rows(grouped)
     ]
+
+
+def fetch_rows(queryset: "QuerySet[Any]") -> list[tuple[Any, ...]]:
+    """The rows of an aggregate query as the database driver gives them, without Django's
+    per-value converters: on a month of the whole company they cost more than the query."""
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return []  # a filter on an empty list: the ORM knows there is nothing to ask
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
+
+
+def money(value: Any) -> Decimal:
+    """A summed amount as Decimal: PostgreSQL gives one already; SQLite sums decimals as floats,
+    so they get the field's 10 places back, as Django's own converter does."""
+    if value is None:
+        return ZERO
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)).quantize(TEN_PLACES)
 
 
 def cost_allocation(*, period: Period, department: Department | None = None) -> CostAllocation:
@@ -550,7 +589,9 @@ def cost_allocation(*, period: Period, department: Department | None = None) -> 
     else:
         used = period.usage_rows().filter(department=department).values("deployment_id")
         deployments = list(
-            ModelDeployment.objects.filter(Q(pk__in=used) | (Q(department=department) & billed_provisioned))
+            ModelDeployment.objects.filter(
+                Q(pk__in=used) | (Q(department=department) & billed_provisioned)
+            ).only(*DEPLOYMENT_FACTS)
         )
         usage = _usage_by_department_and_deployment(period, [deployment.pk for deployment in deployments])
     return _allocate(period=period, deployments=deployments, usage=usage)

@@ -35,7 +35,9 @@ from chat.metering import (
     Period,
     cents,
     cost_allocation,
+    fetch_rows,
     fixed_costs,
+    money,
 )
 from chat.models import DepartmentUsageRollup
 from portal.org.models import Department, Membership, PlatformGroup, User
@@ -654,30 +656,37 @@ def department_report(*, department: Department, month: date, now: datetime | No
 def _department_daily(
     *, department: Department, period: Period, allocation: CostAllocation
 ) -> dict[date, Decimal]:
-    """The department's charges spread over the days: its own metered tokens by day, and for a
-    shared deployment its share of that deployment's daily cost; the days add up to the month."""
+    """The department's charges spread over the days, adding up to the month: its own metered
+    tokens by day; for a shared deployment, each day's tokens of this department at the
+    deployment's cost per token for the month; provisioned hours of its own by day."""
     daily: dict[date, Decimal] = dict.fromkeys(period.days, ZERO)
     charges = allocation.department_charges(department.pk)
     shared = {
-        c.deployment_id: c.share
-        for c in charges
-        if allocation.deployments[c.deployment_id].deployment.scope == ModelDeployment.Scope.SHARED
-        and allocation.deployments[c.deployment_id].tokens
+        charge.deployment_id: allocation.deployments[charge.deployment_id]
+        for charge in charges
+        if allocation.deployments[charge.deployment_id].deployment.scope == ModelDeployment.Scope.SHARED
+        and allocation.deployments[charge.deployment_id].tokens
     }
-    days = DepartmentUsageRollup.objects.filter(
-        day__gte=period.first_day, day__lte=period.last_day
-    ).order_by()
-    # Shared deployments: everyone's use per day, of which the department carries its share.
-    for day, deployment_id, cost in (
-        days.filter(deployment_id__in=list(shared)).values_list("day", "deployment_id").annotate(Sum("cost"))
-    ):
-        daily[day] += (cost or ZERO) * shared[deployment_id]
-    own = [c.deployment_id for c in charges if c.deployment_id not in shared]
-    for day, cost in (
-        days.filter(department=department, deployment_id__in=own).values_list("day").annotate(Sum("cost"))
-    ):
-        daily[day] += cost or ZERO
-    fixed_share = {c.deployment_id: c.fixed_cost for c in charges if c.fixed_cost}
+    rows = (
+        DepartmentUsageRollup.objects.filter(
+            department=department, day__gte=period.first_day, day__lte=period.last_day
+        )
+        .order_by()
+        .values_list("day", "deployment_id")
+        .annotate(Sum("input_tokens"), Sum("output_tokens"), Sum("cost"))
+    )
+    for day, deployment_id, input_tokens, output_tokens, cost in fetch_rows(rows):
+        day = day if isinstance(day, date) else date.fromisoformat(day)
+        entry = shared.get(deployment_id)
+        if entry is not None:
+            daily[day] += (
+                Decimal(int(input_tokens) + int(output_tokens)) / Decimal(entry.tokens) * entry.total
+            )
+        else:
+            daily[day] += money(cost)
+    fixed_share = {
+        c.deployment_id: c.fixed_cost for c in charges if c.fixed_cost and c.deployment_id not in shared
+    }
     for (deployment_id, day), cost in allocation.fixed_daily.items():
         whole = allocation.deployments[deployment_id].fixed_cost
         if deployment_id in fixed_share and whole:
