@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from chat.models import (
     Conversation,
+    DailyDeploymentRollup,
     DepartmentUsageRollup,
     MonthlyPersonRollup,
     MonthlyUsageRollup,
@@ -165,6 +166,7 @@ def usage_rollup_add(*, record: UsageRecord) -> None:
             {"day": day, "department_id": department, "deployment_id": deployment, "user_key": user_key},
         ),
         (DepartmentUsageRollup, {"day": day, "department_id": department, "deployment_id": deployment}),
+        (DailyDeploymentRollup, {"day": day, "deployment_id": deployment}),
         (MonthlyUsageRollup, {"month": month, "department_id": department, "deployment_id": deployment}),
         (MonthlyPersonRollup, {"month": month, "department_id": department, "user_key": user_key}),
     ]:
@@ -232,6 +234,7 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
     months = [adapt(first_month), adapt(last_day.replace(day=1))]
     fine = UsageRollup._meta.db_table
     coarse = DepartmentUsageRollup._meta.db_table
+    by_deployment = DailyDeploymentRollup._meta.db_table
     monthly = MonthlyUsageRollup._meta.db_table
     people = MonthlyPersonRollup._meta.db_table
     # (table, its period column, the period to clear, source query, source column -> table column)
@@ -266,6 +269,22 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
             {"day": "day", "department_id": "department_id", "deployment_id": "deployment_id", **counters},
         ),
         (
+            by_deployment,
+            "day",
+            days,
+            UsageRollup.objects.filter(day__gte=first_day, day__lte=last_day)
+            .order_by()
+            .values("day", "deployment_id")
+            .annotate(
+                rollup_requests=Sum("requests"),
+                rollup_input=Sum("input_tokens"),
+                rollup_cached=Sum("cached_input_tokens"),
+                rollup_output=Sum("output_tokens"),
+                rollup_cost=Sum("cost"),
+            ),
+            {"day": "day", "deployment_id": "deployment_id", **counters},
+        ),
+        (
             monthly,
             "month",
             months,
@@ -290,7 +309,9 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
         if connection.vendor == "postgresql":
             # Usage metered meanwhile waits for the rebuild and then adds itself: without the
             # lock its upsert could land in rows the rebuild is about to replace.
-            cursor.execute(f"LOCK TABLE {fine}, {coarse}, {monthly}, {people} IN EXCLUSIVE MODE")
+            cursor.execute(
+                f"LOCK TABLE {fine}, {coarse}, {by_deployment}, {monthly}, {people} IN EXCLUSIVE MODE"
+            )
         for table, period_column, bounds, source, columns in steps:
             select_sql, params = source.query.sql_with_params()
             cursor.execute(f"DELETE FROM {table} WHERE {period_column} BETWEEN %s AND %s", bounds)  # noqa: S608
@@ -574,27 +595,62 @@ def money(value: Any) -> Decimal:
     return Decimal(repr(value)).quantize(TEN_PLACES)
 
 
-def cost_allocation(*, period: Period, department: Department | None = None) -> CostAllocation:
+def deployments_for_costs() -> list[ModelDeployment]:
+    """Every deployment with the facts the cost model reads: a report that allocates two months
+    loads them once and passes them to both."""
+    return list(ModelDeployment.objects.only(*DEPLOYMENT_FACTS))
+
+
+def cost_allocation(
+    *,
+    period: Period,
+    department: Department | None = None,
+    deployments: list[ModelDeployment] | None = None,
+) -> CostAllocation:
     """Who pays what for the period: every department, or only what `department` needs (its own
     deployments and the shared ones it used, with everyone's use of those, so its shares are
-    exactly the ones the company-wide report shows)."""
-    billed_provisioned = Q(sku__in=PROVISIONED_SKUS, state__in=BILLED_STATES, created_at__lt=period.until)
+    exactly the ones the company-wide report shows). `deployments`, when given, is every
+    deployment (`deployments_for_costs`), which saves reading them again."""
     if department is None:
         usage = _usage_by_department_and_deployment(period, None)
-        deployments = list(
-            ModelDeployment.objects.filter(
-                Q(pk__in={line.deployment_id for line in usage}) | billed_provisioned
+        if deployments is None:
+            deployments = list(
+                ModelDeployment.objects.filter(
+                    Q(pk__in=period.usage_rows().values("deployment_id")) | _billed_provisioned(period)
+                ).only(*DEPLOYMENT_FACTS)
             )
-        )
+        else:
+            used = {line.deployment_id for line in usage}
+            deployments = [d for d in deployments if d.pk in used or _is_billed_provisioned(d, period)]
     else:
-        used = period.usage_rows().filter(department=department).values("deployment_id")
-        deployments = list(
-            ModelDeployment.objects.filter(
-                Q(pk__in=used) | (Q(department=department) & billed_provisioned)
-            ).only(*DEPLOYMENT_FACTS)
-        )
+        used_by_department = period.usage_rows().filter(department=department).values("deployment_id")
+        if deployments is None:
+            deployments = list(
+                ModelDeployment.objects.filter(
+                    Q(pk__in=used_by_department) | (Q(department=department) & _billed_provisioned(period))
+                ).only(*DEPLOYMENT_FACTS)
+            )
+        else:
+            used = {row[0] for row in fetch_rows(used_by_department.values_list("deployment_id"))}
+            deployments = [
+                d
+                for d in deployments
+                if d.pk in used or (d.department_id == department.pk and _is_billed_provisioned(d, period))
+            ]
         usage = _usage_by_department_and_deployment(period, [deployment.pk for deployment in deployments])
     return _allocate(period=period, deployments=deployments, usage=usage)
+
+
+def _billed_provisioned(period: Period) -> Q:
+    return Q(sku__in=PROVISIONED_SKUS, state__in=BILLED_STATES, created_at__lt=period.until)
+
+
+def _is_billed_provisioned(deployment: ModelDeployment, period: Period) -> bool:
+    return (
+        deployment.sku in PROVISIONED_SKUS
+        and deployment.state in BILLED_STATES
+        and deployment.created_at < period.until
+    )
 
 
 def _allocate(

@@ -172,6 +172,28 @@ class DepartmentUsageRollup(models.Model):
         return f"{self.day} {self.department_id}/{self.deployment_id}: ${self.cost}"
 
 
+class DailyDeploymentRollup(models.Model):
+    """Per day x deployment, everyone together: the company's daily spend and a deployment's
+    usage over time, without reading a row per department."""
+
+    day = models.DateField()
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "deployment"], name="one_daily_deployment_rollup_per_key")
+        ]
+        indexes = [models.Index(fields=["deployment", "day"], name="daily_rollup_by_deployment")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.deployment_id}: ${self.cost}"
+
+
 class MonthlyUsageRollup(models.Model):
     """Per calendar month x department x deployment: what a month's cost allocation reads (a few
     thousand rows for the whole company, however much usage there was)."""

@@ -35,11 +35,12 @@ from chat.metering import (
     Period,
     cents,
     cost_allocation,
+    deployments_for_costs,
     fetch_rows,
     fixed_costs,
     money,
 )
-from chat.models import DepartmentUsageRollup
+from chat.models import DailyDeploymentRollup, DepartmentUsageRollup
 from portal.org.models import Department, Membership, PlatformGroup, User
 from portal.reports.models import BudgetAlert, ReconciliationLine
 from provisioning.azure import cost_management_client
@@ -163,7 +164,7 @@ def _deployment_label(deployment: ModelDeployment) -> str:
 def _daily_totals(period: Period, allocation: CostAllocation) -> dict[date, Decimal]:
     daily: dict[date, Decimal] = dict.fromkeys(period.days, ZERO)
     rows = (
-        DepartmentUsageRollup.objects.filter(day__gte=period.first_day, day__lte=period.last_day)
+        DailyDeploymentRollup.objects.filter(day__gte=period.first_day, day__lte=period.last_day)
         .order_by()
         .values("day")
         .annotate(cost=Sum("cost"))
@@ -212,8 +213,9 @@ def overview_report(*, month: date, now: datetime | None = None, complete: bool 
     lines of the long tables; `complete` (the CSV exports) gives every line."""
     now = now or timezone.now()
     period = Period.month(month, now=now)
-    allocation = cost_allocation(period=period)
-    previous = cost_allocation(period=Period.month(previous_month(month), now=now))
+    known = deployments_for_costs()
+    allocation = cost_allocation(period=period, deployments=known)
+    previous = cost_allocation(period=Period.month(previous_month(month), now=now), deployments=known)
     report = Report(month=month, period=period, allocation=allocation)
     departments = list(Department.objects.order_by("name"))
     exact = {department.pk: allocation.department_total(department.pk) for department in departments}
@@ -577,8 +579,9 @@ def department_report(*, department: Department, month: date, now: datetime | No
     period = Period.month(month, now=now)
     # Company-wide, not only this department's deployments: its figure is the one the overview
     # shows, rounded to cents together with every other department's.
-    allocation = cost_allocation(period=period)
-    previous = cost_allocation(period=Period.month(previous_month(month), now=now))
+    known = deployments_for_costs()
+    allocation = cost_allocation(period=period, deployments=known)
+    previous = cost_allocation(period=Period.month(previous_month(month), now=now), deployments=known)
     report = Report(month=month, period=period, allocation=allocation)
     charges = allocation.department_charges(department.pk)
     shown = allocation.department_totals_in_cents().get(department.pk, ZERO)
@@ -708,7 +711,7 @@ def deployment_report(*, deployment: ModelDeployment, month: date, now: datetime
     report = Report(month=month, period=period, allocation=allocation)
     usage = {
         row["day"]: row
-        for row in DepartmentUsageRollup.objects.filter(
+        for row in DailyDeploymentRollup.objects.filter(
             deployment=deployment, day__gte=period.first_day, day__lte=period.last_day
         )
         .order_by()

@@ -15,7 +15,13 @@ from chat.metering import (
     department_spend,
     usage_rollups_rebuild,
 )
-from chat.models import DepartmentUsageRollup, MonthlyPersonRollup, MonthlyUsageRollup, UsageRollup
+from chat.models import (
+    DailyDeploymentRollup,
+    DepartmentUsageRollup,
+    MonthlyPersonRollup,
+    MonthlyUsageRollup,
+    UsageRollup,
+)
 from portal.reports.services import department_report, overview_report
 from provisioning.models import ModelDeployment, Price
 from tests.factories import make_department, make_deployment
@@ -227,11 +233,20 @@ def test_rollups_rebuilt_from_the_records_match_the_ones_kept_as_usage_arrived(
         UsageRollup.objects.values_list("day", "department", "deployment", "user_key", "requests", "cost")
     )
     kept_coarse = sorted(DepartmentUsageRollup.objects.values_list("day", "department", "requests", "cost"))
+    kept_by_deployment = sorted(
+        DailyDeploymentRollup.objects.values_list("day", "deployment", "requests", "cost")
+    )
     kept_monthly = sorted(MonthlyUsageRollup.objects.values_list("month", "department", "deployment", "cost"))
     kept_people = sorted(
         MonthlyPersonRollup.objects.values_list("month", "department", "user_key", "requests")
     )
-    for model in [UsageRollup, DepartmentUsageRollup, MonthlyUsageRollup, MonthlyPersonRollup]:
+    for model in [
+        UsageRollup,
+        DepartmentUsageRollup,
+        DailyDeploymentRollup,
+        MonthlyUsageRollup,
+        MonthlyPersonRollup,
+    ]:
         model.objects.all().delete()
 
     usage_rollups_rebuild(first_day=date(2026, 3, 1), last_day=date(2026, 3, 31))
@@ -253,6 +268,10 @@ def test_rollups_rebuilt_from_the_records_match_the_ones_kept_as_usage_arrived(
     assert (
         sorted(MonthlyPersonRollup.objects.values_list("month", "department", "user_key", "requests"))
         == kept_people
+    )
+    assert (
+        sorted(DailyDeploymentRollup.objects.values_list("day", "deployment", "requests", "cost"))
+        == kept_by_deployment
     )
     assert len(kept) == 3
     assert len(kept_people) == 2
