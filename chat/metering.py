@@ -459,7 +459,7 @@ def fixed_costs(
 # Allocation ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class DeploymentCost:
     """One deployment over the period: all its use and its whole cost, before any split."""
 
@@ -480,7 +480,7 @@ class DeploymentCost:
         return Decimal(self.tokens) / ptu_hours if ptu_hours else None
 
 
-@dataclass
+@dataclass(slots=True)
 class Charge:
     """What one department is charged for one deployment over the period."""
 
