@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 
 DEPARTMENTS = 200
 DEPLOYMENTS_PER_DEPARTMENT = 5  # 200 x 5 = 1,000 deployments, 20 of them shared, 50 provisioned
@@ -223,7 +224,7 @@ def measure(*, runs: int, label: str) -> dict[str, int]:
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(admin)
     today = timezone.localdate()
-    last_month = (today.replace(day=1) - timezone.timedelta(days=1)).strftime("%Y-%m")
+    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     department = Department.objects.get(slug="department-8")
     pages = {
         "overview (last month)": f"/costs/?month={last_month}",

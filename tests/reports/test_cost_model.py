@@ -247,7 +247,7 @@ def test_rollups_rebuilt_from_the_records_match_the_ones_kept_as_usage_arrived(
         MonthlyUsageRollup,
         MonthlyPersonRollup,
     ]:
-        model.objects.all().delete()
+        model._default_manager.all().delete()
 
     usage_rollups_rebuild(first_day=date(2026, 3, 1), last_day=date(2026, 3, 31))
 
