@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from chat.metering import (
     ZERO,
+    Charge,
     CostAllocation,
     Period,
     cents,
@@ -700,8 +701,15 @@ def _department_daily(
 # One deployment --------------------------------------------------------------------------------
 
 
-def deployment_report(*, deployment: ModelDeployment, month: date, now: datetime | None = None) -> Report:
-    """Usage and cost of one deployment per day, and who it was charged to."""
+def deployment_report(
+    *,
+    deployment: ModelDeployment,
+    month: date,
+    now: datetime | None = None,
+    named_departments: set[int] | None = None,
+) -> Report:
+    """Usage and cost of one deployment per day, and who it was charged to. With
+    `named_departments` (a lead's), other departments' charges are one line without names."""
     now = now or timezone.now()
     period = Period.month(month, now=now)
     allocation = cost_allocation(period=period, department=deployment.department)
@@ -760,6 +768,10 @@ def deployment_report(*, deployment: ModelDeployment, month: date, now: datetime
     report.chart = _chart(report.tables["daily"], label="Cost per day (USD)")
     report.chart["tokens"] = [row["tokens"] for row in report.tables["daily"].rows]
     names = dict(Department.objects.values_list("pk", "name"))
+    charges = sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total)
+    others = [
+        c for c in charges if named_departments is not None and c.department_id not in named_departments
+    ]
     split = [
         {
             "department": names.get(charge.department_id, ""),
@@ -767,8 +779,18 @@ def deployment_report(*, deployment: ModelDeployment, month: date, now: datetime
             "share": (charge.share * HUNDRED).quantize(Decimal("0.1")),
             "total": charge.total,
         }
-        for charge in sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total)
+        for charge in charges
+        if named(charge)
     ]
+    if others:
+        split.append(
+            {
+                "department": f"{len(others)} other department{'s' if len(others) != 1 else ''}",
+                "tokens": sum(charge.tokens for charge in others),
+                "share": (sum((charge.share for charge in others), ZERO) * HUNDRED).quantize(Decimal("0.1")),
+                "total": sum((charge.total for charge in others), ZERO),
+            }
+        )
     report.tables["split"] = _rounded(
         Table(
             name="split",

@@ -18,7 +18,7 @@ from portal.org.access import get_department_for, require_overview_role
 from portal.org.models import Department, User
 from portal.reports import services
 from portal.reports.services import Report, Table
-from provisioning.access import get_deployment_for
+from provisioning.access import get_deployment_for, led_department_ids
 
 
 def _month(request: HttpRequest) -> date:
@@ -109,7 +109,9 @@ def department_export(request: HttpRequest, slug: str, table: str) -> HttpRespon
 def deployment(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_deployment_for(user, pk)
-    report = services.deployment_report(deployment=found, month=_month(request))
+    report = services.deployment_report(
+        deployment=found, month=_month(request), named_departments=_named_departments(user)
+    )
     return _page(
         request,
         "reports/deployment.html",
@@ -123,8 +125,16 @@ def deployment(request: HttpRequest, pk: int) -> HttpResponse:
 def deployment_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_deployment_for(user, pk)
-    report = services.deployment_report(deployment=found, month=_month(request))
+    report = services.deployment_report(
+        deployment=found, month=_month(request), named_departments=_named_departments(user)
+    )
     return _export(report, table, prefix=f"deployment-{found.pk}")
+
+
+def _named_departments(user: User) -> set[int] | None:
+    """A lead reads their own departments' charges on a shared deployment by name, the rest as
+    one line; admins and finance read every name."""
+    return None if user.sees_all_departments else set(led_department_ids(user))
 
 
 def _cost_center_for(user: User, cost_center: str) -> str:

@@ -245,3 +245,17 @@ def test_a_month_in_the_future_or_garbage_shows_this_month(client_for, platform_
     response = client_for(platform_admin).get(reverse("reports:overview"), {"month": "soon"})
     assert response.context["month"] == timezone.localdate().replace(day=1)
     assert response.context["month"] >= date(2026, 1, 1)
+
+
+def test_a_lead_reads_other_departments_share_of_a_shared_service_without_their_names(
+    client_for, company_assistant, finance_lead, finance_approver, usage
+):
+    url = reverse("reports:deployment", args=[company_assistant.pk])
+    month = {"month": f"{usage:%Y-%m}"}
+
+    split = client_for(finance_lead).get(url, month).context["report"].tables["split"]
+
+    assert [row["department"] for row in split.rows] == ["Finance", "1 other department"]
+    everyone = client_for(finance_approver).get(url, month).context["report"].tables["split"]
+    assert sorted(row["department"] for row in everyone.rows) == ["Finance", "Marketing"]
+    assert split.totals["total"] == everyone.totals["total"]
