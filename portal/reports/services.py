@@ -769,9 +769,11 @@ def deployment_report(
     report.chart["tokens"] = [row["tokens"] for row in report.tables["daily"].rows]
     names = dict(Department.objects.values_list("pk", "name"))
     charges = sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total)
-    others = [
-        c for c in charges if named_departments is not None and c.department_id not in named_departments
-    ]
+
+    def named(charge: Charge) -> bool:
+        return named_departments is None or charge.department_id in named_departments
+
+    others = [charge for charge in charges if not named(charge)]
     split = [
         {
             "department": names.get(charge.department_id, ""),
