@@ -259,3 +259,37 @@ def test_a_lead_reads_other_departments_share_of_a_shared_service_without_their_
     everyone = client_for(finance_approver).get(url, month).context["report"].tables["split"]
     assert sorted(row["department"] for row in everyone.rows) == ["Finance", "Marketing"]
     assert split.totals["total"] == everyone.totals["total"]
+
+
+def test_the_pages_ask_the_database_as_often_with_ten_times_the_data(
+    client_for, platform_admin, marketing_lead, marketing, prices, central_it, usage
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import make_department, make_deployment
+    from tests.reports.conftest import MODEL
+
+    def queries(client, url) -> int:
+        client.get(url)  # sessions and caches settle on the first request
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    admin, lead = client_for(platform_admin), client_for(marketing_lead)
+    overview, department = reverse("reports:overview"), reverse("reports:department", args=[marketing.slug])
+    before = (queries(admin, overview), queries(lead, department))
+
+    teams = [make_department(name=f"Team {n}") for n in range(10)]
+    shared = make_deployment(
+        department=central_it, model_name=MODEL, model_version="1", shared_with=[*teams, marketing]
+    )
+    for team in teams:
+        own = make_deployment(department=team, model_name=MODEL, model_version="1")
+        for day in range(1, 4):
+            when = at(timezone.localdate().replace(day=day), 10)
+            meter(own, team, when=when, input_tokens=10_000, user=make_user(department=team))
+            meter(shared, team, when=when, input_tokens=5_000)
+            meter(shared, marketing, when=when, input_tokens=1_000)
+
+    assert (queries(admin, overview), queries(lead, department)) == before
