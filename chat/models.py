@@ -11,6 +11,8 @@ from django.db.models import Q
 from portal.org.models import Department
 from provisioning.models import ModelDeployment, Price
 
+ZERO = Decimal(0)
+
 
 class ConversationQuerySet(models.QuerySet["Conversation"]):
     def matching(self, query: str) -> "ConversationQuerySet":
@@ -110,4 +112,135 @@ class UsageRecord(models.Model):
         return self.input_tokens + self.output_tokens
 
 
-ZERO = Decimal(0)
+class UsageRollup(models.Model):
+    """Usage per day x department x deployment x user: what reports and the budget check read,
+    so neither scans raw usage. Kept up to date as usage is metered; `rebuild_usage_rollups`
+    recomputes any range from the records."""
+
+    day = models.DateField()
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    # A plain id, 0 for usage without a person: a nullable key would defeat the upsert's
+    # uniqueness (NULLs never conflict), and the rollup must outlive a deleted user anyway.
+    user_key = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "department", "deployment", "user_key"], name="one_usage_rollup_per_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["department", "day"], name="rollup_by_department_day"),
+            models.Index(fields=["deployment", "day"], name="rollup_by_deployment_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.department_id}/{self.deployment_id}/{self.user_key}: ${self.cost}"
+
+
+class DepartmentUsageRollup(models.Model):
+    """The same per day x department x deployment, without people: a month of the whole company
+    is a few thousand rows, small enough for the budget check on every chat message."""
+
+    day = models.DateField()
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "department", "deployment"], name="one_department_rollup_per_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["deployment", "day"], name="dept_rollup_by_deployment_day"),
+            models.Index(fields=["department", "day"], name="dept_rollup_by_department_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.department_id}/{self.deployment_id}: ${self.cost}"
+
+
+class DailyDeploymentRollup(models.Model):
+    """Per day x deployment, everyone together: the company's daily spend and a deployment's
+    usage over time, without reading a row per department."""
+
+    day = models.DateField()
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "deployment"], name="one_daily_deployment_rollup_per_key")
+        ]
+        indexes = [models.Index(fields=["deployment", "day"], name="daily_rollup_by_deployment")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.deployment_id}: ${self.cost}"
+
+
+class MonthlyUsageRollup(models.Model):
+    """Per calendar month x department x deployment: what a month's cost allocation reads (a few
+    thousand rows for the whole company, however much usage there was)."""
+
+    month = models.DateField(help_text="The first day of the month.")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "department", "deployment"], name="one_monthly_rollup_per_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["department", "month"], name="monthly_rollup_by_department"),
+            models.Index(fields=["deployment", "month"], name="monthly_rollup_by_deployment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.department_id}/{self.deployment_id}: ${self.cost}"
+
+
+class MonthlyPersonRollup(models.Model):
+    """Per calendar month x department x person: the people tables of a month."""
+
+    month = models.DateField(help_text="The first day of the month.")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    user_key = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "department", "user_key"], name="one_monthly_person_rollup_per_key"
+            )
+        ]
+        indexes = [models.Index(fields=["department", "month"], name="person_rollup_by_department")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.department_id}/{self.user_key}: ${self.cost}"

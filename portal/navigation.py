@@ -40,6 +40,10 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     counts = _waiting_counts(user, led_ids=[department.pk for department in led])
     if user.is_platform_admin or user.is_finance_approver:
         links.append(("Approvals", reverse("approvals:approval_queue")))
+    if user.sees_all_departments:
+        links.append(("Costs", reverse("reports:overview")))
+    elif led:
+        links.append(("Costs", reverse("reports:department", args=[led[0].slug])))
     if user.is_platform_admin:
         links.append(("Admin", reverse("admin:index")))
     path = request.path

@@ -5,6 +5,7 @@ filesystem broker under var/, the local Azure emulator). Production sets the var
 in README.md; `DEBUG=false` switches on every transport-security setting.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import django_stubs_ext
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "provisioning",
     "chat",
     "portal.approvals",
+    "portal.reports",
 ]
 
 MIDDLEWARE = [
@@ -258,6 +260,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "portal.approvals.tasks.check_expiry_task",
         "schedule": crontab(hour=6, minute=0),
     },
+    "budget-alerts": {"task": "portal.reports.tasks.budget_alerts_task", "schedule": 15 * 60.0},
+    "reconcile-costs": {"task": "portal.reports.tasks.reconcile_costs_task", "schedule": 6 * 3600.0},
 }
 # Seconds between looks at a long-running Azure operation (Azure's own Retry-After is honoured
 # for throttling; provisioning polls at this pace).
@@ -266,6 +270,13 @@ PROVISIONING_POLL_SECONDS = env.float("PROVISIONING_POLL_SECONDS", default=2.0)
 # Chat: per-user limits, counted in the cache above (shared by all web workers with Redis).
 CHAT_USER_REQUESTS_PER_MINUTE = env.int("CHAT_USER_REQUESTS_PER_MINUTE", default=20)
 CHAT_USER_TOKENS_PER_MINUTE = env.int("CHAT_USER_TOKENS_PER_MINUTE", default=40_000)
+
+# Cost reconciliation: Azure's billed cost per account may differ from the metered one by this
+# share of the billed cost, and at least by this many USD, before the page flags it.
+COST_RECONCILIATION_TOLERANCE_SHARE = Decimal(env.str("COST_RECONCILIATION_TOLERANCE_SHARE", default="0.02"))
+COST_RECONCILIATION_TOLERANCE_MINIMUM = Decimal(
+    env.str("COST_RECONCILIATION_TOLERANCE_MINIMUM", default="1.00")
+)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Switchyard <switchyard@example.com>")

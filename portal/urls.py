@@ -15,6 +15,7 @@ urlpatterns = [
     path("deployments/", include("provisioning.urls")),
     path("chat/", include("chat.urls")),
     path("", include("portal.approvals.urls")),
+    path("costs/", include("portal.reports.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -17,6 +17,7 @@ from azure.core.pipeline import PipelineRequest
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+from azure.mgmt.costmanagement import CostManagementClient
 from django.conf import settings
 
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -116,6 +117,14 @@ def authorization_client(
     return AuthorizationManagementClient(
         token_credential, subscription_id, **_arm_options(token_credential, retries)
     )
+
+
+def cost_management_client(*, retries: int | None = None) -> CostManagementClient:
+    """Cost Management's query API; its scope (subscription, resource group) goes with each call."""
+    token_credential = credential()
+    options = _arm_options(token_credential, retries)
+    base_url = options.pop("base_url", None)
+    return CostManagementClient(token_credential, base_url, **options)
 
 
 def data_plane_token_provider() -> Any:

@@ -11,6 +11,8 @@ HTMX_VERSION=2.0.11
 MARKED_VERSION=18.2.1
 DOMPURIFY_VERSION=3.4.18
 HIGHLIGHT_VERSION=11.12.0
+# Cost reports: charts (UMD build, sets the global Chart; no inline script needed).
+CHARTJS_VERSION=4.5.1
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -28,10 +30,11 @@ fetch() {  # fetch PACKAGE VERSION FILE-IN-PACKAGE DESTINATION
 
 mkdir -p static/vendor
 rm -f static/vendor/htmx-*.min.js static/vendor/marked-*.js static/vendor/purify-*.js \
-  static/vendor/highlight-*.js static/vendor/highlight-*.css
+  static/vendor/highlight-*.js static/vendor/highlight-*.css static/vendor/chart-*.js
 fetch htmx.org "$HTMX_VERSION" dist/htmx.min.js "htmx-$HTMX_VERSION.min.js"
 fetch marked "$MARKED_VERSION" lib/marked.umd.js "marked-$MARKED_VERSION.umd.js"
 fetch dompurify "$DOMPURIFY_VERSION" dist/purify.min.js "purify-$DOMPURIFY_VERSION.min.js"
 fetch @highlightjs/cdn-assets "$HIGHLIGHT_VERSION" highlight.min.js "highlight-$HIGHLIGHT_VERSION.min.js"
 fetch @highlightjs/cdn-assets "$HIGHLIGHT_VERSION" styles/github.min.css "highlight-$HIGHLIGHT_VERSION-github.min.css"
 fetch @highlightjs/cdn-assets "$HIGHLIGHT_VERSION" styles/github-dark.min.css "highlight-$HIGHLIGHT_VERSION-github-dark.min.css"
+fetch chart.js "$CHARTJS_VERSION" dist/chart.umd.min.js "chart-$CHARTJS_VERSION.umd.min.js"

@@ -4,7 +4,17 @@ from django.db.models import Q
 from portal.org.models import PlatformGroup
 
 # Apps whose models platform admins manage in Django admin.
-ADMIN_MANAGED_APPS = ["org", "audit", "approvals", "provisioning", "chat", "auth", "account", "socialaccount"]
+ADMIN_MANAGED_APPS = [
+    "org",
+    "audit",
+    "approvals",
+    "provisioning",
+    "chat",
+    "reports",
+    "auth",
+    "account",
+    "socialaccount",
+]
 
 
 def ensure_platform_groups() -> None:

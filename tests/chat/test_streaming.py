@@ -10,6 +10,7 @@ import requests
 from django.urls import reverse
 from django.utils import timezone
 
+from chat.metering import usage_rollup_add
 from chat.models import Conversation, Message, UsageRecord
 from portal.org.models import Membership
 from provisioning.catalog import price_in_force
@@ -32,7 +33,8 @@ def emulator_calls(emulator) -> int:
 
 
 def spend(department, deployment, amount: Decimal) -> UsageRecord:
-    return UsageRecord.objects.create(
+    """Usage at a round cost, metered into the rollups the budget check reads."""
+    record = UsageRecord.objects.create(
         department=department,
         deployment=deployment,
         input_tokens=1000,
@@ -40,6 +42,8 @@ def spend(department, deployment, amount: Decimal) -> UsageRecord:
         cost=amount,
         created_at=timezone.now(),
     )
+    usage_rollup_add(record=record)
+    return record
 
 
 def test_a_streamed_answer_is_stored_with_its_usage_and_cost(browser_for, mark, copywriter, marketing):

@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.template.loader import render_to_string
 from django.test import Client
 
+from chat.models import UsageRecord
 from portal.org.models import Department, Membership, User
 
 LOGIN = "/accounts/login/"
@@ -205,10 +206,13 @@ def test_pages_carry_a_nonce_based_content_security_policy(client_for, marketing
 class TestSeedDemo:
     def test_it_loads_the_demo_organisation_and_is_safe_to_run_again(self, db):
         call_command("seed_demo")
+        usage = UsageRecord.objects.count()
         call_command("seed_demo")
 
         assert Department.objects.count() == 5
-        assert User.objects.count() == 6
+        # Six sign-ins; the demo colleagues who appear in the cost figures cannot sign in.
+        assert sum(user.has_usable_password() for user in User.objects.all()) == 6
+        assert UsageRecord.objects.count() == usage > 0
         lena = User.objects.get(email="lena@example.com")
         assert lena.check_password("switchyard-demo")
         assert Membership.objects.get(user=lena).role == Membership.Role.LEAD

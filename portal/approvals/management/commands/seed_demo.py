@@ -1,5 +1,7 @@
 from typing import Any
 
+from django.apps import apps
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -27,3 +29,6 @@ class Command(BaseCommand):
                 f"{requests or 'No new'} demo requests."
             )
         )
+        # By name: the cost reports sit above provisioning and add their demo usage themselves.
+        if apps.is_installed("portal.reports"):
+            call_command("seed_demo_usage", stdout=self.stdout)

@@ -1,0 +1,16 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from portal.reports.demo import DAYS, seed_usage
+
+
+class Command(BaseCommand):
+    help = (
+        f"Add {DAYS} days of demo usage for every demo department (run after seed_demo, which calls "
+        "it). Safe to run again: it replaces the demo usage it made before."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        records = seed_usage()
+        self.stdout.write(self.style.SUCCESS(f"Demo usage ready: {records} model calls over {DAYS} days."))

@@ -1,0 +1,214 @@
+"""Cost pages: the company-wide month (admins, finance), one department (its leads too), one
+deployment, chargeback statements and reconciliation. Every table also downloads as CSV."""
+
+import csv
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from portal.org.access import get_department_for, require_overview_role
+from portal.org.models import Department, User
+from portal.reports import services
+from portal.reports.services import Report, Table
+from provisioning.access import get_deployment_for, led_department_ids
+
+
+def _month(request: HttpRequest) -> date:
+    return services.month_parse(request.GET.get("month"), today=timezone.localdate())
+
+
+def _month_context(request: HttpRequest, month: date) -> dict[str, Any]:
+    this_month = services.month_start(timezone.localdate())
+    return {
+        "month": month,
+        "month_value": f"{month:%Y-%m}",
+        "max_month": f"{this_month:%Y-%m}",
+        "previous_month": f"{services.previous_month(month):%Y-%m}",
+        "next_month": f"{services.next_month(month):%Y-%m}" if month < this_month else None,
+    }
+
+
+def _page(
+    request: HttpRequest, template: str, report: Report, *, export: str, export_args: list[Any], **extra: Any
+) -> HttpResponse:
+    for table in report.tables.values():
+        table.csv_url = reverse(export, args=[*export_args, table.name]) + f"?month={report.month:%Y-%m}"
+    return render(request, template, {"report": report, **_month_context(request, report.month), **extra})
+
+
+def _csv(table: Table, *, filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow([column.label for column in table.columns])
+    lines = [*table.rows, table.totals] if table.totals else table.rows
+    for row in lines:
+        writer.writerow([_csv_value(row.get(column.key)) for column in table.columns])
+    return response
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _export(report: Report, table_name: str, *, prefix: str) -> HttpResponse:
+    table = next((table for table in report.tables.values() if table.name == table_name), None)
+    if table is None:
+        raise Http404("No such table.")
+    return _csv(table, filename=f"switchyard-{prefix}-{table.name}-{report.month:%Y-%m}.csv")
+
+
+def overview(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    report = services.overview_report(month=_month(request))
+    return _page(request, "reports/overview.html", report, export="reports:overview_export", export_args=[])
+
+
+def overview_export(request: HttpRequest, table: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    return _export(services.overview_report(month=_month(request), complete=True), table, prefix="costs")
+
+
+def department(request: HttpRequest, slug: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_department_for(user, slug, lead_only=True)
+    report = services.department_report(department=found, month=_month(request))
+    return _page(
+        request,
+        "reports/department.html",
+        report,
+        export="reports:department_export",
+        export_args=[found.slug],
+        department=found,
+    )
+
+
+def department_export(request: HttpRequest, slug: str, table: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_department_for(user, slug, lead_only=True)
+    report = services.department_report(department=found, month=_month(request))
+    return _export(report, table, prefix=found.slug)
+
+
+def deployment(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_deployment_for(user, pk)
+    report = services.deployment_report(
+        deployment=found, month=_month(request), named_departments=_named_departments(user)
+    )
+    return _page(
+        request,
+        "reports/deployment.html",
+        report,
+        export="reports:deployment_export",
+        export_args=[found.pk],
+        deployment=found,
+    )
+
+
+def deployment_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_deployment_for(user, pk)
+    report = services.deployment_report(
+        deployment=found, month=_month(request), named_departments=_named_departments(user)
+    )
+    return _export(report, table, prefix=f"deployment-{found.pk}")
+
+
+def _named_departments(user: User) -> set[int] | None:
+    """A lead reads their own departments' charges on a shared deployment by name, the rest as
+    one line; admins and finance read every name."""
+    return None if user.sees_all_departments else set(led_department_ids(user))
+
+
+def _cost_center_for(user: User, cost_center: str) -> str:
+    """Admins and finance see every cost center; nobody else gets statements (403), and an
+    unknown cost center does not exist (404)."""
+    require_overview_role(user)
+    if not Department.objects.filter(cost_center=cost_center).exists():
+        raise Http404("No such cost center.")
+    return cost_center
+
+
+def chargeback_index(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    centers = services.cost_centers()
+    if not centers:
+        return redirect("reports:overview")
+    return redirect(reverse("reports:chargeback", args=[centers[0]]) + f"?month={_month(request):%Y-%m}")
+
+
+def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    _cost_center_for(user, cost_center)
+    report = services.chargeback_statement(cost_center=cost_center, month=_month(request))
+    report.tables["lines"].csv_url = (
+        reverse("reports:chargeback_export", args=[cost_center]) + f"?month={report.month:%Y-%m}"
+    )
+    return render(
+        request,
+        "reports/chargeback.html",
+        {
+            "report": report,
+            **_month_context(request, report.month),
+            "cost_center": cost_center,
+            "cost_centers": services.cost_centers(),
+            "generated_at": timezone.now(),
+        },
+    )
+
+
+def chargeback_export(request: HttpRequest, cost_center: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    _cost_center_for(user, cost_center)
+    report = services.chargeback_statement(cost_center=cost_center, month=_month(request))
+    return _csv(
+        report.tables["lines"], filename=f"switchyard-chargeback-{cost_center}-{report.month:%Y-%m}.csv"
+    )
+
+
+def reconciliation(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    month = _month(request)
+    lines = services.reconciliation_lines(month=month)
+    return render(
+        request,
+        "reports/reconciliation.html",
+        {
+            "lines": lines,
+            "flagged": sum(1 for line in lines if line.flagged),
+            "checked_at": max((line.checked_at for line in lines), default=None),
+            **_month_context(request, month),
+        },
+    )
+
+
+@require_POST
+def reconciliation_run(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    if not user.is_platform_admin:
+        raise PermissionDenied("Only platform admins can ask Azure for billed costs.")
+    month = services.month_parse(request.POST.get("month"), today=timezone.localdate())
+    lines = services.reconciliation_run(month=month)
+    messages.success(
+        request, f"Asked Azure Cost Management about {len(lines)} account{'s' if len(lines) != 1 else ''}."
+    )
+    return redirect(reverse("reports:reconciliation") + f"?month={month:%Y-%m}")
