@@ -44,8 +44,6 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         links.append(("Costs", reverse("reports:overview")))
     elif led:
         links.append(("Costs", reverse("reports:department", args=[led[0].slug])))
-    if user.is_platform_admin:
-        links.append(("Admin", reverse("admin:index")))
     path = request.path
     return {
         "nav_items": [
