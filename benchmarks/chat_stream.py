@@ -398,7 +398,7 @@ def main() -> int:
                 profiler = subprocess.Popen(  # noqa: S603  (fixed arguments)
                     [
                         *(str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(portal.pid)),
-                        *("--format", "raw", "--output", str(arguments.profile), "--rate", "200"),
+                        *("--format", "raw", "--output", str(arguments.profile), "--rate", "200", "--nonblocking"),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
