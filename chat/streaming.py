@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import openai
-from asgiref.sync import sync_to_async
 from django.db import OperationalError
 from openai import AsyncAzureOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
+from chat.database import database_later, turn_closed
 from chat.services import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
 from provisioning.azure import data_plane_token_provider, is_emulator
 
@@ -226,7 +226,7 @@ class AnswerStream:
         if self.saved is None:
             for attempt in range(SAVE_ATTEMPTS):
                 try:
-                    self.saved = await sync_to_async(chat_turn_finish)(turn=self.turn, outcome=outcome)
+                    self.saved = await database_later(_finish, turn=self.turn, outcome=outcome)
                     break
                 except OperationalError:
                     # SQLite answers "database is locked" when writers queue past its timeout.
@@ -390,6 +390,13 @@ async def sse_payloads(received: AsyncIterator[bytes]) -> AsyncIterator[list[byt
             if data_lines:
                 payloads.append(b"\n".join(data_lines))
         yield payloads
+
+
+def _finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
+    try:
+        return chat_turn_finish(turn=turn, outcome=outcome)
+    finally:
+        turn_closed()
 
 
 def _usd(amount: Any) -> str:

@@ -1,5 +1,5 @@
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from csp import middleware as csp_middleware
@@ -10,7 +10,7 @@ from django.contrib.sessions import middleware as sessions
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
 from django.utils.deprecation import MiddlewareMixin
-from whitenoise.middleware import WhiteNoiseMiddleware
+from whitenoise.middleware import WhiteNoiseMiddleware  # type: ignore[import-untyped]
 
 
 def _next_chunk(iterator: Iterator[bytes]) -> bytes | None:
@@ -22,7 +22,7 @@ async def _read_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
+class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
     """WhiteNoise, able to run in an async middleware chain.
 
     WhiteNoise is sync-only: under ASGI Django would then run every request's whole middleware
@@ -87,9 +87,10 @@ class EventLoopHooks(MiddlewareMixin):
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         super().__init__(get_response)
-        if self.async_mode and hasattr(self, "process_view"):
-            # Django awaits a coroutine function here instead of wrapping the hook in a thread.
-            self.process_view = self._process_view_async
+        if iscoroutinefunction(get_response) and hasattr(self, "process_view"):
+            self._process_view_sync: Callable[..., HttpResponseBase | None] = self.process_view
+            # Django awaits a coroutine function here instead of running the hook in a thread.
+            self.__dict__["process_view"] = self._process_view_async
 
     def request_needs_thread(self, request: HttpRequest) -> bool:
         return False
@@ -103,19 +104,22 @@ class EventLoopHooks(MiddlewareMixin):
     async def _process_view_async(
         self, request: HttpRequest, view_func: ViewFunction, view_args: Any, view_kwargs: Any
     ) -> HttpResponseBase | None:
-        hook = type(self).process_view.__get__(self)  # type: ignore[attr-defined]
+        hook = self._process_view_sync
         if self.view_needs_thread(request, view_func):
-            return await sync_to_async(hook, thread_sensitive=True)(request, view_func, view_args, view_kwargs)  # type: ignore[no-any-return]
-        return hook(request, view_func, view_args, view_kwargs)  # type: ignore[no-any-return]
+            return await sync_to_async(hook, thread_sensitive=True)(
+                request, view_func, view_args, view_kwargs
+            )
+        return hook(request, view_func, view_args, view_kwargs)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        get_response = cast("Callable[[HttpRequest], Awaitable[HttpResponseBase]]", self.get_response)
         response = None
         if hasattr(self, "process_request"):
             if self.request_needs_thread(request):
                 response = await sync_to_async(self.process_request, thread_sensitive=True)(request)
             else:
                 response = self.process_request(request)
-        response = response or await self.get_response(request)
+        response = response or await get_response(request)
         if hasattr(self, "process_response"):
             if self.response_needs_thread(request, response):
                 response = await sync_to_async(self.process_response, thread_sensitive=True)(
@@ -123,7 +127,7 @@ class EventLoopHooks(MiddlewareMixin):
                 )
             else:
                 response = self.process_response(request, response)
-        return response  # type: ignore[no-any-return]
+        return response
 
 
 class SecurityMiddleware(EventLoopHooks, security.SecurityMiddleware):
@@ -164,7 +168,7 @@ class LoginRequiredMiddleware(EventLoopHooks, auth.LoginRequiredMiddleware):
         # through before anyone looks at the session.
         if not getattr(view_func, "login_required", True):
             return None
-        return super().process_view(request, view_func, view_args, view_kwargs)  # type: ignore[no-any-return]
+        return super().process_view(request, view_func, view_args, view_kwargs)
 
     def view_needs_thread(self, request: HttpRequest, view_func: ViewFunction) -> bool:
         return getattr(view_func, "login_required", True) and not hasattr(request, "_cached_user")

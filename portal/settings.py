@@ -256,6 +256,9 @@ PROVISIONING_POLL_SECONDS = env.float("PROVISIONING_POLL_SECONDS", default=2.0)
 # Chat: per-user limits, counted in the cache above (shared by all web workers with Redis).
 CHAT_USER_REQUESTS_PER_MINUTE = env.int("CHAT_USER_REQUESTS_PER_MINUTE", default=20)
 CHAT_USER_TOKENS_PER_MINUTE = env.int("CHAT_USER_TOKENS_PER_MINUTE", default=40_000)
+# The chat's database work runs on one thread per web process that keeps its connection
+# (chat/database.py); off, it runs on Django's thread per request, as the tests need.
+CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Switchyard <switchyard@example.com>")
