@@ -23,6 +23,7 @@ target (5 ms median, 20 ms p95).
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -57,6 +58,8 @@ REGION, MODEL, VERSION, SKU = "swedencentral", "gpt-4o-mini", "2024-07-18", "Glo
 SYSTEM_PROMPT = "You are a concise assistant for an engineering team."
 QUESTION = "Explain how to roll out a new internal search service."
 DELTA_MARKER = b"event: delta"
+CONTENT_MARKER = b'"content":"'
+
 DONE_MARKER = b"event: done"
 ERROR_MARKER = b"event: error"
 
@@ -183,23 +186,40 @@ def stop_portal(process: subprocess.Popen[bytes]) -> None:
 # The streams -----------------------------------------------------------------------------------
 
 
-async def direct_stream(client: openai.AsyncAzureOpenAI) -> Stream:
+async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str, str]]) -> Stream:
+    """One message straight to the model with the conversation so far, as the portal sends it
+    (the emulator's answer, and so its length, follows from the whole conversation). The SDK
+    makes the call and the answer is read from its raw response, as the portal reads it: parsing
+    every chunk into pydantic objects would make this client, not the model, the slow side."""
+    history.append({"role": "user", "content": QUESTION})
     stream = Stream(started=time.perf_counter())
+    answer: list[str] = []
     try:
-        chunks = await client.chat.completions.create(
+        async with client.chat.completions.with_streaming_response.create(
             model="chat-bench",
-            messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}],
+            messages=[{"role": "system", "content": SYSTEM_PROMPT}, *history],  # type: ignore[list-item]
             stream=True,
             stream_options={"include_usage": True},
-        )
-        async for chunk in chunks:
-            if stream.first_token is None and chunk.choices and chunk.choices[0].delta.content:
-                stream.first_token = time.perf_counter()
+        ) as response:
+            pending = b""
+            async for received in response.iter_bytes():
+                pending += received
+                *events, pending = pending.split(b"\n\n")
+                for event in events:
+                    data = event.partition(b"data: ")[2]
+                    if CONTENT_MARKER not in data:
+                        continue
+                    text = json.loads(data)["choices"][0]["delta"].get("content")
+                    if text:
+                        if stream.first_token is None:
+                            stream.first_token = time.perf_counter()
+                        answer.append(text)
         if stream.first_token is None:
             stream.error = "no content"
     except openai.OpenAIError as error:
         stream.error = f"{type(error).__name__}: {error}"
     stream.finished = time.perf_counter()
+    history.append({"role": "assistant", "content": "".join(answer)})
     return stream
 
 
@@ -304,7 +324,9 @@ async def measure(
         httpx2.AsyncClient(limits=limits, timeout=timeout) as http,
     ):
         # Warm both paths (connections, the portal's SDK client, imports) before measuring.
-        await asyncio.gather(*(direct_stream(sdk) for _ in range(5)))
+        # One conversation per simulated person on each side, so that both send the same prompts.
+        histories: list[list[dict[str, str]]] = [[] for _ in sessions]
+        await asyncio.gather(*(direct_stream(sdk, histories[index]) for index in range(5)))
         await asyncio.gather(*(portal_stream(http, base, *sessions[index]) for index in range(5)))
 
         # Direct and through the portal by turns, so that whatever else the machine is doing
@@ -314,7 +336,7 @@ async def measure(
         portal_cpu = 0.0
         for cycle in range(cycles):
             direct += await in_flight(
-                lambda index: direct_stream(sdk),
+                lambda index: direct_stream(sdk, histories[index]),
                 concurrency=streams,
                 rounds=rounds,
                 stagger_seconds=stagger_seconds,

@@ -308,13 +308,28 @@ class AnswerStream:
         arrived = asyncio.Event()
         pending: list[str] = []
 
+        loop = asyncio.get_running_loop()
+        # Whether the event loop ran since the last chunk: the read waited for the network.
+        waited = [True]
+
+        def loop_ran() -> None:
+            waited[0] = True
+
         async def read() -> None:
             try:
                 async for payloads in sse_payloads(received):
+                    came_off_the_network = waited[0]
+                    waited[0] = False
+                    loop.call_soon(loop_ran)
                     text = self._take(payloads)
                     if text:
                         pending.append(text)
                         arrived.set()
+                    if came_off_the_network and self.first_token_ms is not None:
+                        # The next tokens gather in the socket meanwhile and then come in one
+                        # read, instead of one read and one wake-up each.
+                        await asyncio.sleep(DELTA_INTERVAL_SECONDS)
+                        waited[0] = False
             finally:
                 arrived.set()
 
