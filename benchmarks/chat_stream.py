@@ -35,11 +35,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
 import requests
+from openai.types.chat import ChatCompletionMessageParam
 
 from benchmarks.emulator import (
     PROJECT_DIR,
@@ -197,7 +198,9 @@ async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str,
     try:
         async with client.chat.completions.with_streaming_response.create(
             model="chat-bench",
-            messages=[{"role": "system", "content": SYSTEM_PROMPT}, *history],  # type: ignore[list-item]
+            messages=cast(
+                "list[ChatCompletionMessageParam]", [{"role": "system", "content": SYSTEM_PROMPT}, *history]
+            ),
             stream=True,
             stream_options={"include_usage": True},
         ) as response:
