@@ -226,6 +226,7 @@ class Turn:
     # Read for the checks; the answer's usage record points at them without reading them again.
     department: Department | None = None
     deployment: ModelDeployment | None = None
+    user: User | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +394,7 @@ def chat_turn_prepare(
         title=title,
         department=department,
         deployment=deployment,
+        user=user,
     )
 
 
@@ -530,7 +532,7 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
     conversation = Conversation.objects.select_related("department").filter(pk=turn.conversation_id).first()
     department = turn.department or Department.objects.get(pk=turn.department_id)
     deployment = turn.deployment or ModelDeployment.objects.get(pk=turn.deployment_id)
-    user = User.objects.filter(pk=turn.user_id).first()
+    user = turn.user or User.objects.filter(pk=turn.user_id).first()
     with transaction.atomic():
         message_id = None
         if conversation is not None:
