@@ -1,9 +1,9 @@
 """The chat's writes and checks: starting a conversation, preparing a turn before the model is
 called, saving what came back, retention, export.
 
-The streaming view calls `chat_turn_prepare` and `chat_turn_finish` once each through
-`sync_to_async`: all the database work of a turn happens in those two hops, none while the
-answer streams.
+The streaming view calls `chat_turn_prepare` and `chat_turn_finish` once each on the chat's
+database thread (`chat.database`): all the database work of a turn happens in those two jobs,
+none while the answer streams.
 """
 
 import contextlib
