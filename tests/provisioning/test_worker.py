@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -68,6 +69,9 @@ def reconnect() -> None:
         pool.force_close_all()
         setattr(celery_app, "_pool", None)  # noqa: B010  (a private attribute Celery recreates lazily)
     setattr(celery_app.amqp, "_producer_pool", None)  # noqa: B010
+    # Kombu keeps its own registry of pools by broker URL: without a reset, the next send to a
+    # broker used before would be handed the pool closed above.
+    kombu.pools.reset()
 
 
 class Worker:
