@@ -38,6 +38,9 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 # After the first token, text goes out in batches this far apart: smooth to the eye, and a
 # fraction of the writes of one event per token.
 DELTA_INTERVAL_SECONDS = 0.05
+# A call started for a response that nobody reads within this time (the person left before it
+# began to stream) is closed and metered.
+UNCLAIMED_SECONDS = 30.0
 
 FINISH_NOTES = {
     "content_filter": (
@@ -58,6 +61,10 @@ _DELTA_TAIL = b"}\n\n"
 def delta_event(text: str) -> bytes:
     # The one event sent per token: built from constant bytes around the encoded text.
     return _DELTA_HEAD + json.dumps(text).encode() + _DELTA_TAIL
+
+
+# Calls closed because nobody read their answer, kept until done (the loop holds tasks weakly).
+_abandoned: set["asyncio.Task[None]"] = set()
 
 
 # Clients ---------------------------------------------------------------------------------------
@@ -192,6 +199,8 @@ class AnswerStream:
         self.first_token_ms: int | None = None
         self.accepted = False  # Azure accepted the call: it is metered
         self.saved: FinishedTurn | None = None
+        self._opening: asyncio.Task[tuple[Any, Any]] | None = None
+        self._unclaimed: asyncio.TimerHandle | None = None
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -241,22 +250,63 @@ class AnswerStream:
         assert self.saved is not None
         return self.saved
 
+    def call(self) -> None:
+        """Send the request to Azure now, from the view: it is under way while the response's
+        headers pass the middleware and go out, and `events` picks it up."""
+        loop = asyncio.get_running_loop()
+        self._opening = loop.create_task(self._open())
+        self._unclaimed = loop.call_later(UNCLAIMED_SECONDS, self._abandon)
+
+    async def _open(self) -> tuple[Any, Any]:
+        turn = self.turn
+        # The SDK makes the call (auth, retries on 429 honouring retry-after, errors as
+        # exceptions); the answer is read from its raw response rather than as one pydantic
+        # object per token, which at 50 streams cost a whole CPU core.
+        answer = openai_client(turn.endpoint).chat.completions.with_streaming_response.create(
+            model=turn.deployment_name,
+            messages=cast("list[ChatCompletionMessageParam]", turn.prompt),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        return answer, await answer.__aenter__()
+
+    async def _close_call(self) -> None:
+        """Cancel the call if it is still being made, or close its answer if it was accepted."""
+        opening = self._opening
+        if opening is None:
+            return
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await opening
+            return
+        if not opening.cancelled() and opening.exception() is None:
+            self.accepted = True
+            answer, _ = opening.result()
+            await answer.__aexit__(None, None, None)
+
+    def _abandon(self) -> None:
+        # The person left before the answer's stream started (Django then never reads it):
+        # close the call and keep what it cost.
+        async def abandon() -> None:
+            await self._close_call()
+            await self._save(self.outcome(finish_reason="stopped"))
+
+        task = asyncio.get_running_loop().create_task(abandon())
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
+
     async def events(self) -> AsyncIterator[bytes]:
         turn = self.turn
+        if self._opening is None:
+            self.call()
+        assert self._opening is not None
+        assert self._unclaimed is not None
+        self._unclaimed.cancel()
         yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
-        client = openai_client(turn.endpoint)
         try:
             try:
-                # The SDK makes the call (auth, retries on 429 honouring retry-after, errors as
-                # exceptions); the answer is read from its raw response rather than as one
-                # pydantic object per token, which at 50 streams cost a whole CPU core.
-                answer = client.chat.completions.with_streaming_response.create(
-                    model=turn.deployment_name,
-                    messages=cast("list[ChatCompletionMessageParam]", turn.prompt),
-                    stream=True,
-                    stream_options={"include_usage": True},
-                )
-                response = await answer.__aenter__()
+                answer, response = await self._opening
             except openai.APIError as error:
                 message, retry_after, verdict = refusal_for(error, turn)
                 logger.info("Chat call refused for conversation %s: %s", turn.conversation_id, error)
@@ -271,6 +321,8 @@ class AnswerStream:
                 await answer.__aexit__(None, None, None)
         except (asyncio.CancelledError, GeneratorExit):
             # The person pressed stop or closed the page: keep and meter what was delivered.
+            if not self.accepted:
+                await self._close_call()
             await self._save(self.outcome(finish_reason="stopped"))
             raise
         except Exception as error:  # any break of the stream: keep the partial answer
@@ -421,4 +473,7 @@ def _usd(amount: Any) -> str:
 
 
 def answer_stream(turn: Turn) -> AsyncIterator[bytes]:
-    return AnswerStream(turn).events()
+    """The answer's events, its call to Azure already under way."""
+    stream = AnswerStream(turn)
+    stream.call()
+    return stream.events()
