@@ -401,6 +401,7 @@ def test_a_call_whose_answer_nobody_reads_is_closed_and_metered(mark, copywriter
     turn = services.chat_turn_prepare(
         user=mark, conversation_id=conversation.pk, content="Hello there", session={}
     )
+    assert isinstance(turn, services.Turn)
 
     async def start_and_leave() -> None:
         streaming.AnswerStream(turn).call()
