@@ -14,6 +14,7 @@ quiet process holds none (and a test database can be dropped after the last test
 """
 
 import asyncio
+import contextlib
 import contextvars
 import itertools
 import logging
@@ -75,23 +76,36 @@ class DatabaseThread:
             try:
                 _, _, job = self._jobs.get(timeout=IDLE_SECONDS)
             except queue.Empty:
-                connections.close_all()
+                _close_connections()
                 continue
             context, function, args, kwargs, loop, future = job
-            # What Django does between two requests: drop a connection that broke.
-            for connection in connections.all(initialized_only=True):
-                if connection.connection is not None and connection.errors_occurred:
-                    connection.close_if_unusable_or_obsolete()
             try:
+                # What Django does between two requests: drop a connection that broke.
+                for connection in connections.all(initialized_only=True):
+                    if connection.connection is not None and connection.errors_occurred:
+                        connection.close_if_unusable_or_obsolete()
                 result = context.run(function, *args, **kwargs)
             except BaseException as error:  # handed to the caller, as sync_to_async does
-                loop.call_soon_threadsafe(_set_exception, future, error)
+                _hand_back(loop, _set_exception, future, error)
             else:
-                loop.call_soon_threadsafe(_set_result, future, result)
+                _hand_back(loop, _set_result, future, result)
             with self._turns_lock:
                 idle = self._open_turns == 0
             if idle and self._jobs.empty():
-                connections.close_all()
+                _close_connections()
+
+
+def _close_connections() -> None:
+    try:
+        connections.close_all()
+    except Exception:  # a broken connection is dropped all the same; the thread must go on
+        logger.exception("Closing the chat's database connection failed")
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, setter: Callable[..., None], *args: Any) -> None:
+    # RuntimeError: the caller's event loop has closed (its server stopped); nobody waits.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(setter, *args)
 
 
 def _set_result(future: "asyncio.Future[Any]", result: Any) -> None:
