@@ -164,15 +164,21 @@ def start_portal(port: int, environment: dict[str, str], log: Path) -> subproces
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the portal exited with {process.returncode}; see {log}")
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            return process
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.1)
-    raise RuntimeError("the portal did not start within 30 s")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the portal exited with {process.returncode}; see {log}")
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                return process
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+        raise RuntimeError("the portal did not start within 30 s")
+    except BaseException:
+        # Not handed to the caller, so not stopped by it either.
+        if process.poll() is None:
+            stop_portal(process)
+        raise
 
 
 def stop_portal(process: subprocess.Popen[bytes]) -> None:
