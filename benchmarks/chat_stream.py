@@ -7,12 +7,14 @@ simulated person. The script measures:
 
 1. the time to the first token calling the emulator directly with the openai SDK
    (`AsyncAzureOpenAI`, as the portal does), 50 streams in flight;
-2. the same through the portal (`POST /chat/<id>/messages`, first `delta` event), 50 streams;
+2. the same through the portal (`POST /chat/<id>/messages` to the first `delta` event: what the
+   person waits for), 50 streams; the two sides take turns (`--cycles`), so that the machine's
+   other work weighs on both alike, and only streams started while all 50 were under way count;
    prints median and p95 of both, the milliseconds the portal adds and the ratio;
 3. 300 concurrent streams through the portal, all of which must end with a `done` event;
 4. the web process's peak memory (VmHWM).
 
-    .venv/bin/python -m benchmarks.chat_stream [--streams 50] [--rounds 4] [--burst 300]
+    .venv/bin/python -m benchmarks.chat_stream [--streams 50] [--rounds 4] [--cycles 2] [--burst 300]
 
 The database is PostgreSQL when DATABASE_URL names one (a fresh database, dropped afterwards),
 else a throw-away SQLite file. Exits 1 when a stream fails or the added latency misses the
@@ -21,6 +23,7 @@ target (5 ms median, 20 ms p95).
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -32,11 +35,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
 import requests
+from openai.types.chat import ChatCompletionMessageParam
 
 from benchmarks.emulator import (
     PROJECT_DIR,
@@ -55,6 +59,8 @@ REGION, MODEL, VERSION, SKU = "swedencentral", "gpt-4o-mini", "2024-07-18", "Glo
 SYSTEM_PROMPT = "You are a concise assistant for an engineering team."
 QUESTION = "Explain how to roll out a new internal search service."
 DELTA_MARKER = b"event: delta"
+CONTENT_MARKER = b'"content":"'
+
 DONE_MARKER = b"event: done"
 ERROR_MARKER = b"event: error"
 
@@ -65,6 +71,8 @@ class Stream:
     first_token: float | None = None
     finished: float | None = None
     error: str | None = None
+    # Started while every lane was under way: counted in the latency figures.
+    steady: bool = False
 
     @property
     def ttft_ms(self) -> float:
@@ -156,15 +164,21 @@ def start_portal(port: int, environment: dict[str, str], log: Path) -> subproces
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the portal exited with {process.returncode}; see {log}")
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("the portal did not start within 30 s")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the portal exited with {process.returncode}; see {log}")
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                return process
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+        raise RuntimeError("the portal did not start within 30 s")
+    except BaseException:
+        # Not handed to the caller, so not stopped by it either.
+        if process.poll() is None:
+            stop_portal(process)
+        raise
 
 
 def stop_portal(process: subprocess.Popen[bytes]) -> None:
@@ -179,23 +193,42 @@ def stop_portal(process: subprocess.Popen[bytes]) -> None:
 # The streams -----------------------------------------------------------------------------------
 
 
-async def direct_stream(client: openai.AsyncAzureOpenAI) -> Stream:
+async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str, str]]) -> Stream:
+    """One message straight to the model with the conversation so far, as the portal sends it
+    (the emulator's answer, and so its length, follows from the whole conversation). The SDK
+    makes the call and the answer is read from its raw response, as the portal reads it: parsing
+    every chunk into pydantic objects would make this client, not the model, the slow side."""
+    history.append({"role": "user", "content": QUESTION})
     stream = Stream(started=time.perf_counter())
+    answer: list[str] = []
     try:
-        chunks = await client.chat.completions.create(
+        async with client.chat.completions.with_streaming_response.create(
             model="chat-bench",
-            messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}],
+            messages=cast(
+                "list[ChatCompletionMessageParam]", [{"role": "system", "content": SYSTEM_PROMPT}, *history]
+            ),
             stream=True,
             stream_options={"include_usage": True},
-        )
-        async for chunk in chunks:
-            if stream.first_token is None and chunk.choices and chunk.choices[0].delta.content:
-                stream.first_token = time.perf_counter()
+        ) as response:
+            pending = b""
+            async for received in response.iter_bytes():
+                pending += received
+                *events, pending = pending.split(b"\n\n")
+                for event in events:
+                    data = event.partition(b"data: ")[2]
+                    if CONTENT_MARKER not in data:
+                        continue
+                    text = json.loads(data)["choices"][0]["delta"].get("content")
+                    if text:
+                        if stream.first_token is None:
+                            stream.first_token = time.perf_counter()
+                        answer.append(text)
         if stream.first_token is None:
             stream.error = "no content"
     except openai.OpenAIError as error:
         stream.error = f"{type(error).__name__}: {error}"
     stream.finished = time.perf_counter()
+    history.append({"role": "assistant", "content": "".join(answer)})
     return stream
 
 
@@ -238,24 +271,31 @@ async def portal_stream(
 async def in_flight(
     make_stream: Any, *, concurrency: int, rounds: int, stagger_seconds: float
 ) -> list[Stream]:
-    """`concurrency` streams in flight at all times: each lane starts at a random moment within
-    the stagger, then sends its next message as soon as the previous answer ends."""
+    """`concurrency` streams in flight: each lane starts at a random moment within the stagger,
+    then sends its next message as soon as the previous answer ends. The streams started while
+    every lane was under way are marked steady: the latency figures count only those, not the
+    ramps up and down."""
 
     async def lane(index: int) -> list[Stream]:
         await asyncio.sleep(random.uniform(0, stagger_seconds))  # noqa: S311  (spread, not security)
         return [await make_stream(index) for _ in range(rounds)]
 
     lanes = await asyncio.gather(*(lane(index) for index in range(concurrency)))
+    all_started = max(streams[0].started for streams in lanes)
+    first_done = min((streams[-1].finished or streams[-1].started) for streams in lanes)
+    for streams in lanes:
+        for stream in streams:
+            stream.steady = all_started <= stream.started <= first_done
     return [stream for streams in lanes for stream in streams]
 
 
 def summary(title: str, streams: list[Stream]) -> tuple[float, float]:
-    ok = [stream for stream in streams if stream.error is None]
+    ok = [stream for stream in streams if stream.error is None and stream.steady]
     errors = [stream.error for stream in streams if stream.error is not None]
     ttfts = [stream.ttft_ms for stream in ok]
     median, p95 = statistics.median(ttfts), percentile(ttfts, 0.95)
     print(f"\n{title}")
-    print(f"  streams               {len(streams)}  (errors: {len(errors)})")
+    print(f"  streams               {len(streams)}, {len(ok)} in the steady state  (errors: {len(errors)})")
     for error in sorted(set(errors))[:3]:
         print(f"    e.g. {error}")
     print(f"  time to first token   median {median:.1f} ms, p95 {p95:.1f} ms")
@@ -273,11 +313,14 @@ async def measure(
     rounds: int,
     burst: int,
     stagger_seconds: float,
+    cycles: int,
+    portal_pid: int,
     before_portal: Any = None,
 ) -> tuple[list[Stream], list[Stream], list[Stream]]:
     from provisioning.azure import data_plane_token_provider
 
-    limits = httpx2.Limits(max_connections=burst + 10, max_keepalive_connections=burst + 10)
+    pool = max(burst, streams) + 10
+    limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool)
     timeout = httpx2.Timeout(120.0)
     async with (
         openai.AsyncAzureOpenAI(
@@ -290,24 +333,38 @@ async def measure(
         httpx2.AsyncClient(limits=limits, timeout=timeout) as http,
     ):
         # Warm both paths (connections, the portal's SDK client, imports) before measuring.
-        await asyncio.gather(*(direct_stream(sdk) for _ in range(5)))
+        # One conversation per simulated person on each side, so that both send the same prompts.
+        histories: list[list[dict[str, str]]] = [[] for _ in sessions]
+        await asyncio.gather(*(direct_stream(sdk, histories[index]) for index in range(5)))
         await asyncio.gather(*(portal_stream(http, base, *sessions[index]) for index in range(5)))
 
-        direct = await in_flight(
-            lambda index: direct_stream(sdk),
-            concurrency=streams,
-            rounds=rounds,
-            stagger_seconds=stagger_seconds,
-        )
-        if before_portal is not None:
-            before_portal()
-        portal = await in_flight(
-            lambda index: portal_stream(http, base, *sessions[index]),
-            concurrency=streams,
-            rounds=rounds,
-            stagger_seconds=stagger_seconds,
-        )
+        # Direct and through the portal by turns, so that whatever else the machine is doing
+        # weighs on both sides alike.
+        direct: list[Stream] = []
+        portal: list[Stream] = []
+        portal_cpu = 0.0
+        for cycle in range(cycles):
+            direct += await in_flight(
+                lambda index: direct_stream(sdk, histories[index]),
+                concurrency=streams,
+                rounds=rounds,
+                stagger_seconds=stagger_seconds,
+            )
+            if before_portal is not None and cycle == 0:
+                before_portal()
+            cpu_before = process_figures(portal_pid)[1]
+            portal += await in_flight(
+                lambda index: portal_stream(http, base, *sessions[index]),
+                concurrency=streams,
+                rounds=rounds,
+                stagger_seconds=stagger_seconds,
+            )
+            portal_cpu += process_figures(portal_pid)[1] - cpu_before
         many = await asyncio.gather(*(portal_stream(http, base, *sessions[index]) for index in range(burst)))
+    print(
+        f"web process CPU while {streams} streamed: {portal_cpu:.1f} s for {len(portal)} answers "
+        f"({portal_cpu / len(portal) * 1000:.1f} ms per answer)"
+    )
     return direct, portal, list(many)
 
 
@@ -319,6 +376,9 @@ def main() -> int:
         "--streams", type=int, default=50, help="streams in flight for the latency comparison"
     )
     parser.add_argument("--rounds", type=int, default=4, help="messages per lane in the latency comparison")
+    parser.add_argument(
+        "--cycles", type=int, default=2, help="turns of direct, then portal, in the latency comparison"
+    )
     parser.add_argument("--burst", type=int, default=300, help="concurrent streams that must all complete")
     parser.add_argument("--first-token-ms", type=float, default=200)
     parser.add_argument("--per-token-ms", type=float, default=10)
@@ -352,7 +412,7 @@ def main() -> int:
         "SECURE_HSTS_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
         "CELERY_BROKER_URL": "memory://",
-        # Each simulated person sends up to rounds + 2 messages in the run.
+        # Each simulated person sends up to cycles * rounds + 2 messages in the run.
         "CHAT_USER_REQUESTS_PER_MINUTE": "1000",
         "CHAT_USER_TOKENS_PER_MINUTE": "10000000",
     }
@@ -375,7 +435,7 @@ def main() -> int:
         django.setup()
         # Capacity for every call of the run at once, so that no 429 (and no SDK retry sleeping
         # out a retry-after) lands in the figures.
-        calls = 2 * arguments.streams * arguments.rounds + arguments.burst + 20
+        calls = 2 * arguments.cycles * arguments.streams * arguments.rounds + arguments.burst + 20
         endpoint, sessions = seed(
             people=people, capacity=capacity_for(calls * 4, 400), emulator_url=emulator_url
         )
@@ -399,6 +459,8 @@ def main() -> int:
                     [
                         *(str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(portal.pid)),
                         *("--format", "raw", "--output", str(arguments.profile), "--rate", "200"),
+                        # Sampling without pausing the process, which would add to its latency.
+                        "--nonblocking",
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -413,6 +475,8 @@ def main() -> int:
                 rounds=arguments.rounds,
                 burst=arguments.burst,
                 stagger_seconds=arguments.stagger_seconds,
+                cycles=arguments.cycles,
+                portal_pid=portal.pid,
                 before_portal=profile,
             )
         )

@@ -1,23 +1,25 @@
 """The chat's writes and checks: starting a conversation, preparing a turn before the model is
 called, saving what came back, retention, export.
 
-The streaming view calls `chat_turn_prepare` and `chat_turn_finish` once each through
-`sync_to_async`: all the database work of a turn happens in those two hops, none while the
-answer streams.
+The streaming view calls `chat_turn_prepare` and `chat_turn_finish` once each on the chat's
+database thread (`chat.database`): all the database work of a turn happens in those two jobs,
+none while the answer streams.
 """
 
+import contextlib
 import json
 import logging
 import math
 import re
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q, QuerySet, Sum
 from django.http import Http404
@@ -25,7 +27,13 @@ from django.utils import timezone
 
 from chat.access import get_conversation_for
 from chat.limits import user_rate_limit_admit, user_tokens_charge
-from chat.metering import budget_status, conversation_cost, month_bounds, usage_record_create
+from chat.metering import (
+    BudgetStatus,
+    conversation_cost,
+    department_spend,
+    month_bounds,
+    usage_record_create,
+)
 from chat.models import Conversation, Message, UsageRecord
 from portal.org.models import Department, User
 from provisioning.models import AccessGrant, ModelDeployment
@@ -181,6 +189,7 @@ def conversation_rename(*, conversation: Conversation, title: str, actor: User) 
 
 def conversation_delete(*, conversation: Conversation, actor: User) -> None:
     """Deletes the conversation and its messages; its usage records stay (money outlives content)."""
+    cache.delete(_access_key(user_id=conversation.user_id, conversation_id=conversation.pk))
     conversation.delete()
 
 
@@ -212,6 +221,12 @@ class Turn:
     user_message_id: int | None
     replaces_message_id: int | None
     warning: str | None
+    # The first message of a conversation names it, when the answer is saved.
+    title: str = ""
+    # Read for the checks; the answer's usage record points at them without reading them again.
+    department: Department | None = None
+    deployment: ModelDeployment | None = None
+    user: User | None = None
 
 
 @dataclass(frozen=True)
@@ -235,18 +250,35 @@ def validate_message(content: str) -> str:
     return content
 
 
-def chat_turn_prepare(
-    *,
-    user: User,
-    conversation_id: UUID | str,
-    content: str | None,
-    session: MutableMapping[str, Any],
-) -> Turn | Refusal:
-    """Authorize, save the user's message (before any model call, so it is never lost), check the
-    budget, the grant's cap and the user's rate limit, and build the trimmed prompt.
+# What a turn checks before the model is called is remembered for a few seconds, so that a
+# person in mid-conversation costs one write and one read before the call, not a dozen queries.
+# A change of access or budget therefore reaches a conversation within these seconds.
+TURN_CACHE_SECONDS = 5
+# Money in the cache is counted in these units (the precision of UsageRecord.cost), so that the
+# cache can add to it atomically.
+SPEND_UNITS = Decimal("1e-10")
 
-    `content=None` regenerates: the answer to the last user message is asked for again and
-    replaces the previous answer once the new one is saved."""
+
+def _access_key(*, user_id: int, conversation_id: UUID | str) -> str:
+    return f"chat:turn-access:{user_id}:{conversation_id}"
+
+
+def _spend_key(*, department_id: int, on: date) -> str:
+    return f"chat:department-spend:{department_id}:{on:%Y-%m}"
+
+
+def _conversation_for_turn(
+    *, user: User, conversation_id: UUID | str, session: MutableMapping[str, Any]
+) -> tuple[Conversation, bool]:
+    """The conversation with its deployment and paying department, if the user may still chat
+    in it, and whether that was remembered rather than checked now."""
+    key = _access_key(user_id=user.pk, conversation_id=conversation_id)
+    conversation: Conversation | None = cache.get(key)
+    if conversation is not None:
+        # History-off conversations live in the browser session, which is not remembered.
+        if not conversation_is_visible(conversation=conversation, session=session):
+            raise Http404("No such conversation.")
+        return conversation, True
     conversation = conversation_for_view(user=user, conversation_id=conversation_id, session=session)
     deployment = conversation.deployment
     department = conversation.department
@@ -259,28 +291,68 @@ def chat_turn_prepare(
             "Start a new chat with an assistant you may use.",
             status=404,
         )
+    return conversation, False
+
+
+def _department_spend(*, department: Department, on: date) -> Decimal:
+    """`department_spend`, remembered for a few seconds and counted up as answers are saved."""
+    key = _spend_key(department_id=department.pk, on=on)
+    units = cache.get(key)
+    if units is None:
+        spent = department_spend(department=department, on=on)
+        cache.add(key, int(spent / SPEND_UNITS), TURN_CACHE_SECONDS)
+        return spent
+    return int(units) * SPEND_UNITS
+
+
+def _department_spend_add(*, department_id: int, on: date, cost: Decimal) -> None:
+    if cost <= 0:
+        return
+    # Not remembered (ValueError): the next turn reads the database, this record included.
+    with contextlib.suppress(ValueError):
+        cache.incr(_spend_key(department_id=department_id, on=on), int(cost / SPEND_UNITS))
+
+
+def chat_turn_prepare(
+    *,
+    user: User,
+    conversation_id: UUID | str,
+    content: str | None,
+    session: MutableMapping[str, Any],
+) -> Turn | Refusal:
+    """Authorize, save the user's message (before any model call, so it is never lost), check the
+    budget, the grant's cap and the user's rate limit, and build the trimmed prompt.
+
+    `content=None` regenerates: the answer to the last user message is asked for again and
+    replaces the previous answer once the new one is saved."""
+    conversation, remembered = _conversation_for_turn(
+        user=user, conversation_id=conversation_id, session=session
+    )
+    deployment = conversation.deployment
+    department = conversation.department
+    assert deployment.account is not None  # _conversation_for_turn refuses a deployment without one
     if content is not None:
         content = validate_message(content)
 
     now = timezone.now()
-    with transaction.atomic():
-        if content is not None:
-            user_message = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content=content
-            )
-            replaces_message_id = None
-            if not conversation.title:
-                conversation.title = conversation_title(content)
-        else:
-            user_message = conversation.messages.filter(role=Message.Role.USER).last()  # type: ignore[assignment]
-            if user_message is None:
-                raise ChatInputError("There is no question to answer again yet.")
-            previous_answer = conversation.messages.filter(
-                role=Message.Role.ASSISTANT, pk__gt=user_message.pk
-            ).last()
-            replaces_message_id = previous_answer.pk if previous_answer else None
-        conversation.expires_at = conversation_expiry(department=department, now=now)
-        conversation.save(update_fields=["title", "expires_at", "updated_at"])
+    title = ""
+    if content is not None:
+        # One statement: the conversation's title, expiry and place in the list are updated
+        # when the answer is saved, off the path to the first token.
+        user_message = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=content
+        )
+        replaces_message_id = None
+        title = conversation_title(content)
+    else:
+        last_user_message = conversation.messages.filter(role=Message.Role.USER).last()
+        if last_user_message is None:
+            raise ChatInputError("There is no question to answer again yet.")
+        user_message = last_user_message
+        previous_answer = conversation.messages.filter(
+            role=Message.Role.ASSISTANT, pk__gt=user_message.pk
+        ).last()
+        replaces_message_id = previous_answer.pk if previous_answer else None
     saved_id = user_message.pk if content is not None else None
 
     history = list(
@@ -295,26 +367,17 @@ def chat_turn_prepare(
     )
     prompt_tokens = sum(estimate_tokens(message["content"]) for message in prompt)
 
-    budget = budget_status(department=department, on=timezone.localdate(now))
-    if budget.exhausted:
-        return Refusal(
-            f"{department.name} has used its whole monthly budget of {_money(budget.budget)}. "
-            f"{_ask_leads(department)}",
-            None,
-            saved_id,
-        )
-    capped = _grant_cap_refusal(deployment=deployment, department=department, now=now, tokens=prompt_tokens)
-    if capped is not None:
-        return Refusal(capped[0], capped[1], saved_id)
-    limited = user_rate_limit_admit(user_id=user.pk, estimated_tokens=prompt_tokens)
-    if limited is not None:
-        return Refusal(limited.message, limited.retry_after, saved_id)
-
-    warning = (
-        f"{department.name} has used {int(budget.share * 100)}% of its monthly budget."
-        if budget.warning
-        else None
+    refusal = _turn_refusal(
+        user=user, deployment=deployment, department=department, now=now, prompt_tokens=prompt_tokens
     )
+    if isinstance(refusal, Refusal):
+        conversation_touch(conversation_id=conversation.pk, title=title, now=now)
+        return Refusal(refusal.message, refusal.retry_after, saved_id)
+    if not remembered:
+        # Only a turn that goes ahead is remembered: a refused one is checked afresh next time,
+        # so that a raised budget or a new grant takes effect at once.
+        key = _access_key(user_id=user.pk, conversation_id=conversation.pk)
+        cache.set(key, conversation, TURN_CACHE_SECONDS)
     return Turn(
         conversation_id=conversation.pk,
         user_id=user.pk,
@@ -327,8 +390,53 @@ def chat_turn_prepare(
         prompt_tokens_estimate=prompt_tokens,
         user_message_id=saved_id,
         replaces_message_id=replaces_message_id,
-        warning=warning,
+        warning=refusal,
+        title=title,
+        department=department,
+        deployment=deployment,
+        user=user,
     )
+
+
+def _turn_refusal(
+    *, user: User, deployment: ModelDeployment, department: Department, now: datetime, prompt_tokens: int
+) -> Refusal | str | None:
+    """Why the model may not be called (budget, the grant's cap, the user's rate limit), or the
+    budget warning to show with the answer."""
+    spent = _department_spend(department=department, on=timezone.localdate(now))
+    budget = BudgetStatus(department, spent, department.monthly_budget)
+    if budget.exhausted:
+        return Refusal(
+            f"{department.name} has used its whole monthly budget of {_money(budget.budget)}. "
+            f"{_ask_leads(department)}",
+            None,
+            None,
+        )
+    capped = _grant_cap_refusal(deployment=deployment, department=department, now=now, tokens=prompt_tokens)
+    if capped is not None:
+        return Refusal(capped[0], capped[1], None)
+    limited = user_rate_limit_admit(user_id=user.pk, estimated_tokens=prompt_tokens)
+    if limited is not None:
+        return Refusal(limited.message, limited.retry_after, None)
+    if budget.warning:
+        return f"{department.name} has used {int(budget.share * 100)}% of its monthly budget."
+    return None
+
+
+def conversation_touch(*, conversation_id: UUID, title: str, now: datetime) -> None:
+    """A turn happened: the conversation moves to the top of the list and its retention starts
+    again; its first message names it."""
+    conversation = Conversation.objects.select_related("department").filter(pk=conversation_id).first()
+    if conversation is None:
+        return
+    _touch(conversation, title=title, now=now)
+
+
+def _touch(conversation: Conversation, *, title: str, now: datetime) -> None:
+    if title and not conversation.title:
+        conversation.title = title
+    conversation.expires_at = conversation_expiry(department=conversation.department, now=now)
+    conversation.save(update_fields=["title", "expires_at", "updated_at"])
 
 
 def trimmed_prompt(
@@ -419,10 +527,13 @@ class FinishedTurn:
 def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
     """Save the answer (partial or failed ones too) and meter the call, in one transaction."""
     now = timezone.now()
+    # Read before the transaction, so that the write lock (SQLite's is the whole database) is
+    # held for the writes only.
+    conversation = Conversation.objects.select_related("department").filter(pk=turn.conversation_id).first()
+    department = turn.department or Department.objects.get(pk=turn.department_id)
+    deployment = turn.deployment or ModelDeployment.objects.get(pk=turn.deployment_id)
+    user = turn.user or User.objects.filter(pk=turn.user_id).first()
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.select_related("department").filter(pk=turn.conversation_id).first()
-        )
         message_id = None
         if conversation is not None:
             if turn.replaces_message_id is not None and (outcome.content or not outcome.error):
@@ -441,15 +552,14 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
                 error=outcome.error,
             )
             message_id = message.pk
-            conversation.expires_at = conversation_expiry(department=conversation.department, now=now)
-            conversation.save(update_fields=["expires_at", "updated_at"])
+            _touch(conversation, title=turn.title, now=now)
         cost = Decimal(0)
         if outcome.metered:
             # The conversation may have been deleted while it streamed: the money is still owed.
             record = usage_record_create(
-                department=Department.objects.get(pk=turn.department_id),
-                user=User.objects.get(pk=turn.user_id),
-                deployment=ModelDeployment.objects.get(pk=turn.deployment_id),
+                department=department,
+                user=user,
+                deployment=deployment,
                 conversation=conversation,
                 input_tokens=outcome.prompt_tokens,
                 cached_input_tokens=outcome.cached_tokens,
@@ -458,6 +568,7 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
             )
             cost = record.cost
     if outcome.metered:
+        _department_spend_add(department_id=department.pk, on=timezone.localdate(now), cost=cost)
         user_tokens_charge(user_id=turn.user_id, tokens=outcome.prompt_tokens + outcome.completion_tokens)
     total = conversation_cost(conversation=conversation) if conversation is not None else cost
     return FinishedTurn(

@@ -1,12 +1,15 @@
 """Streaming one answer from Azure OpenAI to the browser as server-sent events.
 
-The hot path: every content chunk from the SDK becomes one small `delta` event, with no database
-work and nothing re-encoded but the chunk's text. The database is touched once before the call
-(`chat_turn_prepare`, in the view) and once after (`chat_turn_finish`), however the stream ends:
-answered, stopped by the user (the client went away), cut by the content filter, or broken.
+The hot path: the answer's text goes out as small `delta` events, the first token the moment it
+arrives and then whatever arrived in each 50 ms, read from the SDK's raw response with nothing
+re-encoded but the text. The database is touched once before the call (`chat_turn_prepare`, in
+the view) and once after (`chat_turn_finish`), both on the chat's database thread
+(`chat.database`), however the stream ends: answered, stopped by the user (the client went
+away), cut by the content filter, or broken.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -15,11 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import openai
-from asgiref.sync import sync_to_async
 from django.db import OperationalError
 from openai import AsyncAzureOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
+from chat.database import database_later, turn_closed
 from chat.services import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
 from provisioning.azure import data_plane_token_provider, is_emulator
 
@@ -32,6 +35,12 @@ SAVE_ATTEMPTS = 3
 # Between two chunks, not for the whole answer: a long answer may stream for minutes.
 READ_TIMEOUT_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+# After the first token, text goes out in batches this far apart: smooth to the eye, and a
+# fraction of the writes of one event per token.
+DELTA_INTERVAL_SECONDS = 0.05
+# A call started for a response that nobody reads within this time (the person left before it
+# began to stream) is closed and metered.
+UNCLAIMED_SECONDS = 30.0
 
 FINISH_NOTES = {
     "content_filter": (
@@ -52,6 +61,10 @@ _DELTA_TAIL = b"}\n\n"
 def delta_event(text: str) -> bytes:
     # The one event sent per token: built from constant bytes around the encoded text.
     return _DELTA_HEAD + json.dumps(text).encode() + _DELTA_TAIL
+
+
+# Calls closed because nobody read their answer, kept until done (the loop holds tasks weakly).
+_abandoned: set["asyncio.Task[None]"] = set()
 
 
 # Clients ---------------------------------------------------------------------------------------
@@ -186,6 +199,8 @@ class AnswerStream:
         self.first_token_ms: int | None = None
         self.accepted = False  # Azure accepted the call: it is metered
         self.saved: FinishedTurn | None = None
+        self._opening: asyncio.Task[tuple[Any, Any]] | None = None
+        self._unclaimed: asyncio.TimerHandle | None = None
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -222,7 +237,7 @@ class AnswerStream:
         if self.saved is None:
             for attempt in range(SAVE_ATTEMPTS):
                 try:
-                    self.saved = await sync_to_async(chat_turn_finish)(turn=self.turn, outcome=outcome)
+                    self.saved = await database_later(_finish, turn=self.turn, outcome=outcome)
                     break
                 except OperationalError:
                     # SQLite answers "database is locked" when writers queue past its timeout.
@@ -235,22 +250,63 @@ class AnswerStream:
         assert self.saved is not None
         return self.saved
 
+    def call(self) -> None:
+        """Send the request to Azure now, from the view: it is under way while the response's
+        headers pass the middleware and go out, and `events` picks it up."""
+        loop = asyncio.get_running_loop()
+        self._opening = loop.create_task(self._open())
+        self._unclaimed = loop.call_later(UNCLAIMED_SECONDS, self._abandon)
+
+    async def _open(self) -> tuple[Any, Any]:
+        turn = self.turn
+        # The SDK makes the call (auth, retries on 429 honouring retry-after, errors as
+        # exceptions); the answer is read from its raw response rather than as one pydantic
+        # object per token, which at 50 streams cost a whole CPU core.
+        answer = openai_client(turn.endpoint).chat.completions.with_streaming_response.create(
+            model=turn.deployment_name,
+            messages=cast("list[ChatCompletionMessageParam]", turn.prompt),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        return answer, await answer.__aenter__()
+
+    async def _close_call(self) -> None:
+        """Cancel the call if it is still being made, or close its answer if it was accepted."""
+        opening = self._opening
+        if opening is None:
+            return
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await opening
+            return
+        if not opening.cancelled() and opening.exception() is None:
+            self.accepted = True
+            answer, _ = opening.result()
+            await answer.__aexit__(None, None, None)
+
+    def _abandon(self) -> None:
+        # The person left before the answer's stream started (Django then never reads it):
+        # close the call and keep what it cost.
+        async def abandon() -> None:
+            await self._close_call()
+            await self._save(self.outcome(finish_reason="stopped"))
+
+        task = asyncio.get_running_loop().create_task(abandon())
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
+
     async def events(self) -> AsyncIterator[bytes]:
         turn = self.turn
+        if self._opening is None:
+            self.call()
+        assert self._opening is not None
+        assert self._unclaimed is not None
+        self._unclaimed.cancel()
         yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
-        client = openai_client(turn.endpoint)
         try:
             try:
-                # The SDK makes the call (auth, retries on 429 honouring retry-after, errors as
-                # exceptions); the answer is read from its raw response rather than as one
-                # pydantic object per token, which at 50 streams cost a whole CPU core.
-                answer = client.chat.completions.with_streaming_response.create(
-                    model=turn.deployment_name,
-                    messages=cast("list[ChatCompletionMessageParam]", turn.prompt),
-                    stream=True,
-                    stream_options={"include_usage": True},
-                )
-                response = await answer.__aenter__()
+                answer, response = await self._opening
             except openai.APIError as error:
                 message, retry_after, verdict = refusal_for(error, turn)
                 logger.info("Chat call refused for conversation %s: %s", turn.conversation_id, error)
@@ -259,19 +315,14 @@ class AnswerStream:
                 return
             self.accepted = True
             try:
-                async for payloads in sse_payloads(response.iter_bytes()):
-                    # Whatever arrived in one read goes out as one event: under load, tokens
-                    # batch up instead of queueing one write each.
-                    text = self._take(payloads)
-                    if text:
-                        if self.first_token_ms is None:
-                            self.first_token_ms = self._elapsed_ms()
-                        self.parts.append(text)
-                        yield delta_event(text)
+                async for text in self._batched_text(response.iter_bytes()):
+                    yield delta_event(text)
             finally:
                 await answer.__aexit__(None, None, None)
         except (asyncio.CancelledError, GeneratorExit):
             # The person pressed stop or closed the page: keep and meter what was delivered.
+            if not self.accepted:
+                await self._close_call()
             await self._save(self.outcome(finish_reason="stopped"))
             raise
         except Exception as error:  # any break of the stream: keep the partial answer
@@ -303,6 +354,60 @@ class AnswerStream:
                 categories=f" ({categories})" if categories else ""
             )
         yield sse("done", done)
+
+    async def _batched_text(self, received: AsyncIterator[bytes]) -> AsyncIterator[str]:
+        """The answer's text: the first piece the moment it arrives, then whatever arrived in each
+        `DELTA_INTERVAL_SECONDS`. One write per stream and interval instead of one per token keeps
+        the event loop free when many answers stream at once; nobody reads faster than that."""
+        arrived = asyncio.Event()
+        pending: list[str] = []
+
+        loop = asyncio.get_running_loop()
+        # Whether the event loop ran since the last chunk: the read waited for the network.
+        waited = [True]
+
+        def loop_ran() -> None:
+            waited[0] = True
+
+        async def read() -> None:
+            try:
+                async for payloads in sse_payloads(received):
+                    came_off_the_network = waited[0]
+                    waited[0] = False
+                    loop.call_soon(loop_ran)
+                    text = self._take(payloads)
+                    if text:
+                        pending.append(text)
+                        arrived.set()
+                    if came_off_the_network and self.first_token_ms is not None:
+                        # The next tokens gather in the socket meanwhile and then come in one
+                        # read, instead of one read and one wake-up each.
+                        await asyncio.sleep(DELTA_INTERVAL_SECONDS)
+                        waited[0] = False
+            finally:
+                arrived.set()
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                await arrived.wait()
+                arrived.clear()
+                if pending:
+                    text = "".join(pending)
+                    pending.clear()
+                    if self.first_token_ms is None:
+                        self.first_token_ms = self._elapsed_ms()
+                    self.parts.append(text)
+                    yield text
+                if reader.done():
+                    reader.result()  # the stream's error, if it broke
+                    return
+                await asyncio.sleep(DELTA_INTERVAL_SECONDS)
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
 
     def _take(self, payloads: list[bytes]) -> str:
         """The content text of some chunks; notes usage and finish reason on the way."""
@@ -356,9 +461,19 @@ async def sse_payloads(received: AsyncIterator[bytes]) -> AsyncIterator[list[byt
         yield payloads
 
 
+def _finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
+    try:
+        return chat_turn_finish(turn=turn, outcome=outcome)
+    finally:
+        turn_closed()
+
+
 def _usd(amount: Any) -> str:
     return f"{amount:.6f}"
 
 
 def answer_stream(turn: Turn) -> AsyncIterator[bytes]:
-    return AnswerStream(turn).events()
+    """The answer's events, its call to Azure already under way."""
+    stream = AnswerStream(turn)
+    stream.call()
+    return stream.events()

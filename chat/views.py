@@ -6,9 +6,10 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages as flash
-from django.db import OperationalError
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
+from django.db import IntegrityError, OperationalError
 from django.http import (
     Http404,
     HttpRequest,
@@ -23,6 +24,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
+from chat.database import database_job, turn_opened
 from chat.metering import budget_status, conversation_cost
 from chat.models import Conversation
 from chat.services import ChatInputError, Refusal, Turn
@@ -118,32 +120,52 @@ def _event_stream(prepared: Turn | Refusal) -> StreamingHttpResponse:
     return response
 
 
+def _prepare_signed_in(
+    request: HttpRequest, conversation_id: UUID, content: str | None
+) -> Turn | Refusal | None:
+    """The turn's database work before the model call, the sign-in check included: one job."""
+    user = request.user  # reads the session and the user here, not on the event loop
+    if not isinstance(user, User):
+        return None
+    prepared = services.chat_turn_prepare(
+        user=user, conversation_id=conversation_id, content=content, session=request.session
+    )
+    if isinstance(prepared, Turn):
+        turn_opened()
+    return prepared
+
+
 async def _answer(request: HttpRequest, conversation_id: UUID, content: str | None) -> HttpResponseBase:
-    user = await request.auser()
-    assert isinstance(user, User)  # LoginRequiredMiddleware lets no one else in
     try:
-        # All the turn's reads and writes before the call, in one hop to a thread.
-        prepared = await sync_to_async(services.chat_turn_prepare)(
-            user=user, conversation_id=conversation_id, content=content, session=request.session
-        )
+        prepared = await database_job(_prepare_signed_in, request, conversation_id, content)
     except Http404:
         return JsonResponse({"error": NOT_FOUND}, status=404)
     except ChatInputError as error:
         return JsonResponse({"error": error.message}, status=error.status)
+    except IntegrityError:
+        # Deleted (in another tab, or by retention) since the turn's checks were remembered.
+        return JsonResponse({"error": NOT_FOUND}, status=404)
     except OperationalError:
         # The database is overloaded (SQLite's write lock): nothing was saved, the page keeps the text.
         logger.exception("Could not prepare a chat turn for conversation %s", conversation_id)
         return JsonResponse(
             {"error": "The chat is very busy right now. Try again in a few seconds."}, status=503
         )
+    if prepared is None:
+        return redirect_to_login(request.get_full_path())
     return _event_stream(prepared)
 
 
+# The streaming views sign their user in within their one database job (above) instead of in
+# LoginRequiredMiddleware, which would take a thread of its own for it; anonymous people are
+# sent to sign in all the same.
+@login_not_required
 @require_POST
 async def stream(request: HttpRequest, conversation_id: UUID) -> HttpResponseBase:
     return await _answer(request, conversation_id, request.POST.get("content", ""))
 
 
+@login_not_required
 @require_POST
 async def regenerate(request: HttpRequest, conversation_id: UUID) -> HttpResponseBase:
     return await _answer(request, conversation_id, None)

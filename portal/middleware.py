@@ -1,7 +1,16 @@
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, cast
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from csp import middleware as csp_middleware
+from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
 from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.middleware import clickjacking, common, csrf, security
+from django.utils.deprecation import MiddlewareMixin
+from whitenoise.middleware import WhiteNoiseMiddleware  # type: ignore[import-untyped]
 
 
 def _next_chunk(iterator: Iterator[bytes]) -> bytes | None:
@@ -13,19 +22,168 @@ async def _read_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class AsyncFileStreamingMiddleware:
-    """Under ASGI, hand the files WhiteNoise serves to the server as an async stream.
+class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]
+    """WhiteNoise, able to run in an async middleware chain.
 
-    WhiteNoise returns a FileResponse over a plain file iterator; Django's ASGI handler would
-    read it whole into memory (and warn). Reading it chunk by chunk in a thread keeps the
-    event loop free and memory flat. Sits above WhiteNoiseMiddleware.
+    WhiteNoise is sync-only: under ASGI Django would then run every request's whole middleware
+    chain through one shared thread, so one slow request holds up all the others (the streaming
+    chat most of all). Here a request that cannot be a static file passes straight on; a static
+    one is looked up and opened in a worker thread, and its file is handed to the server chunk by
+    chunk (read in a thread) instead of being read whole into memory.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.get_response(request)
-        if isinstance(response, FileResponse) and not response.is_async and "wsgi.input" not in request.META:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+        # Where a file may be served from: only such paths need a look at the disk.
+        self.prefixes = tuple({self.static_prefix, *(prefix for _, prefix in self.directories)})
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._serve_async(request)
+        return super().__call__(request)
+
+    def _static_response(self, request: HttpRequest) -> HttpResponseBase | None:
+        path = request.path_info
+        static_file = self.find_file(path) if self.autorefresh else self.files.get(path)
+        return self.serve(static_file, request) if static_file is not None else None
+
+    def _may_be_static(self, path: str) -> bool:
+        if self.autorefresh:
+            return path.startswith(self.prefixes)
+        return path in self.files
+
+    async def _serve_async(self, request: HttpRequest) -> HttpResponseBase:
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+        if not self._may_be_static(request.path_info):
+            return await get_response(request)
+        response = await sync_to_async(self._static_response, thread_sensitive=False)(request)
+        if response is None:
+            return await get_response(request)
+        if isinstance(response, FileResponse) and not response.is_async:
             response.streaming_content = _read_in_thread(iter(response.streaming_content))  # type: ignore[arg-type]
         return response
+
+
+# Django's own middleware, without a thread hop per hook -----------------------------------------
+
+ViewFunction = Callable[..., Any]
+
+
+class EventLoopHooks(MiddlewareMixin):
+    """For a Django middleware whose hooks do no I/O: under ASGI they run on the event loop.
+
+    Django runs every hook of such a middleware in a thread when the request is async, two or
+    three hops per middleware and request. Under load each hop waits for the thread and for the
+    GIL, which a streaming answer feels as tens of milliseconds before its first token. A hook
+    that does need the database (saving a session, reading a user) says so in `*_needs_thread`
+    and still gets its thread.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        if iscoroutinefunction(get_response) and hasattr(self, "process_view"):
+            self._process_view_sync: Callable[..., HttpResponseBase | None] = self.process_view
+            # Django awaits a coroutine function here instead of running the hook in a thread.
+            self.__dict__["process_view"] = self._process_view_async
+
+    def request_needs_thread(self, request: HttpRequest) -> bool:
+        return False
+
+    def view_needs_thread(self, request: HttpRequest, view_func: ViewFunction) -> bool:
+        return False
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        return False
+
+    async def _process_view_async(
+        self, request: HttpRequest, view_func: ViewFunction, view_args: Any, view_kwargs: Any
+    ) -> HttpResponseBase | None:
+        hook = self._process_view_sync
+        if self.view_needs_thread(request, view_func):
+            return await sync_to_async(hook, thread_sensitive=True)(
+                request, view_func, view_args, view_kwargs
+            )
+        return hook(request, view_func, view_args, view_kwargs)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        get_response = cast("Callable[[HttpRequest], Awaitable[HttpResponseBase]]", self.get_response)
+        response = None
+        if hasattr(self, "process_request"):
+            if self.request_needs_thread(request):
+                response = await sync_to_async(self.process_request, thread_sensitive=True)(request)
+            else:
+                response = self.process_request(request)
+        response = response or await get_response(request)
+        if hasattr(self, "process_response"):
+            if self.response_needs_thread(request, response):
+                response = await sync_to_async(self.process_response, thread_sensitive=True)(
+                    request, response
+                )
+            else:
+                response = self.process_response(request, response)
+        return response
+
+
+class SecurityMiddleware(EventLoopHooks, security.SecurityMiddleware):
+    pass
+
+
+class SessionMiddleware(EventLoopHooks, sessions.SessionMiddleware):
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        session = getattr(request, "session", None)
+        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+
+
+class CommonMiddleware(EventLoopHooks, common.CommonMiddleware):
+    pass
+
+
+class CsrfViewMiddleware(EventLoopHooks, csrf.CsrfViewMiddleware):
+    # The token lives in a cookie; in the session it would need the database.
+    def request_needs_thread(self, request: HttpRequest) -> bool:
+        return bool(settings.CSRF_USE_SESSIONS)
+
+    def view_needs_thread(self, request: HttpRequest, view_func: ViewFunction) -> bool:
+        return bool(settings.CSRF_USE_SESSIONS)
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        return bool(settings.CSRF_USE_SESSIONS)
+
+
+class AuthenticationMiddleware(EventLoopHooks, auth.AuthenticationMiddleware):
+    pass
+
+
+class LoginRequiredMiddleware(EventLoopHooks, auth.LoginRequiredMiddleware):
+    def process_view(
+        self, request: HttpRequest, view_func: ViewFunction, view_args: Any, view_kwargs: Any
+    ) -> HttpResponseBase | None:
+        # A view that signs its user in itself (with the rest of its database work) is let
+        # through before anyone looks at the session.
+        if not getattr(view_func, "login_required", True):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
+
+    def view_needs_thread(self, request: HttpRequest, view_func: ViewFunction) -> bool:
+        return getattr(view_func, "login_required", True) and not hasattr(request, "_cached_user")
+
+
+class MessageMiddleware(EventLoopHooks, messages.MessageMiddleware):
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        # Messages kept in the session are read or written only when some were shown or added.
+        storage = getattr(request, "_messages", None)
+        return storage is not None and bool(storage.used or storage.added_new)
+
+
+class XFrameOptionsMiddleware(EventLoopHooks, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class CSPMiddleware(EventLoopHooks, csp_middleware.CSPMiddleware):
+    pass

@@ -57,18 +57,19 @@ INSTALLED_APPS = [
     "portal.reports",
 ]
 
+# Django's own middleware, in versions whose hooks run on the event loop under ASGI
+# (portal/middleware.py): the streamed chat must not wait for a thread per hook.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "portal.middleware.AsyncFileStreamingMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "portal.middleware.StaticFilesMiddleware",
+    "portal.middleware.SessionMiddleware",
+    "portal.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.AuthenticationMiddleware",
+    "portal.middleware.LoginRequiredMiddleware",
+    "portal.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "portal.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
@@ -270,6 +271,9 @@ PROVISIONING_POLL_SECONDS = env.float("PROVISIONING_POLL_SECONDS", default=2.0)
 # Chat: per-user limits, counted in the cache above (shared by all web workers with Redis).
 CHAT_USER_REQUESTS_PER_MINUTE = env.int("CHAT_USER_REQUESTS_PER_MINUTE", default=20)
 CHAT_USER_TOKENS_PER_MINUTE = env.int("CHAT_USER_TOKENS_PER_MINUTE", default=40_000)
+# The chat's database work runs on one thread per web process that keeps its connection
+# (chat/database.py); off, it runs on Django's thread per request, as the tests need.
+CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)
 
 # Cost reconciliation: Azure's billed cost per account may differ from the metered one by this
 # share of the billed cost, and at least by this many USD, before the page flags it.

@@ -40,6 +40,13 @@ def _fresh_rate_limits():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _database_work_in_the_test_transaction(settings):
+    # The chat's database thread has a connection of its own, which cannot see the data a test
+    # keeps in its transaction; test_database_thread.py covers that thread on committed data.
+    settings.CHAT_DATABASE_THREAD = False
+
+
 @pytest.fixture
 def lena(marketing: Department) -> User:
     lead = make_user(

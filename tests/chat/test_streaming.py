@@ -2,14 +2,17 @@
 usage and cost, content filters, Azure's 429, broken and stopped streams, budgets, the user's
 rate limit and regenerate."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import requests
+from asgiref.sync import async_to_sync, sync_to_async
 from django.urls import reverse
 from django.utils import timezone
 
+from chat import services, streaming
 from chat.metering import usage_rollup_add
 from chat.models import Conversation, Message, UsageRecord
 from portal.org.models import Membership
@@ -392,3 +395,27 @@ def test_a_deployment_that_is_decommissioned_ends_the_conversation(browser_for, 
     ModelDeployment.objects.filter(pk=copywriter.pk).update(state=ModelDeployment.State.DECOMMISSIONED)
 
     assert browser.stream(started["stream_url"], {"content": "Hi"}).status == 404
+
+
+def test_a_call_whose_answer_nobody_reads_is_closed_and_metered(mark, copywriter, marketing, monkeypatch):
+    # The view starts the call before Django sends the response; if the person leaves before
+    # the stream begins, Django never reads it, and the call must not stay open or go unpaid.
+    monkeypatch.setattr(streaming, "UNCLAIMED_SECONDS", 1.0)  # Azure has accepted the call by then
+    conversation = Conversation.objects.create(user=mark, deployment=copywriter, department=marketing)
+    turn = services.chat_turn_prepare(
+        user=mark, conversation_id=conversation.pk, content="Hello there", session={}
+    )
+    assert isinstance(turn, services.Turn)
+
+    async def start_and_leave() -> None:
+        streaming.AnswerStream(turn).call()
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if await sync_to_async(Message.objects.filter(role="assistant").exists)():
+                return
+
+    async_to_sync(start_and_leave)()
+
+    answer = Message.objects.get(role="assistant")
+    assert answer.finish_reason == "stopped"
+    assert UsageRecord.objects.get().input_tokens > 0

@@ -1,0 +1,54 @@
+"""The chat's database work on its own thread and connection (chat/database.py), as it runs in
+the web process: on committed data, so these tests use a transactional database."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import connections
+from django.urls import reverse
+
+from chat import database
+from chat.models import Message, UsageRecord
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _database_thread_on(settings):
+    settings.CHAT_DATABASE_THREAD = True
+
+
+def test_an_answer_is_prepared_and_saved_on_the_database_thread(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = browser.post(reverse("chat:start"), {"deployment": copywriter.pk}).json()
+
+    reply = browser.stream(started["stream_url"], {"content": "A slogan for tea"})
+    again = browser.stream(started["regenerate_url"])
+
+    assert reply.names[0] == "start"
+    assert reply.names[-1] == again.names[-1] == "done"
+    assert list(Message.objects.values_list("role", flat=True)) == ["user", "assistant"]
+    assert Message.objects.get(role="assistant").content == again.text
+    assert UsageRecord.objects.count() == 2
+
+
+def test_anonymous_people_are_sent_to_sign_in_by_the_streaming_views(browser_for, client, mark, copywriter):
+    started = browser_for(mark).post(reverse("chat:start"), {"deployment": copywriter.pk}).json()
+
+    response = client.post(started["stream_url"], {"content": "Hello"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+    assert not Message.objects.exists()
+
+
+def test_the_thread_lets_go_of_its_connection_when_no_answer_is_under_way(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = browser.post(reverse("chat:start"), {"deployment": copywriter.pk}).json()
+    browser.stream(started["stream_url"], {"content": "Hello"})
+
+    def open_connections() -> int:
+        return sum(connection.connection is not None for connection in connections.all(initialized_only=True))
+
+    # The last job (saving the answer) closed the connection: a quiet process holds none, and
+    # the test database can be dropped while the thread lives on.
+    assert async_to_sync(database.database_job)(open_connections) == 0
