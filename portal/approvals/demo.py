@@ -97,6 +97,8 @@ def seed_requests(departments: dict[str, Department]) -> int:
             purpose="Summarise interview notes into a structured candidate profile.",
             model_name="gpt-4o",
             capacity=40,
+            input_tokens_per_month=Decimal("15"),
+            output_tokens_per_month=Decimal("5"),
             data_classification="confidential",
         ),
     )
