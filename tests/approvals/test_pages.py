@@ -386,3 +386,24 @@ def test_once_decided_the_live_update_takes_away_actions_that_no_longer_apply(
     assert "Cancel request" not in decided
     assert 'id="request-decision" hx-swap-oob="true"' in decided
     assert "another approver decides" not in decided
+
+
+@pytest.mark.parametrize("action", ["decide", "submit", "cancel", "retry", "edit"])
+def test_every_action_walks_the_ladder(
+    client, client_for, marketing_request, finance_lead, marketing_member, action
+):
+    url = f"/requests/{marketing_request.pk}/{action}/"
+    assert client.post(url)["Location"].startswith("/accounts/login/")
+    assert client_for(finance_lead).post(url).status_code == 404
+    assert client_for(marketing_member).post(url).status_code == 403
+    assert DeploymentRequest.objects.get(pk=marketing_request.pk).state == State.SUBMITTED
+
+
+def test_the_live_preview_walks_the_ladder(
+    client, client_for, marketing_request, finance_lead, marketing_member
+):
+    data = {**NEW, "request": marketing_request.pk}
+    assert client.post("/requests/new/preview/", data)["Location"].startswith("/accounts/login/")
+    assert client_for(marketing_member).post("/requests/new/preview/", data).status_code == 403
+    # A lead of another department cannot preview against Marketing's request.
+    assert client_for(finance_lead).post("/requests/new/preview/", data).status_code == 404
