@@ -112,7 +112,21 @@ class UsageRecord(models.Model):
         return self.input_tokens + self.output_tokens
 
 
-class UsageRollup(models.Model):
+class UsageCounters(models.Model):
+    """What every rollup adds up: calls, tokens and their cost (the counters the upsert in
+    `chat.metering.usage_rollup_add` increments)."""
+
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
+
+    class Meta:
+        abstract = True
+
+
+class UsageRollup(UsageCounters):
     """Usage per day x department x deployment x user: what reports and the budget check read,
     so neither scans raw usage. Kept up to date as usage is metered; `rebuild_usage_rollups`
     recomputes any range from the records."""
@@ -123,11 +137,6 @@ class UsageRollup(models.Model):
     # A plain id, 0 for usage without a person: a nullable key would defeat the upsert's
     # uniqueness (NULLs never conflict), and the rollup must outlive a deleted user anyway.
     user_key = models.PositiveIntegerField(default=0)
-    requests = models.PositiveIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
 
     class Meta:
         constraints = [
@@ -144,18 +153,13 @@ class UsageRollup(models.Model):
         return f"{self.day} {self.department_id}/{self.deployment_id}/{self.user_key}: ${self.cost}"
 
 
-class DepartmentUsageRollup(models.Model):
+class DepartmentUsageRollup(UsageCounters):
     """The same per day x department x deployment, without people: a month of the whole company
     is a few thousand rows, small enough for the budget check on every chat message."""
 
     day = models.DateField()
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
     deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
-    requests = models.PositiveIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
 
     class Meta:
         constraints = [
@@ -172,17 +176,12 @@ class DepartmentUsageRollup(models.Model):
         return f"{self.day} {self.department_id}/{self.deployment_id}: ${self.cost}"
 
 
-class DailyDeploymentRollup(models.Model):
+class DailyDeploymentRollup(UsageCounters):
     """Per day x deployment, everyone together: the company's daily spend and a deployment's
     usage over time, without reading a row per department."""
 
     day = models.DateField()
     deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
-    requests = models.PositiveIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
 
     class Meta:
         constraints = [
@@ -194,18 +193,13 @@ class DailyDeploymentRollup(models.Model):
         return f"{self.day} {self.deployment_id}: ${self.cost}"
 
 
-class MonthlyUsageRollup(models.Model):
+class MonthlyUsageRollup(UsageCounters):
     """Per calendar month x department x deployment: what a month's cost allocation reads (a few
     thousand rows for the whole company, however much usage there was)."""
 
     month = models.DateField(help_text="The first day of the month.")
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
     deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
-    requests = models.PositiveIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
 
     class Meta:
         constraints = [
@@ -222,17 +216,12 @@ class MonthlyUsageRollup(models.Model):
         return f"{self.month:%Y-%m} {self.department_id}/{self.deployment_id}: ${self.cost}"
 
 
-class MonthlyPersonRollup(models.Model):
+class MonthlyPersonRollup(UsageCounters):
     """Per calendar month x department x person: the people tables of a month."""
 
     month = models.DateField(help_text="The first day of the month.")
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
     user_key = models.PositiveIntegerField(default=0)
-    requests = models.PositiveIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=10, default=ZERO, help_text="USD, unrounded.")
 
     class Meta:
         constraints = [

@@ -5,7 +5,9 @@ from typing import Any
 
 from django.db.models import Case, F, IntegerField, Value, When
 from django.db.models.expressions import OrderBy
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 
 
 def lifecycle_order(states: list[str], field: str = "state") -> Case:
@@ -78,3 +80,24 @@ def is_htmx_for(request: HttpRequest, target: str) -> bool:
     """An htmx request that swaps the element `target` (not a history restore of the page)."""
     htmx = getattr(request, "htmx", None)
     return htmx is not None and bool(htmx) and not htmx.history_restore_request and htmx.target == target
+
+
+def render_page_or_fragment(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    target: str,
+    partial: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The whole page, or, when htmx asks to swap the element `target`, only the template's
+    partial of that name (`partial` when it is named otherwise), with `fragment` set so the
+    partial can add out-of-band swaps."""
+    if is_htmx_for(request, target):
+        template = f"{template}#{partial or target}"
+        context = {**context, "fragment": True}
+    response = render(request, template, context, status=status)
+    # The fragment and the full page share a URL: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request",))
+    return response

@@ -7,11 +7,9 @@ from django import forms
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 
 from portal.org.models import Department, User
-from portal.tables import SortOrder, is_htmx_for, lifecycle_order, query_with
+from portal.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
 from provisioning.access import deployments_visible_to, get_deployment_for, led_department_ids
 from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
 
@@ -154,14 +152,9 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
         "previous_url": query_with(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
         "next_url": query_with(request.GET, page=str(page.number + 1)) if page.has_next() else "",
     }
-    template = "provisioning/deployment_list.html"
-    if is_htmx_for(request, "deployment-results"):
-        template += "#deployment-results"
-        context["fragment"] = True
-    response = render(request, template, context)
-    # The fragment and the full page share a URL: caches must keep them apart.
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render_page_or_fragment(
+        request, "provisioning/deployment_list.html", context, target="deployment-results"
+    )
 
 
 def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -172,7 +165,7 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if not user.sees_all_departments:
         # A lead sees their own share of a shared service, not the other departments' caps.
         grants = grants.filter(department_id__in=led_department_ids(user))
-    context: dict[str, object] = {
+    context: dict[str, Any] = {
         "deployment": deployment,
         "operations": operations,
         "several_runs": len({operation.run for operation in operations}) > 1,
@@ -182,12 +175,8 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "drift": drift_differences(deployment.drift),
         "in_flight": deployment.state in ModelDeployment.State.in_flight(),
     }
-    template = "provisioning/deployment_detail.html"
-    if is_htmx_for(request, "operation-log"):
-        # The poll also refreshes the state badge, status message and Azure facts, so the page
-        # is whole once provisioning ends and the poll stops.
-        template += "#operations"
-        context["live_update"] = True
-    response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    # The poll also refreshes the state badge, status message and Azure facts, so the page is
+    # whole once provisioning ends and the poll stops.
+    return render_page_or_fragment(
+        request, "provisioning/deployment_detail.html", context, target="operation-log", partial="operations"
+    )

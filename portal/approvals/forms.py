@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django import forms
@@ -325,6 +326,9 @@ class DeploymentRequestForm(forms.Form):
 
     # What the choices mean -------------------------------------------------------------------
 
+    # Cached: the submitted data is settled once __init__ is done, and the checks, the view and
+    # the template all ask (each asking would repeat the catalog, quota and budget queries).
+    @cached_property
     def _spec(self) -> dict[str, Any]:
         """The model, SKU and capacity as chosen so far, whether or not they are valid yet."""
         target = self._target_value()
@@ -356,8 +360,9 @@ class DeploymentRequestForm(forms.Form):
         except (TypeError, ValueError):
             return None
 
+    @cached_property
     def assessment(self) -> Assessment:
-        spec = self._spec()
+        spec = self._spec
         target = spec["target"]
         zone = target.landing_zone if target is not None else self.landing_zone
         entry = None
@@ -417,7 +422,7 @@ class DeploymentRequestForm(forms.Form):
     @property
     def uses_tokens(self) -> bool:
         """Token SKUs are priced by expected use; provisioned ones by the hour."""
-        return not str(self._spec()["sku"]).endswith("ProvisionedManaged")
+        return not str(self._spec["sku"]).endswith("ProvisionedManaged")
 
     # Validation ------------------------------------------------------------------------------
 
@@ -470,7 +475,7 @@ class DeploymentRequestForm(forms.Form):
         capacity = cleaned.get("capacity")
         if capacity is None:
             return
-        assessment = self.assessment()
+        assessment = self.assessment
         entry = assessment.entry
         unit = "PTU" if not self.uses_tokens else "K TPM"
         if entry is not None:
@@ -496,7 +501,7 @@ class DeploymentRequestForm(forms.Form):
             return
         needed, left = assessment.quota_needed, assessment.quota_left
         if needed is not None and left is not None and needed > left:
-            spec = self._spec()
+            spec = self._spec
             self.add_error(
                 "capacity",
                 f"{region_label(spec['region'])} has {left.normalize():f} {unit} of {spec['model_name']} "
@@ -504,7 +509,7 @@ class DeploymentRequestForm(forms.Form):
             )
 
     def _check_budget(self) -> None:
-        assessment = self.assessment()
+        assessment = self.assessment
         if not assessment.over_budget or assessment.budget is None:
             return
         budget = assessment.budget

@@ -8,9 +8,9 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from portal.approvals import services
@@ -19,7 +19,7 @@ from portal.approvals.forms import DeploymentRequestForm, departments_for_author
 from portal.approvals.models import DataClassification, DeploymentRequest
 from portal.approvals.timeline import request_timeline
 from portal.org.models import Department, User
-from portal.tables import SortOrder, is_htmx_for, lifecycle_order, query_with
+from portal.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
 
 PAGE_SIZE = 25
 Kind = DeploymentRequest.Kind
@@ -102,12 +102,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
         "may_request": bool(departments_for_author(user)),
         **_paged_table(request, form.filter(visible), default_sort="-number"),
     }
-    template = "approvals/request_list.html"
-    if is_htmx_for(request, "request-results"):
-        template += "#request-results"
-    response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render_page_or_fragment(request, "approvals/request_list.html", context, target="request-results")
 
 
 def approval_queue(request: HttpRequest) -> HttpResponse:
@@ -122,12 +117,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
         .count(),
         **_paged_table(request, waiting, default_sort="submitted"),
     }
-    template = "approvals/approval_queue.html"
-    if is_htmx_for(request, "queue-results"):
-        template += "#queue-results"
-    response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    return render_page_or_fragment(request, "approvals/approval_queue.html", context, target="queue-results")
 
 
 def _kind_from(request: HttpRequest) -> str:
@@ -207,7 +197,7 @@ def request_preview(request: HttpRequest) -> HttpResponse:
         "approvals/request_form.html#spec",
         {
             "form": form,
-            "assessment": form.assessment(),
+            "assessment": form.assessment,
             "live_errors": form.preview_errors(),
             "kind": form.kind,
         },
@@ -226,7 +216,7 @@ def _render_form(
         "kind_label": Kind(kind).label,
         "kind_intro": KIND_INTROS[Kind(kind)],
         "instance": instance,
-        "assessment": form.assessment(),
+        "assessment": form.assessment,
         "live_errors": {},
         "classifications": DataClassification.choices,
     }
@@ -250,7 +240,9 @@ def _render_detail(
     request: HttpRequest, deployment_request: DeploymentRequest, *, comment: str = "", status: int = 200
 ) -> HttpResponse:
     user = _user(request)
-    steps = list(deployment_request.steps.select_related("decided_by"))
+    # One read of the steps serves the page and `next_step_for`.
+    prefetch_related_objects([deployment_request], "steps__decided_by")
+    steps = list(deployment_request.steps.all())
     context = {
         "req": deployment_request,
         "timeline": request_timeline(deployment_request),
@@ -267,15 +259,16 @@ def _render_detail(
         else (10 if deployment_request.state == State.SUBMITTED else 0),
         "comment": comment,
     }
-    template = "approvals/request_detail.html"
-    if is_htmx_for(request, "request-live"):
-        # The poll also refreshes the state badge in the header, so the page is whole when the
-        # request settles and the poll stops.
-        template += "#live"
-        context["live_update"] = True
-    response = render(request, template, context, status=status)
-    patch_vary_headers(response, ("HX-Request",))
-    return response
+    # The poll also refreshes the state badge, the approvals and the actions, so the page is
+    # whole when the request settles and the poll stops.
+    return render_page_or_fragment(
+        request,
+        "approvals/request_detail.html",
+        context,
+        target="request-live",
+        partial="live",
+        status=status,
+    )
 
 
 @require_POST
