@@ -315,6 +315,7 @@ async def measure(
     stagger_seconds: float,
     cycles: int,
     portal_pid: int,
+    emulator_pid: int,
     before_portal: Any = None,
 ) -> tuple[list[Stream], list[Stream], list[Stream]]:
     from provisioning.azure import data_plane_token_provider
@@ -328,7 +329,7 @@ async def measure(
             api_version="2025-04-01-preview",
             azure_ad_token_provider=data_plane_token_provider(),
             max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout),
+            http_client=openai.DefaultAioHttpClient(limits=limits, timeout=timeout),
         ) as sdk,
         httpx2.AsyncClient(limits=limits, timeout=timeout) as http,
     ):
@@ -342,29 +343,33 @@ async def measure(
         # weighs on both sides alike.
         direct: list[Stream] = []
         portal: list[Stream] = []
-        portal_cpu = 0.0
-        for cycle in range(cycles):
-            direct += await in_flight(
-                lambda index: direct_stream(sdk, histories[index]),
-                concurrency=streams,
-                rounds=rounds,
-                stagger_seconds=stagger_seconds,
+        # CPU seconds of each process and wall seconds, per side: the three share the machine.
+        pids = {"client": os.getpid(), "emulator": emulator_pid, "portal": portal_pid}
+        usage = {side: dict.fromkeys([*pids, "wall"], 0.0) for side in ("direct", "portal")}
+
+        async def phase(side: str, make_stream: Any) -> list[Stream]:
+            before = {name: process_figures(pid)[1] for name, pid in pids.items()}
+            started = time.perf_counter()
+            streamed = await in_flight(
+                make_stream, concurrency=streams, rounds=rounds, stagger_seconds=stagger_seconds
             )
+            usage[side]["wall"] += time.perf_counter() - started
+            for name, pid in pids.items():
+                usage[side][name] += process_figures(pid)[1] - before[name]
+            return streamed
+
+        for cycle in range(cycles):
+            direct += await phase("direct", lambda index: direct_stream(sdk, histories[index]))
             if before_portal is not None and cycle == 0:
                 before_portal()
-            cpu_before = process_figures(portal_pid)[1]
-            portal += await in_flight(
-                lambda index: portal_stream(http, base, *sessions[index]),
-                concurrency=streams,
-                rounds=rounds,
-                stagger_seconds=stagger_seconds,
-            )
-            portal_cpu += process_figures(portal_pid)[1] - cpu_before
+            portal += await phase("portal", lambda index: portal_stream(http, base, *sessions[index]))
         many = await asyncio.gather(*(portal_stream(http, base, *sessions[index]) for index in range(burst)))
-    print(
-        f"web process CPU while {streams} streamed: {portal_cpu:.1f} s for {len(portal)} answers "
-        f"({portal_cpu / len(portal) * 1000:.1f} ms per answer)"
-    )
+    print(f"\nCPU while {streams} streamed, in cores busy (the machine has {os.cpu_count()}):")
+    for side, figures in usage.items():
+        busy = ", ".join(f"{name} {figures[name] / figures['wall']:.2f}" for name in pids)
+        print(f"  {side:<7} {busy}")
+    portal_cpu = usage["portal"]["portal"]
+    print(f"  web process: {portal_cpu / len(portal) * 1000:.1f} ms of CPU per answer")
     return direct, portal, list(many)
 
 
@@ -477,6 +482,7 @@ def main() -> int:
                 stagger_seconds=arguments.stagger_seconds,
                 cycles=arguments.cycles,
                 portal_pid=portal.pid,
+                emulator_pid=emulator.pid,
                 before_portal=profile,
             )
         )

@@ -1,5 +1,7 @@
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
+from django.core.cache import cache
 from django.http import Http404
 
 from chat.models import Conversation
@@ -15,3 +17,22 @@ def get_conversation_for(user: User, conversation_id: UUID | str) -> Conversatio
         )
     except (Conversation.DoesNotExist, ValueError):
         raise Http404("No such conversation.") from None
+
+
+# Who may chat where is remembered between turns (see `chat.services`) under this version, which
+# every change to memberships, departments, deployments, accounts or grants replaces: a revoked
+# grant or membership takes effect at the next turn, in every web process sharing the cache.
+ACCESS_VERSION_KEY = "chat:access-version"
+
+
+def access_version() -> str:
+    version = cache.get(ACCESS_VERSION_KEY)
+    if version is None:
+        cache.add(ACCESS_VERSION_KEY, uuid4().hex, None)
+        version = cache.get(ACCESS_VERSION_KEY)
+    return str(version)
+
+
+def access_changed(**_signal: Any) -> None:
+    """A receiver for the saves and deletes that can change who may chat where."""
+    cache.set(ACCESS_VERSION_KEY, uuid4().hex, None)

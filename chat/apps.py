@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class ChatConfig(AppConfig):
@@ -6,3 +7,15 @@ class ChatConfig(AppConfig):
 
     name = "chat"
     verbose_name = "Chat"
+
+    def ready(self) -> None:
+        from chat.access import access_changed
+        from chat.metering import prices_changed
+        from portal.org.models import Department, Membership
+        from provisioning.models import AccessGrant, ModelDeployment, OpenAIAccount, Price
+
+        for model in (Membership, Department, ModelDeployment, OpenAIAccount, AccessGrant):
+            for signal in (post_save, post_delete):
+                signal.connect(access_changed, sender=model, dispatch_uid=f"chat-access-{model.__name__}")
+        for signal in (post_save, post_delete):
+            signal.connect(prices_changed, sender=Price, dispatch_uid="chat-prices")

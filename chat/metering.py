@@ -12,6 +12,7 @@ disagree.
 Money is Decimal and is rounded only when shown (`cents`), so totals add up.
 """
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -103,8 +104,29 @@ def usage_cost(
     return cost, price
 
 
+# Every answer is priced as it is saved: the price in force is remembered in the process for a
+# minute instead of costing a query per answer. A price saved in this process is seen at once,
+# one saved elsewhere (admin in another web process) within the minute.
+PRICE_MEMO_SECONDS = 60.0
+_price_memo: dict[tuple[str, str, str, date], tuple[float, Price | None]] = {}
+
+
 def _price_in_force(*, model_name: str, model_version: str, sku: str, day: date) -> Price | None:
-    return price_in_force(model_name=model_name, model_version=model_version, sku=sku, on=day)
+    key = (model_name, model_version, sku, day)
+    now = time.monotonic()
+    remembered = _price_memo.get(key)
+    if remembered is not None and remembered[0] > now:
+        return remembered[1]
+    price = price_in_force(model_name=model_name, model_version=model_version, sku=sku, on=day)
+    if len(_price_memo) > 1000:  # days gone by
+        _price_memo.clear()
+    _price_memo[key] = (now + PRICE_MEMO_SECONDS, price)
+    return price
+
+
+def prices_changed(**_signal: Any) -> None:
+    """A receiver for saved and deleted prices."""
+    _price_memo.clear()
 
 
 def usage_record_create(

@@ -25,7 +25,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from chat.access import get_conversation_for
+from chat.access import ACCESS_VERSION_KEY, access_version, get_conversation_for
 from chat.limits import user_rate_limit_admit, user_tokens_charge
 from chat.metering import (
     BudgetStatus,
@@ -250,9 +250,12 @@ def validate_message(content: str) -> str:
     return content
 
 
-# What a turn checks before the model is called is remembered for a few seconds, so that a
-# person in mid-conversation costs one write and one read before the call, not a dozen queries.
-# A change of access or budget therefore reaches a conversation within these seconds.
+# What a turn checks before the model is called is remembered, so that a person in
+# mid-conversation costs one write and one read before the call, not a dozen queries: who may chat
+# where until anything that decides it changes (`chat.access.ACCESS_VERSION_KEY`), at most
+# TURN_ACCESS_SECONDS; the department's spend for TURN_CACHE_SECONDS, counted up as answers are
+# saved, so a raised budget reaches a conversation within these seconds.
+TURN_ACCESS_SECONDS = 300
 TURN_CACHE_SECONDS = 5
 # Money in the cache is counted in these units (the precision of UsageRecord.cost), so that the
 # cache can add to it atomically.
@@ -269,16 +272,20 @@ def _spend_key(*, department_id: int, on: date) -> str:
 
 def _conversation_for_turn(
     *, user: User, conversation_id: UUID | str, session: MutableMapping[str, Any]
-) -> tuple[Conversation, bool]:
+) -> tuple[Conversation, str | None]:
     """The conversation with its deployment and paying department, if the user may still chat
-    in it, and whether that was remembered rather than checked now."""
+    in it, and the access version it was checked under (None: it was remembered)."""
     key = _access_key(user_id=user.pk, conversation_id=conversation_id)
-    conversation: Conversation | None = cache.get(key)
-    if conversation is not None:
+    found = cache.get_many([ACCESS_VERSION_KEY, key])
+    version, remembered = found.get(ACCESS_VERSION_KEY), found.get(key)
+    if remembered is not None and version is not None and remembered[0] == version:
+        conversation: Conversation = remembered[1]
         # History-off conversations live in the browser session, which is not remembered.
         if not conversation_is_visible(conversation=conversation, session=session):
             raise Http404("No such conversation.")
-        return conversation, True
+        return conversation, None
+    # Read before the checks: a change made while they run makes the next turn check again.
+    version = access_version()
     conversation = conversation_for_view(user=user, conversation_id=conversation_id, session=session)
     deployment = conversation.deployment
     department = conversation.department
@@ -291,7 +298,7 @@ def _conversation_for_turn(
             "Start a new chat with an assistant you may use.",
             status=404,
         )
-    return conversation, False
+    return conversation, version
 
 
 def _department_spend(*, department: Department, on: date) -> Decimal:
@@ -325,7 +332,7 @@ def chat_turn_prepare(
 
     `content=None` regenerates: the answer to the last user message is asked for again and
     replaces the previous answer once the new one is saved."""
-    conversation, remembered = _conversation_for_turn(
+    conversation, checked_version = _conversation_for_turn(
         user=user, conversation_id=conversation_id, session=session
     )
     deployment = conversation.deployment
@@ -373,11 +380,11 @@ def chat_turn_prepare(
     if isinstance(refusal, Refusal):
         conversation_touch(conversation_id=conversation.pk, title=title, now=now)
         return Refusal(refusal.message, refusal.retry_after, saved_id)
-    if not remembered:
+    if checked_version is not None:
         # Only a turn that goes ahead is remembered: a refused one is checked afresh next time,
         # so that a raised budget or a new grant takes effect at once.
         key = _access_key(user_id=user.pk, conversation_id=conversation.pk)
-        cache.set(key, conversation, TURN_CACHE_SECONDS)
+        cache.set(key, (checked_version, conversation), TURN_ACCESS_SECONDS)
     return Turn(
         conversation_id=conversation.pk,
         user_id=user.pk,

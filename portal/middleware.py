@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -7,9 +7,14 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
+from django.core import checks
+from django.core.checks.security import base as security_checks
+from django.core.checks.security import csrf as csrf_checks
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
+from django.test.utils import override_settings
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware  # type: ignore[import-untyped]
 
 
@@ -187,3 +192,44 @@ class XFrameOptionsMiddleware(EventLoopHooks, clickjacking.XFrameOptionsMiddlewa
 
 class CSPMiddleware(EventLoopHooks, csp_middleware.CSPMiddleware):
     pass
+
+
+# Django's deploy checks for the middleware above --------------------------------------------------
+
+# Django's checks that look for its own middleware by dotted path (and pass silently when they do
+# not find it); settings.SILENCED_SYSTEM_CHECKS silences the three that would report it missing.
+_MIDDLEWARE_CHECKS: list[Callable[..., Iterable[checks.CheckMessage]]] = [
+    security_checks.check_security_middleware,
+    security_checks.check_xframe_options_middleware,
+    security_checks.check_sts,
+    security_checks.check_sts_include_subdomains,
+    security_checks.check_sts_preload,
+    security_checks.check_content_type_nosniff,
+    security_checks.check_ssl_redirect,
+    security_checks.check_xframe_deny,
+    security_checks.check_referrer_policy,
+    security_checks.check_cross_origin_opener_policy,
+    csrf_checks.check_csrf_middleware,
+    csrf_checks.check_csrf_cookie_secure,
+]
+_DJANGO_MIDDLEWARE = {
+    SecurityMiddleware: "django.middleware.security.SecurityMiddleware",
+    CsrfViewMiddleware: "django.middleware.csrf.CsrfViewMiddleware",
+    XFrameOptionsMiddleware: "django.middleware.clickjacking.XFrameOptionsMiddleware",
+}
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_middleware_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Django's middleware deploy checks, run with each event-loop version above named as the
+    Django middleware it extends. A missing one is reported under this project's id."""
+    as_django = [_DJANGO_MIDDLEWARE.get(import_string(path), path) for path in settings.MIDDLEWARE]
+    with override_settings(MIDDLEWARE=as_django):
+        found = [message for check in _MIDDLEWARE_CHECKS for message in check(app_configs)]
+    silenced = set(settings.SILENCED_SYSTEM_CHECKS)
+    return [
+        checks.CheckMessage(message.level, message.msg, hint=message.hint, id=f"portal.{message.id}")
+        if message.id in silenced
+        else message
+        for message in found
+    ]

@@ -3,6 +3,7 @@ import os
 import pytest
 from django.test import Client
 
+from chat.metering import prices_changed
 from portal.celery import app as celery_app
 from portal.org.models import Department, Membership, PlatformGroup, User
 from tests.factories import make_department, make_user
@@ -71,6 +72,13 @@ def _tasks_stay_in_the_test_process():
         os.environ.pop("CELERY_BROKER_URL", None)
     else:
         os.environ["CELERY_BROKER_URL"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _prices_read_afresh():
+    # The chat remembers prices in the process (chat.metering); a test's prices end with its
+    # transaction.
+    prices_changed()
 
 
 @pytest.fixture(autouse=True)

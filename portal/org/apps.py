@@ -16,6 +16,7 @@ class OrgConfig(AppConfig):
     verbose_name = "Organisation"
 
     def ready(self) -> None:
+        from portal import middleware  # noqa: F401  (registers its deploy check)
         from portal.org import receivers  # noqa: F401  (connects the sign-in receiver)
 
         post_migrate.connect(_ensure_platform_groups, dispatch_uid="org.ensure_platform_groups")

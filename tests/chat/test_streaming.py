@@ -335,6 +335,43 @@ def test_a_user_no_longer_allowed_the_deployment_cannot_continue(browser_for, ma
     assert not Message.objects.exists()
 
 
+def test_access_remembered_between_turns_ends_when_the_membership_does(
+    browser_for, mark, copywriter, marketing
+):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    assert browser.stream(started["stream_url"], {"content": "Hello"}).names[-1] == "done"
+    Membership.objects.filter(user=mark, department=marketing).delete()
+
+    reply = browser.stream(started["stream_url"], {"content": "Still there?"})
+
+    assert reply.status == 404
+    assert "no longer available" in reply.json["error"]
+    assert Message.objects.filter(role="user").count() == 1
+
+
+def test_a_new_price_applies_to_the_next_answer(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    browser.stream(started["stream_url"], {"content": "Hello"})
+    price = price_in_force(
+        model_name=copywriter.model_name,
+        model_version=copywriter.model_version,
+        sku=copywriter.sku,
+        on=timezone.localdate(),
+    )
+    assert price is not None
+    price.output_per_million *= 10
+    price.input_per_million *= 10
+    price.save()
+
+    browser.stream(started["stream_url"], {"content": "Hello again"})
+
+    first, second = UsageRecord.objects.order_by("created_at")
+    per_token = [record.cost / (record.input_tokens + record.output_tokens) for record in (first, second)]
+    assert per_token[1] > per_token[0] * 5
+
+
 def test_another_persons_conversation_cannot_be_streamed_into(browser_for, mark, fred, lena, copywriter):
     started = start(browser_for(mark), copywriter)
 
