@@ -91,6 +91,11 @@ def _token_provider() -> Callable[[], str | Awaitable[str]]:
     return get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
 
 
+# Built once, when the process starts: loading the trusted certificates takes tens of
+# milliseconds, which a client made on the event loop would take from every answer streaming.
+TLS_CONTEXT = httpx2.create_ssl_context()
+
+
 class AnswerTransport(AiohttpTransport):
     """The SDK's aiohttp transport (`openai[aiohttp]`): aiohttp parses the answer's chunks in C,
     for a fraction of the CPU the default transport spends on each, which decides how many
@@ -140,7 +145,7 @@ def openai_client(endpoint: str) -> AsyncAzureOpenAI:
             azure_ad_token_provider=_token_provider(),
             max_retries=MAX_RETRIES,
             timeout=openai.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
-            http_client=openai.DefaultAioHttpClient(transport=AnswerTransport()),
+            http_client=openai.DefaultAioHttpClient(transport=AnswerTransport(verify=TLS_CONTEXT)),
         )
         clients[endpoint] = client
     return client
