@@ -404,56 +404,17 @@ class AnswerStream:
     async def _batched_text(self, received: AsyncIterator[bytes]) -> AsyncIterator[str]:
         """The answer's text: the first piece the moment it arrives, then whatever arrived in each
         `DELTA_INTERVAL_SECONDS`. One write per stream and interval instead of one per token keeps
-        the event loop free when many answers stream at once; nobody reads faster than that."""
-        arrived = asyncio.Event()
-        pending: list[str] = []
-
-        loop = asyncio.get_running_loop()
-        # Whether the event loop ran since the last chunk: the read waited for the network.
-        waited = [True]
-
-        def loop_ran() -> None:
-            waited[0] = True
-
-        async def read() -> None:
-            try:
-                async for payloads in sse_payloads(received):
-                    came_off_the_network = waited[0]
-                    waited[0] = False
-                    loop.call_soon(loop_ran)
-                    text = self._take(payloads)
-                    if text:
-                        pending.append(text)
-                        arrived.set()
-                    if came_off_the_network and self.first_token_ms is not None:
-                        # The next tokens gather in the socket meanwhile and then come in one
-                        # read, instead of one read and one wake-up each.
-                        await asyncio.sleep(DELTA_INTERVAL_SECONDS)
-                        waited[0] = False
-            finally:
-                arrived.set()
-
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                await arrived.wait()
-                arrived.clear()
-                if pending:
-                    text = "".join(pending)
-                    pending.clear()
-                    if self.first_token_ms is None:
-                        self.first_token_ms = self._elapsed_ms()
-                    self.parts.append(text)
-                    yield text
-                if reader.done():
-                    reader.result()  # the stream's error, if it broke
-                    return
-                await asyncio.sleep(DELTA_INTERVAL_SECONDS)
-        finally:
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+        the event loop free when many answers stream at once; nobody reads faster than that.
+        (The transport keeps receiving meanwhile; the next read takes all of it.)"""
+        async for payloads in sse_payloads(received):
+            text = self._take(payloads)
+            if not text:
+                continue
+            if self.first_token_ms is None:
+                self.first_token_ms = self._elapsed_ms()
+            self.parts.append(text)
+            yield text
+            await asyncio.sleep(DELTA_INTERVAL_SECONDS)
 
     def _take(self, payloads: list[bytes]) -> str:
         """The content text of some chunks; notes usage and finish reason on the way."""
