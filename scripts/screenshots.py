@@ -43,7 +43,7 @@ PAGES = {
         "/requests/2/",
         "/requests/5/",
     ],
-    "mark@example.com": ["/", "/departments/marketing/"],
+    "mark@example.com": ["/", "/departments/marketing/", "/chat/"],
     "hana@example.com": ["/", "/requests/4/", "/requests/4/edit/", "/requests/1/"],
 }
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
