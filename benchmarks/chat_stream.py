@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
 import httpx2
 import openai
 import requests
@@ -233,10 +234,11 @@ async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str,
 
 
 async def portal_stream(
-    client: httpx2.AsyncClient, base: str, session_key: str, conversation_id: str
+    client: aiohttp.ClientSession, base: str, session_key: str, conversation_id: str
 ) -> Stream:
     """One message through the portal, as the chat page sends it: a form POST with the session
-    and CSRF cookies and the CSRF header; the answer read as raw server-sent events."""
+    and CSRF cookies and the CSRF header; the answer read as raw server-sent events, with the
+    same HTTP client (aiohttp) as the direct side, so that neither side's client is the slower."""
     csrf = uuid.uuid4().hex
     headers = {
         "cookie": f"sessionid={session_key}; csrftoken={csrf}",
@@ -245,14 +247,14 @@ async def portal_stream(
     }
     stream = Stream(started=time.perf_counter())
     try:
-        async with client.stream(
-            "POST", f"{base}/chat/{conversation_id}/messages", data={"content": QUESTION}, headers=headers
+        async with client.post(
+            f"{base}/chat/{conversation_id}/messages", data={"content": QUESTION}, headers=headers
         ) as response:
-            if response.status_code != 200:
-                stream.error = f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
+            if response.status != 200:
+                stream.error = f"HTTP {response.status}: {(await response.read())[:200]!r}"
                 return stream
             tail = b""
-            async for received in response.aiter_raw():
+            async for received in response.content.iter_any():
                 if stream.first_token is None and DELTA_MARKER in received:
                     stream.first_token = time.perf_counter()
                 tail = (tail + received)[-4096:]
@@ -262,7 +264,7 @@ async def portal_stream(
                 )
             elif DONE_MARKER not in tail:
                 stream.error = "stream ended without a done event"
-    except httpx2.HTTPError as error:
+    except aiohttp.ClientError as error:
         stream.error = f"{type(error).__name__}: {error}"
     stream.finished = time.perf_counter()
     return stream
@@ -331,7 +333,11 @@ async def measure(
             max_retries=0,
             http_client=openai.DefaultAioHttpClient(limits=limits, timeout=timeout),
         ) as sdk,
-        httpx2.AsyncClient(limits=limits, timeout=timeout) as http,
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool),
+            timeout=aiohttp.ClientTimeout(total=120),
+            cookie_jar=aiohttp.DummyCookieJar(),  # each request carries its person's cookies
+        ) as http,
     ):
         # Warm both paths (connections, the portal's SDK client, imports) before measuring.
         # One conversation per simulated person on each side, so that both send the same prompts.
