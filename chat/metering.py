@@ -223,12 +223,10 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
         .order_by()
         .annotate(rollup_day=TruncDate("created_at"), rollup_user=Coalesce("user_id", Value(0)))
         .values("rollup_day", "department_id", "deployment_id", "rollup_user")
+        # A record is one request; its other counters have the rollups' names.
         .annotate(
             rollup_requests=Count("id"),
-            rollup_input=Sum("input_tokens"),
-            rollup_cached=Sum("cached_input_tokens"),
-            rollup_output=Sum("output_tokens"),
-            rollup_cost=Sum("cost"),
+            **{name: Sum(field) for name, field in counters.items() if name != "rollup_requests"},
         )
     )
     first_month = first_day.replace(day=1)
@@ -240,13 +238,7 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
             .order_by()
             .annotate(rollup_month=TruncMonth("day"))
             .values("rollup_month", *keys)
-            .annotate(
-                rollup_requests=Sum("requests"),
-                rollup_input=Sum("input_tokens"),
-                rollup_cached=Sum("cached_input_tokens"),
-                rollup_output=Sum("output_tokens"),
-                rollup_cost=Sum("cost"),
-            )
+            .annotate(**{name: Sum(field) for name, field in counters.items()})
         )
 
     def adapt(day: date) -> Any:

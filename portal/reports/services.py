@@ -66,6 +66,17 @@ class Column:
     kind: str = "text"  # text | money | number | percent
 
 
+# Columns that several tables have, so that they read alike everywhere.
+DEPARTMENT = Column("department", "Department")
+DEPLOYMENT = Column("deployment", "Deployment")
+MODEL = Column("model", "Model")
+REQUESTS = Column("requests", "Requests", "number")
+TOKENS = Column("tokens", "Tokens", "number")
+TOKEN_COST = Column("token_cost", "Tokens (USD)", "money")
+FIXED_COST = Column("fixed_cost", "PTU hours (USD)", "money")
+CHARGED = Column("total", "Charged (USD)", "money")
+
+
 @dataclass
 class Table:
     """A table as the page shows it and the CSV exports it: same rows, same rounded figures."""
@@ -105,7 +116,12 @@ def _rounded(
 
 
 def percent(part: Decimal, whole: Decimal) -> Decimal | None:
-    return (part / whole * HUNDRED).quantize(Decimal("0.1")) if whole else None
+    return share_percent(part / whole) if whole else None
+
+
+def share_percent(share: Decimal) -> Decimal:
+    """A share (0 to 1) as a percentage to one decimal."""
+    return (share * HUNDRED).quantize(Decimal("0.1"))
 
 
 def budget_used(spent: Decimal, budget: Decimal) -> Decimal | None:
@@ -229,7 +245,7 @@ def overview_report(*, month: date, now: datetime | None = None, complete: bool 
         name="departments",
         title="Departments",
         columns=[
-            Column("department", "Department"),
+            DEPARTMENT,
             Column("cost_center", "Cost center"),
             Column("spend", "Spend (USD)", "money"),
             Column("budget", "Budget (USD)", "money"),
@@ -388,14 +404,14 @@ def _deployments_table(
             name="deployments",
             title="Top deployments" if limit else "Deployments",
             columns=[
-                Column("deployment", "Deployment"),
+                DEPLOYMENT,
                 Column("scope", "Scope"),
-                Column("model", "Model"),
+                MODEL,
                 Column("departments", "Charged to"),
-                Column("requests", "Requests", "number"),
-                Column("tokens", "Tokens", "number"),
-                Column("token_cost", "Tokens (USD)", "money"),
-                Column("fixed_cost", "PTU hours (USD)", "money"),
+                REQUESTS,
+                TOKENS,
+                TOKEN_COST,
+                FIXED_COST,
                 Column("total", "Total (USD)", "money"),
             ],
             rows=rows,
@@ -422,10 +438,10 @@ def _models_table(allocation: CostAllocation) -> Table:
             name="models",
             title="Models",
             columns=[
-                Column("model", "Model"),
+                MODEL,
                 Column("deployments", "Deployments", "number"),
-                Column("requests", "Requests", "number"),
-                Column("tokens", "Tokens", "number"),
+                REQUESTS,
+                TOKENS,
                 Column("total", "Cost (USD)", "money"),
             ],
             rows=rows,
@@ -469,8 +485,8 @@ def _users_table(*, period: Period, department: Department | None, limit: int | 
             title="Top users" if limit else "People",
             columns=[
                 Column("user", "Person"),
-                Column("requests", "Requests", "number"),
-                Column("tokens", "Tokens", "number"),
+                REQUESTS,
+                TOKENS,
                 Column("cost", "Metered (USD)", "money"),
             ],
             rows=rows,
@@ -478,6 +494,30 @@ def _users_table(*, period: Period, department: Department | None, limit: int | 
         ),
         total_label=None,
     )
+
+
+def _split_rows(shown: list[Charge], rest: list[Charge], names: dict[int, str]) -> list[dict[str, Any]]:
+    """How a shared deployment's cost is split: a line per department in `shown`, the `rest` in
+    one line without names."""
+    rows: list[dict[str, Any]] = [
+        {
+            "department": names.get(charge.department_id, ""),
+            "tokens": charge.tokens,
+            "share": share_percent(charge.share),
+            "total": charge.total,
+        }
+        for charge in shown
+    ]
+    if rest:
+        rows.append(
+            {
+                "department": f"{len(rest)} other department{'s' if len(rest) != 1 else ''}",
+                "tokens": sum(charge.tokens for charge in rest),
+                "share": share_percent(sum((charge.share for charge in rest), ZERO)),
+                "total": sum((charge.total for charge in rest), ZERO),
+            }
+        )
+    return rows
 
 
 def _shared_table(
@@ -492,38 +532,18 @@ def _shared_table(
             continue
         charges = sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total)
         shown, rest = (charges, []) if per_service is None else (charges[:per_service], charges[per_service:])
-        for charge in shown:
-            rows.append(
-                {
-                    "service": deployment.display_name,
-                    "department": department_names.get(charge.department_id, ""),
-                    "tokens": charge.tokens,
-                    "share": (charge.share * HUNDRED).quantize(Decimal("0.1")),
-                    "total": charge.total,
-                }
-            )
-        if rest:
-            rows.append(
-                {
-                    "service": deployment.display_name,
-                    "department": f"{len(rest)} other departments",
-                    "tokens": sum(charge.tokens for charge in rest),
-                    "share": (sum((charge.share for charge in rest), ZERO) * HUNDRED).quantize(
-                        Decimal("0.1")
-                    ),
-                    "total": sum((charge.total for charge in rest), ZERO),
-                }
-            )
+        for row in _split_rows(shown, rest, department_names):
+            rows.append({"service": deployment.display_name, **row})
     return _rounded(
         Table(
             name="shared",
             title="Shared services and how their cost is split",
             columns=[
                 Column("service", "Shared service"),
-                Column("department", "Department"),
-                Column("tokens", "Tokens", "number"),
+                DEPARTMENT,
+                TOKENS,
                 Column("share", "Share of tokens", "percent"),
-                Column("total", "Charged (USD)", "money"),
+                CHARGED,
             ],
             rows=rows,
             note="A shared deployment's whole cost (tokens and PTU hours) is split by each department's "
@@ -557,11 +577,11 @@ def _idle_table(allocation: CostAllocation, department_names: dict[int, str], *,
             name="idle",
             title="Idle provisioned deployments",
             columns=[
-                Column("deployment", "Deployment"),
-                Column("department", "Department"),
+                DEPLOYMENT,
+                DEPARTMENT,
                 Column("capacity", "Capacity"),
-                Column("tokens", "Tokens", "number"),
-                Column("fixed_cost", "PTU hours (USD)", "money"),
+                TOKENS,
+                FIXED_COST,
             ],
             rows=rows,
             note=f"Provisioned deployments that served fewer than {IDLE_TOKENS_PER_PTU_HOUR:,.0f} tokens "
@@ -597,7 +617,7 @@ def department_report(*, department: Department, month: date, now: datetime | No
                 "url": reverse("reports:deployment", args=[deployment.pk]) + f"?month={month:%Y-%m}",
                 "scope": deployment.get_scope_display(),
                 "model": f"{deployment.model_name} · {deployment.get_sku_display()}",
-                "share": (charge.share * HUNDRED).quantize(Decimal("0.1")) if shared else None,
+                "share": share_percent(charge.share) if shared else None,
                 "requests": charge.requests,
                 "tokens": charge.tokens,
                 "token_cost": charge.token_cost,
@@ -610,15 +630,15 @@ def department_report(*, department: Department, month: date, now: datetime | No
             name="deployments",
             title="Deployments",
             columns=[
-                Column("deployment", "Deployment"),
+                DEPLOYMENT,
                 Column("scope", "Scope"),
-                Column("model", "Model"),
+                MODEL,
                 Column("share", "Share of tokens", "percent"),
-                Column("requests", "Requests", "number"),
-                Column("tokens", "Tokens", "number"),
-                Column("token_cost", "Tokens (USD)", "money"),
-                Column("fixed_cost", "PTU hours (USD)", "money"),
-                Column("total", "Charged (USD)", "money"),
+                REQUESTS,
+                TOKENS,
+                TOKEN_COST,
+                FIXED_COST,
+                CHARGED,
             ],
             rows=rows,
             note="Shared services are charged by this department's share of their tokens this month.",
@@ -756,10 +776,10 @@ def deployment_report(
             title="Usage and cost per day",
             columns=[
                 Column("day", "Day"),
-                Column("requests", "Requests", "number"),
-                Column("tokens", "Tokens", "number"),
-                Column("token_cost", "Tokens (USD)", "money"),
-                Column("fixed_cost", "PTU hours (USD)", "money"),
+                REQUESTS,
+                TOKENS,
+                TOKEN_COST,
+                FIXED_COST,
                 Column("spend", "Total (USD)", "money"),
             ],
             rows=rows,
@@ -773,35 +793,17 @@ def deployment_report(
     def named(charge: Charge) -> bool:
         return named_departments is None or charge.department_id in named_departments
 
-    others = [charge for charge in charges if not named(charge)]
-    split = [
-        {
-            "department": names.get(charge.department_id, ""),
-            "tokens": charge.tokens,
-            "share": (charge.share * HUNDRED).quantize(Decimal("0.1")),
-            "total": charge.total,
-        }
-        for charge in charges
-        if named(charge)
-    ]
-    if others:
-        split.append(
-            {
-                "department": f"{len(others)} other department{'s' if len(others) != 1 else ''}",
-                "tokens": sum(charge.tokens for charge in others),
-                "share": (sum((charge.share for charge in others), ZERO) * HUNDRED).quantize(Decimal("0.1")),
-                "total": sum((charge.total for charge in others), ZERO),
-            }
-        )
+    shown = [charge for charge in charges if named(charge)]
+    split = _split_rows(shown, [charge for charge in charges if not named(charge)], names)
     report.tables["split"] = _rounded(
         Table(
             name="split",
             title="Charged to",
             columns=[
-                Column("department", "Department"),
-                Column("tokens", "Tokens", "number"),
+                DEPARTMENT,
+                TOKENS,
                 Column("share", "Share", "percent"),
-                Column("total", "Charged (USD)", "money"),
+                CHARGED,
             ],
             rows=split,
         )
@@ -834,9 +836,7 @@ def chargeback_statement(*, cost_center: str, month: date, now: datetime | None 
             deployment = allocation.deployments[charge.deployment_id].deployment
             shared = deployment.scope == ModelDeployment.Scope.SHARED
             basis = (
-                f"{(charge.share * HUNDRED).quantize(Decimal('0.1'))}% of the shared service's tokens"
-                if shared
-                else "dedicated"
+                f"{share_percent(charge.share)}% of the shared service's tokens" if shared else "dedicated"
             )
             lines.append(
                 {
@@ -859,11 +859,11 @@ def chargeback_statement(*, cost_center: str, month: date, now: datetime | None 
             name="chargeback",
             title="Charges",
             columns=[
-                Column("department", "Department"),
+                DEPARTMENT,
                 Column("description", "Charged for"),
-                Column("tokens", "Tokens", "number"),
-                Column("token_cost", "Tokens (USD)", "money"),
-                Column("fixed_cost", "PTU hours (USD)", "money"),
+                TOKENS,
+                TOKEN_COST,
+                FIXED_COST,
                 Column("amount", "Amount (USD)", "money"),
             ],
             rows=rows,
