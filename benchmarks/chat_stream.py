@@ -35,13 +35,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import httpx2
 import openai
 import requests
-from openai.types.chat import ChatCompletionMessageParam
 
 from benchmarks.emulator import (
     PROJECT_DIR,
@@ -196,23 +195,21 @@ def stop_portal(process: subprocess.Popen[bytes]) -> None:
 
 async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str, str]]) -> Stream:
     """One message straight to the model with the conversation so far, as the portal sends it
-    (the emulator's answer, and so its length, follows from the whole conversation). The SDK
-    makes the call and the answer is read from its raw response, as the portal reads it: parsing
-    every chunk into pydantic objects would make this client, not the model, the slow side."""
+    (the emulator's answer, and so its length, follows from the whole conversation). The call is
+    the portal's own (`chat.streaming.chat_completion_stream`: the SDK, read as raw bytes), so
+    that this side is the portal minus the portal."""
+    from chat.streaming import chat_completion_stream
+
     history.append({"role": "user", "content": QUESTION})
     stream = Stream(started=time.perf_counter())
     answer: list[str] = []
     try:
-        async with client.chat.completions.with_streaming_response.create(
-            model="chat-bench",
-            messages=cast(
-                "list[ChatCompletionMessageParam]", [{"role": "system", "content": SYSTEM_PROMPT}, *history]
-            ),
-            stream=True,
-            stream_options={"include_usage": True},
-        ) as response:
+        response = await chat_completion_stream(
+            client, deployment="chat-bench", messages=[{"role": "system", "content": SYSTEM_PROMPT}, *history]
+        )
+        try:
             pending = b""
-            async for received in response.iter_bytes():
+            async for received in response.aiter_bytes():
                 pending += received
                 *events, pending = pending.split(b"\n\n")
                 for event in events:
@@ -224,9 +221,11 @@ async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str,
                         if stream.first_token is None:
                             stream.first_token = time.perf_counter()
                         answer.append(text)
+        finally:
+            await response.aclose()
         if stream.first_token is None:
             stream.error = "no content"
-    except openai.OpenAIError as error:
+    except (openai.OpenAIError, httpx2.HTTPError) as error:
         stream.error = f"{type(error).__name__}: {error}"
     stream.finished = time.perf_counter()
     history.append({"role": "assistant", "content": "".join(answer)})

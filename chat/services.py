@@ -25,7 +25,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from chat.access import ACCESS_VERSION_KEY, access_version, get_conversation_for
+from chat.access import ACCESS_VERSION_KEY, Remembered, access_version, get_conversation_for
 from chat.limits import user_rate_limit_admit, user_tokens_charge
 from chat.metering import (
     BudgetStatus,
@@ -189,7 +189,7 @@ def conversation_rename(*, conversation: Conversation, title: str, actor: User) 
 
 def conversation_delete(*, conversation: Conversation, actor: User) -> None:
     """Deletes the conversation and its messages; its usage records stay (money outlives content)."""
-    cache.delete(_access_key(user_id=conversation.user_id, conversation_id=conversation.pk))
+    _turn_access.forget(_access_key(user_id=conversation.user_id, conversation_id=conversation.pk))
     conversation.delete()
 
 
@@ -257,13 +257,14 @@ def validate_message(content: str) -> str:
 # saved, so a raised budget reaches a conversation within these seconds.
 TURN_ACCESS_SECONDS = 300
 TURN_CACHE_SECONDS = 5
+_turn_access: Remembered[Conversation] = Remembered(seconds=TURN_ACCESS_SECONDS, size=10_000)
 # Money in the cache is counted in these units (the precision of UsageRecord.cost), so that the
 # cache can add to it atomically.
 SPEND_UNITS = Decimal("1e-10")
 
 
-def _access_key(*, user_id: int, conversation_id: UUID | str) -> str:
-    return f"chat:turn-access:{user_id}:{conversation_id}"
+def _access_key(*, user_id: int, conversation_id: UUID | str) -> tuple[int, str]:
+    return user_id, str(conversation_id)
 
 
 def _spend_key(*, department_id: int, on: date) -> str:
@@ -275,11 +276,11 @@ def _conversation_for_turn(
 ) -> tuple[Conversation, str | None]:
     """The conversation with its deployment and paying department, if the user may still chat
     in it, and the access version it was checked under (None: it was remembered)."""
-    key = _access_key(user_id=user.pk, conversation_id=conversation_id)
-    found = cache.get_many([ACCESS_VERSION_KEY, key])
-    version, remembered = found.get(ACCESS_VERSION_KEY), found.get(key)
-    if remembered is not None and version is not None and remembered[0] == version:
-        conversation: Conversation = remembered[1]
+    remembered = _turn_access.get(
+        _access_key(user_id=user.pk, conversation_id=conversation_id), version=cache.get(ACCESS_VERSION_KEY)
+    )
+    if remembered is not None:
+        conversation = remembered
         # History-off conversations live in the browser session, which is not remembered.
         if not conversation_is_visible(conversation=conversation, session=session):
             raise Http404("No such conversation.")
@@ -384,7 +385,7 @@ def chat_turn_prepare(
         # Only a turn that goes ahead is remembered: a refused one is checked afresh next time,
         # so that a raised budget or a new grant takes effect at once.
         key = _access_key(user_id=user.pk, conversation_id=conversation.pk)
-        cache.set(key, (checked_version, conversation), TURN_ACCESS_SECONDS)
+        _turn_access.set(key, conversation, version=checked_version)
     return Turn(
         conversation_id=conversation.pk,
         user_id=user.pk,

@@ -7,6 +7,8 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
 from django.core.asgi import get_asgi_application
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, reset_queries
 from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -58,6 +60,18 @@ class RequestThreads:
 sys.setswitchinterval(0.001)
 
 application = RequestThreads(get_asgi_application())
+
+# When a request starts, Django closes its thread's old database connections and resets the query
+# log, and under ASGI it sends the request's thread to do so before anything else: a trip to a
+# thread, and a wait for the GIL, ahead of every request (milliseconds before a chat's first token
+# while other answers stream). Here a request's thread is one that a finished request handed back,
+# and Django already closed that request's connections in it when it ended (`request_finished`, in
+# the request's thread); the query log is now reset there too. The start-of-request work would
+# only repeat it. (Django's test client connects `close_old_connections` again around its own
+# requests; a test process then takes the extra trip, which changes nothing else.)
+request_started.disconnect(close_old_connections)
+request_started.disconnect(reset_queries)
+request_finished.connect(reset_queries)
 
 # Everything loaded so far (Django, the apps, the URLconf and the views it imports) lives as long
 # as the process. Frozen, the garbage collector no longer walks it at every full collection,
