@@ -150,7 +150,9 @@ def usage_record_create(
         at=at,
     )
     # The record and its rollups commit together: a report never sees one without the other.
-    with transaction.atomic():
+    # Inside a caller's transaction (a chat answer's, with its message) they are part of that one,
+    # without a savepoint of their own: two statements fewer per answer.
+    with transaction.atomic(savepoint=False):
         record = UsageRecord.objects.create(
             department=department,
             user=user,

@@ -37,9 +37,15 @@ SAVE_ATTEMPTS = 3
 # Between two chunks, not for the whole answer: a long answer may stream for minutes.
 READ_TIMEOUT_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 10.0
-# After the first token, text goes out in batches this far apart: smooth to the eye, and a
-# fraction of the writes of one event per token.
+# After the first token, text goes out in batches: smooth to the eye, and a fraction of the writes
+# of one event per token. Relaying a batch (a read from Azure, a write to the browser) is most of
+# what an answer costs the process, and the process also has new questions to send on at once:
+# so the batches of all the answers streaming in it add up to at most BATCHES_PER_SECOND, each
+# answer's at least DELTA_INTERVAL_SECONDS and at most DELTA_INTERVAL_MAX_SECONDS apart. Up to 25
+# answers at once, 50 ms; 50 at once, 100 ms.
 DELTA_INTERVAL_SECONDS = 0.05
+DELTA_INTERVAL_MAX_SECONDS = 0.25
+BATCHES_PER_SECOND = 500
 # A call started for a response that nobody reads within this time (the person left before it
 # began to stream) is closed and metered.
 UNCLAIMED_SECONDS = 30.0
@@ -63,6 +69,14 @@ _DELTA_TAIL = b"}\n\n"
 def delta_event(text: str) -> bytes:
     # The one event sent per token: built from constant bytes around the encoded text.
     return _DELTA_HEAD + json.dumps(text).encode() + _DELTA_TAIL
+
+
+# Answers streaming in this process now.
+_streaming = 0
+
+
+def delta_interval() -> float:
+    return min(DELTA_INTERVAL_MAX_SECONDS, max(DELTA_INTERVAL_SECONDS, _streaming / BATCHES_PER_SECOND))
 
 
 # Calls closed because nobody read their answer, kept until done (the loop holds tasks weakly).
@@ -454,18 +468,23 @@ class AnswerStream:
         self, received: AsyncIterator[bytes], rest: Callable[[float], Awaitable[None]]
     ) -> AsyncIterator[str]:
         """The answer's text: the first piece the moment it arrives, then whatever arrived in each
-        `DELTA_INTERVAL_SECONDS`. One write per stream and interval instead of one per token keeps
-        the event loop free when many answers stream at once; nobody reads faster than that.
+        interval (`delta_interval`). One write per stream and interval instead of one per token
+        keeps the event loop free when many answers stream at once; nobody reads faster than that.
         (What arrives meanwhile waits, `rest` says where; the next read takes all of it.)"""
-        async for payloads in sse_payloads(received):
-            text = self._take(payloads)
-            if not text:
-                continue
-            if self.first_token_ms is None:
-                self.first_token_ms = self._elapsed_ms()
-            self.parts.append(text)
-            yield text
-            await rest(DELTA_INTERVAL_SECONDS)
+        global _streaming
+        _streaming += 1
+        try:
+            async for payloads in sse_payloads(received):
+                text = self._take(payloads)
+                if not text:
+                    continue
+                if self.first_token_ms is None:
+                    self.first_token_ms = self._elapsed_ms()
+                self.parts.append(text)
+                yield text
+                await rest(delta_interval())
+        finally:
+            _streaming -= 1
 
     def _take(self, payloads: list[bytes]) -> str:
         """The content text of some chunks; notes usage and finish reason on the way."""

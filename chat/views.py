@@ -2,6 +2,7 @@
 rename, delete, search and export. Every conversation is fetched through the access helper (via
 `conversation_for_view`), so another person's is a 404 even by URL."""
 
+import asyncio
 import logging
 from typing import Any
 from uuid import UUID
@@ -153,7 +154,12 @@ async def _answer(request: HttpRequest, conversation_id: UUID, content: str | No
         )
     if prepared is None:
         return redirect_to_login(request.get_full_path())
-    return _event_stream(prepared)
+    response = _event_stream(prepared)
+    if isinstance(prepared, Turn):
+        # The call to Azure is under way (`answer_stream`): let it go out now, before this
+        # response makes its way back through the middleware.
+        await asyncio.sleep(0)
+    return response
 
 
 # The streaming views sign their user in within their one database job (above) instead of in

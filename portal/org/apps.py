@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _ensure_platform_groups(**kwargs: Any) -> None:
@@ -18,5 +18,9 @@ class OrgConfig(AppConfig):
     def ready(self) -> None:
         from portal import middleware  # noqa: F401  (registers its deploy check)
         from portal.org import receivers  # noqa: F401  (connects the sign-in receiver)
+        from portal.org.auth import person_changed
+        from portal.org.models import User
 
         post_migrate.connect(_ensure_platform_groups, dispatch_uid="org.ensure_platform_groups")
+        for signal in (post_save, post_delete):
+            signal.connect(person_changed, sender=User, dispatch_uid="org.person-changed")

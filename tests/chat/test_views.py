@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat.models import Conversation, Message, UsageRecord
-from chat.services import conversation_title, trimmed_prompt
+from chat.services import conversation_history, conversation_title, trimmed_prompt
 from chat.tasks import purge_expired_conversations_task
 from portal.audit.models import AuditEvent
 from portal.org.models import Membership, PlatformGroup
@@ -362,6 +362,36 @@ def test_long_conversations_are_trimmed_oldest_first_keeping_system_prompt_and_l
 
     assert [m["content"][:1] for m in prompt] == ["B", "c", "l"]
     assert prompt[0]["role"] == "system"
+
+
+def test_the_history_sent_to_the_model_is_the_conversation_so_far(conversation, mark, marketing, assistant):
+    other = Conversation.objects.create(user=mark, deployment=assistant, department=marketing)
+    user, assistant_ = Message.Role.USER, Message.Role.ASSISTANT
+    said = [
+        Message.objects.create(conversation=conversation, role=user, content="First question"),
+        Message.objects.create(conversation=conversation, role=assistant_, content="First answer"),
+        Message.objects.create(conversation=other, role=user, content="Another conversation"),
+        Message.objects.create(conversation=conversation, role=user, content="Second question"),
+        # Failed before its first token: nothing for the model to read.
+        Message.objects.create(conversation=conversation, role=assistant_, content=""),
+        Message.objects.create(conversation=conversation, role=user, content="Third question"),
+        Message.objects.create(conversation=conversation, role=assistant_, content="Later answer"),
+    ]
+    up_to = said[5]
+
+    history = conversation_history(conversation_id=conversation.pk, up_to=up_to.pk)
+
+    earlier = list(conversation.messages.filter(pk__lt=said[0].pk).values_list("role", "content"))
+    assert history == [
+        *earlier,
+        ("user", "First question"),
+        ("assistant", "First answer"),
+        ("user", "Second question"),
+        ("user", "Third question"),
+    ]
+    assert history == list(
+        conversation.messages.filter(pk__lte=up_to.pk).exclude(content="").values_list("role", "content")
+    )
 
 
 def test_admins_see_no_content_unless_the_department_allows_auditing(conversation, marketing, client, caplog):
