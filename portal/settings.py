@@ -231,7 +231,7 @@ STORAGES = {
 CACHES = {
     "default": env.cache_url("CACHE_URL", default="locmemcache://")
     if not env.str("REDIS_URL", default="")
-    else {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.str("REDIS_URL")}
+    else {"BACKEND": "portal.cache.RedisCache", "LOCATION": env.str("REDIS_URL")}
 }
 
 # Celery: Redis in production (CELERY_BROKER_URL or REDIS_URL); embedded, a filesystem broker
