@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def signed_out(response) -> bool:
-    return response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    return response.status_code == 302 and str(response["Location"]).startswith("/accounts/login/")
 
 
 def test_a_new_password_signs_out_the_persons_other_sessions_at_once(marketing_member, client_for):
