@@ -1,11 +1,12 @@
 """Streaming one answer from Azure OpenAI to the browser as server-sent events.
 
 The hot path: the answer's text goes out as small `delta` events, the first token the moment it
-arrives and then whatever arrived in each 50 ms, read from the SDK's raw response with nothing
-re-encoded but the text. The database is touched once before the call (`chat_turn_prepare`, in
-the view) and once after (`chat_turn_finish`), both on the chat's database thread
-(`chat.database`), however the stream ends: answered, stopped by the user (the client went
-away), cut by the content filter, or broken.
+arrives and then whatever arrived in each interval (50 ms; wider while many answers stream at
+once), read from the SDK's raw response with nothing re-encoded but the text. The database is
+touched once before the call (`chat_turn_prepare`, in the view) and once after
+(`chat_turn_finish`), both on the chat's database thread (`chat.database`), however the stream
+ends: answered, stopped by the user (the client went away), cut by the content filter, or
+broken.
 """
 
 import asyncio

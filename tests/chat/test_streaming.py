@@ -180,6 +180,7 @@ def test_a_stream_dropped_half_way_keeps_the_partial_answer_and_meters_it(
     assert record.output_tokens == 5  # one token per chunk, as Azure streams them
     assert record.input_tokens > 0  # estimated: the usage chunk never came
     assert record.cost > 0
+    assert streaming._streaming == 0  # a broken answer no longer counts as streaming
 
 
 def test_stopping_an_answer_keeps_and_meters_what_was_delivered(browser_for, mark, copywriter, chat_emulator):
@@ -200,6 +201,7 @@ def test_stopping_an_answer_keeps_and_meters_what_was_delivered(browser_for, mar
     record = UsageRecord.objects.get()
     assert record.output_tokens == answer.completion_tokens
     assert record.conversation_id == answer.conversation_id
+    assert streaming._streaming == 0  # a stopped answer no longer counts as streaming
 
 
 def test_at_exactly_100_percent_of_the_budget_the_model_is_not_called(
@@ -456,3 +458,15 @@ def test_a_call_whose_answer_nobody_reads_is_closed_and_metered(mark, copywriter
     answer = Message.objects.get(role="assistant")
     assert answer.finish_reason == "stopped"
     assert UsageRecord.objects.get().input_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("streaming_now", "interval_ms"), [(1, 50), (25, 50), (50, 100), (100, 200), (300, 250)]
+)
+def test_answers_go_out_in_batches_that_widen_while_many_stream_at_once(
+    monkeypatch, streaming_now, interval_ms
+):
+    # Smooth (50 ms) while the process is quiet; under load, fewer writes keep new questions fast.
+    monkeypatch.setattr(streaming, "_streaming", streaming_now)
+
+    assert round(streaming.delta_interval() * 1000) == interval_ms
