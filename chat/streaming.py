@@ -16,12 +16,13 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
 from django.db import OperationalError
 from openai import AsyncAzureOpenAI
+from openai._constants import RAW_RESPONSE_HEADER
 from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -206,7 +207,7 @@ async def chat_completion_stream(
     per answer (more, the longer the conversation) before the call went out. The answer is read
     from the raw response, not parsed into one pydantic object per token, which at 50 answers
     streaming cost a whole CPU core."""
-    stream = await client.post(
+    answer = await client.post(
         "/chat/completions",
         body={
             "model": deployment,
@@ -217,8 +218,10 @@ async def chat_completion_stream(
         cast_to=ChatCompletion,
         stream=True,
         stream_cls=openai.AsyncStream[ChatCompletionChunk],
+        # The raw response, body unread, as `with_streaming_response` asks for it.
+        options={"headers": {RAW_RESPONSE_HEADER: "stream"}},
     )
-    return stream.response
+    return cast("openai.AsyncAPIResponse[Any]", answer).http_response
 
 
 # Errors, in words for the person chatting --------------------------------------------------------
