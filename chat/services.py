@@ -26,7 +26,7 @@ from django.db.models import F, Field, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from chat.access import ACCESS_VERSION_KEY, access_version, get_conversation_for
+from chat.access import access_version, get_conversation_for
 from chat.limits import user_rate_limit_admit, user_tokens_charge
 from chat.metering import (
     BudgetStatus,
@@ -280,17 +280,15 @@ def _conversation_for_turn(
 ) -> tuple[Conversation, str | None]:
     """The conversation with its deployment and paying department, if the user may still chat
     in it, and the access version it was checked under (None: it was remembered)."""
-    remembered = _turn_access.get(
-        _access_key(user_id=user.pk, conversation_id=conversation_id), version=cache.get(ACCESS_VERSION_KEY)
-    )
-    if remembered is not None:
-        conversation = remembered
-        # History-off conversations live in the browser session, which is not remembered.
-        if not conversation_is_visible(conversation=conversation, session=session):
-            raise Http404("No such conversation.")
-        return conversation, None
-    # Read before the checks: a change made while they run makes the next turn check again.
+    # Read before any checks: a change made while they run makes the next turn check again.
     version = access_version()
+    key = _access_key(user_id=user.pk, conversation_id=conversation_id)
+    remembered = _turn_access.get(key, version=version)
+    if remembered is not None:
+        # History-off conversations live in the browser session, which is not remembered.
+        if not conversation_is_visible(conversation=remembered, session=session):
+            raise Http404("No such conversation.")
+        return remembered, None
     conversation = conversation_for_view(user=user, conversation_id=conversation_id, session=session)
     deployment = conversation.deployment
     department = conversation.department

@@ -46,7 +46,7 @@ class Remembered(Generic[V]):
         self._entries: OrderedDict[Any, tuple[str, float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Any, *, version: str | None) -> V | None:
+    def get(self, key: Any, *, version: str) -> V | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:

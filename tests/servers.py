@@ -1,8 +1,10 @@
-"""ASGI applications served by uvicorn in a background thread, on a free loopback port."""
+"""ASGI applications served by uvicorn in a background thread, on a free loopback port, or called
+directly with a request's scope."""
 
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import uvicorn
@@ -41,3 +43,21 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def http_scope(method: str, path: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> dict[str, Any]:
+    """The ASGI scope of one HTTP request to the test server, as uvicorn would pass it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }

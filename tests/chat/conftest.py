@@ -23,6 +23,7 @@ from provisioning import services as provisioning
 from provisioning.models import LandingZone, ModelDeployment
 from tests.emulator.fixtures import SUBSCRIPTION, drive_run
 from tests.factories import make_deployment, make_landing_zone, make_user
+from tests.servers import http_scope
 
 
 def provision(deployment: ModelDeployment, *, limit_seconds: float = 60) -> ModelDeployment:
@@ -175,26 +176,16 @@ class ChatClient:
         csrf_token = get_random_string(32)
         body = encode_multipart(BOUNDARY, data)
         cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in self.client.cookies.items())
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": url,
-            "raw_path": url.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"testserver"),
+        scope = http_scope(
+            "POST",
+            url,
+            [
                 (b"content-type", MULTIPART_CONTENT.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"cookie", f"{cookies}; csrftoken={csrf_token}".encode()),
                 (b"x-csrftoken", csrf_token.encode()),
             ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        )
 
         async def go() -> Reply:
             left = asyncio.Event()

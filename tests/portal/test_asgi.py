@@ -14,24 +14,12 @@ from django.core.signals import request_started
 from django.db import close_old_connections, connections
 
 from portal.asgi import application
+from tests.servers import http_scope
 
 
 def serve(path: str) -> int:
     """One GET through the ASGI application; returns the response's status."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope("GET", path)
     sent: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": b"", "more_body": False}]
 
