@@ -9,8 +9,11 @@ order of urgency, on one connection per web process. One thread is enough: the G
 one thread run Python at a time anyway, and SQLite then never makes two writers wait for each
 other.
 
-The connection stays open while answers are under way and is closed once none is left, so a
-quiet process holds none (and a test database can be dropped after the last test).
+The connection stays open from one job to the next and is closed after a quiet spell
+(`IDLE_SECONDS` without a job), so a quiet process holds none. Opening it again costs the next
+question milliseconds on its way to the model (SQLite reads the schema; PostgreSQL starts a
+server process): closing it whenever no answer was under way put that on every question of a
+person chatting alone.
 """
 
 import asyncio
@@ -32,7 +35,7 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# A connection left idle this long is closed even if an answer never reported its end.
+# The connection is closed after this long without a job.
 IDLE_SECONDS = 30.0
 
 URGENT, LATER = 0, 1
@@ -44,8 +47,10 @@ class DatabaseThread:
         self._order = itertools.count()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._open_turns = 0
-        self._turns_lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
 
     def _ensure_started(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -63,21 +68,16 @@ class DatabaseThread:
         self._jobs.put((urgency, next(self._order), (context, function, args, kwargs, loop, future)))
         return await future
 
-    def turn_opened(self) -> None:
-        with self._turns_lock:
-            self._open_turns += 1
-
-    def turn_closed(self) -> None:
-        with self._turns_lock:
-            self._open_turns = max(0, self._open_turns - 1)
-
     def _work(self) -> None:
+        holding = False  # a job ran since the connection was last closed
         while True:
             try:
-                _, _, job = self._jobs.get(timeout=IDLE_SECONDS)
+                _, _, job = self._jobs.get(timeout=IDLE_SECONDS if holding else None)
             except queue.Empty:
                 _close_connections()
+                holding = False
                 continue
+            holding = True
             context, function, args, kwargs, loop, future = job
             try:
                 # What Django does between two requests: drop a connection that broke.
@@ -89,10 +89,6 @@ class DatabaseThread:
                 _hand_back(loop, _set_exception, future, error)
             else:
                 _hand_back(loop, _set_result, future, result)
-            with self._turns_lock:
-                idle = self._open_turns == 0
-            if idle and self._jobs.empty():
-                _close_connections()
 
 
 def _close_connections() -> None:
@@ -138,10 +134,8 @@ async def database_later(function: Callable[P, R], *args: P.args, **kwargs: P.kw
     return await _thread.run(function, args, kwargs, urgency=LATER)
 
 
-def turn_opened() -> None:
-    """An answer is under way: keep the connection open until it ends."""
-    _thread.turn_opened()
-
-
-def turn_closed() -> None:
-    _thread.turn_closed()
+async def close_connection() -> None:
+    """Close the thread's connection now, after the jobs queued before (before its database is
+    dropped, say); the next job opens it again."""
+    if _thread.started:
+        await _thread.run(_close_connections, (), {}, urgency=LATER)

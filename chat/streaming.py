@@ -26,7 +26,7 @@ from openai._constants import RAW_RESPONSE_HEADER
 from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from chat.database import database_later, turn_closed
+from chat.database import database_later
 from chat.services import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
 from provisioning.azure import data_plane_token_provider, is_emulator
 
@@ -356,7 +356,7 @@ class AnswerStream:
         if self.saved is None:
             for attempt in range(SAVE_ATTEMPTS):
                 try:
-                    self.saved = await database_later(_finish, turn=self.turn, outcome=outcome)
+                    self.saved = await database_later(chat_turn_finish, turn=self.turn, outcome=outcome)
                     break
                 except OperationalError:
                     # SQLite answers "database is locked" when writers queue past its timeout.
@@ -540,13 +540,6 @@ async def sse_payloads(received: AsyncIterator[bytes]) -> AsyncIterator[list[byt
             if data_lines:
                 payloads.append(b"\n".join(data_lines))
         yield payloads
-
-
-def _finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
-    try:
-        return chat_turn_finish(turn=turn, outcome=outcome)
-    finally:
-        turn_closed()
 
 
 def _usd(amount: Any) -> str:

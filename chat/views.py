@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import services
-from chat.database import database_job, turn_opened
+from chat.database import database_job
 from chat.metering import budget_status, conversation_cost
 from chat.models import Conversation
 from chat.services import ChatInputError, Refusal, Turn
@@ -128,12 +128,9 @@ def _prepare_signed_in(
     user = request.user  # reads the session and the user here, not on the event loop
     if not isinstance(user, User):
         return None
-    prepared = services.chat_turn_prepare(
+    return services.chat_turn_prepare(
         user=user, conversation_id=conversation_id, content=content, session=request.session
     )
-    if isinstance(prepared, Turn):
-        turn_opened()
-    return prepared
 
 
 async def _answer(request: HttpRequest, conversation_id: UUID, content: str | None) -> HttpResponseBase:

@@ -1,6 +1,8 @@
 """The chat's database work on its own thread and connection (chat/database.py), as it runs in
 the web process: on committed data, so these tests use a transactional database."""
 
+import time
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connections
@@ -15,6 +17,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _database_thread_on(settings):
     settings.CHAT_DATABASE_THREAD = True
+    yield
+    async_to_sync(database.close_connection)()
+
+
+def open_connections() -> int:
+    return sum(connection.connection is not None for connection in connections.all(initialized_only=True))
 
 
 def test_an_answer_is_prepared_and_saved_on_the_database_thread(browser_for, mark, copywriter):
@@ -41,14 +49,33 @@ def test_anonymous_people_are_sent_to_sign_in_by_the_streaming_views(browser_for
     assert not Message.objects.exists()
 
 
-def test_the_thread_lets_go_of_its_connection_when_no_answer_is_under_way(browser_for, mark, copywriter):
+def test_the_thread_keeps_its_connection_from_one_answer_to_the_next(browser_for, mark, copywriter):
     browser = browser_for(mark)
     started = browser.post(reverse("chat:start"), {"deployment": copywriter.pk}).json()
     browser.stream(started["stream_url"], {"content": "Hello"})
 
-    def open_connections() -> int:
-        return sum(connection.connection is not None for connection in connections.all(initialized_only=True))
+    # The next question does not wait for a connection to be opened.
+    assert async_to_sync(database.database_job)(open_connections) == 1
 
-    # The last job (saving the answer) closed the connection: a quiet process holds none, and
-    # the test database can be dropped while the thread lives on.
+
+def test_the_thread_lets_go_of_its_connection_after_a_quiet_spell(monkeypatch, browser_for, mark, copywriter):
+    monkeypatch.setattr(database, "IDLE_SECONDS", 0.05)
+    browser = browser_for(mark)
+    started = browser.post(reverse("chat:start"), {"deployment": copywriter.pk}).json()
+    browser.stream(started["stream_url"], {"content": "Hello"})
+
+    time.sleep(0.5)
+
+    # A quiet process holds no connection (the check itself opens none).
     assert async_to_sync(database.database_job)(open_connections) == 0
+
+
+def test_closing_the_connection_waits_for_the_jobs_before_it(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = browser.post(reverse("chat:start"), {"deployment": copywriter.pk}).json()
+    browser.stream(started["stream_url"], {"content": "Hello"})
+
+    async_to_sync(database.close_connection)()
+
+    assert async_to_sync(database.database_job)(open_connections) == 0
+    assert UsageRecord.objects.count() == 1
