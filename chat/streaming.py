@@ -193,6 +193,12 @@ def openai_client(endpoint: str) -> AsyncAzureOpenAI:
     return client
 
 
+async def close_clients() -> None:
+    """Close the running event loop's clients and their connections (when the process stops)."""
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
+
+
 async def chat_completion_stream(
     client: AsyncAzureOpenAI, *, deployment: str, messages: list[dict[str, str]]
 ) -> httpx2.Response:

@@ -38,6 +38,9 @@ class RequestThreads:
         self.idle: list[ThreadPoolExecutor] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
         if scope["type"] != "http":
             await self.application(scope, receive, send)
             return
@@ -51,6 +54,23 @@ class RequestThreads:
                 self.idle.append(executor)
             else:
                 executor.shutdown(wait=False)
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    """The server's start and stop (Django itself only handles requests). When the server stops,
+    after the last answer has streamed, the connections to Azure OpenAI and the chat's database
+    connection are closed rather than dropped."""
+    from chat import database, streaming
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await streaming.close_clients()
+            await database.close_connection()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 # The web process is an event loop and a few threads (the request's thread, the chat's database

@@ -4,9 +4,9 @@ that read the chat's server-sent events."""
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -18,12 +18,28 @@ from django.test import AsyncClient, Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.utils.crypto import get_random_string
 
+from chat import streaming
 from portal.org.models import Department, Membership, User
 from provisioning import services as provisioning
 from provisioning.models import LandingZone, ModelDeployment
 from tests.emulator.fixtures import SUBSCRIPTION, drive_run
 from tests.factories import make_deployment, make_landing_zone, make_user
 from tests.servers import http_scope
+
+T = TypeVar("T")
+
+
+def in_event_loop(go: Callable[[], Awaitable[T]]) -> T:
+    """Run `go` in an event loop of its own, as the server runs a request, and close the chat's
+    clients for Azure OpenAI when it is done (they belong to that loop, which ends with it)."""
+
+    async def run() -> T:
+        try:
+            return await go()
+        finally:
+            await streaming.close_clients()
+
+    return async_to_sync(run)()
 
 
 def provision(deployment: ModelDeployment, *, limit_seconds: float = 60) -> ModelDeployment:
@@ -167,7 +183,7 @@ class ChatClient:
             body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[attr-defined]
             return Reply(response.status_code, headers, events=parse_events(body))
 
-        return async_to_sync(go)()
+        return in_event_loop(go)
 
     def stream_and_leave(self, url: str, data: dict[str, Any], *, after_deltas: int) -> Reply:
         """What a browser does when the person presses stop: it goes away mid-answer. Runs the
@@ -220,7 +236,7 @@ class ChatClient:
                 request_finished.connect(close_old_connections)
             return Reply(status, {}, events=parse_events(b"".join(received)))
 
-        return async_to_sync(go)()
+        return in_event_loop(go)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 import requests
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,6 +18,7 @@ from chat.models import Conversation, Message, UsageRecord
 from portal.org.models import Membership
 from provisioning.catalog import price_in_force
 from provisioning.models import AccessGrant, ModelDeployment
+from tests.chat.conftest import in_event_loop
 from tests.factories import make_account, make_deployment, make_landing_zone
 
 pytestmark = pytest.mark.django_db
@@ -453,7 +454,7 @@ def test_a_call_whose_answer_nobody_reads_is_closed_and_metered(mark, copywriter
             if await sync_to_async(Message.objects.filter(role="assistant").exists)():
                 return
 
-    async_to_sync(start_and_leave)()
+    in_event_loop(start_and_leave)
 
     answer = Message.objects.get(role="assistant")
     assert answer.finish_reason == "stopped"

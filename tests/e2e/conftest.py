@@ -1,15 +1,12 @@
 """Browser journeys: Debian's Chromium, driven by Playwright, against uvicorn serving the ASGI app
 on the test database (Django's live_server is WSGI and would buffer streamed answers)."""
 
-import asyncio
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
 
-from chat import database
 from portal.asgi import application
 from tests.servers import ThreadedServer
 
@@ -48,13 +45,10 @@ def browser_type_launch_args():
 @pytest.fixture
 def asgi_server(transactional_db):
     """The portal served by uvicorn on a free port, for the length of one test."""
-    with ThreadedServer(application, lifespan="off") as server:
+    # When it stops, the server's lifespan closes the chat's clients and lets go of the database
+    # thread's connection, before the test database is flushed.
+    with ThreadedServer(application) as server:
         yield server.url
-    # The chat's database thread keeps its connection between answers: let go of it before the
-    # test database is flushed, and at the end dropped. (On a thread of its own: Playwright's
-    # event loop runs in this one.)
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, database.close_connection()).result()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The ASGI application the servers run (`portal.asgi`): requests start without a trip to a
-thread, and still leave no database connection behind."""
+thread, and still leave no database connection behind; a server that stops closes its
+connections."""
 
 import asyncio
 import os
@@ -13,6 +14,7 @@ from asgiref.sync import async_to_sync
 from django.core.signals import request_started
 from django.db import close_old_connections, connections
 
+from chat import streaming
 from portal.asgi import application
 from tests.servers import http_scope
 
@@ -77,3 +79,25 @@ def test_requests_start_without_a_trip_to_a_thread():
     )
     # A synchronous receiver would send every request to a thread before anything else.
     assert started.stdout.strip() == "0"
+
+
+def test_a_server_that_stops_closes_its_connections_to_azure_openai():
+    sent: list[str] = []
+
+    async def go() -> Any:
+        client = streaming.openai_client("https://marketing-copy.openai.azure.com/")
+        messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: Mapping[str, Any]) -> None:
+            sent.append(message["type"])
+
+        await application({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        return client
+
+    client = async_to_sync(go)()
+
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert client.is_closed()
