@@ -255,10 +255,12 @@ def validate_message(content: str) -> str:
 # What a turn checks before the model is called is remembered, so that a person in
 # mid-conversation costs one write and one read before the call, not a dozen queries: who may chat
 # where until anything that decides it changes (`chat.access.ACCESS_VERSION_KEY`), at most
-# TURN_ACCESS_SECONDS; the department's spend for TURN_CACHE_SECONDS, counted up as answers are
-# saved, so a raised budget reaches a conversation within these seconds.
+# TURN_ACCESS_SECONDS; the department's spend for SPEND_SECONDS. Every answer's cost is counted up
+# in the cache as it is saved, by whichever process saves it, so what is remembered only lags on
+# what accrues by the hour outside the chat (reserved PTUs, shared deployments' fixed costs). Summing
+# the month again costs a turn milliseconds: it is done once a minute per department.
 TURN_ACCESS_SECONDS = 300
-TURN_CACHE_SECONDS = 5
+SPEND_SECONDS = 60
 _turn_access: Remembered[Conversation] = Remembered(seconds=TURN_ACCESS_SECONDS, size=10_000)
 # A conversation's cost so far is remembered while people are chatting in it.
 CONVERSATION_COST_SECONDS = 3600
@@ -323,7 +325,7 @@ def _department_spend(*, department: Department, on: date) -> Decimal:
     units = cache.get(key)
     if units is None:
         spent = department_spend(department=department, on=on)
-        cache.add(key, int(spent / SPEND_UNITS), TURN_CACHE_SECONDS)
+        cache.add(key, int(spent / SPEND_UNITS), SPEND_SECONDS)
         return spent
     return int(units) * SPEND_UNITS
 
