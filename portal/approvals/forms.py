@@ -1,6 +1,7 @@
 """The request form: choices from the synced catalog, the estimate beside them, and the rules of
 `portal.approvals.spec` (the ones submission checks again) with each message next to its field."""
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -388,10 +389,11 @@ class DeploymentRequestForm(forms.Form):
                 self.add_error(field, message)
 
     def spec(self) -> RequestSpec:
-        """The cleaned values, typed, as the services take them."""
+        """The cleaned values, typed, as the services take them. What this kind of form does not
+        ask (a decommission's data classification, say) stays as the request being edited has it."""
+        base = RequestSpec.of(self.instance) if self.instance is not None else RequestSpec()
         cleaned = self.cleaned_data
-        values = {name: cleaned[name] for name in RequestSpec.field_names() if cleaned.get(name) is not None}
-        return RequestSpec(**values)
+        return replace(base, **{name: cleaned[name] for name in RequestSpec.field_names() if name in cleaned})
 
     def preview_errors(self) -> dict[str, list[str]]:
         """Errors worth showing while the person is still choosing: not "this field is required"."""

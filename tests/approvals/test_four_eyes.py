@@ -177,3 +177,13 @@ def test_requests_submitted_before_the_edit_log_learn_their_writers_from_the_aud
         (1, "edited"),
         (1, "submitted"),
     }
+
+
+def test_the_admin_shows_the_edit_log_read_only(client_for, draft, ada):
+    services.request_update(request=draft, actor=ada, spec=replace(RequestSpec.of(draft), capacity=60))
+
+    page = client_for(ada).get(f"/admin/approvals/deploymentrequest/{draft.pk}/change/")
+
+    assert page.status_code == 200
+    assert "Request edits" in page.content.decode()
+    assert "capacity" in page.content.decode()

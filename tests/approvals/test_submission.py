@@ -164,3 +164,59 @@ def test_the_services_refuse_a_resubmission_that_no_longer_fits_and_change_nothi
     assert refusal.value.errors == {"capacity": ["Capacity for this model and SKU is 1 to 10 K TPM."]}
     kept = DeploymentRequest.objects.get(pk=saved_draft.pk)
     assert (kept.state, kept.round, kept.capacity) == (State.CHANGES_REQUESTED, 1, 30)
+
+
+def test_editing_keeps_what_the_form_does_not_ask_and_clears_what_is_emptied(
+    client_for, marketing, marketing_lead, zone, policy
+):
+    assistant = make_deployment(
+        department=marketing,
+        display_name="Brand voice",
+        scope=ModelDeployment.Scope.SHARED,
+        landing_zone=zone,
+    )
+    capped = make_request(
+        department=marketing,
+        requester=marketing_lead,
+        kind=Kind.SHARED_ACCESS,
+        target=assistant,
+        tpm_cap=8,
+        submit=False,
+    )
+    retiring = make_deployment(department=marketing, display_name="Old helper", landing_zone=zone)
+    restricted = make_request(
+        department=marketing,
+        requester=marketing_lead,
+        kind=Kind.DECOMMISSION,
+        target=retiring,
+        data_classification="restricted",
+        submit=False,
+    )
+    client = client_for(marketing_lead)
+
+    client.post(
+        f"/requests/{restricted.pk}/edit/",
+        {
+            "kind": "decommission",
+            "department": "marketing",
+            "target": retiring.pk,
+            "purpose": "Replaced",
+            "action": "draft",
+        },
+    )
+    response = client.post(
+        f"/requests/{capped.pk}/edit/",
+        {
+            "kind": "shared_access",
+            "department": "marketing",
+            "target": assistant.pk,
+            "purpose": "Q",
+            "data_classification": "internal",
+            "tpm_cap": "",
+            "action": "draft",
+        },
+    )
+
+    assert response.status_code == 302, response.context["form"].errors
+    assert DeploymentRequest.objects.get(pk=restricted.pk).data_classification == "restricted"
+    assert DeploymentRequest.objects.get(pk=capped.pk).tpm_cap is None
