@@ -256,6 +256,7 @@ class DeploymentRequest(models.Model):
             "expires_on": self.expires_on.isoformat() if self.expires_on else None,
             "estimated_monthly_cost": str(self.estimated_monthly_cost),
             "target": self.target_id,
+            "grant_at_submission": self.grant_at_submission,
             "provisioning_run": self.provisioning_run,
         }
 

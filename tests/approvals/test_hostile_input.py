@@ -8,8 +8,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from portal.approvals.models import DeploymentRequest
+from provisioning.models import ModelDeployment, Price
 from tests.approvals.test_pages import NEW
-from tests.factories import make_request
+from tests.factories import make_deployment, make_request
 
 MARKUP = "<b>x</b>"
 NUMBERS = ["", "abc", "-1", "0", "99999999999999999999", "1e999999", "9e999999", "NaN", "inf", "\x00", MARKUP]
@@ -74,9 +75,6 @@ def test_the_live_preview_with_a_request_number_that_is_not_one_is_a_404(lead, v
 
 
 def test_a_tpm_cap_beyond_any_column_gets_a_message(lead, marketing, zone):
-    from provisioning.models import ModelDeployment
-    from tests.factories import make_deployment
-
     shared = make_deployment(department=marketing, scope=ModelDeployment.Scope.SHARED, landing_zone=zone)
     response = lead.post(
         "/requests/new/",
@@ -119,8 +117,6 @@ def test_a_capacity_beyond_the_limit_is_refused_even_where_the_catalog_sets_no_m
 
 
 def test_an_estimate_too_large_to_record_is_refused_by_the_form(lead, offers):
-    from provisioning.models import Price
-
     Price.objects.filter(model_name="gpt-4o-mini").update(input_per_million=Decimal("999999"))
 
     response = lead.post("/requests/new/", {**NEW, "input_tokens_per_month": "500000"})
