@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from portal.approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest
+from portal.approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest, RequestEdit
 from provisioning.models import ModelDeployment
 
 
@@ -35,7 +35,28 @@ class ApprovalStepInline(admin.TabularInline[ApprovalStep, DeploymentRequest]):
     model = ApprovalStep
     extra = 0
     can_delete = False
-    fields = ("round", "order", "kind", "state", "reason", "decided_by", "decided_at", "comment")
+    fields = (
+        "round",
+        "order",
+        "kind",
+        "state",
+        "reason",
+        "decided_by",
+        "decided_at",
+        "comment",
+        "round_edits",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: DeploymentRequest | None = None) -> bool:
+        return False
+
+
+class RequestEditInline(admin.TabularInline[RequestEdit, DeploymentRequest]):
+    model = RequestEdit
+    extra = 0
+    can_delete = False
+    fields = ("round", "action", "actor", "changes", "at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: DeploymentRequest | None = None) -> bool:
@@ -49,7 +70,7 @@ class DeploymentRequestAdmin(admin.ModelAdmin[DeploymentRequest]):
     list_display = ["pk", "kind", "department", "title", "state", "estimated_monthly_cost", "submitted_at"]
     list_filter = ["state", "kind", "data_classification", "department"]
     search_fields = ["display_name", "purpose", "model_name", "requester__email"]
-    inlines = [ApprovalStepInline]
+    inlines = [ApprovalStepInline, RequestEditInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: DeploymentRequest | None = None) -> list[str]:
         return [field.name for field in DeploymentRequest._meta.fields]

@@ -1,22 +1,36 @@
-"""The request form: choices from the synced catalog, checks against quota and budget."""
+"""The request form: choices from the synced catalog, the estimate beside them, and the rules of
+`portal.approvals.spec` (the ones submission checks again) with each message next to its field."""
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any
 
 from django import forms
-from django.db.models import Q
+from django.http import QueryDict
 from django.utils import timezone
 
-from chat.metering import BudgetStatus, budget_status
-from portal.approvals.estimates import Estimate, monthly_cost_estimate
-from portal.approvals.models import ApprovalPolicy, ApprovalStep, DataClassification, DeploymentRequest
-from portal.approvals.policy import PlannedStep, approval_plan
+from portal.approvals.models import (
+    MAX_CAPACITY,
+    MAX_TOKENS_MILLIONS,
+    DataClassification,
+    DeploymentRequest,
+    cap_label,
+)
+from portal.approvals.spec import (
+    TEXT_LIMITS,
+    WHOLE_REQUEST,
+    Assessment,
+    FieldErrors,
+    RequestSpec,
+    eligible_targets,
+    request_assessment,
+    request_spec_errors,
+)
 from portal.org.models import Department, Membership, User
-from provisioning.catalog import catalog_offers, quota_left
-from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment
+from provisioning.catalog import catalog_offers
+from provisioning.models import AccessGrant, LandingZone, ModelDeployment
 from provisioning.services import region_label
 
 Kind = DeploymentRequest.Kind
@@ -31,50 +45,6 @@ def departments_for_author(user: User) -> list[Department]:
     return [m.department for m in user.memberships_with_departments if m.role == Membership.Role.LEAD]
 
 
-@dataclass(frozen=True)
-class Assessment:
-    """What the form shows beside the choices: bounds, quota left, the estimate and the budget."""
-
-    entry: CatalogEntry | None
-    quota_left: Decimal | None
-    quota_needed: int | None
-    estimate: Estimate
-    budget: BudgetStatus | None
-    approvals: list[PlannedStep]
-
-    @property
-    def approved_at_once(self) -> bool:
-        return [step.kind for step in self.approvals] == [ApprovalStep.Kind.AUTOMATIC]
-
-    @property
-    def spent_after(self) -> Decimal | None:
-        return None if self.budget is None else self.budget.spent + self.estimate.monthly_cost
-
-    @property
-    def share_after(self) -> Decimal | None:
-        if self.budget is None or not self.budget.budget:
-            return None
-        return (self.budget.spent + self.estimate.monthly_cost) / self.budget.budget * 100
-
-    @property
-    def region_label(self) -> str:
-        return region_label(self.entry.region) if self.entry else ""
-
-    @property
-    def retirement_passed(self) -> bool:
-        retires = self.entry.retirement_date if self.entry else None
-        return retires is not None and retires <= timezone.now()
-
-    @property
-    def over_budget(self) -> bool:
-        return (
-            self.budget is not None
-            and self.budget.budget > 0
-            and self.spent_after is not None
-            and (self.spent_after > self.budget.budget)
-        )
-
-
 class DeploymentRequestForm(forms.Form):
     department = forms.ModelChoiceField(
         queryset=Department.objects.none(), to_field_name="slug", empty_label=None
@@ -82,18 +52,18 @@ class DeploymentRequestForm(forms.Form):
     target = forms.ModelChoiceField(queryset=ModelDeployment.objects.none(), empty_label="Choose…")
     display_name = forms.CharField(
         label="Name in the chat",
-        max_length=120,
+        max_length=TEXT_LIMITS["display_name"],
         help_text="What employees see, e.g. “Marketing copy assistant”.",
     )
     purpose = forms.CharField(
         label="Purpose and use case",
         widget=forms.Textarea(attrs={"rows": 3}),
-        max_length=4000,
+        max_length=TEXT_LIMITS["purpose"],
         help_text="What the department will do with it; approvers read this first.",
     )
     system_prompt = forms.CharField(
         required=False,
-        max_length=8000,
+        max_length=TEXT_LIMITS["system_prompt"],
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="The flavor: instructions applied to every chat with this assistant.",
     )
@@ -115,20 +85,26 @@ class DeploymentRequestForm(forms.Form):
     )
     # Plain text fields with a select: the catalog checks below explain a choice that does not
     # fit ("gpt-4o is not offered in East US 2") better than "Select a valid choice" would.
-    region = forms.CharField(widget=forms.Select)
-    model_name = forms.CharField(label="Model", widget=forms.Select)
-    model_version = forms.CharField(label="Version", widget=forms.Select)
-    sku = forms.CharField(label="SKU", widget=forms.Select)
-    capacity = forms.IntegerField(min_value=1, widget=forms.NumberInput(attrs={"inputmode": "numeric"}))
+    region = forms.CharField(max_length=TEXT_LIMITS["region"], widget=forms.Select)
+    model_name = forms.CharField(label="Model", max_length=TEXT_LIMITS["model_name"], widget=forms.Select)
+    model_version = forms.CharField(
+        label="Version", max_length=TEXT_LIMITS["model_version"], widget=forms.Select
+    )
+    sku = forms.CharField(label="SKU", max_length=TEXT_LIMITS["sku"], widget=forms.Select)
+    capacity = forms.IntegerField(
+        min_value=1, max_value=MAX_CAPACITY, widget=forms.NumberInput(attrs={"inputmode": "numeric"})
+    )
     tpm_cap = forms.IntegerField(
         label="TPM cap (thousands)",
         required=False,
         min_value=1,
+        max_value=MAX_CAPACITY,
         help_text="Optional: the most tokens per minute your department may use of it.",
     )
     input_tokens_per_month = forms.DecimalField(
         label="Input tokens a month (millions)",
         min_value=Decimal(0),
+        max_value=MAX_TOKENS_MILLIONS,
         max_digits=12,
         decimal_places=3,
         initial=Decimal(0),
@@ -139,6 +115,7 @@ class DeploymentRequestForm(forms.Form):
     output_tokens_per_month = forms.DecimalField(
         label="Output tokens a month (millions)",
         min_value=Decimal(0),
+        max_value=MAX_TOKENS_MILLIONS,
         max_digits=12,
         decimal_places=3,
         initial=Decimal(0),
@@ -196,13 +173,7 @@ class DeploymentRequestForm(forms.Form):
             self.fields["department"].initial = departments[0].slug
         self.chosen_department = self._chosen_department(departments)
         if "target" in self.fields:
-            self.fields["target"].queryset = self._targets()  # type: ignore[attr-defined]
-            self.fields["target"].label = {
-                Kind.SHARED_ACCESS: "Shared service",
-                Kind.CAPACITY_CHANGE: "Deployment to resize",
-                Kind.DECOMMISSION: "Deployment to decommission",
-            }[Kind(kind)]
-            self.fields["target"].label_from_instance = self._target_label  # type: ignore[attr-defined]
+            self._set_targets()
         if kind == Kind.CAPACITY_CHANGE:
             self.fields["capacity"].label = "New capacity"
         if kind == Kind.DECOMMISSION:
@@ -211,18 +182,25 @@ class DeploymentRequestForm(forms.Form):
         if kind == Kind.NEW_DEPLOYMENT:
             self._set_catalog_choices()
 
+    @classmethod
+    def resubmission(cls, instance: DeploymentRequest, *, user: User) -> "DeploymentRequestForm":
+        """The request's saved values as if typed in again, so the checks mark each field that
+        no longer fits."""
+        data = QueryDict(mutable=True)
+        for name, value in cls._initial_from(instance).items():
+            if value is True:
+                data[name] = "on"
+            elif value not in (None, False):
+                data[name] = value.isoformat() if isinstance(value, date) else str(value)
+        return cls(data, kind=instance.kind, user=user, instance=instance)
+
     # Choices ---------------------------------------------------------------------------------
 
     @staticmethod
     def _initial_from(instance: DeploymentRequest) -> dict[str, Any]:
-        values = {
-            field: getattr(instance, field)
-            for field in [
-                "display_name", "purpose", "system_prompt", "data_classification", "private_network",
-                "expires_on", "region", "model_name", "model_version", "sku", "capacity", "tpm_cap",
-                "input_tokens_per_month", "output_tokens_per_month",
-            ]
-        }  # fmt: skip
+        values: dict[str, Any] = {
+            name: getattr(instance, name) for name in RequestSpec.field_names() if name != "target"
+        }
         values["department"] = instance.department.slug
         values["target"] = instance.target_id
         return values
@@ -243,24 +221,33 @@ class DeploymentRequestForm(forms.Form):
             return self.initial.get(name, self.fields[name].initial)
         return self[name].value()
 
-    def _targets(self) -> Any:
-        if self.chosen_department is None:
-            return ModelDeployment.objects.none()
-        deployments = ModelDeployment.objects.select_related("department")
-        if self.kind == Kind.SHARED_ACCESS:
-            granted = AccessGrant.objects.filter(department=self.chosen_department).values("deployment_id")
-            return deployments.filter(
-                scope=ModelDeployment.Scope.SHARED, state=ModelDeployment.State.ACTIVE
-            ).exclude(pk__in=granted)
-        dedicated = deployments.filter(
-            department=self.chosen_department, scope=ModelDeployment.Scope.DEDICATED
-        )
-        if self.kind == Kind.CAPACITY_CHANGE:
-            return dedicated.filter(state__in=[ModelDeployment.State.ACTIVE, ModelDeployment.State.FAILED])
-        return dedicated.filter(Q(state=ModelDeployment.State.ACTIVE) | Q(state=ModelDeployment.State.FAILED))
+    def _set_targets(self) -> None:
+        targets = eligible_targets(kind=self.kind, department=self.chosen_department)
+        if self.instance is not None and self.instance.target_id is not None:
+            # The deployment a saved request is about stays choosable, so that a check can say
+            # why it no longer fits rather than "Select a valid choice".
+            targets = targets | ModelDeployment.objects.filter(pk=self.instance.target_id)
+        self._granted: dict[int, int | None] = {}
+        if self.kind == Kind.SHARED_ACCESS and self.chosen_department is not None:
+            self._granted = dict(
+                AccessGrant.objects.filter(department=self.chosen_department).values_list(
+                    "deployment_id", "tpm_cap"
+                )
+            )
+        field = self.fields["target"]
+        field.queryset = targets.distinct()  # type: ignore[attr-defined]
+        field.label = {
+            Kind.SHARED_ACCESS: "Shared service",
+            Kind.CAPACITY_CHANGE: "Deployment to resize",
+            Kind.DECOMMISSION: "Deployment to decommission",
+        }[Kind(self.kind)]
+        field.label_from_instance = self._target_label  # type: ignore[attr-defined]
 
     def _target_label(self, deployment: ModelDeployment) -> str:
-        return f"{deployment.display_name} · {deployment.model_name} · {deployment.capacity_label}"
+        label = f"{deployment.display_name} · {deployment.model_name} · {deployment.capacity_label}"
+        if deployment.pk in self._granted:
+            label += f" (in use, cap {cap_label(self._granted[deployment.pk])})"
+        return label
 
     @property
     def landing_zone(self) -> LandingZone | None:
@@ -311,10 +298,12 @@ class DeploymentRequestForm(forms.Form):
         self.fields[name].widget.choices = choices or [("", empty)]
 
     def _pick(self, name: str, options: list[str], preferred: str) -> str:
-        """The value of a dependent choice: as typed when it fits (or when the person submits, so
-        the check can explain it), else the preferred or first option."""
+        """The value of a dependent choice: as typed when it fits or when the person submits (so
+        the check can explain it, or say it is missing), else the preferred or first option."""
         current = self.value(name)
-        if current and (current in options or (self.is_bound and not self.preview)):
+        if self.is_bound and not self.preview:
+            return _text(current, TEXT_LIMITS[name])
+        if current and current in options:
             return str(current)
         chosen = preferred if preferred in options else (options[0] if options else "")
         if self.is_bound:
@@ -329,204 +318,82 @@ class DeploymentRequestForm(forms.Form):
     # Cached: the submitted data is settled once __init__ is done, and the checks, the view and
     # the template all ask (each asking would repeat the catalog, quota and budget queries).
     @cached_property
-    def _spec(self) -> dict[str, Any]:
-        """The model, SKU and capacity as chosen so far, whether or not they are valid yet."""
-        target = self._target_value()
-        source: dict[str, Any] = {}
-        if target is not None:
-            source = {
-                "region": target.region,
-                "model_name": target.model_name,
-                "model_version": target.model_version,
-                "sku": target.sku,
-            }
-        else:
-            source = {
-                name: self.value(name) or "" for name in ("region", "model_name", "model_version", "sku")
-            }
-        source["capacity"] = _as_int(self.value("capacity"))
-        source["target"] = target
-        return source
+    def draft_spec(self) -> RequestSpec:
+        """The request as chosen so far, whether or not it is valid yet: values that cannot be
+        read (or lie beyond every limit) count as not chosen, so the estimate stays sensible."""
+        return RequestSpec(
+            data_classification=str(self.value("data_classification") or DataClassification.INTERNAL),
+            region=_text(self.value("region"), TEXT_LIMITS["region"]),
+            model_name=_text(self.value("model_name"), TEXT_LIMITS["model_name"]),
+            model_version=_text(self.value("model_version"), TEXT_LIMITS["model_version"]),
+            sku=_text(self.value("sku"), TEXT_LIMITS["sku"]),
+            capacity=_bounded_int(self.value("capacity")),
+            tpm_cap=_bounded_int(self.value("tpm_cap")),
+            input_tokens_per_month=_bounded_millions(self.value("input_tokens_per_month")),
+            output_tokens_per_month=_bounded_millions(self.value("output_tokens_per_month")),
+            target=self._target_value(),
+        ).following_target(self.kind)
 
     def _target_value(self) -> ModelDeployment | None:
         if "target" not in self.fields:
             return None
-        raw = self.value("target")
-        if raw in (None, ""):
+        pk = _bounded_int(self.value("target"), highest=None)
+        if pk is None:
             return None
-        try:
-            target: ModelDeployment | None = self.fields["target"].queryset.filter(pk=int(raw)).first()  # type: ignore[attr-defined]
-            return target
-        except (TypeError, ValueError):
-            return None
+        target: ModelDeployment | None = self.fields["target"].queryset.filter(pk=pk).first()  # type: ignore[attr-defined]
+        return target
 
     @cached_property
     def assessment(self) -> Assessment:
-        spec = self._spec
-        target = spec["target"]
-        zone = target.landing_zone if target is not None else self.landing_zone
-        entry = None
-        if spec["model_name"] and spec["sku"]:
-            entry = CatalogEntry.objects.filter(
-                region=spec["region"],
-                model_name=spec["model_name"],
-                model_version=spec["model_version"],
-                sku=spec["sku"],
-            ).first()
-        left = None
-        if entry is not None and zone is not None:
-            left = quota_left(
-                subscription_id=zone.subscription_id, region=spec["region"], usage_name=entry.usage_name
-            )
-        needed = spec["capacity"]
-        if needed is not None and target is not None and self.kind == Kind.CAPACITY_CHANGE:
-            needed = needed - target.capacity if target.state == ModelDeployment.State.ACTIVE else needed
-        estimate = Estimate(Decimal(0), "Decommissioning ends this deployment's cost.")
-        if self.kind != Kind.DECOMMISSION:
-            estimate = monthly_cost_estimate(
-                model_name=spec["model_name"],
-                model_version=spec["model_version"],
-                sku=spec["sku"],
-                capacity=spec["capacity"],
-                input_millions=_as_decimal(self.value("input_tokens_per_month")),
-                output_millions=_as_decimal(self.value("output_tokens_per_month")),
-                on=self.today,
-            )
-        budget = (
-            budget_status(department=self.chosen_department, on=self.today)
-            if self.chosen_department
-            else None
-        )
-        # The approvals the policy would ask for if it were submitted now, so the lead knows.
-        draft = DeploymentRequest(
-            kind=self.kind,
-            sku=spec["sku"],
-            capacity=spec["capacity"],
-            data_classification=self.value("data_classification") or DataClassification.INTERNAL,
-            estimated_monthly_cost=estimate.monthly_cost,
-        )
-        approvals = approval_plan(
-            request=draft,
-            policy=ApprovalPolicy.current(),
-            budget_left=max(budget.budget - budget.spent, Decimal(0)) if budget else Decimal(0),
-        )
-        return Assessment(
-            entry=entry,
-            quota_left=left,
-            quota_needed=needed,
-            estimate=estimate,
-            budget=budget,
-            approvals=approvals,
+        return request_assessment(
+            kind=self.kind, department=self.chosen_department, spec=self.draft_spec, today=self.today
         )
 
     @property
     def uses_tokens(self) -> bool:
         """Token SKUs are priced by expected use; provisioned ones by the hour."""
-        return not str(self._spec["sku"]).endswith("ProvisionedManaged")
+        return self.draft_spec.uses_tokens
 
     # Validation ------------------------------------------------------------------------------
-
-    def clean_expires_on(self) -> date | None:
-        expires_on: date | None = self.cleaned_data.get("expires_on")
-        if expires_on is not None and expires_on <= self.today:
-            raise forms.ValidationError("The expiry date must be in the future.")
-        return expires_on
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         for name in ("input_tokens_per_month", "output_tokens_per_month"):
             if name in self.fields and cleaned.get(name) is None and name not in self.errors:
                 cleaned[name] = Decimal(0)
-        if self.kind == Kind.NEW_DEPLOYMENT:
-            self._check_offer(cleaned)
-        if self.kind in {Kind.NEW_DEPLOYMENT, Kind.CAPACITY_CHANGE} and not self.errors:
-            self._check_capacity(cleaned)
-        if self.kind != Kind.DECOMMISSION and not self.errors:
-            self._check_budget()
-        return cleaned
-
-    def _check_offer(self, cleaned: dict[str, Any]) -> None:
-        if self.catalog_missing:
+        if self.kind == Kind.NEW_DEPLOYMENT and self.catalog_missing:
             raise forms.ValidationError(
                 "The model catalog for this landing zone has not been synced yet, so nothing can be "
                 "checked. A platform admin can sync it from Administration → Catalog entries."
             )
-        region, model = cleaned.get("region"), cleaned.get("model_name")
-        version, sku = cleaned.get("model_version"), cleaned.get("sku")
-        zone = self.landing_zone
-        if region and zone is not None and region not in zone.allowed_regions:
-            self.add_error("region", f"{zone.name} does not allow {region_label(region)}.")
-            return
-        offers = [o for o in self.offers if o.region == region]
-        if model and not any(o.model_name == model for o in offers):
-            self.add_error("model_name", f"{model} is not offered in {region_label(region or '')}.")
-        elif version and not any(o.model_name == model and o.model_version == version for o in offers):
-            self.add_error(
-                "model_version", f"{model} {version} is not offered in {region_label(region or '')}."
-            )
-        elif sku and not any(
-            o.model_name == model and o.model_version == version and o.sku == sku for o in offers
-        ):
-            self.add_error(
-                "sku", f"{model} {version} is not offered as {sku} in {region_label(region or '')}."
-            )
-
-    def _check_capacity(self, cleaned: dict[str, Any]) -> None:
-        capacity = cleaned.get("capacity")
-        if capacity is None:
-            return
-        assessment = self.assessment
-        entry = assessment.entry
-        unit = "PTU" if not self.uses_tokens else "K TPM"
-        if entry is not None:
-            lowest, step = entry.capacity_minimum, entry.capacity_step or 1
-            highest = entry.capacity_maximum
-            if capacity < lowest or (highest is not None and capacity > highest):
-                bounds = f"{lowest} to {highest} {unit}" if highest else f"at least {lowest} {unit}"
-                self.add_error("capacity", f"Capacity for this model and SKU is {bounds}.")
-                return
-            if capacity % step:
-                self.add_error(
-                    "capacity",
-                    f"Capacity moves in steps of {step} {unit}: try {capacity - capacity % step or step}.",
+        if self.chosen_department is not None:
+            self.add_rule_errors(
+                request_spec_errors(
+                    kind=self.kind, department=self.chosen_department, spec=self.spec(), today=self.today
                 )
-                return
-        target = cleaned.get("target")
-        if (
-            target is not None
-            and capacity == target.capacity
-            and target.state == ModelDeployment.State.ACTIVE
-        ):
-            self.add_error("capacity", f"{target.display_name} already has {target.capacity_label}.")
-            return
-        needed, left = assessment.quota_needed, assessment.quota_left
-        if needed is not None and left is not None and needed > left:
-            spec = self._spec
-            self.add_error(
-                "capacity",
-                f"{region_label(spec['region'])} has {left.normalize():f} {unit} of {spec['model_name']} "
-                f"({spec['sku']}) left in this subscription; this asks for {needed} {unit} more.",
             )
+        return cleaned
 
-    def _check_budget(self) -> None:
-        assessment = self.assessment
-        if not assessment.over_budget or assessment.budget is None:
-            return
-        budget = assessment.budget
-        field = "input_tokens_per_month" if self.uses_tokens else "capacity"
-        if field not in self.fields:
-            field = "target"
-        self.add_error(
-            field,
-            f"This would exceed {budget.department.name}'s monthly budget: "
-            f"${budget.spent:,.2f} spent this month + about ${assessment.estimate.monthly_cost:,.2f} "
-            f"a month for this request is more than ${budget.budget:,.2f}.",
-        )
+    def add_rule_errors(self, errors: FieldErrors) -> None:
+        """The rules' messages next to their fields; a field that already has a message (it could
+        not be read, say) keeps that one."""
+        for name, messages in errors.items():
+            field: str | None = name
+            if name == WHOLE_REQUEST:
+                field = None
+            elif name not in self.fields:
+                field = "target" if "target" in self.fields else None
+            if field is not None and field in self.errors:
+                continue
+            for message in messages:
+                self.add_error(field, message)
 
-    def spec(self) -> dict[str, Any]:
-        """The cleaned values the services take."""
-        values = {name: value for name, value in self.cleaned_data.items() if name != "department"}
-        return values
+    def spec(self) -> RequestSpec:
+        """The cleaned values, typed, as the services take them. What this kind of form does not
+        ask (a decommission's data classification, say) stays as the request being edited has it."""
+        base = RequestSpec.of(self.instance) if self.instance is not None else RequestSpec()
+        cleaned = self.cleaned_data
+        return replace(base, **{name: cleaned[name] for name in RequestSpec.field_names() if name in cleaned})
 
     def preview_errors(self) -> dict[str, list[str]]:
         """Errors worth showing while the person is still choosing: not "this field is required"."""
@@ -542,15 +409,28 @@ class DeploymentRequestForm(forms.Form):
         }
 
 
-def _as_int(value: Any) -> int | None:
+def _text(value: Any, limit: int) -> str:
+    """A typed-in choice, or "" when it cannot be one (not text, too long, a null character)."""
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        return ""
+    return value
+
+
+def _bounded_int(value: Any, *, highest: int | None = MAX_CAPACITY) -> int | None:
     try:
-        return int(value)
+        number = int(str(value))
     except (TypeError, ValueError):
         return None
+    if number < 1 or (highest is not None and number > highest):
+        return None
+    return number
 
 
-def _as_decimal(value: Any) -> Decimal:
+def _bounded_millions(value: Any) -> Decimal:
     try:
-        return max(Decimal(str(value)), Decimal(0)) if value not in (None, "") else Decimal(0)
-    except ArithmeticError:
+        millions = Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
         return Decimal(0)
+    if not millions.is_finite() or not Decimal(0) <= millions <= MAX_TOKENS_MILLIONS:
+        return Decimal(0)
+    return millions

@@ -4,12 +4,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from portal.org.models import Department, Membership, User
 from provisioning.models import ModelDeployment, NetworkMode
+
+# Ceilings that keep every amount inside its database column and beyond anything Azure grants:
+# capacity in K TPM or PTU (a TPM cap in K TPM too), expected use in millions of tokens a month,
+# and the monthly estimate in USD that `estimated_monthly_cost` can hold.
+MAX_CAPACITY = 1_000_000
+MAX_TOKENS_MILLIONS = Decimal(1_000_000)
+MAX_MONTHLY_ESTIMATE = Decimal("99999999.99")
 
 
 class DataClassification(models.TextChoices):
@@ -31,8 +39,9 @@ class DeploymentRequestQuerySet(models.QuerySet["DeploymentRequest"]):
         return self.filter(state__in=DeploymentRequest.State.open())
 
     def awaiting(self, user: User) -> "DeploymentRequestQuerySet":
-        """Submitted requests with a pending approval `user` may give: not their own, and not a
-        second approval of a request they already approved in this round."""
+        """Submitted requests with a pending approval `user` may give: not their own, not one whose
+        current round they edited or submitted, and not a second approval of a request they
+        already approved in this round."""
         kinds = []
         if user.is_platform_admin:
             kinds.append(ApprovalStep.Kind.PLATFORM)
@@ -46,6 +55,11 @@ class DeploymentRequestQuerySet(models.QuerySet["DeploymentRequest"]):
             .exclude(requester=user)
             .filter(Exists(this_round.filter(state=ApprovalStep.State.PENDING, kind__in=kinds)))
             .exclude(Exists(this_round.filter(state=ApprovalStep.State.APPROVED, decided_by=user)))
+            .exclude(
+                Exists(
+                    RequestEdit.objects.filter(request=OuterRef("pk"), round=OuterRef("round"), actor=user)
+                )
+            )
         )
 
 
@@ -96,25 +110,43 @@ class DeploymentRequest(models.Model):
     model_name = models.CharField(max_length=60, blank=True)
     model_version = models.CharField(max_length=30, blank=True)
     sku = models.CharField(max_length=30, blank=True, choices=ModelDeployment.Sku.choices)
-    capacity = models.PositiveIntegerField(null=True, blank=True, help_text="K TPM, or PTU.")
+    capacity = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="K TPM, or PTU.",
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CAPACITY)],
+    )
     tpm_cap = models.PositiveIntegerField(
-        "TPM cap (thousands)", null=True, blank=True, help_text="Shared access: the department's own cap."
+        "TPM cap (thousands)",
+        null=True,
+        blank=True,
+        help_text="Shared access: the department's own cap.",
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CAPACITY)],
     )
     input_tokens_per_month = models.DecimalField(
         "input tokens per month (millions)",
         max_digits=12,
         decimal_places=3,
         default=Decimal(0),
-        validators=[MinValueValidator(Decimal(0))],
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(MAX_TOKENS_MILLIONS)],
     )
     output_tokens_per_month = models.DecimalField(
         "output tokens per month (millions)",
         max_digits=12,
         decimal_places=3,
         default=Decimal(0),
-        validators=[MinValueValidator(Decimal(0))],
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(MAX_TOKENS_MILLIONS)],
     )
-    estimated_monthly_cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    estimated_monthly_cost = models.DecimalField(
+        max_digits=14,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(MAX_MONTHLY_ESTIMATE)],
+    )
+    # Shared access: the department's grant as it was when the request was submitted (null when
+    # it had none). The approver decides on this change; hand-over applies it only if the grant
+    # is still the same.
+    grant_at_submission = models.JSONField(null=True, blank=True)
 
     target = models.ForeignKey(
         ModelDeployment,
@@ -175,6 +207,27 @@ class DeploymentRequest(models.Model):
     def in_flight(self) -> bool:
         return self.state in {self.State.APPROVED, self.State.PROVISIONING}
 
+    @property
+    def changes_grant(self) -> bool:
+        """Shared access for a department that already had a grant when it was submitted: a
+        change of that grant, which a person decides."""
+        return self.kind == self.Kind.SHARED_ACCESS and self.grant_at_submission is not None
+
+    @property
+    def cap_change(self) -> str:
+        """What a change of an existing grant does to its cap, as the page and the queue say it."""
+        if not self.changes_grant:
+            return ""
+        assert self.grant_at_submission is not None
+        before = cap_label(self.grant_at_submission.get("tpm_cap"))
+        return f"changes the cap from {before} to {cap_label(self.tpm_cap)}"
+
+    @property
+    def editing_round(self) -> int:
+        """The round an edit belongs to: a draft's or a sent-back request's edits belong to the
+        round its next submission opens."""
+        return self.round + 1 if self.can_be_edited() else self.round
+
     def can_be_edited(self) -> bool:
         return self.state in {self.State.DRAFT, self.State.CHANGES_REQUESTED}
 
@@ -203,7 +256,47 @@ class DeploymentRequest(models.Model):
             "expires_on": self.expires_on.isoformat() if self.expires_on else None,
             "estimated_monthly_cost": str(self.estimated_monthly_cost),
             "target": self.target_id,
+            "grant_at_submission": self.grant_at_submission,
             "provisioning_run": self.provisioning_run,
+        }
+
+
+def cap_label(tpm_cap: int | None) -> str:
+    return "no cap" if tpm_cap is None else f"{tpm_cap:,}K TPM"
+
+
+class RequestEdit(models.Model):
+    """Who wrote a round of a request: created it, changed which fields (before and after), or
+    submitted it. Nobody who did may decide that round."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        EDITED = "edited", "Edited"
+        SUBMITTED = "submitted", "Submitted"
+
+    request = models.ForeignKey(DeploymentRequest, on_delete=models.CASCADE, related_name="edits")
+    round = models.PositiveSmallIntegerField()
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    # [{"field": ..., "label": ..., "before": ..., "after": ...}], values as the page shows them.
+    changes = models.JSONField(default=list, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["request", "round"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} round {self.round} of #{self.request_id}"
+
+    def as_record(self) -> dict[str, Any]:
+        """The edit as a decision keeps it (on its step and in the audit trail)."""
+        return {
+            "actor_id": self.actor_id,
+            "actor": self.actor.display_name if self.actor else "Switchyard",
+            "action": self.action,
+            "changes": self.changes,
+            "at": self.at.isoformat(),
         }
 
 
@@ -231,6 +324,9 @@ class ApprovalStep(models.Model):
     decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
+    # Who edited what in the round this step decided (`RequestEdit.as_record`), kept with the
+    # decision so the trail shows what the decider approved, rejected or sent back.
+    round_edits = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["round", "order"]

@@ -65,6 +65,9 @@ def _automatic(
             "left in the budget",
         )
     if request.kind == Kind.SHARED_ACCESS:
+        if request.changes_grant:
+            # A grant may carry a cap an admin chose: only a person changes it.
+            return "", f"it {request.cap_change} on the department's existing grant"
         if policy.auto_approve_shared_access:
             return (
                 "Access to a shared service for non-restricted data within the department's budget "

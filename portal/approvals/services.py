@@ -3,27 +3,33 @@ request, refuses what its state or the actor's role does not allow, writes an Au
 once the decision is final, hands over to provisioning after commit."""
 
 import logging
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.text import slugify
 
 from chat.metering import budget_status
 from portal.approvals import notifications
-from portal.approvals.estimates import monthly_cost_estimate
-from portal.approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest
+from portal.approvals.handover import finish, hand_over
+from portal.approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest, RequestEdit
 from portal.approvals.policy import approval_plan
+from portal.approvals.rounds import edit_record, round_records, spec_changes, wrote_round
+from portal.approvals.spec import (
+    FieldErrors,
+    RequestSpec,
+    current_grant,
+    estimate_errors,
+    grant_state,
+    request_spec_errors,
+    spec_bounds_errors,
+    spec_estimate,
+)
 from portal.audit.services import audit_record
 from portal.org.models import Department, Membership, User
-from provisioning.models import AccessGrant, LandingZone, ModelDeployment
-from provisioning.services import (
-    deployment_change_capacity,
-    deployment_request_decommission,
-    deployment_request_provisioning,
-)
+from provisioning.models import ModelDeployment
 
 logger = logging.getLogger(__name__)
 
@@ -31,29 +37,20 @@ State = DeploymentRequest.State
 Kind = DeploymentRequest.Kind
 StepState = ApprovalStep.State
 
-# Fields of a request its author may set (and change while it is a draft or sent back).
-SPEC_FIELDS = (
-    "purpose",
-    "display_name",
-    "system_prompt",
-    "data_classification",
-    "private_network",
-    "expires_on",
-    "region",
-    "model_name",
-    "model_version",
-    "sku",
-    "capacity",
-    "tpm_cap",
-    "input_tokens_per_month",
-    "output_tokens_per_month",
-    "target",
-)
 EXPIRY_WARNING_DAYS = 14
 
 
 class RequestActionRefused(Exception):
     """The request's state or the actor's role does not allow this; the message says why."""
+
+
+class RequestSpecInvalid(RequestActionRefused):
+    """The request breaks the rules as they stand; `errors` holds the messages by field
+    ("__all__" for the request as a whole)."""
+
+    def __init__(self, errors: FieldErrors) -> None:
+        self.errors = errors
+        super().__init__(" ".join(message for messages in errors.values() for message in messages))
 
 
 # Who may do what -------------------------------------------------------------------------------
@@ -73,6 +70,8 @@ def next_step_for(request: DeploymentRequest, user: User) -> ApprovalStep | None
     """The pending step of the current round `user` may decide, if any."""
     if request.state != State.SUBMITTED or request.requester_id == user.pk:
         return None
+    if wrote_round(request, user):
+        return None  # four eyes: whoever wrote this round does not decide it
     steps = [step for step in request.steps.all() if step.round == request.round]
     if any(step.state == StepState.APPROVED and step.decided_by_id == user.pk for step in steps):
         return None  # four eyes: a second approval comes from someone else
@@ -110,72 +109,72 @@ def _refuse(request: DeploymentRequest, action: str) -> RequestActionRefused:
 
 def request_estimate(request: DeploymentRequest, *, today: date | None = None) -> Decimal:
     today = today or timezone.localdate()
-    if request.kind == Kind.DECOMMISSION:
-        return Decimal(0)
-    model_source: Any = request.target if request.kind == Kind.SHARED_ACCESS and request.target else request
-    sku = model_source.sku
-    capacity = request.capacity
-    if request.kind == Kind.CAPACITY_CHANGE and request.target:
-        sku = request.target.sku
-        model_source = request.target
-    return monthly_cost_estimate(
-        model_name=model_source.model_name,
-        model_version=model_source.model_version,
-        sku=sku,
-        capacity=capacity,
-        input_millions=request.input_tokens_per_month,
-        output_millions=request.output_tokens_per_month,
-        on=today,
-    ).monthly_cost
+    return spec_estimate(kind=request.kind, spec=RequestSpec.of(request), today=today).monthly_cost
 
 
-def _apply_spec(request: DeploymentRequest, spec: dict[str, Any]) -> None:
-    for field in SPEC_FIELDS:
-        if field in spec:
-            setattr(request, field, spec[field])
-    target = request.target
-    if request.kind in {Kind.CAPACITY_CHANGE, Kind.DECOMMISSION, Kind.SHARED_ACCESS} and target is not None:
-        # The request describes what it changes, so the trail and the queue read on their own.
-        request.region, request.model_name, request.model_version = (
-            target.region,
-            target.model_name,
-            target.model_version,
-        )
-        request.sku = target.sku
-        if not request.display_name:
-            request.display_name = target.display_name
+def _apply_spec(request: DeploymentRequest, spec: RequestSpec) -> None:
+    """Write `spec` into the request; refuse values no request may hold, draft or not."""
+    errors = spec_bounds_errors(spec)
+    if errors:
+        raise RequestSpecInvalid(errors)
+    # A request about an existing deployment describes it, so the trail and the queue read on
+    # their own.
+    spec = spec.following_target(request.kind)
+    for name in RequestSpec.field_names():
+        setattr(request, name, getattr(spec, name))
+    if request.kind != Kind.NEW_DEPLOYMENT and spec.target is not None and not request.display_name:
+        request.display_name = spec.target.display_name
     request.estimated_monthly_cost = request_estimate(request)
+    errors = estimate_errors(spec, request.estimated_monthly_cost)
+    if errors:
+        raise RequestSpecInvalid(errors)
 
 
 def request_create(
-    *, actor: User, department: Department, kind: str, spec: dict[str, Any], submit: bool
+    *,
+    actor: User,
+    department: Department,
+    kind: str,
+    spec: RequestSpec | Mapping[str, Any],
+    submit: bool = False,
 ) -> DeploymentRequest:
+    """A new request, saved as a draft or submitted at once. The spec may come as plain values
+    (seed data), which must name fields of `RequestSpec`."""
     if not may_author(actor, department):
         raise RequestActionRefused(f"Only {department.name}'s leads and platform admins can ask for it.")
+    typed = spec if isinstance(spec, RequestSpec) else RequestSpec(**spec)
     with transaction.atomic():
         request = DeploymentRequest(kind=kind, department=department, requester=actor)
-        _apply_spec(request, spec)
+        _apply_spec(request, typed)
         request.save()
         audit_record(actor=actor, verb="request.created", target=request, after=request.snapshot())
+        edit_record(request=request, actor=actor, action=RequestEdit.Action.CREATED, changes=[])
         if submit:
             request = _submit(request, actor)
     return request
 
 
 def request_update(
-    *, request: DeploymentRequest, actor: User, spec: dict[str, Any], submit: bool
+    *, request: DeploymentRequest, actor: User, spec: RequestSpec, submit: bool = False
 ) -> DeploymentRequest:
     with transaction.atomic():
         locked = _lock(request)
         _refuse_unless_author(locked, actor)
         if not locked.can_be_edited():
             raise _refuse(locked, "edited")
-        before = locked.snapshot()
+        before, was = locked.snapshot(), RequestSpec.of(locked)
         _apply_spec(locked, spec)
         locked.save()
+        changes = spec_changes(was, RequestSpec.of(locked))
         audit_record(
-            actor=actor, verb="request.edited", target=locked, before=before, after=locked.snapshot()
+            actor=actor,
+            verb="request.edited",
+            target=locked,
+            before=before,
+            after={**locked.snapshot(), "changes": changes},
         )
+        if changes:
+            edit_record(request=locked, actor=actor, action=RequestEdit.Action.EDITED, changes=changes)
         if submit:
             locked = _submit(locked, actor)
     return locked
@@ -189,18 +188,29 @@ def request_submit(*, request: DeploymentRequest, actor: User) -> DeploymentRequ
 
 
 def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest:
-    """Draft or sent back -> submitted, with the approvals the policy asks for in a new round.
-    The caller holds the lock."""
+    """Draft or sent back -> submitted, with the approvals the policy asks for in a new round,
+    once the request still meets every rule as things stand now. The caller holds the lock."""
     if not request.can_be_edited():
         raise _refuse(request, "submitted")
+    today = timezone.localdate()
+    errors = request_spec_errors(
+        kind=request.kind, department=request.department, spec=RequestSpec.of(request), today=today
+    )
+    if errors:
+        raise RequestSpecInvalid(errors)
     before = request.snapshot()
-    request.estimated_monthly_cost = request_estimate(request)
+    edit_record(request=request, actor=actor, action=RequestEdit.Action.SUBMITTED, changes=[])
+    request.estimated_monthly_cost = request_estimate(request, today=today)
+    if request.kind == Kind.SHARED_ACCESS and request.target is not None:
+        # What the approver decides on, and what hand-over checks is still so.
+        grant = current_grant(department=request.department, deployment=request.target)
+        request.grant_at_submission = grant_state(grant)
     request.round += 1
     request.state = State.SUBMITTED
     request.submitted_at = timezone.now()
     request.status_message = ""
     request.save()
-    budget = budget_status(department=request.department)
+    budget = budget_status(department=request.department, on=today)
     plan = approval_plan(
         request=request,
         policy=ApprovalPolicy.current(),
@@ -215,10 +225,17 @@ def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest
     )
     automatic = [step for step in plan if step.kind == ApprovalStep.Kind.AUTOMATIC]
     if automatic:
+        edits = round_records(request)
         ApprovalStep.objects.filter(request=request, round=request.round).update(
-            state=StepState.APPROVED, decided_at=timezone.now()
+            state=StepState.APPROVED, decided_at=timezone.now(), round_edits=edits
         )
-        audit_record(actor=None, verb="request.auto_approved", target=request, note=automatic[0].reason)
+        audit_record(
+            actor=None,
+            verb="request.auto_approved",
+            target=request,
+            after={"round": request.round, "edits": edits},
+            note=automatic[0].reason,
+        )
         return _approve(request, actor=None)
     notifications.waiting_for_approval(request)
     return request
@@ -238,7 +255,7 @@ def request_approve(*, request: DeploymentRequest, actor: User, comment: str = "
             actor=actor,
             verb="request.step_approved",
             target=locked,
-            after={"step": step.kind, "round": step.round},
+            after={"step": step.kind, "round": step.round, "edits": step.round_edits},
             note=comment,
         )
         if locked.steps.filter(round=locked.round, state=StepState.PENDING).exists():
@@ -284,7 +301,7 @@ def _close_round(
             verb=f"request.{step_state}",
             target=locked,
             before=before,
-            after=locked.snapshot(),
+            after={**locked.snapshot(), "edits": step.round_edits},
             note=comment,
         )
         notifications.decision(locked, actor=actor, verb=verb, comment=comment, final=True)
@@ -294,6 +311,9 @@ def _close_round(
 def _step_to_decide(request: DeploymentRequest, actor: User) -> ApprovalStep:
     if request.requester_id == actor.pk:
         raise RequestActionRefused("Nobody approves their own request: another approver decides.")
+    wrote = wrote_round(request, actor)
+    if wrote:
+        raise RequestActionRefused(wrote)
     step = next_step_for(request, actor)
     if step is None:
         pending = request.steps.filter(round=request.round, state=StepState.PENDING)
@@ -310,11 +330,13 @@ def _step_to_decide(request: DeploymentRequest, actor: User) -> ApprovalStep:
 
 
 def _decide(step: ApprovalStep, actor: User, state: str, comment: str) -> None:
+    """Record the decision with who edited what in the round it decides."""
     step.state = state
     step.decided_by = actor
     step.decided_at = timezone.now()
     step.comment = comment.strip()
-    step.save(update_fields=["state", "decided_by", "decided_at", "comment"])
+    step.round_edits = round_records(step.request)
+    step.save(update_fields=["state", "decided_by", "decided_at", "comment", "round_edits"])
 
 
 def _approve(request: DeploymentRequest, *, actor: User | None) -> DeploymentRequest:
@@ -326,96 +348,10 @@ def _approve(request: DeploymentRequest, *, actor: User | None) -> DeploymentReq
     audit_record(
         actor=actor, verb="request.approved", target=request, before=before, after=request.snapshot()
     )
-    return _hand_over(request, actor=actor)
+    return hand_over(request, actor=actor)
 
 
-# Handing over to provisioning ---------------------------------------------------------------------
-
-
-def _hand_over(request: DeploymentRequest, *, actor: User | None) -> DeploymentRequest:
-    before = request.snapshot()
-    try:
-        if request.kind == Kind.NEW_DEPLOYMENT:
-            deployment = request.deployment or _deployment_for(request)
-            request.deployment = deployment
-            deployment = deployment_request_provisioning(deployment=deployment)
-        elif request.kind == Kind.SHARED_ACCESS:
-            assert request.target is not None
-            AccessGrant.objects.update_or_create(
-                deployment=request.target,
-                department=request.department,
-                defaults={"tpm_cap": request.tpm_cap},
-            )
-            request.deployment = request.target
-            return _finish(request, State.COMPLETED, actor=actor, before=before)
-        elif request.kind == Kind.CAPACITY_CHANGE:
-            assert request.target is not None
-            assert request.capacity is not None
-            request.deployment = request.target
-            if request.target.state == ModelDeployment.State.FAILED:
-                deployment = deployment_request_provisioning(deployment=request.target)
-            else:
-                deployment = deployment_change_capacity(deployment=request.target, capacity=request.capacity)
-        else:
-            assert request.target is not None
-            request.deployment = request.target
-            deployment = deployment_request_decommission(deployment=request.target)
-    except ValueError as error:
-        request.status_message = str(error)
-        return _finish(request, State.FAILED, actor=actor, before=before)
-    if deployment.state == ModelDeployment.State.ACTIVE:
-        return _finish(request, State.COMPLETED, actor=actor, before=before)  # nothing to change
-    request.deployment = deployment
-    request.provisioning_run = deployment.run
-    request.state = State.PROVISIONING
-    request.status_message = ""
-    request.save()
-    audit_record(
-        actor=actor, verb="request.provisioning", target=request, before=before, after=request.snapshot()
-    )
-    return request
-
-
-def _deployment_for(request: DeploymentRequest) -> ModelDeployment:
-    zone = LandingZone.for_department(request.department)
-    if zone is None:
-        raise ValueError(
-            f"{request.department.name} has no landing zone to deploy into. A platform admin adds one."
-        )
-    name = f"{slugify(request.display_name)[:40].strip('-') or 'deployment'}-r{request.pk}"
-    return ModelDeployment.objects.create(
-        department=request.department,
-        scope=ModelDeployment.Scope.DEDICATED,
-        display_name=request.display_name,
-        system_prompt=request.system_prompt,
-        landing_zone=zone,
-        region=request.region,
-        network_mode=request.network_mode,
-        name=name,
-        model_name=request.model_name,
-        model_version=request.model_version,
-        sku=request.sku,
-        capacity=request.capacity or 1,
-    )
-
-
-def _finish(
-    request: DeploymentRequest, state: str, *, actor: User | None, before: dict[str, Any] | None = None
-) -> DeploymentRequest:
-    before = before or request.snapshot()
-    request.state = state
-    request.finished_at = timezone.now()
-    request.save()
-    audit_record(
-        actor=actor,
-        verb=f"request.{state}",
-        target=request,
-        before=before,
-        after=request.snapshot(),
-        note=request.status_message,
-    )
-    notifications.finished(request)
-    return request
+# Following provisioning ---------------------------------------------------------------------------
 
 
 def request_follow_provisioning(*, deployment_id: int) -> list[int]:
@@ -437,7 +373,7 @@ def request_follow_provisioning(*, deployment_id: int) -> list[int]:
                 continue
             if deployment.state == ModelDeployment.State.FAILED:
                 request.status_message = deployment.status_message or "Provisioning failed."
-                _finish(request, State.FAILED, actor=None)
+                finish(request, State.FAILED, actor=None)
             else:
                 expected = (
                     ModelDeployment.State.DECOMMISSIONED
@@ -448,9 +384,9 @@ def request_follow_provisioning(*, deployment_id: int) -> list[int]:
                     request.status_message = (
                         f"The deployment ended up {deployment.get_state_display().lower()}."
                     )
-                    _finish(request, State.FAILED, actor=None)
+                    finish(request, State.FAILED, actor=None)
                 else:
-                    _finish(request, State.COMPLETED, actor=None)
+                    finish(request, State.COMPLETED, actor=None)
             finished.append(request.pk)
     return finished
 
@@ -479,7 +415,7 @@ def request_retry(*, request: DeploymentRequest, actor: User) -> DeploymentReque
         audit_record(actor=actor, verb="request.retried", target=locked, before=locked.snapshot())
         locked.status_message = ""
         locked.finished_at = None
-        return _hand_over(locked, actor=actor)
+        return hand_over(locked, actor=actor)
 
 
 def request_cancel(*, request: DeploymentRequest, actor: User) -> DeploymentRequest:
@@ -534,14 +470,15 @@ def requests_check_expiry(*, today: date | None = None) -> dict[str, list[int]]:
             continue
         with transaction.atomic():
             decommission = DeploymentRequest(
-                kind=Kind.DECOMMISSION,
-                department=request.department,
-                requester=None,
+                kind=Kind.DECOMMISSION, department=request.department, requester=None
+            )
+            spec = RequestSpec(
                 purpose=f"{request.deployment.display_name} reached the expiry date set in request "
                 f"#{request.pk} ({request.expires_on:%d %b %Y}).",
                 data_classification=request.data_classification,
+                target=request.deployment,
             )
-            _apply_spec(decommission, {"target": request.deployment})
+            _apply_spec(decommission, spec)
             decommission.save()
             audit_record(
                 actor=None,

@@ -3,8 +3,10 @@ the provisioning run it started."""
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from portal.approvals.models import ApprovalStep, DeploymentRequest
+from portal.approvals.rounds import describe_changes, describe_edit
 from portal.audit.services import audit_trail
 from provisioning.models import ProvisioningOperation
 
@@ -17,6 +19,9 @@ class TimelineEntry:
     actor: str = ""
     detail: str = ""
     duration_seconds: float | None = None
+    # An edit's changes, or for a decision who wrote what in the round it decided.
+    changes: tuple[str, ...] = ()
+    round_edits: tuple[str, ...] = ()
 
 
 _TITLES = {
@@ -33,6 +38,12 @@ _TITLES = {
     "request.cancelled": "Cancelled",
     "request.retried": "Retry started",
     "request.expiry_warned": "Expiry warning sent",
+}
+_DECISIONS = {
+    "request.step_approved",
+    "request.auto_approved",
+    "request.rejected",
+    "request.changes_requested",
 }
 _STATUS = {"request.failed": "failed", "request.rejected": "failed", "request.cancelled": "failed"}
 _STEP_KINDS = dict(ApprovalStep.Kind.choices)
@@ -55,6 +66,8 @@ def request_timeline(request: DeploymentRequest) -> list[TimelineEntry]:
                 at=event.created_at,
                 actor=event.actor.display_name if event.actor else "Switchyard",
                 detail=event.note,
+                changes=_changes(event.verb, event.after or {}),
+                round_edits=_round_edits(event.verb, event.after or {}),
             )
         )
         if event.verb == "request.provisioning" and event.after:
@@ -69,6 +82,17 @@ def request_timeline(request: DeploymentRequest) -> list[TimelineEntry]:
                 )
             )
     return _ordered(entries)
+
+
+def _changes(verb: str, after: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(describe_changes(after.get("changes") or [])) if verb == "request.edited" else ()
+
+
+def _round_edits(verb: str, after: dict[str, Any]) -> tuple[str, ...]:
+    """Who wrote what in the round a decision decided, as the decision recorded it."""
+    if verb not in _DECISIONS:
+        return ()
+    return tuple(describe_edit(record) for record in after.get("edits") or [])
 
 
 def _operations(request: DeploymentRequest, run: int | None) -> list[TimelineEntry]:

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import prefetch_related_objects
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -17,6 +17,8 @@ from portal.approvals import services
 from portal.approvals.access import get_request_for, require_request_role
 from portal.approvals.forms import DeploymentRequestForm, departments_for_author
 from portal.approvals.models import DataClassification, DeploymentRequest
+from portal.approvals.rounds import describe_edit, round_records, wrote_round
+from portal.approvals.spec import current_grant, grant_label, grant_state
 from portal.approvals.timeline import request_timeline
 from portal.org.models import Department, User
 from portal.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
@@ -172,12 +174,21 @@ def _save_or_render(
     if form.is_bound and form.is_valid():
         try:
             saved = save(request.POST.get("action") != "draft")
+        except services.RequestSpecInvalid as invalid:
+            form.add_rule_errors(invalid.errors)
         except services.RequestActionRefused as refusal:
             form.add_error(None, str(refusal))
         else:
             messages.success(request, _created_message(saved))
             return redirect("approvals:request_detail", saved.pk)
     return _render_form(request, form, kind=form.kind, instance=instance)
+
+
+def _request_pk(value: str) -> int:
+    """A request number from a form field; anything else names no request (404)."""
+    if not value.isascii() or not value.isdigit():
+        raise Http404("No such request.")
+    return int(value)
 
 
 @require_POST
@@ -188,7 +199,7 @@ def request_preview(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Department leads and platform admins ask for deployments.")
     instance = None
     if request.POST.get("request"):
-        instance = get_request_for(user, int(request.POST["request"]))
+        instance = get_request_for(user, _request_pk(request.POST["request"]))
     form = DeploymentRequestForm(
         request.POST, kind=_kind_from(request), user=user, instance=instance, preview=True
     )
@@ -241,14 +252,17 @@ def _render_detail(
 ) -> HttpResponse:
     user = _user(request)
     # One read of the steps serves the page and `next_step_for`.
-    prefetch_related_objects([deployment_request], "steps__decided_by")
+    prefetch_related_objects([deployment_request], "steps__decided_by", "edits__actor")
     steps = list(deployment_request.steps.all())
     context = {
         "req": deployment_request,
         "timeline": request_timeline(deployment_request),
         "steps": [step for step in steps if step.round == deployment_request.round],
         "earlier_steps": [step for step in steps if step.round != deployment_request.round],
+        "round_edits": [describe_edit(record) for record in round_records(deployment_request)],
+        "grant_changed": _grant_changed(deployment_request),
         "step_to_decide": services.next_step_for(deployment_request, user),
+        "wrote_round": wrote_round(deployment_request, user),
         "is_own": deployment_request.requester_id == user.pk,
         "may_author": deployment_request.requester_id == user.pk
         or services.may_author(user, deployment_request.department),
@@ -271,14 +285,46 @@ def _render_detail(
     )
 
 
+def _grant_changed(deployment_request: DeploymentRequest) -> str:
+    """For a shared access waiting for a decision: the department's grant as it is now, when it
+    is no longer what was submitted (hand-over would then fail the request)."""
+    target = deployment_request.target
+    if (
+        deployment_request.kind != Kind.SHARED_ACCESS
+        or target is None
+        or deployment_request.state != State.SUBMITTED
+    ):
+        return ""
+    now = grant_state(current_grant(department=deployment_request.department, deployment=target))
+    return "" if now == deployment_request.grant_at_submission else grant_label(now)
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject"), ("send_back", "Send back")]
+    )
+    comment = forms.CharField(required=False, max_length=4000, strip=False)
+
+
 @require_POST
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     deployment_request = get_request_for(user, pk)
     if not (user.is_platform_admin or user.is_finance_approver):
         raise PermissionDenied("Only platform admins and finance approvers decide requests.")
-    decision = request.POST.get("decision")
-    comment = request.POST.get("comment", "")
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        if "decision" in form.errors:
+            messages.error(request, "Choose approve, reject or send back.")
+            return redirect("approvals:request_detail", pk)
+        messages.error(
+            request,
+            f"The comment cannot be saved: {' '.join(str(error) for error in form.errors['comment'])}",
+        )
+        return _render_detail(
+            request, deployment_request, comment=request.POST.get("comment", ""), status=400
+        )
+    decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"]
     actions = {
         "approve": lambda: services.request_approve(request=deployment_request, actor=user, comment=comment),
         "reject": lambda: services.request_reject(request=deployment_request, actor=user, reason=comment),
@@ -286,9 +332,6 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
             request=deployment_request, actor=user, comment=comment
         ),
     }
-    if decision not in actions:
-        messages.error(request, "Choose approve, reject or send back.")
-        return redirect("approvals:request_detail", pk)
     try:
         decided = actions[decision]()
     except services.RequestActionRefused as refusal:
@@ -319,7 +362,25 @@ def request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
-    return _simple_action(request, pk, services.request_submit, "Request #{pk} is submitted.")
+    user = _user(request)
+    deployment_request = get_request_for(user, pk)
+    try:
+        services.request_submit(request=deployment_request, actor=user)
+    except services.RequestSpecInvalid:
+        # The draft stays as saved; the form shows it with each message next to its field.
+        form = DeploymentRequestForm.resubmission(deployment_request, user=user)
+        form.is_valid()
+        messages.error(
+            request,
+            f"Request #{pk} no longer fits what is on offer, the quota or the budget now: "
+            "change what is marked and submit it again.",
+        )
+        return _render_form(request, form, kind=deployment_request.kind, instance=deployment_request)
+    except services.RequestActionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, f"Request #{pk} is submitted.")
+    return redirect("approvals:request_detail", pk)
 
 
 @require_POST

@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 
 from portal.approvals.models import ApprovalStep, DeploymentRequest
-from portal.approvals.services import RequestActionRefused, request_approve
+from portal.approvals.policy import approval_plan
+from portal.approvals.services import RequestActionRefused, RequestSpecInvalid, request_approve
 from portal.org.models import Membership, PlatformGroup
 from provisioning.models import AccessGrant, ModelDeployment
 from tests.factories import make_deployment, make_request, make_user
@@ -98,17 +99,29 @@ def test_restricted_data_is_never_approved_automatically_and_needs_finance(
     assert "restricted data" in request.steps.get(kind=ApprovalStep.Kind.FINANCE).reason
 
 
-def test_a_request_beyond_the_remaining_budget_is_not_approved_automatically(
+def test_a_request_beyond_the_remaining_budget_is_refused_at_submission(
     marketing, marketing_lead, zone, offers, policy
 ):
     marketing.monthly_budget = Decimal("10.00")
     marketing.save()
-    request = make_request(
-        department=marketing, requester=marketing_lead, capacity=5, input_tokens_per_month=Decimal("100")
+    with pytest.raises(RequestSpecInvalid) as refusal:
+        make_request(
+            department=marketing, requester=marketing_lead, capacity=5, input_tokens_per_month=Decimal("100")
+        )
+
+    assert "This would exceed Marketing's monthly budget" in refusal.value.errors["input_tokens_per_month"][0]
+    assert not DeploymentRequest.objects.exists()
+
+
+def test_the_policy_never_approves_beyond_the_remaining_budget(marketing, policy):
+    over = DeploymentRequest(
+        kind=Kind.NEW_DEPLOYMENT, sku="GlobalStandard", capacity=5, estimated_monthly_cost=Decimal("15")
     )
 
-    assert steps_of(request) == [(ApprovalStep.Kind.PLATFORM, ApprovalStep.State.PENDING)]
-    assert "more than the $10.00 left in the budget" in request.steps.get().reason
+    [step] = approval_plan(request=over, policy=policy, budget_left=Decimal("10.00"))
+
+    assert step.kind == ApprovalStep.Kind.PLATFORM
+    assert "more than the $10.00 left in the budget" in step.reason
 
 
 def test_switching_automatic_approval_off_sends_everything_to_a_platform_admin(

@@ -2,6 +2,7 @@
 hand-over to provisioning and back; two approvals at the same moment."""
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.db import connection
 
 from portal.approvals import services
 from portal.approvals.models import ApprovalStep, DeploymentRequest
+from portal.approvals.spec import RequestSpec
 from portal.audit.models import AuditEvent
 from portal.audit.services import audit_trail
 from portal.org.models import PlatformGroup
@@ -83,7 +85,7 @@ def test_sent_back_the_lead_edits_and_resubmits_in_a_new_round(waiting, platform
     assert reload(waiting).state == State.CHANGES_REQUESTED
 
     resubmitted = services.request_update(
-        request=waiting, actor=marketing_lead, spec={"capacity": 20}, submit=True
+        request=waiting, actor=marketing_lead, spec=replace(RequestSpec.of(waiting), capacity=20), submit=True
     )
 
     # 20K TPM fits the automatic rule now: the second round is approved by policy.
@@ -142,7 +144,9 @@ def test_a_submitted_request_cannot_be_edited_and_only_authors_may_change_a_draf
     waiting, marketing_member, finance_lead
 ):
     with pytest.raises(Refused, match="is waiting for approval: it cannot be edited"):
-        services.request_update(request=waiting, actor=waiting.requester, spec={"capacity": 10}, submit=False)
+        services.request_update(
+            request=waiting, actor=waiting.requester, spec=replace(RequestSpec.of(waiting), capacity=10)
+        )
     with pytest.raises(Refused, match="Only the department's leads"):
         services.request_cancel(request=waiting, actor=finance_lead)
     with pytest.raises(Refused, match="Only Marketing's leads and platform admins"):
