@@ -12,8 +12,9 @@ from asgiref.sync import sync_to_async
 from django.urls import reverse
 from django.utils import timezone
 
-from chat import services, streaming
+from chat import streaming, turns
 from chat.metering import usage_rollup_add
+from money import windows
 from chat.models import Conversation, Message, UsageRecord
 from portal.org.models import Membership
 from provisioning.catalog import price_in_force
@@ -266,15 +267,39 @@ def test_a_user_sending_too_fast_is_told_how_long_to_wait(browser_for, mark, cop
     assert UsageRecord.objects.count() == 2
 
 
-def test_the_token_rate_limit_counts_what_calls_used(browser_for, mark, copywriter, settings):
-    settings.CHAT_USER_TOKENS_PER_MINUTE = 50
+def test_a_turn_whose_bound_does_not_fit_the_token_limit_is_refused_and_not_sent(
+    browser_for, mark, copywriter, settings, chat_emulator
+):
+    settings.CHAT_USER_TOKENS_PER_MINUTE = 1_000
     browser = browser_for(mark)
     started = start(browser, copywriter)
-    assert browser.stream(started["stream_url"], {"content": "Explain in detail budgets"}).names[-1] == "done"
+    calls_before = emulator_calls(chat_emulator)
 
-    reply = browser.stream(started["stream_url"], {"content": "And again"})
+    reply = browser.stream(started["stream_url"], {"content": "Explain in detail budgets"})
 
-    assert reply.one("error")["message"].startswith("You are sending messages too fast.")
+    message = reply.one("error")["message"]
+    assert message.startswith("You may use 1,000 tokens a minute; this message needs up to 4,")
+    assert emulator_calls(chat_emulator) == calls_before
+    question = Message.objects.get()
+    assert question.refused
+    assert question.error == message
+
+
+def test_what_a_call_did_not_use_goes_back_to_the_token_limit(browser_for, mark, copywriter, settings):
+    settings.CHAT_USER_TOKENS_PER_MINUTE = 5_000
+    settings.CHAT_MAX_ANSWER_TOKENS = 2_000
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    first_minute = windows.window_number(timezone.now())
+
+    # Each turn holds 2,000 tokens for its answer while it runs; three in a row fit because
+    # each gives back what its answer did not use.
+    for question in ("A slogan for tea", "Another one", "And a third"):
+        assert browser.stream(started["stream_url"], {"content": question}).names[-1] == "done"
+
+    used = sum(record.input_tokens + record.output_tokens for record in UsageRecord.objects.all())
+    minutes = range(first_minute, windows.window_number(timezone.now()) + 1)
+    assert sum(windows.windows_used([f"person-tokens:{mark.pk}:{minute}" for minute in minutes])) == used
 
 
 def test_regenerate_replaces_the_last_answer(browser_for, mark, copywriter):
@@ -442,10 +467,10 @@ def test_a_call_whose_answer_nobody_reads_is_closed_and_metered(mark, copywriter
     # the stream begins, Django never reads it, and the call must not stay open or go unpaid.
     monkeypatch.setattr(streaming, "UNCLAIMED_SECONDS", 1.0)  # Azure has accepted the call by then
     conversation = Conversation.objects.create(user=mark, deployment=copywriter, department=marketing)
-    turn = services.chat_turn_prepare(
+    turn = turns.chat_turn_prepare(
         user=mark, conversation_id=conversation.pk, content="Hello there", session={}
     )
-    assert isinstance(turn, services.Turn)
+    assert isinstance(turn, turns.Turn)
 
     async def start_and_leave() -> None:
         streaming.AnswerStream(turn).call()
