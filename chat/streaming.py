@@ -404,11 +404,13 @@ class AnswerStream:
             return
         if not opening.done():
             opening.cancel()
-            self.cancelled_on_its_way = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await opening
+        if opening.cancelled():
+            # Cancelled here, or with the stream that waited for it (a task cancels what it awaits).
+            self.cancelled_on_its_way = True
             return
-        if not opening.cancelled() and opening.exception() is None:
+        if opening.exception() is None:
             self.accepted = True
             await opening.result().aclose()
 
@@ -430,8 +432,10 @@ class AnswerStream:
         assert self._opening is not None
         assert self._unclaimed is not None
         self._unclaimed.cancel()
-        yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
         try:
+            # Inside the try: a person who leaves as the stream starts still has the call
+            # closed and metered (it may have reached Azure).
+            yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
             try:
                 response = await self._opening
             except openai.APIError as error:

@@ -119,6 +119,10 @@ def _model_limits(deployment: ModelDeployment, now: datetime) -> ModelLimits:
     return limits
 
 
+def forget_model_limits() -> None:
+    _limits_memo.clear()
+
+
 @functools.lru_cache(maxsize=256)
 def _system_prompt_tokens(system_prompt: str, model_name: str) -> int:
     return tokenizer.text_tokens(system_prompt, model_name=model_name)

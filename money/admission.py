@@ -59,6 +59,9 @@ def from_units(units: int) -> Decimal:
 
 
 def _usd(amount: Decimal) -> str:
+    if 0 < amount < Decimal("0.01"):
+        # A fraction of a cent, to two significant digits: $0.00 would say nothing.
+        return f"${amount:.{1 - amount.adjusted()}f}"
     return f"${amount:,.2f}"
 
 
@@ -333,7 +336,9 @@ def _reserve(claim: Claim, *, now: datetime) -> Admission:
             reservation.save(force_insert=True)
         except BaseException:
             if windows.uses_redis():  # the database part rolls back by itself
-                windows.give_back([(take.key, take.amount) for take in takes])
+                windows.give_back(
+                    [(take.key, take.amount) for take in takes], once=f"refused:{reservation.pk}"
+                )
             raise
     for money_limit in stale:
         _ledger_refresh(money_limit, now=now, older_than=now - timedelta(seconds=LEDGER_REFRESH_SECONDS))
@@ -493,12 +498,11 @@ def _ledgers_add_spent(department_id: int, deployment_id: int, cost_units: int, 
 
 
 def _windows_settle(reservation: Reservation, *, used: int) -> None:
-    unused = [(key, tokens - used) for key, tokens in reservation.token_windows]
-    if windows.uses_redis():
-        # Redis is not part of the transaction: give back once the record is committed.
-        transaction.on_commit(lambda: windows.give_back(unused))
-    else:
-        windows.give_back(unused)
+    # Once per reservation: on Redis, which the transaction does not cover, a settlement retried
+    # after its transaction failed must not give back twice.
+    windows.give_back(
+        [(key, tokens - used) for key, tokens in reservation.token_windows], once=str(reservation.pk)
+    )
 
 
 def _settle_late(

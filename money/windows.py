@@ -73,10 +73,11 @@ end
 return {0, 0}
 """
 _GIVE_BACK = """
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then redis.call('DECRBY', key, ARGV[i]) end
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then return 0 end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('DECRBY', KEYS[i], ARGV[i]) end
 end
-return 0
+return 1
 """
 
 
@@ -127,14 +128,18 @@ def _take_in_database(takes: Sequence[Take], *, now: datetime) -> Full | None:
     return None
 
 
-def give_back(amounts: Sequence[tuple[str, int]]) -> None:
-    """Return unused amounts to their windows (a window that has ended is left alone)."""
+def give_back(amounts: Sequence[tuple[str, int]], *, once: str) -> None:
+    """Return unused amounts to their windows (a window that has ended is left alone), once
+    for the given name: in the database the caller's transaction makes it so."""
     amounts = [(key, amount) for key, amount in amounts if amount > 0]
     if not amounts:
         return
     if uses_redis():
         _, script = _scripts()
-        script(keys=[_redis_key(key) for key, _ in amounts], args=[amount for _, amount in amounts])
+        script(
+            keys=[_redis_key(f"given-back:{once}"), *[_redis_key(key) for key, _ in amounts]],
+            args=[KEEP_SECONDS, *[amount for _, amount in amounts]],
+        )
         return
     table, key_column, used = _names()
     with connection.cursor() as cursor:

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 # (portal/middleware.py): the streamed chat must not wait for a thread per hook.
 MIDDLEWARE = [
     "portal.middleware.SecurityMiddleware",
+    "portal.middleware.RequestSizeMiddleware",
     "portal.middleware.StaticFilesMiddleware",
     "portal.middleware.SessionMiddleware",
     "portal.middleware.CommonMiddleware",

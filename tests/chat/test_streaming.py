@@ -3,6 +3,7 @@ usage and cost, content filters, Azure's 429, broken and stopped streams, budget
 rate limit and regenerate."""
 
 import asyncio
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,8 +15,8 @@ from django.utils import timezone
 
 from chat import streaming, turns
 from chat.metering import usage_rollup_add
-from money import windows
 from chat.models import Conversation, Message, UsageRecord
+from money import windows
 from portal.org.models import Membership
 from provisioning.catalog import price_in_force
 from provisioning.models import AccessGrant, ModelDeployment
@@ -496,3 +497,21 @@ def test_answers_go_out_in_batches_that_widen_while_many_stream_at_once(
     monkeypatch.setattr(streaming, "_streaming", streaming_now)
 
     assert round(streaming.delta_interval() * 1000) == interval_ms
+
+
+def test_a_message_over_the_upload_limit_gets_the_chats_json_error_and_no_traceback(
+    browser_for, mark, copywriter, caplog
+):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    with caplog.at_level(logging.INFO):
+        reply = browser.stream(started["stream_url"], {"content": "x" * 3_000_000})
+
+    assert reply.status == 413
+    assert reply.json == {
+        "error": "That is too much to send at once (3.0 MB; the limit is 2.6 MB). Shorten it and try again."
+    }
+    # A line for the refused request, as for any 4xx, and no traceback.
+    assert [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR] == []
+    assert not Message.objects.exists()
