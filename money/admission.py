@@ -18,6 +18,7 @@ model (hourly PTU accruals, the split of shared deployments) can lock the row an
 double a settlement. Per-minute limits are counters in `money.windows`.
 """
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -419,6 +420,44 @@ def forget_known_ledgers() -> None:
 # Settling ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    """A reservation taken off the table by the settlement that owns it."""
+
+    id: UUID
+    source: str
+    department_id: int
+    deployment_id: int
+    user_id: int | None
+    ledgers: list[list[Any]]
+    token_windows: list[list[Any]]
+
+
+def _claim(reservation_id: UUID) -> _Claimed | None:
+    """Delete the reservation and return it, in one statement: of a settlement and the
+    reconciliation of an expired reservation, only the one that deletes it settles it."""
+    table = connection.ops.quote_name(Reservation._meta.db_table)
+    columns = ["source", "department_id", "deployment_id", "user_id", "ledgers", "token_windows"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id = %s RETURNING {', '.join(columns)}",  # noqa: S608 (names from _meta)
+            [Reservation._meta.pk.get_db_prep_value(reservation_id, connection)],  # type: ignore[union-attr]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    source, department_id, deployment_id, user_id, ledgers, token_windows = row
+    return _Claimed(
+        reservation_id,
+        source,
+        department_id,
+        deployment_id,
+        user_id,
+        json.loads(ledgers) if isinstance(ledgers, str) else ledgers,
+        json.loads(token_windows) if isinstance(token_windows, str) else token_windows,
+    )
+
+
 def admission_settle(
     *,
     reservation_id: UUID,
@@ -432,14 +471,16 @@ def admission_settle(
     has them at hand, which saves reading them again."""
     at = at or timezone.now()
     with transaction.atomic(savepoint=False):
-        reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
-        if reservation is None:
+        claimed = _claim(reservation_id)
+        if claimed is None:
             return _settle_late(reservation_id=reservation_id, usage=usage, conversation=conversation, at=at)
-        department, deployment, user = facts or (
-            reservation.department,
-            reservation.deployment,
-            reservation.user,
-        )
+        if facts is None:
+            facts = (
+                Department.objects.get(pk=claimed.department_id),
+                ModelDeployment.objects.get(pk=claimed.deployment_id),
+                User.objects.filter(pk=claimed.user_id).first() if claimed.user_id else None,
+            )
+        department, deployment, user = facts
         record = usage_record_create(
             department=department,
             user=user,
@@ -448,29 +489,26 @@ def admission_settle(
             input_tokens=usage.input_tokens,
             cached_input_tokens=usage.cached_input_tokens,
             output_tokens=usage.output_tokens,
-            source=reservation.source,
+            source=claimed.source,
             at=at,
-            reservation_id=reservation.pk,
+            reservation_id=reservation_id,
             estimated=usage.estimated,
         )
-        _ledgers_settle(reservation, cost_units=to_units(record.cost), at=at)
-        _windows_settle(reservation, used=usage.tokens)
-        reservation.delete()
+        _ledgers_settle(claimed, cost_units=to_units(record.cost), at=at)
+        _windows_settle(claimed, used=usage.tokens)
     return record
 
 
 def admission_release(*, reservation_id: UUID) -> None:
     """Give a reservation back whole: the call never reached Azure, or Azure refused it."""
     with transaction.atomic(savepoint=False):
-        reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
-        if reservation is None:
-            return
-        _ledgers_settle(reservation, cost_units=0, at=reservation.created_at)
-        _windows_settle(reservation, used=0)
-        reservation.delete()
+        claimed = _claim(reservation_id)
+        if claimed is not None:
+            _ledgers_settle(claimed, cost_units=0, at=timezone.now())
+            _windows_settle(claimed, used=0)
 
 
-def _ledgers_settle(reservation: Reservation, *, cost_units: int, at: datetime) -> None:
+def _ledgers_settle(reservation: _Claimed, *, cost_units: int, at: datetime) -> None:
     table, key, _spent, held = _ledger_names()
     with connection.cursor() as cursor:
         for ledger_key, units in reservation.ledgers:
@@ -497,11 +535,11 @@ def _ledgers_add_spent(department_id: int, deployment_id: int, cost_units: int, 
         )
 
 
-def _windows_settle(reservation: Reservation, *, used: int) -> None:
+def _windows_settle(reservation: _Claimed, *, used: int) -> None:
     # Once per reservation: on Redis, which the transaction does not cover, a settlement retried
     # after its transaction failed must not give back twice.
     windows.give_back(
-        [(key, tokens - used) for key, tokens in reservation.token_windows], once=str(reservation.pk)
+        [(key, tokens - used) for key, tokens in reservation.token_windows], once=str(reservation.id)
     )
 
 

@@ -54,6 +54,14 @@ def streamed(turn: Any) -> "streaming.AnswerStream":
     return in_event_loop(go)
 
 
+def provisioned(department: Department, zone: LandingZone, **spec: Any) -> ModelDeployment:
+    """A dedicated deployment of the department's, provisioned on the emulator like any other."""
+    deployment = make_deployment(
+        department=department, landing_zone=zone, state=ModelDeployment.State.REQUESTED, **spec
+    )
+    return provision(deployment)
+
+
 def provision(deployment: ModelDeployment, *, limit_seconds: float = 60) -> ModelDeployment:
     """Request provisioning and drive the run as the Celery task would, until it is done."""
     provisioning.deployment_request_provisioning(deployment=deployment)
@@ -114,15 +122,13 @@ def chat_emulator(emulator, settings):
 @pytest.fixture
 def copywriter(chat_emulator, zone, marketing, lena) -> ModelDeployment:
     """Marketing's dedicated gpt-4o-mini, provisioned on the emulator through the services."""
-    deployment = make_deployment(
-        department=marketing,
-        landing_zone=zone,
+    return provisioned(
+        marketing,
+        zone,
         display_name="Marketing copy assistant",
         name="marketing-copy",
         system_prompt="You write crisp marketing copy.",
-        state=ModelDeployment.State.REQUESTED,
     )
-    return provision(deployment)
 
 
 @dataclass

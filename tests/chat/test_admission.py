@@ -11,9 +11,9 @@ from chat.models import Conversation, Message, UsageRecord
 from chat.turns import Turn, chat_turn_prepare
 from provisioning import tokenizer
 from provisioning.models import CatalogEntry, ModelDeployment
-from tests.chat.conftest import provision, streamed
-from tests.chat.test_streaming import spend, start
-from tests.factories import make_deployment, make_offer
+from tests.chat.conftest import provisioned, streamed
+from tests.chat.test_streaming import start
+from tests.factories import make_offer, make_spend
 
 # About 6,400 tokens: a long document pasted into one message, under the 32,000-character limit.
 PARAGRAPH = (
@@ -26,15 +26,9 @@ LONG_MESSAGE = (PARAGRAPH * 200)[:31_900]
 @pytest.fixture
 def roomy(chat_emulator, zone, marketing, lena) -> ModelDeployment:
     """A deployment with room enough (200K TPM on Azure) that only Switchyard's limits bind."""
-    deployment = make_deployment(
-        department=marketing,
-        landing_zone=zone,
-        display_name="Marketing analyst",
-        name="marketing-analyst",
-        capacity=200,
-        state=ModelDeployment.State.REQUESTED,
+    return provisioned(
+        marketing, zone, display_name="Marketing analyst", name="marketing-analyst", capacity=200
     )
-    return provision(deployment)
 
 
 def tokens_recorded() -> int:
@@ -66,7 +60,7 @@ def test_calls_at_once_never_record_more_spend_than_the_budget(browser_for, mark
     # Half a thousandth of a dollar left: room for a few answers of gpt-4o-mini, not ten.
     marketing.monthly_budget = Decimal("1.00")
     marketing.save()
-    spend(marketing, roomy, Decimal("0.9995"))
+    make_spend(marketing, roomy, Decimal("0.9995"))
 
     replies = browser.stream_many(started["stream_url"], [{"content": f"Tagline {n}"} for n in range(10)])
 
@@ -88,7 +82,7 @@ def test_a_refused_question_is_never_sent_with_a_later_one(browser_for, mark, ro
     browser = browser_for(mark)
     marketing.monthly_budget = Decimal("0.01")
     marketing.save()
-    spend(marketing, roomy, Decimal("0.01"))
+    make_spend(marketing, roomy, Decimal("0.01"))
     refused_in = start(browser, roomy)
     assert browser.stream(refused_in["stream_url"], {"content": LONG_MESSAGE}).names[-1] == "error"
     marketing.monthly_budget = Decimal("100.00")

@@ -14,14 +14,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat import streaming, turns
-from chat.metering import usage_rollup_add
 from chat.models import Conversation, Message, UsageRecord
 from money import windows
 from portal.org.models import Membership
 from provisioning.catalog import price_in_force
 from provisioning.models import AccessGrant, ModelDeployment
 from tests.chat.conftest import in_event_loop
-from tests.factories import make_account, make_deployment, make_landing_zone
+from tests.factories import make_account, make_deployment, make_landing_zone, make_spend
 
 pytestmark = pytest.mark.django_db
 
@@ -36,20 +35,6 @@ def start(browser, deployment, **extra) -> dict[str, str]:
 def emulator_calls(emulator) -> int:
     usage = requests.get(f"{emulator.control_url}/", timeout=5).json()["usage"]
     return sum(row["requests"] for row in usage)
-
-
-def spend(department, deployment, amount: Decimal) -> UsageRecord:
-    """Usage at a round cost, metered into the rollups the budget check reads."""
-    record = UsageRecord.objects.create(
-        department=department,
-        deployment=deployment,
-        input_tokens=1000,
-        output_tokens=1000,
-        cost=amount,
-        created_at=timezone.now(),
-    )
-    usage_rollup_add(record=record)
-    return record
 
 
 def test_a_streamed_answer_is_stored_with_its_usage_and_cost(browser_for, mark, copywriter, marketing):
@@ -212,8 +197,8 @@ def test_at_exactly_100_percent_of_the_budget_the_model_is_not_called(
 ):
     marketing.monthly_budget = Decimal("5000.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("2500.00"))
-    spend(marketing, copywriter, Decimal("2500.00"))
+    make_spend(marketing, copywriter, Decimal("2500.00"))
+    make_spend(marketing, copywriter, Decimal("2500.00"))
     browser = browser_for(mark)
     started = start(browser, copywriter)
     calls_before = emulator_calls(chat_emulator)
@@ -232,7 +217,7 @@ def test_at_exactly_100_percent_of_the_budget_the_model_is_not_called(
 def test_from_80_percent_the_answer_comes_with_a_warning(browser_for, mark, copywriter, marketing):
     marketing.monthly_budget = Decimal("100.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("85.00"))
+    make_spend(marketing, copywriter, Decimal("85.00"))
     browser = browser_for(mark)
     started = start(browser, copywriter)
 
@@ -245,7 +230,7 @@ def test_from_80_percent_the_answer_comes_with_a_warning(browser_for, mark, copy
 def test_the_page_shows_the_budget_of_the_paying_department(browser_for, mark, copywriter, marketing):
     marketing.monthly_budget = Decimal("100.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("100.00"))
+    make_spend(marketing, copywriter, Decimal("100.00"))
 
     response = browser_for(mark).get(reverse("chat:index"))
 
@@ -322,7 +307,7 @@ def test_regenerate_replaces_the_last_answer(browser_for, mark, copywriter):
 def test_regenerate_answers_a_question_left_without_answer(browser_for, mark, copywriter, marketing):
     marketing.monthly_budget = Decimal("1.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("1.00"))
+    make_spend(marketing, copywriter, Decimal("1.00"))
     browser = browser_for(mark)
     started = start(browser, copywriter)
     browser.stream(started["stream_url"], {"content": "Refused first"})
@@ -424,7 +409,7 @@ def test_a_shared_deployments_grant_cap_is_respected(browser_for, fred, finance,
     AccessGrant.objects.filter(deployment=shared, department=finance).update(
         monthly_budget_cap=Decimal("50.00")
     )
-    spend(finance, shared, Decimal("50.00"))
+    make_spend(finance, shared, Decimal("50.00"))
     browser = browser_for(fred)
     started = start(browser, shared)
 
@@ -444,7 +429,7 @@ def test_a_shared_deployments_tpm_cap_says_when_to_retry(browser_for, fred, fina
         account=make_account(landing_zone=zone),
     )
     AccessGrant.objects.filter(deployment=shared, department=finance).update(tpm_cap=1)
-    spend(finance, shared, Decimal("0.01"))  # 2,000 tokens just now
+    make_spend(finance, shared, Decimal("0.01"))  # 2,000 tokens just now
     browser = browser_for(fred)
     started = start(browser, shared)
 

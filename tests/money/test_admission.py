@@ -9,7 +9,6 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from chat.metering import usage_rollup_add
 from chat.models import MonthlyUsageRollup, UsageRecord
 from money import windows
 from money.admission import (
@@ -27,7 +26,7 @@ from money.admission import (
 from money.models import Reservation, SpendLedger
 from portal.org.models import Membership
 from provisioning.models import Price
-from tests.factories import make_department, make_deployment, make_user
+from tests.factories import make_department, make_deployment, make_spend, make_user
 
 TODAY = timezone.localdate
 
@@ -71,16 +70,7 @@ def claim_for(team, *, prompt_tokens=1_000, max_output_tokens=1_000, user=None) 
 
 
 def spent_before(team, amount: Decimal) -> None:
-    department, deployment, _lead = team
-    record = UsageRecord.objects.create(
-        department=department,
-        deployment=deployment,
-        input_tokens=1,
-        output_tokens=1,
-        cost=amount,
-        created_at=timezone.now(),
-    )
-    usage_rollup_add(record=record)
+    make_spend(team[0], team[1], amount)
 
 
 def ledger(team) -> SpendLedger:
