@@ -347,6 +347,34 @@ def test_with_history_off_a_conversation_lives_only_in_the_browser_session(
     assert purge_expired_conversations_task() == 1
 
 
+def test_history_off_conversations_end_with_the_browser_session(marketing, mark, assistant, client_for):
+    marketing.chat_retention_days = 0
+    marketing.save()
+    browser = client_for(mark)
+    started = browser.post(reverse("chat:start"), {"deployment": assistant.pk}).json()
+    kept = Conversation.objects.create(user=mark, deployment=assistant, department=marketing)  # from before
+
+    browser.post(reverse("account_logout"))
+
+    assert list(Conversation.objects.all()) == [kept]
+    assert client_for(mark).get(started["url"]).status_code == 404
+
+
+def test_history_off_conversations_never_reappear_when_the_policy_changes(
+    marketing, mark, assistant, client_for
+):
+    marketing.chat_retention_days = 0
+    marketing.save()
+    started = client_for(mark).post(reverse("chat:start"), {"deployment": assistant.pk}).json()
+
+    marketing.chat_retention_days = 30
+    marketing.save()
+
+    later = client_for(mark)
+    assert later.get(reverse("chat:index")).context["conversations"] == []
+    assert later.get(started["url"]).status_code == 404
+
+
 def test_titles_come_from_the_first_message():
     assert conversation_title("  hello\n\nworld ") == "Hello world"
     long = conversation_title(
