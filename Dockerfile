@@ -20,6 +20,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY portal/ portal/
 COPY provisioning/ provisioning/
+COPY money/ money/
 COPY chat/ chat/
 RUN pip install . \
     && rm -rf build *.egg-info

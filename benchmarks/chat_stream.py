@@ -198,6 +198,8 @@ async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str,
     (the emulator's answer, and so its length, follows from the whole conversation). The call is
     the portal's own (`chat.streaming.chat_completion_stream`: the SDK, read as raw bytes), so
     that this side is the portal minus the portal."""
+    from django.conf import settings
+
     from chat.streaming import chat_completion_stream
 
     history.append({"role": "user", "content": QUESTION})
@@ -205,7 +207,10 @@ async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str,
     answer: list[str] = []
     try:
         response = await chat_completion_stream(
-            client, deployment="chat-bench", messages=[{"role": "system", "content": SYSTEM_PROMPT}, *history]
+            client,
+            deployment="chat-bench",
+            messages=[{"role": "system", "content": SYSTEM_PROMPT}, *history],
+            max_output_tokens=settings.CHAT_MAX_ANSWER_TOKENS,
         )
         try:
             pending = b""

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save
 
 
@@ -11,6 +12,7 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         from chat.access import access_changed
         from chat.metering import prices_changed
+        from chat.receivers import session_ended
         from portal.org.models import Department, Membership
         from provisioning.models import AccessGrant, ModelDeployment, OpenAIAccount, Price
 
@@ -19,3 +21,4 @@ class ChatConfig(AppConfig):
                 signal.connect(access_changed, sender=model, dispatch_uid=f"chat-access-{model.__name__}")
         for signal in (post_save, post_delete):
             signal.connect(prices_changed, sender=Price, dispatch_uid="chat-prices")
+        user_logged_out.connect(session_ended, dispatch_uid="chat-session-ended")

@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from typing import Any, NamedTuple
+from uuid import UUID
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
@@ -140,6 +141,8 @@ def usage_record_create(
     conversation: Conversation | None = None,
     source: str = UsageRecord.Source.CHAT,
     at: datetime | None = None,
+    reservation_id: UUID | None = None,
+    estimated: bool = False,
 ) -> UsageRecord:
     at = at or timezone.now()
     cost, price = usage_cost(
@@ -165,20 +168,70 @@ def usage_record_create(
             price=price,
             source=source,
             created_at=at,
+            reservation_id=reservation_id,
+            estimated=estimated,
         )
         usage_rollup_add(record=record)
     return record
 
 
-def usage_rollup_add(*, record: UsageRecord) -> None:
-    """Add one record to its day's and month's rollups. An upsert that adds in the database, so
-    concurrent calls (several web workers) never lose each other's counts."""
-    values = [
+def usage_record_correct(
+    *, record: UsageRecord, input_tokens: int, cached_input_tokens: int, output_tokens: int
+) -> UsageRecord:
+    """Replace an estimated record's counts with Azure's, repriced as of its time, and move its
+    rollups by the difference. The caller holds the record's lock."""
+    cost, price = usage_cost(
+        deployment=record.deployment,
+        input_tokens=input_tokens,
+        cached_input_tokens=cached_input_tokens,
+        output_tokens=output_tokens,
+        at=record.created_at,
+    )
+    difference = [
+        0,
+        input_tokens - record.input_tokens,
+        cached_input_tokens - record.cached_input_tokens,
+        output_tokens - record.output_tokens,
+        cost - record.cost,
+    ]
+    record.input_tokens, record.cached_input_tokens, record.output_tokens = (
+        input_tokens,
+        cached_input_tokens,
+        output_tokens,
+    )
+    record.cost, record.price, record.estimated = cost, price, False
+    with transaction.atomic(savepoint=False):
+        record.save(
+            update_fields=[
+                "input_tokens",
+                "cached_input_tokens",
+                "output_tokens",
+                "cost",
+                "price",
+                "estimated",
+            ]
+        )
+        usage_rollup_add(record=record, counters=difference)
+    return record
+
+
+def usage_rollup_add(*, record: UsageRecord, counters: list[Any] | None = None) -> None:
+    """Add one record (or, with `counters`, a correction of it: requests, input, cached and
+    output tokens, cost) to its day's and month's rollups. An upsert that adds in the database,
+    so concurrent calls (several web workers) never lose each other's counts."""
+    requests, input_tokens, cached_tokens, output_tokens, cost = counters or [
         1,
         record.input_tokens,
         record.cached_input_tokens,
         record.output_tokens,
-        connection.ops.adapt_decimalfield_value(record.cost, 20, 10),
+        record.cost,
+    ]
+    values = [
+        requests,
+        input_tokens,
+        cached_tokens,
+        output_tokens,
+        connection.ops.adapt_decimalfield_value(cost, 20, 10),
     ]
     local_day = timezone.localdate(record.created_at)
     day = connection.ops.adapt_datefield_value(local_day)

@@ -36,6 +36,9 @@ class Conversation(models.Model):
         help_text="The department that pays.",
     )
     title = models.CharField(max_length=200, blank=True)
+    # Decided when the conversation starts, from the department's policy then: a conversation
+    # kept only for the browser session stays so even if the policy changes later.
+    history_off = models.BooleanField(default=False)
     expires_at = models.DateTimeField(
         null=True, blank=True, db_index=True, help_text="When the retention policy deletes it."
     )
@@ -59,6 +62,12 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True)
+    # The content's tokens as the model counts them (at least as many): the prompt's size is
+    # known without reading the text again.
+    tokens = models.PositiveIntegerField(null=True, blank=True)
+    # A question that was not sent (a limit refused it): it stays for the person to see and is
+    # never part of a later prompt.
+    refused = models.BooleanField(default=False)
     prompt_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
@@ -99,6 +108,11 @@ class UsageRecord(models.Model):
     price = models.ForeignKey(Price, null=True, on_delete=models.PROTECT, related_name="usage_records")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CHAT)
     created_at = models.DateTimeField(db_index=True)
+    # The admission that let the call through (money.Reservation): settling twice finds it.
+    reservation_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    estimated = models.BooleanField(
+        default=False, help_text="Azure's count never arrived (the call broke off): tokens are an estimate."
+    )
 
     class Meta:
         ordering = ["-created_at"]

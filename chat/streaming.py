@@ -27,7 +27,7 @@ from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream, Aiohtt
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from chat.database import database_later
-from chat.services import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
+from chat.turns import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
 from provisioning.azure import data_plane_token_provider, is_emulator
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ async def close_clients() -> None:
 
 
 async def chat_completion_stream(
-    client: AsyncAzureOpenAI, *, deployment: str, messages: list[dict[str, str]]
+    client: AsyncAzureOpenAI, *, deployment: str, messages: list[dict[str, str]], max_output_tokens: int
 ) -> httpx2.Response:
     """Start a streamed chat completion, with its usage at the end; returns the response with its
     headers read and its body (server-sent events) not yet.
@@ -220,6 +220,8 @@ async def chat_completion_stream(
             "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True},
+            # The answer's length bounds what the call may cost: admission reserved for it.
+            "max_completion_tokens": max_output_tokens,
         },
         cast_to=ChatCompletion,
         stream=True,
@@ -323,6 +325,9 @@ class AnswerStream:
         self.started = time.monotonic()
         self.first_token_ms: int | None = None
         self.accepted = False  # Azure accepted the call: it is metered
+        # The call was cancelled on its way (the person left before Azure answered): it may have
+        # reached Azure, which then bills its prompt, so it is metered on an estimate.
+        self.cancelled_on_its_way = False
         self.saved: FinishedTurn | None = None
         self._opening: asyncio.Task[httpx2.Response] | None = None
         self._unclaimed: asyncio.TimerHandle | None = None
@@ -340,8 +345,8 @@ class AnswerStream:
             cached_tokens = int((self.usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         else:
             # No usage chunk (stopped or broken): meter what was delivered, one token per
-            # content chunk as Azure streams them, and the prompt by estimate.
-            prompt_tokens = self.turn.prompt_tokens_estimate
+            # content chunk as Azure streams them, and the prompt as counted before the call.
+            prompt_tokens = self.turn.prompt_tokens
             completion_tokens = self.completion_chunks
             cached_tokens = 0
         return Outcome(
@@ -354,7 +359,8 @@ class AnswerStream:
             duration_ms=self._elapsed_ms(),
             content_filter=verdict or self.content_filter,
             error=error,
-            metered=self.accepted,
+            metered=self.accepted or self.cancelled_on_its_way,
+            estimated=self.usage is None,
         )
 
     async def _save(self, outcome: Outcome) -> FinishedTurn:
@@ -385,7 +391,10 @@ class AnswerStream:
     async def _open(self) -> httpx2.Response:
         turn = self.turn
         return await chat_completion_stream(
-            openai_client(turn.endpoint), deployment=turn.deployment_name, messages=turn.prompt
+            openai_client(turn.endpoint),
+            deployment=turn.deployment_name,
+            messages=turn.prompt,
+            max_output_tokens=turn.max_output_tokens,
         )
 
     async def _close_call(self) -> None:
@@ -397,8 +406,11 @@ class AnswerStream:
             opening.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await opening
+        if opening.cancelled():
+            # Cancelled here, or with the stream that waited for it (a task cancels what it awaits).
+            self.cancelled_on_its_way = True
             return
-        if not opening.cancelled() and opening.exception() is None:
+        if opening.exception() is None:
             self.accepted = True
             await opening.result().aclose()
 
@@ -420,8 +432,10 @@ class AnswerStream:
         assert self._opening is not None
         assert self._unclaimed is not None
         self._unclaimed.cancel()
-        yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
         try:
+            # Inside the try: a person who leaves as the stream starts still has the call
+            # closed and metered (it may have reached Azure).
+            yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
             try:
                 response = await self._opening
             except openai.APIError as error:

@@ -28,8 +28,9 @@ from chat import services
 from chat.database import database_job
 from chat.metering import budget_status, conversation_cost
 from chat.models import Conversation
-from chat.services import ChatInputError, Refusal, Turn
+from chat.services import ChatInputError
 from chat.streaming import answer_stream, refusal_events
+from chat.turns import Refusal, Turn, chat_turn_prepare
 from portal.org.models import Department, User
 from provisioning.models import ModelDeployment
 
@@ -128,7 +129,7 @@ def _prepare_signed_in(
     user = request.user  # reads the session and the user here, not on the event loop
     if not isinstance(user, User):
         return None
-    return services.chat_turn_prepare(
+    return chat_turn_prepare(
         user=user, conversation_id=conversation_id, content=content, session=request.session
     )
 

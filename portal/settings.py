@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "portal.org",
     "portal.audit",
     "provisioning",
+    "money",
     "chat",
     "portal.approvals",
     "portal.reports",
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
 # (portal/middleware.py): the streamed chat must not wait for a thread per hook.
 MIDDLEWARE = [
     "portal.middleware.SecurityMiddleware",
+    "portal.middleware.RequestSizeMiddleware",
     "portal.middleware.StaticFilesMiddleware",
     "portal.middleware.SessionMiddleware",
     "portal.middleware.CommonMiddleware",
@@ -228,10 +230,11 @@ STORAGES = {
     },
 }
 
+REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     "default": env.cache_url("CACHE_URL", default="locmemcache://")
-    if not env.str("REDIS_URL", default="")
-    else {"BACKEND": "portal.cache.RedisCache", "LOCATION": env.str("REDIS_URL")}
+    if not REDIS_URL
+    else {"BACKEND": "portal.cache.RedisCache", "LOCATION": REDIS_URL}
 }
 
 # Celery: Redis in production (CELERY_BROKER_URL or REDIS_URL); embedded, a filesystem broker
@@ -257,6 +260,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "resume-stalled-provisioning": {"task": "provisioning.tasks.resume_stalled_runs_task", "schedule": 60.0},
     "check-drift": {"task": "provisioning.tasks.check_drift_task", "schedule": 15 * 60.0},
     "catalog-sync": {"task": "provisioning.tasks.catalog_sync_task", "schedule": 3600.0},
+    "reconcile-reservations": {"task": "money.tasks.reconcile_reservations_task", "schedule": 60.0},
     "purge-expired-conversations": {
         "task": "chat.tasks.purge_expired_conversations_task",
         "schedule": 3600.0,
@@ -276,9 +280,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # for throttling; provisioning polls at this pace).
 PROVISIONING_POLL_SECONDS = env.float("PROVISIONING_POLL_SECONDS", default=2.0)
 
-# Chat: per-user limits, counted in the cache above (shared by all web workers with Redis).
+# Admission (money.admission): a person's requests and tokens per minute (counted on Redis when
+# there is one, else in the database), and how long a call's reservation lasts before a call
+# whose process died is settled on an estimate.
 CHAT_USER_REQUESTS_PER_MINUTE = env.int("CHAT_USER_REQUESTS_PER_MINUTE", default=20)
 CHAT_USER_TOKENS_PER_MINUTE = env.int("CHAT_USER_TOKENS_PER_MINUTE", default=40_000)
+ADMISSION_RESERVATION_SECONDS = env.int("ADMISSION_RESERVATION_SECONDS", default=900)
+# The longest answer the chat asks for (the model's own maximum when that is smaller), and the
+# largest question one turn may send.
+CHAT_MAX_ANSWER_TOKENS = env.int("CHAT_MAX_ANSWER_TOKENS", default=4_096)
+CHAT_MAX_MESSAGE_TOKENS = env.int("CHAT_MAX_MESSAGE_TOKENS", default=10_000)
 # The chat's database work runs on one thread per web process that keeps its connection
 # (chat/database.py); off, it runs on Django's thread per request, as the tests need.
 CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)

@@ -215,6 +215,8 @@ def _catalog_entries(*, region: str, models: Iterable[Model], synced_at: datetim
                 is_default_version=bool(model.is_default_version),
                 **_capacity(sku),
                 requests_per_minute_per_unit=_requests_per_minute(sku.rate_limits),
+                max_context_tokens=_positive(model.capabilities, "maxContextToken"),
+                max_output_tokens=_positive(model.capabilities, "maxOutputToken"),
                 retirement_date=_as_datetime(deprecation) or sku.deprecation_date,
                 synced_at=synced_at,
             )
@@ -223,6 +225,11 @@ def _catalog_entries(*, region: str, models: Iterable[Model], synced_at: datetim
 
 def _is_relevant(capabilities: dict[str, str] | None) -> bool:
     return any((capabilities or {}).get(name, "").lower() == "true" for name in RELEVANT_CAPABILITIES)
+
+
+def _positive(capabilities: dict[str, str] | None, name: str) -> int | None:
+    value = (capabilities or {}).get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def _capacity(sku: ModelSku) -> dict[str, int | None]:
@@ -322,6 +329,34 @@ def catalog_entry_get(*, region: str, model_name: str, model_version: str, sku: 
     return CatalogEntry.objects.filter(
         region=region, model_name=model_name, model_version=model_version, sku=sku
     ).first()
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """How many tokens a model reads (prompt and answer together) and writes in one call."""
+
+    context_tokens: int
+    output_tokens: int
+
+
+# A model the catalog has not synced yet is assumed to be like the smallest the catalog offers.
+DEFAULT_MODEL_LIMITS = ModelLimits(context_tokens=128_000, output_tokens=4_096)
+
+
+def model_limits(*, model_name: str, model_version: str) -> ModelLimits:
+    """The model's limits from the synced catalog (the same in every region and SKU)."""
+    limits = (
+        CatalogEntry.objects.filter(model_name=model_name, model_version=model_version)
+        .exclude(max_context_tokens=None)
+        .values_list("max_context_tokens", "max_output_tokens")
+        .first()
+    )
+    context, output = limits or (None, None)
+    if context is None:
+        return DEFAULT_MODEL_LIMITS
+    return ModelLimits(
+        context_tokens=context, output_tokens=output or min(context, DEFAULT_MODEL_LIMITS.output_tokens)
+    )
 
 
 def quota_left(*, subscription_id: str, region: str, usage_name: str) -> Decimal | None:

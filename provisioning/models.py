@@ -264,6 +264,9 @@ class CatalogEntry(models.Model):
     capacity_step = models.PositiveIntegerField(default=1)
     capacity_default = models.PositiveIntegerField(null=True, blank=True)
     requests_per_minute_per_unit = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    # The model's limits as Azure states them (capabilities maxContextToken / maxOutputToken).
+    max_context_tokens = models.PositiveIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     retirement_date = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField()
 

@@ -4,6 +4,8 @@ import pytest
 from django.test import Client
 
 from chat.metering import prices_changed
+from chat.turns import forget_model_limits
+from money.admission import forget_known_ledgers
 from portal.celery import app as celery_app
 from portal.org.models import Department, Membership, PlatformGroup, User
 from tests.factories import make_department, make_user
@@ -76,9 +78,11 @@ def _tasks_stay_in_the_test_process():
 
 @pytest.fixture(autouse=True)
 def _prices_read_afresh():
-    # The chat remembers prices in the process (chat.metering); a test's prices end with its
-    # transaction.
+    # The chat remembers prices and models' limits in the process (chat.metering, chat.turns), and
+    # admission which money ledgers exist (money.admission): a test's rows end with its transaction.
     prices_changed()
+    forget_model_limits()
+    forget_known_ledgers()
 
 
 @pytest.fixture(autouse=True)

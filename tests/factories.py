@@ -9,6 +9,8 @@ from itertools import count
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from chat.metering import usage_rollup_add
+from chat.models import UsageRecord
 from portal.approvals.models import DeploymentRequest
 from portal.approvals.services import request_create
 from portal.org.models import Department, Membership, PlatformGroup, User
@@ -250,3 +252,17 @@ def make_request(
     values.update(spec)
     assert requester is not None
     return request_create(actor=requester, department=department, kind=kind, spec=values, submit=submit)
+
+
+def make_spend(department: Department, deployment: ModelDeployment, amount: Decimal) -> UsageRecord:
+    """Usage at a round cost, metered into the rollups that budgets and reports read."""
+    record = UsageRecord.objects.create(
+        department=department,
+        deployment=deployment,
+        input_tokens=1000,
+        output_tokens=1000,
+        cost=amount,
+        created_at=timezone.now(),
+    )
+    usage_rollup_add(record=record)
+    return record

@@ -471,7 +471,8 @@ async def serve_chat(
             account,
         )
 
-    prompt_tokens = textgen.prompt_tokens(chat.messages)
+    prompt_tokens = textgen.prompt_tokens(chat.messages, model_name=str(model["name"]))
+    _check_lengths(catalog, account, deployment, chat, prompt_tokens)
     completion_estimate = chat.max_tokens or DEFAULT_COMPLETION_ESTIMATE
     refusal = limiter.admit(prompt_tokens + completion_estimate)
     headers = _headers(request_id, catalog, account, deployment, limiter)
@@ -555,6 +556,40 @@ def _model_from_body(body: dict[str, Any]) -> str:
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
     return model
+
+
+def _check_lengths(
+    catalog: Catalog,
+    account: dict[str, Any],
+    deployment: dict[str, Any],
+    chat: ChatRequest,
+    prompt_tokens: int,
+) -> None:
+    """Azure refuses a completion longer than the model writes, or a prompt and completion
+    together longer than its context window, before it generates anything."""
+    model = deployment["properties"]["model"]
+    offer = catalog.find(
+        account["location"], name=model["name"], version=model.get("version"), sku=deployment["sku"]["name"]
+    )
+    capabilities = offer.model.get("capabilities", {}) if offer is not None else {}
+    max_output = int(capabilities.get("maxOutputToken") or 0)
+    if max_output and chat.max_tokens is not None and chat.max_tokens > max_output:
+        raise bad_request(
+            f"max_tokens is too large: {chat.max_tokens}. This model supports at most {max_output} "
+            f"completion tokens, whereas you provided {chat.max_tokens}.",
+            param="max_tokens",
+            code="invalid_value",
+        )
+    context = int(capabilities.get("maxContextToken") or 0)
+    requested = prompt_tokens + (chat.max_tokens or 0)
+    if context and requested > context:
+        raise bad_request(
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{requested} tokens ({prompt_tokens} in the messages, {chat.max_tokens or 0} in the "
+            "completion). Please reduce the length of the messages or completion.",
+            param="messages",
+            code="context_length_exceeded",
+        )
 
 
 def _require_chat_model(catalog: Catalog, account: dict[str, Any], deployment: dict[str, Any]) -> None:

@@ -1,9 +1,11 @@
 """Answers without a model, and the token counts the data plane bills.
 
-A token here is a word with the whitespace before it, or one punctuation character (with the
-whitespace before it), or trailing whitespace: `TOKEN_PATTERN`. English text comes out at about
-1.2 tokens per word, a little under what the GPT tokenizers give, and every count is exact and
-reproducible: the streamed chunks, the `usage` block and the metered usage all use it.
+Prompts are billed as Azure bills them: in tokens of the model's encoding (o200k_base for the
+models the catalog offers), with the chat format around each message
+(`provisioning.tokenizer`, a leaf module with nothing of the portal in it). An answer's token
+here is a word with the whitespace before it, or one punctuation character (with the whitespace
+before it), or trailing whitespace: `TOKEN_PATTERN`. Every count is exact and reproducible: the
+streamed chunks, the `usage` block and the metered usage all use it.
 
 Answers are Markdown built from a small phrase book. They are seeded by the conversation, so the
 same conversation always gets the same answer, and they have these properties:
@@ -19,11 +21,9 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+from provisioning import tokenizer
+
 TOKEN_PATTERN = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
-# Chat formatting around every message (role, separators) and the priming of the reply, as in
-# OpenAI's published token-counting recipe for chat models.
-TOKENS_PER_MESSAGE = 3
-TOKENS_FOR_REPLY = 3
 # Images are billed by tile on Azure; a low-detail image is 85 tokens.
 TOKENS_PER_IMAGE = 85
 
@@ -75,15 +75,15 @@ def message_text(content: Any) -> tuple[str, int]:
     return "\n".join(texts), images
 
 
-def prompt_tokens(messages: Iterable[dict[str, Any]]) -> int:
+def prompt_tokens(messages: Iterable[dict[str, Any]], *, model_name: str) -> int:
     """What the prompt is billed: every message's text plus the chat formatting around it."""
-    total = TOKENS_FOR_REPLY
+    counts = []
+    named = 0
     for message in messages:
         text, images = message_text(message.get("content"))
-        total += TOKENS_PER_MESSAGE + count_tokens(text) + images * TOKENS_PER_IMAGE
-        if isinstance(message.get("name"), str):
-            total += 1
-    return total
+        counts.append(tokenizer.text_tokens(text, model_name=model_name) + images * TOKENS_PER_IMAGE)
+        named += isinstance(message.get("name"), str)
+    return tokenizer.prompt_tokens(counts, named_messages=named)
 
 
 # The phrase book ------------------------------------------------------------------------------

@@ -42,6 +42,26 @@ def in_event_loop(go: Callable[[], Awaitable[T]]) -> T:
     return async_to_sync(run)()
 
 
+def streamed(turn: Any) -> "streaming.AnswerStream":
+    """A prepared turn's answer read to its end, as the streaming view reads it."""
+    stream = streaming.AnswerStream(turn)
+
+    async def go() -> streaming.AnswerStream:
+        async for _event in stream.events():
+            pass
+        return stream
+
+    return in_event_loop(go)
+
+
+def provisioned(department: Department, zone: LandingZone, **spec: Any) -> ModelDeployment:
+    """A dedicated deployment of the department's, provisioned on the emulator like any other."""
+    deployment = make_deployment(
+        department=department, landing_zone=zone, state=ModelDeployment.State.REQUESTED, **spec
+    )
+    return provision(deployment)
+
+
 def provision(deployment: ModelDeployment, *, limit_seconds: float = 60) -> ModelDeployment:
     """Request provisioning and drive the run as the Celery task would, until it is done."""
     provisioning.deployment_request_provisioning(deployment=deployment)
@@ -102,15 +122,13 @@ def chat_emulator(emulator, settings):
 @pytest.fixture
 def copywriter(chat_emulator, zone, marketing, lena) -> ModelDeployment:
     """Marketing's dedicated gpt-4o-mini, provisioned on the emulator through the services."""
-    deployment = make_deployment(
-        department=marketing,
-        landing_zone=zone,
+    return provisioned(
+        marketing,
+        zone,
         display_name="Marketing copy assistant",
         name="marketing-copy",
         system_prompt="You write crisp marketing copy.",
-        state=ModelDeployment.State.REQUESTED,
     )
-    return provision(deployment)
 
 
 @dataclass
@@ -174,16 +192,23 @@ class ChatClient:
 
     def stream(self, url: str, data: dict[str, Any] | None = None) -> Reply:
         """POST and read the whole event stream."""
+        return in_event_loop(lambda: self._stream(url, data))
 
-        async def go() -> Reply:
-            response = await self.async_client.post(url, data or {})
-            headers = {key.lower(): value for key, value in response.items()}
-            if not response.streaming:
-                return Reply(response.status_code, headers, json=json.loads(response.content or b"{}"))
-            body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[attr-defined]
-            return Reply(response.status_code, headers, events=parse_events(body))
+    def stream_many(self, url: str, datas: list[dict[str, Any]]) -> list[Reply]:
+        """Several POSTs at once (tabs, or a script), each read to its end."""
+
+        async def go() -> list[Reply]:
+            return list(await asyncio.gather(*(self._stream(url, data) for data in datas)))
 
         return in_event_loop(go)
+
+    async def _stream(self, url: str, data: dict[str, Any] | None) -> Reply:
+        response = await self.async_client.post(url, data or {})
+        headers = {key.lower(): value for key, value in response.items()}
+        if not response.streaming:
+            return Reply(response.status_code, headers, json=json.loads(response.content or b"{}"))
+        body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+        return Reply(response.status_code, headers, events=parse_events(body))
 
     def stream_and_leave(self, url: str, data: dict[str, Any], *, after_deltas: int) -> Reply:
         """What a browser does when the person presses stop: it goes away mid-answer. Runs the

@@ -3,6 +3,7 @@ usage and cost, content filters, Azure's 429, broken and stopped streams, budget
 rate limit and regenerate."""
 
 import asyncio
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,14 +13,14 @@ from asgiref.sync import sync_to_async
 from django.urls import reverse
 from django.utils import timezone
 
-from chat import services, streaming
-from chat.metering import usage_rollup_add
+from chat import streaming, turns
 from chat.models import Conversation, Message, UsageRecord
+from money import windows
 from portal.org.models import Membership
 from provisioning.catalog import price_in_force
 from provisioning.models import AccessGrant, ModelDeployment
 from tests.chat.conftest import in_event_loop
-from tests.factories import make_account, make_deployment, make_landing_zone
+from tests.factories import make_account, make_deployment, make_landing_zone, make_spend
 
 pytestmark = pytest.mark.django_db
 
@@ -34,20 +35,6 @@ def start(browser, deployment, **extra) -> dict[str, str]:
 def emulator_calls(emulator) -> int:
     usage = requests.get(f"{emulator.control_url}/", timeout=5).json()["usage"]
     return sum(row["requests"] for row in usage)
-
-
-def spend(department, deployment, amount: Decimal) -> UsageRecord:
-    """Usage at a round cost, metered into the rollups the budget check reads."""
-    record = UsageRecord.objects.create(
-        department=department,
-        deployment=deployment,
-        input_tokens=1000,
-        output_tokens=1000,
-        cost=amount,
-        created_at=timezone.now(),
-    )
-    usage_rollup_add(record=record)
-    return record
 
 
 def test_a_streamed_answer_is_stored_with_its_usage_and_cost(browser_for, mark, copywriter, marketing):
@@ -210,8 +197,8 @@ def test_at_exactly_100_percent_of_the_budget_the_model_is_not_called(
 ):
     marketing.monthly_budget = Decimal("5000.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("2500.00"))
-    spend(marketing, copywriter, Decimal("2500.00"))
+    make_spend(marketing, copywriter, Decimal("2500.00"))
+    make_spend(marketing, copywriter, Decimal("2500.00"))
     browser = browser_for(mark)
     started = start(browser, copywriter)
     calls_before = emulator_calls(chat_emulator)
@@ -230,7 +217,7 @@ def test_at_exactly_100_percent_of_the_budget_the_model_is_not_called(
 def test_from_80_percent_the_answer_comes_with_a_warning(browser_for, mark, copywriter, marketing):
     marketing.monthly_budget = Decimal("100.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("85.00"))
+    make_spend(marketing, copywriter, Decimal("85.00"))
     browser = browser_for(mark)
     started = start(browser, copywriter)
 
@@ -243,7 +230,7 @@ def test_from_80_percent_the_answer_comes_with_a_warning(browser_for, mark, copy
 def test_the_page_shows_the_budget_of_the_paying_department(browser_for, mark, copywriter, marketing):
     marketing.monthly_budget = Decimal("100.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("100.00"))
+    make_spend(marketing, copywriter, Decimal("100.00"))
 
     response = browser_for(mark).get(reverse("chat:index"))
 
@@ -266,15 +253,39 @@ def test_a_user_sending_too_fast_is_told_how_long_to_wait(browser_for, mark, cop
     assert UsageRecord.objects.count() == 2
 
 
-def test_the_token_rate_limit_counts_what_calls_used(browser_for, mark, copywriter, settings):
-    settings.CHAT_USER_TOKENS_PER_MINUTE = 50
+def test_a_turn_whose_bound_does_not_fit_the_token_limit_is_refused_and_not_sent(
+    browser_for, mark, copywriter, settings, chat_emulator
+):
+    settings.CHAT_USER_TOKENS_PER_MINUTE = 1_000
     browser = browser_for(mark)
     started = start(browser, copywriter)
-    assert browser.stream(started["stream_url"], {"content": "Explain in detail budgets"}).names[-1] == "done"
+    calls_before = emulator_calls(chat_emulator)
 
-    reply = browser.stream(started["stream_url"], {"content": "And again"})
+    reply = browser.stream(started["stream_url"], {"content": "Explain in detail budgets"})
 
-    assert reply.one("error")["message"].startswith("You are sending messages too fast.")
+    message = reply.one("error")["message"]
+    assert message.startswith("You may use 1,000 tokens a minute; this message needs up to 4,")
+    assert emulator_calls(chat_emulator) == calls_before
+    question = Message.objects.get()
+    assert question.refused
+    assert question.error == message
+
+
+def test_what_a_call_did_not_use_goes_back_to_the_token_limit(browser_for, mark, copywriter, settings):
+    settings.CHAT_USER_TOKENS_PER_MINUTE = 5_000
+    settings.CHAT_MAX_ANSWER_TOKENS = 2_000
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+    first_minute = windows.window_number(timezone.now())
+
+    # Each turn holds 2,000 tokens for its answer while it runs; three in a row fit because
+    # each gives back what its answer did not use.
+    for question in ("A slogan for tea", "Another one", "And a third"):
+        assert browser.stream(started["stream_url"], {"content": question}).names[-1] == "done"
+
+    used = sum(record.input_tokens + record.output_tokens for record in UsageRecord.objects.all())
+    minutes = range(first_minute, windows.window_number(timezone.now()) + 1)
+    assert sum(windows.windows_used([f"person-tokens:{mark.pk}:{minute}" for minute in minutes])) == used
 
 
 def test_regenerate_replaces_the_last_answer(browser_for, mark, copywriter):
@@ -296,7 +307,7 @@ def test_regenerate_replaces_the_last_answer(browser_for, mark, copywriter):
 def test_regenerate_answers_a_question_left_without_answer(browser_for, mark, copywriter, marketing):
     marketing.monthly_budget = Decimal("1.00")
     marketing.save()
-    spend(marketing, copywriter, Decimal("1.00"))
+    make_spend(marketing, copywriter, Decimal("1.00"))
     browser = browser_for(mark)
     started = start(browser, copywriter)
     browser.stream(started["stream_url"], {"content": "Refused first"})
@@ -398,7 +409,7 @@ def test_a_shared_deployments_grant_cap_is_respected(browser_for, fred, finance,
     AccessGrant.objects.filter(deployment=shared, department=finance).update(
         monthly_budget_cap=Decimal("50.00")
     )
-    spend(finance, shared, Decimal("50.00"))
+    make_spend(finance, shared, Decimal("50.00"))
     browser = browser_for(fred)
     started = start(browser, shared)
 
@@ -418,7 +429,7 @@ def test_a_shared_deployments_tpm_cap_says_when_to_retry(browser_for, fred, fina
         account=make_account(landing_zone=zone),
     )
     AccessGrant.objects.filter(deployment=shared, department=finance).update(tpm_cap=1)
-    spend(finance, shared, Decimal("0.01"))  # 2,000 tokens just now
+    make_spend(finance, shared, Decimal("0.01"))  # 2,000 tokens just now
     browser = browser_for(fred)
     started = start(browser, shared)
 
@@ -442,10 +453,10 @@ def test_a_call_whose_answer_nobody_reads_is_closed_and_metered(mark, copywriter
     # the stream begins, Django never reads it, and the call must not stay open or go unpaid.
     monkeypatch.setattr(streaming, "UNCLAIMED_SECONDS", 1.0)  # Azure has accepted the call by then
     conversation = Conversation.objects.create(user=mark, deployment=copywriter, department=marketing)
-    turn = services.chat_turn_prepare(
+    turn = turns.chat_turn_prepare(
         user=mark, conversation_id=conversation.pk, content="Hello there", session={}
     )
-    assert isinstance(turn, services.Turn)
+    assert isinstance(turn, turns.Turn)
 
     async def start_and_leave() -> None:
         streaming.AnswerStream(turn).call()
@@ -471,3 +482,21 @@ def test_answers_go_out_in_batches_that_widen_while_many_stream_at_once(
     monkeypatch.setattr(streaming, "_streaming", streaming_now)
 
     assert round(streaming.delta_interval() * 1000) == interval_ms
+
+
+def test_a_message_over_the_upload_limit_gets_the_chats_json_error_and_no_traceback(
+    browser_for, mark, copywriter, caplog
+):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    with caplog.at_level(logging.INFO):
+        reply = browser.stream(started["stream_url"], {"content": "x" * 3_000_000})
+
+    assert reply.status == 413
+    assert reply.json == {
+        "error": "That is too much to send at once (3.0 MB; the limit is 2.6 MB). Shorten it and try again."
+    }
+    # A line for the refused request, as for any 4xx, and no traceback.
+    assert [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR] == []
+    assert not Message.objects.exists()

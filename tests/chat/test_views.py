@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat.models import Conversation, Message, UsageRecord
-from chat.services import conversation_history, conversation_title, trimmed_prompt
+from chat.services import ChatInputError, conversation_title
 from chat.tasks import purge_expired_conversations_task
+from chat.turns import conversation_history, fitted_prompt
 from portal.audit.models import AuditEvent
 from portal.org.models import Membership, PlatformGroup
 from tests.factories import make_account, make_department, make_deployment, make_landing_zone, make_user
@@ -346,6 +347,34 @@ def test_with_history_off_a_conversation_lives_only_in_the_browser_session(
     assert purge_expired_conversations_task() == 1
 
 
+def test_history_off_conversations_end_with_the_browser_session(marketing, mark, assistant, client_for):
+    marketing.chat_retention_days = 0
+    marketing.save()
+    browser = client_for(mark)
+    started = browser.post(reverse("chat:start"), {"deployment": assistant.pk}).json()
+    kept = Conversation.objects.create(user=mark, deployment=assistant, department=marketing)  # from before
+
+    browser.post(reverse("account_logout"))
+
+    assert list(Conversation.objects.all()) == [kept]
+    assert client_for(mark).get(started["url"]).status_code == 404
+
+
+def test_history_off_conversations_never_reappear_when_the_policy_changes(
+    marketing, mark, assistant, client_for
+):
+    marketing.chat_retention_days = 0
+    marketing.save()
+    started = client_for(mark).post(reverse("chat:start"), {"deployment": assistant.pk}).json()
+
+    marketing.chat_retention_days = 30
+    marketing.save()
+
+    later = client_for(mark)
+    assert later.get(reverse("chat:index")).context["conversations"] == []
+    assert later.get(started["url"]).status_code == 404
+
+
 def test_titles_come_from_the_first_message():
     assert conversation_title("  hello\n\nworld ") == "Hello world"
     long = conversation_title(
@@ -356,12 +385,24 @@ def test_titles_come_from_the_first_message():
 
 
 def test_long_conversations_are_trimmed_oldest_first_keeping_system_prompt_and_latest():
-    history = [("user", "a" * 4000), ("assistant", "b" * 4000), ("user", "c" * 4000), ("user", "latest")]
+    history = [("user", "a " * 1000, 1000), ("assistant", "b " * 1000, 1000), ("user", "c " * 1000, 1000)]
+    history.append(("user", "latest", None))
 
-    prompt = trimmed_prompt(system_prompt="Be brief.", history=history, context_tokens=4096 + 1003 + 3)
+    # Room for the system prompt, "c" and "latest", not for "b": 3 + (3 + 3) + (3 + 1000) + (3 + 1).
+    prompt, tokens = fitted_prompt(
+        system_prompt="Be brief.", history=history, model_name="gpt-4o-mini", room=1020
+    )
 
     assert [m["content"][:1] for m in prompt] == ["B", "c", "l"]
     assert prompt[0]["role"] == "system"
+    assert tokens == 3 + (3 + 3) + (3 + 1000) + (3 + 1)
+
+
+def test_a_message_that_cannot_fit_the_model_is_refused_not_cut():
+    with pytest.raises(ChatInputError, match="context window"):
+        fitted_prompt(
+            system_prompt="", history=[("user", "word " * 500, None)], model_name="gpt-4o", room=100
+        )
 
 
 def test_the_history_sent_to_the_model_is_the_conversation_so_far(conversation, mark, marketing, assistant):
@@ -379,7 +420,10 @@ def test_the_history_sent_to_the_model_is_the_conversation_so_far(conversation, 
     ]
     up_to = said[5]
 
-    history = conversation_history(conversation_id=conversation.pk, up_to=up_to.pk)
+    history = [
+        (role, text)
+        for role, text, _ in conversation_history(conversation_id=conversation.pk, up_to=up_to.pk)
+    ]
 
     earlier = list(conversation.messages.filter(pk__lt=said[0].pk).values_list("role", "content"))
     assert history == [

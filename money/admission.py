@@ -1,0 +1,592 @@
+"""Admission by reservation: a call to a model is let through only if its most expensive outcome
+fits every limit, and what it really used replaces the reservation when it ends.
+
+1. `admission_reserve`: the call's bound (its prompt's tokens, never fewer than Azure will count,
+   plus the most it may write, at the price in force) is taken from the person's and the grant's
+   tokens this minute, the person's requests this minute, and the money left this month in the
+   department's budget and the grant's allowance, all or nothing. A limit without room refuses
+   the call with a message naming it.
+2. `admission_settle`: the call's real usage (or an estimate, marked so, when Azure's count never
+   arrived) is recorded and the reservation given back, in one transaction. `admission_release`
+   gives it back without a record, for a call Azure refused and does not bill.
+3. `reservations_reconcile`: a reservation left by a process that died expires and is settled on
+   its prompt, marked estimated, so no limit stays taken and no call Azure billed goes unrecorded.
+
+Money limits live in the database (`SpendLedger`): the usage records and rollups are there, so a
+settlement and the ledger change in one transaction, and a refresh of `spent` from the cost
+model (hourly PTU accruals, the split of shared deployments) can lock the row and never miss or
+double a settlement. Per-minute limits are counters in `money.windows`.
+"""
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from chat.metering import department_spend, usage_cost, usage_record_correct, usage_record_create
+from chat.models import Conversation, MonthlyUsageRollup, UsageRecord
+from money import windows
+from money.models import Reservation, SpendLedger
+from portal.org.models import Department, User
+from provisioning.models import AccessGrant, ModelDeployment
+
+logger = logging.getLogger(__name__)
+
+UNITS_PER_USD = 10**10  # the precision of UsageRecord.cost
+# `spent` is read again from the cost model at most this often per ledger; every settlement adds
+# its cost at once, so only hourly accruals and shares of shared deployments wait for it.
+LEDGER_REFRESH_SECONDS = 60
+WARNING_SHARE = Decimal("0.8")
+
+
+def to_units(amount: Decimal) -> int:
+    """Whole units, rounded up: a reservation is never below the amount it stands for."""
+    return math.ceil(amount * UNITS_PER_USD)
+
+
+def from_units(units: int) -> Decimal:
+    return Decimal(units) / UNITS_PER_USD
+
+
+def _usd(amount: Decimal) -> str:
+    if 0 < amount < Decimal("0.01"):
+        # A fraction of a cent, to two significant digits: $0.00 would say nothing.
+        return f"${amount:.{1 - amount.adjusted()}f}"
+    return f"${amount:,.2f}"
+
+
+class AdmissionRefused(Exception):
+    """The call does not fit a limit; `message` names it, in words for the person or the caller."""
+
+    def __init__(self, message: str, *, limit: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One call that asks to be let through: who pays, on what, and its size."""
+
+    department: Department
+    deployment: ModelDeployment
+    prompt_tokens: int
+    max_output_tokens: int
+    source: str
+    user: User | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.max_output_tokens
+
+    @property
+    def noun(self) -> str:
+        return "this message" if self.source == UsageRecord.Source.CHAT else "this call"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A call let through, until it is settled."""
+
+    reservation_id: UUID
+    amount: Decimal
+    # The department's budget taken, this call's bound included (None: no budget).
+    budget_share: Decimal | None = None
+
+    @property
+    def budget_warning(self) -> bool:
+        return self.budget_share is not None and self.budget_share >= WARNING_SHARE
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a call used, as Azure counted it, or an estimate when Azure's count never came."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+# Limits --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoneyLimit:
+    key: str
+    limit_units: int
+    spent: Callable[[], Decimal]
+    refusal: Callable[[int, int], str]  # (units spent and held, this call's units) -> message
+    is_budget: bool = False
+
+
+@dataclass(frozen=True)
+class WindowLimit:
+    take: windows.Take
+    refusal: Callable[[int, int], str]  # (used this minute, seconds left) -> message
+    tokens: bool = True
+
+
+@dataclass
+class Limits:
+    money: list[MoneyLimit] = field(default_factory=list)
+    windows: list[WindowLimit] = field(default_factory=list)
+
+
+def _month(day: date) -> str:
+    return f"{day:%Y-%m}"
+
+
+def department_ledger_key(department_id: int, day: date) -> str:
+    return f"department:{department_id}:{_month(day)}"
+
+
+def grant_ledger_key(department_id: int, deployment_id: int, day: date) -> str:
+    return f"grant:{department_id}:{deployment_id}:{_month(day)}"
+
+
+def _ask_leads(department: Department) -> str:
+    leads = " or ".join(person.display_name for person in department.leads())
+    return (
+        f"Ask {leads} to raise it." if leads else "Ask your department lead or a platform admin to raise it."
+    )
+
+
+def _grant_spend(*, department_id: int, deployment_id: int, day: date) -> Decimal:
+    total = MonthlyUsageRollup.objects.filter(
+        month=day.replace(day=1), department_id=department_id, deployment_id=deployment_id
+    ).aggregate(total=Sum("cost"))["total"]
+    return total or Decimal(0)
+
+
+def _limits(claim: Claim, *, now: datetime) -> Limits:
+    department, deployment = claim.department, claim.deployment
+    today = timezone.localdate(now)
+    limits = Limits()
+    window = windows.window_number(now)
+    noun = claim.noun
+    if claim.user is not None:
+        user_id = claim.user.pk
+        limits.windows.append(
+            WindowLimit(
+                windows.Take(
+                    f"person-requests:{user_id}:{window}", 1, settings.CHAT_USER_REQUESTS_PER_MINUTE
+                ),
+                lambda used, wait: f"You are sending messages too fast. Try again in {wait} seconds.",
+                tokens=False,
+            )
+        )
+        per_minute = settings.CHAT_USER_TOKENS_PER_MINUTE
+        limits.windows.append(
+            WindowLimit(
+                windows.Take(f"person-tokens:{user_id}:{window}", claim.tokens, per_minute),
+                lambda used, wait: (
+                    f"You may use {per_minute:,} tokens a minute; {noun} needs up to {claim.tokens:,} "
+                    f"(its {claim.prompt_tokens:,}-token prompt and an answer of up to "
+                    f"{claim.max_output_tokens:,}) and {max(used, 0):,} are taken this minute. "
+                    f"Try again in {wait} seconds."
+                ),
+            )
+        )
+    grant = None
+    if deployment.scope == ModelDeployment.Scope.SHARED:
+        grant = AccessGrant.objects.filter(deployment=deployment, department=department).first()
+    if grant is not None and grant.tpm_cap:
+        cap = grant.tpm_cap * 1000
+        limits.windows.append(
+            WindowLimit(
+                windows.Take(f"grant-tokens:{department.pk}:{deployment.pk}:{window}", claim.tokens, cap),
+                lambda used, wait: (
+                    f"{department.name}'s share of {deployment.display_name} ({grant.tpm_cap:,}K tokens "
+                    f"per minute) is used up for the moment: {noun} needs up to {claim.tokens:,} tokens. "
+                    f"Try again in {wait} seconds."
+                ),
+            )
+        )
+    if grant is not None and grant.monthly_budget_cap is not None:
+        allowance = grant.monthly_budget_cap
+        limits.money.append(
+            MoneyLimit(
+                grant_ledger_key(department.pk, deployment.pk, today),
+                to_units(allowance),
+                lambda: _grant_spend(department_id=department.pk, deployment_id=deployment.pk, day=today),
+                lambda taken, units: _money_refusal(
+                    f"monthly allowance of {_usd(allowance)} for {deployment.display_name}",
+                    allowance - from_units(taken),
+                    from_units(units),
+                    noun,
+                    department,
+                ),
+            )
+        )
+    if department.monthly_budget > 0:
+        budget = department.monthly_budget
+        limits.money.append(
+            MoneyLimit(
+                department_ledger_key(department.pk, today),
+                to_units(budget),
+                lambda: department_spend(department=department, on=today),
+                lambda taken, units: _money_refusal(
+                    f"monthly budget of {_usd(budget)}",
+                    budget - from_units(taken),
+                    from_units(units),
+                    noun,
+                    department,
+                ),
+                is_budget=True,
+            )
+        )
+    return limits
+
+
+def _money_refusal(what: str, left: Decimal, amount: Decimal, noun: str, department: Department) -> str:
+    if left <= 0:
+        return f"{department.name} has used its whole {what}. {_ask_leads(department)}"
+    return (
+        f"{department.name} has {_usd(left)} left of its {what}, and {noun} could cost up to "
+        f"{_usd(amount)} (its prompt and the longest answer allowed). {_ask_leads(department)}"
+    )
+
+
+# Reserving -----------------------------------------------------------------------------------
+
+
+def call_bound(
+    *, deployment: ModelDeployment, prompt_tokens: int, max_output_tokens: int, at: datetime
+) -> Decimal:
+    """The most a call can cost: every prompt token uncached, the longest answer allowed."""
+    cost, _price = usage_cost(
+        deployment=deployment,
+        input_tokens=prompt_tokens,
+        cached_input_tokens=0,
+        output_tokens=max_output_tokens,
+        at=at,
+    )
+    return cost
+
+
+def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission:
+    """Reserve the call's bound against every limit, or refuse it (`AdmissionRefused`)."""
+    now = now or timezone.now()
+    try:
+        return _reserve(claim, now=now)
+    except _LedgerMissing:
+        forget_known_ledgers()
+        return _reserve(claim, now=now)
+
+
+def _reserve(claim: Claim, *, now: datetime) -> Admission:
+    amount = call_bound(
+        deployment=claim.deployment,
+        prompt_tokens=claim.prompt_tokens,
+        max_output_tokens=claim.max_output_tokens,
+        at=now,
+    )
+    amount_units = to_units(amount)
+    limits = _limits(claim, now=now)
+    for money_limit in limits.money:
+        _ledger_ensure(money_limit, now=now)
+    takes = [limit.take for limit in limits.windows]
+    reservation = Reservation(
+        department=claim.department,
+        deployment=claim.deployment,
+        user=claim.user,
+        source=claim.source,
+        prompt_tokens=claim.prompt_tokens,
+        max_output_tokens=claim.max_output_tokens,
+        amount_units=amount_units,
+        ledgers=[[limit.key, amount_units] for limit in limits.money],
+        token_windows=[[limit.take.key, claim.tokens] for limit in limits.windows if limit.tokens],
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.ADMISSION_RESERVATION_SECONDS),
+    )
+    budget_share = None
+    stale: list[MoneyLimit] = []
+    with transaction.atomic():
+        full = windows.take(takes, now=now)
+        if full is not None:
+            refused = limits.windows[full.index]
+            raise AdmissionRefused(
+                refused.refusal(full.used, windows.seconds_left(now)),
+                limit=refused.take.key.split(":", 1)[0],
+                retry_after=windows.seconds_left(now),
+            )
+        try:
+            for money_limit in limits.money:
+                taken, refreshed_at = _ledger_hold(money_limit, amount_units)
+                if money_limit.is_budget:
+                    budget_share = Decimal(taken) / money_limit.limit_units
+                if refreshed_at < now - timedelta(seconds=LEDGER_REFRESH_SECONDS):
+                    stale.append(money_limit)
+            reservation.save(force_insert=True)
+        except BaseException:
+            if windows.uses_redis():  # the database part rolls back by itself
+                windows.give_back(
+                    [(take.key, take.amount) for take in takes], once=f"refused:{reservation.pk}"
+                )
+            raise
+    for money_limit in stale:
+        _ledger_refresh(money_limit, now=now, older_than=now - timedelta(seconds=LEDGER_REFRESH_SECONDS))
+    return Admission(reservation_id=reservation.pk, amount=amount, budget_share=budget_share)
+
+
+def _ledger_names() -> tuple[str, str, str, str]:
+    quote = connection.ops.quote_name
+    return quote(SpendLedger._meta.db_table), quote("key"), quote("spent_units"), quote("held_units")
+
+
+def _ledger_hold(money_limit: MoneyLimit, units: int) -> tuple[int, datetime]:
+    """Hold `units` if spent + held + units fits the limit (a call of a provisioned deployment,
+    whose tokens cost nothing, still needs something left). Returns spent + held after it."""
+    table, key, spent, held = _ledger_names()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {held} = {held} + %s WHERE {key} = %s "  # noqa: S608 (names from _meta)
+            f"AND {spent} + {held} + %s <= %s RETURNING {spent} + {held}, refreshed_at",
+            [units, money_limit.key, max(units, 1), money_limit.limit_units],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        taken = (
+            SpendLedger.objects.filter(key=money_limit.key).values_list("spent_units", "held_units").first()
+        )
+        if taken is None:
+            raise _LedgerMissing(money_limit.key)
+        raise AdmissionRefused(money_limit.refusal(sum(taken), units), limit=money_limit.key.split(":", 1)[0])
+    return int(row[0]), _as_datetime(row[1])
+
+
+def _as_datetime(value: Any) -> datetime:
+    # SQLite hands back the stored value as it is (naive UTC, as Django writes it).
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+
+class _LedgerMissing(Exception):
+    """A ledger this process knew is gone (a database restored, a test's rolled back)."""
+
+
+# A ledger row, once there, lasts the month: a process asks the database for it once.
+_ledgers_known: set[str] = set()
+
+
+def _ledger_ensure(money_limit: MoneyLimit, *, now: datetime) -> None:
+    if money_limit.key in _ledgers_known:
+        return
+    if not SpendLedger.objects.filter(key=money_limit.key).exists():
+        _ledger_refresh(money_limit, now=now, older_than=None)
+    if len(_ledgers_known) > 10_000:
+        _ledgers_known.clear()
+    _ledgers_known.add(money_limit.key)
+
+
+def _ledger_refresh(money_limit: MoneyLimit, *, now: datetime, older_than: datetime | None) -> None:
+    """Read `spent` again from the cost model, with the row locked: a settlement waits for it,
+    so its cost is either in the figure read here or added to it afterwards."""
+    with transaction.atomic():
+        ledger, created = SpendLedger.objects.get_or_create(
+            key=money_limit.key, defaults={"refreshed_at": now}
+        )
+        if not created:
+            ledger = SpendLedger.objects.select_for_update().get(key=money_limit.key)
+            if older_than is not None and ledger.refreshed_at >= older_than:
+                return  # another process has just read it
+        ledger.spent_units = to_units(money_limit.spent())
+        ledger.refreshed_at = now
+        ledger.save(update_fields=["spent_units", "refreshed_at"])
+
+
+def forget_known_ledgers() -> None:
+    _ledgers_known.clear()
+
+
+# Settling ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A reservation taken off the table by the settlement that owns it."""
+
+    id: UUID
+    source: str
+    department_id: int
+    deployment_id: int
+    user_id: int | None
+    ledgers: list[list[Any]]
+    token_windows: list[list[Any]]
+
+
+def _claim(reservation_id: UUID) -> _Claimed | None:
+    """Delete the reservation and return it, in one statement: of a settlement and the
+    reconciliation of an expired reservation, only the one that deletes it settles it."""
+    table = connection.ops.quote_name(Reservation._meta.db_table)
+    columns = ["source", "department_id", "deployment_id", "user_id", "ledgers", "token_windows"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id = %s RETURNING {', '.join(columns)}",  # noqa: S608 (names from _meta)
+            [Reservation._meta.pk.get_db_prep_value(reservation_id, connection)],  # type: ignore[union-attr]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    source, department_id, deployment_id, user_id, ledgers, token_windows = row
+    return _Claimed(
+        reservation_id,
+        source,
+        department_id,
+        deployment_id,
+        user_id,
+        json.loads(ledgers) if isinstance(ledgers, str) else ledgers,
+        json.loads(token_windows) if isinstance(token_windows, str) else token_windows,
+    )
+
+
+def admission_settle(
+    *,
+    reservation_id: UUID,
+    usage: Usage,
+    conversation: Conversation | None = None,
+    at: datetime | None = None,
+    facts: "tuple[Department, ModelDeployment, User | None] | None" = None,
+) -> UsageRecord | None:
+    """Record what the call used and give its reservation back, in one transaction (the
+    caller's, when it has one). `facts`: the department, deployment and person, when the caller
+    has them at hand, which saves reading them again."""
+    at = at or timezone.now()
+    with transaction.atomic(savepoint=False):
+        claimed = _claim(reservation_id)
+        if claimed is None:
+            return _settle_late(reservation_id=reservation_id, usage=usage, conversation=conversation, at=at)
+        if facts is None:
+            facts = (
+                Department.objects.get(pk=claimed.department_id),
+                ModelDeployment.objects.get(pk=claimed.deployment_id),
+                User.objects.filter(pk=claimed.user_id).first() if claimed.user_id else None,
+            )
+        department, deployment, user = facts
+        record = usage_record_create(
+            department=department,
+            user=user,
+            deployment=deployment,
+            conversation=conversation,
+            input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            output_tokens=usage.output_tokens,
+            source=claimed.source,
+            at=at,
+            reservation_id=reservation_id,
+            estimated=usage.estimated,
+        )
+        _ledgers_settle(claimed, cost_units=to_units(record.cost), at=at)
+        _windows_settle(claimed, used=usage.tokens)
+    return record
+
+
+def admission_release(*, reservation_id: UUID) -> None:
+    """Give a reservation back whole: the call never reached Azure, or Azure refused it."""
+    with transaction.atomic(savepoint=False):
+        claimed = _claim(reservation_id)
+        if claimed is not None:
+            _ledgers_settle(claimed, cost_units=0, at=timezone.now())
+            _windows_settle(claimed, used=0)
+
+
+def _ledgers_settle(reservation: _Claimed, *, cost_units: int, at: datetime) -> None:
+    table, key, _spent, held = _ledger_names()
+    with connection.cursor() as cursor:
+        for ledger_key, units in reservation.ledgers:
+            cursor.execute(
+                f"UPDATE {table} SET {held} = {held} - %s WHERE {key} = %s",  # noqa: S608
+                [units, ledger_key],
+            )
+    if cost_units:
+        _ledgers_add_spent(reservation.department_id, reservation.deployment_id, cost_units, at)
+
+
+def _ledgers_add_spent(department_id: int, deployment_id: int, cost_units: int, at: datetime) -> None:
+    # The month the usage is counted in, which may be a later one than the reservation's.
+    day = timezone.localdate(at)
+    table, key, spent, _held = _ledger_names()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {spent} = {spent} + %s WHERE {key} IN (%s, %s)",  # noqa: S608
+            [
+                cost_units,
+                department_ledger_key(department_id, day),
+                grant_ledger_key(department_id, deployment_id, day),
+            ],
+        )
+
+
+def _windows_settle(reservation: _Claimed, *, used: int) -> None:
+    # Once per reservation: on Redis, which the transaction does not cover, a settlement retried
+    # after its transaction failed must not give back twice.
+    windows.give_back(
+        [(key, tokens - used) for key, tokens in reservation.token_windows], once=str(reservation.id)
+    )
+
+
+def _settle_late(
+    *, reservation_id: UUID, usage: Usage, conversation: Conversation | None, at: datetime
+) -> UsageRecord | None:
+    """The reservation is gone: settled already (a second settlement does nothing), or expired
+    and settled on an estimate, which the real usage now replaces."""
+    record = UsageRecord.objects.select_for_update().filter(reservation_id=reservation_id).first()
+    if record is None or not record.estimated or usage.estimated:
+        return record
+    before = record.cost
+    record = usage_record_correct(
+        record=record,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+    )
+    if conversation is not None and record.conversation_id is None:
+        record.conversation = conversation
+        record.save(update_fields=["conversation"])
+    _ledgers_add_spent(record.department_id, record.deployment_id, to_units(record.cost - before), at)
+    return record
+
+
+# Reconciling ---------------------------------------------------------------------------------
+
+
+def reservations_reconcile(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Settle the reservations whose call outlived them (its process died) on an estimate: the
+    prompt, which Azure counts once the call is sent, and no answer. Returns how many."""
+    now = now or timezone.now()
+    expired = list(
+        Reservation.objects.filter(expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", "prompt_tokens")[:batch]
+    )
+    for reservation_id, prompt_tokens in expired:
+        admission_settle(
+            reservation_id=reservation_id,
+            usage=Usage(input_tokens=prompt_tokens, output_tokens=0, estimated=True),
+            at=now,
+        )
+    if expired:
+        logger.warning("Settled %d expired reservations on estimates", len(expired))
+    windows.windows_forget_ended(now=now)
+    # A ledger is read again every minute while its month is in use: one untouched for two
+    # months belongs to a month that has ended.
+    SpendLedger.objects.filter(refreshed_at__lt=now - timedelta(days=62)).delete()
+    return len(expired)
