@@ -7,7 +7,7 @@ from django.dispatch import receiver
 
 from portal.org.entra import GraphUnavailable, group_ids_from_claims
 from portal.org.models import User
-from portal.org.services import memberships_sync_from_entra
+from portal.org.services import memberships_sync_from_entra, platform_roles_revoke_unconfirmed
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +26,16 @@ def sync_memberships_on_entra_sign_in(
     try:
         group_ids = group_ids_from_claims(claims, access_token=access_token)
     except GraphUnavailable as error:
-        # Sign-in must not depend on Graph: keep the last known memberships.
+        # Sign-in must not depend on Graph. Departments may stay as last known, but a platform
+        # role reaches every department: without Graph's word it goes until the next sign-in.
+        revoked = platform_roles_revoke_unconfirmed(user=user).removed
         logger.warning(
             "Could not read the Entra groups of %s from Microsoft Graph (%s); "
-            "keeping their last known departments and roles.",
+            "keeping their last known departments, removing their platform roles (%s) "
+            "until a sign-in can read their groups.",
             user.email,
             error,
+            ", ".join(revoked) or "none held",
         )
         return
     memberships_sync_from_entra(user=user, group_ids=group_ids)

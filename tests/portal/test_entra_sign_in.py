@@ -143,17 +143,33 @@ def test_a_groups_overage_is_read_from_microsoft_graph(entra, departments):
     assert roles_of(User.objects.get(email="many@example.com")) == {"Marketing": "lead", "Finance": "member"}
 
 
-def test_sign_in_works_when_graph_is_down_and_keeps_last_known_memberships(entra, departments, caplog):
-    entra.graph_pages = [[MARKETING_MEMBERS]]
+def test_sign_in_works_when_graph_is_down_keeping_departments_but_not_platform_roles(
+    entra, departments, caplog
+):
+    entra.graph_pages = [[MARKETING_MEMBERS, PLATFORM_ADMINS, FINANCE_APPROVERS]]
     entra.sign_in_as(oid=OID, email="many@example.com", name="Many Groups", overage=True)
     sign_in_with_entra()
+    assert User.objects.get(email="many@example.com").is_platform_admin
 
     entra.graph_status = 503
     client = sign_in_with_entra()
 
-    assert roles_of(User.objects.get(email="many@example.com")) == {"Marketing": "member"}
+    many = User.objects.get(email="many@example.com")
+    assert roles_of(many) == {"Marketing": "member"}
+    # Nothing confirms the powerful roles: they go until a sign-in with a readable Graph.
+    assert not many.is_platform_admin
+    assert not many.is_finance_approver
+    assert not many.is_staff
     assert client.get("/").status_code == 200
+    assert client.get("/admin/").status_code == 302
+    assert client.get("/costs/").status_code == 403
     assert "keeping their last known departments" in caplog.text
+    assert "removing their platform roles" in caplog.text
+
+    entra.graph_status = 200
+    sign_in_with_entra()
+
+    assert User.objects.get(email="many@example.com").is_platform_admin
 
 
 def test_the_sign_in_page_offers_entra_id(client, entra, db):
