@@ -163,6 +163,21 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+USAGE_FIELDS = (
+    "created_at",
+    "department",
+    "user",
+    "deployment",
+    "shown_conversation",
+    "source",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "cost",
+    "price",
+)
+
+
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
     """Money records: read-only, written by metering only."""
@@ -183,20 +198,8 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
     search_fields = ["user__email", "department__name"]
     # Not the conversation itself: admin would show it by its title (written from the first
     # message) and link to it; `shown_conversation` shows it only where auditing is allowed.
-    fields = [
-        "created_at",
-        "department",
-        "user",
-        "deployment",
-        "shown_conversation",
-        "source",
-        "input_tokens",
-        "cached_input_tokens",
-        "output_tokens",
-        "cost",
-        "price",
-    ]
-    readonly_fields = fields
+    fields = USAGE_FIELDS
+    readonly_fields = USAGE_FIELDS
 
     @admin.display(description="Conversation")
     def shown_conversation(self, record: UsageRecord) -> str:
