@@ -172,10 +172,18 @@ LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 
 # Sign-in: email + password for demos and small installs; Microsoft Entra ID (OpenID Connect)
-# when ENTRA_CLIENT_ID is set. Local self-sign-up is off: people arrive through Entra ID or an
-# admin creates them.
+# when ENTRA_TENANT_ID and ENTRA_CLIENT_ID are set, and then a password signs in only a
+# break-glass account. Local self-sign-up is off: people arrive through Entra ID or an admin
+# creates them.
 ACCOUNT_ADAPTER = "portal.org.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "portal.org.adapters.SocialAccountAdapter"
+# The forms that give a password refuse accounts that sign in with Entra ID and, while Entra
+# sign-in is on, every account but break-glass ones (portal.org.passwords).
+ACCOUNT_FORMS = {
+    "change_password": "portal.org.forms.ChangePasswordForm",
+    "set_password": "portal.org.forms.SetPasswordForm",
+    "reset_password_from_key": "portal.org.forms.ResetPasswordKeyForm",
+}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None

@@ -34,6 +34,13 @@ class User(AbstractUser):
 
     username = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
+    is_break_glass = models.BooleanField(
+        "break-glass account",
+        default=False,
+        help_text="May sign in with a password while Microsoft Entra ID sign-in is on: an emergency "
+        "account for when Entra ID is unavailable. Every change of this flag and every such sign-in "
+        "is audited. An account that signs in with Entra ID cannot be one.",
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
