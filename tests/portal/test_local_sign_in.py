@@ -162,11 +162,14 @@ def test_with_entra_on_only_break_glass_accounts_get_a_reset_link(entra_on, mark
     assert "/accounts/password/reset/key/" in sent.body
 
 
-def test_the_sign_in_page_with_entra_on_offers_microsoft_and_a_break_glass_link(entra, client):
+def test_the_sign_in_page_with_entra_on_offers_microsoft_and_a_break_glass_link(entra, client, settings):
+    settings.SHOW_DEMO_SIGNINS = True
+
     page = page_text(client.get("/accounts/login/?next=/costs/"))
 
     assert "Sign in with Microsoft" in page
     assert 'name="password"' not in page
+    assert "Demo sign-ins" not in page  # their passwords open nothing while Entra sign-in is on
     link = re.search(r'href="([^"]*mode=break-glass[^"]*)"', page)
     assert link is not None
     assert "next=/costs/" in link.group(1).replace("&amp;", "&").replace("%2F", "/")
