@@ -23,12 +23,15 @@ class AccountAdapter(DefaultAccountAdapter):
         # failed one for the rate limits, as any other does. Only a person who knows the
         # password is told why it does not work.
         user: AbstractBaseUser | None = super().authenticate(request, **credentials)
-        if user is None:
+        if isinstance(user, User):
+            # allauth may hand back a person its backend turned down (one it stashed as inactive).
+            refusal = password_refusal(user)
+        else:
             refusal = refusal_behind_right_password(
                 email=str(credentials.get("email", "")), password=str(credentials.get("password", ""))
             )
-            if refusal:
-                raise forms.ValidationError(refusal, code="password_refused")
+        if refusal:
+            raise forms.ValidationError(refusal, code="password_refused")
         return user
 
     def send_password_reset_mail(self, user: AbstractBaseUser, email: str, context: dict[str, Any]) -> None:

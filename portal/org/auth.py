@@ -40,7 +40,7 @@ class RemembersPeople:
         return copy.copy(person)
 
 
-class RefusesPasswordsThePolicyRefuses:
+class ObeysPasswordPolicy:
     """A right password is not enough for an account that signs in with Entra ID, nor, while
     Entra sign-in is on, for one that is not break-glass (portal.org.passwords). Checked here,
     where every password sign-in (allauth's form, Django admin's, `Client.login`) ends up."""
@@ -52,12 +52,12 @@ class RefusesPasswordsThePolicyRefuses:
         return user
 
 
-class ModelBackend(RefusesPasswordsThePolicyRefuses, RemembersPeople, django_backends.ModelBackend):
+class ModelBackend(ObeysPasswordPolicy, RemembersPeople, django_backends.ModelBackend):
     pass
 
 
 class AuthenticationBackend(
-    RefusesPasswordsThePolicyRefuses,
+    ObeysPasswordPolicy,
     RemembersPeople,
     allauth_backends.AuthenticationBackend,  # type: ignore[misc]
 ):

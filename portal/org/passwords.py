@@ -51,6 +51,10 @@ def refusal_behind_right_password(*, email: str, password: str) -> str | None:
     just wrong, so the page tells nobody which accounts exist or which are break-glass.
     """
     user = User.objects.filter(email__iexact=email, is_active=True).first()
-    if user is None or not user.check_password(password):
+    if user is None:
+        # As long as checking a password: the time taken must not tell who has an account.
+        User().set_password(password)
+        return None
+    if not user.check_password(password):
         return None
     return password_refusal(user)
