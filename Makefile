@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CHROMIUM ?= /usr/bin/chromium
 # Settings that make `check --deploy` judge production, not the development defaults.
 DEPLOY_ENV := DEBUG=false SECRET_KEY=check-deploy-only-$(shell date +%s)-not-a-real-secret-value-0123456789 \
-	ALLOWED_HOSTS=switchyard.example.com
+	ALLOWED_HOSTS=switchyard.example.com AZURE_MODE=azure
 
 .PHONY: run test install install-dev lint typecheck check-deploy pytest browser vendor clean
 
@@ -25,6 +25,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The settings default to production, which needs SECRET_KEY and AZURE_MODE; `make run` says it is
+# development to the processes it starts. Exported here rather than written to a .env file, so
+# nothing left in the checkout turns a later command (or an image built from it) into development.
+run: export DEBUG := true
+run: export AZURE_MODE := emulator
 run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput

@@ -144,6 +144,8 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    # Development settings (the emulator), as `make run` has them.
+    os.environ.setdefault("DEBUG", "true")
     import django
 
     django.setup()

@@ -103,6 +103,7 @@ def main() -> int:
         **os.environ,
         **scratch_broker(workdir),
         "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DEBUG": "true",
         "DATABASE_URL": database_url,
         "AZURE_MODE": "emulator",
         "AZURE_EMULATOR_URL": f"http://127.0.0.1:{port}",

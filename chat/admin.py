@@ -12,6 +12,8 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from chat.models import Conversation, Message, UsageRecord
 from portal.audit.services import audit_record
@@ -34,6 +36,25 @@ class _Named:
 
 def content_auditable(conversation: Conversation | None) -> bool:
     return conversation is not None and conversation.department.approvers_may_audit_chats
+
+
+def record_content_viewed(request: HttpRequest, conversation: Conversation) -> None:
+    """Every page that shows a conversation's content (its title included) says who read it."""
+    audit_logger.warning(
+        "AUDIT chat content viewed: actor=%s (id %s) conversation=%s department=%s author=%s",
+        getattr(request.user, "email", ""),
+        request.user.pk,
+        conversation.pk,
+        conversation.department,
+        conversation.user.email,
+    )
+    audit_record(
+        actor=request.user,  # type: ignore[arg-type]
+        verb="chat.content_viewed",
+        target=conversation,
+        after={"department": conversation.department.slug, "author": conversation.user.email},
+        note="Read under the department's audit policy.",
+    )
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
@@ -136,24 +157,25 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         conversation = self.get_object(request, object_id)
         if content_auditable(conversation) and self.has_view_permission(request, conversation):
             assert conversation is not None
-            audit_logger.warning(
-                "AUDIT chat content viewed: actor=%s (id %s) conversation=%s department=%s author=%s",
-                getattr(request.user, "email", ""),
-                request.user.pk,
-                conversation.pk,
-                conversation.department,
-                conversation.user.email,
-            )
-            audit_record(
-                actor=request.user,  # type: ignore[arg-type]
-                verb="chat.content_viewed",
-                target=conversation,
-                after={"department": conversation.department.slug, "author": conversation.user.email},
-                note="Read under the department's audit policy.",
-            )
+            record_content_viewed(request, conversation)
         else:
             extra_context = self._redacted(object_id, extra_context)
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+USAGE_FIELDS = (
+    "created_at",
+    "department",
+    "user",
+    "deployment",
+    "shown_conversation",
+    "source",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "cost",
+    "price",
+)
 
 
 @admin.register(UsageRecord)
@@ -174,6 +196,34 @@ class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
     list_select_related = ["department", "user", "deployment"]
     date_hierarchy = "created_at"
     search_fields = ["user__email", "department__name"]
+    # Not the conversation itself: admin would show it by its title (written from the first
+    # message) and link to it; `shown_conversation` shows it only where auditing is allowed.
+    fields = USAGE_FIELDS
+    readonly_fields = USAGE_FIELDS
+
+    @admin.display(description="Conversation")
+    def shown_conversation(self, record: UsageRecord) -> str:
+        conversation = record.conversation
+        if conversation is None:
+            return "-"
+        if not content_auditable(conversation):
+            return f"{conversation.pk} {HIDDEN}"
+        url = reverse("admin:chat_conversation_change", args=[conversation.pk])
+        return format_html('<a href="{}">{}</a>', url, conversation.title or conversation.pk)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        record = self.get_object(request, object_id)
+        conversation = record.conversation if record is not None else None
+        if content_auditable(conversation) and self.has_view_permission(request, record):
+            assert conversation is not None
+            record_content_viewed(request, conversation)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,8 +1,9 @@
 """Switchyard settings: one file, driven by environment variables.
 
-The defaults give the embedded setup that `make run` and a plain `make test` use (SQLite and a
-filesystem broker under var/, the local Azure emulator). Production sets the variables listed
-in README.md; `DEBUG=false` switches on every transport-security setting.
+Without DEBUG=true this is production: every transport-security setting is on, and SECRET_KEY
+and AZURE_MODE must be set. With DEBUG=true (`make run`, the test suite) the defaults give the
+embedded setup: SQLite and a filesystem broker under var/, the local Azure emulator. The
+variables are listed in README.md.
 """
 
 from decimal import Decimal
@@ -22,14 +23,36 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Production unless the environment says otherwise: only DEBUG=true (which `make run` sets) brings
+# the development secret key and the local Azure emulator as defaults. A production host that
+# forgot a variable refuses to start instead of running on a published key or a fake Azure.
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str(
-    "SECRET_KEY",
-    # Development only: production refuses to start without SECRET_KEY (see below).
-    default="django-insecure-switchyard-development-key-not-for-production" if DEBUG else "",
+    "SECRET_KEY", default="django-insecure-switchyard-development-key-not-for-production" if DEBUG else ""
 )
-if not SECRET_KEY:
-    raise environ.ImproperlyConfigured("Set SECRET_KEY when DEBUG is false.")
+# Azure: the local emulator or real Azure with DefaultAzureCredential (provisioning/azure.py).
+AZURE_MODE = env.str("AZURE_MODE", default="emulator" if DEBUG else "")
+_missing = [
+    advice
+    for missing, advice in (
+        (not SECRET_KEY, "Set SECRET_KEY to a long random string."),
+        (
+            not AZURE_MODE,
+            "Set AZURE_MODE=azure for real Azure, or AZURE_MODE=emulator for the local emulator.",
+        ),
+    )
+    if missing
+]
+if _missing:
+    raise environ.ImproperlyConfigured(
+        " ".join(["Switchyard runs as production (DEBUG is not true).", *_missing])
+        + " For development, set DEBUG=true instead (make run does)."
+    )
+if AZURE_MODE not in {"emulator", "azure"}:
+    raise environ.ImproperlyConfigured(
+        f"AZURE_MODE={AZURE_MODE} is not a mode: set AZURE_MODE=azure for real Azure, "
+        "or AZURE_MODE=emulator for the local emulator."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -151,10 +174,18 @@ LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 
 # Sign-in: email + password for demos and small installs; Microsoft Entra ID (OpenID Connect)
-# when ENTRA_CLIENT_ID is set. Local self-sign-up is off: people arrive through Entra ID or an
-# admin creates them.
+# when ENTRA_TENANT_ID and ENTRA_CLIENT_ID are set, and then a password signs in only a
+# break-glass account. Local self-sign-up is off: people arrive through Entra ID or an admin
+# creates them.
 ACCOUNT_ADAPTER = "portal.org.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "portal.org.adapters.SocialAccountAdapter"
+# The forms that give a password refuse accounts that sign in with Entra ID and, while Entra
+# sign-in is on, every account but break-glass ones (portal.org.passwords).
+ACCOUNT_FORMS = {
+    "change_password": "portal.org.forms.ChangePasswordForm",
+    "set_password": "portal.org.forms.SetPasswordForm",
+    "reset_password_from_key": "portal.org.forms.ResetPasswordKeyForm",
+}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -196,10 +227,7 @@ if ENTRA_ENABLED:
         }
     ]
 
-# Azure: the local emulator (embedded default) or real Azure with DefaultAzureCredential.
-AZURE_MODE = env.str("AZURE_MODE", default="emulator")
-if AZURE_MODE not in {"emulator", "azure"}:
-    raise environ.ImproperlyConfigured("AZURE_MODE is 'emulator' or 'azure'.")
+# Azure (AZURE_MODE is read at the top, with DEBUG).
 AZURE_EMULATOR_URL = env.str("AZURE_EMULATOR_URL", default="http://127.0.0.1:8010")
 # An empty value (as docker-compose passes an unset variable) means the default, too.
 AZURE_TENANT_ID = (

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from portal import health, pages
 from portal.org import views as org_views
@@ -18,5 +19,9 @@ urlpatterns = [
     path("costs/", include("portal.reports.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
+    # Admin signs people in, and changes passwords, through the portal's own pages: one sign-in
+    # with allauth's rate limits and the password policy, not a second one of admin's.
+    path("admin/login/", org_views.admin_sign_in),
+    path("admin/password_change/", RedirectView.as_view(pattern_name="account_change_password")),
     path("admin/", admin.site.urls),
 ]

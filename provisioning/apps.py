@@ -6,3 +6,6 @@ class ProvisioningConfig(AppConfig):
 
     name = "provisioning"
     verbose_name = "Provisioning"
+
+    def ready(self) -> None:
+        from provisioning import azure  # noqa: F401  (registers its deploy check)

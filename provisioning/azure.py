@@ -19,6 +19,7 @@ from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from azure.mgmt.costmanagement import CostManagementClient
 from django.conf import settings
+from django.core import checks
 
 ARM_SCOPE = "https://management.azure.com/.default"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -72,6 +73,21 @@ class LoopbackBearerTokenPolicy(ARMChallengeAuthenticationPolicy):
 
 def is_emulator() -> bool:
     return bool(settings.AZURE_MODE == "emulator")
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_emulator_in_production(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The emulator answers every call and provisions nothing: a production that runs on it
+    looks healthy while no department gets a real deployment."""
+    if not is_emulator():
+        return []
+    return [
+        checks.Warning(
+            "AZURE_MODE=emulator: Switchyard talks to the local emulator, not Azure.",
+            hint="Set AZURE_MODE=azure in production (the emulator is for development and demos).",
+            id="portal.W010",
+        )
+    ]
 
 
 def credential() -> TokenCredential:

@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
+from portal.audit.services import audit_record
+from portal.org.forms import AdminPasswordChangeForm, UserChangeForm
 from portal.org.models import Department, Membership, User
 
 
@@ -67,9 +70,26 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin[User]):
+    form = UserChangeForm
+    change_password_form = AdminPasswordChangeForm
     ordering = ["email"]
-    list_display = ["email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
-    list_filter = ["is_staff", "is_superuser", "is_active", "groups", "memberships__department"]
+    list_display = [
+        "email",
+        "first_name",
+        "last_name",
+        "is_staff",
+        "is_break_glass",
+        "is_active",
+        "last_login",
+    ]
+    list_filter = [
+        "is_staff",
+        "is_superuser",
+        "is_break_glass",
+        "is_active",
+        "groups",
+        "memberships__department",
+    ]
     search_fields = ["email", "first_name", "last_name"]
     inlines = [UserMembershipInline]
     fieldsets = (
@@ -82,7 +102,27 @@ class UserAdmin(DjangoUserAdmin[User]):
                 "description": "Platform admins and finance approvers are the groups of the same name.",
             },
         ),
+        (
+            "Sign-in",
+            {
+                "fields": ("is_break_glass",),
+                "description": "While Microsoft Entra ID sign-in is on, only break-glass accounts "
+                "sign in with a password.",
+            },
+        ),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     readonly_fields = ["last_login", "date_joined"]
+
+    def save_model(self, request: HttpRequest, obj: User, form: ModelForm[User], change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_break_glass" in form.changed_data:
+            # Admin saves in one transaction: the flag and its trace commit together.
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                verb="user.break_glass_granted" if obj.is_break_glass else "user.break_glass_revoked",
+                target=obj,
+                before={"is_break_glass": not obj.is_break_glass},
+                after={"is_break_glass": obj.is_break_glass},
+            )

@@ -14,8 +14,10 @@ from typing import Any
 
 from allauth.account import auth_backends as allauth_backends
 from django.contrib.auth import backends as django_backends
+from django.http import HttpRequest
 
 from portal.org.models import User
+from portal.org.passwords import password_refusal
 from portal.remembered import Remembered, current_version, version_changed
 
 REMEMBER_SECONDS = 300
@@ -38,11 +40,27 @@ class RemembersPeople:
         return copy.copy(person)
 
 
-class ModelBackend(RemembersPeople, django_backends.ModelBackend):
+class ObeysPasswordPolicy:
+    """A right password is not enough for an account that signs in with Entra ID, nor, while
+    Entra sign-in is on, for one that is not break-glass (portal.org.passwords). Checked here,
+    where every password sign-in (allauth's form, Django admin's, `Client.login`) ends up."""
+
+    def authenticate(self, request: HttpRequest | None, *args: Any, **credentials: Any) -> User | None:
+        user: User | None = super().authenticate(request, *args, **credentials)  # type: ignore[misc]
+        if user is not None and password_refusal(user):
+            return None
+        return user
+
+
+class ModelBackend(ObeysPasswordPolicy, RemembersPeople, django_backends.ModelBackend):
     pass
 
 
-class AuthenticationBackend(RemembersPeople, allauth_backends.AuthenticationBackend):  # type: ignore[misc]
+class AuthenticationBackend(
+    ObeysPasswordPolicy,
+    RemembersPeople,
+    allauth_backends.AuthenticationBackend,  # type: ignore[misc]
+):
     pass
 
 

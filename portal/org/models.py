@@ -3,6 +3,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.contrib.contenttypes.models import ContentType
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -34,6 +35,13 @@ class User(AbstractUser):
 
     username = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
+    is_break_glass = models.BooleanField(
+        "break-glass account",
+        default=False,
+        help_text="May sign in with a password while Microsoft Entra ID sign-in is on: an emergency "
+        "account for when Entra ID is unavailable. Every change of this flag and every such sign-in "
+        "is audited. An account that signs in with Entra ID cannot be one.",
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
@@ -194,3 +202,19 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} - {self.department} ({self.get_role_display()})"
+
+
+class DemoRecord(models.Model):
+    """A row that the demo seed (`seed_demo`) made: the only rows it changes, replaces or deletes
+    when it runs again, so that it never touches what people did in the same database."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["content_type", "object_id"], name="one_demo_record_per_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_type.model} {self.object_id} (demo)"

@@ -2,7 +2,7 @@
 department chatting, each department's own assistant (provisioned through the real path like the
 Company assistant), nightly batch jobs over the API (millions of tokens each), and central IT's
 provisioned (PTU) pipeline that sits mostly idle. The same seed gives the same figures; it
-replaces the usage it made before."""
+replaces the usage it made before, and only that (portal.org.demo's records of what it made)."""
 
 import random
 from dataclasses import dataclass
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from chat.metering import PriceBook, usage_cost, usage_rollups_rebuild
 from chat.models import UsageRecord
+from portal.org.demo import demo_rows_delete, demo_rows_mark
 from portal.org.models import Department, Membership, User
 from provisioning.catalog import prices_load_shipped
 from provisioning.models import LandingZone, ModelDeployment, Price
@@ -81,9 +82,8 @@ def seed_usage(*, now: datetime | None = None) -> int:
         people = _people(departments)
         assistants = _assistants(departments, now=now)
         company = ModelDeployment.objects.live().filter(display_name="Company assistant").first()
-        UsageRecord.objects.filter(
-            deployment__in=[*assistants.values(), *([company] if company else [])]
-        ).delete()
+        # Only the usage an earlier run made: what people did on these deployments stays.
+        demo_rows_delete(UsageRecord)
         records: list[UsageRecord] = []
         first_day = timezone.localdate(now) - timedelta(days=DAYS - 1)
         for offset in range(DAYS):
@@ -134,6 +134,7 @@ def seed_usage(*, now: datetime | None = None) -> int:
                         )
         records = [record for record in records if record.created_at <= now]
         UsageRecord.objects.bulk_create(records, batch_size=2000)
+        demo_rows_mark(records)
         usage_rollups_rebuild(first_day=first_day, last_day=timezone.localdate(now))
     return len(records)
 
@@ -195,6 +196,7 @@ def _people(departments: dict[str, Department]) -> dict[str, list[User]]:
             # Demo colleagues who appear in the figures; nobody signs in as them.
             user.set_unusable_password()
             user.save(update_fields=["password"])
+            demo_rows_mark([user])
         Membership.objects.get_or_create(user=user, department=departments[slug])
         if user not in people[slug]:
             people[slug].append(user)

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 
 from portal.asgi import application
 from tests.servers import ThreadedServer
@@ -53,5 +54,7 @@ def asgi_server(transactional_db):
 
 @pytest.fixture
 def demo_site(asgi_server):
-    call_command("seed_demo")
+    # The demo loads only in development; the site itself keeps the suite's settings.
+    with override_settings(DEBUG=True):
+        call_command("seed_demo")
     return asgi_server

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 from playwright.sync_api import Browser, expect
 
 from portal.approvals.models import DeploymentRequest
@@ -32,7 +33,8 @@ def live_system(asgi_server, broker, emulator, settings):
     try:
         # Browser tests flush the database after each test, taking the prices a migration loaded.
         call_command("load_prices")
-        call_command("seed_demo")
+        with override_settings(DEBUG=True):  # the demo loads only in development
+            call_command("seed_demo")
         catalog_sync_all()
         yield asgi_server
     finally:

@@ -9,42 +9,14 @@ import pytest
 from django.test import Client
 
 from portal.org.models import Membership, User
-from tests.entra import CLIENT_ID, EntraStandIn
 from tests.factories import make_department
+from tests.portal.conftest import FINANCE_APPROVERS, PLATFORM_ADMINS
 
 MARKETING_MEMBERS = "6e1c8a4e-1d3b-4a51-8f0e-2b7a9c3d4e5f"
 MARKETING_LEADS = "a3f2b1c0-9d8e-4f7a-b6c5-d4e3f2a1b0c9"
 FINANCE_MEMBERS = "0b9f8e7d-6c5b-4a39-8271-605f4e3d2c1b"
-PLATFORM_ADMINS = "ffd1c2b3-a4e5-4f60-8172-93a4b5c6d7e8"
-FINANCE_APPROVERS = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 UNRELATED = ["9b8a7c6d-5e4f-4321-8abc-def012345678", "12345678-90ab-4cde-8f01-234567890abc"]
 OID = "3f4e5d6c-7b8a-4c9d-8e0f-1a2b3c4d5e6f"
-
-
-@pytest.fixture
-def entra(settings):
-    with EntraStandIn() as standin:
-        settings.SOCIALACCOUNT_PROVIDERS = {
-            "openid_connect": {
-                "APPS": [
-                    {
-                        "provider_id": "entra",
-                        "name": "Microsoft Entra ID",
-                        "client_id": CLIENT_ID,
-                        "secret": "client-secret",
-                        "settings": {
-                            "server_url": standin.issuer,
-                            "fetch_userinfo": False,
-                            "uid_field": "oid",
-                        },
-                    }
-                ]
-            }
-        }
-        settings.ENTRA_GRAPH_URL = standin.url
-        settings.ENTRA_ADMIN_GROUP_ID = PLATFORM_ADMINS
-        settings.ENTRA_FINANCE_GROUP_ID = FINANCE_APPROVERS
-        yield standin
 
 
 @pytest.fixture
@@ -143,17 +115,33 @@ def test_a_groups_overage_is_read_from_microsoft_graph(entra, departments):
     assert roles_of(User.objects.get(email="many@example.com")) == {"Marketing": "lead", "Finance": "member"}
 
 
-def test_sign_in_works_when_graph_is_down_and_keeps_last_known_memberships(entra, departments, caplog):
-    entra.graph_pages = [[MARKETING_MEMBERS]]
+def test_sign_in_works_when_graph_is_down_keeping_departments_but_not_platform_roles(
+    entra, departments, caplog
+):
+    entra.graph_pages = [[MARKETING_MEMBERS, PLATFORM_ADMINS, FINANCE_APPROVERS]]
     entra.sign_in_as(oid=OID, email="many@example.com", name="Many Groups", overage=True)
     sign_in_with_entra()
+    assert User.objects.get(email="many@example.com").is_platform_admin
 
     entra.graph_status = 503
     client = sign_in_with_entra()
 
-    assert roles_of(User.objects.get(email="many@example.com")) == {"Marketing": "member"}
+    many = User.objects.get(email="many@example.com")
+    assert roles_of(many) == {"Marketing": "member"}
+    # Nothing confirms the powerful roles: they go until a sign-in with a readable Graph.
+    assert not many.is_platform_admin
+    assert not many.is_finance_approver
+    assert not many.is_staff
     assert client.get("/").status_code == 200
+    assert client.get("/admin/").status_code == 302
+    assert client.get("/costs/").status_code == 403
     assert "keeping their last known departments" in caplog.text
+    assert "removing their platform roles" in caplog.text
+
+    entra.graph_status = 200
+    sign_in_with_entra()
+
+    assert User.objects.get(email="many@example.com").is_platform_admin
 
 
 def test_the_sign_in_page_offers_entra_id(client, entra, db):

@@ -1,15 +1,10 @@
 """Every page walks the ladder: anonymous, other department, wrong role, right role."""
 
-from decimal import Decimal
-
 import pytest
-from django.core.management import call_command
 from django.template.loader import render_to_string
 from django.test import Client
-from django.utils import timezone
 
-from chat.models import UsageRecord
-from portal.org.models import Department, Membership, User
+from portal.org.models import User
 
 LOGIN = "/accounts/login/"
 
@@ -202,33 +197,3 @@ def test_pages_carry_a_nonce_based_content_security_policy(client_for, marketing
     assert "script-src 'self' 'nonce-" in policy
     assert "unsafe-inline" not in policy
     assert "<script>" not in text(response)
-
-
-class TestSeedDemo:
-    def test_it_loads_the_demo_organisation_and_is_safe_to_run_again(self, db, monkeypatch):
-        # Both runs at one instant: the demo's usage runs up to "now", and a record timed between
-        # two runs a second apart belongs to the second only.
-        instant = timezone.now()
-        monkeypatch.setattr(timezone, "now", lambda: instant)
-        call_command("seed_demo")
-        usage = UsageRecord.objects.count()
-        call_command("seed_demo")
-
-        assert Department.objects.count() == 5
-        # Six sign-ins; the demo colleagues who appear in the cost figures cannot sign in.
-        assert sum(user.has_usable_password() for user in User.objects.all()) == 6
-        assert UsageRecord.objects.count() == usage > 0
-        lena = User.objects.get(email="lena@example.com")
-        assert lena.check_password("switchyard-demo")
-        assert Membership.objects.get(user=lena).role == Membership.Role.LEAD
-        assert User.objects.get(email="admin@example.com").is_platform_admin
-        assert User.objects.get(email="fiona@example.com").is_finance_approver
-        assert Department.objects.get(slug="marketing").monthly_budget == Decimal("5000.00")
-        assert Department.objects.get(slug="finance").keeps_chat_history is False
-
-    def test_every_demo_user_gets_a_home_page(self, db):
-        call_command("seed_demo")
-        for email in ["admin", "fiona", "lena", "mark", "fred", "hana"]:
-            client = Client()
-            assert client.login(email=f"{email}@example.com", password="switchyard-demo")
-            assert client.get("/").status_code == 200

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from portal.approvals.demo import seed_requests
-from portal.org.demo import DEMO_PASSWORD, DEPARTMENTS, USERS, seed_organisation
+from portal.org.demo import DEMO_PASSWORD, DEPARTMENTS, USERS, refuse_outside_development, seed_organisation
 from provisioning.demo import seed_estate
 
 
@@ -14,10 +14,12 @@ class Command(BaseCommand):
     help = (
         "Load the demo organisation (departments, sign-ins), Azure estate (landing zones and the "
         "shared Company assistant, provisioned through the real path by the worker) and requests in "
-        "every state. Safe to run again."
+        "every state. Development only (DEBUG=true). Safe to run again: it changes or deletes only "
+        "what it made."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        refuse_outside_development()
         with transaction.atomic():
             departments = seed_organisation()
             assistant = seed_estate(departments)
