@@ -118,9 +118,9 @@ def race(department, deployment, callers: int) -> int:
         round_admitted = 0
         barrier = threading.Barrier(callers)
 
-        def caller(seed: int) -> None:
+        def caller(seed: int, barrier: threading.Barrier = barrier) -> None:
             nonlocal admitted, refused, round_admitted
-            rng = random.Random(seed)
+            rng = random.Random(seed)  # noqa: S311 (a workload, not a secret)
             try:
                 barrier.wait()
                 try:

@@ -441,7 +441,7 @@ def _claim(reservation_id: UUID) -> _Claimed | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE id = %s RETURNING {', '.join(columns)}",  # noqa: S608 (names from _meta)
-            [Reservation._meta.pk.get_db_prep_value(reservation_id, connection)],  # type: ignore[union-attr]
+            [Reservation._meta.pk.get_db_prep_value(reservation_id, connection)],
         )
         row = cursor.fetchone()
     if row is None:
