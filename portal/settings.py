@@ -334,6 +334,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default configuration, applied before this one, gives "django" a console
+        # handler of its own on top of the root's, so every django.request line came out twice.
+        # Naming the logger here drops that handler; its records reach the root's alone, at the
+        # root's level.
+        "django": {"handlers": [], "level": "NOTSET", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         # The Azure SDK logs every HTTP request and response at INFO.
         "azure": {"level": "WARNING"},
