@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from provisioning import services
+from provisioning import drift, services
 from provisioning.catalog import catalog_sync_all
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def resume_stalled_runs_task() -> list[int]:
 
 @shared_task(acks_late=True)
 def check_drift_task() -> int:
-    return services.deployments_check_drift()
+    return drift.deployments_check_drift()
 
 
 # The regions that answered are saved; the others are tried again soon rather than next hour.

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from portal.org.models import Department
-from provisioning import services
+from provisioning import drift, services
 from provisioning.azure import cognitive_services_client
 from provisioning.models import (
     LandingZone,
@@ -303,7 +303,7 @@ def test_drift_flags_a_deployment_deleted_behind_the_portals_back(engine, zone, 
         ZONE_GROUP, other.account.name, "stranger", model_deployment(capacity=1)
     ).result()
 
-    assert services.deployments_check_drift() == 2
+    assert drift.deployments_check_drift() == 2
 
     assert ModelDeployment.objects.get(pk=deployment.pk).drift == {
         "exists": {"switchyard": True, "azure": False}
