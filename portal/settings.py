@@ -254,7 +254,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "resume-stalled-provisioning": {"task": "provisioning.tasks.resume_stalled_runs_task", "schedule": 60.0},
+    # A worker that dies takes the countdown tasks it holds with it; this check sends a step
+    # that is overdue again, so a run stalls seconds rather than minutes.
+    "resume-stalled-provisioning": {"task": "provisioning.tasks.resume_stalled_runs_task", "schedule": 10.0},
     "check-drift": {"task": "provisioning.tasks.check_drift_task", "schedule": 15 * 60.0},
     "catalog-sync": {"task": "provisioning.tasks.catalog_sync_task", "schedule": 3600.0},
     "purge-expired-conversations": {

@@ -131,6 +131,15 @@ class ModelDeploymentQuerySet(models.QuerySet["ModelDeployment"]):
     def in_flight(self) -> "ModelDeploymentQuerySet":
         return self.filter(state__in=ModelDeployment.State.in_flight())
 
+    def runs_under_way(self) -> "ModelDeploymentQuerySet":
+        """Deployments whose run a worker still has to advance: provisioning, decommissioning, or
+        removing what a failed run left in Azure."""
+        State = ModelDeployment.State
+        return self.filter(
+            Q(state__in=[State.PROVISIONING, State.DECOMMISSIONING])
+            | (Q(state=State.FAILED) & ~Q(run_token=""))
+        )
+
 
 class ModelDeployment(models.Model):
     """A model deployment on an account: dedicated to one department or shared by several."""
@@ -188,9 +197,13 @@ class ModelDeployment(models.Model):
     drift_checked_at = models.DateTimeField(null=True, blank=True)
     # Each provisioning or decommissioning run has a number (the operation log groups by it) and
     # a token: only the task message carrying the current token may advance the run, so a
-    # duplicate or superseded message does nothing.
+    # duplicate or superseded message does nothing. Each message that schedules the next step
+    # gets a fresh token. A failed run that is still removing what it created keeps a token.
     run = models.PositiveIntegerField(default=0)
     run_token = models.CharField(max_length=32, blank=True)
+    # When the run's next step is due. A step long overdue was lost with the worker that held
+    # its message (a countdown task lives in the worker's memory until it is due).
+    next_step_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -208,6 +221,11 @@ class ModelDeployment(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def is_cleaning_up(self) -> bool:
+        """A failed run is removing what it created in Azure."""
+        return self.state == self.State.FAILED and bool(self.run_token)
 
     @property
     def is_provisioned_sku(self) -> bool:

@@ -12,24 +12,25 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+from celery import Task
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from provisioning.azure import cognitive_services_client
 from provisioning.models import ModelDeployment, ProvisioningOperation
+from provisioning.removal import delete_account, delete_deployment, purge_account
 from provisioning.signals import deployment_run_finished
 from provisioning.steps import PermanentAzureError as PermanentAzureError
 from provisioning.steps import (
     StepFunction,
     Wait,
-    delete_account,
-    delete_deployment,
     ensure_account,
     ensure_content_filter,
     ensure_deployment,
     grant_data_access,
-    purge_account,
 )
 from provisioning.steps import TransientAzureError as TransientAzureError
 from provisioning.steps import region_label as region_label
@@ -55,7 +56,10 @@ def _start_run(deployment: ModelDeployment, state: str) -> str:
     deployment.run += 1
     deployment.run_token = uuid.uuid4().hex
     deployment.status_message = ""
-    deployment.save(update_fields=["state", "run", "run_token", "status_message", "updated_at"])
+    deployment.next_step_at = timezone.now()
+    deployment.save(
+        update_fields=["state", "run", "run_token", "status_message", "next_step_at", "updated_at"]
+    )
     return deployment.run_token
 
 
@@ -105,53 +109,87 @@ def deployment_request_decommission(*, deployment: ModelDeployment) -> ModelDepl
     return locked
 
 
-def deployments_resume_stalled(*, older_than_seconds: float) -> list[int]:
-    """Runs nobody has advanced for a while (a worker died mid-run): start them again.
+def deployment_schedule_next_step(*, deployment_id: int, token: str | None, seconds: float) -> str | None:
+    """The run looks at Azure again in `seconds`: the message that will carry that step gets a
+    fresh token, so the message that carried this one (or a copy of it) can no longer advance
+    the run. Returns the new token, or None when this message no longer owns the run."""
+    with transaction.atomic():
+        deployment = ModelDeployment.objects.select_for_update().get(pk=deployment_id)
+        if not _is_under_way(deployment) or (token is not None and token != deployment.run_token):
+            return None
+        deployment.run_token = uuid.uuid4().hex
+        deployment.next_step_at = timezone.now() + timedelta(seconds=seconds)
+        deployment.save(update_fields=["run_token", "next_step_at", "updated_at"])
+        return deployment.run_token
 
-    A fresh token makes any late message of the old attempt a no-op.
+
+def deployments_resume_stalled(*, overdue_seconds: float) -> list[int]:
+    """Runs whose next step is overdue: its message was lost with a worker that died holding it
+    (a countdown task waits in the worker's memory; the filesystem broker never hands a taken
+    message out again, Redis only after its visibility timeout). Send the step again.
+
+    The copy carries the run's current token: if the first message was only late, whichever
+    runs first advances the run and hands the next step a new token, and the other finds its
+    token spent. Only one message at a time can own the run, and the row lock keeps two
+    deliveries of it apart.
     """
-    from provisioning.tasks import decommission_deployment_task, provision_deployment_task
-
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    cutoff = timezone.now() - timedelta(seconds=overdue_seconds)
+    overdue = Q(next_step_at__lt=cutoff) | Q(next_step_at__isnull=True, updated_at__lt=cutoff)
     resumed = []
-    running = [State.PROVISIONING, State.DECOMMISSIONING]
-    for deployment_id in ModelDeployment.objects.filter(state__in=running, updated_at__lt=cutoff).values_list(
-        "pk", flat=True
+    for deployment_id in (
+        ModelDeployment.objects.runs_under_way().filter(overdue).values_list("pk", flat=True)
     ):
         with transaction.atomic():
-            deployment = ModelDeployment.objects.select_for_update().get(pk=deployment_id)
-            if deployment.state not in running or deployment.updated_at >= cutoff:
-                continue
-            deployment.run_token = uuid.uuid4().hex
-            deployment.save(update_fields=["run_token", "updated_at"])
-            task = (
-                decommission_deployment_task
-                if deployment.state == State.DECOMMISSIONING
-                else provision_deployment_task
+            # A row a worker has locked is a step running right now, not a stalled one.
+            deployment = (
+                ModelDeployment.objects.select_for_update(skip_locked=True)
+                .runs_under_way()
+                .filter(overdue, pk=deployment_id)
+                .first()
             )
-            token = deployment.run_token
-            transaction.on_commit(functools.partial(task.delay, deployment.pk, token))
+            if deployment is None:
+                continue
+            deployment.next_step_at = timezone.now()
+            deployment.save(update_fields=["next_step_at"])
+            task = _task_for(deployment)
+            transaction.on_commit(functools.partial(task.delay, deployment.pk, deployment.run_token))
             resumed.append(deployment.pk)
     if resumed:
-        logger.warning("Resumed stalled provisioning runs of deployments %s", resumed)
+        logger.warning("Sent the overdue steps of deployments %s again", resumed)
     return resumed
 
 
-def deployment_fail(*, deployment_id: int, message: str) -> None:
+def _task_for(deployment: ModelDeployment) -> "Task[Any, Any]":
+    from provisioning import tasks
+
+    if deployment.state == State.DECOMMISSIONING:
+        return tasks.decommission_deployment_task
+    if deployment.state == State.FAILED:
+        return tasks.clean_up_failed_run_task
+    return tasks.provision_deployment_task
+
+
+def _is_under_way(deployment: ModelDeployment) -> bool:
+    return deployment.state in {State.PROVISIONING, State.DECOMMISSIONING} or deployment.is_cleaning_up
+
+
+def deployment_fail(*, deployment_id: int, message: str, token: str | None = None) -> None:
+    """The task gave up retrying: end the run (or its clean-up) with `message`."""
     with transaction.atomic():
         deployment = ModelDeployment.objects.select_for_update().get(pk=deployment_id)
-        if deployment.state not in State.in_flight():
+        if token is not None and token != deployment.run_token:
             return
-        deployment.state = State.FAILED
-        deployment.status_message = message
-        deployment.run_token = ""
-        deployment.save(update_fields=["state", "status_message", "run_token", "updated_at"])
-        _announce_finished(deployment)
+        if not (deployment.state in State.in_flight() or deployment.is_cleaning_up):
+            return
         ProvisioningOperation.objects.filter(
             deployment=deployment,
             run=deployment.run,
             status__in=[ProvisioningOperation.Status.RUNNING, ProvisioningOperation.Status.WAITING],
         ).update(status=ProvisioningOperation.Status.FAILED, error=message, finished_at=timezone.now())
+        if deployment.is_cleaning_up:
+            _stop_cleaning_up(deployment, message)
+        else:
+            _give_up(deployment, message, clean_up=_is_first_provisioning(deployment))
 
 
 # Running runs ----------------------------------------------------------------------------------
@@ -168,13 +206,22 @@ def deployment_decommission(*, deployment_id: int, token: str | None = None) -> 
     return _advance(deployment_id, token, State.DECOMMISSIONING, _decommission_steps)
 
 
+def deployment_clean_up(*, deployment_id: int, token: str | None = None) -> float | None:
+    """Advance the clean-up of a failed provisioning run: delete the deployment it left in
+    Azure (a failed deployment still holds its quota), then its account if nothing else uses
+    it, purged (a deleted account holds its quota for 48 hours)."""
+    return _advance(deployment_id, token, State.FAILED, _decommission_steps)
+
+
+Outcome = Wait | TransientAzureError | PermanentAzureError | None
+
+
 def _advance(
     deployment_id: int,
     token: str | None,
     running_state: str,
     steps_for: Callable[[ModelDeployment], list[tuple[str, StepFunction]]],
 ) -> float | None:
-    failure: Exception | None = None
     with transaction.atomic():
         deployment = (
             # Lock only the deployment row: the account is a nullable join PostgreSQL cannot lock.
@@ -184,63 +231,130 @@ def _advance(
         )
         if deployment.state != running_state or (token is not None and token != deployment.run_token):
             return None  # finished, failed, or superseded by a newer run: nothing to do
-        # No retries inside the SDK: a throttled call returns to the task, which re-schedules
-        # itself with backoff rather than sleeping in the worker.
-        client = cognitive_services_client(deployment.landing_zone.subscription_id, retries=0)
-        for step, function in steps_for(deployment):
-            operation, _ = ProvisioningOperation.objects.get_or_create(
-                deployment=deployment, run=deployment.run, step=step
-            )
-            if operation.status == ProvisioningOperation.Status.SUCCEEDED:
-                continue
-            try:
-                result = function(deployment, client, operation)
-            except TransientAzureError as error:
-                operation.error = str(error)
-                operation.status = ProvisioningOperation.Status.RUNNING
-                operation.save(update_fields=["error", "status"])
-                deployment.save(update_fields=["updated_at"])
-                failure = error
-                break
-            except PermanentAzureError as error:
-                operation.error = str(error)
-                operation.status = ProvisioningOperation.Status.FAILED
-                operation.finished_at = timezone.now()
-                operation.save(update_fields=["error", "status", "finished_at"])
-                deployment.state = State.FAILED
-                deployment.status_message = str(error)
-                deployment.run_token = ""
-                deployment.save(update_fields=["state", "status_message", "run_token", "updated_at"])
-                logger.info("Deployment %s failed at %s: %s", deployment.pk, step, error)
-                _announce_finished(deployment)
-                return None
-            if isinstance(result, Wait):
-                operation.status = ProvisioningOperation.Status.WAITING
-                operation.save(update_fields=["status", "error"])
-                deployment.save(update_fields=["updated_at"])
-                return result.seconds
-            operation.status = ProvisioningOperation.Status.SUCCEEDED
-            operation.error = ""
-            operation.finished_at = timezone.now()
-            operation.save(update_fields=["status", "error", "finished_at"])
-        else:
-            deployment.state = State.ACTIVE if running_state == State.PROVISIONING else State.DECOMMISSIONED
-            deployment.run_token = ""
-            deployment.save(update_fields=["state", "run_token", "account", "updated_at"])
-            logger.info("Deployment %s is %s", deployment.pk, deployment.state)
-            _announce_finished(deployment)
+        if running_state == State.FAILED and not deployment.is_cleaning_up:
+            return None  # the clean-up is over
+        outcome = _run_steps(deployment, steps_for(deployment))
+        if isinstance(outcome, PermanentAzureError):
+            if running_state == State.FAILED:
+                _stop_cleaning_up(deployment, str(outcome))
+            else:
+                clean_up = _is_first_provisioning(deployment) and not outcome.created_nothing
+                _give_up(deployment, str(outcome), clean_up=clean_up)
             return None
-    assert failure is not None
-    raise failure
+        if outcome is None:
+            _finish(deployment, running_state)
+            return None
+        # Waiting for Azure, or Azure was busy: the task schedules the next look.
+        seconds = outcome.seconds if isinstance(outcome, Wait) else 0.0
+        deployment.next_step_at = timezone.now() + timedelta(seconds=seconds)
+        deployment.save(update_fields=["next_step_at", "updated_at"])
+    if isinstance(outcome, TransientAzureError):
+        raise outcome
+    return outcome.seconds
 
 
-def _provisioning_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunction]]:
-    was_deployed = deployment.operations.filter(
+def _run_steps(deployment: ModelDeployment, steps: list[tuple[str, StepFunction]]) -> Outcome:
+    """Take the run's steps in order as far as Azure allows now, recording each one."""
+    Status = ProvisioningOperation.Status
+    # No retries inside the SDK: a throttled call returns to the task, which re-schedules
+    # itself with backoff rather than sleeping in the worker.
+    client = cognitive_services_client(deployment.landing_zone.subscription_id, retries=0)
+    for step, function in steps:
+        operation, _ = ProvisioningOperation.objects.get_or_create(
+            deployment=deployment, run=deployment.run, step=step
+        )
+        if operation.status == Status.SUCCEEDED:
+            continue
+        try:
+            result = function(deployment, client, operation)
+        except TransientAzureError as error:
+            operation.error, operation.status = str(error), Status.RUNNING
+            operation.save(update_fields=["error", "status"])
+            return error
+        except PermanentAzureError as error:
+            operation.error, operation.status, operation.finished_at = (
+                str(error),
+                Status.FAILED,
+                timezone.now(),
+            )
+            operation.save(update_fields=["error", "status", "finished_at"])
+            logger.info("Deployment %s failed at %s: %s", deployment.pk, step, error)
+            return error
+        if isinstance(result, Wait):
+            operation.status = Status.WAITING
+            operation.save(update_fields=["status", "error"])
+            return result
+        operation.status, operation.error, operation.finished_at = Status.SUCCEEDED, "", timezone.now()
+        operation.save(update_fields=["status", "error", "finished_at"])
+    return None
+
+
+def _finish(deployment: ModelDeployment, running_state: str) -> None:
+    deployment.run_token = ""
+    deployment.next_step_at = None
+    if running_state == State.FAILED:
+        deployment.status_message = f"{deployment.status_message} {CLEANED_UP}".strip()
+        deployment.save(update_fields=["run_token", "next_step_at", "status_message", "updated_at"])
+        logger.info("Deployment %s: what its failed run created in Azure is removed", deployment.pk)
+        return
+    deployment.state = State.ACTIVE if running_state == State.PROVISIONING else State.DECOMMISSIONED
+    deployment.save(update_fields=["state", "run_token", "next_step_at", "account", "updated_at"])
+    logger.info("Deployment %s is %s", deployment.pk, deployment.state)
+    _announce_finished(deployment)
+
+
+# Giving up -------------------------------------------------------------------------------------
+
+CLEANED_UP = "What the run created in Azure has been removed, so it holds no quota."
+
+
+def _give_up(deployment: ModelDeployment, message: str, *, clean_up: bool) -> None:
+    """End the run as failed, telling the lead why. A first provisioning run that got as far as
+    Azure then removes what it created there: a failed deployment keeps holding its quota, and
+    an account nothing uses only counts against the region's accounts."""
+    from provisioning.tasks import clean_up_failed_run_task
+
+    deployment.state = State.FAILED
+    deployment.status_message = message
+    deployment.run_token = ""
+    deployment.next_step_at = None
+    if clean_up and deployment.account_id is not None:
+        deployment.run_token = token = uuid.uuid4().hex
+        deployment.next_step_at = timezone.now()
+        transaction.on_commit(lambda: clean_up_failed_run_task.delay(deployment.pk, token))
+    deployment.save(update_fields=["state", "status_message", "run_token", "next_step_at", "updated_at"])
+    _announce_finished(deployment)
+
+
+def _stop_cleaning_up(deployment: ModelDeployment, error: str) -> None:
+    deployment.run_token = ""
+    deployment.next_step_at = None
+    deployment.status_message = (
+        f"{deployment.status_message} Removing what the run created in Azure failed too ({error}); "
+        "it is listed as left over on the Deployments page, where a platform admin can remove it."
+    ).strip()
+    deployment.save(update_fields=["run_token", "next_step_at", "status_message", "updated_at"])
+    logger.warning("Deployment %s: the clean-up of its failed run gave up: %s", deployment.pk, error)
+
+
+def _is_first_provisioning(deployment: ModelDeployment) -> bool:
+    """A provisioning run of a deployment that was never up: all it has in Azure is this run's."""
+    return deployment.state == State.PROVISIONING and not _was_deployed(deployment)
+
+
+def _was_deployed(deployment: ModelDeployment) -> bool:
+    return deployment.operations.filter(
         run__lt=deployment.run,
         step__in=[Step.ENSURE_DEPLOYMENT, Step.CHANGE_CAPACITY],
         status=ProvisioningOperation.Status.SUCCEEDED,
     ).exists()
-    if was_deployed:
+
+
+# Steps of each kind of run ---------------------------------------------------------------------
+
+
+def _provisioning_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunction]]:
+    if _was_deployed(deployment):
         # Everything around it is in place: a later run only changes the deployment itself.
         return [(Step.CHANGE_CAPACITY, ensure_deployment)]
     return [
@@ -259,9 +373,15 @@ def _decommission_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunc
 
 
 def _account_still_used(deployment: ModelDeployment) -> bool:
-    return (
-        ModelDeployment.objects.filter(account=deployment.account)
-        .exclude(pk=deployment.pk)
-        .exclude(state__in=[State.DECOMMISSIONED, State.FAILED])
-        .exists()
+    """Another deployment lives on the account, or is on its way to it (a run that has not yet
+    reached the account step has no account yet, but will take this one)."""
+    others = ModelDeployment.objects.exclude(pk=deployment.pk)
+    on_it = others.filter(account=deployment.account).exclude(state__in=[State.DECOMMISSIONED, State.FAILED])
+    coming = others.filter(
+        account__isnull=True,
+        landing_zone_id=deployment.landing_zone_id,
+        region=deployment.region,
+        network_mode=deployment.network_mode,
+        state__in=[State.REQUESTED, State.PROVISIONING],
     )
+    return on_it.exists() or coming.exists()

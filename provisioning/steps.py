@@ -56,11 +56,15 @@ class TransientAzureError(Exception):
 
 
 class PermanentAzureError(Exception):
-    """Azure refused for a reason that retrying cannot fix; the message is for a lead to read."""
+    """Azure refused for a reason that retrying cannot fix; the message is for a lead to read.
 
-    def __init__(self, message: str, *, code: str = "") -> None:
+    `created_nothing`: the refusal came before the run asked Azure to create anything.
+    """
+
+    def __init__(self, message: str, *, code: str = "", created_nothing: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.created_nothing = created_nothing
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,9 @@ StepFunction = Callable[
 ]
 
 
-def azure_call(deployment: ModelDeployment, action: str, call: Callable[[], Any]) -> Any:
-    """Run one SDK call, sorting Azure's errors into "try again later" and "tell the lead"."""
+def azure_call(deployment: ModelDeployment | None, action: str, call: Callable[[], Any]) -> Any:
+    """Run one SDK call, sorting Azure's errors into "try again later" and "tell the lead" (in
+    the words of the deployment's lead when the call is for one)."""
     try:
         return call()
     except ResourceNotFoundError:
@@ -132,8 +137,10 @@ def region_label(region: str) -> str:
     return _region_names().get(region, region)
 
 
-def _explain(deployment: ModelDeployment, action: str, status: int, code: str, message: str) -> str:
+def _explain(deployment: ModelDeployment | None, action: str, status: int, code: str, message: str) -> str:
     """Azure's refusal, said so that a department lead understands what to change."""
+    if deployment is None:
+        return f"Azure refused to {action} ({code or status}): {message}"
     where = region_label(deployment.region)
     unit = "PTU" if deployment.is_provisioned_sku else "K TPM"
     if code == "InsufficientQuota":
@@ -222,6 +229,7 @@ def _preflight(deployment: ModelDeployment, client: CognitiveServicesManagementC
                 f"{region_label(region)} does not offer it.",
             ),
             code="DeploymentModelNotSupported",
+            created_nothing=True,
         )
     usages = azure_call(deployment, "read the region's quota", lambda: list(client.usages.list(region)))
     quota = next((usage for usage in usages if usage.name.value == usage_name), None)
@@ -236,6 +244,7 @@ def _preflight(deployment: ModelDeployment, client: CognitiveServicesManagementC
                 f"current available capacity {available:g}",
             ),
             code="InsufficientQuota",
+            created_nothing=True,
         )
 
 
@@ -422,74 +431,3 @@ def ensure_deployment(
     deployment.drift = None
     deployment.save(update_fields=["drift"])
     return DONE
-
-
-def delete_deployment(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    if deployment.account is None:
-        return DONE  # never reached Azure
-    group, account = deployment.landing_zone.resource_group, deployment.account.name
-    try:
-        azure = azure_call(
-            deployment,
-            "read the model deployment",
-            lambda: client.deployments.get(group, account, deployment.name),
-        )
-    except ResourceNotFoundError:
-        return DONE
-    if azure.properties.provisioning_state != "Deleting":
-        azure_call(
-            deployment,
-            "delete the model deployment",
-            lambda: client.deployments.begin_delete(group, account, deployment.name, polling=False),
-        )
-    return Wait(poll_seconds())
-
-
-def delete_account(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    assert deployment.account is not None
-    account = OpenAIAccount.objects.select_for_update().get(pk=deployment.account.pk)
-    group = account.landing_zone.resource_group
-    try:
-        azure = azure_call(
-            deployment, "read the Azure OpenAI account", lambda: client.accounts.get(group, account.name)
-        )
-    except ResourceNotFoundError:
-        return DONE
-    if azure.properties.provisioning_state != "Deleting":
-        azure_call(
-            deployment,
-            "delete the Azure OpenAI account",
-            lambda: client.accounts.begin_delete(group, account.name, polling=False),
-        )
-    return Wait(poll_seconds())
-
-
-def purge_account(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    """A deleted account holds its quota and name for 48 hours unless purged."""
-    assert deployment.account is not None
-    account = deployment.account
-    group = account.landing_zone.resource_group
-    try:
-        azure_call(
-            deployment,
-            "read the deleted account",
-            lambda: client.deleted_accounts.get(account.region, group, account.name),
-        )
-    except ResourceNotFoundError:
-        account.state = OpenAIAccount.State.DELETED
-        account.arm_id = account.endpoint = ""
-        account.save()
-        return DONE
-    if operation.status != ProvisioningOperation.Status.WAITING:
-        azure_call(
-            deployment,
-            "purge the deleted account",
-            lambda: client.deleted_accounts.begin_purge(account.region, group, account.name, polling=False),
-        )
-    return Wait(poll_seconds())

@@ -15,8 +15,10 @@ logger = logging.getLogger(__name__)
 MAX_TRANSIENT_RETRIES = 8
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 120.0
-# A run that has not moved for this long lost its worker; the beat task starts it again.
-STALLED_AFTER_SECONDS = 120.0
+# A run whose next step is this late lost its message with a worker; beat's check (every few
+# seconds, CELERY_BEAT_SCHEDULE) sends the step again. A step that runs is not late: its row is
+# locked, and a worker takes a due message within a moment.
+OVERDUE_AFTER_SECONDS = 10.0
 
 
 def backoff_seconds(retries: int, retry_after: float | None) -> float:
@@ -35,16 +37,28 @@ def _advance(
         if task.request.retries >= MAX_TRANSIENT_RETRIES:
             services.deployment_fail(
                 deployment_id=deployment_id,
+                token=token,
                 message=f"Azure kept failing after {MAX_TRANSIENT_RETRIES} retries: {error}. "
                 "An admin can retry the run.",
             )
             return
         countdown = backoff_seconds(task.request.retries, error.retry_after)
+        next_token = services.deployment_schedule_next_step(
+            deployment_id=deployment_id, token=token, seconds=countdown
+        )
+        if next_token is None:
+            return  # another message or a newer run owns the run now
         logger.info("Deployment %s: %s (retry in %.1f s)", deployment_id, error, countdown)
-        raise task.retry(countdown=countdown, max_retries=MAX_TRANSIENT_RETRIES) from error
+        raise task.retry(
+            args=(deployment_id, next_token), countdown=countdown, max_retries=MAX_TRANSIENT_RETRIES
+        ) from error
     if wait is not None:
         # A long-running operation is under way: look again later rather than sleep here.
-        task.apply_async((deployment_id, token), countdown=wait)
+        next_token = services.deployment_schedule_next_step(
+            deployment_id=deployment_id, token=token, seconds=wait
+        )
+        if next_token is not None:
+            task.apply_async((deployment_id, next_token), countdown=wait)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -59,9 +73,14 @@ def decommission_deployment_task(
     _advance(self, services.deployment_decommission, deployment_id, token)
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def clean_up_failed_run_task(self: "Task[Any, Any]", deployment_id: int, token: str | None = None) -> None:
+    _advance(self, services.deployment_clean_up, deployment_id, token)
+
+
 @shared_task(acks_late=True)
 def resume_stalled_runs_task() -> list[int]:
-    return services.deployments_resume_stalled(older_than_seconds=STALLED_AFTER_SECONDS)
+    return services.deployments_resume_stalled(overdue_seconds=OVERDUE_AFTER_SECONDS)
 
 
 @shared_task(acks_late=True)
