@@ -373,15 +373,5 @@ def _decommission_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunc
 
 
 def _account_still_used(deployment: ModelDeployment) -> bool:
-    """Another deployment lives on the account, or is on its way to it (a run that has not yet
-    reached the account step has no account yet, but will take this one)."""
-    others = ModelDeployment.objects.exclude(pk=deployment.pk)
-    on_it = others.filter(account=deployment.account).exclude(state__in=[State.DECOMMISSIONED, State.FAILED])
-    coming = others.filter(
-        account__isnull=True,
-        landing_zone_id=deployment.landing_zone_id,
-        region=deployment.region,
-        network_mode=deployment.network_mode,
-        state__in=[State.REQUESTED, State.PROVISIONING],
-    )
-    return on_it.exists() or coming.exists()
+    assert deployment.account is not None
+    return ModelDeployment.objects.exclude(pk=deployment.pk).on_account(deployment.account).exists()
