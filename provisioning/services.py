@@ -330,8 +330,9 @@ def _stop_cleaning_up(deployment: ModelDeployment, error: str) -> None:
     deployment.run_token = ""
     deployment.next_step_at = None
     deployment.status_message = (
-        f"{deployment.status_message} Removing what the run created in Azure failed too ({error}); "
-        "it is listed as left over on the Deployments page, where a platform admin can remove it."
+        f"{deployment.status_message} Removing what the run created in Azure failed too: "
+        f"{error.rstrip('.')}. The drift check lists it as left over on the Deployments page, where "
+        "a platform admin can remove it."
     ).strip()
     deployment.save(update_fields=["run_token", "next_step_at", "status_message", "updated_at"])
     logger.warning("Deployment %s: the clean-up of its failed run gave up: %s", deployment.pk, error)
