@@ -285,7 +285,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "resume-stalled-provisioning": {"task": "provisioning.tasks.resume_stalled_runs_task", "schedule": 60.0},
+    # A worker that dies takes the countdown tasks it holds with it; this check sends a step
+    # that is overdue again, so a run stalls seconds rather than minutes.
+    "resume-stalled-provisioning": {"task": "provisioning.tasks.resume_stalled_runs_task", "schedule": 10.0},
     "check-drift": {"task": "provisioning.tasks.check_drift_task", "schedule": 15 * 60.0},
     "catalog-sync": {"task": "provisioning.tasks.catalog_sync_task", "schedule": 3600.0},
     "reconcile-reservations": {"task": "money.tasks.reconcile_reservations_task", "schedule": 60.0},
@@ -373,6 +375,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default configuration, applied before this one, gives "django" a console
+        # handler of its own on top of the root's, so every django.request line came out twice.
+        # Naming the logger here drops that handler; its records reach the root's alone, at the
+        # root's level.
+        "django": {"handlers": [], "level": "NOTSET", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         # The Azure SDK logs every HTTP request and response at INFO.
         "azure": {"level": "WARNING"},

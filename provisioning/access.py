@@ -1,11 +1,12 @@
 """Who may see which deployment: the one place the deployment pages ask."""
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from portal.org.models import Membership, User
-from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
+from provisioning.models import AccessGrant, LeftoverResource, ModelDeployment, ModelDeploymentQuerySet
 
 
 def led_department_ids(user: User) -> list[int]:
@@ -40,3 +41,17 @@ def get_deployment_for(user: User, pk: int) -> ModelDeployment:
         return deployments_visible_to(user).select_related("department", "landing_zone", "account").get(pk=pk)
     except ModelDeployment.DoesNotExist:
         raise Http404("No such deployment.") from None
+
+
+def leftovers_visible_to(user: User) -> QuerySet[LeftoverResource]:
+    """What is left over in Azure, for those who see every department (the estate as a whole).
+    A lead sees a leftover of their own deployment on that deployment's page."""
+    if not user.sees_all_departments:
+        return LeftoverResource.objects.none()
+    return LeftoverResource.objects.select_related("landing_zone", "deployment")
+
+
+def get_leftover_for_removal(user: User, pk: int) -> LeftoverResource:
+    if not user.is_platform_admin:
+        raise PermissionDenied("Only platform admins remove what is left over in Azure.")
+    return get_object_or_404(LeftoverResource, pk=pk)

@@ -11,11 +11,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from portal.org.models import User
 from provisioning.catalog import catalog_sync
+from provisioning.leftovers import LeftoverRemovalRefused, leftover_remove
 from provisioning.models import (
     AccessGrant,
     CatalogEntry,
     LandingZone,
+    LeftoverResource,
     ModelDeployment,
     OpenAIAccount,
     Price,
@@ -236,6 +239,29 @@ class ModelDeploymentAdmin(admin.ModelAdmin[ModelDeployment]):
     @admin.display(description="Drift", boolean=True)
     def has_drift(self, deployment: ModelDeployment) -> bool:
         return bool(deployment.drift)
+
+
+@admin.register(LeftoverResource)
+class LeftoverResourceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LeftoverResource]):
+    """What the drift check found in Azure that no Switchyard deployment uses; removed through
+    the same audited service as the Deployments page's button."""
+
+    list_display = ["__str__", "landing_zone", "region", "reason", "holds", "state", "first_seen_at"]
+    list_filter = ["state", "kind", "reason", "region", "landing_zone"]
+    search_fields = ["account_name", "deployment_name", "model_name", "error"]
+    list_select_related = ["landing_zone"]
+    actions = ["remove_from_azure"]
+
+    @admin.action(description="Remove from Azure")
+    def remove_from_azure(self, request: HttpRequest, queryset: QuerySet[LeftoverResource]) -> None:
+        user: User = request.user  # type: ignore[assignment]
+        for leftover in queryset:
+            try:
+                leftover_remove(leftover=leftover, actor=user)
+            except LeftoverRemovalRefused as refusal:
+                self.message_user(request, str(refusal), messages.WARNING)
+            else:
+                self.message_user(request, f"Removing the {leftover} from Azure.", messages.SUCCESS)
 
 
 @admin.register(AccessGrant)

@@ -131,6 +131,29 @@ class ModelDeploymentQuerySet(models.QuerySet["ModelDeployment"]):
     def in_flight(self) -> "ModelDeploymentQuerySet":
         return self.filter(state__in=ModelDeployment.State.in_flight())
 
+    def on_account(self, account: "OpenAIAccount") -> "ModelDeploymentQuerySet":
+        """Deployments that live on the account, or are on their way to it (a run that has not
+        reached its account step yet has no account, but will take this one)."""
+        State = ModelDeployment.State
+        living = Q(account=account) & ~Q(state__in=[State.DECOMMISSIONED, State.FAILED])
+        coming = Q(
+            account__isnull=True,
+            landing_zone_id=account.landing_zone_id,
+            region=account.region,
+            network_mode=account.network_mode,
+            state__in=[State.REQUESTED, State.PROVISIONING],
+        )
+        return self.filter(living | coming)
+
+    def runs_under_way(self) -> "ModelDeploymentQuerySet":
+        """Deployments whose run a worker still has to advance: provisioning, decommissioning, or
+        removing what a failed run left in Azure."""
+        State = ModelDeployment.State
+        return self.filter(
+            Q(state__in=[State.PROVISIONING, State.DECOMMISSIONING])
+            | (Q(state=State.FAILED) & ~Q(run_token=""))
+        )
+
 
 class ModelDeployment(models.Model):
     """A model deployment on an account: dedicated to one department or shared by several."""
@@ -188,9 +211,13 @@ class ModelDeployment(models.Model):
     drift_checked_at = models.DateTimeField(null=True, blank=True)
     # Each provisioning or decommissioning run has a number (the operation log groups by it) and
     # a token: only the task message carrying the current token may advance the run, so a
-    # duplicate or superseded message does nothing.
+    # duplicate or superseded message does nothing. Each message that schedules the next step
+    # gets a fresh token. A failed run that is still removing what it created keeps a token.
     run = models.PositiveIntegerField(default=0)
     run_token = models.CharField(max_length=32, blank=True)
+    # When the run's next step is due. A step long overdue was lost with the worker that held
+    # its message (a countdown task lives in the worker's memory until it is due).
+    next_step_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -208,6 +235,11 @@ class ModelDeployment(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def is_cleaning_up(self) -> bool:
+        """A failed run is removing what it created in Azure."""
+        return self.state == self.State.FAILED and bool(self.run_token)
 
     @property
     def is_provisioned_sku(self) -> bool:
@@ -331,6 +363,102 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name or 'any model'} {self.model_version} {self.sku} from {self.valid_from}"
+
+
+class LeftoverResource(models.Model):
+    """Something in a landing zone's resource group that holds quota (or one of the region's
+    account slots) while no Switchyard deployment uses it: a deployment Azure failed to create,
+    one nobody knows, an account nothing uses, a deleted account not purged. The drift check
+    finds them; a platform admin removes them."""
+
+    class Kind(models.TextChoices):
+        DEPLOYMENT = "deployment", "Model deployment"
+        ACCOUNT = "account", "Azure OpenAI account"
+        DELETED_ACCOUNT = "deleted_account", "Deleted account"
+
+    class Reason(models.TextChoices):
+        FAILED = "failed", "Failed in Azure"
+        UNUSED = "unused", "No Switchyard deployment uses it"
+        NOT_PURGED = "not_purged", "Deleted but not purged"
+
+    class State(models.TextChoices):
+        FOUND = "found", "Found"
+        REMOVING = "removing", "Removing"
+        REMOVAL_FAILED = "removal_failed", "Removal failed"
+
+    landing_zone = models.ForeignKey(LandingZone, on_delete=models.CASCADE, related_name="leftovers")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    region = models.CharField(max_length=40)
+    account_name = models.CharField(max_length=64)
+    deployment_name = models.CharField(max_length=64, blank=True)
+    azure_state = models.CharField("state in Azure", max_length=30, blank=True)
+    model_name = models.CharField(max_length=60, blank=True)
+    model_version = models.CharField(max_length=30, blank=True)
+    sku = models.CharField(max_length=30, blank=True)
+    capacity = models.PositiveIntegerField(null=True, blank=True)
+    purge_scheduled_at = models.DateTimeField(null=True, blank=True)
+    deployment = models.ForeignKey(
+        ModelDeployment,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leftovers",
+        help_text="The Switchyard deployment it was made for, when there is one.",
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    state = models.CharField(max_length=20, choices=State.choices, default=State.FOUND)
+    error = models.TextField(blank=True)
+    # The removal runs as a small provisioning run does: its current step, that step's status
+    # and attempts, the token of the message allowed to advance it, and when that step is due.
+    step = models.CharField(max_length=10, blank=True)
+    status = models.CharField(max_length=10, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    token = models.CharField(max_length=32, blank=True)
+    next_step_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["landing_zone", "region", "account_name", "deployment_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["landing_zone", "kind", "account_name", "deployment_name"], name="one_leftover_row"
+            )
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.DEPLOYMENT:
+            return f"deployment {self.deployment_name} on {self.account_name}"
+        return f"{self.get_kind_display().lower()} {self.account_name}"
+
+    @property
+    def is_provisioned_sku(self) -> bool:
+        return self.sku.endswith("ProvisionedManaged")
+
+    @property
+    def holds(self) -> str:
+        """What it keeps from others in its region, in the units quota is counted in."""
+        if self.kind == self.Kind.DEPLOYMENT:
+            unit = "PTU" if self.is_provisioned_sku else "K TPM"
+            amount = f"{self.capacity}{unit}" if self.capacity is not None else "Its capacity"
+            return f"{amount} of {self.model_name or 'its model'} ({self.sku or 'its SKU'})"
+        if self.kind == self.Kind.ACCOUNT:
+            return "One of the region's Azure OpenAI accounts"
+        return "Its deployments' quota and its name, until it is purged"
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "landing_zone": self.landing_zone_id,
+            "region": self.region,
+            "account": self.account_name,
+            "deployment": self.deployment_name,
+            "azure_state": self.azure_state,
+            "holds": self.holds,
+            "state": self.state,
+            "error": self.error,
+        }
 
 
 class ProvisioningOperation(models.Model):

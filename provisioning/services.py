@@ -7,86 +7,38 @@ operations are started without waiting (`polling=False`); the Celery task re-sch
 instead of a worker sleeping.
 """
 
-import contextlib
 import functools
-import json
 import logging
-import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from azure.core.exceptions import (
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
-from azure.mgmt.cognitiveservices.models import (
-    Account,
-    AccountProperties,
-    Deployment,
-    DeploymentModel,
-    DeploymentProperties,
-    NetworkRuleSet,
-    RaiPolicy,
-    RaiPolicyProperties,
-    Sku,
-)
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from celery import Task
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from provisioning.azure import authorization_client, cognitive_services_client
-from provisioning.models import ModelDeployment, NetworkMode, OpenAIAccount, ProvisioningOperation
+from provisioning.azure import cognitive_services_client
+from provisioning.models import ModelDeployment, ProvisioningOperation
+from provisioning.removal import delete_account, delete_deployment, purge_account
 from provisioning.signals import deployment_run_finished
+from provisioning.steps import PermanentAzureError as PermanentAzureError
+from provisioning.steps import (
+    StepFunction,
+    Wait,
+    ensure_account,
+    ensure_content_filter,
+    ensure_deployment,
+    grant_data_access,
+)
+from provisioning.steps import TransientAzureError as TransientAzureError
+from provisioning.steps import region_label as region_label
 
 logger = logging.getLogger(__name__)
 
 Step = ProvisioningOperation.Step
 State = ModelDeployment.State
-
-OPENAI_USER_ROLE_ID = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
-IN_PROGRESS = {"Accepted", "Creating", "Updating", "Deleting", "Moving", "ResolvingDNS"}
-# How often a failed Azure provisioning (provisioningState Failed) is re-tried before giving up.
-MAX_PUT_ATTEMPTS = 3
-MANAGED_BY_TAG = {"managed-by": "switchyard"}
-
-
-class TransientAzureError(Exception):
-    """Azure was busy or unreachable: try the same step again later."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentAzureError(Exception):
-    """Azure refused for a reason that retrying cannot fix; the message is for a lead to read."""
-
-    def __init__(self, message: str, *, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class Wait:
-    """The step started or found a long-running operation: look again in `seconds`."""
-
-    seconds: float
-
-
-DONE = None
-StepResult = Wait | None
-
-
-def poll_seconds() -> float:
-    return float(getattr(settings, "PROVISIONING_POLL_SECONDS", 2.0))
-
 
 # Starting runs ---------------------------------------------------------------------------------
 
@@ -104,7 +56,10 @@ def _start_run(deployment: ModelDeployment, state: str) -> str:
     deployment.run += 1
     deployment.run_token = uuid.uuid4().hex
     deployment.status_message = ""
-    deployment.save(update_fields=["state", "run", "run_token", "status_message", "updated_at"])
+    deployment.next_step_at = timezone.now()
+    deployment.save(
+        update_fields=["state", "run", "run_token", "status_message", "next_step_at", "updated_at"]
+    )
     return deployment.run_token
 
 
@@ -154,53 +109,87 @@ def deployment_request_decommission(*, deployment: ModelDeployment) -> ModelDepl
     return locked
 
 
-def deployments_resume_stalled(*, older_than_seconds: float) -> list[int]:
-    """Runs nobody has advanced for a while (a worker died mid-run): start them again.
+def deployment_schedule_next_step(*, deployment_id: int, token: str | None, seconds: float) -> str | None:
+    """The run looks at Azure again in `seconds`: the message that will carry that step gets a
+    fresh token, so the message that carried this one (or a copy of it) can no longer advance
+    the run. Returns the new token, or None when this message no longer owns the run."""
+    with transaction.atomic():
+        deployment = ModelDeployment.objects.select_for_update().get(pk=deployment_id)
+        if not _is_under_way(deployment) or (token is not None and token != deployment.run_token):
+            return None
+        deployment.run_token = uuid.uuid4().hex
+        deployment.next_step_at = timezone.now() + timedelta(seconds=seconds)
+        deployment.save(update_fields=["run_token", "next_step_at", "updated_at"])
+        return deployment.run_token
 
-    A fresh token makes any late message of the old attempt a no-op.
+
+def deployments_resume_stalled(*, overdue_seconds: float) -> list[int]:
+    """Runs whose next step is overdue: its message was lost with a worker that died holding it
+    (a countdown task waits in the worker's memory; the filesystem broker never hands a taken
+    message out again, Redis only after its visibility timeout). Send the step again.
+
+    The copy carries the run's current token: if the first message was only late, whichever
+    runs first advances the run and hands the next step a new token, and the other finds its
+    token spent. Only one message at a time can own the run, and the row lock keeps two
+    deliveries of it apart.
     """
-    from provisioning.tasks import decommission_deployment_task, provision_deployment_task
-
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    cutoff = timezone.now() - timedelta(seconds=overdue_seconds)
+    overdue = Q(next_step_at__lt=cutoff) | Q(next_step_at__isnull=True, updated_at__lt=cutoff)
     resumed = []
-    running = [State.PROVISIONING, State.DECOMMISSIONING]
-    for deployment_id in ModelDeployment.objects.filter(state__in=running, updated_at__lt=cutoff).values_list(
-        "pk", flat=True
+    for deployment_id in (
+        ModelDeployment.objects.runs_under_way().filter(overdue).values_list("pk", flat=True)
     ):
         with transaction.atomic():
-            deployment = ModelDeployment.objects.select_for_update().get(pk=deployment_id)
-            if deployment.state not in running or deployment.updated_at >= cutoff:
-                continue
-            deployment.run_token = uuid.uuid4().hex
-            deployment.save(update_fields=["run_token", "updated_at"])
-            task = (
-                decommission_deployment_task
-                if deployment.state == State.DECOMMISSIONING
-                else provision_deployment_task
+            # A row a worker has locked is a step running right now, not a stalled one.
+            deployment = (
+                ModelDeployment.objects.select_for_update(skip_locked=True)
+                .runs_under_way()
+                .filter(overdue, pk=deployment_id)
+                .first()
             )
-            token = deployment.run_token
-            transaction.on_commit(functools.partial(task.delay, deployment.pk, token))
+            if deployment is None:
+                continue
+            deployment.next_step_at = timezone.now()
+            deployment.save(update_fields=["next_step_at"])
+            task = _task_for(deployment)
+            transaction.on_commit(functools.partial(task.delay, deployment.pk, deployment.run_token))
             resumed.append(deployment.pk)
     if resumed:
-        logger.warning("Resumed stalled provisioning runs of deployments %s", resumed)
+        logger.warning("Sent the overdue steps of deployments %s again", resumed)
     return resumed
 
 
-def deployment_fail(*, deployment_id: int, message: str) -> None:
+def _task_for(deployment: ModelDeployment) -> "Task[Any, Any]":
+    from provisioning import tasks
+
+    if deployment.state == State.DECOMMISSIONING:
+        return tasks.decommission_deployment_task
+    if deployment.state == State.FAILED:
+        return tasks.clean_up_failed_run_task
+    return tasks.provision_deployment_task
+
+
+def _is_under_way(deployment: ModelDeployment) -> bool:
+    return deployment.state in {State.PROVISIONING, State.DECOMMISSIONING} or deployment.is_cleaning_up
+
+
+def deployment_fail(*, deployment_id: int, message: str, token: str | None = None) -> None:
+    """The task gave up retrying: end the run (or its clean-up) with `message`."""
     with transaction.atomic():
         deployment = ModelDeployment.objects.select_for_update().get(pk=deployment_id)
-        if deployment.state not in State.in_flight():
+        if token is not None and token != deployment.run_token:
             return
-        deployment.state = State.FAILED
-        deployment.status_message = message
-        deployment.run_token = ""
-        deployment.save(update_fields=["state", "status_message", "run_token", "updated_at"])
-        _announce_finished(deployment)
+        if not (deployment.state in State.in_flight() or deployment.is_cleaning_up):
+            return
         ProvisioningOperation.objects.filter(
             deployment=deployment,
             run=deployment.run,
             status__in=[ProvisioningOperation.Status.RUNNING, ProvisioningOperation.Status.WAITING],
         ).update(status=ProvisioningOperation.Status.FAILED, error=message, finished_at=timezone.now())
+        if deployment.is_cleaning_up:
+            _stop_cleaning_up(deployment, message)
+        else:
+            _give_up(deployment, message, clean_up=_is_first_provisioning(deployment))
 
 
 # Running runs ----------------------------------------------------------------------------------
@@ -217,9 +206,14 @@ def deployment_decommission(*, deployment_id: int, token: str | None = None) -> 
     return _advance(deployment_id, token, State.DECOMMISSIONING, _decommission_steps)
 
 
-StepFunction = Callable[
-    [ModelDeployment, CognitiveServicesManagementClient, ProvisioningOperation], StepResult
-]
+def deployment_clean_up(*, deployment_id: int, token: str | None = None) -> float | None:
+    """Advance the clean-up of a failed provisioning run: delete the deployment it left in
+    Azure (a failed deployment still holds its quota), then its account if nothing else uses
+    it, purged (a deleted account holds its quota for 48 hours)."""
+    return _advance(deployment_id, token, State.FAILED, _decommission_steps)
+
+
+Outcome = Wait | TransientAzureError | PermanentAzureError | None
 
 
 def _advance(
@@ -228,7 +222,6 @@ def _advance(
     running_state: str,
     steps_for: Callable[[ModelDeployment], list[tuple[str, StepFunction]]],
 ) -> float | None:
-    failure: Exception | None = None
     with transaction.atomic():
         deployment = (
             # Lock only the deployment row: the account is a nullable join PostgreSQL cannot lock.
@@ -238,555 +231,148 @@ def _advance(
         )
         if deployment.state != running_state or (token is not None and token != deployment.run_token):
             return None  # finished, failed, or superseded by a newer run: nothing to do
-        # No retries inside the SDK: a throttled call returns to the task, which re-schedules
-        # itself with backoff rather than sleeping in the worker.
-        client = cognitive_services_client(deployment.landing_zone.subscription_id, retries=0)
-        for step, function in steps_for(deployment):
-            operation, _ = ProvisioningOperation.objects.get_or_create(
-                deployment=deployment, run=deployment.run, step=step
-            )
-            if operation.status == ProvisioningOperation.Status.SUCCEEDED:
-                continue
-            try:
-                result = function(deployment, client, operation)
-            except TransientAzureError as error:
-                operation.error = str(error)
-                operation.status = ProvisioningOperation.Status.RUNNING
-                operation.save(update_fields=["error", "status"])
-                deployment.save(update_fields=["updated_at"])
-                failure = error
-                break
-            except PermanentAzureError as error:
-                operation.error = str(error)
-                operation.status = ProvisioningOperation.Status.FAILED
-                operation.finished_at = timezone.now()
-                operation.save(update_fields=["error", "status", "finished_at"])
-                deployment.state = State.FAILED
-                deployment.status_message = str(error)
-                deployment.run_token = ""
-                deployment.save(update_fields=["state", "status_message", "run_token", "updated_at"])
-                logger.info("Deployment %s failed at %s: %s", deployment.pk, step, error)
-                _announce_finished(deployment)
-                return None
-            if isinstance(result, Wait):
-                operation.status = ProvisioningOperation.Status.WAITING
-                operation.save(update_fields=["status", "error"])
-                deployment.save(update_fields=["updated_at"])
-                return result.seconds
-            operation.status = ProvisioningOperation.Status.SUCCEEDED
-            operation.error = ""
-            operation.finished_at = timezone.now()
-            operation.save(update_fields=["status", "error", "finished_at"])
-        else:
-            deployment.state = State.ACTIVE if running_state == State.PROVISIONING else State.DECOMMISSIONED
-            deployment.run_token = ""
-            deployment.save(update_fields=["state", "run_token", "account", "updated_at"])
-            logger.info("Deployment %s is %s", deployment.pk, deployment.state)
-            _announce_finished(deployment)
+        if running_state == State.FAILED and not deployment.is_cleaning_up:
+            return None  # the clean-up is over
+        outcome = _run_steps(deployment, steps_for(deployment))
+        if isinstance(outcome, PermanentAzureError):
+            if running_state == State.FAILED:
+                _stop_cleaning_up(deployment, str(outcome))
+            else:
+                clean_up = _is_first_provisioning(deployment) and not outcome.created_nothing
+                _give_up(deployment, str(outcome), clean_up=clean_up)
             return None
-    assert failure is not None
-    raise failure
+        if outcome is None:
+            _finish(deployment, running_state)
+            return None
+        # Waiting for Azure, or Azure was busy: the task schedules the next look.
+        seconds = outcome.seconds if isinstance(outcome, Wait) else 0.0
+        deployment.next_step_at = timezone.now() + timedelta(seconds=seconds)
+        deployment.save(update_fields=["next_step_at", "updated_at"])
+    if isinstance(outcome, TransientAzureError):
+        raise outcome
+    return outcome.seconds
 
 
-def _provisioning_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunction]]:
-    was_deployed = deployment.operations.filter(
+def _run_steps(deployment: ModelDeployment, steps: list[tuple[str, StepFunction]]) -> Outcome:
+    """Take the run's steps in order as far as Azure allows now, recording each one."""
+    Status = ProvisioningOperation.Status
+    # No retries inside the SDK: a throttled call returns to the task, which re-schedules
+    # itself with backoff rather than sleeping in the worker.
+    client = cognitive_services_client(deployment.landing_zone.subscription_id, retries=0)
+    for step, function in steps:
+        operation, _ = ProvisioningOperation.objects.get_or_create(
+            deployment=deployment, run=deployment.run, step=step
+        )
+        if operation.status == Status.SUCCEEDED:
+            continue
+        try:
+            result = function(deployment, client, operation)
+        except TransientAzureError as error:
+            operation.error, operation.status = str(error), Status.RUNNING
+            operation.save(update_fields=["error", "status"])
+            return error
+        except PermanentAzureError as error:
+            operation.error, operation.status, operation.finished_at = (
+                str(error),
+                Status.FAILED,
+                timezone.now(),
+            )
+            operation.save(update_fields=["error", "status", "finished_at"])
+            logger.info("Deployment %s failed at %s: %s", deployment.pk, step, error)
+            return error
+        if isinstance(result, Wait):
+            operation.status = Status.WAITING
+            operation.save(update_fields=["status", "error"])
+            return result
+        operation.status, operation.error, operation.finished_at = Status.SUCCEEDED, "", timezone.now()
+        operation.save(update_fields=["status", "error", "finished_at"])
+    return None
+
+
+def _finish(deployment: ModelDeployment, running_state: str) -> None:
+    deployment.run_token = ""
+    deployment.next_step_at = None
+    if running_state == State.FAILED:
+        deployment.status_message = f"{deployment.status_message} {CLEANED_UP}".strip()
+        deployment.save(update_fields=["run_token", "next_step_at", "status_message", "updated_at"])
+        logger.info("Deployment %s: what its failed run created in Azure is removed", deployment.pk)
+        return
+    deployment.state = State.ACTIVE if running_state == State.PROVISIONING else State.DECOMMISSIONED
+    deployment.save(update_fields=["state", "run_token", "next_step_at", "account", "updated_at"])
+    logger.info("Deployment %s is %s", deployment.pk, deployment.state)
+    _announce_finished(deployment)
+
+
+# Giving up -------------------------------------------------------------------------------------
+
+CLEANED_UP = "What the run created in Azure has been removed, so it holds no quota."
+
+
+def _give_up(deployment: ModelDeployment, message: str, *, clean_up: bool) -> None:
+    """End the run as failed, telling the lead why. A first provisioning run that got as far as
+    Azure then removes what it created there: a failed deployment keeps holding its quota, and
+    an account nothing uses only counts against the region's accounts."""
+    from provisioning.tasks import clean_up_failed_run_task
+
+    deployment.state = State.FAILED
+    deployment.status_message = message
+    deployment.run_token = ""
+    deployment.next_step_at = None
+    if clean_up and deployment.account_id is not None:
+        deployment.run_token = token = uuid.uuid4().hex
+        deployment.next_step_at = timezone.now()
+        transaction.on_commit(lambda: clean_up_failed_run_task.delay(deployment.pk, token))
+    deployment.save(update_fields=["state", "status_message", "run_token", "next_step_at", "updated_at"])
+    _announce_finished(deployment)
+
+
+def _stop_cleaning_up(deployment: ModelDeployment, error: str) -> None:
+    deployment.run_token = ""
+    deployment.next_step_at = None
+    deployment.status_message = (
+        f"{deployment.status_message} Removing what the run created in Azure failed too: "
+        f"{error.rstrip('.')}. The drift check lists it as left over on the Deployments page, where "
+        "a platform admin can remove it."
+    ).strip()
+    deployment.save(update_fields=["run_token", "next_step_at", "status_message", "updated_at"])
+    logger.warning("Deployment %s: the clean-up of its failed run gave up: %s", deployment.pk, error)
+
+
+def _is_first_provisioning(deployment: ModelDeployment) -> bool:
+    """A provisioning run of a deployment that was never up: all it has in Azure is this run's."""
+    return deployment.state == State.PROVISIONING and not _was_deployed(deployment)
+
+
+def _was_deployed(deployment: ModelDeployment) -> bool:
+    return deployment.operations.filter(
         run__lt=deployment.run,
         step__in=[Step.ENSURE_DEPLOYMENT, Step.CHANGE_CAPACITY],
         status=ProvisioningOperation.Status.SUCCEEDED,
     ).exists()
-    if was_deployed:
+
+
+# Steps of each kind of run ---------------------------------------------------------------------
+
+
+def _provisioning_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunction]]:
+    if _was_deployed(deployment):
         # Everything around it is in place: a later run only changes the deployment itself.
-        return [(Step.CHANGE_CAPACITY, _ensure_deployment)]
+        return [(Step.CHANGE_CAPACITY, ensure_deployment)]
     return [
-        (Step.ENSURE_ACCOUNT, _ensure_account),
-        (Step.ENSURE_CONTENT_FILTER, _ensure_content_filter),
-        (Step.GRANT_ROLE, _grant_data_access),
-        (Step.ENSURE_DEPLOYMENT, _ensure_deployment),
+        (Step.ENSURE_ACCOUNT, ensure_account),
+        (Step.ENSURE_CONTENT_FILTER, ensure_content_filter),
+        (Step.GRANT_ROLE, grant_data_access),
+        (Step.ENSURE_DEPLOYMENT, ensure_deployment),
     ]
 
 
 def _decommission_steps(deployment: ModelDeployment) -> list[tuple[str, StepFunction]]:
-    steps: list[tuple[str, StepFunction]] = [(Step.DELETE_DEPLOYMENT, _delete_deployment)]
+    steps: list[tuple[str, StepFunction]] = [(Step.DELETE_DEPLOYMENT, delete_deployment)]
     if deployment.account is not None and not _account_still_used(deployment):
-        steps += [(Step.DELETE_ACCOUNT, _delete_account), (Step.PURGE_ACCOUNT, _purge_account)]
+        steps += [(Step.DELETE_ACCOUNT, delete_account), (Step.PURGE_ACCOUNT, purge_account)]
     return steps
 
 
 def _account_still_used(deployment: ModelDeployment) -> bool:
-    return (
-        ModelDeployment.objects.filter(account=deployment.account)
-        .exclude(pk=deployment.pk)
-        .exclude(state__in=[State.DECOMMISSIONED, State.FAILED])
-        .exists()
-    )
-
-
-# Steps -----------------------------------------------------------------------------------------
-
-
-def _azure_call(deployment: ModelDeployment, action: str, call: Callable[[], Any]) -> Any:
-    """Run one SDK call, sorting Azure's errors into "try again later" and "tell the lead"."""
-    try:
-        return call()
-    except ResourceNotFoundError:
-        raise
-    except (ServiceRequestError, ServiceResponseError) as error:
-        raise TransientAzureError(f"Azure could not be reached to {action}: {error}") from error
-    except HttpResponseError as error:
-        status = error.status_code or 0
-        code = error.error.code if error.error else ""
-        if status == 429 or status >= 500 or code in {"Conflict", "AnotherOperationInProgress"}:
-            raise TransientAzureError(
-                f"Azure was busy ({status} {code}) when asked to {action}; retrying.",
-                retry_after=_retry_after(error),
-            ) from error
-        raise PermanentAzureError(
-            _explain(deployment, action, status, code or "", _message(error)), code=code or ""
-        ) from error
-
-
-def _retry_after(error: HttpResponseError) -> float | None:
-    headers: Any = getattr(error.response, "headers", None) or {}
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        if headers.get(name):
-            try:
-                return float(headers[name]) / 1000
-            except ValueError:
-                pass
-    try:
-        return float(headers["retry-after"]) if headers.get("retry-after") else None
-    except ValueError:
-        return None
-
-
-def _message(error: HttpResponseError) -> str:
-    return (error.error.message if error.error and error.error.message else error.message) or str(error)
-
-
-@functools.cache
-def _region_names() -> dict[str, str]:
-    data = json.loads((settings.BASE_DIR / "provisioning" / "data" / "catalog.json").read_text())
-    return {region["name"]: region["displayName"] for region in data["regions"]}
-
-
-def region_label(region: str) -> str:
-    return _region_names().get(region, region)
-
-
-def _explain(deployment: ModelDeployment, action: str, status: int, code: str, message: str) -> str:
-    """Azure's refusal, said so that a department lead understands what to change."""
-    where = region_label(deployment.region)
-    unit = "PTU" if deployment.is_provisioned_sku else "K TPM"
-    if code == "InsufficientQuota":
-        available = re.search(r"current available capacity (\d+(?:\.\d+)?)", message)
-        left = f"{float(available.group(1)):g}{unit}" if available else "not enough"
-        return (
-            f"{where} has {left} of {deployment.model_name} ({deployment.sku}) left in this subscription; "
-            f"you asked for {deployment.capacity}{unit}. "
-            "Ask for less, pick another region, or ask the platform team for more quota."
-        )
-    if code in {"DeploymentModelNotSupported", "InvalidResourceProperties", "InvalidCapacity"}:
-        what = f"{deployment.model_name} {deployment.model_version}"
-        what += f" ({deployment.sku}, {deployment.capacity_label})"
-        return f"{what} cannot be deployed in {where}: {message}"
-    if status in {401, 403} or code in {
-        "AuthorizationFailed",
-        "AuthenticationFailed",
-        "LinkedAuthorizationFailed",
-    }:
-        zone = deployment.landing_zone
-        return (
-            f"Switchyard's identity may not {action} in subscription {zone.subscription_id} "
-            f"(resource group {zone.resource_group}). Ask the platform team to grant it access there. "
-            f"Azure said: {message}"
-        )
-    return f"Azure refused to {action} ({code or status}): {message}"
-
-
-def _account_for(deployment: ModelDeployment) -> OpenAIAccount:
-    """The one account per landing zone, region and network mode, created in the database once."""
-    zone = deployment.landing_zone
-    name = OpenAIAccount.deterministic_name(zone, deployment.region, deployment.network_mode)
-    try:
-        with transaction.atomic():
-            account, _ = OpenAIAccount.objects.get_or_create(
-                landing_zone=zone,
-                region=deployment.region,
-                network_mode=deployment.network_mode,
-                defaults={"name": name, "custom_subdomain": name},
-            )
-    except IntegrityError:  # another run created it a moment ago
-        account = OpenAIAccount.objects.get(
-            landing_zone=zone, region=deployment.region, network_mode=deployment.network_mode
-        )
-    # Serialise the runs that share this account while one of them talks to Azure about it.
-    return OpenAIAccount.objects.select_for_update().get(pk=account.pk)
-
-
-def _wait_or_put_again(
-    provisioning_state: str, operation: ProvisioningOperation, put: Callable[[], Wait], *, what: str
-) -> Wait | None:
-    """Wait while Azure is still working on a resource; PUT it again when Azure failed to
-    create it (as Azure advises, a few times); None once it has succeeded."""
-    if provisioning_state in IN_PROGRESS:
-        return Wait(poll_seconds())
-    if provisioning_state != "Failed":
-        return None
-    if operation.attempt >= MAX_PUT_ATTEMPTS:
-        raise PermanentAzureError(f"Azure failed to create {what} {operation.attempt} times.")
-    operation.attempt += 1
-    operation.save(update_fields=["attempt"])
-    return put()
-
-
-def _preflight(deployment: ModelDeployment, client: CognitiveServicesManagementClient) -> None:
-    """Refuse, in a lead's words, what the region does not offer or its quota cannot hold."""
-    region = deployment.region
-    models = _azure_call(deployment, "read the region's models", lambda: list(client.models.list(region)))
-    usage_name = next(
-        (
-            sku.usage_name
-            for offer in models
-            if offer.model.name == deployment.model_name and offer.model.version == deployment.model_version
-            for sku in offer.model.skus or []
-            if sku.name == deployment.sku
-        ),
-        None,
-    )
-    if usage_name is None:
-        raise PermanentAzureError(
-            _explain(
-                deployment,
-                "create the deployment",
-                400,
-                "DeploymentModelNotSupported",
-                f"{region_label(region)} does not offer it.",
-            ),
-            code="DeploymentModelNotSupported",
-        )
-    usages = _azure_call(deployment, "read the region's quota", lambda: list(client.usages.list(region)))
-    quota = next((usage for usage in usages if usage.name.value == usage_name), None)
-    if quota is not None and quota.current_value + deployment.capacity > quota.limit:
-        available = max(quota.limit - quota.current_value, 0)
-        raise PermanentAzureError(
-            _explain(
-                deployment,
-                "create the deployment",
-                400,
-                "InsufficientQuota",
-                f"current available capacity {available:g}",
-            ),
-            code="InsufficientQuota",
-        )
-
-
-def _desired_account(account: OpenAIAccount, deployment: ModelDeployment) -> Account:
-    private = account.network_mode == NetworkMode.PRIVATE
-    return Account(
-        location=account.region,
-        kind="OpenAI",
-        sku=Sku(name="S0"),
-        tags={**MANAGED_BY_TAG, "landing-zone": account.landing_zone.slug},
-        properties=AccountProperties(
-            custom_sub_domain_name=account.custom_subdomain,
-            disable_local_auth=True,
-            public_network_access="Disabled" if private else "Enabled",
-            network_acls=NetworkRuleSet(default_action="Deny" if private else "Allow"),
-        ),
-    )
-
-
-def _ensure_account(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    account = _account_for(deployment)
-    deployment.account = account
-    deployment.save(update_fields=["account"])
-    group = account.landing_zone.resource_group
-
-    def put() -> Wait:
-        try:
-            _azure_call(
-                deployment,
-                "create the Azure OpenAI account",
-                lambda: client.accounts.begin_create(
-                    group, account.name, _desired_account(account, deployment), polling=False
-                ),
-            )
-        except PermanentAzureError as error:
-            if error.code != "FlagMustBeSetForRestore":
-                raise
-            # A soft-deleted account of the same name holds it: purge, then create afresh.
-            _azure_call(
-                deployment,
-                "purge the soft-deleted account",
-                lambda: client.deleted_accounts.begin_purge(
-                    account.region, group, account.name, polling=False
-                ),
-            )
-        return Wait(poll_seconds())
-
-    try:
-        azure = _azure_call(
-            deployment, "read the Azure OpenAI account", lambda: client.accounts.get(group, account.name)
-        )
-    except ResourceNotFoundError:
-        # About to create an account: first make sure the deployment it is for can exist, so a
-        # refusal leaves nothing behind in Azure.
-        _preflight(deployment, client)
-        return put()
-    waiting = _wait_or_put_again(
-        azure.properties.provisioning_state,
-        operation,
-        put,
-        what=f"the account {account.name} in {region_label(account.region)}",
-    )
-    if waiting is not None:
-        return waiting
-    properties = azure.properties
-    if (
-        properties.disable_local_auth is not True
-        or properties.custom_sub_domain_name != account.custom_subdomain
-    ):
-        return put()  # someone changed it behind our back: put it right
-    capabilities = {capability.name: capability.value for capability in properties.capabilities or []}
-    account.arm_id = azure.id
-    account.endpoint = properties.endpoint
-    account.local_auth_disabled = True
-    account.content_logging_disabled = capabilities.get("ContentLogging", "").lower() == "false"
-    account.state = OpenAIAccount.State.ACTIVE
-    account.save()
-    return DONE
-
-
-def _ensure_content_filter(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    if deployment.content_filter.startswith("Microsoft."):
-        return DONE  # Azure's built-in policies need no resource
     assert deployment.account is not None
-    policy = RaiPolicy(
-        properties=RaiPolicyProperties(base_policy_name="Microsoft.DefaultV2", mode="Blocking")
-    )
-    create = functools.partial(
-        client.rai_policies.create_or_update,
-        deployment.landing_zone.resource_group,
-        deployment.account.name,
-        deployment.content_filter,
-        policy,
-    )
-    _azure_call(deployment, "create the content filter", create)
-    return DONE
-
-
-def _grant_data_access(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    """Keyless accounts: the portal's identity (and the department's group) need the data role."""
-    assert deployment.account is not None
-    scope = deployment.account.arm_id
-    subscription = deployment.landing_zone.subscription_id
-    role = f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/"
-    role += OPENAI_USER_ROLE_ID
-    principals = [(settings.AZURE_PORTAL_PRINCIPAL_ID, "ServicePrincipal")]
-    if deployment.department.entra_member_group_id:
-        principals.append((deployment.department.entra_member_group_id, "Group"))
-    authorization = authorization_client(subscription, retries=0)
-    for principal, principal_type in principals:
-        # A name derived from scope, principal and role makes the PUT idempotent.
-        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{principal}|{OPENAI_USER_ROLE_ID}"))
-        body = {
-            "properties": {
-                "roleDefinitionId": role,
-                "principalId": principal,
-                "principalType": principal_type,
-            }
-        }
-        # ResourceExistsError: the same role was granted under another name, which is all we need.
-        with contextlib.suppress(ResourceExistsError):
-            _azure_call(
-                deployment,
-                "grant data-plane access",
-                functools.partial(authorization.role_assignments.create, scope, name, body),
-            )
-    return DONE
-
-
-def _desired_deployment(deployment: ModelDeployment) -> Deployment:
-    return Deployment(
-        sku=Sku(name=deployment.sku, capacity=deployment.capacity),
-        tags=MANAGED_BY_TAG,
-        properties=DeploymentProperties(
-            model=DeploymentModel(
-                format="OpenAI", name=deployment.model_name, version=deployment.model_version
-            ),
-            rai_policy_name=deployment.content_filter,
-            version_upgrade_option="NoAutoUpgrade",
-        ),
-    )
-
-
-def _ensure_deployment(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    assert deployment.account is not None
-    group, account = deployment.landing_zone.resource_group, deployment.account.name
-
-    def put() -> Wait:
-        _azure_call(
-            deployment,
-            "create the model deployment",
-            lambda: client.deployments.begin_create_or_update(
-                group, account, deployment.name, _desired_deployment(deployment), polling=False
-            ),
-        )
-        return Wait(poll_seconds())
-
-    try:
-        azure = _azure_call(
-            deployment,
-            "read the model deployment",
-            lambda: client.deployments.get(group, account, deployment.name),
-        )
-    except ResourceNotFoundError:
-        return put()
-    waiting = _wait_or_put_again(
-        azure.properties.provisioning_state, operation, put, what=f"the deployment {deployment.name}"
-    )
-    if waiting is not None:
-        return waiting
-    if (
-        azure.sku.capacity != deployment.capacity
-        or azure.properties.model.version != deployment.model_version
-    ):
-        return put()
-    deployment.drift = None
-    deployment.save(update_fields=["drift"])
-    return DONE
-
-
-def _delete_deployment(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    if deployment.account is None:
-        return DONE  # never reached Azure
-    group, account = deployment.landing_zone.resource_group, deployment.account.name
-    try:
-        azure = _azure_call(
-            deployment,
-            "read the model deployment",
-            lambda: client.deployments.get(group, account, deployment.name),
-        )
-    except ResourceNotFoundError:
-        return DONE
-    if azure.properties.provisioning_state != "Deleting":
-        _azure_call(
-            deployment,
-            "delete the model deployment",
-            lambda: client.deployments.begin_delete(group, account, deployment.name, polling=False),
-        )
-    return Wait(poll_seconds())
-
-
-def _delete_account(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    assert deployment.account is not None
-    account = OpenAIAccount.objects.select_for_update().get(pk=deployment.account.pk)
-    group = account.landing_zone.resource_group
-    try:
-        azure = _azure_call(
-            deployment, "read the Azure OpenAI account", lambda: client.accounts.get(group, account.name)
-        )
-    except ResourceNotFoundError:
-        return DONE
-    if azure.properties.provisioning_state != "Deleting":
-        _azure_call(
-            deployment,
-            "delete the Azure OpenAI account",
-            lambda: client.accounts.begin_delete(group, account.name, polling=False),
-        )
-    return Wait(poll_seconds())
-
-
-def _purge_account(
-    deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
-) -> StepResult:
-    """A deleted account holds its quota and name for 48 hours unless purged."""
-    assert deployment.account is not None
-    account = deployment.account
-    group = account.landing_zone.resource_group
-    try:
-        _azure_call(
-            deployment,
-            "read the deleted account",
-            lambda: client.deleted_accounts.get(account.region, group, account.name),
-        )
-    except ResourceNotFoundError:
-        account.state = OpenAIAccount.State.DELETED
-        account.arm_id = account.endpoint = ""
-        account.save()
-        return DONE
-    if operation.status != ProvisioningOperation.Status.WAITING:
-        _azure_call(
-            deployment,
-            "purge the deleted account",
-            lambda: client.deleted_accounts.begin_purge(account.region, group, account.name, polling=False),
-        )
-    return Wait(poll_seconds())
-
-
-# Drift -----------------------------------------------------------------------------------------
-
-
-def deployments_check_drift() -> int:
-    """Compare active deployments with what Azure reports; flag what differs. Returns how many
-    deployments drifted."""
-    drifted = 0
-    active = ModelDeployment.objects.filter(state=State.ACTIVE).select_related("account", "landing_zone")
-    by_account: dict[int, list[ModelDeployment]] = {}
-    for deployment in active:
-        if deployment.account is not None:
-            by_account.setdefault(deployment.account.pk, []).append(deployment)
-    for deployments in by_account.values():
-        account = deployments[0].account
-        assert account is not None
-        zone = account.landing_zone
-        client = cognitive_services_client(zone.subscription_id)
-        try:
-            in_azure = {
-                item.name: item for item in client.deployments.list(zone.resource_group, account.name)
-            }
-        except ResourceNotFoundError:
-            in_azure = {}
-        except HttpResponseError as error:
-            logger.warning("Drift check of %s skipped: %s", account.name, error)
-            continue
-        now = timezone.now()
-        for deployment in deployments:
-            differences = _differences(deployment, in_azure.get(deployment.name))
-            deployment.drift = differences or None
-            deployment.drift_checked_at = now
-            deployment.save(update_fields=["drift", "drift_checked_at"])
-            drifted += bool(differences)
-        known = {deployment.name for deployment in ModelDeployment.objects.live().filter(account=account)}
-        extra = sorted(str(name) for name in set(in_azure) - known)
-        account.drift = {"unknown_deployments": extra} if extra else None
-        account.save(update_fields=["drift"])
-    return drifted
-
-
-def _differences(deployment: ModelDeployment, azure: Any) -> dict[str, dict[str, Any]]:
-    if azure is None:
-        return {"exists": {"switchyard": True, "azure": False}}
-    differences = {}
-    if azure.sku.capacity != deployment.capacity:
-        differences["capacity"] = {"switchyard": deployment.capacity, "azure": azure.sku.capacity}
-    if azure.properties.model.version != deployment.model_version:
-        differences["model_version"] = {
-            "switchyard": deployment.model_version,
-            "azure": azure.properties.model.version,
-        }
-    if azure.sku.name != deployment.sku:
-        differences["sku"] = {"switchyard": deployment.sku, "azure": azure.sku.name}
-    return differences
+    return ModelDeployment.objects.exclude(pk=deployment.pk).on_account(deployment.account).exists()

@@ -3,11 +3,12 @@
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task, shared_task
 
-from provisioning import services
+from provisioning import drift, leftovers, services
 from provisioning.catalog import catalog_sync_all
 
 logger = logging.getLogger(__name__)
@@ -15,8 +16,10 @@ logger = logging.getLogger(__name__)
 MAX_TRANSIENT_RETRIES = 8
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 120.0
-# A run that has not moved for this long lost its worker; the beat task starts it again.
-STALLED_AFTER_SECONDS = 120.0
+# A run whose next step is this late lost its message with a worker; beat's check (every few
+# seconds, CELERY_BEAT_SCHEDULE) sends the step again. A step that runs is not late: its row is
+# locked, and a worker takes a due message within a moment.
+OVERDUE_AFTER_SECONDS = 10.0
 
 
 def backoff_seconds(retries: int, retry_after: float | None) -> float:
@@ -26,47 +29,96 @@ def backoff_seconds(retries: int, retry_after: float | None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def _advance(
-    task: "Task[Any, Any]", service: Callable[..., float | None], deployment_id: int, token: str | None
-) -> None:
+@dataclass(frozen=True)
+class Run:
+    """The services that move one kind of run (a deployment's, a leftover's removal), each
+    called with the object's id and the token of the message that carries the step."""
+
+    advance: Callable[[int, str | None], float | None]
+    schedule_next_step: Callable[[int, str | None, float], str | None]
+    fail: Callable[[int, str | None, str], None]
+
+
+def _deployment_run(advance: Callable[..., float | None]) -> Run:
+    return Run(
+        advance=lambda pk, token: advance(deployment_id=pk, token=token),
+        schedule_next_step=lambda pk, token, seconds: services.deployment_schedule_next_step(
+            deployment_id=pk, token=token, seconds=seconds
+        ),
+        fail=lambda pk, token, message: services.deployment_fail(
+            deployment_id=pk, token=token, message=message
+        ),
+    )
+
+
+PROVISIONING = _deployment_run(services.deployment_provision)
+DECOMMISSIONING = _deployment_run(services.deployment_decommission)
+CLEAN_UP = _deployment_run(services.deployment_clean_up)
+LEFTOVER_REMOVAL = Run(
+    advance=lambda pk, token: leftovers.leftover_advance_removal(leftover_id=pk, token=token),
+    schedule_next_step=lambda pk, token, seconds: leftovers.leftover_schedule_next_step(
+        leftover_id=pk, token=token, seconds=seconds
+    ),
+    fail=lambda pk, token, message: leftovers.leftover_fail(leftover_id=pk, token=token, message=message),
+)
+
+
+def _advance(task: "Task[Any, Any]", run: Run, object_id: int, token: str | None) -> None:
     try:
-        wait = service(deployment_id=deployment_id, token=token)
+        wait = run.advance(object_id, token)
     except services.TransientAzureError as error:
         if task.request.retries >= MAX_TRANSIENT_RETRIES:
-            services.deployment_fail(
-                deployment_id=deployment_id,
-                message=f"Azure kept failing after {MAX_TRANSIENT_RETRIES} retries: {error}. "
-                "An admin can retry the run.",
+            message = (
+                f"Azure kept failing after {MAX_TRANSIENT_RETRIES} retries: {error}. An admin can retry it."
             )
+            run.fail(object_id, token, message)
             return
         countdown = backoff_seconds(task.request.retries, error.retry_after)
-        logger.info("Deployment %s: %s (retry in %.1f s)", deployment_id, error, countdown)
-        raise task.retry(countdown=countdown, max_retries=MAX_TRANSIENT_RETRIES) from error
+        next_token = run.schedule_next_step(object_id, token, countdown)
+        if next_token is None:
+            return  # another message, or a newer run, owns the run now
+        logger.info("%s %s: %s (retry in %.1f s)", task.name, object_id, error, countdown)
+        raise task.retry(
+            args=(object_id, next_token), countdown=countdown, max_retries=MAX_TRANSIENT_RETRIES
+        ) from error
     if wait is not None:
         # A long-running operation is under way: look again later rather than sleep here.
-        task.apply_async((deployment_id, token), countdown=wait)
+        next_token = run.schedule_next_step(object_id, token, wait)
+        if next_token is not None:
+            task.apply_async((object_id, next_token), countdown=wait)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def provision_deployment_task(self: "Task[Any, Any]", deployment_id: int, token: str | None = None) -> None:
-    _advance(self, services.deployment_provision, deployment_id, token)
+    _advance(self, PROVISIONING, deployment_id, token)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def decommission_deployment_task(
     self: "Task[Any, Any]", deployment_id: int, token: str | None = None
 ) -> None:
-    _advance(self, services.deployment_decommission, deployment_id, token)
+    _advance(self, DECOMMISSIONING, deployment_id, token)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def clean_up_failed_run_task(self: "Task[Any, Any]", deployment_id: int, token: str | None = None) -> None:
+    _advance(self, CLEAN_UP, deployment_id, token)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def remove_leftover_task(self: "Task[Any, Any]", leftover_id: int, token: str | None = None) -> None:
+    _advance(self, LEFTOVER_REMOVAL, leftover_id, token)
 
 
 @shared_task(acks_late=True)
 def resume_stalled_runs_task() -> list[int]:
-    return services.deployments_resume_stalled(older_than_seconds=STALLED_AFTER_SECONDS)
+    leftovers.leftovers_resume_stalled(overdue_seconds=OVERDUE_AFTER_SECONDS)
+    return services.deployments_resume_stalled(overdue_seconds=OVERDUE_AFTER_SECONDS)
 
 
 @shared_task(acks_late=True)
 def check_drift_task() -> int:
-    return services.deployments_check_drift()
+    return drift.deployments_check_drift()
 
 
 # The regions that answered are saved; the others are tried again soon rather than next hour.

@@ -4,13 +4,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from portal.org.models import Department, User
 from portal.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
-from provisioning.access import deployments_visible_to, get_deployment_for, led_department_ids
+from provisioning import leftovers
+from provisioning.access import (
+    deployments_visible_to,
+    get_deployment_for,
+    get_leftover_for_removal,
+    led_department_ids,
+    leftovers_visible_to,
+)
 from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
 
 PAGE_SIZE = 25
@@ -89,6 +101,7 @@ class DriftDifference:
 
 
 _DRIFT_LABELS = {
+    "state": "State",
     "capacity": "Capacity",
     "model_name": "Model",
     "model_version": "Model version",
@@ -149,6 +162,7 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
         "columns": sort.headers(request.GET),
         "sort": str(sort),
         "has_decommissioned": not page.paginator.count and visible.exists(),
+        "leftovers": leftovers_visible_to(user),
         "previous_url": query_with(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
         "next_url": query_with(request.GET, page=str(page.number + 1)) if page.has_next() else "",
     }
@@ -173,10 +187,29 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "grants": grants,
         "grant_count": deployment.grants.count(),
         "drift": drift_differences(deployment.drift),
-        "in_flight": deployment.state in ModelDeployment.State.in_flight(),
+        "leftovers": deployment.leftovers.all(),
+        "in_flight": deployment.state in ModelDeployment.State.in_flight() or deployment.is_cleaning_up,
     }
     # The poll also refreshes the state badge, status message and Azure facts, so the page is
     # whole once provisioning ends and the poll stops.
     return render_page_or_fragment(
         request, "provisioning/deployment_detail.html", context, target="operation-log", partial="operations"
     )
+
+
+@require_POST
+def leftover_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    leftover = get_leftover_for_removal(user, pk)
+    try:
+        leftovers.leftover_remove(leftover=leftover, actor=user)
+    except leftovers.LeftoverRemovalRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request, f"Removing the {leftover} from Azure: it leaves this list once Azure no longer has it."
+        )
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("deployment_list")
+    return redirect(back)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import kombu.pools
 import pytest
@@ -33,10 +34,10 @@ def broker(tmp_path, monkeypatch):
     """A broker of this test's own: a Redis database when CI provides Redis, else a folder."""
     environment = {}
     if os.environ.get("REDIS_URL"):
-        url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/9"
-        import redis
-
-        redis.Redis.from_url(url).flushdb()
+        # The Redis database the run was given (another run may use the others): only the
+        # broker's keys are cleared, before and after, so the cache there is left alone.
+        url = os.environ["REDIS_URL"]
+        clear_redis_broker(url)
     else:
         url = "filesystem://"
         environment["CELERY_BROKER_DIR"] = str(tmp_path / "broker")
@@ -54,6 +55,19 @@ def broker(tmp_path, monkeypatch):
     reconnect()
     yield environment
     reconnect()
+    if url.startswith("redis"):
+        clear_redis_broker(url)
+
+
+def clear_redis_broker(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    # kombu's keys: the queue (and its priority lists), messages taken but not acknowledged,
+    # and the exchange bindings.
+    keys = [*client.scan_iter("celery*"), *client.scan_iter("_kombu.*"), *client.scan_iter("unacked*")]
+    if keys:
+        client.delete(*keys)
 
 
 def reconnect() -> None:
@@ -68,26 +82,33 @@ def reconnect() -> None:
     kombu.pools.reset()
 
 
+def queued_messages(queue: str = "celery") -> int:
+    """Messages waiting in the broker's queue, not yet handed to a worker (one that holds a
+    countdown task has taken it out of the queue)."""
+    with celery_app.connection_for_write() as connection:
+        channel: Any = connection.default_channel  # a kombu virtual channel: declaring counts
+        return int(channel.queue_declare(queue=queue).message_count)
+
+
 class Worker:
+    """A Celery worker process, as `celery -A portal worker` starts it."""
+
+    arguments = [
+        "worker",
+        "--concurrency=1",
+        "--loglevel=INFO",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
     def __init__(self, environment: dict[str, str]) -> None:
         self.environment = {**os.environ, **environment}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "--concurrency=1",
-                "--loglevel=INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            [sys.executable, "-m", "celery", "-A", "portal", *self.arguments],
             cwd=PROJECT,
             env=self.environment,
             stdout=subprocess.DEVNULL,
@@ -103,6 +124,14 @@ class Worker:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.kill()
+
+
+class Beat(Worker):
+    """The scheduler, as `celery -A portal beat` starts it, with the project's beat schedule."""
+
+    def __init__(self, environment: dict[str, str], *, schedule: Path) -> None:
+        super().__init__(environment)
+        self.arguments = ["beat", "--loglevel=INFO", "--schedule", str(schedule)]
 
 
 def wait_for(condition, *, seconds: float, what: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from portal.org.models import Department
-from provisioning import services
+from provisioning import drift, services
 from provisioning.azure import cognitive_services_client
 from provisioning.models import (
     LandingZone,
@@ -303,7 +303,7 @@ def test_drift_flags_a_deployment_deleted_behind_the_portals_back(engine, zone, 
         ZONE_GROUP, other.account.name, "stranger", model_deployment(capacity=1)
     ).result()
 
-    assert services.deployments_check_drift() == 2
+    assert drift.deployments_check_drift() == 2
 
     assert ModelDeployment.objects.get(pk=deployment.pk).drift == {
         "exists": {"switchyard": True, "azure": False}
@@ -331,13 +331,158 @@ def test_a_retried_run_after_a_failure_redoes_the_steps_that_never_succeeded(eng
     assert "grant_role" in steps
 
 
-def test_a_stalled_run_is_resumed_with_a_new_token(engine, zone, marketing):
+def test_an_overdue_step_is_sent_again_and_only_one_message_can_take_it(engine, zone, marketing):
     deployment = new_deployment(zone, marketing)
     services.deployment_request_provisioning(deployment=deployment)
-    old_token = ModelDeployment.objects.get(pk=deployment.pk).run_token
-    ModelDeployment.objects.filter(pk=deployment.pk).update(updated_at="2020-01-01T00:00:00Z")
+    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    # The worker that held the first step's message died before it was due.
+    ModelDeployment.objects.filter(pk=deployment.pk).update(next_step_at="2020-01-01T00:00:00Z")
 
-    assert services.deployments_resume_stalled(older_than_seconds=60) == [deployment.pk]
+    assert services.deployments_resume_stalled(overdue_seconds=10) == [deployment.pk]
 
-    assert services.deployment_provision(deployment_id=deployment.pk, token=old_token) is None  # superseded
+    # The copy carries the run's token; the first message to run it hands the next step a new
+    # one, so the other copy (or a late original) finds nothing to do.
+    assert services.deployment_provision(deployment_id=deployment.pk, token=token) is not None
+    next_token = services.deployment_schedule_next_step(deployment_id=deployment.pk, token=token, seconds=0.1)
+    assert next_token not in {None, token}
+    assert services.deployment_provision(deployment_id=deployment.pk, token=token) is None
+    assert services.deployment_schedule_next_step(deployment_id=deployment.pk, token=token, seconds=1) is None
     assert run(services.deployment_provision, deployment).state == State.ACTIVE
+
+
+def test_a_step_that_is_not_yet_due_is_left_alone(engine, zone, marketing):
+    deployment = new_deployment(zone, marketing)
+    services.deployment_request_provisioning(deployment=deployment)
+    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    # A retry backing off for two minutes is waiting, not stalled.
+    services.deployment_schedule_next_step(deployment_id=deployment.pk, token=token, seconds=120)
+
+    assert services.deployments_resume_stalled(overdue_seconds=10) == []
+
+
+def quota_used(model: str = "gpt-4o-mini", region: str = "swedencentral") -> float:
+    usage = {u.name.value: u.current_value for u in azure().usages.list(region)}
+    return float(usage[f"OpenAI.GlobalStandard.{model}"])
+
+
+def clean_up(deployment: ModelDeployment) -> ModelDeployment:
+    """Drive the clean-up the failed run started, as its Celery task would."""
+    assert ModelDeployment.objects.get(pk=deployment.pk).is_cleaning_up
+    return run(services.deployment_clean_up, deployment)
+
+
+def test_a_run_that_gives_up_removes_the_deployment_and_the_account_it_created(engine, zone, marketing):
+    engine.inject(operation="deployments.put", kind="lro_failure", count=3)
+
+    deployment = provision(new_deployment(zone, marketing))
+
+    assert deployment.state == State.FAILED
+    assert deployment.status_message == "Azure failed to create the deployment marketing-copy 3 times."
+    assert quota_used() == 20  # the failed deployment still holds its quota...
+    deployment = clean_up(deployment)
+
+    assert deployment.state == State.FAILED
+    assert not deployment.is_cleaning_up
+    assert deployment.status_message == (
+        "Azure failed to create the deployment marketing-copy 3 times. "
+        "What the run created in Azure has been removed, so it holds no quota."
+    )
+    assert quota_used() == 0  # ...until the run removes it
+    assert list(azure().accounts.list()) == []
+    assert list(azure().deleted_accounts.list()) == []  # purged
+    assert OpenAIAccount.objects.get().state == OpenAIAccount.State.DELETED
+    assert dict(deployment.operations.filter(run=deployment.run).values_list("step", "status")) == {
+        "ensure_account": "succeeded",
+        "ensure_content_filter": "succeeded",
+        "grant_role": "succeeded",
+        "ensure_deployment": "failed",
+        "delete_deployment": "succeeded",
+        "delete_account": "succeeded",
+        "purge_account": "succeeded",
+    }
+
+
+def test_a_run_that_gives_up_keeps_the_account_other_deployments_use(engine, zone, marketing):
+    kept = provision(new_deployment(zone, marketing, name="kept", capacity=5))
+    engine.inject(operation="deployments.put", kind="lro_failure", count=3)
+
+    failed = clean_up(provision(new_deployment(zone, marketing, name="failed", capacity=5)))
+
+    assert [d.name for d in azure().deployments.list(ZONE_GROUP, kept.account.name)] == ["kept"]
+    assert quota_used() == 5
+    steps = failed.operations.filter(run=failed.run).values_list("step", flat=True)
+    assert "delete_account" not in steps
+
+
+def test_retries_spent_on_a_first_run_start_the_clean_up_too(engine, zone, marketing):
+    engine.inject(operation="deployments.get", kind="500", count=1000)
+    deployment = new_deployment(zone, marketing)
+    services.deployment_request_provisioning(deployment=deployment)
+    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
+    with pytest.raises(services.TransientAzureError):
+        run_until_transient_error(deployment, token)
+    # What the task does once its retries are spent.
+    services.deployment_fail(deployment_id=deployment.pk, token=token, message="Azure kept failing.")
+    requests.delete(f"{engine.url}/_emulator/faults", timeout=5)
+
+    deployment = clean_up(deployment)
+
+    assert deployment.status_message.startswith("Azure kept failing. What the run created")
+    assert list(azure().accounts.list()) == []
+
+
+def test_a_refusal_before_anything_was_created_has_nothing_to_remove(engine, zone, marketing):
+    requests.put(
+        f"{engine.url}/_emulator/quotas",
+        json={"location": "swedencentral", "usageName": "OpenAI.GlobalStandard.gpt-4o-mini", "limit": 10},
+        timeout=5,
+    ).raise_for_status()
+
+    deployment = provision(new_deployment(zone, marketing, capacity=50))
+
+    assert deployment.state == State.FAILED
+    assert not deployment.is_cleaning_up
+    assert list(deployment.operations.values_list("step", flat=True)) == ["ensure_account"]
+
+
+def test_a_failed_capacity_change_keeps_the_deployment_that_works(engine, zone, marketing):
+    deployment = provision(new_deployment(zone, marketing, capacity=10))
+    requests.put(
+        f"{engine.url}/_emulator/quotas",
+        json={"location": "swedencentral", "usageName": "OpenAI.GlobalStandard.gpt-4o-mini", "limit": 20},
+        timeout=5,
+    ).raise_for_status()
+
+    services.deployment_change_capacity(deployment=deployment, capacity=40)
+    deployment = run(services.deployment_provision, deployment)
+
+    assert deployment.state == State.FAILED
+    assert not deployment.is_cleaning_up
+    assert azure().deployments.get(ZONE_GROUP, deployment.account.name, deployment.name).sku.capacity == 10
+
+
+def test_a_clean_up_that_azure_keeps_refusing_gives_up_and_says_so(engine, zone, marketing):
+    engine.inject(operation="deployments.put", kind="lro_failure", count=3)
+    engine.inject(operation="deployments.delete", kind="lro_failure", count=3)
+
+    deployment = clean_up(provision(new_deployment(zone, marketing)))
+
+    assert not deployment.is_cleaning_up
+    assert "Removing what the run created in Azure failed too" in deployment.status_message
+    assert "Azure failed to delete the deployment marketing-copy 3 times" in deployment.status_message
+    assert quota_used() == 20
+
+
+def test_retrying_a_failed_run_while_it_cleans_up_takes_over(engine, zone, marketing):
+    engine.inject(operation="deployments.put", kind="lro_failure", count=3)
+    failed = provision(new_deployment(zone, marketing))
+    clean_up_token = ModelDeployment.objects.get(pk=failed.pk).run_token
+
+    services.deployment_request_provisioning(deployment=failed)
+
+    assert services.deployment_clean_up(deployment_id=failed.pk, token=clean_up_token) is None
+    deployment = run(services.deployment_provision, failed)
+    assert deployment.state == State.ACTIVE
+    assert [d.name for d in azure().deployments.list(ZONE_GROUP, deployment.account.name)] == [
+        "marketing-copy"
+    ]
