@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("provisioning", "0002_shipped_prices"),
+        ("provisioning", "0003_catalog_model_limits"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("provisioning", "0003_deployment_next_step_at"),
+        ("provisioning", "0004_deployment_next_step_at"),
     ]
 
     operations = [
