@@ -239,14 +239,6 @@ def test_the_navigation_offers_costs_to_those_who_may_read_them(
     assert ">Costs<" not in client_for(marketing_member).get(reverse("home")).content.decode()
 
 
-def test_a_month_in_the_future_or_garbage_shows_this_month(client_for, platform_admin):
-    response = client_for(platform_admin).get(reverse("reports:overview"), {"month": "2999-01"})
-    assert response.context["month"] == timezone.localdate().replace(day=1)
-    response = client_for(platform_admin).get(reverse("reports:overview"), {"month": "soon"})
-    assert response.context["month"] == timezone.localdate().replace(day=1)
-    assert response.context["month"] >= date(2026, 1, 1)
-
-
 def test_a_lead_reads_other_departments_share_of_a_shared_service_without_their_names(
     client_for, company_assistant, finance_lead, finance_approver, usage
 ):
