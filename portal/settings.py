@@ -34,7 +34,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_site.SwitchyardAdminConfig",  # django.contrib.admin, with the site of that module
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
