@@ -3,7 +3,7 @@ downloads that add up to the page."""
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
