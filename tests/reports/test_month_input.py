@@ -8,7 +8,17 @@ from django.utils import timezone
 pytestmark = pytest.mark.django_db
 
 FULL_WIDTH_YEAR = "\uff11\uff12\uff13\uff14"  # digits, to Python's int(), but not to a month field
-BAD_MONTHS = ["0001-01", "9999-12", "2026-13", "0000-00", "-1", "soon", "2026-1", f"{FULL_WIDTH_YEAR}-01", "2026-12\n"]
+BAD_MONTHS = [
+    "0001-01",
+    "9999-12",
+    "2026-13",
+    "0000-00",
+    "-1",
+    "soon",
+    "2026-1",
+    f"{FULL_WIDTH_YEAR}-01",
+    "2026-12\n",
+]
 
 
 @pytest.fixture
