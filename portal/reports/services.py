@@ -45,6 +45,7 @@ from chat.metering import (
 from chat.models import DailyDeploymentRollup, DepartmentUsageRollup
 from portal.org.models import Department, Membership, PlatformGroup, User
 from portal.reports.models import BudgetAlert, ReconciliationLine
+from portal.text import one_line
 from provisioning.azure import cost_management_client
 from provisioning.models import LandingZone, ModelDeployment, OpenAIAccount
 
@@ -977,7 +978,8 @@ def _budget_alert_email(*, alert: BudgetAlert, department: Department, recipient
         f"See where the money goes: "
         f"{settings.SITE_URL.rstrip('/')}{reverse('reports:department', args=[department.slug])}\n"
     )
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    # A name with a line break would make the subject an invalid header and the alert unsent.
+    send_mail(one_line(subject), body, settings.DEFAULT_FROM_EMAIL, recipients)
 
 
 # Reconciliation --------------------------------------------------------------------------------

@@ -14,12 +14,14 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
 from portal.org.access import get_department_for, require_overview_role
 from portal.org.models import Department, User
 from portal.reports import services
 from portal.reports.services import Report, Table
+from portal.text import csv_text, one_line
 from provisioning.access import get_deployment_for, led_department_ids
 
 
@@ -82,7 +84,7 @@ def _page(
 
 def _csv(table: Table, *, filename: str) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, one_line(filename)) or "attachment"
     writer = csv.writer(response)
     writer.writerow([column.label for column in table.columns])
     lines = [*table.rows, table.totals] if table.totals else table.rows
@@ -92,13 +94,18 @@ def _csv(table: Table, *, filename: str) -> HttpResponse:
 
 
 def _csv_value(value: object) -> object:
+    """Amounts, counts and shares are numbers in the tables and are written as numbers (a
+    negative amount stays one); dates as ISO dates; anything else is text, which a spreadsheet
+    must not take for a formula."""
     if value is None:
         return ""
     if isinstance(value, Decimal):
         return f"{value:f}"
+    if isinstance(value, int | float):
+        return value
     if isinstance(value, date):
         return value.isoformat()
-    return value
+    return csv_text(str(value))
 
 
 def _export(report: Report, table_name: str, *, prefix: str) -> HttpResponse:
