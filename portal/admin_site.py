@@ -21,7 +21,9 @@ from django.contrib.admin.widgets import AutocompleteMixin, AutocompleteSelect, 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.fields import InvalidJSONInput
+from django.forms.formsets import INITIAL_FORM_COUNT, TOTAL_FORM_COUNT, BaseFormSet, ManagementForm
 from django.http import HttpRequest
+from django.utils.functional import cached_property
 
 
 def fits(field: models.Field[Any, Any], value: object) -> bool:
@@ -127,6 +129,21 @@ class CheckedChangeList(ChangeList):
             raise IncorrectLookupParameters(error) from error
 
 
+class CountedFormSet(BaseFormSet[Any]):
+    """A formset whose management form says a negative number of forms was sent is a tampered
+    one, as Django calls a missing count; Django would read the rows as new and save copies."""
+
+    @cached_property
+    def management_form(self) -> ManagementForm:
+        form: ManagementForm = super().management_form
+        if self.is_bound and form.is_valid():
+            counts: dict[str, Any] = form.cleaned_data
+            if counts[TOTAL_FORM_COUNT] < 0 or counts[INITIAL_FORM_COUNT] < 0:
+                form.add_error(None, "Negative form counts.")
+                counts.update({TOTAL_FORM_COUNT: 0, INITIAL_FORM_COUNT: 0})
+        return form
+
+
 class CheckedFields(admin.options.BaseModelAdmin[Any]):
     """For admins and inlines alike: the form fields above instead of Django's."""
 
@@ -173,7 +190,10 @@ class CheckedModelAdmin(CheckedFields, admin.ModelAdmin[Any]):
 
 
 class CheckedInline(CheckedFields, InlineModelAdmin[Any, Any]):
-    pass
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        # A new class per request (Django builds one each time), so not kept in `checked`.
+        return type(formset.__name__, (CountedFormSet, formset), {"__module__": formset.__module__})
 
 
 _checked: dict[tuple[type, type], type] = {}

@@ -109,3 +109,32 @@ def test_json_that_only_python_reads_is_invalid_json(admin_client, value):
     assert "Enter a valid JSON" in response.content.decode()
     zone.refresh_from_db()
     assert zone.allowed_regions == ["swedencentral", "eastus2"]
+
+
+@pytest.mark.parametrize("count", ["INITIAL_FORMS", "TOTAL_FORMS"])
+def test_a_negative_inline_form_count_is_a_tampered_form_not_copies_of_its_rows(
+    admin_client, marketing, marketing_lead, count
+):
+    url = reverse("admin:org_department_change", args=[marketing.pk])
+    membership = Membership.objects.get(user=marketing_lead)
+    data = {
+        "name": marketing.name,
+        "slug": marketing.slug,
+        "cost_center": marketing.cost_center,
+        "monthly_budget": marketing.monthly_budget,
+        "chat_retention_days": marketing.chat_retention_days,
+        "memberships-TOTAL_FORMS": "1",
+        "memberships-INITIAL_FORMS": "1",
+        "memberships-0-id": membership.pk,
+        "memberships-0-department": marketing.pk,
+        "memberships-0-user": marketing_lead.pk,
+        "memberships-0-role": "lead",
+        "memberships-0-source": "manual",
+    }
+    data[f"memberships-{count}"] = "-1"
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "ManagementForm data is missing or has been tampered with" in response.content.decode()
+    assert Membership.objects.filter(department=marketing).count() == 1
