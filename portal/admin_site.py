@@ -130,16 +130,19 @@ class CheckedChangeList(ChangeList):
 
 
 class CountedFormSet(BaseFormSet[Any]):
-    """A formset whose management form says a negative number of forms was sent is a tampered
-    one, as Django calls a missing count; Django would read the rows as new and save copies."""
+    """A formset whose management form counts fewer than no forms, or more than the formset
+    ever takes, is a tampered one, as Django calls a missing count. Django would read the rows
+    of a negative count as new ones and save copies, and build (and draw) its 2,000 forms at
+    most for a huge count before refusing them, seconds of work for one request."""
 
     @cached_property
     def management_form(self) -> ManagementForm:
         form: ManagementForm = super().management_form
         if self.is_bound and form.is_valid():
             counts: dict[str, Any] = form.cleaned_data
-            if counts[TOTAL_FORM_COUNT] < 0 or counts[INITIAL_FORM_COUNT] < 0:
-                form.add_error(None, "Negative form counts.")
+            sent = [counts[TOTAL_FORM_COUNT], counts[INITIAL_FORM_COUNT]]
+            if min(sent) < 0 or max(sent) > self.absolute_max:
+                form.add_error(None, "Form counts out of range.")
                 counts.update({TOTAL_FORM_COUNT: 0, INITIAL_FORM_COUNT: 0})
         return form
 

@@ -111,9 +111,12 @@ def test_json_that_only_python_reads_is_invalid_json(admin_client, value):
     assert zone.allowed_regions == ["swedencentral", "eastus2"]
 
 
-@pytest.mark.parametrize("count", ["INITIAL_FORMS", "TOTAL_FORMS"])
-def test_a_negative_inline_form_count_is_a_tampered_form_not_copies_of_its_rows(
-    admin_client, marketing, marketing_lead, count
+@pytest.mark.parametrize(
+    ("count", "value"),
+    [("INITIAL_FORMS", "-1"), ("TOTAL_FORMS", "-1"), ("TOTAL_FORMS", "99999999999999999999")],
+)
+def test_an_inline_form_count_out_of_range_is_a_tampered_form_not_copies_of_its_rows(
+    admin_client, marketing, marketing_lead, count, value
 ):
     url = reverse("admin:org_department_change", args=[marketing.pk])
     membership = Membership.objects.get(user=marketing_lead)
@@ -131,7 +134,7 @@ def test_a_negative_inline_form_count_is_a_tampered_form_not_copies_of_its_rows(
         "memberships-0-role": "lead",
         "memberships-0-source": "manual",
     }
-    data[f"memberships-{count}"] = "-1"
+    data[f"memberships-{count}"] = value
 
     response = admin_client.post(url, data)
 
