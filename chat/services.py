@@ -38,6 +38,7 @@ from chat.metering import (
 from chat.models import Conversation, Message, UsageRecord
 from portal.org.models import Department, User
 from portal.remembered import Remembered
+from portal.text import one_line
 from provisioning.models import AccessGrant, ModelDeployment
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def conversation_start(
 
 
 def conversation_rename(*, conversation: Conversation, title: str, actor: User) -> Conversation:
-    title = re.sub(r"\s+", " ", title).strip()
+    title = one_line(title)
     if not title:
         raise ChatInputError("A title cannot be empty.")
     max_length = Conversation._meta.get_field("title").max_length or 200

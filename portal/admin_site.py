@@ -20,6 +20,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AutocompleteMixin, AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import QuerySet
 from django.forms.fields import InvalidJSONInput
 from django.forms.formsets import INITIAL_FORM_COUNT, TOTAL_FORM_COUNT, BaseFormSet, ManagementForm
 from django.http import HttpRequest
@@ -117,6 +118,8 @@ class CheckedChangeList(ChangeList):
     (the admin says so and shows the list unfiltered), like any other."""
 
     def get_filters(self, request: HttpRequest) -> Any:
+        if any("\x00" in value for values in self.filter_params.values() for value in values):
+            raise IncorrectLookupParameters("PostgreSQL refuses text with NUL in any query.")
         try:
             return super().get_filters(request)
         except OverflowError as error:  # a date-hierarchy year past 9999
@@ -181,6 +184,15 @@ class CheckedModelAdmin(CheckedFields, admin.ModelAdmin[Any]):
     ) -> models.Model | None:
         # `?_to_field=` (empty) names no field; Django would look for a field named "".
         return super().get_object(request, object_id, from_field or None)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        # No text holds NUL (PostgreSQL refuses it in a query): the autocomplete's search term
+        # is not checked by a form as the list's is.
+        if "\x00" in search_term:
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         changelist: type[ChangeList] = checked(super().get_changelist(request, **kwargs), CheckedChangeList)

@@ -141,3 +141,25 @@ def test_an_inline_form_count_out_of_range_is_a_tampered_form_not_copies_of_its_
     assert response.status_code == 200
     assert "ManagementForm data is missing or has been tampered with" in response.content.decode()
     assert Membership.objects.filter(department=marketing).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [("admin:org_membership_changelist", "role__exact"), ("admin:provisioning_price_changelist", "sku")],
+)
+def test_a_filter_value_with_nul_is_an_invalid_filter(admin_client, url, key):
+    # PostgreSQL refuses NUL in a query: this was a 500 there.
+    response = admin_client.get(reverse(url), {key: "lead\x00"})
+
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+
+
+def test_an_autocomplete_search_with_nul_finds_nothing(admin_client, marketing):
+    response = admin_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "org", "model_name": "membership", "field_name": "department", "term": "Mark\x00"},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["results"] == []
