@@ -1,6 +1,8 @@
 """A month no cost page can show (malformed, before the first month, in the future) is a 400
 with the reason next to the month field, or as the text of a CSV download; never a 500."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -75,7 +77,7 @@ def test_a_csv_download_for_a_month_it_cannot_show_is_a_400_that_says_why(
 
 def test_a_future_month_is_refused_with_the_months_there_are(client_for, platform_admin):
     this_month = timezone.localdate().replace(day=1)
-    next_month = (this_month.replace(day=28) + timezone.timedelta(days=4)).replace(day=1)
+    next_month = (this_month.replace(day=28) + timedelta(days=4)).replace(day=1)
 
     response = client_for(platform_admin).get(reverse("reports:overview"), {"month": f"{next_month:%Y-%m}"})
 
