@@ -84,6 +84,8 @@ def site(django_db_setup, django_db_blocker, emulator_server):
             TEMPLATES=production_templates(),
             AZURE_MODE="emulator",
             AZURE_EMULATOR_URL=emulator_server.url,
+            # As every test has it (tests/conftest.py); the demo sign-ins are made here, before.
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         ),
         transaction.atomic(),
     ):
