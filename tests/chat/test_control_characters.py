@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from chat.models import Conversation
+from tests.chat.test_streaming import start
 from tests.factories import make_deployment
 
 pytestmark = pytest.mark.django_db
@@ -51,3 +52,15 @@ def test_a_title_of_control_characters_only_is_an_empty_title(client_for, mark, 
 
     assert response.status_code == 400
     assert response.json() == {"error": "A title cannot be empty."}
+
+
+def test_a_message_with_nul_is_saved_and_answered_without_it(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = start(browser, copywriter)
+
+    reply = browser.stream(started["stream_url"], {"content": "a tagline\x00 for our coffee"})
+
+    assert reply.status == 200
+    assert reply.names[-1] == "done"
+    question = Conversation.objects.get(pk=started["id"]).messages.order_by("created_at").first()
+    assert question.content == "a tagline for our coffee"
