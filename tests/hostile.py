@@ -8,7 +8,9 @@ each page reads, found by asking the pages themselves rather than by a list kept
   that read the whole query (the admin's add pages take every field as initial data), the fields
   of its own forms.
 - POST fields are the fields of every form that posts to it, plus the keys the view reads from
-  `request.POST` when sent an empty one.
+  `request.POST` when sent an empty one (`probe()`).
+- A parameter that every route of one view reads (the admin's `_popup` on each model) is that
+  view's own and is fuzzed on its first route only (`share_view_parameters()`).
 """
 
 import re
