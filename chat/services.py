@@ -21,6 +21,7 @@ from chat.metering import (
 from chat.models import Conversation, Message
 from portal.org.models import User
 from portal.remembered import Remembered
+from portal.text import one_line
 from provisioning.models import ModelDeployment
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def conversations_end_with_session(*, user: User, session: MutableMapping[str, A
 
 
 def conversation_rename(*, conversation: Conversation, title: str, actor: User) -> Conversation:
-    title = re.sub(r"\s+", " ", title).strip()
+    title = one_line(title)
     if not title:
         raise ChatInputError("A title cannot be empty.")
     max_length = Conversation._meta.get_field("title").max_length or 200

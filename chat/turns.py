@@ -94,7 +94,9 @@ class Refusal:
 
 
 def validate_message(content: str) -> str:
-    content = content.strip()
+    # No text column in PostgreSQL takes NUL (pasted from a binary file, say): the message is
+    # saved without it rather than lost to a server error.
+    content = content.replace("\x00", "").strip()
     if not content:
         raise ChatInputError("Type a message first.")
     if len(content) > MAX_MESSAGE_CHARS:

@@ -32,6 +32,7 @@ from chat.services import ChatInputError
 from chat.streaming import answer_stream, refusal_events
 from chat.turns import Refusal, Turn, chat_turn_prepare
 from portal.org.models import Department, User
+from portal.text import one_line
 from provisioning.models import ModelDeployment
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def _page_context(request: HttpRequest, conversation: Conversation | None) -> di
     else:
         payer = next((payers[0] for payers in paying_departments.values() if payers), None)
     chat_messages = list(conversation.messages.all()) if conversation is not None else []
-    query = request.GET.get("q", "").strip()
+    query = _search_query(request)
     return {
         "deployments": deployments,
         "paying_departments": paying_departments,
@@ -205,9 +206,15 @@ def delete(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     return redirect("chat:index")
 
 
+def _search_query(request: HttpRequest) -> str:
+    # What a search box sends, on one line: a NUL or line break would match nothing (and
+    # PostgreSQL refuses NUL in a query).
+    return one_line(request.GET.get("q", ""))
+
+
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
+    query = _search_query(request)
     conversations = services.conversations_for(user=_user(request), session=request.session, query=query)
     return render(
         request,

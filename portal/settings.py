@@ -57,7 +57,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_site.SwitchyardAdminConfig",  # django.contrib.admin, with the site of that module
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -108,6 +108,14 @@ ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 ASGI_APPLICATION = "portal.asgi.application"
 
+# Compiled templates are cached in production; in development edits show at once. The partials
+# loader must be the outer one: wrapped in the cached loader it is never asked for "page.html#part".
+template_loaders: list[object] = [
+    "django.template.loaders.filesystem.Loader",
+    "django.template.loaders.app_directories.Loader",
+]
+if not DEBUG:
+    template_loaders = [("django.template.loaders.cached.Loader", template_loaders)]
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -119,24 +127,11 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.navigation.navigation",
             ],
-            "loaders": [
-                (
-                    "template_partials.loader.Loader",
-                    [
-                        "django.template.loaders.filesystem.Loader",
-                        "django.template.loaders.app_directories.Loader",
-                    ],
-                )
-            ],
+            "loaders": [("template_partials.loader.Loader", template_loaders)],
             "builtins": ["template_partials.templatetags.partials"],
         },
     }
 ]
-if not DEBUG:
-    # Cache compiled templates in production; in development pick up edits at once.
-    TEMPLATES[0]["OPTIONS"]["loaders"] = [  # type: ignore[index]
-        ("django.template.loaders.cached.Loader", TEMPLATES[0]["OPTIONS"]["loaders"])  # type: ignore[index]
-    ]
 
 # Database: SQLite under var/ unless DATABASE_URL names another (PostgreSQL in production).
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'switchyard.sqlite3'}")}

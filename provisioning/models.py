@@ -5,16 +5,29 @@ import hashlib
 import re
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from portal.limits import fits_integer_column
 from portal.org.models import Department, User
+from portal.text import validate_single_line
 
 
 class NetworkMode(models.TextChoices):
     PUBLIC = "public", "Public endpoint"
     PRIVATE = "private", "Private network"
+
+
+def validate_region_names(value: object) -> None:
+    """Allowed regions are a list of Azure region names ("swedencentral"), nothing else."""
+    if not isinstance(value, list) or not all(
+        isinstance(region, str) and re.fullmatch(r"[a-z0-9]+", region) for region in value
+    ):
+        raise ValidationError(
+            'Enter a list of Azure region names, for example ["swedencentral", "eastus2"].', code="regions"
+        )
 
 
 class LandingZone(models.Model):
@@ -23,11 +36,15 @@ class LandingZone(models.Model):
     Central IT's shared zone has no owner; a department's own subscription names it as owner.
     """
 
-    name = models.CharField(max_length=120, unique=True)
+    name = models.CharField(max_length=120, unique=True, validators=[validate_single_line])
     slug = models.SlugField(max_length=40, unique=True, help_text="Short; goes into Azure resource names.")
     subscription_id = models.CharField("subscription id", max_length=36)
     resource_group = models.CharField(max_length=90)
-    allowed_regions = models.JSONField(default=list, help_text='Azure region names, e.g. ["swedencentral"].')
+    allowed_regions = models.JSONField(
+        default=list,
+        validators=[validate_region_names],
+        help_text='Azure region names, e.g. ["swedencentral"].',
+    )
     owner_department = models.ForeignKey(
         Department,
         null=True,
@@ -189,7 +206,9 @@ class ModelDeployment(models.Model):
         help_text="Dedicated: the department that owns and pays. Shared: the department that runs it.",
     )
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.DEDICATED)
-    display_name = models.CharField(max_length=120, help_text="What employees see in the chat.")
+    display_name = models.CharField(
+        max_length=120, validators=[validate_single_line], help_text="What employees see in the chat."
+    )
     system_prompt = models.TextField(blank=True, help_text="The flavor: instructions applied to every chat.")
     landing_zone = models.ForeignKey(LandingZone, on_delete=models.PROTECT, related_name="deployments")
     region = models.CharField(max_length=40)
@@ -202,7 +221,8 @@ class ModelDeployment(models.Model):
     model_version = models.CharField(max_length=30)
     sku = models.CharField(max_length=30, choices=Sku.choices, default=Sku.GLOBAL_STANDARD)
     capacity = models.PositiveIntegerField(
-        help_text="Thousands of tokens per minute, or PTUs for provisioned SKUs."
+        validators=[fits_integer_column],
+        help_text="Thousands of tokens per minute, or PTUs for provisioned SKUs.",
     )
     content_filter = models.CharField(max_length=80, default="Microsoft.DefaultV2")
     state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED, db_index=True)
@@ -264,7 +284,11 @@ class AccessGrant(models.Model):
     deployment = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="grants")
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="access_grants")
     tpm_cap = models.PositiveIntegerField(
-        "TPM cap (thousands)", null=True, blank=True, help_text="Empty: no cap beyond the deployment's own."
+        "TPM cap (thousands)",
+        null=True,
+        blank=True,
+        validators=[fits_integer_column],
+        help_text="Empty: no cap beyond the deployment's own.",
     )
     monthly_budget_cap = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]

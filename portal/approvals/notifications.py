@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from portal.approvals.models import ApprovalStep, DeploymentRequest
 from portal.org.models import PlatformGroup, User
+from portal.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ def _send(
             **context,
         },
     )
-    subject = f"[Switchyard] {subject}"
+    # Names in a subject may hold a line break, which would make it an invalid header: the mail
+    # would not go out at all.
+    subject = f"[Switchyard] {one_line(subject)}"
 
     def deliver() -> None:
         try:

@@ -4,9 +4,12 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.contrib.contenttypes.models import ContentType
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+
+from portal.limits import fits_smallint_column
+from portal.text import validate_single_line
 
 
 class PlatformGroup(models.TextChoices):
@@ -42,6 +45,9 @@ class User(AbstractUser):
         "account for when Entra ID is unavailable. Every change of this flag and every such sign-in "
         "is audited. An account that signs in with Entra ID cannot be one.",
     )
+    # Names go into email subjects and headers: one line each.
+    first_name = models.CharField("first name", max_length=150, blank=True, validators=[validate_single_line])
+    last_name = models.CharField("last name", max_length=150, blank=True, validators=[validate_single_line])
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
@@ -109,13 +115,24 @@ class DepartmentQuerySet(models.QuerySet["Department"]):
         return self.filter(Q(entra_member_group_id__in=group_ids) | Q(entra_lead_group_id__in=group_ids))
 
 
+# A cost center is part of its statement's address (/costs/chargeback/CC-2100/) and of the file
+# name of its CSV download.
+validate_cost_center = RegexValidator(
+    r"\A[\w .-]+\Z",
+    "Use letters, digits, spaces, dots, hyphens and underscores.",
+    code="cost_center",
+)
+
+
 class Department(models.Model):
     """A unit that uses Azure OpenAI and is charged for it through its cost center."""
 
-    name = models.CharField(max_length=120, unique=True)
+    name = models.CharField(max_length=120, unique=True, validators=[validate_single_line])
     slug = models.SlugField(max_length=60, unique=True)
     cost_center = models.CharField(
-        max_length=40, help_text="The finance cost center that pays this department's spend."
+        max_length=40,
+        validators=[validate_cost_center],
+        help_text="The finance cost center that pays this department's spend.",
     )
     monthly_budget = models.DecimalField(
         max_digits=12,
@@ -126,6 +143,7 @@ class Department(models.Model):
     )
     chat_retention_days = models.PositiveSmallIntegerField(
         default=30,
+        validators=[fits_smallint_column],
         help_text="How long chat history is kept. 0 means history is off: conversations "
         "live only for the browser session (usage is still metered).",
     )

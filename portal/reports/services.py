@@ -7,6 +7,7 @@ its total, on the page and in the CSV alike.
 """
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from chat.metering import (
 from chat.models import DailyDeploymentRollup, DepartmentUsageRollup
 from portal.org.models import Department, Membership, PlatformGroup, User
 from portal.reports.models import BudgetAlert, ReconciliationLine
+from portal.text import one_line
 from provisioning.azure import cost_management_client
 from provisioning.models import LandingZone, ModelDeployment, OpenAIAccount
 
@@ -145,14 +147,36 @@ def next_month(day: date) -> date:
     return month_start(month_start(day) + timedelta(days=32))
 
 
+# The first month a cost page shows: no Azure OpenAI cost is older, and the pages' month
+# arithmetic (the month before, for comparisons) stays inside the calendar.
+EARLIEST_MONTH = date(2000, 1, 1)
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
+class MonthInvalid(Exception):
+    """A month the cost pages cannot show; the message says what to enter instead."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def month_parse(value: str | None, *, today: date) -> date:
-    """`2026-10` -> 1 Oct 2026; anything else (or a future month) -> this month."""
+    """`2026-10` -> 1 Oct 2026; nothing -> this month. Anything else (not YYYY-MM, a future month
+    or one before EARLIEST_MONTH) raises MonthInvalid."""
+    latest = month_start(today)
+    if not value:
+        return latest
+    found = _MONTH.fullmatch(value)
     try:
-        year, month = (int(part) for part in (value or "").split("-"))
-        parsed = date(year, month, 1)
+        parsed = date(int(found[1]), int(found[2]), 1) if found else None
     except ValueError:
-        return month_start(today)
-    return min(parsed, month_start(today))
+        parsed = None
+    if parsed is None:
+        raise MonthInvalid(f"Enter a month as year and month, for example {latest:%Y-%m}.")
+    if not EARLIEST_MONTH <= parsed <= latest:
+        raise MonthInvalid(f"Choose a month from {EARLIEST_MONTH:%B %Y} to {latest:%B %Y}.")
+    return parsed
 
 
 # Overview --------------------------------------------------------------------------------------
@@ -954,7 +978,8 @@ def _budget_alert_email(*, alert: BudgetAlert, department: Department, recipient
         f"See where the money goes: "
         f"{settings.SITE_URL.rstrip('/')}{reverse('reports:department', args=[department.slug])}\n"
     )
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    # A name with a line break would make the subject an invalid header and the alert unsent.
+    send_mail(one_line(subject), body, settings.DEFAULT_FROM_EMAIL, recipients)
 
 
 # Reconciliation --------------------------------------------------------------------------------

@@ -2,51 +2,89 @@
 deployment, chargeback statements and reconciliation. Every table also downloads as CSV."""
 
 import csv
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
 from portal.org.access import get_department_for, require_overview_role
 from portal.org.models import Department, User
 from portal.reports import services
 from portal.reports.services import Report, Table
+from portal.text import csv_text, one_line
 from provisioning.access import get_deployment_for, led_department_ids
 
 
-def _month(request: HttpRequest) -> date:
-    return services.month_parse(request.GET.get("month"), today=timezone.localdate())
+@dataclass(frozen=True)
+class MonthChoice:
+    """The month asked for, or this month and why the one asked for cannot be shown."""
+
+    month: date
+    error: str = ""
+
+    @property
+    def status(self) -> int:
+        return 400 if self.error else 200
 
 
-def _month_context(request: HttpRequest, month: date) -> dict[str, Any]:
+def _month(value: str | None) -> MonthChoice:
+    today = timezone.localdate()
+    try:
+        return MonthChoice(services.month_parse(value, today=today))
+    except services.MonthInvalid as invalid:
+        return MonthChoice(services.month_start(today), invalid.message)
+
+
+def _month_context(choice: MonthChoice) -> dict[str, Any]:
+    month = choice.month
     this_month = services.month_start(timezone.localdate())
     return {
         "month": month,
         "month_value": f"{month:%Y-%m}",
+        "month_error": choice.error,
+        "min_month": f"{services.EARLIEST_MONTH:%Y-%m}",
         "max_month": f"{this_month:%Y-%m}",
-        "previous_month": f"{services.previous_month(month):%Y-%m}",
+        "previous_month": f"{services.previous_month(month):%Y-%m}"
+        if month > services.EARLIEST_MONTH
+        else None,
         "next_month": f"{services.next_month(month):%Y-%m}" if month < this_month else None,
     }
 
 
+def _bad_month(choice: MonthChoice) -> HttpResponse:
+    """A CSV export asked for a month there is none for: the reason, as text."""
+    return HttpResponseBadRequest(choice.error, content_type="text/plain; charset=utf-8")
+
+
 def _page(
-    request: HttpRequest, template: str, report: Report, *, export: str, export_args: list[Any], **extra: Any
+    request: HttpRequest,
+    template: str,
+    report: Report,
+    *,
+    choice: MonthChoice,
+    export: str,
+    export_args: list[Any],
+    **extra: Any,
 ) -> HttpResponse:
     for table in report.tables.values():
         table.csv_url = reverse(export, args=[*export_args, table.name]) + f"?month={report.month:%Y-%m}"
-    return render(request, template, {"report": report, **_month_context(request, report.month), **extra})
+    context = {"report": report, **_month_context(choice), **extra}
+    return render(request, template, context, status=choice.status)
 
 
 def _csv(table: Table, *, filename: str) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, one_line(filename)) or "attachment"
     writer = csv.writer(response)
     writer.writerow([column.label for column in table.columns])
     lines = [*table.rows, table.totals] if table.totals else table.rows
@@ -56,13 +94,18 @@ def _csv(table: Table, *, filename: str) -> HttpResponse:
 
 
 def _csv_value(value: object) -> object:
+    """Amounts, counts and shares are numbers in the tables and are written as numbers (a
+    negative amount stays one); dates as ISO dates; anything else is text, which a spreadsheet
+    must not take for a formula."""
     if value is None:
         return ""
     if isinstance(value, Decimal):
         return f"{value:f}"
+    if isinstance(value, int | float):
+        return value
     if isinstance(value, date):
         return value.isoformat()
-    return value
+    return csv_text(str(value))
 
 
 def _export(report: Report, table_name: str, *, prefix: str) -> HttpResponse:
@@ -75,24 +118,37 @@ def _export(report: Report, table_name: str, *, prefix: str) -> HttpResponse:
 def overview(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     require_overview_role(user)
-    report = services.overview_report(month=_month(request))
-    return _page(request, "reports/overview.html", report, export="reports:overview_export", export_args=[])
+    choice = _month(request.GET.get("month"))
+    report = services.overview_report(month=choice.month)
+    return _page(
+        request,
+        "reports/overview.html",
+        report,
+        choice=choice,
+        export="reports:overview_export",
+        export_args=[],
+    )
 
 
 def overview_export(request: HttpRequest, table: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     require_overview_role(user)
-    return _export(services.overview_report(month=_month(request), complete=True), table, prefix="costs")
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
+    return _export(services.overview_report(month=choice.month, complete=True), table, prefix="costs")
 
 
 def department(request: HttpRequest, slug: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_department_for(user, slug, lead_only=True)
-    report = services.department_report(department=found, month=_month(request))
+    choice = _month(request.GET.get("month"))
+    report = services.department_report(department=found, month=choice.month)
     return _page(
         request,
         "reports/department.html",
         report,
+        choice=choice,
         export="reports:department_export",
         export_args=[found.slug],
         department=found,
@@ -102,20 +158,25 @@ def department(request: HttpRequest, slug: str) -> HttpResponse:
 def department_export(request: HttpRequest, slug: str, table: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_department_for(user, slug, lead_only=True)
-    report = services.department_report(department=found, month=_month(request))
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
+    report = services.department_report(department=found, month=choice.month)
     return _export(report, table, prefix=found.slug)
 
 
 def deployment(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_deployment_for(user, pk)
+    choice = _month(request.GET.get("month"))
     report = services.deployment_report(
-        deployment=found, month=_month(request), named_departments=_named_departments(user)
+        deployment=found, month=choice.month, named_departments=_named_departments(user)
     )
     return _page(
         request,
         "reports/deployment.html",
         report,
+        choice=choice,
         export="reports:deployment_export",
         export_args=[found.pk],
         deployment=found,
@@ -125,8 +186,11 @@ def deployment(request: HttpRequest, pk: int) -> HttpResponse:
 def deployment_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_deployment_for(user, pk)
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
     report = services.deployment_report(
-        deployment=found, month=_month(request), named_departments=_named_departments(user)
+        deployment=found, month=choice.month, named_departments=_named_departments(user)
     )
     return _export(report, table, prefix=f"deployment-{found.pk}")
 
@@ -152,13 +216,17 @@ def chargeback_index(request: HttpRequest) -> HttpResponse:
     centers = services.cost_centers()
     if not centers:
         return redirect("reports:overview")
-    return redirect(reverse("reports:chargeback", args=[centers[0]]) + f"?month={_month(request):%Y-%m}")
+    # The month goes on as asked: the statement says next to its field if it cannot be shown.
+    month = request.GET.get("month", "")
+    query = f"?{urlencode({'month': month})}" if month else ""
+    return redirect(reverse("reports:chargeback", args=[centers[0]]) + query)
 
 
 def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     _cost_center_for(user, cost_center)
-    report = services.chargeback_statement(cost_center=cost_center, month=_month(request))
+    choice = _month(request.GET.get("month"))
+    report = services.chargeback_statement(cost_center=cost_center, month=choice.month)
     report.tables["lines"].csv_url = (
         reverse("reports:chargeback_export", args=[cost_center]) + f"?month={report.month:%Y-%m}"
     )
@@ -167,18 +235,22 @@ def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
         "reports/chargeback.html",
         {
             "report": report,
-            **_month_context(request, report.month),
+            **_month_context(choice),
             "cost_center": cost_center,
             "cost_centers": services.cost_centers(),
             "generated_at": timezone.now(),
         },
+        status=choice.status,
     )
 
 
 def chargeback_export(request: HttpRequest, cost_center: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     _cost_center_for(user, cost_center)
-    report = services.chargeback_statement(cost_center=cost_center, month=_month(request))
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
+    report = services.chargeback_statement(cost_center=cost_center, month=choice.month)
     return _csv(
         report.tables["lines"], filename=f"switchyard-chargeback-{cost_center}-{report.month:%Y-%m}.csv"
     )
@@ -187,8 +259,11 @@ def chargeback_export(request: HttpRequest, cost_center: str) -> HttpResponse:
 def reconciliation(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     require_overview_role(user)
-    month = _month(request)
-    lines = services.reconciliation_lines(month=month)
+    return _reconciliation_page(request, _month(request.GET.get("month")))
+
+
+def _reconciliation_page(request: HttpRequest, choice: MonthChoice) -> HttpResponse:
+    lines = services.reconciliation_lines(month=choice.month)
     return render(
         request,
         "reports/reconciliation.html",
@@ -196,8 +271,9 @@ def reconciliation(request: HttpRequest) -> HttpResponse:
             "lines": lines,
             "flagged": sum(1 for line in lines if line.flagged),
             "checked_at": max((line.checked_at for line in lines), default=None),
-            **_month_context(request, month),
+            **_month_context(choice),
         },
+        status=choice.status,
     )
 
 
@@ -206,9 +282,11 @@ def reconciliation_run(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     if not user.is_platform_admin:
         raise PermissionDenied("Only platform admins can ask Azure for billed costs.")
-    month = services.month_parse(request.POST.get("month"), today=timezone.localdate())
-    lines = services.reconciliation_run(month=month)
+    choice = _month(request.POST.get("month"))
+    if choice.error:
+        return _reconciliation_page(request, choice)
+    lines = services.reconciliation_run(month=choice.month)
     messages.success(
         request, f"Asked Azure Cost Management about {len(lines)} account{'s' if len(lines) != 1 else ''}."
     )
-    return redirect(reverse("reports:reconciliation") + f"?month={month:%Y-%m}")
+    return redirect(reverse("reports:reconciliation") + f"?month={choice.month:%Y-%m}")

@@ -73,3 +73,19 @@ def test_a_jump_past_both_thresholds_sends_one_email(budgeted, copy_assistant):
     assert email.subject == "Marketing has used its whole Azure OpenAI budget for March 2026"
     budget_alerts_send(now=at("2026-03-03", 10))
     assert len(mail.outbox) == 1
+
+
+def test_a_department_name_with_a_line_break_still_gets_its_alert_on_one_line(budgeted, copy_assistant):
+    # Names from before they were checked (or from a directory sync) may hold a line break;
+    # in a subject it would be an invalid header and the alert would never go out.
+    budgeted.name = "Marketing\r\nBcc: everyone@example.com"
+    budgeted.save()
+    spend(copy_assistant, budgeted, 8, "2026-03-02")
+
+    budget_alerts_send(now=at("2026-03-02", 10))
+
+    [email] = mail.outbox
+    assert email.subject == (
+        "Marketing Bcc: everyone@example.com has used 80% of its Azure OpenAI budget for March 2026"
+    )
+    assert "everyone@example.com" not in email.recipients()
