@@ -85,7 +85,8 @@ def site(django_db_setup, django_db_blocker, emulator_server):
         ),
         transaction.atomic(),
     ):
-        call_command("seed_demo", stdout=io.StringIO())
+        with override_settings(DEBUG=True):  # the demo loads only in development
+            call_command("seed_demo", stdout=io.StringIO())
         # The cost pages read the daily rollups; the raw records of all but the last days only
         # make the admin's usage list and delete pages slow to draw, thousands of times over.
         UsageRecord.objects.filter(created_at__lt=timezone.now() - timedelta(days=2)).delete()

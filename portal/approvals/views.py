@@ -186,7 +186,8 @@ def _save_or_render(
 
 def _request_pk(value: str) -> int:
     """A request number from a form field; anything else names no request (404)."""
-    if not value.isascii() or not value.isdigit():
+    # A number of more than 18 digits is no row's (and past 4,300 Python refuses to read it).
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
         raise Http404("No such request.")
     return int(value)
 

@@ -4,8 +4,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -44,13 +44,14 @@ def admin_sign_in(request: HttpRequest) -> HttpResponse:
     """Django admin's sign-in page: the portal's own sign-in, so that admins sign in with the same
     rate limits, password policy and Entra ID as everyone else instead of a form of admin's."""
     next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
-    if not url_has_allowed_host_and_scheme(
+    # A path on this site only: `redirect` would take anything else for the name of a view.
+    if not next_url.startswith("/") or not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         next_url = reverse("admin:index")
     if not request.user.is_authenticated:
         return redirect_to_login(next_url, login_url=reverse("account_login"))
     if admin.site.has_permission(request):
-        return redirect(next_url)
+        return HttpResponseRedirect(next_url)
     # Sending a signed-in person back to the sign-in would send them straight back here.
     raise PermissionDenied("Your account has no access to Switchyard administration.")
