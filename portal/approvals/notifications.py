@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from portal.approvals.models import ApprovalStep, DeploymentRequest
+from portal.approvals.models import ApprovalStep, DeploymentRequest, RequestEdit
 from portal.org.models import PlatformGroup, User
 from portal.text import one_line
 
@@ -60,10 +60,15 @@ def approvers_for(request: DeploymentRequest) -> list[User]:
     condition = Q(groups__name__in=[group.value for group in groups])
     if PlatformGroup.ADMINS in groups:
         condition |= Q(is_superuser=True)
+    # Nobody who wrote this round may decide it: they are not asked to.
+    writers = (
+        RequestEdit.objects.filter(request=request, round=request.round).exclude(actor=None).values("actor")
+    )
     return list(
         User.objects.filter(condition, is_active=True)
         .exclude(pk=request.requester_id or 0)
         .exclude(pk__in=already)
+        .exclude(pk__in=writers)
         .distinct()
     )
 

@@ -72,6 +72,18 @@ def test_an_admin_who_rewrote_a_leads_draft_cannot_approve_it_alone(
     assert reload(draft).state == State.PROVISIONING
 
 
+def test_nobody_who_wrote_the_round_is_emailed_to_decide_it(
+    client_for, draft, marketing_lead, ada, sam, mailoutbox, django_capture_on_commit_callbacks
+):
+    client_for(ada).post(f"/requests/{draft.pk}/edit/", {**NEW, "capacity": "60", "action": "draft"})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_submit(request=draft, actor=marketing_lead)
+
+    asked = [mail for mail in mailoutbox if "Waiting for your approval" in mail.subject]
+    assert [mail.to for mail in asked] == [[sam.email]]
+
+
 def test_whoever_submitted_the_round_does_not_decide_it(client_for, draft, ada):
     client = client_for(ada)
     client.post(f"/requests/{draft.pk}/submit/")
