@@ -448,11 +448,16 @@ def main() -> int:
         import django
 
         django.setup()
+        from django.conf import settings
+
         # Capacity for every call of the run at once, so that no 429 (and no SDK retry sleeping
         # out a retry-after) lands in the figures.
         calls = 2 * arguments.cycles * arguments.streams * arguments.rounds + arguments.burst + 20
+        # Azure (and the emulator) count each call's max_tokens when they admit it.
         endpoint, sessions = seed(
-            people=people, capacity=capacity_for(calls * 4, 400), emulator_url=emulator_url
+            people=people,
+            capacity=capacity_for(calls * 4, 400 + settings.CHAT_MAX_ANSWER_TOKENS),
+            emulator_url=emulator_url,
         )
         from django.db import connections
 

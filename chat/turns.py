@@ -217,28 +217,31 @@ def chat_turn_prepare(
     now = timezone.now()
     limits = _model_limits(deployment, now)
     max_output_tokens = min(settings.CHAT_MAX_ANSWER_TOKENS, limits.output_tokens)
-    question = _question(conversation, content, deployment=deployment, limits=limits)
-    history = conversation_history(conversation_id=conversation.pk, up_to=question.message.pk)
-    prompt, prompt_tokens = fitted_prompt(
-        system_prompt=deployment.system_prompt,
-        history=history,
-        model_name=deployment.model_name,
-        room=limits.context_tokens - max_output_tokens,
-    )
-    claim = Claim(
-        department=department,
-        deployment=deployment,
-        prompt_tokens=prompt_tokens,
-        max_output_tokens=max_output_tokens,
-        source=UsageRecord.Source.CHAT,
-        user=user,
-    )
     try:
-        admission = admission_reserve(claim=claim, now=now)
+        # The question, the prompt and the reservation in one transaction: one commit before the
+        # call. A refusal rolls the question back too; it is kept below, marked as not sent.
+        with transaction.atomic():
+            question = _question(conversation, content, deployment=deployment, limits=limits)
+            history = conversation_history(conversation_id=conversation.pk, up_to=question.message.pk)
+            prompt, prompt_tokens = fitted_prompt(
+                system_prompt=deployment.system_prompt,
+                history=history,
+                model_name=deployment.model_name,
+                room=limits.context_tokens - max_output_tokens,
+            )
+            claim = Claim(
+                department=department,
+                deployment=deployment,
+                prompt_tokens=prompt_tokens,
+                max_output_tokens=max_output_tokens,
+                source=UsageRecord.Source.CHAT,
+                user=user,
+            )
+            admission = admission_reserve(claim=claim, now=now)
     except AdmissionRefused as refused:
-        _question_refused(question.message, refused.message)
+        saved_id = _question_refused(question, refused.message)
         _touch(conversation, title=question.title, now=now)
-        return Refusal(refused.message, refused.retry_after, question.saved_id)
+        return Refusal(refused.message, refused.retry_after, saved_id)
     if question.message.refused:  # asked again, and this time it goes out
         Message.objects.filter(pk=question.message.pk).update(refused=False, error="")
     if checked_version is not None:
@@ -278,8 +281,21 @@ def _budget_warning(admission: Admission, department: Department) -> str | None:
     return f"{department.name} has used {share}% of its monthly budget."
 
 
-def _question_refused(message: Message, reason: str) -> None:
-    Message.objects.filter(pk=message.pk).update(refused=True, error=reason)
+def _question_refused(question: _Question, reason: str) -> int | None:
+    """Keep a refused question for the person, marked as not sent; its id if this turn saved it."""
+    message = question.message
+    if question.saved_id is None:  # asked again: it was saved before
+        Message.objects.filter(pk=message.pk).update(refused=True, error=reason)
+        return None
+    kept = Message.objects.create(
+        conversation_id=message.conversation_id,
+        role=message.role,
+        content=message.content,
+        tokens=message.tokens,
+        refused=True,
+        error=reason,
+    )
+    return kept.pk
 
 
 def conversation_touch(*, conversation_id: UUID, title: str, now: datetime) -> None:
@@ -356,13 +372,15 @@ def fitted_prompt(
     model's context window less the longest answer allowed), oldest dropped first; and the
     prompt's tokens as Azure will count them (at most). The system prompt and the latest
     message always go, or the question is refused as too long for the model."""
-    system_tokens = _system_prompt_tokens(system_prompt, model_name) if system_prompt else None
-    counts = [] if system_tokens is None else [system_tokens]
+    total = tokenizer.prompt_tokens(
+        [_system_prompt_tokens(system_prompt, model_name)] if system_prompt else []
+    )
     kept: list[dict[str, str]] = []
     for role, text, tokens in reversed(history):
         if tokens is None:  # saved before messages kept their count
             tokens = tokenizer.text_tokens(text, model_name=model_name)
-        if tokenizer.prompt_tokens([*counts, tokens]) > room:
+        with_it = total + tokenizer.message_tokens(tokens)
+        if with_it > room:
             if not kept:
                 raise ChatInputError(
                     f"That message does not fit the model's context window ({room:,} tokens with "
@@ -371,11 +389,11 @@ def fitted_prompt(
                 )
             break
         kept.append({"role": role, "content": text})
-        counts.append(tokens)
+        total = with_it
     kept.reverse()
     if system_prompt:
         kept.insert(0, {"role": "system", "content": system_prompt})
-    return kept, tokenizer.prompt_tokens(counts)
+    return kept, total
 
 
 # After the model answered ------------------------------------------------------------------
@@ -418,6 +436,8 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
     department = turn.department or Department.objects.get(pk=turn.department_id)
     deployment = turn.deployment or ModelDeployment.objects.get(pk=turn.deployment_id)
     user = turn.user or User.objects.filter(pk=turn.user_id).first()
+    if conversation is not None:
+        conversation.department = department  # its retention: no query for what is at hand
     with transaction.atomic():
         message_id = None
         if conversation is not None:

@@ -18,6 +18,7 @@ model (hourly PTU accruals, the split of shared deployments) can lock the row an
 double a settlement. Per-minute limits are counters in `money.windows`.
 """
 
+import functools
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Field, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -284,14 +285,6 @@ def call_bound(
 def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission:
     """Reserve the call's bound against every limit, or refuse it (`AdmissionRefused`)."""
     now = now or timezone.now()
-    try:
-        return _reserve(claim, now=now)
-    except _LedgerMissing:
-        forget_known_ledgers()
-        return _reserve(claim, now=now)
-
-
-def _reserve(claim: Claim, *, now: datetime) -> Admission:
     amount = call_bound(
         deployment=claim.deployment,
         prompt_tokens=claim.prompt_tokens,
@@ -318,6 +311,8 @@ def _reserve(claim: Claim, *, now: datetime) -> Admission:
     )
     budget_share = None
     stale: list[MoneyLimit] = []
+    # Inside the caller's transaction when it has one (its work and the reservation commit
+    # together), as a savepoint that a refusal rolls back on its own.
     with transaction.atomic():
         full = windows.take(takes, now=now)
         if full is not None:
@@ -329,12 +324,12 @@ def _reserve(claim: Claim, *, now: datetime) -> Admission:
             )
         try:
             for money_limit in limits.money:
-                taken, refreshed_at = _ledger_hold(money_limit, amount_units)
+                taken, refreshed_at = _ledger_hold(money_limit, amount_units, now=now)
                 if money_limit.is_budget:
                     budget_share = Decimal(taken) / money_limit.limit_units
                 if refreshed_at < now - timedelta(seconds=LEDGER_REFRESH_SECONDS):
                     stale.append(money_limit)
-            reservation.save(force_insert=True)
+            _reservation_insert(reservation)
         except BaseException:
             if windows.uses_redis():  # the database part rolls back by itself
                 windows.give_back(
@@ -346,30 +341,54 @@ def _reserve(claim: Claim, *, now: datetime) -> Admission:
     return Admission(reservation_id=reservation.pk, amount=amount, budget_share=budget_share)
 
 
+@functools.cache
+def _reservation_insert_sql(vendor: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    fields = tuple(Reservation._meta.concrete_fields)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    table = quote(Reservation._meta.db_table)
+    values = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {table} ({columns}) VALUES ({values})", fields  # noqa: S608 (names from _meta)
+
+
+def _reservation_insert(reservation: Reservation) -> None:
+    """One INSERT, written once from the model: every call makes a reservation, and the ORM's
+    save took longer than all the limits' checks together."""
+    sql, fields = _reservation_insert_sql(connection.vendor)
+    params = [field.get_db_prep_save(getattr(reservation, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def _ledger_names() -> tuple[str, str, str, str]:
     quote = connection.ops.quote_name
     return quote(SpendLedger._meta.db_table), quote("key"), quote("spent_units"), quote("held_units")
 
 
-def _ledger_hold(money_limit: MoneyLimit, units: int) -> tuple[int, datetime]:
+def _ledger_hold(money_limit: MoneyLimit, units: int, *, now: datetime) -> tuple[int, datetime]:
     """Hold `units` if spent + held + units fits the limit (a call of a provisioned deployment,
     whose tokens cost nothing, still needs something left). Returns spent + held after it."""
     table, key, spent, held = _ledger_names()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {held} = {held} + %s WHERE {key} = %s "  # noqa: S608 (names from _meta)
-            f"AND {spent} + {held} + %s <= %s RETURNING {spent} + {held}, refreshed_at",
-            [units, money_limit.key, max(units, 1), money_limit.limit_units],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    for _attempt in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {held} = {held} + %s WHERE {key} = %s "  # noqa: S608 (names from _meta)
+                f"AND {spent} + {held} + %s <= %s RETURNING {spent} + {held}, refreshed_at",
+                [units, money_limit.key, max(units, 1), money_limit.limit_units],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            return int(row[0]), _as_datetime(row[1])
         taken = (
             SpendLedger.objects.filter(key=money_limit.key).values_list("spent_units", "held_units").first()
         )
-        if taken is None:
-            raise _LedgerMissing(money_limit.key)
-        raise AdmissionRefused(money_limit.refusal(sum(taken), units), limit=money_limit.key.split(":", 1)[0])
-    return int(row[0]), _as_datetime(row[1])
+        if taken is not None:
+            raise AdmissionRefused(
+                money_limit.refusal(sum(taken), units), limit=money_limit.key.split(":", 1)[0]
+            )
+        # A ledger this process knew is gone (a database restored, a test's rolled back).
+        _ledger_refresh(money_limit, now=now, older_than=None)
+    raise AssertionError(f"The ledger {money_limit.key} could not be made.")
 
 
 def _as_datetime(value: Any) -> datetime:
@@ -377,10 +396,6 @@ def _as_datetime(value: Any) -> datetime:
     moment = parse_datetime(value) if isinstance(value, str) else value
     assert isinstance(moment, datetime)
     return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
-
-
-class _LedgerMissing(Exception):
-    """A ledger this process knew is gone (a database restored, a test's rolled back)."""
 
 
 # A ledger row, once there, lasts the month: a process asks the database for it once.
@@ -509,29 +524,46 @@ def admission_release(*, reservation_id: UUID) -> None:
 
 
 def _ledgers_settle(reservation: _Claimed, *, cost_units: int, at: datetime) -> None:
-    table, key, _spent, held = _ledger_names()
-    with connection.cursor() as cursor:
-        for ledger_key, units in reservation.ledgers:
-            cursor.execute(
-                f"UPDATE {table} SET {held} = {held} - %s WHERE {key} = %s",  # noqa: S608
-                [units, ledger_key],
-            )
-    if cost_units:
-        _ledgers_add_spent(reservation.department_id, reservation.deployment_id, cost_units, at)
+    """Give back what the reservation held and add what the call cost, to the ledgers of the
+    month the cost is counted in (which may be a later one than the reservation's)."""
+    _ledgers_move(
+        held_back=dict(reservation.ledgers),
+        spent=cost_units,
+        department_id=reservation.department_id,
+        deployment_id=reservation.deployment_id,
+        at=at,
+    )
 
 
-def _ledgers_add_spent(department_id: int, deployment_id: int, cost_units: int, at: datetime) -> None:
-    # The month the usage is counted in, which may be a later one than the reservation's.
+def _ledgers_move(
+    *, held_back: dict[str, int], spent: int, department_id: int, deployment_id: int, at: datetime
+) -> None:
     day = timezone.localdate(at)
-    table, key, spent, _held = _ledger_names()
+    spent_on = (
+        [department_ledger_key(department_id, day), grant_ledger_key(department_id, deployment_id, day)]
+        if spent
+        else []
+    )
+    keys = sorted(set(held_back) | set(spent_on))
+    if not keys:
+        return
+    table, key, spent_column, held = _ledger_names()
+    params: list[Any] = []
+    for ledger_key, units in held_back.items():
+        params += [ledger_key, units]
+    for ledger_key in spent_on:
+        params += [ledger_key, spent]
+    # One statement, however many ledgers: a CASE per column says what each row gets.
+    held_cases = " ".join(["WHEN %s THEN %s"] * len(held_back))
+    spent_cases = " ".join(["WHEN %s THEN %s"] * len(spent_on))
+    held_change = f"(CASE {key} {held_cases} ELSE 0 END)" if held_back else "0"
+    spent_change = f"(CASE {key} {spent_cases} ELSE 0 END)" if spent_on else "0"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {spent} = {spent} + %s WHERE {key} IN (%s, %s)",  # noqa: S608
-            [
-                cost_units,
-                department_ledger_key(department_id, day),
-                grant_ledger_key(department_id, deployment_id, day),
-            ],
+            f"UPDATE {table} SET {held} = {held} - {held_change}, "  # noqa: S608 (names from _meta)
+            f"{spent_column} = {spent_column} + {spent_change} "
+            f"WHERE {key} IN ({', '.join(['%s'] * len(keys))})",
+            [*params, *keys],
         )
 
 
@@ -561,7 +593,13 @@ def _settle_late(
     if conversation is not None and record.conversation_id is None:
         record.conversation = conversation
         record.save(update_fields=["conversation"])
-    _ledgers_add_spent(record.department_id, record.deployment_id, to_units(record.cost - before), at)
+    _ledgers_move(
+        held_back={},
+        spent=to_units(record.cost - before),
+        department_id=record.department_id,
+        deployment_id=record.deployment_id,
+        at=at,
+    )
     return record
 
 

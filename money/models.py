@@ -29,6 +29,7 @@ class AdmissionWindow(models.Model):
 
     key = models.CharField(primary_key=True, max_length=100)
     used = models.BigIntegerField(default=0)
+    cap = models.BigIntegerField(help_text="The limit the last call was taken against.")
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:

@@ -12,10 +12,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from money.models import AdmissionWindow
 
@@ -92,7 +93,8 @@ def _redis_key(key: str) -> str:
 
 
 def take(takes: Sequence[Take], *, now: datetime) -> Full | None:
-    """Add every amount, or none if one would pass its limit (then say which)."""
+    """Add every amount, or none if one would pass its limit (then say which). In the database,
+    inside the caller's transaction, which must roll back when this answers Full."""
     for index, item in enumerate(takes):
         if item.amount > item.limit:
             return Full(index, 0)
@@ -110,22 +112,33 @@ def take(takes: Sequence[Take], *, now: datetime) -> Full | None:
 
 def _take_in_database(takes: Sequence[Take], *, now: datetime) -> Full | None:
     table, key, used = _names()
+    cap = connection.ops.quote_name("cap")
     expires_at = now + timedelta(seconds=KEEP_SECONDS)
-    # One statement per window: the row is created with the amount, or the amount is added
-    # only while it fits (an upsert whose update has a condition changes no row otherwise).
+    # One statement for every window: a row is created with its amount, or the amount is added
+    # only while it fits the limit that comes with it (an upsert whose update has a condition
+    # changes no row otherwise). Fewer rows changed than asked: one had no room.
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(takes))
     sql = (
-        f"INSERT INTO {table} ({key}, {used}, expires_at) VALUES (%s, %s, %s) "  # noqa: S608 (names from _meta)
-        f"ON CONFLICT ({key}) DO UPDATE SET {used} = {table}.{used} + excluded.{used} "
-        f"WHERE {table}.{used} + excluded.{used} <= %s"
+        f"INSERT INTO {table} ({key}, {used}, {cap}, expires_at) VALUES {rows} "  # noqa: S608 (names from _meta)
+        f"ON CONFLICT ({key}) DO UPDATE "
+        f"SET {used} = {table}.{used} + excluded.{used}, {cap} = excluded.{cap} "
+        f"WHERE {table}.{used} + excluded.{used} <= excluded.{cap}"
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        for index, item in enumerate(takes):
-            cursor.execute(sql, [item.key, item.amount, expires_at, item.limit])
-            if cursor.rowcount == 0:
-                taken = AdmissionWindow.objects.filter(key=item.key).values_list("used", flat=True).first()
-                transaction.set_rollback(True)
-                return Full(index, taken or 0)
-    return None
+    params: list[Any] = []
+    for item in takes:
+        params += [item.key, item.amount, item.limit, expires_at]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount == len(takes):
+            return None
+    # What the statement did add is rolled back with the caller's transaction (or savepoint).
+    found = dict(
+        AdmissionWindow.objects.filter(key__in=[item.key for item in takes]).values_list("key", "used")
+    )
+    for index, item in enumerate(takes):
+        if found.get(item.key, 0) + item.amount > item.limit:
+            return Full(index, found.get(item.key, 0))
+    return Full(0, found.get(takes[0].key, 0))  # taken meanwhile by a call that has since settled
 
 
 def give_back(amounts: Sequence[tuple[str, int]], *, once: str) -> None:
@@ -143,10 +156,12 @@ def give_back(amounts: Sequence[tuple[str, int]], *, once: str) -> None:
         return
     table, key_column, used = _names()
     with connection.cursor() as cursor:
-        for key, amount in amounts:
+        for amount in sorted({amount for _, amount in amounts}):
+            keys = [key for key, given in amounts if given == amount]
             cursor.execute(
-                f"UPDATE {table} SET {used} = {used} - %s WHERE {key_column} = %s",  # noqa: S608
-                [amount, key],
+                f"UPDATE {table} SET {used} = {used} - %s "  # noqa: S608
+                f"WHERE {key_column} IN ({', '.join(['%s'] * len(keys))})",
+                [amount, *keys],
             )
 
 

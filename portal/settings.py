@@ -312,8 +312,9 @@ CHAT_USER_REQUESTS_PER_MINUTE = env.int("CHAT_USER_REQUESTS_PER_MINUTE", default
 CHAT_USER_TOKENS_PER_MINUTE = env.int("CHAT_USER_TOKENS_PER_MINUTE", default=40_000)
 ADMISSION_RESERVATION_SECONDS = env.int("ADMISSION_RESERVATION_SECONDS", default=900)
 # The longest answer the chat asks for (the model's own maximum when that is smaller), and the
-# largest question one turn may send.
-CHAT_MAX_ANSWER_TOKENS = env.int("CHAT_MAX_ANSWER_TOKENS", default=4_096)
+# largest question one turn may send. Azure counts a call's max_tokens against the deployment's
+# tokens per minute when it admits it, so a larger answer limit lets fewer calls in at once.
+CHAT_MAX_ANSWER_TOKENS = env.int("CHAT_MAX_ANSWER_TOKENS", default=2_048)
 CHAT_MAX_MESSAGE_TOKENS = env.int("CHAT_MAX_MESSAGE_TOKENS", default=10_000)
 # The chat's database work runs on one thread per web process that keeps its connection
 # (chat/database.py); off, it runs on Django's thread per request, as the tests need.

@@ -81,9 +81,11 @@ def text_tokens(text: str, *, model_name: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def prompt_tokens(message_tokens: Iterable[int], *, named_messages: int = 0) -> int:
+def message_tokens(text_tokens: int) -> int:
+    """What one message adds to a chat prompt: its text and the chat format around it."""
+    return TOKENS_PER_MESSAGE + text_tokens
+
+
+def prompt_tokens(texts_tokens: Iterable[int], *, named_messages: int = 0) -> int:
     """A chat prompt's tokens from its messages' text tokens: what Azure bills as prompt_tokens."""
-    total = TOKENS_FOR_REPLY + named_messages * TOKENS_PER_NAME
-    for tokens in message_tokens:
-        total += TOKENS_PER_MESSAGE + tokens
-    return total
+    return TOKENS_FOR_REPLY + named_messages * TOKENS_PER_NAME + sum(map(message_tokens, texts_tokens))

@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("key", models.CharField(max_length=100, primary_key=True, serialize=False)),
                 ("used", models.BigIntegerField(default=0)),
+                ("cap", models.BigIntegerField(help_text="The limit the last call was taken against.")),
                 ("expires_at", models.DateTimeField(db_index=True)),
             ],
         ),

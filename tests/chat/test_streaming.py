@@ -264,7 +264,7 @@ def test_a_turn_whose_bound_does_not_fit_the_token_limit_is_refused_and_not_sent
     reply = browser.stream(started["stream_url"], {"content": "Explain in detail budgets"})
 
     message = reply.one("error")["message"]
-    assert message.startswith("You may use 1,000 tokens a minute; this message needs up to 4,")
+    assert message.startswith("You may use 1,000 tokens a minute; this message needs up to 2,")
     assert emulator_calls(chat_emulator) == calls_before
     question = Message.objects.get()
     assert question.refused
