@@ -18,10 +18,15 @@ WORKDIR /app
 # Install the pinned dependencies from pyproject.toml (setuptools needs the packages it names
 # and the README). Templates, static files and manage.py follow in the next layer.
 COPY pyproject.toml README.md ./
-COPY portal/ portal/
+COPY base/ base/
+COPY org/ org/
+COPY audit/ audit/
 COPY provisioning/ provisioning/
 COPY money/ money/
 COPY chat/ chat/
+COPY approvals/ approvals/
+COPY reports/ reports/
+COPY portal/ portal/
 RUN pip install . \
     && rm -rf build *.egg-info
 

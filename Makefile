@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 DEPLOY_ENV := DEBUG=false SECRET_KEY=check-deploy-only-$(shell date +%s)-not-a-real-secret-value-0123456789 \
 	ALLOWED_HOSTS=switchyard.example.com AZURE_MODE=azure
 
-.PHONY: run test install install-dev lint typecheck check-deploy pytest browser vendor clean
+.PHONY: run test install install-dev lint layers typecheck check-deploy pytest browser vendor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,15 @@ run: install
 	@printf '  Ctrl-C stops every process.\n\n'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
-test: install-dev browser lint typecheck check-deploy pytest
+test: install-dev browser lint layers typecheck check-deploy pytest
 
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The import contracts in pyproject.toml: a broken layer fails here, naming the offending import.
+layers: install-dev
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy .

@@ -50,7 +50,7 @@ def setup() -> tuple[object, object]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from portal.org.models import Department, Membership, User
+    from org.models import Department, Membership, User
     from provisioning.models import LandingZone, ModelDeployment, Price
 
     call_command("migrate", verbosity=0)
@@ -166,7 +166,7 @@ def cost(department, deployment, calls: int) -> None:
     from chat.metering import usage_record_create
     from chat.models import UsageRecord
     from money.admission import Claim, Usage, admission_reserve, admission_settle
-    from portal.org.models import User
+    from org.models import User
 
     department.monthly_budget = Decimal("1000000.00")
     department.save()

@@ -94,7 +94,7 @@ def seed(*, people: int, capacity: int, emulator_url: str) -> tuple[str, list[tu
     from django.utils import timezone
 
     from chat.models import Conversation
-    from portal.org.models import Department, Membership, User
+    from org.models import Department, Membership, User
     from provisioning import services
     from provisioning.models import LandingZone, ModelDeployment
 

@@ -215,8 +215,8 @@ def measure(*, runs: int, label: str) -> dict[str, int]:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from portal.org.models import Department, PlatformGroup, User
-    from portal.org.roles import ensure_platform_groups
+    from org.models import Department, PlatformGroup, User
+    from org.roles import ensure_platform_groups
 
     ensure_platform_groups()
     admin, _ = User.objects.get_or_create(email="bench-admin@example.com")

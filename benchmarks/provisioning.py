@@ -308,7 +308,7 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def create_deployments(arguments: argparse.Namespace) -> tuple[Any, list[Any]]:
-    from portal.org.models import Department
+    from org.models import Department
     from provisioning.models import LandingZone, ModelDeployment
 
     zone = LandingZone.objects.create(

@@ -3,9 +3,9 @@ from uuid import UUID
 
 from django.http import Http404
 
+from base.remembered import current_version, version_changed
 from chat.models import Conversation
-from portal.org.models import User
-from portal.remembered import current_version, version_changed
+from org.models import User
 
 
 def get_conversation_for(user: User, conversation_id: UUID | str) -> Conversation:

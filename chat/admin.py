@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from audit.services import audit_record
 from chat.models import Conversation, Message, UsageRecord
-from portal.audit.services import audit_record
 
 audit_logger = logging.getLogger("chat.audit")
 

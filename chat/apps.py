@@ -13,7 +13,7 @@ class ChatConfig(AppConfig):
         from chat.access import access_changed
         from chat.metering import prices_changed
         from chat.receivers import session_ended
-        from portal.org.models import Department, Membership
+        from org.models import Department, Membership
         from provisioning.models import AccessGrant, ModelDeployment, OpenAIAccount, Price
 
         for model in (Membership, Department, ModelDeployment, OpenAIAccount, AccessGrant):

@@ -37,7 +37,7 @@ from chat.models import (
     UsageRecord,
     UsageRollup,
 )
-from portal.org.models import Department, User
+from org.models import Department, User
 from provisioning.catalog import price_in_force
 from provisioning.models import ModelDeployment, Price
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from portal.org.models import Department
+from org.models import Department
 from provisioning.models import ModelDeployment, Price
 
 ZERO = Decimal(0)

@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from chat.services import conversations_end_with_session
-from portal.org.models import User
+from org.models import User
 
 
 def session_ended(*, request: HttpRequest | None, user: Any, **_signal: Any) -> None:

@@ -14,14 +14,14 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from base.remembered import Remembered
+from base.text import one_line
 from chat.access import get_conversation_for
 from chat.metering import (
     conversation_cost,
 )
 from chat.models import Conversation, Message
-from portal.org.models import User
-from portal.remembered import Remembered
-from portal.text import one_line
+from org.models import User
 from provisioning.models import ModelDeployment
 
 logger = logging.getLogger(__name__)

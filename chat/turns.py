@@ -45,7 +45,7 @@ from money.admission import (
     admission_reserve,
     admission_settle,
 )
-from portal.org.models import Department, User
+from org.models import Department, User
 from provisioning import tokenizer
 from provisioning.catalog import ModelLimits, model_limits
 from provisioning.models import ModelDeployment

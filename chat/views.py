@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from base.text import one_line
 from chat import services
 from chat.database import database_job
 from chat.metering import budget_status, conversation_cost
@@ -31,8 +32,7 @@ from chat.models import Conversation
 from chat.services import ChatInputError
 from chat.streaming import answer_stream, refusal_events
 from chat.turns import Refusal, Turn, chat_turn_prepare
-from portal.org.models import Department, User
-from portal.text import one_line
+from org.models import Department, User
 from provisioning.models import ModelDeployment
 
 logger = logging.getLogger(__name__)

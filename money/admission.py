@@ -39,7 +39,7 @@ from chat.metering import department_spend, usage_cost, usage_record_correct, us
 from chat.models import Conversation, MonthlyUsageRollup, UsageRecord
 from money import windows
 from money.models import Reservation, SpendLedger
-from portal.org.models import Department, User
+from org.models import Department, User
 from provisioning.models import AccessGrant, ModelDeployment
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from portal.org.models import Department
+from org.models import Department
 from provisioning.models import ModelDeployment
 
 

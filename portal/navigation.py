@@ -6,8 +6,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-from portal.approvals.models import DeploymentRequest
-from portal.org.models import Membership, User
+from approvals.models import DeploymentRequest
+from org.models import Membership, User
 
 
 @dataclass(frozen=True)

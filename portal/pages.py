@@ -5,11 +5,11 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from approvals.models import DeploymentRequest
+from approvals.services import may_author
 from chat.metering import budget_status
-from portal.approvals.models import DeploymentRequest
-from portal.approvals.services import may_author
-from portal.org.access import get_department_for
-from portal.org.models import User
+from org.access import get_department_for
+from org.models import User
 from provisioning.models import AccessGrant, ModelDeployment
 
 

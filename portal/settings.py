@@ -72,13 +72,14 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
-    "portal.org",
-    "portal.audit",
+    "org",
+    "audit",
     "provisioning",
     "money",
     "chat",
-    "portal.approvals",
-    "portal.reports",
+    "approvals",
+    "reports",
+    "portal",
 ]
 
 # Django's own middleware, in versions whose hooks run on the event loop under ASGI
@@ -153,10 +154,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "org.User"
-# Django's and allauth's, remembering the signed-in person between requests (portal.org.auth).
+# Django's and allauth's, remembering the signed-in person between requests (org.auth).
 AUTHENTICATION_BACKENDS = [
-    "portal.org.auth.ModelBackend",
-    "portal.org.auth.AuthenticationBackend",
+    "org.auth.ModelBackend",
+    "org.auth.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -172,14 +173,14 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 # when ENTRA_TENANT_ID and ENTRA_CLIENT_ID are set, and then a password signs in only a
 # break-glass account. Local self-sign-up is off: people arrive through Entra ID or an admin
 # creates them.
-ACCOUNT_ADAPTER = "portal.org.adapters.AccountAdapter"
-SOCIALACCOUNT_ADAPTER = "portal.org.adapters.SocialAccountAdapter"
+ACCOUNT_ADAPTER = "org.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "org.adapters.SocialAccountAdapter"
 # The forms that give a password refuse accounts that sign in with Entra ID and, while Entra
-# sign-in is on, every account but break-glass ones (portal.org.passwords).
+# sign-in is on, every account but break-glass ones (org.passwords).
 ACCOUNT_FORMS = {
-    "change_password": "portal.org.forms.ChangePasswordForm",
-    "set_password": "portal.org.forms.SetPasswordForm",
-    "reset_password_from_key": "portal.org.forms.ResetPasswordKeyForm",
+    "change_password": "org.forms.ChangePasswordForm",
+    "set_password": "org.forms.SetPasswordForm",
+    "reset_password_from_key": "org.forms.ResetPasswordKeyForm",
 }
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
@@ -291,15 +292,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 3600.0,
     },
     "follow-provisioning-requests": {
-        "task": "portal.approvals.tasks.follow_provisioning_task",
+        "task": "approvals.tasks.follow_provisioning_task",
         "schedule": 60.0,
     },
     "deployment-expiry": {
-        "task": "portal.approvals.tasks.check_expiry_task",
+        "task": "approvals.tasks.check_expiry_task",
         "schedule": crontab(hour=6, minute=0),
     },
-    "budget-alerts": {"task": "portal.reports.tasks.budget_alerts_task", "schedule": 15 * 60.0},
-    "reconcile-costs": {"task": "portal.reports.tasks.reconcile_costs_task", "schedule": 6 * 3600.0},
+    "budget-alerts": {"task": "reports.tasks.budget_alerts_task", "schedule": 15 * 60.0},
+    "reconcile-costs": {"task": "reports.tasks.reconcile_costs_task", "schedule": 6 * 3600.0},
 }
 # Seconds between looks at a long-running Azure operation (Azure's own Retry-After is honoured
 # for throttling; provisioning polls at this pace).

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from org import views as org_views
 from portal import health, pages
-from portal.org import views as org_views
 
 admin.site.site_header = "Switchyard administration"
 admin.site.site_title = "Switchyard admin"
@@ -15,8 +15,8 @@ urlpatterns = [
     path("departments/<slug:slug>/", pages.department_detail, name="department_detail"),
     path("deployments/", include("provisioning.urls")),
     path("chat/", include("chat.urls")),
-    path("", include("portal.approvals.urls")),
-    path("costs/", include("portal.reports.urls")),
+    path("", include("approvals.urls")),
+    path("costs/", include("reports.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     # Admin signs people in, and changes passwords, through the portal's own pages: one sign-in

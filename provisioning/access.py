@@ -5,7 +5,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from portal.org.models import Membership, User
+from org.models import Membership, User
 from provisioning.models import AccessGrant, LeftoverResource, ModelDeployment, ModelDeploymentQuerySet
 
 

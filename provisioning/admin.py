@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from portal.org.models import User
+from org.models import User
 from provisioning.catalog import catalog_sync
 from provisioning.leftovers import LeftoverRemovalRefused, leftover_remove
 from provisioning.models import (

@@ -3,7 +3,7 @@ shared "Company assistant" granted to every department."""
 
 from django.db import transaction
 
-from portal.org.models import Department
+from org.models import Department
 from provisioning.models import AccessGrant, LandingZone, ModelDeployment
 from provisioning.services import deployment_request_provisioning
 from provisioning.tasks import catalog_sync_task

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.audit.services import audit_record
-from portal.org.models import User
+from audit.services import audit_record
+from org.models import User
 from provisioning.azure import cognitive_services_client
 from provisioning.drift import account_in_use, deployment_uses
 from provisioning.models import LeftoverResource, ModelDeployment, OpenAIAccount, ProvisioningOperation

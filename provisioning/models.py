@@ -10,9 +10,9 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from portal.limits import fits_integer_column
-from portal.org.models import Department, User
-from portal.text import validate_single_line
+from base.limits import fits_integer_column
+from base.text import validate_single_line
+from org.models import Department, User
 
 
 class NetworkMode(models.TextChoices):

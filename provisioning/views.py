@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from portal.org.models import Department, User
-from portal.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
+from base.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
+from org.models import Department, User
 from provisioning import leftovers
 from provisioning.access import (
     deployments_visible_to,

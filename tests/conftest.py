@@ -6,8 +6,8 @@ from django.test import Client
 from chat.metering import prices_changed
 from chat.turns import forget_model_limits
 from money.admission import forget_known_ledgers
+from org.models import Department, Membership, PlatformGroup, User
 from portal.celery import app as celery_app
-from portal.org.models import Department, Membership, PlatformGroup, User
 from tests.factories import make_department, make_user
 
 pytest_plugins = ["tests.emulator.fixtures", "tests.workers"]

@@ -9,12 +9,12 @@ from itertools import count
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from approvals.models import DeploymentRequest
+from approvals.services import request_create
 from chat.metering import usage_rollup_add
 from chat.models import UsageRecord
-from portal.approvals.models import DeploymentRequest
-from portal.approvals.services import request_create
-from portal.org.models import Department, Membership, PlatformGroup, User
-from portal.org.roles import ensure_platform_groups
+from org.models import Department, Membership, PlatformGroup, User
+from org.roles import ensure_platform_groups
 from provisioning.models import (
     AccessGrant,
     CatalogEntry,

@@ -20,7 +20,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from chat.models import Conversation, Message, UsageRecord
-from portal.org.models import User
+from org.models import User
 from provisioning.models import ModelDeployment
 from tests import hostile
 from tests.hostile import HOSTILE, WILDCARD, Form, Route, Target

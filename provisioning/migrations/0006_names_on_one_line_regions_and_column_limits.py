@@ -3,7 +3,7 @@
 import django.core.validators
 from django.db import migrations, models
 
-import portal.text
+import base.text
 import provisioning.models
 
 
@@ -36,9 +36,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="landingzone",
             name="name",
-            field=models.CharField(
-                max_length=120, unique=True, validators=[portal.text.validate_single_line]
-            ),
+            field=models.CharField(max_length=120, unique=True, validators=[base.text.validate_single_line]),
         ),
         migrations.AlterField(
             model_name="modeldeployment",
@@ -54,7 +52,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 help_text="What employees see in the chat.",
                 max_length=120,
-                validators=[portal.text.validate_single_line],
+                validators=[base.text.validate_single_line],
             ),
         ),
     ]

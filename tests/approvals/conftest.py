@@ -2,8 +2,8 @@ from decimal import Decimal
 
 import pytest
 
-from portal.approvals.models import ApprovalPolicy
-from portal.org.models import Membership
+from approvals.models import ApprovalPolicy
+from org.models import Membership
 from provisioning.models import LandingZone
 from tests.factories import make_landing_zone, make_offer, make_user
 

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 from django.apps import apps
 
-from portal.approvals import services
-from portal.approvals.models import ApprovalStep, DeploymentRequest, RequestEdit
-from portal.approvals.spec import RequestSpec
-from portal.audit.models import AuditEvent
-from portal.org.models import PlatformGroup
+from approvals import services
+from approvals.models import ApprovalStep, DeploymentRequest, RequestEdit
+from approvals.spec import RequestSpec
+from audit.models import AuditEvent
+from org.models import PlatformGroup
 from tests.approvals.test_pages import NEW
 from tests.factories import make_request, make_user
 
@@ -176,9 +176,7 @@ def test_requests_submitted_before_the_edit_log_learn_their_writers_from_the_aud
     services.request_update(request=draft, actor=ada, spec=replace(RequestSpec.of(draft), capacity=60))
     services.request_submit(request=draft, actor=marketing_lead)
     RequestEdit.objects.all().delete()
-    migration = importlib.import_module(
-        "portal.approvals.migrations.0003_round_edits_grant_changes_and_limits"
-    )
+    migration = importlib.import_module("approvals.migrations.0003_round_edits_grant_changes_and_limits")
 
     migration.edits_from_audit_trail(apps, None)
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from portal.approvals.models import DeploymentRequest
+from approvals.models import DeploymentRequest
 from provisioning.models import ModelDeployment, Price
 from tests.approvals.test_pages import NEW
 from tests.factories import make_deployment, make_request

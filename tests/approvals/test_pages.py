@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from portal.approvals.models import ApprovalStep, DeploymentRequest
-from portal.org.models import Membership
+from approvals.models import ApprovalStep, DeploymentRequest
+from org.models import Membership
 from provisioning.models import ModelDeployment
 from tests.factories import make_deployment, make_request, make_user
 
@@ -343,7 +343,7 @@ def test_a_department_deploys_into_its_own_landing_zone_before_the_shared_one(ma
 
 
 def test_an_admin_edits_the_policy_and_the_change_is_audited(client_for, platform_admin, policy):
-    from portal.audit.models import AuditEvent
+    from audit.models import AuditEvent
 
     response = client_for(platform_admin).post(
         "/admin/approvals/approvalpolicy/1/change/",

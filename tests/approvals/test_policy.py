@@ -4,10 +4,10 @@ from decimal import Decimal
 
 import pytest
 
-from portal.approvals.models import ApprovalStep, DeploymentRequest
-from portal.approvals.policy import approval_plan
-from portal.approvals.services import RequestActionRefused, RequestSpecInvalid, request_approve
-from portal.org.models import Membership, PlatformGroup
+from approvals.models import ApprovalStep, DeploymentRequest
+from approvals.policy import approval_plan
+from approvals.services import RequestActionRefused, RequestSpecInvalid, request_approve
+from org.models import Membership, PlatformGroup
 from provisioning.models import AccessGrant, ModelDeployment
 from tests.factories import make_deployment, make_request, make_user
 

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from portal.approvals import services
-from portal.approvals.models import ApprovalStep, DeploymentRequest
-from portal.audit.models import AuditEvent
+from approvals import services
+from approvals.models import ApprovalStep, DeploymentRequest
+from audit.models import AuditEvent
 from provisioning.models import AccessGrant, ModelDeployment
 from tests.factories import make_deployment, make_request
 

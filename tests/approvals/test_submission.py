@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from portal.approvals import services
-from portal.approvals.models import DeploymentRequest
-from portal.approvals.spec import RequestSpec
+from approvals import services
+from approvals.models import DeploymentRequest
+from approvals.spec import RequestSpec
 from provisioning.models import CatalogEntry, ModelDeployment, Quota
 from tests.approvals.test_pages import NEW
 from tests.factories import make_deployment, make_request

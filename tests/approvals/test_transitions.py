@@ -9,12 +9,12 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from portal.approvals import services
-from portal.approvals.models import ApprovalStep, DeploymentRequest
-from portal.approvals.spec import RequestSpec
-from portal.audit.models import AuditEvent
-from portal.audit.services import audit_trail
-from portal.org.models import PlatformGroup
+from approvals import services
+from approvals.models import ApprovalStep, DeploymentRequest
+from approvals.spec import RequestSpec
+from audit.models import AuditEvent
+from audit.services import audit_trail
+from org.models import PlatformGroup
 from provisioning.models import ModelDeployment
 from tests.emulator.fixtures import SUBSCRIPTION, drive_run
 from tests.factories import make_landing_zone, make_offer, make_request, make_user

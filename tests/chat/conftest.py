@@ -19,7 +19,7 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.utils.crypto import get_random_string
 
 from chat import streaming
-from portal.org.models import Department, Membership, User
+from org.models import Department, Membership, User
 from provisioning import services as provisioning
 from provisioning.models import LandingZone, ModelDeployment
 from tests.emulator.fixtures import SUBSCRIPTION, drive_run

@@ -7,9 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from chat.models import Conversation, UsageRecord
-from portal.audit.models import AuditEvent
-from portal.org.models import PlatformGroup
+from org.models import PlatformGroup
 from tests.factories import make_deployment, make_user
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test import RequestFactory
 
 from chat.metering import BudgetStatus
 from chat.models import Conversation, Message
-from portal.org.models import Department, Membership, User
+from org.models import Department, Membership, User
 from tests.factories import make_department, make_deployment, make_user
 
 pytestmark = pytest.mark.django_db

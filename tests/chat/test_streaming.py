@@ -16,7 +16,7 @@ from django.utils import timezone
 from chat import streaming, turns
 from chat.models import Conversation, Message, UsageRecord
 from money import windows
-from portal.org.models import Membership
+from org.models import Membership
 from provisioning.catalog import price_in_force
 from provisioning.models import AccessGrant, ModelDeployment
 from tests.chat.conftest import in_event_loop

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from chat.models import Conversation, Message
-from portal.org.models import User
+from org.models import User
 from provisioning import services
 from provisioning.models import ModelDeployment
 from tests.e2e.browser import sign_in

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from portal.org.models import Department
+from org.models import Department
 from provisioning.models import LandingZone, ModelDeployment, ProvisioningOperation
 from tests.e2e.browser import sign_in
 from tests.factories import make_account, make_deployment, make_operation

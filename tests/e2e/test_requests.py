@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from playwright.sync_api import Browser, expect
 
-from portal.approvals.models import DeploymentRequest
+from approvals.models import DeploymentRequest
 from provisioning.catalog import catalog_sync_all
 from provisioning.models import ModelDeployment
 from tests.e2e.browser import sign_in

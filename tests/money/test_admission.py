@@ -24,7 +24,7 @@ from money.admission import (
     to_units,
 )
 from money.models import Reservation, SpendLedger
-from portal.org.models import Membership
+from org.models import Membership
 from provisioning.models import Price
 from tests.factories import make_department, make_deployment, make_spend, make_user
 

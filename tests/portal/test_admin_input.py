@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from portal.org.models import Membership
+from org.models import Membership
 from tests.factories import make_landing_zone
 
 pytestmark = pytest.mark.django_db

@@ -1,11 +1,11 @@
-"""The signed-in person is remembered between requests (portal.org.auth), and every change to
+"""The signed-in person is remembered between requests (org.auth), and every change to
 them still takes effect at their next request."""
 
 import pytest
 from django.contrib.auth.models import Group
 
-from portal.org.models import Membership, PlatformGroup
-from portal.org.roles import ensure_platform_groups
+from org.models import Membership, PlatformGroup
+from org.roles import ensure_platform_groups
 from tests.factories import make_department
 
 pytestmark = pytest.mark.django_db

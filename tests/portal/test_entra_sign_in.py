@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.test import Client
 
-from portal.org.models import Membership, User
+from org.models import Membership, User
 from tests.factories import make_department
 from tests.portal.conftest import FINANCE_APPROVERS, PLATFORM_ADMINS
 

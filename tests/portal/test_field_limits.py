@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from portal.org.models import Department
+from org.models import Department
 from tests.factories import make_deployment, make_landing_zone
 from tests.hostile import PageParser
 

@@ -12,8 +12,8 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
-from portal.audit.models import AuditEvent
-from portal.org.models import PlatformGroup, User
+from audit.models import AuditEvent
+from org.models import PlatformGroup, User
 from tests.entra import CLIENT_ID, TENANT_ID
 from tests.factories import PASSWORD, make_user
 

@@ -4,7 +4,7 @@ import pytest
 from django.template.loader import render_to_string
 from django.test import Client
 
-from portal.org.models import User
+from org.models import User
 
 LOGIN = "/accounts/login/"
 

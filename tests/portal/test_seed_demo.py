@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chat.models import Conversation, UsageRecord
-from portal.org.models import Department, Membership, User
+from org.models import Department, Membership, User
 from provisioning.models import ModelDeployment
 from tests.factories import PASSWORD, make_user
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.org.models import PlatformGroup
+from org.models import PlatformGroup
 from provisioning import catalog
 from provisioning.catalog import (
     catalog_offers,

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import requests
 
-from portal.org.models import Department
+from org.models import Department
 from provisioning import drift, services
 from provisioning.azure import cognitive_services_client
 from provisioning.models import (

@@ -4,7 +4,7 @@ removing one (anonymous, lead, finance approver, platform admin)."""
 import pytest
 from django.utils import timezone
 
-from portal.audit.models import AuditEvent
+from audit.models import AuditEvent
 from provisioning.models import LeftoverResource, ModelDeployment
 from tests.factories import make_account, make_deployment, make_landing_zone
 

@@ -7,7 +7,7 @@ import pytest
 import requests
 from azure.core.exceptions import HttpResponseError
 
-from portal.audit.models import AuditEvent
+from audit.models import AuditEvent
 from provisioning import drift, leftovers, services
 from provisioning.azure import cognitive_services_client
 from provisioning.models import LeftoverResource, ModelDeployment

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from chat.metering import usage_record_create
 from chat.models import UsageRecord
-from portal.org.models import Department, User
+from org.models import Department, User
 from provisioning.models import ModelDeployment, Price
 from tests.factories import make_deployment
 

@@ -6,9 +6,9 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from portal.org.models import PlatformGroup
-from portal.reports.models import BudgetAlert
-from portal.reports.services import budget_alerts_send
+from org.models import PlatformGroup
+from reports.models import BudgetAlert
+from reports.services import budget_alerts_send
 from tests.factories import make_user
 from tests.reports.conftest import at, meter
 

@@ -22,8 +22,8 @@ from chat.models import (
     MonthlyUsageRollup,
     UsageRollup,
 )
-from portal.reports.services import department_report, overview_report
 from provisioning.models import ModelDeployment, Price
+from reports.services import department_report, overview_report
 from tests.factories import make_department, make_deployment
 from tests.reports.conftest import MODEL, at, meter, set_created
 

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.org.models import Membership
+from org.models import Membership
 from tests.factories import make_user
 from tests.reports.conftest import at, meter
 

@@ -1,0 +1,36 @@
+from typing import Any
+
+from django.apps import apps
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from approvals.demo import seed_requests
+from org.demo import DEMO_PASSWORD, DEPARTMENTS, USERS, refuse_outside_development, seed_organisation
+from provisioning.demo import seed_estate
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo organisation (departments, sign-ins), Azure estate (landing zones and the "
+        "shared Company assistant, provisioned through the real path by the worker) and requests in "
+        "every state. Development only (DEBUG=true). Safe to run again: it changes or deletes only "
+        "what it made."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        refuse_outside_development()
+        with transaction.atomic():
+            departments = seed_organisation()
+            assistant = seed_estate(departments)
+            requests = seed_requests(departments)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo organisation ready: {len(DEPARTMENTS)} departments, {len(USERS)} sign-ins "
+                f"(password {DEMO_PASSWORD}). {assistant.display_name}: {assistant.get_state_display()}. "
+                f"{requests or 'No new'} demo requests."
+            )
+        )
+        # By name: the cost reports sit above provisioning and add their demo usage themselves.
+        if apps.is_installed("reports"):
+            call_command("seed_demo_usage", stdout=self.stdout)

@@ -1,0 +1,494 @@
+"""The request state machine. Only these functions change a request's state: each locks the
+request, refuses what its state or the actor's role does not allow, writes an AuditEvent and,
+once the decision is final, hands over to provisioning after commit."""
+
+import logging
+from collections.abc import Mapping
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import notifications
+from approvals.handover import finish, hand_over
+from approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest, RequestEdit
+from approvals.policy import approval_plan
+from approvals.rounds import edit_record, round_records, spec_changes, wrote_round
+from approvals.spec import (
+    FieldErrors,
+    RequestSpec,
+    current_grant,
+    estimate_errors,
+    grant_state,
+    request_spec_errors,
+    spec_bounds_errors,
+    spec_estimate,
+)
+from audit.services import audit_record
+from chat.metering import budget_status
+from org.models import Department, Membership, User
+from provisioning.models import ModelDeployment
+
+logger = logging.getLogger(__name__)
+
+State = DeploymentRequest.State
+Kind = DeploymentRequest.Kind
+StepState = ApprovalStep.State
+
+EXPIRY_WARNING_DAYS = 14
+
+
+class RequestActionRefused(Exception):
+    """The request's state or the actor's role does not allow this; the message says why."""
+
+
+class RequestSpecInvalid(RequestActionRefused):
+    """The request breaks the rules as they stand; `errors` holds the messages by field
+    ("__all__" for the request as a whole)."""
+
+    def __init__(self, errors: FieldErrors) -> None:
+        self.errors = errors
+        super().__init__(" ".join(message for messages in errors.values() for message in messages))
+
+
+# Who may do what -------------------------------------------------------------------------------
+
+
+def may_author(user: User, department: Department) -> bool:
+    """Leads ask for their department; platform admins may ask on its behalf."""
+    if user.is_platform_admin:
+        return True
+    return any(
+        m.department_id == department.pk and m.role == Membership.Role.LEAD
+        for m in user.memberships_with_departments
+    )
+
+
+def next_step_for(request: DeploymentRequest, user: User) -> ApprovalStep | None:
+    """The pending step of the current round `user` may decide, if any."""
+    if request.state != State.SUBMITTED or request.requester_id == user.pk:
+        return None
+    if wrote_round(request, user):
+        return None  # four eyes: whoever wrote this round does not decide it
+    steps = [step for step in request.steps.all() if step.round == request.round]
+    if any(step.state == StepState.APPROVED and step.decided_by_id == user.pk for step in steps):
+        return None  # four eyes: a second approval comes from someone else
+    for step in steps:
+        if step.state != StepState.PENDING:
+            continue
+        if step.kind == ApprovalStep.Kind.PLATFORM and user.is_platform_admin:
+            return step
+        if step.kind == ApprovalStep.Kind.FINANCE and user.is_finance_approver:
+            return step
+    return None
+
+
+def _refuse_unless_author(request: DeploymentRequest, actor: User) -> None:
+    if request.requester_id != actor.pk and not may_author(actor, request.department):
+        raise RequestActionRefused("Only the department's leads and platform admins can change this request.")
+
+
+def _lock(request: DeploymentRequest) -> DeploymentRequest:
+    return (
+        DeploymentRequest.objects.select_for_update(of=("self",))
+        .select_related("department", "target", "requester")
+        .get(pk=request.pk)
+    )
+
+
+def _refuse(request: DeploymentRequest, action: str) -> RequestActionRefused:
+    return RequestActionRefused(
+        f"Request #{request.pk} is {request.get_state_display().lower()}: it cannot be {action}."
+    )
+
+
+# Writing a request -----------------------------------------------------------------------------
+
+
+def request_estimate(request: DeploymentRequest, *, today: date | None = None) -> Decimal:
+    today = today or timezone.localdate()
+    return spec_estimate(kind=request.kind, spec=RequestSpec.of(request), today=today).monthly_cost
+
+
+def _apply_spec(request: DeploymentRequest, spec: RequestSpec) -> None:
+    """Write `spec` into the request; refuse values no request may hold, draft or not."""
+    errors = spec_bounds_errors(spec)
+    if errors:
+        raise RequestSpecInvalid(errors)
+    # A request about an existing deployment describes it, so the trail and the queue read on
+    # their own.
+    spec = spec.following_target(request.kind)
+    for name in RequestSpec.field_names():
+        setattr(request, name, getattr(spec, name))
+    if request.kind != Kind.NEW_DEPLOYMENT and spec.target is not None and not request.display_name:
+        request.display_name = spec.target.display_name
+    request.estimated_monthly_cost = request_estimate(request)
+    errors = estimate_errors(spec, request.estimated_monthly_cost)
+    if errors:
+        raise RequestSpecInvalid(errors)
+
+
+def request_create(
+    *,
+    actor: User,
+    department: Department,
+    kind: str,
+    spec: RequestSpec | Mapping[str, Any],
+    submit: bool = False,
+) -> DeploymentRequest:
+    """A new request, saved as a draft or submitted at once. The spec may come as plain values
+    (seed data), which must name fields of `RequestSpec`."""
+    if not may_author(actor, department):
+        raise RequestActionRefused(f"Only {department.name}'s leads and platform admins can ask for it.")
+    typed = spec if isinstance(spec, RequestSpec) else RequestSpec(**spec)
+    with transaction.atomic():
+        request = DeploymentRequest(kind=kind, department=department, requester=actor)
+        _apply_spec(request, typed)
+        request.save()
+        audit_record(actor=actor, verb="request.created", target=request, after=request.snapshot())
+        edit_record(request=request, actor=actor, action=RequestEdit.Action.CREATED, changes=[])
+        if submit:
+            request = _submit(request, actor)
+    return request
+
+
+def request_update(
+    *, request: DeploymentRequest, actor: User, spec: RequestSpec, submit: bool = False
+) -> DeploymentRequest:
+    with transaction.atomic():
+        locked = _lock(request)
+        _refuse_unless_author(locked, actor)
+        if not locked.can_be_edited():
+            raise _refuse(locked, "edited")
+        before, was = locked.snapshot(), RequestSpec.of(locked)
+        _apply_spec(locked, spec)
+        locked.save()
+        changes = spec_changes(was, RequestSpec.of(locked))
+        audit_record(
+            actor=actor,
+            verb="request.edited",
+            target=locked,
+            before=before,
+            after={**locked.snapshot(), "changes": changes},
+        )
+        if changes:
+            edit_record(request=locked, actor=actor, action=RequestEdit.Action.EDITED, changes=changes)
+        if submit:
+            locked = _submit(locked, actor)
+    return locked
+
+
+def request_submit(*, request: DeploymentRequest, actor: User) -> DeploymentRequest:
+    with transaction.atomic():
+        locked = _lock(request)
+        _refuse_unless_author(locked, actor)
+        return _submit(locked, actor)
+
+
+def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest:
+    """Draft or sent back -> submitted, with the approvals the policy asks for in a new round,
+    once the request still meets every rule as things stand now. The caller holds the lock."""
+    if not request.can_be_edited():
+        raise _refuse(request, "submitted")
+    today = timezone.localdate()
+    errors = request_spec_errors(
+        kind=request.kind, department=request.department, spec=RequestSpec.of(request), today=today
+    )
+    if errors:
+        raise RequestSpecInvalid(errors)
+    before = request.snapshot()
+    edit_record(request=request, actor=actor, action=RequestEdit.Action.SUBMITTED, changes=[])
+    request.estimated_monthly_cost = request_estimate(request, today=today)
+    if request.kind == Kind.SHARED_ACCESS and request.target is not None:
+        # What the approver decides on, and what hand-over checks is still so.
+        grant = current_grant(department=request.department, deployment=request.target)
+        request.grant_at_submission = grant_state(grant)
+    request.round += 1
+    request.state = State.SUBMITTED
+    request.submitted_at = timezone.now()
+    request.status_message = ""
+    request.save()
+    budget = budget_status(department=request.department, on=today)
+    plan = approval_plan(
+        request=request,
+        policy=ApprovalPolicy.current(),
+        budget_left=max(budget.budget - budget.spent, Decimal(0)),
+    )
+    ApprovalStep.objects.bulk_create(
+        ApprovalStep(request=request, round=request.round, order=order, kind=step.kind, reason=step.reason)
+        for order, step in enumerate(plan, start=1)
+    )
+    audit_record(
+        actor=actor, verb="request.submitted", target=request, before=before, after=request.snapshot()
+    )
+    automatic = [step for step in plan if step.kind == ApprovalStep.Kind.AUTOMATIC]
+    if automatic:
+        edits = round_records(request)
+        ApprovalStep.objects.filter(request=request, round=request.round).update(
+            state=StepState.APPROVED, decided_at=timezone.now(), round_edits=edits
+        )
+        audit_record(
+            actor=None,
+            verb="request.auto_approved",
+            target=request,
+            after={"round": request.round, "edits": edits},
+            note=automatic[0].reason,
+        )
+        return _approve(request, actor=None)
+    notifications.waiting_for_approval(request)
+    return request
+
+
+# Deciding ----------------------------------------------------------------------------------------
+
+
+def request_approve(*, request: DeploymentRequest, actor: User, comment: str = "") -> DeploymentRequest:
+    with transaction.atomic():
+        locked = _lock(request)
+        if locked.state != State.SUBMITTED:
+            raise _refuse(locked, "approved")
+        step = _step_to_decide(locked, actor)
+        _decide(step, actor, StepState.APPROVED, comment)
+        audit_record(
+            actor=actor,
+            verb="request.step_approved",
+            target=locked,
+            after={"step": step.kind, "round": step.round, "edits": step.round_edits},
+            note=comment,
+        )
+        if locked.steps.filter(round=locked.round, state=StepState.PENDING).exists():
+            notifications.decision(locked, actor=actor, verb="approved", comment=comment, final=False)
+            notifications.waiting_for_approval(locked)
+            return locked
+        notifications.decision(locked, actor=actor, verb="approved", comment=comment, final=True)
+        return _approve(locked, actor=actor)
+
+
+def request_reject(*, request: DeploymentRequest, actor: User, reason: str) -> DeploymentRequest:
+    if not reason.strip():
+        raise RequestActionRefused("Say why the request is rejected: the requester reads it.")
+    return _close_round(request, actor, StepState.REJECTED, State.REJECTED, reason, "rejected")
+
+
+def request_send_back(*, request: DeploymentRequest, actor: User, comment: str) -> DeploymentRequest:
+    if not comment.strip():
+        raise RequestActionRefused("Say what should change: the requester reads it.")
+    return _close_round(
+        request, actor, StepState.CHANGES_REQUESTED, State.CHANGES_REQUESTED, comment, "sent back"
+    )
+
+
+def _close_round(
+    request: DeploymentRequest, actor: User, step_state: str, state: str, comment: str, verb: str
+) -> DeploymentRequest:
+    with transaction.atomic():
+        locked = _lock(request)
+        if locked.state != State.SUBMITTED:
+            raise _refuse(locked, verb)
+        step = _step_to_decide(locked, actor)
+        before = locked.snapshot()
+        _decide(step, actor, step_state, comment)
+        locked.steps.filter(round=locked.round, state=StepState.PENDING).update(state=StepState.WITHDRAWN)
+        locked.state = state
+        locked.decided_at = timezone.now()
+        if state == State.REJECTED:
+            locked.finished_at = locked.decided_at
+        locked.save()
+        audit_record(
+            actor=actor,
+            verb=f"request.{step_state}",
+            target=locked,
+            before=before,
+            after={**locked.snapshot(), "edits": step.round_edits},
+            note=comment,
+        )
+        notifications.decision(locked, actor=actor, verb=verb, comment=comment, final=True)
+    return locked
+
+
+def _step_to_decide(request: DeploymentRequest, actor: User) -> ApprovalStep:
+    if request.requester_id == actor.pk:
+        raise RequestActionRefused("Nobody approves their own request: another approver decides.")
+    wrote = wrote_round(request, actor)
+    if wrote:
+        raise RequestActionRefused(wrote)
+    step = next_step_for(request, actor)
+    if step is None:
+        pending = request.steps.filter(round=request.round, state=StepState.PENDING)
+        if (
+            pending.filter(decided_by=None).exists()
+            and request.steps.filter(round=request.round, decided_by=actor, state=StepState.APPROVED).exists()
+        ):
+            raise RequestActionRefused(
+                "You approved this request already: the second approval comes from someone else."
+            )
+        kinds = ", ".join(step.get_kind_display().lower() for step in pending)
+        raise RequestActionRefused(f"This request waits for a {kinds}; your role cannot decide it.")
+    return step
+
+
+def _decide(step: ApprovalStep, actor: User, state: str, comment: str) -> None:
+    """Record the decision with who edited what in the round it decides."""
+    step.state = state
+    step.decided_by = actor
+    step.decided_at = timezone.now()
+    step.comment = comment.strip()
+    step.round_edits = round_records(step.request)
+    step.save(update_fields=["state", "decided_by", "decided_at", "comment", "round_edits"])
+
+
+def _approve(request: DeploymentRequest, *, actor: User | None) -> DeploymentRequest:
+    """Submitted -> approved -> handed to provisioning. The caller holds the lock."""
+    before = request.snapshot()
+    request.state = State.APPROVED
+    request.decided_at = timezone.now()
+    request.save()
+    audit_record(
+        actor=actor, verb="request.approved", target=request, before=before, after=request.snapshot()
+    )
+    return hand_over(request, actor=actor)
+
+
+# Following provisioning ---------------------------------------------------------------------------
+
+
+def request_follow_provisioning(*, deployment_id: int) -> list[int]:
+    """Bring the requests waiting on this deployment's run to where the run ended."""
+    finished = []
+    for request_id in DeploymentRequest.objects.filter(
+        state=State.PROVISIONING, deployment_id=deployment_id
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            request = (
+                DeploymentRequest.objects.select_for_update(of=("self",))
+                .select_related("department", "deployment", "requester")
+                .get(pk=request_id)
+            )
+            deployment = request.deployment
+            if request.state != State.PROVISIONING or deployment is None:
+                continue
+            if deployment.state in ModelDeployment.State.in_flight():
+                continue
+            if deployment.state == ModelDeployment.State.FAILED:
+                request.status_message = deployment.status_message or "Provisioning failed."
+                finish(request, State.FAILED, actor=None)
+            else:
+                expected = (
+                    ModelDeployment.State.DECOMMISSIONED
+                    if request.kind == Kind.DECOMMISSION
+                    else ModelDeployment.State.ACTIVE
+                )
+                if deployment.state != expected:
+                    request.status_message = (
+                        f"The deployment ended up {deployment.get_state_display().lower()}."
+                    )
+                    finish(request, State.FAILED, actor=None)
+                else:
+                    finish(request, State.COMPLETED, actor=None)
+            finished.append(request.pk)
+    return finished
+
+
+def requests_follow_provisioning() -> list[int]:
+    """A safety net for a lost signal: every request whose run already ended."""
+    deployment_ids = (
+        DeploymentRequest.objects.filter(state=State.PROVISIONING)
+        .exclude(deployment__state__in=ModelDeployment.State.in_flight())
+        .values_list("deployment_id", flat=True)
+        .distinct()
+    )
+    finished: list[int] = []
+    for deployment_id in list(deployment_ids):
+        finished += request_follow_provisioning(deployment_id=deployment_id)
+    return finished
+
+
+def request_retry(*, request: DeploymentRequest, actor: User) -> DeploymentRequest:
+    if not actor.is_platform_admin:
+        raise RequestActionRefused("Only platform admins can retry a failed request.")
+    with transaction.atomic():
+        locked = _lock(request)
+        if not locked.can_be_retried():
+            raise _refuse(locked, "retried")
+        audit_record(actor=actor, verb="request.retried", target=locked, before=locked.snapshot())
+        locked.status_message = ""
+        locked.finished_at = None
+        return hand_over(locked, actor=actor)
+
+
+def request_cancel(*, request: DeploymentRequest, actor: User) -> DeploymentRequest:
+    with transaction.atomic():
+        locked = _lock(request)
+        _refuse_unless_author(locked, actor)
+        if not locked.can_be_cancelled():
+            raise _refuse(locked, "cancelled")
+        before = locked.snapshot()
+        locked.steps.filter(round=locked.round, state=StepState.PENDING).update(state=StepState.WITHDRAWN)
+        locked.state = State.CANCELLED
+        locked.finished_at = timezone.now()
+        locked.save()
+        audit_record(
+            actor=actor, verb="request.cancelled", target=locked, before=before, after=locked.snapshot()
+        )
+    return locked
+
+
+# Lifecycle -------------------------------------------------------------------------------------------
+
+
+def requests_check_expiry(*, today: date | None = None) -> dict[str, list[int]]:
+    """Warn leads 14 days before a deployment expires; on the day, ask to decommission it."""
+    today = today or timezone.localdate()
+    live = DeploymentRequest.objects.filter(
+        kind=Kind.NEW_DEPLOYMENT,
+        state=State.COMPLETED,
+        expires_on__isnull=False,
+        deployment__state=ModelDeployment.State.ACTIVE,
+    ).select_related("department", "deployment")
+    warned, decommissioning = [], []
+    for request in live.filter(
+        expires_on__gt=today, expires_on__lte=today + timedelta(days=EXPIRY_WARNING_DAYS)
+    ):
+        with transaction.atomic():
+            locked = _lock(request)
+            if locked.expiry_warned_on is not None:
+                continue
+            locked.expiry_warned_on = today
+            locked.save(update_fields=["expiry_warned_on", "updated_at"])
+            audit_record(
+                actor=None, verb="request.expiry_warned", target=locked, note=f"Expires {locked.expires_on}"
+            )
+            notifications.expiry_warning(locked)
+            warned.append(locked.pk)
+    for request in live.filter(expires_on__lte=today):
+        assert request.deployment is not None
+        if DeploymentRequest.objects.filter(
+            kind=Kind.DECOMMISSION, target=request.deployment, state__in=State.open()
+        ).exists():
+            continue
+        with transaction.atomic():
+            decommission = DeploymentRequest(
+                kind=Kind.DECOMMISSION, department=request.department, requester=None
+            )
+            spec = RequestSpec(
+                purpose=f"{request.deployment.display_name} reached the expiry date set in request "
+                f"#{request.pk} ({request.expires_on:%d %b %Y}).",
+                data_classification=request.data_classification,
+                target=request.deployment,
+            )
+            _apply_spec(decommission, spec)
+            decommission.save()
+            audit_record(
+                actor=None,
+                verb="request.created",
+                target=decommission,
+                after=decommission.snapshot(),
+                note="Expiry date reached",
+            )
+            _submit(decommission, None)
+            decommissioning.append(decommission.pk)
+    if warned or decommissioning:
+        logger.info("Expiry: warned about %s, asked to decommission %s", warned, decommissioning)
+    return {"warned": warned, "decommission_requests": decommissioning}

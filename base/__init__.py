@@ -1,0 +1,1 @@
+"""Small utilities every layer may use: they import nothing of the project."""

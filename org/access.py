@@ -1,0 +1,30 @@
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from org.models import Department, Membership, User
+
+
+def get_department_for(user: User, slug: str, *, lead_only: bool = False) -> Department:
+    """The department `slug` as `user` may see it.
+
+    Platform admins and finance approvers see every department. Anyone else sees only their
+    own: another department is a 404, as if it did not exist. With `lead_only`, a plain member
+    of the department gets a 403.
+    """
+    if user.sees_all_departments:
+        try:
+            return Department.objects.get(slug=slug)
+        except Department.DoesNotExist:
+            raise Http404("No such department.") from None
+    membership = next((m for m in user.memberships_with_departments if m.department.slug == slug), None)
+    if membership is None:
+        raise Http404("No such department.")
+    if lead_only and membership.role != Membership.Role.LEAD:
+        raise PermissionDenied("Only the department's leads can open this page.")
+    return membership.department
+
+
+def require_overview_role(user: User) -> None:
+    """Company-wide pages are for platform admins and finance approvers."""
+    if not user.sees_all_departments:
+        raise PermissionDenied("This page is for platform admins and finance approvers.")

@@ -1,9 +1,0 @@
-from django.apps import AppConfig
-
-
-class ReportsConfig(AppConfig):
-    """Cost reports and chargeback: reads chat usage and provisioning's fixed costs."""
-
-    name = "portal.reports"
-    label = "reports"
-    verbose_name = "Cost reports"

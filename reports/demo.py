@@ -1,0 +1,230 @@
+"""Ninety days of demo usage, so the cost pages show real-looking figures: a few people per
+department chatting, each department's own assistant (provisioned through the real path like the
+Company assistant), nightly batch jobs over the API (millions of tokens each), and central IT's
+provisioned (PTU) pipeline that sits mostly idle. The same seed gives the same figures; it
+replaces the usage it made before, and only that (org.demo's records of what it made)."""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from chat.metering import PriceBook, usage_cost, usage_rollups_rebuild
+from chat.models import UsageRecord
+from org.demo import demo_rows_delete, demo_rows_mark
+from org.models import Department, Membership, User
+from provisioning.catalog import prices_load_shipped
+from provisioning.models import LandingZone, ModelDeployment, Price
+from provisioning.services import deployment_request_provisioning
+
+DAYS = 90
+SEED = 7
+
+# email, first name, last name, department slug
+PEOPLE = [
+    ("priya.shah@example.com", "Priya", "Shah", "marketing"),
+    ("tom.berg@example.com", "Tom", "Berg", "marketing"),
+    ("ines.costa@example.com", "Ines", "Costa", "marketing"),
+    ("omar.haddad@example.com", "Omar", "Haddad", "finance"),
+    ("julia.novak@example.com", "Julia", "Novak", "finance"),
+    ("kofi.mensah@example.com", "Kofi", "Mensah", "hr"),
+    ("sara.lind@example.com", "Sara", "Lind", "hr"),
+    ("diego.ruiz@example.com", "Diego", "Ruiz", "sales"),
+    ("mia.wagner@example.com", "Mia", "Wagner", "sales"),
+    ("leo.martin@example.com", "Leo", "Martin", "sales"),
+    ("nina.olsen@example.com", "Nina", "Olsen", "sales"),
+    ("raj.patel@example.com", "Raj", "Patel", "central-it"),
+    ("eva.klein@example.com", "Eva", "Klein", "central-it"),
+]
+
+
+@dataclass(frozen=True)
+class DemoAssistant:
+    department: str
+    display_name: str
+    name: str
+    model_name: str
+    model_version: str
+    sku: str
+    capacity: int
+    zone: str
+    chats_per_day: int  # on a weekday
+    batch_jobs_per_day: int
+    batch_tokens: int
+
+
+ASSISTANTS = [
+    DemoAssistant("marketing", "Campaign writer", "campaign-writer", "gpt-4o", "2024-11-20",
+                  "GlobalStandard", 50, "marketing", 26, 6, 2_500_000),
+    DemoAssistant("finance", "Report analyst", "report-analyst", "gpt-4.1", "2025-04-14",
+                  "GlobalStandard", 30, "central", 14, 5, 3_000_000),
+    DemoAssistant("hr", "Onboarding guide", "onboarding-guide", "gpt-4o", "2024-11-20",
+                  "GlobalStandard", 20, "central", 12, 5, 2_500_000),
+    DemoAssistant("sales", "Email drafter", "email-drafter", "gpt-4o", "2024-11-20",
+                  "GlobalStandard", 50, "central", 34, 9, 2_500_000),
+    DemoAssistant("central-it", "Document pipeline (PTU)", "document-pipeline", "gpt-4o", "2024-11-20",
+                  "GlobalProvisionedManaged", 15, "central", 0, 2, 30_000),
+]  # fmt: skip
+
+
+def seed_usage(*, now: datetime | None = None) -> int:
+    """Create the demo people and assistants and 90 days of their usage; returns the records."""
+    now = now or timezone.now()
+    if not Price.objects.exists():
+        # A flushed database (tests) lost the prices the migration loaded; demo usage needs them.
+        prices_load_shipped()
+    rng = random.Random(SEED)  # noqa: S311  (demo figures, not security)
+    prices = PriceBook(ModelDeployment.Sku.values)
+    departments = {department.slug: department for department in Department.objects.all()}
+    with transaction.atomic():
+        people = _people(departments)
+        assistants = _assistants(departments, now=now)
+        company = ModelDeployment.objects.live().filter(display_name="Company assistant").first()
+        # Only the usage an earlier run made: what people did on these deployments stays.
+        demo_rows_delete(UsageRecord)
+        records: list[UsageRecord] = []
+        first_day = timezone.localdate(now) - timedelta(days=DAYS - 1)
+        for offset in range(DAYS):
+            day = first_day + timedelta(days=offset)
+            # Weekends are quiet; use grows a little over the quarter.
+            pace = (0.25 if day.weekday() >= 5 else 1.0) * (0.8 + 0.4 * offset / DAYS)
+            for spec in ASSISTANTS:
+                department = departments[spec.department]
+                deployment = assistants[spec.department]
+                staff = people[spec.department]
+                for _ in range(_count(rng, spec.chats_per_day * pace)):
+                    records.append(
+                        _record(
+                            prices,
+                            rng,
+                            deployment,
+                            department,
+                            rng.choice(staff),
+                            day,
+                            now,
+                            1_500,
+                            9_000,
+                            0.3,
+                        )
+                    )
+                for _ in range(_count(rng, spec.batch_jobs_per_day * pace)):
+                    size = spec.batch_tokens
+                    records.append(
+                        _record(
+                            prices, rng, deployment, department, None, day, now, size // 2, size * 3 // 2, 0.1
+                        )
+                    )
+                if company is not None:
+                    for _ in range(_count(rng, 10 * pace)):
+                        records.append(
+                            _record(
+                                prices,
+                                rng,
+                                company,
+                                department,
+                                rng.choice(staff),
+                                day,
+                                now,
+                                800,
+                                5_000,
+                                0.35,
+                            )
+                        )
+        records = [record for record in records if record.created_at <= now]
+        UsageRecord.objects.bulk_create(records, batch_size=2000)
+        demo_rows_mark(records)
+        usage_rollups_rebuild(first_day=first_day, last_day=timezone.localdate(now))
+    return len(records)
+
+
+def _count(rng: random.Random, mean: float) -> int:
+    return max(0, round(rng.gauss(mean, mean * 0.2))) if mean else 0
+
+
+def _record(
+    prices: PriceBook,
+    rng: random.Random,
+    deployment: ModelDeployment,
+    department: Department,
+    user: User | None,
+    day: object,
+    now: datetime,
+    low: int,
+    high: int,
+    output_share: float,
+) -> UsageRecord:
+    at = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone()) + timedelta(  # type: ignore[arg-type]
+        seconds=rng.randint(7 * 3600, 19 * 3600)
+    )
+    tokens = rng.randint(low, high)
+    output_tokens = int(tokens * output_share * rng.uniform(0.6, 1.4))
+    input_tokens = tokens - output_tokens
+    cached = int(input_tokens * rng.choice([0, 0, 0.2, 0.5]))
+    cost, price = usage_cost(
+        deployment=deployment,
+        input_tokens=input_tokens,
+        cached_input_tokens=cached,
+        output_tokens=output_tokens,
+        at=at,
+        prices=prices,
+    )
+    return UsageRecord(
+        department=department,
+        user=user,
+        deployment=deployment,
+        input_tokens=input_tokens,
+        cached_input_tokens=cached,
+        output_tokens=output_tokens,
+        cost=cost,
+        price=price,
+        source=UsageRecord.Source.CHAT if user else UsageRecord.Source.API,
+        created_at=at,
+    )
+
+
+def _people(departments: dict[str, Department]) -> dict[str, list[User]]:
+    people: dict[str, list[User]] = {slug: [] for slug in departments}
+    for membership in Membership.objects.select_related("user", "department"):
+        people.setdefault(membership.department.slug, []).append(membership.user)
+    for email, first_name, last_name, slug in PEOPLE:
+        user, created = User.objects.get_or_create(
+            email=email, defaults={"first_name": first_name, "last_name": last_name}
+        )
+        if created:
+            # Demo colleagues who appear in the figures; nobody signs in as them.
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            demo_rows_mark([user])
+        Membership.objects.get_or_create(user=user, department=departments[slug])
+        if user not in people[slug]:
+            people[slug].append(user)
+    return people
+
+
+def _assistants(departments: dict[str, Department], *, now: datetime) -> dict[str, ModelDeployment]:
+    zones = {zone.slug: zone for zone in LandingZone.objects.all()}
+    assistants = {}
+    for spec in ASSISTANTS:
+        deployment, created = ModelDeployment.objects.live().get_or_create(
+            landing_zone=zones[spec.zone],
+            region="swedencentral",
+            name=spec.name,
+            defaults={
+                "department": departments[spec.department],
+                "scope": ModelDeployment.Scope.DEDICATED,
+                "display_name": spec.display_name,
+                "model_name": spec.model_name,
+                "model_version": spec.model_version,
+                "sku": spec.sku,
+                "capacity": spec.capacity,
+            },
+        )
+        if created:
+            # It has been running for the whole demo quarter (PTU hours accrue from here).
+            ModelDeployment.objects.filter(pk=deployment.pk).update(created_at=now - timedelta(days=DAYS))
+            deployment.refresh_from_db()
+            deployment_request_provisioning(deployment=deployment)
+        assistants[spec.department] = deployment
+    return assistants

@@ -1,0 +1,70 @@
+"""What the cost reports keep besides the usage rollups (which belong to the chat): the budget
+alerts already sent, and Azure's billed cost per account next to the metered one."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from org.models import Department
+from provisioning.models import OpenAIAccount
+
+ZERO = Decimal(0)
+
+
+class BudgetAlert(models.Model):
+    """A department crossed a share of its monthly budget; one alert per threshold and month."""
+
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="budget_alerts")
+    month = models.DateField(help_text="The first day of the month.")
+    threshold = models.PositiveSmallIntegerField(help_text="Percent of the monthly budget.")
+    spent = models.DecimalField(max_digits=16, decimal_places=2)
+    budget = models.DecimalField(max_digits=12, decimal_places=2)
+    recipients = models.JSONField(default=list)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["department", "month", "threshold"], name="one_budget_alert_per_threshold_month"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department} {self.threshold}% of {self.month:%B %Y}"
+
+
+class ReconciliationLine(models.Model):
+    """One Azure OpenAI account in one month: what Switchyard metered and what Azure billed."""
+
+    month = models.DateField(help_text="The first day of the month.")
+    account = models.ForeignKey(OpenAIAccount, on_delete=models.CASCADE, related_name="reconciliations")
+    metered = models.DecimalField(max_digits=20, decimal_places=10)
+    billed = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why Azure's figure is missing, when it is.")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["month", "account__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["month", "account"], name="one_reconciliation_per_account_month")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.month:%B %Y}"
+
+    @property
+    def difference(self) -> Decimal | None:
+        return None if self.billed is None else self.billed - self.metered
+
+    @property
+    def flagged(self) -> bool:
+        """Off by more than the tolerance: a share of the billed cost, and at least an amount."""
+        difference = self.difference
+        if difference is None:
+            return True
+        share: Decimal = settings.COST_RECONCILIATION_TOLERANCE_SHARE
+        minimum: Decimal = settings.COST_RECONCILIATION_TOLERANCE_MINIMUM
+        allowed = max(share * abs(self.billed or ZERO), minimum)
+        return abs(difference) > allowed

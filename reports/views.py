@@ -1,0 +1,292 @@
+"""Cost pages: the company-wide month (admins, finance), one department (its leads too), one
+deployment, chargeback statements and reconciliation. Every table also downloads as CSV."""
+
+import csv
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_POST
+
+from base.text import csv_text, one_line
+from org.access import get_department_for, require_overview_role
+from org.models import Department, User
+from provisioning.access import get_deployment_for, led_department_ids
+from reports import services
+from reports.services import Report, Table
+
+
+@dataclass(frozen=True)
+class MonthChoice:
+    """The month asked for, or this month and why the one asked for cannot be shown."""
+
+    month: date
+    error: str = ""
+
+    @property
+    def status(self) -> int:
+        return 400 if self.error else 200
+
+
+def _month(value: str | None) -> MonthChoice:
+    today = timezone.localdate()
+    try:
+        return MonthChoice(services.month_parse(value, today=today))
+    except services.MonthInvalid as invalid:
+        return MonthChoice(services.month_start(today), invalid.message)
+
+
+def _month_context(choice: MonthChoice) -> dict[str, Any]:
+    month = choice.month
+    this_month = services.month_start(timezone.localdate())
+    return {
+        "month": month,
+        "month_value": f"{month:%Y-%m}",
+        "month_error": choice.error,
+        "min_month": f"{services.EARLIEST_MONTH:%Y-%m}",
+        "max_month": f"{this_month:%Y-%m}",
+        "previous_month": f"{services.previous_month(month):%Y-%m}"
+        if month > services.EARLIEST_MONTH
+        else None,
+        "next_month": f"{services.next_month(month):%Y-%m}" if month < this_month else None,
+    }
+
+
+def _bad_month(choice: MonthChoice) -> HttpResponse:
+    """A CSV export asked for a month there is none for: the reason, as text."""
+    return HttpResponseBadRequest(choice.error, content_type="text/plain; charset=utf-8")
+
+
+def _page(
+    request: HttpRequest,
+    template: str,
+    report: Report,
+    *,
+    choice: MonthChoice,
+    export: str,
+    export_args: list[Any],
+    **extra: Any,
+) -> HttpResponse:
+    for table in report.tables.values():
+        table.csv_url = reverse(export, args=[*export_args, table.name]) + f"?month={report.month:%Y-%m}"
+    context = {"report": report, **_month_context(choice), **extra}
+    return render(request, template, context, status=choice.status)
+
+
+def _csv(table: Table, *, filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, one_line(filename)) or "attachment"
+    writer = csv.writer(response)
+    writer.writerow([column.label for column in table.columns])
+    lines = [*table.rows, table.totals] if table.totals else table.rows
+    for row in lines:
+        writer.writerow([_csv_value(row.get(column.key)) for column in table.columns])
+    return response
+
+
+def _csv_value(value: object) -> object:
+    """Amounts, counts and shares are numbers in the tables and are written as numbers (a
+    negative amount stays one); dates as ISO dates; anything else is text, which a spreadsheet
+    must not take for a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
+    return csv_text(str(value))
+
+
+def _export(report: Report, table_name: str, *, prefix: str) -> HttpResponse:
+    table = next((table for table in report.tables.values() if table.name == table_name), None)
+    if table is None:
+        raise Http404("No such table.")
+    return _csv(table, filename=f"switchyard-{prefix}-{table.name}-{report.month:%Y-%m}.csv")
+
+
+def overview(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    choice = _month(request.GET.get("month"))
+    report = services.overview_report(month=choice.month)
+    return _page(
+        request,
+        "reports/overview.html",
+        report,
+        choice=choice,
+        export="reports:overview_export",
+        export_args=[],
+    )
+
+
+def overview_export(request: HttpRequest, table: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
+    return _export(services.overview_report(month=choice.month, complete=True), table, prefix="costs")
+
+
+def department(request: HttpRequest, slug: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_department_for(user, slug, lead_only=True)
+    choice = _month(request.GET.get("month"))
+    report = services.department_report(department=found, month=choice.month)
+    return _page(
+        request,
+        "reports/department.html",
+        report,
+        choice=choice,
+        export="reports:department_export",
+        export_args=[found.slug],
+        department=found,
+    )
+
+
+def department_export(request: HttpRequest, slug: str, table: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_department_for(user, slug, lead_only=True)
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
+    report = services.department_report(department=found, month=choice.month)
+    return _export(report, table, prefix=found.slug)
+
+
+def deployment(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_deployment_for(user, pk)
+    choice = _month(request.GET.get("month"))
+    report = services.deployment_report(
+        deployment=found, month=choice.month, named_departments=_named_departments(user)
+    )
+    return _page(
+        request,
+        "reports/deployment.html",
+        report,
+        choice=choice,
+        export="reports:deployment_export",
+        export_args=[found.pk],
+        deployment=found,
+    )
+
+
+def deployment_export(request: HttpRequest, pk: int, table: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    found = get_deployment_for(user, pk)
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
+    report = services.deployment_report(
+        deployment=found, month=choice.month, named_departments=_named_departments(user)
+    )
+    return _export(report, table, prefix=f"deployment-{found.pk}")
+
+
+def _named_departments(user: User) -> set[int] | None:
+    """A lead reads their own departments' charges on a shared deployment by name, the rest as
+    one line; admins and finance read every name."""
+    return None if user.sees_all_departments else set(led_department_ids(user))
+
+
+def _cost_center_for(user: User, cost_center: str) -> str:
+    """Admins and finance see every cost center; nobody else gets statements (403), and an
+    unknown cost center does not exist (404)."""
+    require_overview_role(user)
+    if not Department.objects.filter(cost_center=cost_center).exists():
+        raise Http404("No such cost center.")
+    return cost_center
+
+
+def chargeback_index(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    centers = services.cost_centers()
+    if not centers:
+        return redirect("reports:overview")
+    # The month goes on as asked: the statement says next to its field if it cannot be shown.
+    month = request.GET.get("month", "")
+    query = f"?{urlencode({'month': month})}" if month else ""
+    return redirect(reverse("reports:chargeback", args=[centers[0]]) + query)
+
+
+def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    _cost_center_for(user, cost_center)
+    choice = _month(request.GET.get("month"))
+    report = services.chargeback_statement(cost_center=cost_center, month=choice.month)
+    report.tables["lines"].csv_url = (
+        reverse("reports:chargeback_export", args=[cost_center]) + f"?month={report.month:%Y-%m}"
+    )
+    return render(
+        request,
+        "reports/chargeback.html",
+        {
+            "report": report,
+            **_month_context(choice),
+            "cost_center": cost_center,
+            "cost_centers": services.cost_centers(),
+            "generated_at": timezone.now(),
+        },
+        status=choice.status,
+    )
+
+
+def chargeback_export(request: HttpRequest, cost_center: str) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    _cost_center_for(user, cost_center)
+    choice = _month(request.GET.get("month"))
+    if choice.error:
+        return _bad_month(choice)
+    report = services.chargeback_statement(cost_center=cost_center, month=choice.month)
+    return _csv(
+        report.tables["lines"], filename=f"switchyard-chargeback-{cost_center}-{report.month:%Y-%m}.csv"
+    )
+
+
+def reconciliation(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    require_overview_role(user)
+    return _reconciliation_page(request, _month(request.GET.get("month")))
+
+
+def _reconciliation_page(request: HttpRequest, choice: MonthChoice) -> HttpResponse:
+    lines = services.reconciliation_lines(month=choice.month)
+    return render(
+        request,
+        "reports/reconciliation.html",
+        {
+            "lines": lines,
+            "flagged": sum(1 for line in lines if line.flagged),
+            "checked_at": max((line.checked_at for line in lines), default=None),
+            **_month_context(choice),
+        },
+        status=choice.status,
+    )
+
+
+@require_POST
+def reconciliation_run(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    if not user.is_platform_admin:
+        raise PermissionDenied("Only platform admins can ask Azure for billed costs.")
+    choice = _month(request.POST.get("month"))
+    if choice.error:
+        return _reconciliation_page(request, choice)
+    lines = services.reconciliation_run(month=choice.month)
+    messages.success(
+        request, f"Asked Azure Cost Management about {len(lines)} account{'s' if len(lines) != 1 else ''}."
+    )
+    return redirect(reverse("reports:reconciliation") + f"?month={choice.month:%Y-%m}")
