@@ -15,7 +15,8 @@ from django.db import connection
 
 from portal.celery import app as celery_app
 
-PROJECT = Path(__file__).resolve().parent.parent.parent
+# The repository: the worker imports the project from its working directory.
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def database_url() -> str:
