@@ -27,7 +27,7 @@ from approvals.spec import (
     spec_estimate,
 )
 from audit.services import audit_record
-from chat.metering import budget_status
+from money.budgets import budget_status
 from org.models import Department, Membership, User
 from provisioning.models import ModelDeployment
 

@@ -22,7 +22,7 @@ from approvals.models import (
     cap_label,
 )
 from approvals.policy import PlannedStep, approval_plan
-from chat.metering import BudgetStatus, budget_status
+from money.budgets import BudgetStatus, budget_status
 from org.models import Department
 from provisioning.catalog import catalog_entry_get, catalog_offers, quota_left
 from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment

@@ -92,9 +92,11 @@ def race(department, deployment, callers: int) -> int:
     from django.db import connection
     from django.utils import timezone
 
-    from chat.metering import department_spend, usage_record_create
-    from chat.models import UsageRecord
-    from money.admission import AdmissionRefused, Claim, Usage, admission_reserve, admission_settle
+    from money.admission import AdmissionRefused, Usage, admission_reserve, admission_settle
+    from money.budgets import department_spend
+    from money.limits import Claim
+    from money.models import UsageRecord
+    from money.usage import usage_record_create
 
     usage_record_create(
         department=department,
@@ -163,9 +165,10 @@ def cost(department, deployment, calls: int) -> None:
     from django.core.cache import cache
     from django.utils import timezone
 
-    from chat.metering import usage_record_create
-    from chat.models import UsageRecord
-    from money.admission import Claim, Usage, admission_reserve, admission_settle
+    from money.admission import Usage, admission_reserve, admission_settle
+    from money.limits import Claim
+    from money.models import UsageRecord
+    from money.usage import usage_record_create
     from org.models import User
 
     department.monthly_budget = Decimal("1000000.00")

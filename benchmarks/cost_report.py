@@ -97,7 +97,7 @@ WHERE m.scope = 'shared';
 # Each call: a random person; 80% on one of their department's dedicated deployments, 20% on a
 # shared one; priced with the shipped per-million rates of the deployment's model.
 USAGE_SQL = """
-INSERT INTO chat_usagerecord (department_id, user_id, deployment_id, input_tokens, cached_input_tokens,
+INSERT INTO money_usagerecord (department_id, user_id, deployment_id, input_tokens, cached_input_tokens,
     output_tokens, cost, source, created_at)
 SELECT call.department_id, call.user_id, m.id, call.input_tokens, 0, call.output_tokens,
        CASE WHEN m.sku = 'ProvisionedManaged' THEN 0
@@ -194,7 +194,7 @@ def rebuild() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from chat.models import DepartmentUsageRollup, UsageRecord, UsageRollup
+    from money.models import DepartmentUsageRollup, UsageRecord, UsageRollup
 
     started = time.monotonic()
     with open(os.devnull, "w") as quiet:

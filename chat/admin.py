@@ -16,7 +16,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.services import audit_record
-from chat.models import Conversation, Message, UsageRecord
+from chat.models import Conversation, Message
+from money.models import UsageRecord
 
 audit_logger = logging.getLogger("chat.audit")
 
@@ -180,7 +181,8 @@ USAGE_FIELDS = (
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin[UsageRecord]):
-    """Money records: read-only, written by metering only."""
+    """Money records (the money app's), here because they show their conversation only as the
+    chat's data policy allows: read-only, written by metering only."""
 
     list_display = [
         "created_at",

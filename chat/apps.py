@@ -4,21 +4,18 @@ from django.db.models.signals import post_delete, post_save
 
 
 class ChatConfig(AppConfig):
-    """Consumption: conversations, streaming chat, usage metering, budgets, retention."""
+    """Consumption: conversations, streaming chat, retention."""
 
     name = "chat"
     verbose_name = "Chat"
 
     def ready(self) -> None:
         from chat.access import access_changed
-        from chat.metering import prices_changed
         from chat.receivers import session_ended
         from org.models import Department, Membership
-        from provisioning.models import AccessGrant, ModelDeployment, OpenAIAccount, Price
+        from provisioning.models import AccessGrant, ModelDeployment, OpenAIAccount
 
         for model in (Membership, Department, ModelDeployment, OpenAIAccount, AccessGrant):
             for signal in (post_save, post_delete):
                 signal.connect(access_changed, sender=model, dispatch_uid=f"chat-access-{model.__name__}")
-        for signal in (post_save, post_delete):
-            signal.connect(prices_changed, sender=Price, dispatch_uid="chat-prices")
         user_logged_out.connect(session_ended, dispatch_uid="chat-session-ended")

@@ -6,21 +6,20 @@ import logging
 import re
 from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
 from base.remembered import Remembered
 from base.text import one_line
 from chat.access import get_conversation_for
-from chat.metering import (
-    conversation_cost,
-)
 from chat.models import Conversation, Message
+from money.amounts import ZERO
 from org.models import User
 from provisioning.models import ModelDeployment
 
@@ -172,6 +171,12 @@ def turn_access_key(*, user_id: int, conversation_id: UUID | str) -> tuple[int, 
 
 
 # Export --------------------------------------------------------------------------------------
+
+
+def conversation_cost(*, conversation: Conversation) -> Decimal:
+    """What the conversation's calls cost so far (USD, unrounded)."""
+    total = conversation.usage_records.aggregate(total=Sum("cost"))["total"]
+    return total or ZERO
 
 
 def conversation_export_data(*, conversation: Conversation) -> dict[str, Any]:

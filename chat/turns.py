@@ -25,10 +25,10 @@ from django.http import Http404
 from django.utils import timezone
 
 from chat.access import access_version
-from chat.metering import conversation_cost
-from chat.models import Conversation, Message, UsageRecord
+from chat.models import Conversation, Message
 from chat.services import (
     ChatInputError,
+    conversation_cost,
     conversation_expiry,
     conversation_for_view,
     conversation_is_visible,
@@ -39,12 +39,13 @@ from chat.services import (
 from money.admission import (
     Admission,
     AdmissionRefused,
-    Claim,
     Usage,
     admission_release,
     admission_reserve,
     admission_settle,
 )
+from money.limits import Claim
+from money.models import UsageRecord
 from org.models import Department, User
 from provisioning import tokenizer
 from provisioning.catalog import ModelLimits, model_limits
@@ -252,6 +253,20 @@ def chat_turn_prepare(
             conversation,
             version=checked_version,
         )
+    return _turn(conversation, user, question, prompt, prompt_tokens, max_output_tokens, admission)
+
+
+def _turn(
+    conversation: Conversation,
+    user: User,
+    question: _Question,
+    prompt: list[dict[str, str]],
+    prompt_tokens: int,
+    max_output_tokens: int,
+    admission: Admission,
+) -> Turn:
+    deployment, department = conversation.deployment, conversation.department
+    assert deployment.account is not None
     return Turn(
         conversation_id=conversation.pk,
         user_id=user.pk,

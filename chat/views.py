@@ -27,11 +27,11 @@ from django.views.decorators.http import require_GET, require_POST
 from base.text import one_line
 from chat import services
 from chat.database import database_job
-from chat.metering import budget_status, conversation_cost
 from chat.models import Conversation
-from chat.services import ChatInputError
+from chat.services import ChatInputError, conversation_cost
 from chat.streaming import answer_stream, refusal_events
 from chat.turns import Refusal, Turn, chat_turn_prepare
+from money.budgets import budget_status
 from org.models import Department, User
 from provisioning.models import ModelDeployment
 

@@ -21,50 +21,36 @@ double a settlement. Per-minute limits are counters in `money.windows`.
 import functools
 import json
 import logging
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Field, Sum
+from django.db.models import Field
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from chat.metering import department_spend, usage_cost, usage_record_correct, usage_record_create
-from chat.models import Conversation, MonthlyUsageRollup, UsageRecord
 from money import windows
-from money.models import Reservation, SpendLedger
+from money.amounts import to_units
+from money.budgets import WARNING_SHARE
+from money.limits import Claim, MoneyLimit, department_ledger_key, grant_ledger_key, limits_for
+from money.models import Reservation, SpendLedger, UsageRecord
+from money.prices import usage_cost
+from money.usage import usage_record_correct, usage_record_create
 from org.models import Department, User
-from provisioning.models import AccessGrant, ModelDeployment
+from provisioning.models import ModelDeployment
+
+if TYPE_CHECKING:
+    from chat.models import Conversation
 
 logger = logging.getLogger(__name__)
 
-UNITS_PER_USD = 10**10  # the precision of UsageRecord.cost
 # `spent` is read again from the cost model at most this often per ledger; every settlement adds
 # its cost at once, so only hourly accruals and shares of shared deployments wait for it.
 LEDGER_REFRESH_SECONDS = 60
-WARNING_SHARE = Decimal("0.8")
-
-
-def to_units(amount: Decimal) -> int:
-    """Whole units, rounded up: a reservation is never below the amount it stands for."""
-    return math.ceil(amount * UNITS_PER_USD)
-
-
-def from_units(units: int) -> Decimal:
-    return Decimal(units) / UNITS_PER_USD
-
-
-def _usd(amount: Decimal) -> str:
-    if 0 < amount < Decimal("0.01"):
-        # A fraction of a cent, to two significant digits: $0.00 would say nothing.
-        return f"${amount:.{1 - amount.adjusted()}f}"
-    return f"${amount:,.2f}"
 
 
 class AdmissionRefused(Exception):
@@ -75,26 +61,6 @@ class AdmissionRefused(Exception):
         self.message = message
         self.limit = limit
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One call that asks to be let through: who pays, on what, and its size."""
-
-    department: Department
-    deployment: ModelDeployment
-    prompt_tokens: int
-    max_output_tokens: int
-    source: str
-    user: User | None = None
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.max_output_tokens
-
-    @property
-    def noun(self) -> str:
-        return "this message" if self.source == UsageRecord.Source.CHAT else "this call"
 
 
 @dataclass(frozen=True)
@@ -125,146 +91,6 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-# Limits --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MoneyLimit:
-    key: str
-    limit_units: int
-    spent: Callable[[], Decimal]
-    refusal: Callable[[int, int], str]  # (units spent and held, this call's units) -> message
-    is_budget: bool = False
-
-
-@dataclass(frozen=True)
-class WindowLimit:
-    take: windows.Take
-    refusal: Callable[[int, int], str]  # (used this minute, seconds left) -> message
-    tokens: bool = True
-
-
-@dataclass
-class Limits:
-    money: list[MoneyLimit] = field(default_factory=list)
-    windows: list[WindowLimit] = field(default_factory=list)
-
-
-def _month(day: date) -> str:
-    return f"{day:%Y-%m}"
-
-
-def department_ledger_key(department_id: int, day: date) -> str:
-    return f"department:{department_id}:{_month(day)}"
-
-
-def grant_ledger_key(department_id: int, deployment_id: int, day: date) -> str:
-    return f"grant:{department_id}:{deployment_id}:{_month(day)}"
-
-
-def _ask_leads(department: Department) -> str:
-    leads = " or ".join(person.display_name for person in department.leads())
-    return (
-        f"Ask {leads} to raise it." if leads else "Ask your department lead or a platform admin to raise it."
-    )
-
-
-def _grant_spend(*, department_id: int, deployment_id: int, day: date) -> Decimal:
-    total = MonthlyUsageRollup.objects.filter(
-        month=day.replace(day=1), department_id=department_id, deployment_id=deployment_id
-    ).aggregate(total=Sum("cost"))["total"]
-    return total or Decimal(0)
-
-
-def _limits(claim: Claim, *, now: datetime) -> Limits:
-    department, deployment = claim.department, claim.deployment
-    today = timezone.localdate(now)
-    limits = Limits()
-    window = windows.window_number(now)
-    noun = claim.noun
-    if claim.user is not None:
-        user_id = claim.user.pk
-        limits.windows.append(
-            WindowLimit(
-                windows.Take(
-                    f"person-requests:{user_id}:{window}", 1, settings.CHAT_USER_REQUESTS_PER_MINUTE
-                ),
-                lambda used, wait: f"You are sending messages too fast. Try again in {wait} seconds.",
-                tokens=False,
-            )
-        )
-        per_minute = settings.CHAT_USER_TOKENS_PER_MINUTE
-        limits.windows.append(
-            WindowLimit(
-                windows.Take(f"person-tokens:{user_id}:{window}", claim.tokens, per_minute),
-                lambda used, wait: (
-                    f"You may use {per_minute:,} tokens a minute; {noun} needs up to {claim.tokens:,} "
-                    f"(its {claim.prompt_tokens:,}-token prompt and an answer of up to "
-                    f"{claim.max_output_tokens:,}) and {max(used, 0):,} are taken this minute. "
-                    f"Try again in {wait} seconds."
-                ),
-            )
-        )
-    grant = None
-    if deployment.scope == ModelDeployment.Scope.SHARED:
-        grant = AccessGrant.objects.filter(deployment=deployment, department=department).first()
-    if grant is not None and grant.tpm_cap:
-        cap = grant.tpm_cap * 1000
-        limits.windows.append(
-            WindowLimit(
-                windows.Take(f"grant-tokens:{department.pk}:{deployment.pk}:{window}", claim.tokens, cap),
-                lambda used, wait: (
-                    f"{department.name}'s share of {deployment.display_name} ({grant.tpm_cap:,}K tokens "
-                    f"per minute) is used up for the moment: {noun} needs up to {claim.tokens:,} tokens. "
-                    f"Try again in {wait} seconds."
-                ),
-            )
-        )
-    if grant is not None and grant.monthly_budget_cap is not None:
-        allowance = grant.monthly_budget_cap
-        limits.money.append(
-            MoneyLimit(
-                grant_ledger_key(department.pk, deployment.pk, today),
-                to_units(allowance),
-                lambda: _grant_spend(department_id=department.pk, deployment_id=deployment.pk, day=today),
-                lambda taken, units: _money_refusal(
-                    f"monthly allowance of {_usd(allowance)} for {deployment.display_name}",
-                    allowance - from_units(taken),
-                    from_units(units),
-                    noun,
-                    department,
-                ),
-            )
-        )
-    if department.monthly_budget > 0:
-        budget = department.monthly_budget
-        limits.money.append(
-            MoneyLimit(
-                department_ledger_key(department.pk, today),
-                to_units(budget),
-                lambda: department_spend(department=department, on=today),
-                lambda taken, units: _money_refusal(
-                    f"monthly budget of {_usd(budget)}",
-                    budget - from_units(taken),
-                    from_units(units),
-                    noun,
-                    department,
-                ),
-                is_budget=True,
-            )
-        )
-    return limits
-
-
-def _money_refusal(what: str, left: Decimal, amount: Decimal, noun: str, department: Department) -> str:
-    if left <= 0:
-        return f"{department.name} has used its whole {what}. {_ask_leads(department)}"
-    return (
-        f"{department.name} has {_usd(left)} left of its {what}, and {noun} could cost up to "
-        f"{_usd(amount)} (its prompt and the longest answer allowed). {_ask_leads(department)}"
-    )
-
-
 # Reserving -----------------------------------------------------------------------------------
 
 
@@ -292,7 +118,7 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
         at=now,
     )
     amount_units = to_units(amount)
-    limits = _limits(claim, now=now)
+    limits = limits_for(claim, now=now)
     for money_limit in limits.money:
         _ledger_ensure(money_limit, now=now)
     takes = [limit.take for limit in limits.windows]
@@ -477,7 +303,7 @@ def admission_settle(
     *,
     reservation_id: UUID,
     usage: Usage,
-    conversation: Conversation | None = None,
+    conversation: "Conversation | None" = None,
     at: datetime | None = None,
     facts: "tuple[Department, ModelDeployment, User | None] | None" = None,
 ) -> UsageRecord | None:
@@ -576,7 +402,7 @@ def _windows_settle(reservation: _Claimed, *, used: int) -> None:
 
 
 def _settle_late(
-    *, reservation_id: UUID, usage: Usage, conversation: Conversation | None, at: datetime
+    *, reservation_id: UUID, usage: Usage, conversation: "Conversation | None", at: datetime
 ) -> UsageRecord | None:
     """The reservation is gone: settled already (a second settlement does nothing), or expired
     and settled on an estimate, which the real usage now replaces."""

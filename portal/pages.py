@@ -1,5 +1,5 @@
 """Pages that bring several apps together. The department page shows its people (org), its
-deployments and shared services (provisioning), its spend (chat metering) and its requests."""
+deployments and shared services (provisioning), its spend (money) and its requests."""
 
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from approvals.models import DeploymentRequest
 from approvals.services import may_author
-from chat.metering import budget_status
+from money.budgets import budget_status
 from org.access import get_department_for
 from org.models import User
 from provisioning.models import AccessGrant, ModelDeployment

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from chat.metering import PriceBook, usage_cost, usage_rollups_rebuild
-from chat.models import UsageRecord
+from money.models import UsageRecord
+from money.prices import PriceBook, usage_cost
+from money.usage import usage_rollups_rebuild
 from org.demo import demo_rows_delete, demo_rows_mark
 from org.models import Department, Membership, User
 from provisioning.catalog import prices_load_shipped

@@ -1,6 +1,6 @@
 """Cost reports, chargeback statements, budget alerts and reconciliation.
 
-Every figure comes from the one cost model in `chat.metering` (which reads the daily rollups,
+Every figure comes from the one cost model in `money` (which reads the daily rollups,
 never raw usage), so a report and the chat's budget check agree. Amounts stay exact Decimals
 until a table is built; each money column is then rounded once (`cents`) so its lines add up to
 its total, on the page and in the CSV alike.
@@ -31,19 +31,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from base.text import one_line
-from chat.metering import (
-    ZERO,
+from money.allocation import (
     Charge,
     CostAllocation,
-    Period,
-    cents,
     cost_allocation,
     deployments_for_costs,
     fetch_rows,
     fixed_costs,
-    money,
 )
-from chat.models import DailyDeploymentRollup, DepartmentUsageRollup
+from money.amounts import ZERO, cents, money
+from money.models import DailyDeploymentRollup, DepartmentUsageRollup
+from money.periods import Period
 from org.models import Department, Membership, PlatformGroup, User
 from provisioning.azure import cost_management_client
 from provisioning.models import LandingZone, ModelDeployment, OpenAIAccount

@@ -3,9 +3,9 @@ import os
 import pytest
 from django.test import Client
 
-from chat.metering import prices_changed
 from chat.turns import forget_model_limits
 from money.admission import forget_known_ledgers
+from money.prices import prices_changed
 from org.models import Department, Membership, PlatformGroup, User
 from portal.celery import app as celery_app
 from tests.factories import make_department, make_user
@@ -78,7 +78,7 @@ def _tasks_stay_in_the_test_process():
 
 @pytest.fixture(autouse=True)
 def _prices_read_afresh():
-    # The chat remembers prices and models' limits in the process (chat.metering, chat.turns), and
+    # The chat remembers prices and models' limits in the process (money.prices, chat.turns), and
     # admission which money ledgers exist (money.admission): a test's rows end with its transaction.
     prices_changed()
     forget_model_limits()

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from approvals.models import DeploymentRequest
 from approvals.services import request_create
-from chat.metering import usage_rollup_add
-from chat.models import UsageRecord
+from money.models import UsageRecord
+from money.usage import usage_rollup_add
 from org.models import Department, Membership, PlatformGroup, User
 from org.roles import ensure_platform_groups
 from provisioning.models import (

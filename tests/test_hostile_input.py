@@ -19,7 +19,8 @@ from django.db import transaction
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from chat.models import Conversation, Message, UsageRecord
+from chat.models import Conversation, Message
+from money.models import UsageRecord
 from org.models import User
 from provisioning.models import ModelDeployment
 from tests import hostile

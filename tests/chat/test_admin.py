@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from chat.models import Conversation, UsageRecord
+from chat.models import Conversation
+from money.models import UsageRecord
 from org.models import PlatformGroup
 from tests.factories import make_deployment, make_user
 
@@ -46,7 +47,7 @@ def admin_client(client):
 
 
 def test_a_usage_record_hides_its_conversations_title_and_link_without_auditing(usage, admin_client):
-    page = admin_client.get(reverse("admin:chat_usagerecord_change", args=[usage.pk]))
+    page = admin_client.get(reverse("admin:money_usagerecord_change", args=[usage.pk]))
 
     assert page.status_code == 200
     text = page.content.decode()
@@ -57,7 +58,7 @@ def test_a_usage_record_hides_its_conversations_title_and_link_without_auditing(
 
 
 def test_the_usage_list_never_shows_conversation_titles(usage, admin_client):
-    text = admin_client.get(reverse("admin:chat_usagerecord_changelist")).content.decode()
+    text = admin_client.get(reverse("admin:money_usagerecord_changelist")).content.decode()
 
     assert "Lisbon" not in text
 
@@ -66,7 +67,7 @@ def test_where_auditing_is_allowed_the_title_shows_and_the_reading_is_audited(us
     usage.department.approvers_may_audit_chats = True
     usage.department.save()
 
-    text = admin_client.get(reverse("admin:chat_usagerecord_change", args=[usage.pk])).content.decode()
+    text = admin_client.get(reverse("admin:money_usagerecord_change", args=[usage.pk])).content.decode()
 
     assert TITLE in text
     event = AuditEvent.objects.get()

@@ -6,9 +6,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from chat.metering import department_spend
-from chat.models import Conversation, Message, UsageRecord
+from chat.models import Conversation, Message
 from chat.turns import Turn, chat_turn_prepare
+from money.budgets import department_spend
+from money.models import UsageRecord
 from provisioning import tokenizer
 from provisioning.models import CatalogEntry, ModelDeployment
 from tests.chat.conftest import provisioned, streamed

@@ -9,7 +9,8 @@ from django.db import connections
 from django.urls import reverse
 
 from chat import database
-from chat.models import Message, UsageRecord
+from chat.models import Message
+from money.models import UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

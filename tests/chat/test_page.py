@@ -9,8 +9,8 @@ import pytest
 from django.template.loader import render_to_string
 from django.test import RequestFactory
 
-from chat.metering import BudgetStatus
 from chat.models import Conversation, Message
+from money.budgets import BudgetStatus
 from org.models import Department, Membership, User
 from tests.factories import make_department, make_deployment, make_user
 

@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat import streaming, turns
-from chat.models import Conversation, Message, UsageRecord
+from chat.models import Conversation, Message
 from money import windows
+from money.models import UsageRecord
 from org.models import Membership
 from provisioning.catalog import price_in_force
 from provisioning.models import AccessGrant, ModelDeployment

@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from chat.models import Conversation, Message, UsageRecord
+from chat.models import Conversation, Message
 from chat.services import ChatInputError, conversation_title
 from chat.tasks import purge_expired_conversations_task
 from chat.turns import conversation_history, fitted_prompt
+from money.models import UsageRecord
 from org.models import Membership, PlatformGroup
 from tests.factories import make_account, make_department, make_deployment, make_landing_zone, make_user
 

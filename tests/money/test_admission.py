@@ -9,21 +9,19 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from chat.models import MonthlyUsageRollup, UsageRecord
 from money import windows
 from money.admission import (
     AdmissionRefused,
-    Claim,
     Usage,
     admission_release,
     admission_reserve,
     admission_settle,
     call_bound,
-    department_ledger_key,
     reservations_reconcile,
-    to_units,
 )
-from money.models import Reservation, SpendLedger
+from money.amounts import to_units
+from money.limits import Claim, department_ledger_key
+from money.models import MonthlyUsageRollup, Reservation, SpendLedger, UsageRecord
 from org.models import Membership
 from provisioning.models import Price
 from tests.factories import make_department, make_deployment, make_spend, make_user

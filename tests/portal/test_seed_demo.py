@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from chat.models import Conversation, UsageRecord
+from chat.models import Conversation
+from money.models import UsageRecord
 from org.models import Department, Membership, User
 from provisioning.models import ModelDeployment
 from tests.factories import PASSWORD, make_user

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from chat.metering import usage_record_create
-from chat.models import UsageRecord
+from money.models import UsageRecord
+from money.usage import usage_record_create
 from org.models import Department, User
 from provisioning.models import ModelDeployment, Price
 from tests.factories import make_deployment

@@ -7,21 +7,18 @@ from decimal import Decimal
 
 import pytest
 
-from chat.metering import (
-    Period,
-    budget_status,
-    cents,
-    cost_allocation,
-    department_spend,
-    usage_rollups_rebuild,
-)
-from chat.models import (
+from money.allocation import cost_allocation
+from money.amounts import cents
+from money.budgets import budget_status, department_spend
+from money.models import (
     DailyDeploymentRollup,
     DepartmentUsageRollup,
     MonthlyPersonRollup,
     MonthlyUsageRollup,
     UsageRollup,
 )
+from money.periods import Period
+from money.usage import usage_rollups_rebuild
 from provisioning.models import ModelDeployment, Price
 from reports.services import department_report, overview_report
 from tests.factories import make_department, make_deployment

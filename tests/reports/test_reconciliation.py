@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from openai import AzureOpenAI
 
-from chat.metering import usage_record_create
+from money.usage import usage_record_create
 from provisioning.azure import data_plane_token_provider
 from reports.services import reconciliation_run
 from tests.chat.conftest import chat_emulator, copywriter, lena, zone  # noqa: F401  (fixtures)

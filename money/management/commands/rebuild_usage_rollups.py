@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from chat.metering import usage_rollups_rebuild
-from chat.models import UsageRecord
+from money.models import UsageRecord
+from money.usage import usage_rollups_rebuild
 
 
 class Command(BaseCommand):

@@ -1,0 +1,285 @@
+"""Usage records and their rollups: one model call, priced as it is saved, and the per-day and
+per-month sums that reports and budget checks read instead of raw usage."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django.db import connection, transaction
+from django.db.models import Count, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.utils import timezone
+
+from money.models import (
+    DailyDeploymentRollup,
+    DepartmentUsageRollup,
+    MonthlyPersonRollup,
+    MonthlyUsageRollup,
+    UsageCounters,
+    UsageRecord,
+    UsageRollup,
+)
+from money.periods import month_bounds
+from money.prices import usage_cost
+from org.models import Department, User
+from provisioning.models import ModelDeployment
+
+if TYPE_CHECKING:
+    from chat.models import Conversation
+
+ROLLUP_COUNTERS = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "cost"]
+
+
+def usage_record_create(
+    *,
+    department: Department,
+    user: User | None,
+    deployment: ModelDeployment,
+    input_tokens: int,
+    cached_input_tokens: int,
+    output_tokens: int,
+    conversation: "Conversation | None" = None,
+    source: str = UsageRecord.Source.CHAT,
+    at: datetime | None = None,
+    reservation_id: UUID | None = None,
+    estimated: bool = False,
+) -> UsageRecord:
+    at = at or timezone.now()
+    cost, price = usage_cost(
+        deployment=deployment,
+        input_tokens=input_tokens,
+        cached_input_tokens=cached_input_tokens,
+        output_tokens=output_tokens,
+        at=at,
+    )
+    # The record and its rollups commit together: a report never sees one without the other.
+    # Inside a caller's transaction (a chat answer's, with its message) they are part of that one,
+    # without a savepoint of their own: two statements fewer per answer.
+    with transaction.atomic(savepoint=False):
+        record = UsageRecord.objects.create(
+            department=department,
+            user=user,
+            deployment=deployment,
+            conversation=conversation,
+            input_tokens=input_tokens,
+            cached_input_tokens=cached_input_tokens,
+            output_tokens=output_tokens,
+            cost=cost,
+            price=price,
+            source=source,
+            created_at=at,
+            reservation_id=reservation_id,
+            estimated=estimated,
+        )
+        usage_rollup_add(record=record)
+    return record
+
+
+def usage_record_correct(
+    *, record: UsageRecord, input_tokens: int, cached_input_tokens: int, output_tokens: int
+) -> UsageRecord:
+    """Replace an estimated record's counts with Azure's, repriced as of its time, and move its
+    rollups by the difference. The caller holds the record's lock."""
+    cost, price = usage_cost(
+        deployment=record.deployment,
+        input_tokens=input_tokens,
+        cached_input_tokens=cached_input_tokens,
+        output_tokens=output_tokens,
+        at=record.created_at,
+    )
+    difference = [
+        0,
+        input_tokens - record.input_tokens,
+        cached_input_tokens - record.cached_input_tokens,
+        output_tokens - record.output_tokens,
+        cost - record.cost,
+    ]
+    record.input_tokens, record.cached_input_tokens, record.output_tokens = (
+        input_tokens,
+        cached_input_tokens,
+        output_tokens,
+    )
+    record.cost, record.price, record.estimated = cost, price, False
+    with transaction.atomic(savepoint=False):
+        record.save(
+            update_fields=[
+                "input_tokens",
+                "cached_input_tokens",
+                "output_tokens",
+                "cost",
+                "price",
+                "estimated",
+            ]
+        )
+        usage_rollup_add(record=record, counters=difference)
+    return record
+
+
+def usage_rollup_add(*, record: UsageRecord, counters: list[Any] | None = None) -> None:
+    """Add one record (or, with `counters`, a correction of it: requests, input, cached and
+    output tokens, cost) to its day's and month's rollups. An upsert that adds in the database,
+    so concurrent calls (several web workers) never lose each other's counts."""
+    requests, input_tokens, cached_tokens, output_tokens, cost = counters or [
+        1,
+        record.input_tokens,
+        record.cached_input_tokens,
+        record.output_tokens,
+        record.cost,
+    ]
+    values = [
+        requests,
+        input_tokens,
+        cached_tokens,
+        output_tokens,
+        connection.ops.adapt_decimalfield_value(cost, 20, 10),
+    ]
+    local_day = timezone.localdate(record.created_at)
+    day = connection.ops.adapt_datefield_value(local_day)
+    month = connection.ops.adapt_datefield_value(local_day.replace(day=1))
+    department, deployment, user_key = record.department_id, record.deployment_id, record.user_id or 0
+    for model, keys in [
+        (
+            UsageRollup,
+            {"day": day, "department_id": department, "deployment_id": deployment, "user_key": user_key},
+        ),
+        (DepartmentUsageRollup, {"day": day, "department_id": department, "deployment_id": deployment}),
+        (DailyDeploymentRollup, {"day": day, "deployment_id": deployment}),
+        (MonthlyUsageRollup, {"month": month, "department_id": department, "deployment_id": deployment}),
+        (MonthlyPersonRollup, {"month": month, "department_id": department, "user_key": user_key}),
+    ]:
+        table = model._meta.db_table
+        columns = ", ".join([*keys, *ROLLUP_COUNTERS])
+        placeholders = ", ".join(["%s"] * (len(keys) + len(values)))
+        updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 (names from _meta)
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+                [*keys.values(), *values],
+            )
+
+
+# The rollups' counters, as the rebuild selects them (alias -> rollup column).
+REBUILD_COUNTERS = {
+    "rollup_requests": "requests",
+    "rollup_input": "input_tokens",
+    "rollup_cached": "cached_input_tokens",
+    "rollup_output": "output_tokens",
+    "rollup_cost": "cost",
+}
+
+
+@dataclass(frozen=True)
+class _Rebuild:
+    """One rollup table's rebuild: clear `bounds` of `period_column`, then insert `source`'s rows
+    (`columns`: the source's column -> the table's column)."""
+
+    model: type[UsageCounters]
+    period_column: str
+    bounds: list[Any]
+    source: "QuerySet[Any]"
+    columns: dict[str, str]
+
+
+def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
+    """Recompute the rollups of [first_day, last_day] from the usage records (backfill, repair);
+    the monthly ones of the months it touches, from the daily ones. Returns the number of
+    per-person daily rows written."""
+    rebuilds = _rebuilds(first_day, last_day)
+    tables = [rebuild.model._meta.db_table for rebuild in rebuilds]
+    written = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Usage metered meanwhile waits for the rebuild and then adds itself: without the
+            # lock its upsert could land in rows the rebuild is about to replace.
+            cursor.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+        for table, rebuild in zip(tables, rebuilds, strict=True):
+            select_sql, params = rebuild.source.query.sql_with_params()
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {rebuild.period_column} BETWEEN %s AND %s",  # noqa: S608
+                rebuild.bounds,
+            )
+            # Selected by name from a subquery: the ORM decides the order of its own SELECT list.
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(rebuild.columns.values())}) "  # noqa: S608
+                f"SELECT {', '.join(rebuild.columns)} FROM ({select_sql}) source",
+                params,
+            )
+            if rebuild.model is UsageRollup:
+                written = cursor.rowcount
+    return written
+
+
+def _rebuilds(first_day: date, last_day: date) -> list[_Rebuild]:
+    """The five rollups in the order they are rebuilt: the per-person daily rows from the records,
+    the others from those."""
+    adapt = connection.ops.adapt_datefield_value
+    first_month = first_day.replace(day=1)
+    days = [adapt(first_day), adapt(last_day)]
+    months = [adapt(first_month), adapt(last_day.replace(day=1))]
+    daily = UsageRollup.objects.filter(day__gte=first_day, day__lte=last_day).order_by()
+    month_days = UsageRollup.objects.filter(
+        day__gte=first_month, day__lte=month_bounds(last_day)[1].date() - timedelta(days=1)
+    ).order_by()
+    by_month = month_days.annotate(rollup_month=TruncMonth("day"))
+    sums = {name: Sum(field) for name, field in REBUILD_COUNTERS.items()}
+
+    def columns(*keys: str, **renamed: str) -> dict[str, str]:
+        return {**renamed, **{key: key for key in keys}, **REBUILD_COUNTERS}
+
+    return [
+        _Rebuild(
+            UsageRollup,
+            "day",
+            days,
+            _records_by_day(first_day, last_day),
+            columns("department_id", "deployment_id", rollup_day="day", rollup_user="user_key"),
+        ),
+        _Rebuild(
+            DepartmentUsageRollup,
+            "day",
+            days,
+            daily.values("day", "department_id", "deployment_id").annotate(**sums),
+            columns("day", "department_id", "deployment_id"),
+        ),
+        _Rebuild(
+            DailyDeploymentRollup,
+            "day",
+            days,
+            daily.values("day", "deployment_id").annotate(**sums),
+            columns("day", "deployment_id"),
+        ),
+        _Rebuild(
+            MonthlyUsageRollup,
+            "month",
+            months,
+            by_month.values("rollup_month", "department_id", "deployment_id").annotate(**sums),
+            columns("department_id", "deployment_id", rollup_month="month"),
+        ),
+        _Rebuild(
+            MonthlyPersonRollup,
+            "month",
+            months,
+            by_month.values("rollup_month", "department_id", "user_key").annotate(**sums),
+            columns("department_id", "user_key", rollup_month="month"),
+        ),
+    ]
+
+
+def _records_by_day(first_day: date, last_day: date) -> "QuerySet[Any]":
+    """The usage records of the days summed per day x department x deployment x person."""
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    return (
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .annotate(rollup_day=TruncDate("created_at"), rollup_user=Coalesce("user_id", Value(0)))
+        .values("rollup_day", "department_id", "deployment_id", "rollup_user")
+        # A record is one request; its other counters have the rollups' names.
+        .annotate(
+            rollup_requests=Count("id"),
+            **{name: Sum(field) for name, field in REBUILD_COUNTERS.items() if name != "rollup_requests"},
+        )
+    )
