@@ -11,6 +11,10 @@ whose principal holds a data role on the account, or an api-key where local auth
 deployment, the request body, injected faults, the deployment's rate limits and the prompt
 content filter. Then the answer (see `textgen`) is sent as one JSON body or as server-sent
 events, and what was delivered is metered for Cost Management.
+
+`chat` serves a call in that order; `access`, `chat_request` (the body and the checks against
+the model), `limits` and `content_filter` make the checks; `errors` writes the refusals;
+`answer` and `streaming` deliver. This module is the URL table.
 """
 
 from starlette.routing import Route
@@ -18,7 +22,6 @@ from starlette.routing import Route
 from provisioning.emulator.dataplane.chat import chat_completions, chat_completions_v1, unknown_operation
 
 __all__ = ["routes"]
-
 
 routes = [
     Route(

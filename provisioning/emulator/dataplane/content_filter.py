@@ -18,7 +18,6 @@ CATEGORY_HINTS = (
     ("nude", "sexual"),
 )
 
-
 SAFE = {"filtered": False, "severity": "safe"}
 
 
