@@ -340,7 +340,7 @@ def report(title: str, results: list[CallResult], wall: float, tokens: int) -> N
         )
 
 
-def main() -> int:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -350,8 +350,65 @@ def main() -> int:
     parser.add_argument("--sdk-requests", type=int, default=100, help="calls in the openai-SDK run (0: skip)")
     parser.add_argument("--first-token-ms", type=float, default=0, help="the emulator's time to first token")
     parser.add_argument("--per-token-ms", type=float, default=0, help="the emulator's delay between tokens")
-    arguments = parser.parse_args()
+    return parser.parse_args()
 
+
+def raw_run(endpoint: str, token: str, pid: int, arguments: argparse.Namespace) -> int:
+    """The raw-HTTP run with its report; returns the number of failed calls."""
+    _, cpu_before = process_figures(pid)
+    started = time.perf_counter()
+    raw = asyncio.run(
+        run_raw(
+            endpoint,
+            token,
+            calls=arguments.requests,
+            tokens=arguments.tokens,
+            concurrency=arguments.concurrency,
+        )
+    )
+    raw_wall = time.perf_counter() - started
+    _, cpu_after = process_figures(pid)
+    report(
+        f"raw httpx2 client, {arguments.requests} streams x {arguments.tokens} tokens",
+        raw,
+        raw_wall,
+        arguments.tokens,
+    )
+    print(f"  emulator CPU time     {cpu_after - cpu_before:.2f} s during the run")
+    return sum(result.error is not None for result in raw)
+
+
+def sdk_run(endpoint: str, token: str, arguments: argparse.Namespace) -> int:
+    """The openai-SDK run with its report; returns the number of failed calls."""
+    started = time.perf_counter()
+    sdk = asyncio.run(
+        run_sdk(
+            endpoint,
+            token,
+            calls=arguments.sdk_requests,
+            tokens=arguments.tokens,
+            concurrency=min(arguments.sdk_requests, arguments.concurrency),
+        )
+    )
+    report(
+        f"openai SDK (AsyncAzureOpenAI), {arguments.sdk_requests} streams",
+        sdk,
+        time.perf_counter() - started,
+        arguments.tokens,
+    )
+    return sum(result.error is not None for result in sdk)
+
+
+def report_emulator(url: str, pid: int) -> None:
+    usage = requests.get(f"{url}/_emulator/", timeout=10).json()["usage"]
+    peak_mib, cpu_total = process_figures(pid)
+    print(f"\nemulator peak memory  {peak_mib:.0f} MiB (VmHWM), CPU time in total {cpu_total:.2f} s")
+    calls, output = sum(row["requests"] for row in usage), sum(row["outputTokens"] for row in usage)
+    print(f"metered by emulator   {calls} calls, {output} output tokens")
+
+
+def main() -> int:
+    arguments = parse_arguments()
     raise_file_limit()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -372,53 +429,10 @@ def main() -> int:
             )
             print(f"emulator pid {emulator.pid} on {url}; deployment capacity {capacity} (x1,000 TPM)")
             print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs shared by client and emulator")
-            _, cpu_before = process_figures(emulator.pid)
-
-            started = time.perf_counter()
-            raw = asyncio.run(
-                run_raw(
-                    endpoint,
-                    token,
-                    calls=arguments.requests,
-                    tokens=arguments.tokens,
-                    concurrency=arguments.concurrency,
-                )
-            )
-            raw_wall = time.perf_counter() - started
-            _, cpu_after = process_figures(emulator.pid)
-            report(
-                f"raw httpx2 client, {arguments.requests} streams x {arguments.tokens} tokens",
-                raw,
-                raw_wall,
-                arguments.tokens,
-            )
-            print(f"  emulator CPU time     {cpu_after - cpu_before:.2f} s during the run")
-
-            failures = sum(result.error is not None for result in raw)
+            failures = raw_run(endpoint, token, emulator.pid, arguments)
             if arguments.sdk_requests:
-                started = time.perf_counter()
-                sdk = asyncio.run(
-                    run_sdk(
-                        endpoint,
-                        token,
-                        calls=arguments.sdk_requests,
-                        tokens=arguments.tokens,
-                        concurrency=min(arguments.sdk_requests, arguments.concurrency),
-                    )
-                )
-                report(
-                    f"openai SDK (AsyncAzureOpenAI), {arguments.sdk_requests} streams",
-                    sdk,
-                    time.perf_counter() - started,
-                    arguments.tokens,
-                )
-                failures += sum(result.error is not None for result in sdk)
-
-            usage = requests.get(f"{url}/_emulator/", timeout=10).json()["usage"]
-            peak_mib, cpu_total = process_figures(emulator.pid)
-            print(f"\nemulator peak memory  {peak_mib:.0f} MiB (VmHWM), CPU time in total {cpu_total:.2f} s")
-            calls, output = sum(row["requests"] for row in usage), sum(row["outputTokens"] for row in usage)
-            print(f"metered by emulator   {calls} calls, {output} output tokens")
+                failures += sdk_run(endpoint, token, arguments)
+            report_emulator(url, emulator.pid)
         finally:
             stop_emulator(emulator)
     return 1 if failures else 0

@@ -2,5 +2,10 @@
 Azure OpenAI data plane, role assignments and Cost Management, on loopback.
 
 It speaks the wire protocol the official SDKs speak, so Switchyard runs the same code against it
-as against Azure. It imports nothing of the portal. Start it with `python -m provisioning.emulator`.
+as against Azure. Of the project it imports only `provisioning.tokenizer` (import-linter and
+tests/emulator/test_isolation.py check it). Start it with `python -m provisioning.emulator`.
+
+`app` puts together `arm/` (the control plane, a module per resource and the rules of each PUT
+beside it), `dataplane/` (chat completions), `costs` (Cost Management's query) and `control`
+(the /_emulator/ endpoint); `state` is the world they share, `catalog` what Azure offers.
 """

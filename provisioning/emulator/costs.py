@@ -4,6 +4,7 @@ price table — so the portal's reconciliation runs the same code path as agains
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -112,22 +113,37 @@ def cost_lines(
     return lines
 
 
-async def query(request: Request) -> Response:
-    require_arm_caller(request)
-    store: Store = request.app.state.store
-    catalog: Catalog = request.app.state.catalog
-    fault = store.take_fault("costManagement.query", {"429", "500", "503"})
-    if fault is not None:
-        raise AzureError(
-            int(fault.kind),
-            "TooManyRequests" if fault.kind == "429" else "ServerError",
-            "Cost Management is busy; retry later.",
-            headers={"Retry-After": str(fault.retry_after_seconds)},
-        )
-    try:
-        body = await request.json()
-    except ValueError:
-        raise AzureError(400, "BadRequest", "Invalid query definition: the body is not JSON.") from None
+@dataclass(frozen=True)
+class QueryDefinition:
+    """What a query asks for, once Cost Management has accepted it."""
+
+    granularity: str | None  # "Daily", "Monthly", or None/"None" for one total per group
+    groupings: list[str]
+    cost_column: str
+    start: date
+    end: date
+
+    def key(self, day: date, account_id: str, location: str, sku: str, model: str) -> tuple[Any, ...]:
+        """The row a cost line adds to: its period, then its value of every grouping."""
+        key: tuple[Any, ...] = ()
+        if self.granularity == "Daily":
+            key += (int(day.strftime("%Y%m%d")),)
+        elif self.granularity == "Monthly":
+            key += (day.replace(day=1).isoformat() + "T00:00:00",)
+        return key + tuple(_dimension(account_id, location, sku, model, name) for name in self.groupings)
+
+    def columns(self) -> list[dict[str, str]]:
+        columns = [{"name": self.cost_column, "type": "Number"}]
+        if self.granularity == "Daily":
+            columns.append({"name": "UsageDate", "type": "Number"})
+        elif self.granularity == "Monthly":
+            columns.append({"name": "BillingMonth", "type": "Datetime"})
+        columns += [{"name": name, "type": "String"} for name in self.groupings]
+        columns.append({"name": "Currency", "type": "String"})
+        return columns
+
+
+def parse_query(body: dict[str, Any]) -> QueryDefinition:
     dataset = body.get("dataset") or {}
     granularity = dataset.get("granularity", "None")
     if granularity not in {"Daily", "Monthly", "None", None}:
@@ -145,24 +161,32 @@ async def query(request: Request) -> Response:
     aggregation = dataset.get("aggregation") or {"totalCost": {"name": "PreTaxCost", "function": "Sum"}}
     cost_column = next(iter(aggregation.values())).get("name", "PreTaxCost")
     start, end = _period(body, datetime.now(UTC).date())
+    return QueryDefinition(granularity, groupings, cost_column, start, end)
 
+
+async def query(request: Request) -> Response:
+    require_arm_caller(request)
+    store: Store = request.app.state.store
+    catalog: Catalog = request.app.state.catalog
+    fault = store.take_fault("costManagement.query", {"429", "500", "503"})
+    if fault is not None:
+        raise AzureError(
+            int(fault.kind),
+            "TooManyRequests" if fault.kind == "429" else "ServerError",
+            "Cost Management is busy; retry later.",
+            headers={"Retry-After": str(fault.retry_after_seconds)},
+        )
+    try:
+        body = await request.json()
+    except ValueError:
+        raise AzureError(400, "BadRequest", "Invalid query definition: the body is not JSON.") from None
+    definition = parse_query(body)
     scope = "/" + request.path_params["scope"].strip("/")
     totals: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
-    for day, account_id, location, sku, model, cost in cost_lines(store, catalog, scope, start, end):
-        key: tuple[Any, ...] = ()
-        if granularity == "Daily":
-            key += (int(day.strftime("%Y%m%d")),)
-        elif granularity == "Monthly":
-            key += (day.replace(day=1).isoformat() + "T00:00:00",)
-        key += tuple(_dimension(account_id, location, sku, model, name) for name in groupings)
-        totals[key] += cost
-    columns = [{"name": cost_column, "type": "Number"}]
-    if granularity == "Daily":
-        columns.append({"name": "UsageDate", "type": "Number"})
-    elif granularity == "Monthly":
-        columns.append({"name": "BillingMonth", "type": "Datetime"})
-    columns += [{"name": name, "type": "String"} for name in groupings]
-    columns.append({"name": "Currency", "type": "String"})
+    for day, account_id, location, sku, model, cost in cost_lines(
+        store, catalog, scope, definition.start, definition.end
+    ):
+        totals[definition.key(day, account_id, location, sku, model)] += cost
     rows = [
         [float(round(cost, 10)), *key, "USD"]
         for key, cost in sorted(totals.items(), key=lambda item: item[0])
@@ -173,7 +197,7 @@ async def query(request: Request) -> Response:
             "id": f"{scope.lstrip('/')}/providers/Microsoft.CostManagement/query/{query_id}",
             "name": query_id,
             "type": "Microsoft.CostManagement/query",
-            "properties": {"nextLink": None, "columns": columns, "rows": rows},
+            "properties": {"nextLink": None, "columns": definition.columns(), "rows": rows},
         }
     )
 
