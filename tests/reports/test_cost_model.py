@@ -23,7 +23,8 @@ from chat.models import (
     UsageRollup,
 )
 from provisioning.models import ModelDeployment, Price
-from reports.services import department_report, overview_report
+from reports.selectors.department import department_report
+from reports.selectors.overview import overview_report
 from tests.factories import make_department, make_deployment
 from tests.reports.conftest import MODEL, at, meter, set_created
 
