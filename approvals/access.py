@@ -1,10 +1,14 @@
-"""Who may see which request: the one place the request pages ask."""
+"""Who may see, write and decide which request: the one place the request pages and the services
+ask."""
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from approvals.models import DeploymentRequest
-from org.models import User
+from approvals.models import ApprovalStep, DeploymentRequest
+from approvals.rounds import wrote_round
+from org.models import Department, Membership, User
+
+StepState = ApprovalStep.State
 
 
 def require_request_role(user: User) -> None:
@@ -23,3 +27,45 @@ def get_request_for(user: User, pk: int) -> DeploymentRequest:
         )
     except DeploymentRequest.DoesNotExist:
         raise Http404("No such request.") from None
+
+
+def may_author(user: User, department: Department) -> bool:
+    """Leads ask for their department; platform admins may ask on its behalf."""
+    if user.is_platform_admin:
+        return True
+    return any(
+        m.department_id == department.pk and m.role == Membership.Role.LEAD
+        for m in user.memberships_with_departments
+    )
+
+
+def may_change(user: User, request: DeploymentRequest) -> bool:
+    """Who wrote a request, its department's leads and platform admins may edit, submit or
+    cancel it."""
+    return request.requester_id == user.pk or may_author(user, request.department)
+
+
+def departments_for_author(user: User) -> list[Department]:
+    """The departments `user` may ask for deployments for (`may_author`)."""
+    if user.is_platform_admin:
+        return list(Department.objects.order_by("name"))
+    return [m.department for m in user.memberships_with_departments if m.role == Membership.Role.LEAD]
+
+
+def next_step_for(request: DeploymentRequest, user: User) -> ApprovalStep | None:
+    """The pending step of the current round `user` may decide, if any."""
+    if request.state != DeploymentRequest.State.SUBMITTED or request.requester_id == user.pk:
+        return None
+    if wrote_round(request, user):
+        return None  # four eyes: whoever wrote this round does not decide it
+    steps = [step for step in request.steps.all() if step.round == request.round]
+    if any(step.state == StepState.APPROVED and step.decided_by_id == user.pk for step in steps):
+        return None  # four eyes: a second approval comes from someone else
+    for step in steps:
+        if step.state != StepState.PENDING:
+            continue
+        if step.kind == ApprovalStep.Kind.PLATFORM and user.is_platform_admin:
+            return step
+        if step.kind == ApprovalStep.Kind.FINANCE and user.is_finance_approver:
+            return step
+    return None

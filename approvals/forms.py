@@ -3,7 +3,7 @@
 
 from dataclasses import replace
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -11,6 +11,7 @@ from django import forms
 from django.http import QueryDict
 from django.utils import timezone
 
+from approvals.access import departments_for_author
 from approvals.models import (
     MAX_CAPACITY,
     MAX_TOKENS_MILLIONS,
@@ -18,31 +19,38 @@ from approvals.models import (
     DeploymentRequest,
     cap_label,
 )
+from approvals.offers import CATALOG_NOT_SYNCED, OFFER_FIELDS, OfferChoices, offer_choices
 from approvals.spec import (
     TEXT_LIMITS,
     WHOLE_REQUEST,
     Assessment,
     FieldErrors,
     RequestSpec,
+    bounded_int,
     eligible_targets,
     request_assessment,
     request_spec_errors,
 )
-from org.models import Department, Membership, User
-from provisioning.catalog import catalog_offers
+from org.models import Department, User
 from provisioning.models import AccessGrant, LandingZone, ModelDeployment
 from provisioning.services import region_label
 
 Kind = DeploymentRequest.Kind
+# What the estimate beside the choices is worked out from while the person types.
+DRAFT_FIELDS = (
+    "data_classification",
+    "region",
+    "model_name",
+    "model_version",
+    "sku",
+    "capacity",
+    "tpm_cap",
+    "input_tokens_per_month",
+    "output_tokens_per_month",
+)
 EXPECTED_USE_HELP = (
     "What the department expects to use in a month, in millions of tokens; it prices the estimate."
 )
-
-
-def departments_for_author(user: User) -> list[Department]:
-    if user.is_platform_admin:
-        return list(Department.objects.order_by("name"))
-    return [m.department for m in user.memberships_with_departments if m.role == Membership.Role.LEAD]
 
 
 class DeploymentRequestForm(forms.Form):
@@ -162,16 +170,7 @@ class DeploymentRequestForm(forms.Form):
         for name in list(self.fields):
             if name not in self.FIELDS_BY_KIND[Kind(kind)]:
                 del self.fields[name]
-        departments = departments_for_author(user)
-        if instance is not None:
-            departments = [instance.department]
-        self.fields["department"].queryset = Department.objects.filter(  # type: ignore[attr-defined]
-            pk__in=[department.pk for department in departments]
-        )
-        self.single_department = len(departments) == 1
-        if self.single_department:
-            self.fields["department"].initial = departments[0].slug
-        self.chosen_department = self._chosen_department(departments)
+        self._set_departments([instance.department] if instance is not None else departments_for_author(user))
         if "target" in self.fields:
             self._set_targets()
         if kind == Kind.CAPACITY_CHANGE:
@@ -205,11 +204,21 @@ class DeploymentRequestForm(forms.Form):
         values["target"] = instance.target_id
         return values
 
-    def _chosen_department(self, departments: list[Department]) -> Department | None:
+    def _set_departments(self, departments: list[Department]) -> None:
+        """The departments the author may ask for (the one of a request being edited), and the
+        one chosen so far."""
+        self.fields["department"].queryset = Department.objects.filter(  # type: ignore[attr-defined]
+            pk__in=[department.pk for department in departments]
+        )
+        self.single_department = len(departments) == 1
+        if self.single_department:
+            self.fields["department"].initial = departments[0].slug
         slug = self.data.get("department") if self.is_bound else self.initial.get("department")
         if slug is None and departments:
             slug = departments[0].slug
-        return next((department for department in departments if department.slug == slug), None)
+        self.chosen_department = next(
+            (department for department in departments if department.slug == slug), None
+        )
 
     def value(self, name: str) -> Any:
         """What the field holds now: typed in (bound) or from the request being edited."""
@@ -254,64 +263,54 @@ class DeploymentRequestForm(forms.Form):
         return LandingZone.for_department(self.chosen_department) if self.chosen_department else None
 
     def _set_catalog_choices(self) -> None:
-        zone = self.landing_zone
-        regions = list(zone.allowed_regions) if zone else []
-        # Retired versions stay on offer: Azure keeps serving them a while, and the form warns instead.
-        self.offers = list(catalog_offers(regions=regions))
-        offered_regions = [region for region in regions if any(o.region == region for o in self.offers)]
-        self.catalog_missing = not self.offers
-        region = self._pick("region", offered_regions or regions, "")
-        in_region = [o for o in self.offers if o.region == region]
-        models = sorted({o.model_name for o in in_region})
-        model = self._pick("model_name", models, "gpt-4o-mini")
-        versions = sorted({o.model_version for o in in_region if o.model_name == model}, reverse=True)
-        version = self._pick("model_version", versions, "")
-        skus = sorted({o.sku for o in in_region if o.model_name == model and o.model_version == version})
-        sku = self._pick("sku", skus, "GlobalStandard")
-        labels = dict(ModelDeployment.Sku.choices)
-        self._set_choices("region", region, [(r, region_label(r)) for r in (offered_regions or regions)], "")
-        self._set_choices("model_name", model, [(m, m) for m in models], "No model offered here")
-        self._set_choices("model_version", version, [(v, v) for v in versions], "—")
-        self._set_choices("sku", sku, [(s, labels.get(s, s)) for s in skus], "—")
-        entry = next(
-            (o for o in in_region if (o.model_name, o.model_version, o.sku) == (model, version, sku)), None
+        wanted = {name: self.value(name) for name in OFFER_FIELDS}
+        as_submitted = self.is_bound and not self.preview
+        self.offer_choices = choices = offer_choices(
+            zone=self.landing_zone, wanted=wanted, as_submitted=as_submitted
         )
-        provisioned = sku.endswith("ProvisionedManaged")
-        self.fields["capacity"].label = "Capacity (PTU)" if provisioned else "Capacity (K TPM)"
-        self.fields["capacity"].help_text = (
+        for name, chosen in choices.chosen.items():
+            if as_submitted or chosen == wanted[name]:
+                continue
+            # A choice that moved to what is on offer shows as moved.
+            if self.is_bound:
+                # The preview works on a copy of the submitted data (see __init__).
+                self.data[name] = chosen  # type: ignore[index]
+            else:
+                self.initial[name] = chosen
+        labels = dict(ModelDeployment.Sku.choices)
+        self._set_choices("region", [(r, region_label(r)) for r in choices.regions], "")
+        self._set_choices("model_name", [(m, m) for m in choices.models], "No model offered here")
+        self._set_choices("model_version", [(v, v) for v in choices.versions], "—")
+        self._set_choices("sku", [(s, labels.get(s, s)) for s in choices.skus], "—")
+        self._set_capacity_bounds(choices)
+
+    def _set_capacity_bounds(self, choices: OfferChoices) -> None:
+        capacity = self.fields["capacity"]
+        capacity.label = "Capacity (PTU)" if choices.provisioned else "Capacity (K TPM)"
+        capacity.help_text = (
             "Provisioned throughput units, billed by the hour whether used or not."
-            if provisioned
+            if choices.provisioned
             else "Thousands of tokens per minute; the deployment's rate limit."
         )
+        entry = choices.entry
         if entry is not None:
-            self.fields["capacity"].widget.attrs.update(
+            capacity.widget.attrs.update(
                 min=entry.capacity_minimum, step=entry.capacity_step or 1, max=entry.capacity_maximum or ""
             )
-            if not self.is_bound and entry.capacity_default:
-                self.initial.setdefault("capacity", min(entry.capacity_default, 20))
+        if not self.is_bound and choices.suggested_capacity:
+            self.initial.setdefault("capacity", choices.suggested_capacity)
 
-    def _set_choices(self, name: str, chosen: str, choices: list[tuple[str, str]], empty: str) -> None:
+    @property
+    def catalog_missing(self) -> bool:
+        return self.kind == Kind.NEW_DEPLOYMENT and self.offer_choices.catalog_missing
+
+    def _set_choices(self, name: str, choices: list[tuple[str, str]], empty: str) -> None:
         """The select's options; a submitted value that does not fit stays selected, marked, so
         the person sees what they chose next to the message that explains it."""
+        chosen = self.offer_choices.chosen[name]
         if chosen and chosen not in {value for value, _ in choices}:
             choices = [(chosen, f"{chosen} (not available)"), *choices]
         self.fields[name].widget.choices = choices or [("", empty)]
-
-    def _pick(self, name: str, options: list[str], preferred: str) -> str:
-        """The value of a dependent choice: as typed when it fits or when the person submits (so
-        the check can explain it, or say it is missing), else the preferred or first option."""
-        current = self.value(name)
-        if self.is_bound and not self.preview:
-            return _text(current, TEXT_LIMITS[name])
-        if current and current in options:
-            return str(current)
-        chosen = preferred if preferred in options else (options[0] if options else "")
-        if self.is_bound:
-            # The preview works on a copy of the submitted data (see __init__).
-            self.data[name] = chosen  # type: ignore[index]
-        else:
-            self.initial[name] = chosen
-        return chosen
 
     # What the choices mean -------------------------------------------------------------------
 
@@ -321,23 +320,13 @@ class DeploymentRequestForm(forms.Form):
     def draft_spec(self) -> RequestSpec:
         """The request as chosen so far, whether or not it is valid yet: values that cannot be
         read (or lie beyond every limit) count as not chosen, so the estimate stays sensible."""
-        return RequestSpec(
-            data_classification=str(self.value("data_classification") or DataClassification.INTERNAL),
-            region=_text(self.value("region"), TEXT_LIMITS["region"]),
-            model_name=_text(self.value("model_name"), TEXT_LIMITS["model_name"]),
-            model_version=_text(self.value("model_version"), TEXT_LIMITS["model_version"]),
-            sku=_text(self.value("sku"), TEXT_LIMITS["sku"]),
-            capacity=_bounded_int(self.value("capacity")),
-            tpm_cap=_bounded_int(self.value("tpm_cap")),
-            input_tokens_per_month=_bounded_millions(self.value("input_tokens_per_month")),
-            output_tokens_per_month=_bounded_millions(self.value("output_tokens_per_month")),
-            target=self._target_value(),
-        ).following_target(self.kind)
+        values = {name: self.value(name) for name in DRAFT_FIELDS}
+        return RequestSpec.draft(values, target=self._target_value()).following_target(self.kind)
 
     def _target_value(self) -> ModelDeployment | None:
         if "target" not in self.fields:
             return None
-        pk = _bounded_int(self.value("target"), highest=None)
+        pk = bounded_int(self.value("target"), highest=None)
         if pk is None:
             return None
         target: ModelDeployment | None = self.fields["target"].queryset.filter(pk=pk).first()  # type: ignore[attr-defined]
@@ -361,11 +350,8 @@ class DeploymentRequestForm(forms.Form):
         for name in ("input_tokens_per_month", "output_tokens_per_month"):
             if name in self.fields and cleaned.get(name) is None and name not in self.errors:
                 cleaned[name] = Decimal(0)
-        if self.kind == Kind.NEW_DEPLOYMENT and self.catalog_missing:
-            raise forms.ValidationError(
-                "The model catalog for this landing zone has not been synced yet, so nothing can be "
-                "checked. A platform admin can sync it from Administration → Catalog entries."
-            )
+        if self.catalog_missing:
+            raise forms.ValidationError(CATALOG_NOT_SYNCED)
         if self.chosen_department is not None:
             self.add_rule_errors(
                 request_spec_errors(
@@ -407,30 +393,3 @@ class DeploymentRequestForm(forms.Form):
             and self.value(name if name != "__all__" else "region") not in (None, "")
             and not any(error == forms.Field.default_error_messages["required"] for error in errors)
         }
-
-
-def _text(value: Any, limit: int) -> str:
-    """A typed-in choice, or "" when it cannot be one (not text, too long, a null character)."""
-    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
-        return ""
-    return value
-
-
-def _bounded_int(value: Any, *, highest: int | None = MAX_CAPACITY) -> int | None:
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    if number < 1 or (highest is not None and number > highest):
-        return None
-    return number
-
-
-def _bounded_millions(value: Any) -> Decimal:
-    try:
-        millions = Decimal(str(value)) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)
-    if not millions.is_finite() or not Decimal(0) <= millions <= MAX_TOKENS_MILLIONS:
-        return Decimal(0)
-    return millions

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals import notifications
+from approvals.access import may_author, may_change, next_step_for
 from approvals.handover import finish, hand_over
 from approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest, RequestEdit
 from approvals.policy import approval_plan
@@ -28,7 +29,7 @@ from approvals.spec import (
 )
 from audit.services import audit_record
 from money.budgets import budget_status
-from org.models import Department, Membership, User
+from org.models import Department, User
 from provisioning.models import ModelDeployment
 
 logger = logging.getLogger(__name__)
@@ -53,40 +54,8 @@ class RequestSpecInvalid(RequestActionRefused):
         super().__init__(" ".join(message for messages in errors.values() for message in messages))
 
 
-# Who may do what -------------------------------------------------------------------------------
-
-
-def may_author(user: User, department: Department) -> bool:
-    """Leads ask for their department; platform admins may ask on its behalf."""
-    if user.is_platform_admin:
-        return True
-    return any(
-        m.department_id == department.pk and m.role == Membership.Role.LEAD
-        for m in user.memberships_with_departments
-    )
-
-
-def next_step_for(request: DeploymentRequest, user: User) -> ApprovalStep | None:
-    """The pending step of the current round `user` may decide, if any."""
-    if request.state != State.SUBMITTED or request.requester_id == user.pk:
-        return None
-    if wrote_round(request, user):
-        return None  # four eyes: whoever wrote this round does not decide it
-    steps = [step for step in request.steps.all() if step.round == request.round]
-    if any(step.state == StepState.APPROVED and step.decided_by_id == user.pk for step in steps):
-        return None  # four eyes: a second approval comes from someone else
-    for step in steps:
-        if step.state != StepState.PENDING:
-            continue
-        if step.kind == ApprovalStep.Kind.PLATFORM and user.is_platform_admin:
-            return step
-        if step.kind == ApprovalStep.Kind.FINANCE and user.is_finance_approver:
-            return step
-    return None
-
-
 def _refuse_unless_author(request: DeploymentRequest, actor: User) -> None:
-    if request.requester_id != actor.pk and not may_author(actor, request.department):
+    if not may_change(actor, request):
         raise RequestActionRefused("Only the department's leads and platform admins can change this request.")
 
 

@@ -2,9 +2,10 @@
 the lead types, and when it is saved) and for submission, which checks the request again against
 the catalog, quota, deployments, grants and budget as they are at that moment."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db.models import QuerySet
@@ -103,6 +104,24 @@ class RequestSpec:
         """What `request` asks for now."""
         return cls(**{name: getattr(request, name) for name in cls.field_names()})
 
+    @classmethod
+    def draft(cls, values: Mapping[str, Any], *, target: ModelDeployment | None) -> "RequestSpec":
+        """The request as chosen so far (`values` by field name, as typed), whether or not it is
+        valid yet: values that cannot be read (or lie beyond every limit) count as not chosen, so
+        the estimate stays sensible."""
+        return cls(
+            data_classification=str(values.get("data_classification") or DataClassification.INTERNAL),
+            region=readable_text(values.get("region"), TEXT_LIMITS["region"]),
+            model_name=readable_text(values.get("model_name"), TEXT_LIMITS["model_name"]),
+            model_version=readable_text(values.get("model_version"), TEXT_LIMITS["model_version"]),
+            sku=readable_text(values.get("sku"), TEXT_LIMITS["sku"]),
+            capacity=bounded_int(values.get("capacity")),
+            tpm_cap=bounded_int(values.get("tpm_cap")),
+            input_tokens_per_month=bounded_millions(values.get("input_tokens_per_month")),
+            output_tokens_per_month=bounded_millions(values.get("output_tokens_per_month")),
+            target=target,
+        )
+
     def following_target(self, kind: str) -> "RequestSpec":
         if kind == Kind.NEW_DEPLOYMENT or self.target is None:
             return self
@@ -119,6 +138,35 @@ class RequestSpec:
     def uses_tokens(self) -> bool:
         """Token SKUs are priced by expected use; provisioned ones by the hour."""
         return not self.sku.endswith("ProvisionedManaged")
+
+
+def readable_text(value: Any, limit: int) -> str:
+    """A typed-in choice, or "" when it cannot be one (not text, too long, a null character)."""
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        return ""
+    return value
+
+
+def bounded_int(value: Any, *, highest: int | None = MAX_CAPACITY) -> int | None:
+    """A typed-in whole number from 1 to `highest`, or None."""
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    if number < 1 or (highest is not None and number > highest):
+        return None
+    return number
+
+
+def bounded_millions(value: Any) -> Decimal:
+    """Typed-in millions of tokens within every limit, or 0."""
+    try:
+        millions = Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+    if not millions.is_finite() or not Decimal(0) <= millions <= MAX_TOKENS_MILLIONS:
+        return Decimal(0)
+    return millions
 
 
 # What the request would mean now ----------------------------------------------------------------

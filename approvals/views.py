@@ -14,8 +14,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from approvals import services
-from approvals.access import get_request_for, require_request_role
-from approvals.forms import DeploymentRequestForm, departments_for_author
+from approvals.access import (
+    departments_for_author,
+    get_request_for,
+    may_change,
+    next_step_for,
+    require_request_role,
+)
+from approvals.forms import DeploymentRequestForm
 from approvals.models import DataClassification, DeploymentRequest
 from approvals.rounds import describe_edit, round_records, wrote_round
 from approvals.spec import current_grant, grant_label, grant_state
@@ -146,7 +152,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
 def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     instance = get_request_for(user, pk)
-    if not (instance.requester_id == user.pk or services.may_author(user, instance.department)):
+    if not may_change(user, instance):
         raise PermissionDenied("Only the department's leads and platform admins can change this request.")
     if not instance.can_be_edited():
         messages.error(
@@ -262,11 +268,10 @@ def _render_detail(
         "earlier_steps": [step for step in steps if step.round != deployment_request.round],
         "round_edits": [describe_edit(record) for record in round_records(deployment_request)],
         "grant_changed": _grant_changed(deployment_request),
-        "step_to_decide": services.next_step_for(deployment_request, user),
+        "step_to_decide": next_step_for(deployment_request, user),
         "wrote_round": wrote_round(deployment_request, user),
         "is_own": deployment_request.requester_id == user.pk,
-        "may_author": deployment_request.requester_id == user.pk
-        or services.may_author(user, deployment_request.department),
+        "may_author": may_change(user, deployment_request),
         # Seconds between looks while something may change: quickly while provisioning runs,
         # slowly while the request waits for a person.
         "live": 2

@@ -55,8 +55,9 @@ SELECT 'Department ' || d, 'department-' || d, 'CC-' || (1000 + d / 2), 2000 + (
     30, false, '', ''
 FROM generate_series(1, %(departments)s) d;
 
-INSERT INTO org_user (password, is_superuser, first_name, last_name, is_staff, is_active, date_joined, email)
-SELECT '!', false, 'Person', p::text, false, true, now(), 'person' || p || '@example.com'
+INSERT INTO org_user (password, is_superuser, first_name, last_name, is_staff, is_active, date_joined, email,
+    is_break_glass)
+SELECT '!', false, 'Person', p::text, false, true, now(), 'person' || p || '@example.com', false
 FROM generate_series(1, %(people)s) p;
 
 INSERT INTO org_membership (user_id, department_id, role, source, created_at)
@@ -98,13 +99,13 @@ WHERE m.scope = 'shared';
 # shared one; priced with the shipped per-million rates of the deployment's model.
 USAGE_SQL = """
 INSERT INTO money_usagerecord (department_id, user_id, deployment_id, input_tokens, cached_input_tokens,
-    output_tokens, cost, source, created_at)
+    output_tokens, cost, source, created_at, estimated)
 SELECT call.department_id, call.user_id, m.id, call.input_tokens, 0, call.output_tokens,
        CASE WHEN m.sku = 'ProvisionedManaged' THEN 0
             WHEN m.model_name = 'gpt-4o' THEN (call.input_tokens * 2.50 + call.output_tokens *
                 10.00) / 1000000
             ELSE (call.input_tokens * 0.15 + call.output_tokens * 0.60) / 1000000 END,
-       'chat', call.created_at
+       'chat', call.created_at, false
 FROM (
     SELECT mem.department_id, mem.user_id,
            CASE WHEN random() < 0.2 THEN 'assistant-' || (1 + floor(random() * %(shared)s))::int || '-1'

@@ -5,8 +5,8 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from approvals.access import may_author
 from approvals.models import DeploymentRequest
-from approvals.services import may_author
 from money.budgets import budget_status
 from org.access import get_department_for
 from org.models import User

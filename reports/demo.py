@@ -6,7 +6,7 @@ replaces the usage it made before, and only that (org.demo's records of what it 
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -80,9 +80,15 @@ def seed_usage(*, now: datetime | None = None) -> int:
     prices = PriceBook(ModelDeployment.Sku.values)
     departments = {department.slug: department for department in Department.objects.all()}
     with transaction.atomic():
-        people = _people(departments)
-        assistants = _assistants(departments, now=now)
-        company = ModelDeployment.objects.live().filter(display_name="Company assistant").first()
+        usage = _DemoUsage(
+            prices=prices,
+            rng=rng,
+            now=now,
+            departments=departments,
+            people=_people(departments),
+            assistants=_assistants(departments, now=now),
+            company=ModelDeployment.objects.live().filter(display_name="Company assistant").first(),
+        )
         # Only the usage an earlier run made: what people did on these deployments stays.
         demo_rows_delete(UsageRecord)
         records: list[UsageRecord] = []
@@ -91,48 +97,7 @@ def seed_usage(*, now: datetime | None = None) -> int:
             day = first_day + timedelta(days=offset)
             # Weekends are quiet; use grows a little over the quarter.
             pace = (0.25 if day.weekday() >= 5 else 1.0) * (0.8 + 0.4 * offset / DAYS)
-            for spec in ASSISTANTS:
-                department = departments[spec.department]
-                deployment = assistants[spec.department]
-                staff = people[spec.department]
-                for _ in range(_count(rng, spec.chats_per_day * pace)):
-                    records.append(
-                        _record(
-                            prices,
-                            rng,
-                            deployment,
-                            department,
-                            rng.choice(staff),
-                            day,
-                            now,
-                            1_500,
-                            9_000,
-                            0.3,
-                        )
-                    )
-                for _ in range(_count(rng, spec.batch_jobs_per_day * pace)):
-                    size = spec.batch_tokens
-                    records.append(
-                        _record(
-                            prices, rng, deployment, department, None, day, now, size // 2, size * 3 // 2, 0.1
-                        )
-                    )
-                if company is not None:
-                    for _ in range(_count(rng, 10 * pace)):
-                        records.append(
-                            _record(
-                                prices,
-                                rng,
-                                company,
-                                department,
-                                rng.choice(staff),
-                                day,
-                                now,
-                                800,
-                                5_000,
-                                0.35,
-                            )
-                        )
+            records.extend(usage.of_day(day, pace))
         records = [record for record in records if record.created_at <= now]
         UsageRecord.objects.bulk_create(records, batch_size=2000)
         demo_rows_mark(records)
@@ -140,49 +105,81 @@ def seed_usage(*, now: datetime | None = None) -> int:
     return len(records)
 
 
+@dataclass
+class _DemoUsage:
+    """What the demo days' calls are made of. The random draws come in a fixed order, so the same
+    seed gives the same figures."""
+
+    prices: PriceBook
+    rng: random.Random
+    now: datetime
+    departments: dict[str, Department]
+    people: dict[str, list[User]]
+    assistants: dict[str, ModelDeployment]
+    company: ModelDeployment | None
+
+    def of_day(self, day: date, pace: float) -> list[UsageRecord]:
+        rng = self.rng
+        records: list[UsageRecord] = []
+        for spec in ASSISTANTS:
+            department = self.departments[spec.department]
+            deployment = self.assistants[spec.department]
+            staff = self.people[spec.department]
+            for _ in range(_count(rng, spec.chats_per_day * pace)):
+                records.append(self._call(deployment, department, rng.choice(staff), day, 1_500, 9_000, 0.3))
+            for _ in range(_count(rng, spec.batch_jobs_per_day * pace)):
+                size = spec.batch_tokens
+                records.append(self._call(deployment, department, None, day, size // 2, size * 3 // 2, 0.1))
+            if self.company is not None:
+                for _ in range(_count(rng, 10 * pace)):
+                    records.append(
+                        self._call(self.company, department, rng.choice(staff), day, 800, 5_000, 0.35)
+                    )
+        return records
+
+    def _call(
+        self,
+        deployment: ModelDeployment,
+        department: Department,
+        user: User | None,
+        day: date,
+        low: int,
+        high: int,
+        output_share: float,
+    ) -> UsageRecord:
+        """One call of `low` to `high` tokens, about `output_share` of them output."""
+        rng = self.rng
+        at = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone()) + timedelta(
+            seconds=rng.randint(7 * 3600, 19 * 3600)
+        )
+        tokens = rng.randint(low, high)
+        output_tokens = int(tokens * output_share * rng.uniform(0.6, 1.4))
+        input_tokens = tokens - output_tokens
+        cached = int(input_tokens * rng.choice([0, 0, 0.2, 0.5]))
+        cost, price = usage_cost(
+            deployment=deployment,
+            input_tokens=input_tokens,
+            cached_input_tokens=cached,
+            output_tokens=output_tokens,
+            at=at,
+            prices=self.prices,
+        )
+        return UsageRecord(
+            department=department,
+            user=user,
+            deployment=deployment,
+            input_tokens=input_tokens,
+            cached_input_tokens=cached,
+            output_tokens=output_tokens,
+            cost=cost,
+            price=price,
+            source=UsageRecord.Source.CHAT if user else UsageRecord.Source.API,
+            created_at=at,
+        )
+
+
 def _count(rng: random.Random, mean: float) -> int:
     return max(0, round(rng.gauss(mean, mean * 0.2))) if mean else 0
-
-
-def _record(
-    prices: PriceBook,
-    rng: random.Random,
-    deployment: ModelDeployment,
-    department: Department,
-    user: User | None,
-    day: object,
-    now: datetime,
-    low: int,
-    high: int,
-    output_share: float,
-) -> UsageRecord:
-    at = datetime.combine(day, datetime.min.time(), tzinfo=timezone.get_current_timezone()) + timedelta(  # type: ignore[arg-type]
-        seconds=rng.randint(7 * 3600, 19 * 3600)
-    )
-    tokens = rng.randint(low, high)
-    output_tokens = int(tokens * output_share * rng.uniform(0.6, 1.4))
-    input_tokens = tokens - output_tokens
-    cached = int(input_tokens * rng.choice([0, 0, 0.2, 0.5]))
-    cost, price = usage_cost(
-        deployment=deployment,
-        input_tokens=input_tokens,
-        cached_input_tokens=cached,
-        output_tokens=output_tokens,
-        at=at,
-        prices=prices,
-    )
-    return UsageRecord(
-        department=department,
-        user=user,
-        deployment=deployment,
-        input_tokens=input_tokens,
-        cached_input_tokens=cached,
-        output_tokens=output_tokens,
-        cost=cost,
-        price=price,
-        source=UsageRecord.Source.CHAT if user else UsageRecord.Source.API,
-        created_at=at,
-    )
 
 
 def _people(departments: dict[str, Department]) -> dict[str, list[User]]:

@@ -21,8 +21,13 @@ from base.text import csv_text, one_line
 from org.access import get_department_for, require_overview_role
 from org.models import Department, User
 from provisioning.access import get_deployment_for, led_department_ids
-from reports import services
-from reports.services import Report, Table
+from reports import reconciliation as reconciliations
+from reports.months import EARLIEST_MONTH, MonthInvalid, month_parse, month_start, next_month, previous_month
+from reports.selectors.chargeback import chargeback_statement, cost_centers
+from reports.selectors.department import department_report
+from reports.selectors.deployment import deployment_report
+from reports.selectors.overview import overview_report
+from reports.tables import Report, Table
 
 
 @dataclass(frozen=True)
@@ -40,24 +45,22 @@ class MonthChoice:
 def _month(value: str | None) -> MonthChoice:
     today = timezone.localdate()
     try:
-        return MonthChoice(services.month_parse(value, today=today))
-    except services.MonthInvalid as invalid:
-        return MonthChoice(services.month_start(today), invalid.message)
+        return MonthChoice(month_parse(value, today=today))
+    except MonthInvalid as invalid:
+        return MonthChoice(month_start(today), invalid.message)
 
 
 def _month_context(choice: MonthChoice) -> dict[str, Any]:
     month = choice.month
-    this_month = services.month_start(timezone.localdate())
+    this_month = month_start(timezone.localdate())
     return {
         "month": month,
         "month_value": f"{month:%Y-%m}",
         "month_error": choice.error,
-        "min_month": f"{services.EARLIEST_MONTH:%Y-%m}",
+        "min_month": f"{EARLIEST_MONTH:%Y-%m}",
         "max_month": f"{this_month:%Y-%m}",
-        "previous_month": f"{services.previous_month(month):%Y-%m}"
-        if month > services.EARLIEST_MONTH
-        else None,
-        "next_month": f"{services.next_month(month):%Y-%m}" if month < this_month else None,
+        "previous_month": f"{previous_month(month):%Y-%m}" if month > EARLIEST_MONTH else None,
+        "next_month": f"{next_month(month):%Y-%m}" if month < this_month else None,
     }
 
 
@@ -119,7 +122,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     require_overview_role(user)
     choice = _month(request.GET.get("month"))
-    report = services.overview_report(month=choice.month)
+    report = overview_report(month=choice.month)
     return _page(
         request,
         "reports/overview.html",
@@ -136,14 +139,14 @@ def overview_export(request: HttpRequest, table: str) -> HttpResponse:
     choice = _month(request.GET.get("month"))
     if choice.error:
         return _bad_month(choice)
-    return _export(services.overview_report(month=choice.month, complete=True), table, prefix="costs")
+    return _export(overview_report(month=choice.month, complete=True), table, prefix="costs")
 
 
 def department(request: HttpRequest, slug: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_department_for(user, slug, lead_only=True)
     choice = _month(request.GET.get("month"))
-    report = services.department_report(department=found, month=choice.month)
+    report = department_report(department=found, month=choice.month)
     return _page(
         request,
         "reports/department.html",
@@ -161,7 +164,7 @@ def department_export(request: HttpRequest, slug: str, table: str) -> HttpRespon
     choice = _month(request.GET.get("month"))
     if choice.error:
         return _bad_month(choice)
-    report = services.department_report(department=found, month=choice.month)
+    report = department_report(department=found, month=choice.month)
     return _export(report, table, prefix=found.slug)
 
 
@@ -169,7 +172,7 @@ def deployment(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     found = get_deployment_for(user, pk)
     choice = _month(request.GET.get("month"))
-    report = services.deployment_report(
+    report = deployment_report(
         deployment=found, month=choice.month, named_departments=_named_departments(user)
     )
     return _page(
@@ -189,7 +192,7 @@ def deployment_export(request: HttpRequest, pk: int, table: str) -> HttpResponse
     choice = _month(request.GET.get("month"))
     if choice.error:
         return _bad_month(choice)
-    report = services.deployment_report(
+    report = deployment_report(
         deployment=found, month=choice.month, named_departments=_named_departments(user)
     )
     return _export(report, table, prefix=f"deployment-{found.pk}")
@@ -213,7 +216,7 @@ def _cost_center_for(user: User, cost_center: str) -> str:
 def chargeback_index(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     require_overview_role(user)
-    centers = services.cost_centers()
+    centers = cost_centers()
     if not centers:
         return redirect("reports:overview")
     # The month goes on as asked: the statement says next to its field if it cannot be shown.
@@ -226,7 +229,7 @@ def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     _cost_center_for(user, cost_center)
     choice = _month(request.GET.get("month"))
-    report = services.chargeback_statement(cost_center=cost_center, month=choice.month)
+    report = chargeback_statement(cost_center=cost_center, month=choice.month)
     report.tables["lines"].csv_url = (
         reverse("reports:chargeback_export", args=[cost_center]) + f"?month={report.month:%Y-%m}"
     )
@@ -237,7 +240,7 @@ def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
             "report": report,
             **_month_context(choice),
             "cost_center": cost_center,
-            "cost_centers": services.cost_centers(),
+            "cost_centers": cost_centers(),
             "generated_at": timezone.now(),
         },
         status=choice.status,
@@ -250,7 +253,7 @@ def chargeback_export(request: HttpRequest, cost_center: str) -> HttpResponse:
     choice = _month(request.GET.get("month"))
     if choice.error:
         return _bad_month(choice)
-    report = services.chargeback_statement(cost_center=cost_center, month=choice.month)
+    report = chargeback_statement(cost_center=cost_center, month=choice.month)
     return _csv(
         report.tables["lines"], filename=f"switchyard-chargeback-{cost_center}-{report.month:%Y-%m}.csv"
     )
@@ -263,7 +266,7 @@ def reconciliation(request: HttpRequest) -> HttpResponse:
 
 
 def _reconciliation_page(request: HttpRequest, choice: MonthChoice) -> HttpResponse:
-    lines = services.reconciliation_lines(month=choice.month)
+    lines = reconciliations.reconciliation_lines(month=choice.month)
     return render(
         request,
         "reports/reconciliation.html",
@@ -285,7 +288,7 @@ def reconciliation_run(request: HttpRequest) -> HttpResponse:
     choice = _month(request.POST.get("month"))
     if choice.error:
         return _reconciliation_page(request, choice)
-    lines = services.reconciliation_run(month=choice.month)
+    lines = reconciliations.reconciliation_run(month=choice.month)
     messages.success(
         request, f"Asked Azure Cost Management about {len(lines)} account{'s' if len(lines) != 1 else ''}."
     )

@@ -7,8 +7,8 @@ import pytest
 from django.core import mail
 
 from org.models import PlatformGroup
+from reports.alerts import budget_alerts_send
 from reports.models import BudgetAlert
-from reports.services import budget_alerts_send
 from tests.factories import make_user
 from tests.reports.conftest import at, meter
 

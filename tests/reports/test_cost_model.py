@@ -20,7 +20,8 @@ from money.models import (
 from money.periods import Period
 from money.usage import usage_rollups_rebuild
 from provisioning.models import ModelDeployment, Price
-from reports.services import department_report, overview_report
+from reports.selectors.department import department_report
+from reports.selectors.overview import overview_report
 from tests.factories import make_department, make_deployment
 from tests.reports.conftest import MODEL, at, meter, set_created
 

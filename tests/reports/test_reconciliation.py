@@ -11,7 +11,7 @@ from openai import AzureOpenAI
 
 from money.usage import usage_record_create
 from provisioning.azure import data_plane_token_provider
-from reports.services import reconciliation_run
+from reports.reconciliation import reconciliation_run
 from tests.chat.conftest import chat_emulator, copywriter, lena, zone  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db

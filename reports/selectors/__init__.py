@@ -1,0 +1,4 @@
+"""The cost pages' reads: one module per page, each returning the page's `reports.tables.Report`.
+
+Every figure comes from the one cost model in `money` (which reads the daily rollups,
+never raw usage), so a report and the chat's budget check agree."""
