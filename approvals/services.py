@@ -3,10 +3,8 @@ request, refuses what its state or the actor's role does not allow, writes an Au
 once the decision is final, hands over to provisioning after commit."""
 
 import logging
-from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -104,17 +102,15 @@ def request_create(
     actor: User,
     department: Department,
     kind: str,
-    spec: RequestSpec | Mapping[str, Any],
+    spec: RequestSpec,
     submit: bool = False,
 ) -> DeploymentRequest:
-    """A new request, saved as a draft or submitted at once. The spec may come as plain values
-    (seed data), which must name fields of `RequestSpec`."""
+    """A new request, saved as a draft or submitted at once."""
     if not may_author(actor, department):
         raise RequestActionRefused(f"Only {department.name}'s leads and platform admins can ask for it.")
-    typed = spec if isinstance(spec, RequestSpec) else RequestSpec(**spec)
     with transaction.atomic():
         request = DeploymentRequest(kind=kind, department=department, requester=actor)
-        _apply_spec(request, typed)
+        _apply_spec(request, spec)
         request.save()
         audit_record(actor=actor, verb="request.created", target=request, after=request.snapshot())
         edit_record(request=request, actor=actor, action=RequestEdit.Action.CREATED, changes=[])

@@ -5,12 +5,14 @@ from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
 from itertools import count
+from typing import Any
 
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from approvals.models import DeploymentRequest
 from approvals.services import request_create
+from approvals.spec import RequestSpec
 from money.models import UsageRecord
 from money.usage import usage_rollup_add
 from org.models import Department, Membership, PlatformGroup, User
@@ -231,10 +233,10 @@ def make_request(
     requester: User | None,
     kind: str = "new_deployment",
     submit: bool = True,
-    **spec: object,
+    **spec: Any,
 ) -> DeploymentRequest:
     """A request made through the service, as the form would (spec values as cleaned data)."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "purpose": "Drafting campaign copy",
         "data_classification": "internal",
         "input_tokens_per_month": Decimal(0),
@@ -251,7 +253,9 @@ def make_request(
         )
     values.update(spec)
     assert requester is not None
-    return request_create(actor=requester, department=department, kind=kind, spec=values, submit=submit)
+    return request_create(
+        actor=requester, department=department, kind=kind, spec=RequestSpec(**values), submit=submit
+    )
 
 
 def make_spend(department: Department, deployment: ModelDeployment, amount: Decimal) -> UsageRecord:
