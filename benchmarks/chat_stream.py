@@ -196,11 +196,11 @@ def stop_portal(process: subprocess.Popen[bytes]) -> None:
 async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str, str]]) -> Stream:
     """One message straight to the model with the conversation so far, as the portal sends it
     (the emulator's answer, and so its length, follows from the whole conversation). The call is
-    the portal's own (`chat.streaming.chat_completion_stream`: the SDK, read as raw bytes), so
+    the portal's own (`chat.transport.chat_completion_stream`: the SDK, read as raw bytes), so
     that this side is the portal minus the portal."""
     from django.conf import settings
 
-    from chat.streaming import chat_completion_stream
+    from chat.transport import chat_completion_stream
 
     history.append({"role": "user", "content": QUESTION})
     stream = Stream(started=time.perf_counter())
