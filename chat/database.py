@@ -15,9 +15,9 @@ The connection stays open from one job to the next and is closed after a quiet s
 question on its way to the model (SQLite reads the schema; PostgreSQL starts a server process):
 closing it whenever no answer was under way put that on every question of a person chatting alone.
 
-A test lends the thread its own connections (`use_connections`), as Django's LiveServerThread
-borrows a test's: the jobs then see the data the test keeps in its transaction, and run as in
-production otherwise.
+A test may lend the thread the connection that holds its transaction (`use_connections`), as
+Django's LiveServerThread borrows a test's connections: the jobs then see the test's data, and
+run as in production otherwise.
 """
 
 import asyncio
