@@ -42,8 +42,8 @@ import httpx2
 import openai
 import requests
 
+from benchmarks.chat_seed import SYSTEM_PROMPT, seed, start_portal, stop_portal
 from benchmarks.emulator import (
-    PROJECT_DIR,
     capacity_for,
     free_port,
     percentile,
@@ -54,9 +54,6 @@ from benchmarks.emulator import (
 )
 from benchmarks.provisioning import drop_database, scratch_database
 
-SUBSCRIPTION = "00000000-0000-0000-0000-00000000c4a7"
-REGION, MODEL, VERSION, SKU = "swedencentral", "gpt-4o-mini", "2024-07-18", "GlobalStandard"
-SYSTEM_PROMPT = "You are a concise assistant for an engineering team."
 QUESTION = "Explain how to roll out a new internal search service."
 DELTA_MARKER = b"event: delta"
 CONTENT_MARKER = b'"content":"'
@@ -80,127 +77,17 @@ class Stream:
         return (self.first_token - self.started) * 1000
 
 
-# Setting up: database, deployment, people -----------------------------------------------------
-
-
-def seed(*, people: int, capacity: int, emulator_url: str) -> tuple[str, list[tuple[str, str]]]:
-    """A department, a deployment provisioned on the emulator through the portal's services,
-    and `people` members, each with a signed-in session and a conversation. Returns the
-    deployment's endpoint and (session key, conversation id) per person."""
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.core.management import call_command
-    from django.utils import timezone
-
-    from chat.models import Conversation
-    from org.models import Department, Membership, User
-    from provisioning import services
-    from provisioning.models import LandingZone, ModelDeployment
-
-    call_command("migrate", verbosity=0)
-    requests.put(
-        f"{emulator_url}/_emulator/quotas",
-        json={"location": REGION, "usageName": f"OpenAI.{SKU}.{MODEL}", "limit": capacity},
-        timeout=10,
-    ).raise_for_status()
-    department = Department.objects.create(
-        name="Benchmark", slug="benchmark", cost_center="CC-B", monthly_budget=10_000_000
-    )
-    zone = LandingZone.objects.create(
-        name="Bench", slug="bench", subscription_id=SUBSCRIPTION, resource_group="rg-chat-bench"
-    )
-    deployment = ModelDeployment.objects.create(
-        department=department,
-        display_name="Benchmark assistant",
-        system_prompt=SYSTEM_PROMPT,
-        landing_zone=zone,
-        region=REGION,
-        name="chat-bench",
-        model_name=MODEL,
-        model_version=VERSION,
-        sku=SKU,
-        capacity=capacity,
-    )
-    services.deployment_request_provisioning(deployment=deployment)
-    token = ModelDeployment.objects.get(pk=deployment.pk).run_token
-    deadline = time.monotonic() + 120
-    while (wait := services.deployment_provision(deployment_id=deployment.pk, token=token)) is not None:
-        if time.monotonic() > deadline:
-            raise RuntimeError("provisioning did not finish")
-        time.sleep(min(wait, 0.2))
-    deployment.refresh_from_db()
-    if deployment.state != ModelDeployment.State.ACTIVE or deployment.account is None:
-        raise RuntimeError(f"provisioning failed: {deployment.status_message}")
-
-    sessions = []
-    for number in range(people):
-        user = User.objects.create_user(f"bench{number}@example.com", None)
-        Membership.objects.create(user=user, department=department)
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        conversation = Conversation.objects.create(
-            user=user, deployment=deployment, department=department, expires_at=timezone.now()
-        )
-        assert session.session_key is not None
-        sessions.append((session.session_key, str(conversation.pk)))
-    return deployment.account.endpoint, sessions
-
-
-def start_portal(port: int, environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(  # noqa: S603  (our own app, fixed arguments)
-        [
-            *(sys.executable, "-m", "uvicorn", "portal.asgi:application"),
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
-            *("--log-level", "warning", "--no-access-log"),
-        ],
-        cwd=PROJECT_DIR,
-        env=environment,
-        start_new_session=True,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the portal exited with {process.returncode}; see {log}")
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                return process
-            except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.1)
-        raise RuntimeError("the portal did not start within 30 s")
-    except BaseException:
-        # Not handed to the caller, so not stopped by it either.
-        if process.poll() is None:
-            stop_portal(process)
-        raise
-
-
-def stop_portal(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 # The streams -----------------------------------------------------------------------------------
 
 
 async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str, str]]) -> Stream:
     """One message straight to the model with the conversation so far, as the portal sends it
     (the emulator's answer, and so its length, follows from the whole conversation). The call is
-    the portal's own (`chat.streaming.chat_completion_stream`: the SDK, read as raw bytes), so
+    the portal's own (`chat.transport.chat_completion_stream`: the SDK, read as raw bytes), so
     that this side is the portal minus the portal."""
     from django.conf import settings
 
-    from chat.streaming import chat_completion_stream
+    from chat.transport import chat_completion_stream
 
     history.append({"role": "user", "content": QUESTION})
     stream = Stream(started=time.perf_counter())
@@ -310,6 +197,53 @@ def summary(title: str, streams: list[Stream]) -> tuple[float, float]:
     return median, p95
 
 
+class CpuUse:
+    """CPU seconds of each process, and wall seconds, per side (direct, portal): the client, the
+    emulator and the portal share the machine."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.seconds = {side: dict.fromkeys([*pids, "wall"], 0.0) for side in ("direct", "portal")}
+
+    async def phase(self, side: str, streaming: Any) -> list[Stream]:
+        """Run one side's streams (the awaitable `streaming`), counting what it costs."""
+        before = {name: process_figures(pid)[1] for name, pid in self.pids.items()}
+        started = time.perf_counter()
+        streamed: list[Stream] = await streaming
+        self.seconds[side]["wall"] += time.perf_counter() - started
+        for name, pid in self.pids.items():
+            self.seconds[side][name] += process_figures(pid)[1] - before[name]
+        return streamed
+
+    def report(self, *, streams: int, answers: int) -> None:
+        print(f"\nCPU while {streams} streamed, in cores busy (the machine has {os.cpu_count()}):")
+        for side, figures in self.seconds.items():
+            busy = ", ".join(f"{name} {figures[name] / figures['wall']:.2f}" for name in self.pids)
+            print(f"  {side:<7} {busy}")
+        portal_cpu = self.seconds["portal"]["portal"]
+        print(f"  web process: {portal_cpu / answers * 1000:.1f} ms of CPU per answer")
+
+
+def clients(endpoint: str, pool: int) -> tuple[openai.AsyncAzureOpenAI, aiohttp.ClientSession]:
+    """The SDK straight to the emulator, and the HTTP client that talks to the portal."""
+    from provisioning.azure import data_plane_token_provider
+
+    limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool)
+    sdk = openai.AsyncAzureOpenAI(
+        azure_endpoint=endpoint,
+        api_version="2025-04-01-preview",
+        azure_ad_token_provider=data_plane_token_provider(),
+        max_retries=0,
+        http_client=openai.DefaultAioHttpClient(limits=limits, timeout=httpx2.Timeout(120.0)),
+    )
+    http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=pool),
+        timeout=aiohttp.ClientTimeout(total=120),
+        cookie_jar=aiohttp.DummyCookieJar(),  # each request carries its person's cookies
+    )
+    return sdk, http
+
+
 async def measure(
     *,
     base: str,
@@ -324,25 +258,8 @@ async def measure(
     emulator_pid: int,
     before_portal: Any = None,
 ) -> tuple[list[Stream], list[Stream], list[Stream]]:
-    from provisioning.azure import data_plane_token_provider
-
-    pool = max(burst, streams) + 10
-    limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool)
-    timeout = httpx2.Timeout(120.0)
-    async with (
-        openai.AsyncAzureOpenAI(
-            azure_endpoint=endpoint,
-            api_version="2025-04-01-preview",
-            azure_ad_token_provider=data_plane_token_provider(),
-            max_retries=0,
-            http_client=openai.DefaultAioHttpClient(limits=limits, timeout=timeout),
-        ) as sdk,
-        aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=pool),
-            timeout=aiohttp.ClientTimeout(total=120),
-            cookie_jar=aiohttp.DummyCookieJar(),  # each request carries its person's cookies
-        ) as http,
-    ):
+    sdk, http = clients(endpoint, pool=max(burst, streams) + 10)
+    async with sdk, http:
         # Warm both paths (connections, the portal's SDK client, imports) before measuring.
         # One conversation per simulated person on each side, so that both send the same prompts.
         histories: list[list[dict[str, str]]] = [[] for _ in sessions]
@@ -351,39 +268,29 @@ async def measure(
 
         # Direct and through the portal by turns, so that whatever else the machine is doing
         # weighs on both sides alike.
+        cpu = CpuUse({"client": os.getpid(), "emulator": emulator_pid, "portal": portal_pid})
         direct: list[Stream] = []
         portal: list[Stream] = []
-        # CPU seconds of each process and wall seconds, per side: the three share the machine.
-        pids = {"client": os.getpid(), "emulator": emulator_pid, "portal": portal_pid}
-        usage = {side: dict.fromkeys([*pids, "wall"], 0.0) for side in ("direct", "portal")}
 
-        async def phase(side: str, make_stream: Any) -> list[Stream]:
-            before = {name: process_figures(pid)[1] for name, pid in pids.items()}
-            started = time.perf_counter()
-            streamed = await in_flight(
-                make_stream, concurrency=streams, rounds=rounds, stagger_seconds=stagger_seconds
-            )
-            usage[side]["wall"] += time.perf_counter() - started
-            for name, pid in pids.items():
-                usage[side][name] += process_figures(pid)[1] - before[name]
-            return streamed
+        def lanes(make_stream: Any) -> Any:
+            return in_flight(make_stream, concurrency=streams, rounds=rounds, stagger_seconds=stagger_seconds)
 
         for cycle in range(cycles):
-            direct += await phase("direct", lambda index: direct_stream(sdk, histories[index]))
+            direct += await cpu.phase("direct", lanes(lambda index: direct_stream(sdk, histories[index])))
             if before_portal is not None and cycle == 0:
                 before_portal()
-            portal += await phase("portal", lambda index: portal_stream(http, base, *sessions[index]))
+            portal += await cpu.phase(
+                "portal", lanes(lambda index: portal_stream(http, base, *sessions[index]))
+            )
         many = await asyncio.gather(*(portal_stream(http, base, *sessions[index]) for index in range(burst)))
-    print(f"\nCPU while {streams} streamed, in cores busy (the machine has {os.cpu_count()}):")
-    for side, figures in usage.items():
-        busy = ", ".join(f"{name} {figures[name] / figures['wall']:.2f}" for name in pids)
-        print(f"  {side:<7} {busy}")
-    portal_cpu = usage["portal"]["portal"]
-    print(f"  web process: {portal_cpu / len(portal) * 1000:.1f} ms of CPU per answer")
+    cpu.report(streams=streams, answers=len(portal))
     return direct, portal, list(many)
 
 
-def main() -> int:
+# The run ---------------------------------------------------------------------------------------
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -405,16 +312,11 @@ def main() -> int:
     )
     parser.add_argument("--target-median-ms", type=float, default=5.0)
     parser.add_argument("--target-p95-ms", type=float, default=20.0)
-    arguments = parser.parse_args()
+    return parser.parse_args()
 
-    raise_file_limit()
-    workdir = Path(tempfile.mkdtemp(prefix="switchyard-chat-bench-"))
-    emulator_port, portal_port = free_port(), free_port()
-    emulator_url = f"http://127.0.0.1:{emulator_port}"
-    emulator = start_emulator(emulator_port, workdir / "emulator.json")
-    database_url, postgres_name = scratch_database(workdir)
-    people = max(arguments.streams, arguments.burst, 5)
-    environment = {
+
+def portal_environment(*, database_url: str, emulator_url: str) -> dict[str, str]:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DATABASE_URL": database_url,
@@ -431,61 +333,124 @@ def main() -> int:
         "CHAT_USER_REQUESTS_PER_MINUTE": "1000",
         "CHAT_USER_TOKENS_PER_MINUTE": "10000000",
     }
+
+
+def prepare(
+    arguments: argparse.Namespace, emulator_url: str, people: int
+) -> tuple[str, list[tuple[str, str]]]:
+    """The emulator's pace set, the scratch database migrated and seeded: the deployment's
+    endpoint and (session key, conversation id) per person."""
+    requests.patch(
+        f"{emulator_url}/_emulator/settings",
+        json={
+            "lro_delay_seconds": 0.1,
+            "first_token_ms": arguments.first_token_ms,
+            "per_token_ms": arguments.per_token_ms,
+        },
+        timeout=10,
+    ).raise_for_status()
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connections
+
+    # Capacity for every call of the run at once, so that no 429 (and no SDK retry sleeping
+    # out a retry-after) lands in the figures.
+    calls = 2 * arguments.cycles * arguments.streams * arguments.rounds + arguments.burst + 20
+    # Azure (and the emulator) count each call's max_tokens when they admit it.
+    seeded = seed(
+        people=people,
+        capacity=capacity_for(calls * 4, 400 + settings.CHAT_MAX_ANSWER_TOKENS),
+        emulator_url=emulator_url,
+    )
+    connections.close_all()
+    return seeded
+
+
+class Profiler:
+    """py-spy recording the web process (`--profile`), from the first portal phase on."""
+
+    def __init__(self, output: Path | None, pid: int) -> None:
+        self.output = output
+        self.pid = pid
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.output is None:
+            return
+        self.process = subprocess.Popen(  # noqa: S603  (fixed arguments)
+            [
+                *(str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.pid)),
+                *("--format", "raw", "--output", str(self.output), "--rate", "200"),
+                # Sampling without pausing the process, which would add to its latency.
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)  # py-spy writes its output on interrupt
+            self.process.wait(timeout=30)
+
+
+def report_latency(arguments: argparse.Namespace, direct: list[Stream], through_portal: list[Stream]) -> int:
+    """Prints the latency figures; returns how many targets they miss."""
+    direct_median, direct_p95 = summary(
+        f"directly to the emulator with the openai SDK, {arguments.streams} in flight", direct
+    )
+    portal_median, portal_p95 = summary(
+        f"through the portal (one uvicorn worker), {arguments.streams} in flight", through_portal
+    )
+    added_median, added_p95 = portal_median - direct_median, portal_p95 - direct_p95
+    target_median: float = arguments.target_median_ms
+    target_p95: float = arguments.target_p95_ms
+    print(
+        f"\nportal adds            median {added_median:+.1f} ms (target {target_median:g}), "
+        f"p95 {added_p95:+.1f} ms (target {target_p95:g})"
+    )
+    ratio_median, ratio_p95 = portal_median / direct_median, portal_p95 / direct_p95
+    print(f"ratio portal/direct    median {ratio_median:.3f}, p95 {ratio_p95:.3f}")
+    return (added_median > target_median) + (added_p95 > target_p95)
+
+
+def report_burst(arguments: argparse.Namespace, burst: list[Stream]) -> int:
+    """Prints how the burst went; returns how many of its streams failed."""
+    burst_errors = [stream.error for stream in burst if stream.error is not None]
+    completed = len(burst) - len(burst_errors)
+    print(f"\n{arguments.burst} concurrent streams through the portal")
+    print(f"  completed             {completed}  (errors: {len(burst_errors)})")
+    for error in sorted(set(burst_errors))[:3]:
+        print(f"    e.g. {error}")
+    full = [((s.finished or s.started) - s.started) * 1000 for s in burst if s.error is None]
+    if full:
+        median, p95 = statistics.median(full), percentile(full, 0.95)
+        print(f"  full answer           median {median:.0f} ms, p95 {p95:.0f} ms")
+    return len(burst_errors)
+
+
+def benchmark(arguments: argparse.Namespace, *, emulator: Any, emulator_url: str, workdir: Path) -> int:
+    """Seeds, starts the portal, measures and reports; returns the number of failures."""
+    database_url, postgres_name = scratch_database(workdir)
+    environment = portal_environment(database_url=database_url, emulator_url=emulator_url)
     os.environ.update(environment)
     portal: subprocess.Popen[bytes] | None = None
-    profiler: subprocess.Popen[bytes] | None = None
-    failures = 0
+    profiler: Profiler | None = None
     try:
-        requests.patch(
-            f"{emulator_url}/_emulator/settings",
-            json={
-                "lro_delay_seconds": 0.1,
-                "first_token_ms": arguments.first_token_ms,
-                "per_token_ms": arguments.per_token_ms,
-            },
-            timeout=10,
-        ).raise_for_status()
-        import django
-
-        django.setup()
-        from django.conf import settings
-
-        # Capacity for every call of the run at once, so that no 429 (and no SDK retry sleeping
-        # out a retry-after) lands in the figures.
-        calls = 2 * arguments.cycles * arguments.streams * arguments.rounds + arguments.burst + 20
-        # Azure (and the emulator) count each call's max_tokens when they admit it.
-        endpoint, sessions = seed(
-            people=people,
-            capacity=capacity_for(calls * 4, 400 + settings.CHAT_MAX_ANSWER_TOKENS),
-            emulator_url=emulator_url,
-        )
-        from django.db import connections
-
-        connections.close_all()
-        portal_log = workdir / "portal.log"
+        endpoint, sessions = prepare(arguments, emulator_url, max(arguments.streams, arguments.burst, 5))
+        portal_port, portal_log = free_port(), workdir / "portal.log"
         portal = start_portal(portal_port, environment, portal_log)
         database = "PostgreSQL" if postgres_name else "SQLite"
+        emulator_port = emulator_url.rpartition(":")[2]
         print(f"portal pid {portal.pid} (one uvicorn worker) on :{portal_port}; emulator on :{emulator_port}")
         print(
             f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs shared by client, portal and emulator; "
             f"database {database}; emulator first token {arguments.first_token_ms:g} ms, "
             f"{arguments.per_token_ms:g} ms per token"
         )
-
-        def profile() -> None:
-            nonlocal profiler
-            if arguments.profile and portal is not None:
-                profiler = subprocess.Popen(  # noqa: S603  (fixed arguments)
-                    [
-                        *(str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(portal.pid)),
-                        *("--format", "raw", "--output", str(arguments.profile), "--rate", "200"),
-                        # Sampling without pausing the process, which would add to its latency.
-                        "--nonblocking",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-
+        profiler = Profiler(arguments.profile, portal.pid)
         direct, through_portal, burst = asyncio.run(
             measure(
                 base=f"http://127.0.0.1:{portal_port}",
@@ -498,55 +463,38 @@ def main() -> int:
                 cycles=arguments.cycles,
                 portal_pid=portal.pid,
                 emulator_pid=emulator.pid,
-                before_portal=profile,
+                before_portal=profiler.start,
             )
         )
-        direct_median, direct_p95 = summary(
-            f"directly to the emulator with the openai SDK, {arguments.streams} in flight", direct
-        )
-        portal_median, portal_p95 = summary(
-            f"through the portal (one uvicorn worker), {arguments.streams} in flight", through_portal
-        )
-        added_median, added_p95 = portal_median - direct_median, portal_p95 - direct_p95
-        target_median, target_p95 = arguments.target_median_ms, arguments.target_p95_ms
-        print(
-            f"\nportal adds            median {added_median:+.1f} ms (target {target_median:g}), "
-            f"p95 {added_p95:+.1f} ms (target {target_p95:g})"
-        )
-        ratio_median, ratio_p95 = portal_median / direct_median, portal_p95 / direct_p95
-        print(f"ratio portal/direct    median {ratio_median:.3f}, p95 {ratio_p95:.3f}")
-        burst_errors = [stream.error for stream in burst if stream.error is not None]
-        completed = len(burst) - len(burst_errors)
-        print(f"\n{arguments.burst} concurrent streams through the portal")
-        print(f"  completed             {completed}  (errors: {len(burst_errors)})")
-        for error in sorted(set(burst_errors))[:3]:
-            print(f"    e.g. {error}")
-        full = [((s.finished or s.started) - s.started) * 1000 for s in burst if s.error is None]
-        if full:
-            median, p95 = statistics.median(full), percentile(full, 0.95)
-            print(f"  full answer           median {median:.0f} ms, p95 {p95:.0f} ms")
+        failures = report_latency(arguments, direct, through_portal) + report_burst(arguments, burst)
         peak_mib, cpu = process_figures(portal.pid)
         print(f"\nweb process peak memory {peak_mib:.0f} MiB (VmHWM); CPU time {cpu:.1f} s")
         logged = portal_log.read_text(errors="replace")
         print(f"web process log: {logged.count('Traceback')} tracebacks ({portal_log})")
-        failures = (
-            sum(stream.error is not None for stream in [*direct, *through_portal])
-            + len(burst_errors)
-            + (added_median > arguments.target_median_ms)
-            + (added_p95 > arguments.target_p95_ms)
-        )
+        return failures + sum(stream.error is not None for stream in [*direct, *through_portal])
     finally:
         if profiler is not None:
-            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on interrupt
-            profiler.wait(timeout=30)
+            profiler.stop()
         if portal is not None:
             stop_portal(portal)
-        stop_emulator(emulator)
         if postgres_name:
             from django.db import connections
 
             connections.close_all()
             drop_database(postgres_name)
+
+
+def main() -> int:
+    arguments = parse_arguments()
+    raise_file_limit()
+    workdir = Path(tempfile.mkdtemp(prefix="switchyard-chat-bench-"))
+    emulator_port = free_port()
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    emulator = start_emulator(emulator_port, workdir / "emulator.json")
+    try:
+        failures = benchmark(arguments, emulator=emulator, emulator_url=emulator_url, workdir=workdir)
+    finally:
+        stop_emulator(emulator)
     return 1 if failures else 0
 
 

@@ -1,4 +1,5 @@
-"""The chat's database work, on one long-lived thread that keeps its connection open.
+"""The chat's database work, on one long-lived thread that keeps its connection open (the rest of
+the chat's hot path: chat/transport.py, chat/streaming.py).
 
 Under ASGI Django runs each request's synchronous code on a thread of its own, so every answer
 would open a database connection before its model call (SQLite reads the schema again; a
@@ -10,10 +11,13 @@ one thread run Python at a time anyway, and SQLite then never makes two writers 
 other.
 
 The connection stays open from one job to the next and is closed after a quiet spell
-(`IDLE_SECONDS` without a job), so a quiet process holds none. Opening it again costs the next
-question milliseconds on its way to the model (SQLite reads the schema; PostgreSQL starts a
-server process): closing it whenever no answer was under way put that on every question of a
-person chatting alone.
+(`IDLE_SECONDS` without a job), so a quiet process holds none. Opening it again delays the next
+question on its way to the model (SQLite reads the schema; PostgreSQL starts a server process):
+closing it whenever no answer was under way put that on every question of a person chatting alone.
+
+A test may lend the thread the connection that holds its transaction (`use_connections`), as
+Django's LiveServerThread borrows a test's connections: the jobs then see the test's data, and
+run as in production otherwise.
 """
 
 import asyncio
@@ -23,12 +27,13 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,9 @@ class DatabaseThread:
         self._order = itertools.count()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Another thread's connections, by alias, used instead of the thread's own (`use`); only
+        # the thread itself reads or changes this.
+        self._lent: dict[str, BaseDatabaseWrapper] = {}
 
     @property
     def started(self) -> bool:
@@ -74,28 +82,52 @@ class DatabaseThread:
             try:
                 _, _, job = self._jobs.get(timeout=IDLE_SECONDS if holding else None)
             except queue.Empty:
-                _close_connections()
+                self.close_connections()
                 holding = False
                 continue
             holding = True
             context, function, args, kwargs, loop, future = job
             try:
-                # What Django does between two requests: drop a connection that broke.
-                for connection in connections.all(initialized_only=True):
-                    if connection.connection is not None and connection.errors_occurred:
-                        connection.close_if_unusable_or_obsolete()
+                self._drop_broken_connections()
                 result = context.run(function, *args, **kwargs)
             except BaseException as error:  # handed to the caller, as sync_to_async does
                 _hand_back(loop, _set_exception, future, error)
             else:
                 _hand_back(loop, _set_result, future, result)
 
+    def _own_connections(self) -> list[BaseDatabaseWrapper]:
+        return [
+            connection
+            for connection in connections.all(initialized_only=True)
+            if connection.alias not in self._lent
+        ]
 
-def _close_connections() -> None:
-    try:
-        connections.close_all()
-    except Exception:  # a broken connection is dropped all the same; the thread must go on
-        logger.exception("Closing the chat's database connection failed")
+    def _drop_broken_connections(self) -> None:
+        # What Django does between two requests: drop a connection that broke.
+        for connection in self._own_connections():
+            if connection.connection is not None and connection.errors_occurred:
+                connection.close_if_unusable_or_obsolete()
+
+    def close_connections(self) -> None:
+        """Close the thread's own connections (one that another thread lent it is that thread's to
+        close)."""
+        try:
+            for connection in self._own_connections():
+                connection.close()
+        except Exception:  # a broken connection is dropped all the same; the thread must go on
+            logger.exception("Closing the chat's database connection failed")
+
+    def use(self, lent: Mapping[str, BaseDatabaseWrapper]) -> None:
+        """From now on, run the jobs on these connections of another thread instead of the
+        thread's own, which are closed (an empty `lent`: on the thread's own again)."""
+        for alias in self._lent:
+            del connections[alias]  # the thread opens its own again when a job needs it
+        self._lent = {}
+        if lent:
+            self.close_connections()
+        for alias, connection in lent.items():
+            connections[alias] = connection
+        self._lent = dict(lent)
 
 
 def _hand_back(loop: asyncio.AbstractEventLoop, setter: Callable[..., None], *args: Any) -> None:
@@ -120,8 +152,7 @@ _thread = DatabaseThread()
 async def database_job(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run `function` on the chat's database thread, before any job queued with `database_later`.
 
-    With CHAT_DATABASE_THREAD off (the tests, whose data lives in the test's own transaction on
-    its own connection) it runs as Django would run it, via sync_to_async."""
+    With CHAT_DATABASE_THREAD off it runs as Django would run it, via sync_to_async."""
     if not settings.CHAT_DATABASE_THREAD:
         return await sync_to_async(function)(*args, **kwargs)
     return await _thread.run(function, args, kwargs, urgency=URGENT)
@@ -138,4 +169,12 @@ async def close_connection() -> None:
     """Close the thread's connection now, after the jobs queued before (before its database is
     dropped, say); the next job opens it again."""
     if _thread.started:
-        await _thread.run(_close_connections, (), {}, urgency=LATER)
+        await _thread.run(_thread.close_connections, (), {}, urgency=LATER)
+
+
+async def use_connections(lent: Mapping[str, BaseDatabaseWrapper]) -> None:
+    """After the jobs queued before, run the jobs on these connections instead of the thread's own
+    (`{}`: on its own again), as Django's LiveServerThread runs a test's requests on the test's
+    connections. They belong to the caller's thread, which keeps them open and allows them to be
+    shared (`inc_thread_sharing`): a test's, whose data lives in the test's transaction."""
+    await _thread.run(_thread.use, (lent,), {}, urgency=LATER)

@@ -1,12 +1,12 @@
 """Streaming one answer from Azure OpenAI to the browser as server-sent events.
 
 The hot path: the answer's text goes out as small `delta` events, the first token the moment it
-arrives and then whatever arrived in each interval (50 ms; wider while many answers stream at
-once), read from the SDK's raw response with nothing re-encoded but the text. The database is
-touched once before the call (`chat_turn_prepare`, in the view) and once after
-(`chat_turn_finish`), both on the chat's database thread (`chat.database`), however the stream
-ends: answered, stopped by the user (the client went away), cut by the content filter, or
-broken.
+arrives and then, in batches, whatever arrived in each interval (`delta_interval`, wider while many
+answers stream at once), read from the raw response (chat/transport.py) with nothing re-encoded
+but the text. The database is touched once before the call (`chat_turn_prepare`, in the view) and
+once after (`chat_turn_finish`), both on the chat's database thread (chat/database.py), however
+the stream ends: answered, stopped by the user (the client went away), cut by the content filter,
+or broken.
 """
 
 import asyncio
@@ -14,37 +14,26 @@ import contextlib
 import json
 import logging
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import httpx2
 import openai
 from django.db import OperationalError
-from openai import AsyncAzureOpenAI
-from openai._constants import RAW_RESPONSE_HEADER
-from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from chat.database import database_later
+from chat.transport import chat_completion_stream, openai_client, rest_between_reads
 from chat.turns import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
-from provisioning.azure import data_plane_token_provider, is_emulator
 
 logger = logging.getLogger(__name__)
 
-API_VERSION = "2025-04-01-preview"
-# Azure's own 429s are retried by the SDK (honouring retry-after) before the user hears of them.
-MAX_RETRIES = 2
 SAVE_ATTEMPTS = 3
-# Between two chunks, not for the whole answer: a long answer may stream for minutes.
-READ_TIMEOUT_SECONDS = 60.0
-CONNECT_TIMEOUT_SECONDS = 10.0
 # After the first token, text goes out in batches: smooth to the eye, and a fraction of the writes
 # of one event per token. Relaying a batch (a read from Azure, a write to the browser) is most of
 # what an answer costs the process, and the process also has new questions to send on at once:
 # so the batches of all the answers streaming in it add up to at most BATCHES_PER_SECOND, each
-# answer's at least DELTA_INTERVAL_SECONDS and at most DELTA_INTERVAL_MAX_SECONDS apart. Up to 25
-# answers at once, 50 ms; 50 at once, 100 ms.
+# answer's at least DELTA_INTERVAL_SECONDS and at most DELTA_INTERVAL_MAX_SECONDS apart: the
+# interval widens only once so many answers stream that the shortest one would exceed that rate.
 DELTA_INTERVAL_SECONDS = 0.05
 DELTA_INTERVAL_MAX_SECONDS = 0.25
 BATCHES_PER_SECOND = 500
@@ -83,153 +72,6 @@ def delta_interval() -> float:
 
 # Calls closed because nobody read their answer, kept until done (the loop holds tasks weakly).
 _abandoned: set["asyncio.Task[None]"] = set()
-
-
-# Clients ---------------------------------------------------------------------------------------
-
-# An SDK client holds a connection pool bound to the event loop that made it, and building one
-# costs milliseconds (it sets up TLS), so each loop keeps one client per account endpoint.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncAzureOpenAI]]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _token_provider() -> Callable[[], str | Awaitable[str]]:
-    if is_emulator():
-        # The emulator's credential only encodes a JWT: cheap and non-blocking.
-        provider: Callable[[], str] = data_plane_token_provider()
-        return provider
-    # Real Entra ID: the async credential, so a token refresh never blocks the event loop.
-    from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
-
-    from provisioning.azure import COGNITIVE_SERVICES_SCOPE
-
-    return get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
-
-
-# Built once, when the process starts: loading the trusted certificates takes tens of
-# milliseconds, which a client made on the event loop would take from every answer streaming.
-TLS_CONTEXT = httpx2.create_ssl_context()
-
-
-# Where an answer's response keeps its body (`AnswerBody`), in `httpx2.Response.extensions`.
-ANSWER_BODY = "switchyard.answer_body"
-
-
-class AnswerTransport(AiohttpTransport):
-    """The SDK's aiohttp transport (`openai[aiohttp]`): aiohttp parses the answer's chunks in C,
-    for a fraction of the CPU the default transport spends on each, which decides how many
-    answers one web process streams without delaying their first tokens. Each response's body
-    is an `AnswerBody`."""
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await super().handle_async_request(request)
-        stream = response.stream
-        if isinstance(stream, AiohttpResponseStream):
-            response.stream = response.extensions[ANSWER_BODY] = AnswerBody(stream)
-        return response
-
-
-class AnswerBody(httpx2.AsyncByteStream):
-    """An answer's body as aiohttp receives it, with two changes.
-
-    - When the connection breaks mid-answer, aiohttp raises at once and drops what it had
-      received but nobody had read yet (a burst of tokens that came with the break). Here that
-      part is handed over first, so the person keeps it and it is metered.
-    - `rest` waits without reading, and without the event loop waking for every token that
-      arrives meanwhile (Azure sends each in a packet of its own): the socket is left alone and
-      the next read takes what the kernel kept. Between two batches of an answer's text this
-      saves most of the process's wake-ups, for every answer streaming.
-    """
-
-    def __init__(self, stream: AiohttpResponseStream) -> None:
-        self.stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self.stream:
-                yield chunk
-        except httpx2.ReadError:
-            # aiohttp keeps the received bytes in its reader's buffer, which it no longer
-            # returns once the connection has failed.
-            content = self.stream._aiohttp_response.content
-            buffered = b"".join(getattr(content, "_buffer", ()))[getattr(content, "_buffer_offset", 0) :]
-            if buffered:
-                yield buffered
-            raise
-
-    async def rest(self, seconds: float) -> None:
-        connection = self.stream._aiohttp_response.connection
-        transport = connection.transport if connection is not None else None
-        if transport is None or not transport.is_reading():
-            # Done (the connection went back to the pool) or held by aiohttp's own flow control.
-            await asyncio.sleep(seconds)
-            return
-        transport.pause_reading()
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            if not transport.is_closing():
-                transport.resume_reading()
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
-def openai_client(endpoint: str) -> AsyncAzureOpenAI:
-    loop = asyncio.get_running_loop()
-    clients = _clients.setdefault(loop, {})
-    client = clients.get(endpoint)
-    if client is None:
-        client = AsyncAzureOpenAI(
-            azure_endpoint=endpoint,
-            api_version=API_VERSION,
-            azure_ad_token_provider=_token_provider(),
-            max_retries=MAX_RETRIES,
-            timeout=openai.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
-            http_client=openai.DefaultAioHttpClient(transport=AnswerTransport(verify=TLS_CONTEXT)),
-        )
-        clients[endpoint] = client
-    return client
-
-
-async def close_clients() -> None:
-    """Close the running event loop's clients and their connections (when the process stops)."""
-    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
-        await client.close()
-
-
-async def chat_completion_stream(
-    client: AsyncAzureOpenAI, *, deployment: str, messages: list[dict[str, str]], max_output_tokens: int
-) -> httpx2.Response:
-    """Start a streamed chat completion, with its usage at the end; returns the response with its
-    headers read and its body (server-sent events) not yet.
-
-    The SDK makes the call: the deployment's URL, the API version, the token, retries on 429
-    honouring retry-after, and errors raised as `openai.APIError`s. It is made with the client's
-    `post` rather than the typed `chat.completions.create`, which sends the same request but first
-    checks every message of the conversation against each of the six kinds of message to
-    transform it: for text messages that changes nothing, and it cost the event loop 1.5 to 3 ms
-    per answer (more, the longer the conversation) before the call went out. The answer is read
-    from the raw response, not parsed into one pydantic object per token, which at 50 answers
-    streaming cost a whole CPU core."""
-    answer = await client.post(
-        "/chat/completions",
-        body={
-            "model": deployment,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            # The answer's length bounds what the call may cost: admission reserved for it.
-            "max_completion_tokens": max_output_tokens,
-        },
-        cast_to=ChatCompletion,
-        stream=True,
-        stream_cls=openai.AsyncStream[ChatCompletionChunk],
-        # The raw response, body unread, as `with_streaming_response` asks for it.
-        options={"headers": {RAW_RESPONSE_HEADER: "stream"}},
-    )
-    return cast("openai.AsyncAPIResponse[Any]", answer).http_response
 
 
 # Errors, in words for the person chatting --------------------------------------------------------
@@ -439,16 +281,12 @@ class AnswerStream:
             try:
                 response = await self._opening
             except openai.APIError as error:
-                message, retry_after, verdict = refusal_for(error, turn)
-                logger.info("Chat call refused for conversation %s: %s", turn.conversation_id, error)
-                await self._save(self.outcome(finish_reason="error", error=message, verdict=verdict))
-                yield sse("error", {"message": message, "retry_after": retry_after})
+                yield await self._refused(error)
                 return
             self.accepted = True
             try:
-                body = response.extensions.get(ANSWER_BODY)
-                rest = body.rest if isinstance(body, AnswerBody) else asyncio.sleep
-                async for text in self._batched_text(response.aiter_bytes(), rest):
+                received = response.aiter_bytes()
+                async for text in self._batched_text(received, rest_between_reads(response)):
                     yield delta_event(text)
             finally:
                 await response.aclose()
@@ -459,16 +297,31 @@ class AnswerStream:
             await self._save(self.outcome(finish_reason="stopped"))
             raise
         except Exception as error:  # any break of the stream: keep the partial answer
-            logger.warning("Chat stream broke for conversation %s: %r", turn.conversation_id, error)
-            if self.parts:
-                message = "The connection to the assistant broke. The part that arrived is kept."
-                await self._save(self.outcome(finish_reason="interrupted"))
-            else:
-                message = f"{turn.deployment_display_name} stopped answering. Try again in a moment."
-                await self._save(self.outcome(finish_reason="interrupted", error=message))
-            yield sse("error", {"message": message, "retry_after": None})
+            yield await self._broken(error)
             return
+        yield await self._done()
 
+    async def _refused(self, error: openai.APIError) -> bytes:
+        """Azure refused the call: saved with the reason, which the person is told."""
+        message, retry_after, verdict = refusal_for(error, self.turn)
+        logger.info("Chat call refused for conversation %s: %s", self.turn.conversation_id, error)
+        await self._save(self.outcome(finish_reason="error", error=message, verdict=verdict))
+        return sse("error", {"message": message, "retry_after": retry_after})
+
+    async def _broken(self, error: Exception) -> bytes:
+        """The stream broke: what arrived is saved and kept on the page."""
+        turn = self.turn
+        logger.warning("Chat stream broke for conversation %s: %r", turn.conversation_id, error)
+        if self.parts:
+            message = "The connection to the assistant broke. The part that arrived is kept."
+            await self._save(self.outcome(finish_reason="interrupted"))
+        else:
+            message = f"{turn.deployment_display_name} stopped answering. Try again in a moment."
+            await self._save(self.outcome(finish_reason="interrupted", error=message))
+        return sse("error", {"message": message, "retry_after": None})
+
+    async def _done(self) -> bytes:
+        """The answer is complete: saved, and its usage and cost told."""
         finish_reason = self.finish_reason or "stop"
         outcome = self.outcome(finish_reason=finish_reason)
         finished = await self._save(outcome)
@@ -486,7 +339,7 @@ class AnswerStream:
             done["note"] = FINISH_NOTES[finish_reason].format(
                 categories=f" ({categories})" if categories else ""
             )
-        yield sse("done", done)
+        return sse("done", done)
 
     async def _batched_text(
         self, received: AsyncIterator[bytes], rest: Callable[[float], Awaitable[None]]

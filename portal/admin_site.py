@@ -21,10 +21,11 @@ from django.contrib.admin.widgets import AutocompleteMixin, AutocompleteSelect, 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
-from django.forms.fields import InvalidJSONInput
 from django.forms.formsets import INITIAL_FORM_COUNT, TOTAL_FORM_COUNT, BaseFormSet, ManagementForm
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+
+from base import compat
 
 
 def fits(field: models.Field[Any, Any], value: object) -> bool:
@@ -53,7 +54,7 @@ class FittingChoices(AutocompleteMixin):
     def optgroups(
         self, name: str, value: Sequence[str], attr: dict[str, Any] | None = None
     ) -> list[tuple[str | None, list[dict[str, Any]], int | None]]:
-        key = _key_field(self.field.remote_field)
+        key = _key_field(compat.autocomplete_model_field(self).remote_field)
         return super().optgroups(
             name, [item for item in value if item in ("", None) or fits(key, item)], attr
         )
@@ -110,7 +111,7 @@ class StrictJSONField(forms.JSONField):
         try:
             return super().bound_data(data, initial)
         except ValueError:  # shown again as typed, next to its error
-            return InvalidJSONInput(data)
+            return compat.invalid_json_input(data)
 
 
 class CheckedChangeList(ChangeList):
@@ -118,7 +119,7 @@ class CheckedChangeList(ChangeList):
     (the admin says so and shows the list unfiltered), like any other."""
 
     def get_filters(self, request: HttpRequest) -> Any:
-        if any("\x00" in value for values in self.filter_params.values() for value in values):
+        if any("\x00" in value for value in compat.changelist_filter_values(self)):
             raise IncorrectLookupParameters("PostgreSQL refuses text with NUL in any query.")
         try:
             return super().get_filters(request)

@@ -83,26 +83,26 @@ INSTALLED_APPS = [
 ]
 
 # Django's own middleware, in versions whose hooks run on the event loop under ASGI
-# (portal/middleware.py): the streamed chat must not wait for a thread per hook.
+# (portal/runtime/middleware.py): the streamed chat must not wait for a thread per hook.
 MIDDLEWARE = [
-    "portal.middleware.SecurityMiddleware",
+    "portal.runtime.middleware.SecurityMiddleware",
     "portal.middleware.RequestSizeMiddleware",
-    "portal.middleware.StaticFilesMiddleware",
-    "portal.middleware.SessionMiddleware",
-    "portal.middleware.CommonMiddleware",
-    "portal.middleware.CsrfViewMiddleware",
-    "portal.middleware.AuthenticationMiddleware",
-    "portal.middleware.LoginRequiredMiddleware",
-    "portal.middleware.MessageMiddleware",
-    "portal.middleware.XFrameOptionsMiddleware",
-    "portal.middleware.CSPMiddleware",
+    "portal.runtime.middleware.StaticFilesMiddleware",
+    "portal.runtime.middleware.SessionMiddleware",
+    "portal.runtime.middleware.CommonMiddleware",
+    "portal.runtime.middleware.CsrfViewMiddleware",
+    "portal.runtime.middleware.AuthenticationMiddleware",
+    "portal.runtime.middleware.LoginRequiredMiddleware",
+    "portal.runtime.middleware.MessageMiddleware",
+    "portal.runtime.middleware.XFrameOptionsMiddleware",
+    "portal.runtime.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
 # Django's deploy checks find its security, CSRF and clickjacking middleware by dotted path; the
-# event-loop versions above subclass them, and `portal.middleware.check_middleware_settings` runs
-# those checks for them instead.
+# event-loop versions above subclass them, and
+# `portal.runtime.middleware.check_middleware_settings` runs those checks for them instead.
 SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 
 ROOT_URLCONF = "portal.urls"
@@ -258,7 +258,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     "default": env.cache_url("CACHE_URL", default="locmemcache://")
     if not REDIS_URL
-    else {"BACKEND": "portal.cache.RedisCache", "LOCATION": REDIS_URL}
+    else {"BACKEND": "portal.runtime.cache.RedisCache", "LOCATION": REDIS_URL}
 }
 
 # Celery: Redis in production (CELERY_BROKER_URL or REDIS_URL); embedded, a filesystem broker
@@ -318,7 +318,7 @@ ADMISSION_RESERVATION_SECONDS = env.int("ADMISSION_RESERVATION_SECONDS", default
 CHAT_MAX_ANSWER_TOKENS = env.int("CHAT_MAX_ANSWER_TOKENS", default=2_048)
 CHAT_MAX_MESSAGE_TOKENS = env.int("CHAT_MAX_MESSAGE_TOKENS", default=10_000)
 # The chat's database work runs on one thread per web process that keeps its connection
-# (chat/database.py); off, it runs on Django's thread per request, as the tests need.
+# (chat/database.py); off, it runs on Django's thread per request.
 CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)
 
 # Cost reconciliation: Azure's billed cost per account may differ from the metered one by this

@@ -1,6 +1,7 @@
 """Chat fixtures: a deployment provisioned on the emulator the portal's way (provisioning
 services, keyless account, the portal's data role), people in Marketing and Finance, and clients
-that read the chat's server-sent events."""
+that read the chat's server-sent events. The chat's database work runs on its database thread, as
+in a web process."""
 
 import asyncio
 import json
@@ -13,12 +14,12 @@ from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.test import AsyncClient, Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.utils.crypto import get_random_string
 
-from chat import streaming
+from chat import database, streaming, transport
 from org.models import Department, Membership, User
 from provisioning import services as provisioning
 from provisioning.models import LandingZone, ModelDeployment
@@ -37,7 +38,7 @@ def in_event_loop(go: Callable[[], Awaitable[T]]) -> T:
         try:
             return await go()
         finally:
-            await streaming.close_clients()
+            await transport.close_clients()
 
     return async_to_sync(run)()
 
@@ -78,10 +79,26 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture(autouse=True)
-def _database_work_in_the_test_transaction(settings):
-    # The chat's database thread has a connection of its own, which cannot see the data a test
-    # keeps in its transaction; test_database_thread.py covers that thread on committed data.
-    settings.CHAT_DATABASE_THREAD = False
+def _database_thread_sees_the_test_data(db):
+    """The chat's database thread runs the chat's database work, as in a web process. A test that
+    keeps its data in a transaction (`db`) lends the thread its connection, on which that data is
+    visible, as Django's LiveServerThread borrows a test's connections for its server. A test on
+    committed data (`transactional_db`) leaves the thread its own connection, as in production,
+    and the thread closes it before the test's database is flushed."""
+    lent = {connection.alias: connection for connection in connections.all() if connection.in_atomic_block}
+    if not lent:
+        yield
+        async_to_sync(database.close_connection)()
+        return
+    for connection in lent.values():
+        connection.inc_thread_sharing()
+    async_to_sync(database.use_connections)(lent)
+    try:
+        yield
+    finally:
+        async_to_sync(database.use_connections)({})
+        for connection in lent.values():
+            connection.dec_thread_sharing()
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
 """The chat's database work on its own thread and connection (chat/database.py), as it runs in
-the web process: on committed data, so these tests use a transactional database."""
+the web process: on committed data, so these tests use a transactional database. Every other chat
+test runs the same thread on the test's connection, in the test's transaction (conftest.py)."""
 
+import threading
 import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.db import connections
+from django.db import connection, connections
 from django.urls import reverse
 
 from chat import database
@@ -13,13 +15,6 @@ from chat.models import Message
 from money.models import UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _database_thread_on(settings):
-    settings.CHAT_DATABASE_THREAD = True
-    yield
-    async_to_sync(database.close_connection)()
 
 
 def open_connections() -> int:
@@ -80,3 +75,18 @@ def test_closing_the_connection_waits_for_the_jobs_before_it(browser_for, mark, 
 
     assert async_to_sync(database.database_job)(open_connections) == 0
     assert UsageRecord.objects.count() == 1
+
+
+@pytest.mark.django_db  # the data in the test's transaction, as every other chat test keeps it
+def test_a_chat_test_runs_its_database_work_on_the_thread_in_its_transaction(browser_for, mark, copywriter):
+    browser = browser_for(mark)
+    started = browser.post(reverse("chat:start"), {"deployment": copywriter.pk}).json()
+
+    reply = browser.stream(started["stream_url"], {"content": "A slogan for tea"})
+
+    def where() -> tuple[str, object]:
+        return threading.current_thread().name, connections["default"]
+
+    assert reply.names[-1] == "done"
+    assert async_to_sync(database.database_job)(where) == ("chat-database", connection)
+    assert list(Message.objects.values_list("role", flat=True)) == ["user", "assistant"]

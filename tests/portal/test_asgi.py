@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.core.signals import request_started
 from django.db import close_old_connections, connections
 
-from chat import streaming
+from chat import transport
 from portal.asgi import application
 from tests.servers import http_scope
 
@@ -85,7 +85,7 @@ def test_a_server_that_stops_closes_its_connections_to_azure_openai():
     sent: list[str] = []
 
     async def go() -> Any:
-        client = streaming.openai_client("https://marketing-copy.openai.azure.com/")
+        client = transport.openai_client("https://marketing-copy.openai.azure.com/")
         messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
 
         async def receive() -> dict[str, Any]:

@@ -1,12 +1,12 @@
 """Django's security, CSRF and clickjacking middleware run on the event loop under ASGI
-(`portal.middleware`): they still protect every response, and Django's deploy checks still see
+(`portal.runtime.middleware`): they still protect every response, and Django's deploy checks still see
 them."""
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 
-from portal.middleware import check_middleware_settings
+from portal.runtime.middleware import check_middleware_settings
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

@@ -15,25 +15,25 @@ from typing import Any
 
 from django.core.cache.backends import redis
 
+from base import compat
+
 _clients: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
 
 class RedisCacheClient(redis.RedisCacheClient):
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
-        name = (self._servers[index], repr(sorted(self._pool_options.items())))  # type: ignore[attr-defined]
-        client = _clients.get(name)
+        server = compat.redis_server(self, write=write)
+        client = _clients.get(server)
         if client is None:
             with _lock:
-                client = _clients.get(name)
+                client = _clients.get(server)
                 if client is None:
-                    pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
-                    client = _clients[name] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
+                    client = _clients[server] = compat.redis_client(self, write=write)
         return client
 
 
 class RedisCache(redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
-        self._class = RedisCacheClient
+        compat.redis_cache_use_client(self, RedisCacheClient)

@@ -1,0 +1,177 @@
+"""The chat's connection to Azure OpenAI: one SDK client per event loop and account endpoint, on
+aiohttp, and the call that starts a streamed answer. What the answer then becomes (events for the
+browser, batched) is chat/streaming.py; the database work around it is chat/database.py."""
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import aiohttp
+import httpx2
+import openai
+from openai import AsyncAzureOpenAI
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from base import compat
+from provisioning.azure import data_plane_token_provider, is_emulator
+
+API_VERSION = "2025-04-01-preview"
+# Azure's own 429s are retried by the SDK (honouring retry-after) before the user hears of them.
+MAX_RETRIES = 2
+# Between two chunks, not for the whole answer: a long answer may stream for minutes.
+READ_TIMEOUT_SECONDS = 60.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+# An SDK client holds a connection pool bound to the event loop that made it, and building one
+# sets up TLS, so each loop keeps one client per account endpoint.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncAzureOpenAI]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _token_provider() -> Callable[[], str | Awaitable[str]]:
+    if is_emulator():
+        # The emulator's credential only encodes a JWT: cheap and non-blocking.
+        provider: Callable[[], str] = data_plane_token_provider()
+        return provider
+    # Real Entra ID: the async credential, so a token refresh never blocks the event loop.
+    from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+
+    from provisioning.azure import COGNITIVE_SERVICES_SCOPE
+
+    return get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
+
+
+# Built once, when the process starts: loading the trusted certificates is slow enough that a
+# client made on the event loop would hold up every answer streaming.
+TLS_CONTEXT = httpx2.create_ssl_context()
+
+
+# Where an answer's response keeps its body (`AnswerBody`), in `httpx2.Response.extensions`.
+ANSWER_BODY = "switchyard.answer_body"
+
+
+class AnswerTransport(httpx2.AsyncBaseTransport):
+    """The SDK's aiohttp transport (`openai[aiohttp]`): aiohttp parses the answer's chunks in C,
+    for a fraction of the CPU the default transport spends on each, which decides how many
+    answers one web process streams without delaying their first tokens. Each response's body
+    is an `AnswerBody`."""
+
+    def __init__(self) -> None:
+        self.transport = compat.aiohttp_transport(verify=TLS_CONTEXT)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.transport.handle_async_request(request)
+        stream = response.stream
+        received = compat.aiohttp_response(stream)
+        if received is not None and isinstance(stream, httpx2.AsyncByteStream):
+            response.stream = response.extensions[ANSWER_BODY] = AnswerBody(stream, received)
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+class AnswerBody(httpx2.AsyncByteStream):
+    """An answer's body as aiohttp receives it, with two changes.
+
+    - When the connection breaks mid-answer, aiohttp raises at once and drops what it had
+      received but nobody had read yet (a burst of tokens that came with the break). Here that
+      part is handed over first, so the person keeps it and it is metered.
+    - `rest` waits without reading, and without the event loop waking for every token that
+      arrives meanwhile (Azure sends each in a packet of its own): the socket is left alone and
+      the next read takes what the kernel kept. Between two batches of an answer's text this
+      saves most of the process's wake-ups, for every answer streaming.
+    """
+
+    def __init__(self, stream: httpx2.AsyncByteStream, received: aiohttp.ClientResponse) -> None:
+        self.stream = stream
+        self.received = received
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.stream:
+                yield chunk
+        except httpx2.ReadError:
+            unread = compat.unread_bytes(self.received)
+            if unread:
+                yield unread
+            raise
+
+    async def rest(self, seconds: float) -> None:
+        transport = compat.socket_transport(self.received)
+        if transport is None or not transport.is_reading():
+            # Done (the connection went back to the pool) or held by aiohttp's own flow control.
+            await asyncio.sleep(seconds)
+            return
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not transport.is_closing():
+                transport.resume_reading()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def rest_between_reads(response: httpx2.Response) -> Callable[[float], Awaitable[None]]:
+    """How to wait between two reads of an answer: without reading, where its body allows it."""
+    body = response.extensions.get(ANSWER_BODY)
+    return body.rest if isinstance(body, AnswerBody) else asyncio.sleep
+
+
+def openai_client(endpoint: str) -> AsyncAzureOpenAI:
+    loop = asyncio.get_running_loop()
+    clients = _clients.setdefault(loop, {})
+    client = clients.get(endpoint)
+    if client is None:
+        client = AsyncAzureOpenAI(
+            azure_endpoint=endpoint,
+            api_version=API_VERSION,
+            azure_ad_token_provider=_token_provider(),
+            max_retries=MAX_RETRIES,
+            timeout=openai.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+            http_client=openai.DefaultAioHttpClient(transport=AnswerTransport()),
+        )
+        clients[endpoint] = client
+    return client
+
+
+async def close_clients() -> None:
+    """Close the running event loop's clients and their connections (when the process stops)."""
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
+
+
+async def chat_completion_stream(
+    client: AsyncAzureOpenAI, *, deployment: str, messages: list[dict[str, str]], max_output_tokens: int
+) -> httpx2.Response:
+    """Start a streamed chat completion, with its usage at the end; returns the response with its
+    headers read and its body (server-sent events) not yet.
+
+    The SDK makes the call: the deployment's URL, the API version, the token, retries on 429
+    honouring retry-after, and errors raised as `openai.APIError`s. It is made with the client's
+    `post` rather than the typed `chat.completions.create`, which sends the same request but first
+    checks every message of the conversation against each of the six kinds of message to
+    transform it: for text messages that changes nothing, and it holds up the event loop before
+    the call goes out, the longer the conversation the more. The answer is read from the raw
+    response, not parsed into one pydantic object per token, which with many answers streaming
+    would take much of the process's CPU."""
+    answer = await client.post(
+        "/chat/completions",
+        body={
+            "model": deployment,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            # The answer's length bounds what the call may cost: admission reserved for it.
+            "max_completion_tokens": max_output_tokens,
+        },
+        cast_to=ChatCompletion,
+        stream=True,
+        stream_cls=openai.AsyncStream[ChatCompletionChunk],
+        options=compat.unparsed_stream_options(),
+    )
+    return cast("openai.AsyncAPIResponse[Any]", answer).http_response
