@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -89,10 +90,8 @@ def setup() -> tuple[object, object]:
 
 
 def race(department, deployment, callers: int) -> int:
-    from django.db import connection
     from django.utils import timezone
 
-    from money.admission import AdmissionRefused, Usage, admission_reserve, admission_settle
     from money.budgets import department_spend
     from money.limits import Claim
     from money.models import UsageRecord
@@ -114,40 +113,10 @@ def race(department, deployment, callers: int) -> int:
         source=UsageRecord.Source.API,
     )
     admitted = refused = rounds = 0
-    lock = threading.Lock()
-    while True:
+    while True:  # rounds of callers at once, until a round admits nobody
         rounds += 1
-        round_admitted = 0
-        barrier = threading.Barrier(callers)
-
-        def caller(seed: int, barrier: threading.Barrier = barrier) -> None:
-            nonlocal admitted, refused, round_admitted
-            rng = random.Random(seed)  # noqa: S311 (a workload, not a secret)
-            try:
-                barrier.wait()
-                try:
-                    admission = admission_reserve(claim=claim)
-                except AdmissionRefused:
-                    with lock:
-                        refused += 1
-                    return
-                with lock:
-                    admitted += 1
-                    round_admitted += 1
-                time.sleep(rng.uniform(0.001, 0.02))
-                share = rng.uniform(0.1, 1.0)
-                admission_settle(
-                    reservation_id=admission.reservation_id,
-                    usage=Usage(input_tokens=PROMPT_TOKENS, output_tokens=int(MAX_OUTPUT_TOKENS * share)),
-                )
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=caller, args=(rounds * 10_000 + n,)) for n in range(callers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        round_admitted, round_refused = race_round(claim, callers, seed=rounds * 10_000)
+        admitted, refused = admitted + round_admitted, refused + round_refused
         if round_admitted == 0:
             break
     spent = department_spend(department=department, on=timezone.localdate())
@@ -159,6 +128,46 @@ def race(department, deployment, callers: int) -> int:
     print(f"recorded spend: ${spent:.6f} of ${department.monthly_budget}")
     print(f"budget overshoot: ${overshoot:.6f}")
     return 0 if overshoot == 0 else 1
+
+
+def race_round(claim, callers: int, *, seed: int) -> tuple[int, int]:
+    """`callers` threads ask for the claim at the same moment; each one admitted settles after a
+    short call using a random share of its answer. Returns (admitted, refused)."""
+    from django.db import connection
+
+    from money.admission import AdmissionRefused, Usage, admission_reserve, admission_settle
+
+    counts = {"admitted": 0, "refused": 0}
+    lock = threading.Lock()
+    barrier = threading.Barrier(callers)
+
+    def caller(seed: int) -> None:
+        rng = random.Random(seed)  # noqa: S311 (a workload, not a secret)
+        try:
+            barrier.wait()
+            try:
+                admission = admission_reserve(claim=claim)
+            except AdmissionRefused:
+                with lock:
+                    counts["refused"] += 1
+                return
+            with lock:
+                counts["admitted"] += 1
+            time.sleep(rng.uniform(0.001, 0.02))
+            share = rng.uniform(0.1, 1.0)
+            admission_settle(
+                reservation_id=admission.reservation_id,
+                usage=Usage(input_tokens=PROMPT_TOKENS, output_tokens=int(MAX_OUTPUT_TOKENS * share)),
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=caller, args=(seed + n,)) for n in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return counts["admitted"], counts["refused"]
 
 
 def cost(department, deployment, calls: int) -> None:
@@ -211,26 +220,32 @@ def cost(department, deployment, calls: int) -> None:
         cache.add(key, 0, 60)
         cache.incr(key, 1)
 
-    timings: dict[str, list[float]] = {"reservation": [], "before": []}
-    cpu: dict[str, float] = {"reservation": 0.0, "before": 0.0}
-    for _ in range(20):  # warm up both
-        reservation()
-        before()
+    report_interleaved({"reserve + settle": reservation, "before reservations": before}, calls)
+
+
+def report_interleaved(sides: dict[str, Callable[[], None]], calls: int) -> None:
+    """Time each side `calls` times, interleaved so that both see the same machine at the same
+    moment, and print median, p95 and CPU per call, then the first side's ratio to the second."""
+    timings: dict[str, list[float]] = {name: [] for name in sides}
+    cpu = dict.fromkeys(sides, 0.0)
+    for _ in range(20):  # warm up every side
+        for work in sides.values():
+            work()
+    order = list(sides.items())
     for n in range(calls):
-        # Interleaved, so both sides see the same machine at the same moment.
-        for name, work in (("reservation", reservation), ("before", before))[:: 1 if n % 2 else -1]:
+        for name, work in order[:: 1 if n % 2 else -1]:
             started, cpu_started = time.perf_counter(), time.process_time()
             work()
             timings[name].append((time.perf_counter() - started) * 1000)
             cpu[name] += time.process_time() - cpu_started
-    for name, label in (("reservation", "reserve + settle"), ("before", "before reservations")):
-        values = timings[name]
+    for name, values in timings.items():
         print(
-            f"{label}: median {statistics.median(values):.3f} ms, p95 {percentile(values, 0.95):.3f} ms, "
+            f"{name}: median {statistics.median(values):.3f} ms, p95 {percentile(values, 0.95):.3f} ms, "
             f"CPU {cpu[name] / calls * 1000:.3f} ms per call"
         )
-    ratio_median = statistics.median(timings["reservation"]) / statistics.median(timings["before"])
-    ratio_p95 = percentile(timings["reservation"], 0.95) / percentile(timings["before"], 0.95)
+    first, second = (timings[name] for name, _ in order[:2])
+    ratio_median = statistics.median(first) / statistics.median(second)
+    ratio_p95 = percentile(first, 0.95) / percentile(second, 0.95)
     print(f"ratio to before: median {ratio_median:.2f}, p95 {ratio_p95:.2f}")
 
 

@@ -71,6 +71,44 @@ class EntraStandIn:
         else:
             self.claims["groups"] = groups or []
 
+    def openid_configuration(self) -> dict[str, object]:
+        base = f"{self.url}/{TENANT_ID}"
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "userinfo_endpoint": f"{self.url}/oidc/userinfo",
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        }
+
+    def groups_page(self, query: str) -> tuple[dict[str, object], int]:
+        """One page of Graph's transitiveMemberOf, or the error Graph is set to answer."""
+        self.graph_calls += 1
+        if self.graph_status != 200:
+            return {"error": {"code": "ServiceNotAvailable", "message": "Try later"}}, self.graph_status
+        page = int(parse_qs(query).get("page", ["0"])[0])
+        body: dict[str, object] = {
+            "value": [
+                {"@odata.type": "#microsoft.graph.group", "id": group_id}
+                for group_id in self.graph_pages[page]
+            ]
+        }
+        if page + 1 < len(self.graph_pages):
+            body["@odata.nextLink"] = (
+                f"{self.url}/v1.0/me/transitiveMemberOf/microsoft.graph.group?page={page + 1}"
+            )
+        return body, 200
+
+    def token_response(self) -> dict[str, object]:
+        return {
+            "token_type": "Bearer",
+            "scope": "openid profile email User.Read GroupMember.Read.All",
+            "expires_in": 3600,
+            "access_token": "graph-access-token",
+            "id_token": jwt.encode(self.claims, "stand-in-signing-key-of-enough-length", "HS256"),
+        }
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         standin = self
 
@@ -89,55 +127,15 @@ class EntraStandIn:
             def do_GET(self) -> None:
                 path = urlparse(self.path)
                 if path.path.endswith("/.well-known/openid-configuration"):
-                    base = f"{standin.url}/{TENANT_ID}"
-                    self._json(
-                        {
-                            "issuer": standin.issuer,
-                            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                            "token_endpoint": f"{base}/oauth2/v2.0/token",
-                            "userinfo_endpoint": f"{standin.url}/oidc/userinfo",
-                            "jwks_uri": f"{base}/discovery/v2.0/keys",
-                            "token_endpoint_auth_methods_supported": [
-                                "client_secret_post",
-                                "client_secret_basic",
-                            ],
-                        }
-                    )
+                    self._json(standin.openid_configuration())
                 elif path.path.startswith("/v1.0/me/transitiveMemberOf"):
-                    standin.graph_calls += 1
-                    if standin.graph_status != 200:
-                        self._json(
-                            {"error": {"code": "ServiceNotAvailable", "message": "Try later"}},
-                            standin.graph_status,
-                        )
-                        return
-                    page = int(parse_qs(path.query).get("page", ["0"])[0])
-                    body: dict[str, object] = {
-                        "value": [
-                            {"@odata.type": "#microsoft.graph.group", "id": group_id}
-                            for group_id in standin.graph_pages[page]
-                        ]
-                    }
-                    if page + 1 < len(standin.graph_pages):
-                        body["@odata.nextLink"] = (
-                            f"{standin.url}/v1.0/me/transitiveMemberOf/microsoft.graph.group?page={page + 1}"
-                        )
-                    self._json(body)
+                    self._json(*standin.groups_page(path.query))
                 else:
                     self._json({"error": "not_found"}, 404)
 
             def do_POST(self) -> None:
                 if self.path.endswith("/oauth2/v2.0/token"):
-                    id_token = jwt.encode(standin.claims, "stand-in-signing-key-of-enough-length", "HS256")
-                    self._json(
-                        {
-                            "token_type": "Bearer",
-                            "scope": "openid profile email User.Read GroupMember.Read.All",
-                            "expires_in": 3600,
-                            "access_token": "graph-access-token",
-                            "id_token": id_token,
-                        }
-                    )
+                    self._json(standin.token_response())
                 else:
                     self._json({"error": "not_found"}, 404)
 

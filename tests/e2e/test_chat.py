@@ -8,7 +8,7 @@ a token every 20 ms so that an answer can be stopped while it streams."""
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from chat.models import Conversation, Message
 from org.models import User
@@ -48,6 +48,14 @@ def test_an_employee_gets_a_streamed_answer_stops_one_and_finds_the_conversation
     expect(page.locator("#composer-info")).to_contain_text("Kept 30 days")
 
     message = page.get_by_role("textbox", name="Message")
+    conversation_url = _ask_and_see_a_highlighted_answer(page, message)
+    _stop_a_long_answer_half_way(page, message)
+    _find_it_again_after_a_reload(page, conversation_url)
+    _finance_cannot_open_it(browser, demo_site, conversation_url)
+
+
+def _ask_and_see_a_highlighted_answer(page: Page, message: Locator) -> str:
+    """While the answer streams the input waits; the code in it is highlighted once complete."""
     message.fill("Write a python function that adds two numbers")
     message.press("Enter")
 
@@ -74,8 +82,14 @@ def test_an_employee_gets_a_streamed_answer_stops_one_and_finds_the_conversation
     expect(
         page.locator("#conversation-list").get_by_role("link", name=re.compile("adds two numbers"))
     ).to_be_visible()
+    return conversation_url
 
-    # A second, long answer is stopped half-way: what was written stays, marked as stopped.
+
+def _stop_a_long_answer_half_way(page: Page, message: Locator) -> None:
+    """A second, long answer is stopped half-way: what was written stays, marked as stopped."""
+    log = page.get_by_role("log", name="Conversation")
+    stop = page.get_by_role("button", name="Stop")
+    first_answer = log.locator("article.chat-message--assistant").first
     message.fill("Explain in detail how a hash map works, step by step")
     message.press("Enter")
     second_answer = log.locator("article.chat-message--assistant").nth(1)
@@ -90,6 +104,8 @@ def test_an_employee_gets_a_streamed_answer_stops_one_and_finds_the_conversation
     expect(second_answer.get_by_role("button", name="Regenerate")).to_be_visible()
     expect(first_answer.get_by_role("button", name="Regenerate")).to_have_count(0)
 
+
+def _find_it_again_after_a_reload(page: Page, conversation_url: str) -> None:
     # After a reload the conversation is still there, the stopped answer included, and search
     # (by what was asked) finds it.
     page.reload()
@@ -107,6 +123,8 @@ def test_an_employee_gets_a_streamed_answer_stops_one_and_finds_the_conversation
     results.get_by_role("link", name=re.compile("adds two numbers")).click()
     expect(page).to_have_url(conversation_url)
 
+
+def _finance_cannot_open_it(browser: Browser, demo_site: str, conversation_url: str) -> None:
     # Someone in Finance cannot open it, not even with the address.
     finance = browser.new_context()
     other = finance.new_page()

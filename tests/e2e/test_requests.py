@@ -7,7 +7,7 @@ import re
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from approvals.models import DeploymentRequest
 from provisioning.catalog import catalog_sync_all
@@ -45,34 +45,7 @@ def test_a_lead_requests_a_deployment_an_admin_approves_and_the_worker_provision
     browser: Browser, live_system
 ):
     lena = browser.new_page()
-    sign_in(lena, live_system, "lena@example.com")
-    lena.get_by_role("navigation", name="Main").get_by_role("link", name="Requests").click()
-    lena.get_by_role("link", name="New request").first.click()
-    expect(lena.get_by_role("heading", name="New deployment")).to_be_visible()
-
-    estimate = lena.get_by_role("complementary", name="Estimate")
-    expect(estimate.get_by_text("Quota left")).to_be_visible()
-    lena.get_by_label("Model", exact=True).select_option("gpt-4o-mini")
-    lena.get_by_label("SKU").select_option("GlobalStandard")
-    lena.get_by_label("Capacity (K TPM)").fill("20")
-    lena.get_by_label("Input tokens a month (millions)").fill("60")
-    lena.get_by_label("Output tokens a month (millions)").fill("20")
-    lena.get_by_label("Output tokens a month (millions)").press("Tab")
-    # 60M input x $0.15 + 20M output x $0.60, priced live as the fields change.
-    expect(estimate.get_by_text("$21.00")).to_be_visible()
-    expect(estimate.get_by_text(re.compile(r"% of budget"))).to_be_visible()
-    lena.get_by_label("Name in the chat").fill("Marketing copy assistant")
-    lena.get_by_label("Purpose and use case").fill("Drafting campaign copy in the brand voice.")
-    lena.get_by_role("button", name="Submit for approval").click()
-
-    expect(lena).to_have_url(re.compile(r"/requests/\d+/$"))
-    expect(lena.get_by_text("is submitted; the approvers have been told")).to_be_visible()
-    expect(lena.locator("#request-state")).to_have_text("Waiting for approval")
-    approvals_card = lena.get_by_role("region", name="Approvals")
-    expect(
-        approvals_card.get_by_text("20K TPM is more than the 10K TPM approved automatically")
-    ).to_be_visible()
-    request_url = lena.url
+    request_url = _lena_submits_a_request(lena, live_system)
 
     admin = browser.new_page()
     sign_in(admin, live_system, "admin@example.com")
@@ -102,3 +75,35 @@ def test_a_lead_requests_a_deployment_an_admin_approves_and_the_worker_provision
     assert request.deployment.landing_zone.slug == "marketing"
     assert lena.url.startswith(live_system)
     assert request_url.endswith(f"/requests/{request.pk}/")
+
+
+def _lena_submits_a_request(lena: Page, live_system: str) -> str:
+    """Lena fills the form, sees it priced live, and submits it: its page says who must approve."""
+    sign_in(lena, live_system, "lena@example.com")
+    lena.get_by_role("navigation", name="Main").get_by_role("link", name="Requests").click()
+    lena.get_by_role("link", name="New request").first.click()
+    expect(lena.get_by_role("heading", name="New deployment")).to_be_visible()
+
+    estimate = lena.get_by_role("complementary", name="Estimate")
+    expect(estimate.get_by_text("Quota left")).to_be_visible()
+    lena.get_by_label("Model", exact=True).select_option("gpt-4o-mini")
+    lena.get_by_label("SKU").select_option("GlobalStandard")
+    lena.get_by_label("Capacity (K TPM)").fill("20")
+    lena.get_by_label("Input tokens a month (millions)").fill("60")
+    lena.get_by_label("Output tokens a month (millions)").fill("20")
+    lena.get_by_label("Output tokens a month (millions)").press("Tab")
+    # 60M input x $0.15 + 20M output x $0.60, priced live as the fields change.
+    expect(estimate.get_by_text("$21.00")).to_be_visible()
+    expect(estimate.get_by_text(re.compile(r"% of budget"))).to_be_visible()
+    lena.get_by_label("Name in the chat").fill("Marketing copy assistant")
+    lena.get_by_label("Purpose and use case").fill("Drafting campaign copy in the brand voice.")
+    lena.get_by_role("button", name="Submit for approval").click()
+
+    expect(lena).to_have_url(re.compile(r"/requests/\d+/$"))
+    expect(lena.get_by_text("is submitted; the approvers have been told")).to_be_visible()
+    expect(lena.locator("#request-state")).to_have_text("Waiting for approval")
+    approvals_card = lena.get_by_role("region", name="Approvals")
+    expect(
+        approvals_card.get_by_text("20K TPM is more than the 10K TPM approved automatically")
+    ).to_be_visible()
+    return lena.url
