@@ -9,20 +9,22 @@ file to read. tests/base/test_compat.py fails when an installed version differs 
 check this module against the new version, then update `WRITTEN_FOR`.
 """
 
-import asyncio
-from typing import Any
+from __future__ import annotations
 
-import aiohttp
-import httpx2
-import openai
+import asyncio
+from typing import TYPE_CHECKING, Any
+
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AutocompleteMixin
 from django.core.cache.backends import redis as django_redis
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponseBase
-from openai._constants import RAW_RESPONSE_HEADER
-from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport
-from whitenoise.middleware import WhiteNoiseMiddleware  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:
+    import aiohttp
+    import httpx2
+    import openai
+    from whitenoise.middleware import WhiteNoiseMiddleware  # type: ignore[import-untyped]
 
 # The distributions (as pip names them) whose internals this module uses, at the versions it was
 # checked against. pyproject.toml pins the same versions (aiohttp comes with openai[aiohttp]).
@@ -131,21 +133,29 @@ def static_response(middleware: WhiteNoiseMiddleware, request: HttpRequest) -> H
 
 
 # openai and aiohttp ------------------------------------------------------------------------------
+# The SDK is imported when a function below is first called, not with this module: the admin site
+# imports this module in every process, and workers and commands never stream an answer.
 
 
 def unparsed_stream_options() -> openai.RequestOptions:
     """Request options that make the SDK's `post` return the raw response, its body unread (what
     `with_streaming_response` asks for)."""
+    from openai._constants import RAW_RESPONSE_HEADER
+
     return {"headers": {RAW_RESPONSE_HEADER: "stream"}}
 
 
 def aiohttp_transport(**options: Any) -> httpx2.AsyncBaseTransport:
     """The SDK's aiohttp transport (what `openai.DefaultAioHttpClient` uses), made with `options`."""
+    from openai._vendor.httpx_aiohttp.transport import AiohttpTransport
+
     return AiohttpTransport(**options)
 
 
 def aiohttp_response(body: object) -> aiohttp.ClientResponse | None:
     """The aiohttp response under a body from `aiohttp_transport`, or None for any other body."""
+    from openai._vendor.httpx_aiohttp.transport import AiohttpResponseStream
+
     if isinstance(body, AiohttpResponseStream):
         response: aiohttp.ClientResponse = body._aiohttp_response
         return response
