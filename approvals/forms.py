@@ -29,9 +29,8 @@ from approvals.spec import (
     request_spec_errors,
 )
 from org.models import Department, Membership, User
-from provisioning.catalog import catalog_offers
+from provisioning.catalog import catalog_offers, region_label
 from provisioning.models import AccessGrant, LandingZone, ModelDeployment
-from provisioning.services import region_label
 
 Kind = DeploymentRequest.Kind
 EXPECTED_USE_HELP = (
