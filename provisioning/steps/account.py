@@ -32,20 +32,16 @@ def ensure_account(
 def _account_row(deployment: ModelDeployment) -> OpenAIAccount:
     """The one account per landing zone, region and network mode, created in the database once."""
     zone = deployment.landing_zone
+    where = {"landing_zone": zone, "region": deployment.region, "network_mode": deployment.network_mode}
+    account = OpenAIAccount.objects.filter(**where).first()
+    if account is not None:
+        return account
     name = OpenAIAccount.deterministic_name(zone, deployment.region, deployment.network_mode)
     try:
         with transaction.atomic():
-            account, _ = OpenAIAccount.objects.get_or_create(
-                landing_zone=zone,
-                region=deployment.region,
-                network_mode=deployment.network_mode,
-                defaults={"name": name, "custom_subdomain": name},
-            )
+            return OpenAIAccount.objects.create(**where, name=name, custom_subdomain=name)
     except IntegrityError:  # another run created it a moment ago
-        account = OpenAIAccount.objects.get(
-            landing_zone=zone, region=deployment.region, network_mode=deployment.network_mode
-        )
-    return account
+        return OpenAIAccount.objects.get(**where)
 
 
 def _ensure_in_azure(
