@@ -8,8 +8,8 @@ lock of the worker's database session, on SQLite (whose processes share one mach
 a file next to the database. Either is freed the moment the process dies, so a run whose worker
 was killed can be taken up again at once, while a run whose step is only slow is left alone.
 
-Claims are taken before any row lock and never while a transaction waits, so two workers can
-not wait for each other in a circle.
+A claim is taken with no transaction open, before any row lock, so a worker never waits for a
+claim while it holds a lock that another worker waits for.
 """
 
 import enum

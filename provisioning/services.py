@@ -228,8 +228,6 @@ def deployment_clean_up(*, deployment_id: int, token: str | None = None) -> floa
 
 
 Outcome = Wait | TransientAzureError | PermanentAzureError | None
-# What a step may change on the deployment itself; saved with the step's outcome.
-STEP_FIELDS = ("account_id", "drift")
 
 
 @dataclass(frozen=True)
@@ -332,11 +330,7 @@ def _record(run: _Run, operation: ProvisioningOperation, outcome: Outcome) -> bo
             logger.info("Deployment %s: its run was replaced while Azure answered", run.deployment.pk)
             return False
         _save_operation(operation, outcome)
-        changed = [name for name in STEP_FIELDS if getattr(deployment, name) != getattr(run.deployment, name)]
-        for name in changed:
-            setattr(deployment, name, getattr(run.deployment, name))
-        if changed:
-            deployment.save(update_fields=[name.removesuffix("_id") for name in changed])
+        _save_step_changes(deployment, run.deployment)
         if isinstance(outcome, PermanentAzureError):
             logger.info("Deployment %s failed at %s: %s", deployment.pk, operation.step, outcome)
             _end_in_failure(deployment, run.state, outcome)
@@ -346,6 +340,19 @@ def _record(run: _Run, operation: ProvisioningOperation, outcome: Outcome) -> bo
             deployment.next_step_at = timezone.now() + timedelta(seconds=seconds)
             deployment.save(update_fields=["next_step_at", "updated_at"])
     return True
+
+
+def _save_step_changes(deployment: ModelDeployment, stepped: ModelDeployment) -> None:
+    """What a step changed on the deployment itself: the account it took, the drift it cleared."""
+    changed = []
+    if deployment.account_id != stepped.account_id:
+        deployment.account_id = stepped.account_id
+        changed.append("account")
+    if deployment.drift != stepped.drift:
+        deployment.drift = stepped.drift
+        changed.append("drift")
+    if changed:
+        deployment.save(update_fields=changed)
 
 
 def _save_operation(operation: ProvisioningOperation, outcome: Outcome) -> None:
