@@ -32,8 +32,8 @@ from approvals.spec import (
     request_spec_errors,
 )
 from org.models import Department, User
+from provisioning.catalog import region_label
 from provisioning.models import AccessGrant, LandingZone, ModelDeployment
-from provisioning.services import region_label
 
 Kind = DeploymentRequest.Kind
 # What the estimate beside the choices is worked out from while the person types.

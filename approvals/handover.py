@@ -11,6 +11,7 @@ from approvals.models import DeploymentRequest
 from approvals.spec import grant_label, grant_state
 from audit.services import audit_record
 from org.models import User
+from provisioning.errors import ProvisioningRefused
 from provisioning.models import AccessGrant, LandingZone, ModelDeployment
 from provisioning.services import (
     deployment_change_capacity,
@@ -51,8 +52,7 @@ def hand_over(request: DeploymentRequest, *, actor: User | None) -> DeploymentRe
             assert request.target is not None
             request.deployment = request.target
             deployment = deployment_request_decommission(deployment=request.target)
-    # The provisioning services refuse what they cannot do with a ValueError.
-    except (HandOverFailed, ValueError) as error:
+    except (HandOverFailed, ProvisioningRefused) as error:
         request.status_message = str(error)
         return finish(request, State.FAILED, actor=actor, before=before)
     if deployment.state == ModelDeployment.State.ACTIVE:

@@ -25,9 +25,8 @@ from approvals.models import (
 from approvals.policy import PlannedStep, approval_plan
 from money.budgets import BudgetStatus, budget_status
 from org.models import Department
-from provisioning.catalog import catalog_entry_get, catalog_offers, quota_left
+from provisioning.catalog import catalog_entry_get, catalog_offers, quota_left, region_label
 from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment
-from provisioning.services import region_label
 
 Kind = DeploymentRequest.Kind
 DeploymentState = ModelDeployment.State

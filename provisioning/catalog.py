@@ -6,6 +6,7 @@ as provisioning/data/prices.json and admins edit them; a price change is a new r
 `valid_from`, so past usage keeps the price that was in force.
 """
 
+import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -29,6 +30,8 @@ from provisioning.models import CatalogEntry, LandingZone, ModelDeployment, Pric
 logger = logging.getLogger(__name__)
 
 PRICES_FILE = Path(__file__).resolve().parent / "data" / "prices.json"
+# Azure's regions with the names people know them by, shipped with the catalog the emulator serves.
+CATALOG_FILE = Path(__file__).resolve().parent / "data" / "catalog.json"
 
 # Switchyard deploys chat and embedding models in the SKUs a request can ask for; image, audio,
 # completion-only models and SKUs such as GlobalBatch are not offered.
@@ -323,6 +326,18 @@ def catalog_offers(*, regions: Iterable[str], exclude_retired: bool = False) -> 
     if exclude_retired:
         offers = offers.filter(Q(retirement_date__isnull=True) | Q(retirement_date__gt=timezone.now()))
     return offers
+
+
+@functools.cache
+def _region_names() -> dict[str, str]:
+    data = json.loads(CATALOG_FILE.read_text())
+    return {region["name"]: region["displayName"] for region in data["regions"]}
+
+
+def region_label(region: str) -> str:
+    """The name people know a region by ("Sweden Central" for swedencentral); an unknown region
+    as it is written."""
+    return _region_names().get(region, region)
 
 
 def catalog_entry_get(*, region: str, model_name: str, model_version: str, sku: str) -> CatalogEntry | None:

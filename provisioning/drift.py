@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 
 from provisioning.azure import cognitive_services_client
 from provisioning.models import LandingZone, LeftoverResource, ModelDeployment, OpenAIAccount
-from provisioning.steps import IN_PROGRESS
+from provisioning.steps.common import IN_PROGRESS
 
 logger = logging.getLogger(__name__)
 

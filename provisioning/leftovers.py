@@ -1,6 +1,7 @@
 """Removing what the drift check found left over in Azure: a platform admin asks, a Celery task
 deletes it (and purges an account, so its quota and name are free at once), step by step, as a
-provisioning run does. Every request and outcome goes to the audit trail."""
+provisioning run does, and like it with no database transaction open while Azure answers.
+Every request and outcome goes to the audit trail."""
 
 import functools
 import logging
@@ -16,10 +17,12 @@ from django.utils import timezone
 from audit.services import audit_record
 from org.models import User
 from provisioning.azure import cognitive_services_client
+from provisioning.azure_errors import PermanentAzureError, TransientAzureError
+from provisioning.claims import Claim, claimed, claimed_if_free
 from provisioning.drift import account_in_use, deployment_uses
 from provisioning.models import LeftoverResource, ModelDeployment, OpenAIAccount, ProvisioningOperation
-from provisioning.removal import purge_deleted_account, remove_account, remove_model_deployment
-from provisioning.steps import PermanentAzureError, StepResult, TransientAzureError, Wait
+from provisioning.steps.common import DONE, StepResult, Wait
+from provisioning.steps.removal import purge_deleted_account, remove_account, remove_model_deployment
 
 logger = logging.getLogger(__name__)
 
@@ -112,39 +115,71 @@ def _steps(leftover: LeftoverResource) -> list[tuple[str, StepFunction]]:
 def leftover_advance_removal(*, leftover_id: int, token: str | None = None) -> float | None:
     """Advance a removal as far as Azure allows now. Returns seconds until the next look, or None
     when it is over (the row goes: Azure no longer has the resource) or not this message's."""
-    failure: TransientAzureError | None = None
+    # One worker at a time, as a deployment's run (provisioning.services).
+    with claimed(Claim.LEFTOVER_REMOVAL, leftover_id):
+        leftover = LeftoverResource.objects.select_related("landing_zone").filter(pk=leftover_id).first()
+        if leftover is None or leftover.state != State.REMOVING or token not in {None, leftover.token}:
+            return None
+        outcome = _take_steps(leftover)
+    if isinstance(outcome, TransientAzureError):
+        raise outcome
+    return outcome.seconds if isinstance(outcome, Wait) else None
+
+
+Outcome = Wait | TransientAzureError | PermanentAzureError | None
+# What a step changes on the row as the removal goes; saved with its outcome.
+REMOVAL_FIELDS = ("step", "status", "attempt", "error", "next_step_at")
+
+
+def _take_steps(leftover: LeftoverResource) -> Wait | TransientAzureError | None:
+    client = cognitive_services_client(leftover.landing_zone.subscription_id, retries=0)
+    taken = leftover.token
+    steps = _steps(leftover)
+    start = next(n for n, (step, _) in enumerate(steps) if step == leftover.step)
+    for step, function in steps[start:]:
+        if step != leftover.step:
+            leftover.step, leftover.status, leftover.attempt = step, Status.RUNNING, 1
+        try:
+            outcome: Outcome = function(leftover, client)
+        except (TransientAzureError, PermanentAzureError) as error:
+            outcome = error
+        if outcome is DONE:
+            continue  # the next step starts; a removal taken up again asks Azure afresh
+        if not _record(leftover, taken, outcome) or isinstance(outcome, PermanentAzureError):
+            return None
+        return outcome
+    _removed(leftover.pk, taken)
+    return None
+
+
+def _record(leftover: LeftoverResource, taken: str, outcome: Outcome) -> bool:
+    """Save where the removal stands, unless it changed while Azure answered (False)."""
     with transaction.atomic():
-        leftover = _lock(leftover_id, token)
-        if leftover is None:
-            return None
-        client = cognitive_services_client(leftover.landing_zone.subscription_id, retries=0)
-        steps = _steps(leftover)
-        start = next(n for n, (step, _) in enumerate(steps) if step == leftover.step)
-        for step, function in steps[start:]:
-            if step != leftover.step:
-                leftover.step, leftover.status, leftover.attempt = step, Status.RUNNING, 1
-            try:
-                result = function(leftover, client)
-            except TransientAzureError as error:
-                leftover.error, leftover.next_step_at = str(error), timezone.now()
-                leftover.save()
-                failure = error
-                break
-            except PermanentAzureError as error:
-                _removal_failed(leftover, str(error))
-                return None
-            if isinstance(result, Wait):
-                leftover.status, leftover.error = Status.WAITING, ""
-                leftover.next_step_at = timezone.now() + timedelta(seconds=result.seconds)
-                leftover.save()
-                return result.seconds
+        locked = _lock(leftover.pk, taken)
+        if locked is None:
+            return False
+        if isinstance(outcome, TransientAzureError):
+            leftover.error, leftover.next_step_at = str(outcome), timezone.now()
+        elif isinstance(outcome, Wait):
+            leftover.status, leftover.error = Status.WAITING, ""
+            leftover.next_step_at = timezone.now() + timedelta(seconds=outcome.seconds)
+        for name in REMOVAL_FIELDS:
+            setattr(locked, name, getattr(leftover, name))
+        if isinstance(outcome, PermanentAzureError):
+            _removal_failed(locked, str(outcome))
         else:
-            audit_record(actor=None, verb="leftover.removed", target=leftover, before=leftover.snapshot())
-            logger.info("Removed the leftover %s from Azure", leftover)
-            leftover.delete()
-            return None
-    assert failure is not None
-    raise failure
+            locked.save(update_fields=list(REMOVAL_FIELDS))
+    return True
+
+
+def _removed(leftover_id: int, taken: str) -> None:
+    with transaction.atomic():
+        leftover = _lock(leftover_id, taken)
+        if leftover is None:
+            return
+        audit_record(actor=None, verb="leftover.removed", target=leftover, before=leftover.snapshot())
+        logger.info("Removed the leftover %s from Azure", leftover)
+        leftover.delete()
 
 
 def _lock(leftover_id: int, token: str | None) -> LeftoverResource | None:
@@ -196,22 +231,25 @@ def leftover_fail(*, leftover_id: int, message: str, token: str | None = None) -
 def leftovers_resume_stalled(*, overdue_seconds: float) -> list[int]:
     """Removals whose next step is overdue lost their message with a worker: send it again,
     with the current token (see deployments_resume_stalled)."""
-    from provisioning.tasks import remove_leftover_task
-
     cutoff = timezone.now() - timedelta(seconds=overdue_seconds)
     overdue = Q(state=State.REMOVING) & (Q(next_step_at__lt=cutoff) | Q(next_step_at__isnull=True))
     resumed = []
     for leftover_id in LeftoverResource.objects.filter(overdue).values_list("pk", flat=True):
-        with transaction.atomic():
-            leftover = (
-                LeftoverResource.objects.select_for_update(skip_locked=True)
-                .filter(overdue, pk=leftover_id)
-                .first()
-            )
-            if leftover is None:
-                continue
-            leftover.next_step_at = timezone.now()
-            leftover.save(update_fields=["next_step_at"])
-            transaction.on_commit(functools.partial(remove_leftover_task.delay, leftover.pk, leftover.token))
-            resumed.append(leftover.pk)
+        # A removal a worker has claimed is a step running right now, not a stalled one.
+        with claimed_if_free(Claim.LEFTOVER_REMOVAL, leftover_id) as free:
+            if free and _send_again(leftover_id, overdue):
+                resumed.append(leftover_id)
     return resumed
+
+
+def _send_again(leftover_id: int, overdue: Q) -> bool:
+    from provisioning.tasks import remove_leftover_task
+
+    with transaction.atomic():
+        leftover = LeftoverResource.objects.select_for_update().filter(overdue, pk=leftover_id).first()
+        if leftover is None:
+            return False
+        leftover.next_step_at = timezone.now()
+        leftover.save(update_fields=["next_step_at"])
+        transaction.on_commit(functools.partial(remove_leftover_task.delay, leftover.pk, leftover.token))
+        return True

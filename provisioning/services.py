@@ -1,16 +1,26 @@
-"""The provisioning engine: bring Azure in line with what Switchyard's database says.
+"""The provisioning engine's run state machine: bring Azure in line with what Switchyard's
+database says.
 
-Each service call advances one run as far as Azure allows right now and then says when to look
-again. Every step is idempotent (resource names are deterministic, and each step first asks
-Azure what exists), so a repeated or interrupted run creates nothing twice. Long-running
-operations are started without waiting (`polling=False`); the Celery task re-schedules itself
-instead of a worker sleeping.
+A deployment's run (provisioning, decommissioning, or the clean-up of a failed run) starts here
+and is advanced by a Celery task: each call takes the run's steps (provisioning.steps) as far as
+Azure allows right now and then says when to look again. Every step is idempotent (resource
+names are deterministic, and each step first asks Azure what exists), so a repeated or
+interrupted run creates nothing twice. Long-running operations are started without waiting
+(`polling=False`); the Celery task re-schedules itself instead of a worker sleeping.
+
+No database transaction is open while Azure answers. A call claims the run (provisioning.claims:
+one worker at a time, freed if the worker dies) and reads it; then, step by step, it calls
+Azure with no transaction open and records the step's outcome in a short transaction that
+first checks, under the row's lock, that the run is still the same run. A cancel, a
+decommission or a newer run may have replaced it while Azure answered: then the call records
+nothing more and stops, and the run that replaced it goes on.
 """
 
 import functools
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,20 +30,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from provisioning.azure import cognitive_services_client
+from provisioning.azure_errors import PermanentAzureError, TransientAzureError
+from provisioning.claims import Claim, claimed, claimed_if_free
+from provisioning.errors import ProvisioningRefused
 from provisioning.models import ModelDeployment, ProvisioningOperation
-from provisioning.removal import delete_account, delete_deployment, purge_account
 from provisioning.signals import deployment_run_finished
-from provisioning.steps import PermanentAzureError as PermanentAzureError
-from provisioning.steps import (
-    StepFunction,
-    Wait,
-    ensure_account,
-    ensure_content_filter,
-    ensure_deployment,
-    grant_data_access,
-)
-from provisioning.steps import TransientAzureError as TransientAzureError
-from provisioning.steps import region_label as region_label
+from provisioning.steps.account import ensure_account
+from provisioning.steps.common import DONE, StepFunction, Wait
+from provisioning.steps.content_filter import ensure_content_filter
+from provisioning.steps.data_access import grant_data_access
+from provisioning.steps.deployment import ensure_deployment
+from provisioning.steps.removal import delete_account, delete_deployment, purge_account
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +88,11 @@ def deployment_change_capacity(*, deployment: ModelDeployment, capacity: int) ->
     from provisioning.tasks import provision_deployment_task
 
     if capacity < 1:
-        raise ValueError("Capacity is at least 1.")
+        raise ProvisioningRefused("Capacity is at least 1.")
     with transaction.atomic():
         locked = ModelDeployment.objects.select_for_update().get(pk=deployment.pk)
         if locked.state != State.ACTIVE:
-            raise ValueError(
+            raise ProvisioningRefused(
                 f"Only an active deployment can change capacity; this one is {locked.get_state_display()}."
             )
         if locked.capacity == capacity:
@@ -130,7 +137,7 @@ def deployments_resume_stalled(*, overdue_seconds: float) -> list[int]:
 
     The copy carries the run's current token: if the first message was only late, whichever
     runs first advances the run and hands the next step a new token, and the other finds its
-    token spent. Only one message at a time can own the run, and the row lock keeps two
+    token spent. Only one message at a time can own the run, and the run's claim keeps two
     deliveries of it apart.
     """
     cutoff = timezone.now() - timedelta(seconds=overdue_seconds)
@@ -139,24 +146,31 @@ def deployments_resume_stalled(*, overdue_seconds: float) -> list[int]:
     for deployment_id in (
         ModelDeployment.objects.runs_under_way().filter(overdue).values_list("pk", flat=True)
     ):
-        with transaction.atomic():
-            # A row a worker has locked is a step running right now, not a stalled one.
-            deployment = (
-                ModelDeployment.objects.select_for_update(skip_locked=True)
-                .runs_under_way()
-                .filter(overdue, pk=deployment_id)
-                .first()
-            )
-            if deployment is None:
-                continue
-            deployment.next_step_at = timezone.now()
-            deployment.save(update_fields=["next_step_at"])
-            task = _task_for(deployment)
-            transaction.on_commit(functools.partial(task.delay, deployment.pk, deployment.run_token))
-            resumed.append(deployment.pk)
+        # A run a worker has claimed is a step running right now (Azure may be slow to answer),
+        # not a stalled one; a killed worker's claim is gone with it.
+        with claimed_if_free(Claim.RUN, deployment_id) as free:
+            if free and _send_again(deployment_id, overdue):
+                resumed.append(deployment_id)
     if resumed:
         logger.warning("Sent the overdue steps of deployments %s again", resumed)
     return resumed
+
+
+def _send_again(deployment_id: int, overdue: Q) -> bool:
+    with transaction.atomic():
+        deployment = (
+            ModelDeployment.objects.select_for_update()
+            .runs_under_way()
+            .filter(overdue, pk=deployment_id)
+            .first()
+        )
+        if deployment is None:
+            return False
+        deployment.next_step_at = timezone.now()
+        deployment.save(update_fields=["next_step_at"])
+        task = _task_for(deployment)
+        transaction.on_commit(functools.partial(task.delay, deployment.pk, deployment.run_token))
+        return True
 
 
 def _task_for(deployment: ModelDeployment) -> "Task[Any, Any]":
@@ -216,77 +230,150 @@ def deployment_clean_up(*, deployment_id: int, token: str | None = None) -> floa
 Outcome = Wait | TransientAzureError | PermanentAzureError | None
 
 
+@dataclass(frozen=True)
+class _Run:
+    """A run as this call took it: the deployment as its steps see (and change) it, and the
+    run's token then. Any other token later means the run ended or another replaced it."""
+
+    deployment: ModelDeployment
+    token: str
+    state: str
+    steps: list[tuple[str, StepFunction]]
+
+
 def _advance(
     deployment_id: int,
     token: str | None,
     running_state: str,
     steps_for: Callable[[ModelDeployment], list[tuple[str, StepFunction]]],
 ) -> float | None:
-    with transaction.atomic():
-        deployment = (
-            # Lock only the deployment row: the account is a nullable join PostgreSQL cannot lock.
-            ModelDeployment.objects.select_for_update(of=("self",))
-            .select_related("landing_zone", "department", "account")
-            .get(pk=deployment_id)
-        )
-        if deployment.state != running_state or (token is not None and token != deployment.run_token):
-            return None  # finished, failed, or superseded by a newer run: nothing to do
-        if running_state == State.FAILED and not deployment.is_cleaning_up:
-            return None  # the clean-up is over
-        outcome = _run_steps(deployment, steps_for(deployment))
-        if isinstance(outcome, PermanentAzureError):
-            if running_state == State.FAILED:
-                _stop_cleaning_up(deployment, str(outcome))
-            else:
-                clean_up = _is_first_provisioning(deployment) and not outcome.created_nothing
-                _give_up(deployment, str(outcome), clean_up=clean_up)
-            return None
-        if outcome is None:
-            _finish(deployment, running_state)
-            return None
-        # Waiting for Azure, or Azure was busy: the task schedules the next look.
-        seconds = outcome.seconds if isinstance(outcome, Wait) else 0.0
-        deployment.next_step_at = timezone.now() + timedelta(seconds=seconds)
-        deployment.save(update_fields=["next_step_at", "updated_at"])
+    # One worker at a time takes a run's steps: a second delivery of the message (or a copy the
+    # overdue check sent) waits its turn, then finds the run moved on.
+    with claimed(Claim.RUN, deployment_id):
+        run = _take(deployment_id, token, running_state, steps_for)
+        outcome = _run_steps(run) if run is not None else None
     if isinstance(outcome, TransientAzureError):
         raise outcome
-    return outcome.seconds
+    return outcome.seconds if isinstance(outcome, Wait) else None
 
 
-def _run_steps(deployment: ModelDeployment, steps: list[tuple[str, StepFunction]]) -> Outcome:
-    """Take the run's steps in order as far as Azure allows now, recording each one."""
-    Status = ProvisioningOperation.Status
+def _take(
+    deployment_id: int,
+    token: str | None,
+    running_state: str,
+    steps_for: Callable[[ModelDeployment], list[tuple[str, StepFunction]]],
+) -> _Run | None:
+    """The run, if this message may advance it. A plain read: whatever changes after it, each
+    step's record checks again under the row's lock."""
+    deployment = ModelDeployment.objects.select_related("landing_zone", "department", "account").get(
+        pk=deployment_id
+    )
+    if deployment.state != running_state or (token is not None and token != deployment.run_token):
+        return None  # finished, failed, or superseded by a newer run: nothing to do
+    if running_state == State.FAILED and not deployment.is_cleaning_up:
+        return None  # the clean-up is over
+    return _Run(deployment, deployment.run_token, running_state, steps_for(deployment))
+
+
+def _run_steps(run: _Run) -> Wait | TransientAzureError | None:
+    """Take the run's steps in order as far as Azure allows now, recording each one. Returns
+    what the task does next: look again after a wait, retry after Azure was busy, or nothing
+    (the run ended, or another replaced it)."""
     # No retries inside the SDK: a throttled call returns to the task, which re-schedules
     # itself with backoff rather than sleeping in the worker.
-    client = cognitive_services_client(deployment.landing_zone.subscription_id, retries=0)
-    for step, function in steps:
-        operation, _ = ProvisioningOperation.objects.get_or_create(
-            deployment=deployment, run=deployment.run, step=step
-        )
-        if operation.status == Status.SUCCEEDED:
+    client = cognitive_services_client(run.deployment.landing_zone.subscription_id, retries=0)
+    for step, function in run.steps:
+        operation = _operation(run, step)
+        if operation is None:
+            return None
+        if operation.status == ProvisioningOperation.Status.SUCCEEDED:
             continue
         try:
-            result = function(deployment, client, operation)
-        except TransientAzureError as error:
-            operation.error, operation.status = str(error), Status.RUNNING
-            operation.save(update_fields=["error", "status"])
-            return error
-        except PermanentAzureError as error:
-            operation.error, operation.status, operation.finished_at = (
-                str(error),
-                Status.FAILED,
-                timezone.now(),
-            )
-            operation.save(update_fields=["error", "status", "finished_at"])
-            logger.info("Deployment %s failed at %s: %s", deployment.pk, step, error)
-            return error
-        if isinstance(result, Wait):
-            operation.status = Status.WAITING
-            operation.save(update_fields=["status", "error"])
-            return result
-        operation.status, operation.error, operation.finished_at = Status.SUCCEEDED, "", timezone.now()
-        operation.save(update_fields=["status", "error", "finished_at"])
+            outcome: Outcome = function(run.deployment, client, operation)
+        except (TransientAzureError, PermanentAzureError) as error:
+            outcome = error
+        if not _record(run, operation, outcome) or isinstance(outcome, PermanentAzureError):
+            return None
+        if outcome is not DONE:
+            return outcome
+    _finish_if_same(run)
     return None
+
+
+def _lock_if_same(run: _Run) -> ModelDeployment | None:
+    """The deployment's row, locked for the rest of the transaction, if it is still this run's."""
+    deployment = ModelDeployment.objects.select_for_update().get(pk=run.deployment.pk)
+    if deployment.run_token != run.token or deployment.state != run.state:
+        return None
+    return deployment
+
+
+def _operation(run: _Run, step: str) -> ProvisioningOperation | None:
+    """The step's record in this run, created when the step is first taken (None: the run was
+    replaced meanwhile)."""
+    key = {"deployment_id": run.deployment.pk, "run": run.deployment.run, "step": step}
+    operation = ProvisioningOperation.objects.filter(**key).first()
+    if operation is not None:
+        return operation
+    with transaction.atomic():
+        if _lock_if_same(run) is None:
+            return None
+        return ProvisioningOperation.objects.create(**key)
+
+
+def _record(run: _Run, operation: ProvisioningOperation, outcome: Outcome) -> bool:
+    """Save the step's outcome and what it means for the run, unless the run changed while Azure
+    answered (False: then nothing is saved)."""
+    with transaction.atomic():
+        deployment = _lock_if_same(run)
+        if deployment is None:
+            logger.info("Deployment %s: its run was replaced while Azure answered", run.deployment.pk)
+            return False
+        _save_operation(operation, outcome)
+        _save_step_changes(deployment, run.deployment)
+        if isinstance(outcome, PermanentAzureError):
+            logger.info("Deployment %s failed at %s: %s", deployment.pk, operation.step, outcome)
+            _end_in_failure(deployment, run.state, outcome)
+        elif outcome is not DONE:
+            # Waiting for Azure, or Azure was busy: the task schedules the next look.
+            seconds = outcome.seconds if isinstance(outcome, Wait) else 0.0
+            deployment.next_step_at = timezone.now() + timedelta(seconds=seconds)
+            deployment.save(update_fields=["next_step_at", "updated_at"])
+    return True
+
+
+def _save_step_changes(deployment: ModelDeployment, stepped: ModelDeployment) -> None:
+    """What a step changed on the deployment itself: the account it took, the drift it cleared."""
+    changed = []
+    if deployment.account_id != stepped.account_id:
+        deployment.account_id = stepped.account_id
+        changed.append("account")
+    if deployment.drift != stepped.drift:
+        deployment.drift = stepped.drift
+        changed.append("drift")
+    if changed:
+        deployment.save(update_fields=changed)
+
+
+def _save_operation(operation: ProvisioningOperation, outcome: Outcome) -> None:
+    Status = ProvisioningOperation.Status
+    if isinstance(outcome, TransientAzureError):
+        operation.error, operation.status = str(outcome), Status.RUNNING
+    elif isinstance(outcome, PermanentAzureError):
+        operation.error, operation.status, operation.finished_at = str(outcome), Status.FAILED, timezone.now()
+    elif isinstance(outcome, Wait):
+        operation.status = Status.WAITING
+    else:
+        operation.status, operation.error, operation.finished_at = Status.SUCCEEDED, "", timezone.now()
+    # The step counted its attempts on the operation; they are saved with its outcome.
+    operation.save(update_fields=["status", "error", "finished_at", "attempt"])
+
+
+def _finish_if_same(run: _Run) -> None:
+    with transaction.atomic():
+        deployment = _lock_if_same(run)
+        if deployment is not None:
+            _finish(deployment, run.state)
 
 
 def _finish(deployment: ModelDeployment, running_state: str) -> None:
@@ -306,6 +393,14 @@ def _finish(deployment: ModelDeployment, running_state: str) -> None:
 # Giving up -------------------------------------------------------------------------------------
 
 CLEANED_UP = "What the run created in Azure has been removed, so it holds no quota."
+
+
+def _end_in_failure(deployment: ModelDeployment, running_state: str, error: PermanentAzureError) -> None:
+    if running_state == State.FAILED:
+        _stop_cleaning_up(deployment, str(error))
+    else:
+        clean_up = _is_first_provisioning(deployment) and not error.created_nothing
+        _give_up(deployment, str(error), clean_up=clean_up)
 
 
 def _give_up(deployment: ModelDeployment, message: str, *, clean_up: bool) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from provisioning import drift, leftovers, services
+from provisioning.azure_errors import TransientAzureError
 from provisioning.catalog import catalog_sync_all
 
 logger = logging.getLogger(__name__)
@@ -17,8 +18,8 @@ MAX_TRANSIENT_RETRIES = 8
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 120.0
 # A run whose next step is this late lost its message with a worker; beat's check (every few
-# seconds, CELERY_BEAT_SCHEDULE) sends the step again. A step that runs is not late: its row is
-# locked, and a worker takes a due message within a moment.
+# seconds, CELERY_BEAT_SCHEDULE) sends the step again. A step that runs is not late: a worker
+# holds its claim (provisioning.claims), and a worker takes a due message within a moment.
 OVERDUE_AFTER_SECONDS = 10.0
 
 
@@ -66,7 +67,7 @@ LEFTOVER_REMOVAL = Run(
 def _advance(task: "Task[Any, Any]", run: Run, object_id: int, token: str | None) -> None:
     try:
         wait = run.advance(object_id, token)
-    except services.TransientAzureError as error:
+    except TransientAzureError as error:
         if task.request.retries >= MAX_TRANSIENT_RETRIES:
             message = (
                 f"Azure kept failing after {MAX_TRANSIENT_RETRIES} retries: {error}. An admin can retry it."

@@ -105,6 +105,7 @@ def drive_run(deployment_id: int, *, limit_seconds: float = 60):
     """Drive the deployment's current provisioning or decommissioning run as the Celery task
     would, until it ends; returns the deployment as it ended."""
     from provisioning import services
+    from provisioning.azure_errors import TransientAzureError
     from provisioning.models import ModelDeployment
 
     deployment = ModelDeployment.objects.get(pk=deployment_id)
@@ -118,7 +119,7 @@ def drive_run(deployment_id: int, *, limit_seconds: float = 60):
     while time.monotonic() < deadline:
         try:
             wait = step(deployment_id=deployment_id, token=token)
-        except services.TransientAzureError:
+        except TransientAzureError:
             wait = 0.05
         if wait is None:
             return ModelDeployment.objects.select_related("account").get(pk=deployment_id)

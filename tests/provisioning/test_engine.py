@@ -10,6 +10,8 @@ import requests
 from org.models import Department
 from provisioning import drift, services
 from provisioning.azure import cognitive_services_client
+from provisioning.azure_errors import TransientAzureError
+from provisioning.errors import ProvisioningRefused
 from provisioning.models import (
     LandingZone,
     ModelDeployment,
@@ -64,7 +66,7 @@ def run(service, deployment: ModelDeployment, *, limit_seconds: float = 60) -> M
     while time.monotonic() < deadline:
         try:
             wait = service(deployment_id=deployment.pk, token=token)
-        except services.TransientAzureError:
+        except TransientAzureError:
             wait = 0.05
         if wait is None:
             return ModelDeployment.objects.get(pk=deployment.pk)
@@ -182,6 +184,16 @@ def test_capacity_change(engine, zone, marketing):
     assert list(deployment.operations.filter(run=deployment.run).values_list("step", flat=True)) == [
         "change_capacity"
     ]
+
+
+def test_a_capacity_change_is_refused_for_a_deployment_that_is_not_active(zone, marketing):
+    deployment = new_deployment(zone, marketing)
+
+    with pytest.raises(ProvisioningRefused, match="Only an active deployment can change capacity"):
+        services.deployment_change_capacity(deployment=deployment, capacity=40)
+    with pytest.raises(ProvisioningRefused, match="Capacity is at least 1"):
+        services.deployment_change_capacity(deployment=deployment, capacity=0)
+    assert ModelDeployment.objects.get(pk=deployment.pk).state == State.REQUESTED
 
 
 def test_decommission_deletes_the_deployment_then_the_empty_account_and_purges_it(engine, zone, marketing):
@@ -318,7 +330,7 @@ def test_a_retried_run_after_a_failure_redoes_the_steps_that_never_succeeded(eng
     services.deployment_request_provisioning(deployment=deployment)
     token = ModelDeployment.objects.get(pk=deployment.pk).run_token
     # The account gets made; then the role assignment keeps failing.
-    with pytest.raises(services.TransientAzureError):
+    with pytest.raises(TransientAzureError):
         run_until_transient_error(deployment, token)
     # What the task does once its retries are spent.
     services.deployment_fail(deployment_id=deployment.pk, message="Azure kept failing.")
@@ -419,7 +431,7 @@ def test_retries_spent_on_a_first_run_start_the_clean_up_too(engine, zone, marke
     deployment = new_deployment(zone, marketing)
     services.deployment_request_provisioning(deployment=deployment)
     token = ModelDeployment.objects.get(pk=deployment.pk).run_token
-    with pytest.raises(services.TransientAzureError):
+    with pytest.raises(TransientAzureError):
         run_until_transient_error(deployment, token)
     # What the task does once its retries are spent.
     services.deployment_fail(deployment_id=deployment.pk, token=token, message="Azure kept failing.")

@@ -67,7 +67,7 @@ def test_a_run_interrupted_by_a_killed_worker_completes_after_restart(emulator, 
         worker.start()
         services.deployment_request_provisioning(deployment=deployment)
         # The emulator uses up the one-off fault when the worker's PUT arrives: from then on the
-        # worker waits inside that call (and inside its database transaction).
+        # worker waits inside that call, holding the run's claim (and no database transaction).
         wait_for(lambda: not emulator.faults(), seconds=60, what="the worker to reach the deployment PUT")
         assert ModelDeployment.objects.get(pk=deployment.pk).state == "provisioning"
 

@@ -9,8 +9,10 @@ from typing import Any, Protocol
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 
+from provisioning.azure_errors import PermanentAzureError, azure_call
+from provisioning.claims import Claim, claimed
 from provisioning.models import ModelDeployment, OpenAIAccount, ProvisioningOperation
-from provisioning.steps import DONE, PermanentAzureError, StepResult, Wait, azure_call, poll_seconds
+from provisioning.steps.common import DONE, StepResult, Wait, poll_seconds
 
 # How often Azure may fail to delete a resource (it goes back to provisioningState Failed) before
 # the step gives up.
@@ -18,12 +20,11 @@ MAX_DELETE_ATTEMPTS = 3
 
 
 class StepRecord(Protocol):
-    """What a step keeps between its looks at Azure: a run's operation row, or a leftover's."""
+    """What a step keeps between its looks at Azure: a run's operation row, or a leftover's. The
+    step counts attempts on it; its caller saves them with the step's outcome."""
 
     status: str
     attempt: int
-
-    def save(self, *, update_fields: list[str]) -> None: ...
 
 
 def _delete(
@@ -37,7 +38,6 @@ def _delete(
         if record.attempt >= MAX_DELETE_ATTEMPTS:
             raise PermanentAzureError(f"Azure failed to delete {what} {record.attempt} times.")
         record.attempt += 1
-        record.save(update_fields=["attempt"])
     delete()
     return Wait(poll_seconds())
 
@@ -137,17 +137,28 @@ def delete_account(
     deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
 ) -> StepResult:
     assert deployment.account is not None
-    # Serialise with a run that is about to create a deployment on this account.
-    account = OpenAIAccount.objects.select_for_update().get(pk=deployment.account.pk)
-    group = account.landing_zone.resource_group
-    return remove_account(client, operation, group=group, name=account.name, deployment=deployment)
+    # Take turns with a run that is about to create a deployment on this account.
+    with claimed(Claim.ACCOUNT, deployment.account.pk):
+        account = OpenAIAccount.objects.select_related("landing_zone").get(pk=deployment.account.pk)
+        group = account.landing_zone.resource_group
+        return remove_account(client, operation, group=group, name=account.name, deployment=deployment)
 
 
 def purge_account(
     deployment: ModelDeployment, client: CognitiveServicesManagementClient, operation: ProvisioningOperation
 ) -> StepResult:
     assert deployment.account is not None
-    account = OpenAIAccount.objects.select_for_update().get(pk=deployment.account.pk)
+    with claimed(Claim.ACCOUNT, deployment.account.pk):
+        account = OpenAIAccount.objects.select_related("landing_zone").get(pk=deployment.account.pk)
+        return _purge(deployment, account, client, operation)
+
+
+def _purge(
+    deployment: ModelDeployment,
+    account: OpenAIAccount,
+    client: CognitiveServicesManagementClient,
+    operation: ProvisioningOperation,
+) -> StepResult:
     group = account.landing_zone.resource_group
     purged = purge_deleted_account(
         client, operation, region=account.region, group=group, name=account.name, deployment=deployment
@@ -160,7 +171,8 @@ def purge_account(
             deployment, "read the Azure OpenAI account", lambda: client.accounts.get(group, account.name)
         )
     except ResourceNotFoundError:
+        # Azure's truth whichever run asked: saved at once, under the account's claim.
         account.state = OpenAIAccount.State.DELETED
         account.arm_id = account.endpoint = ""
-        account.save()
+        account.save(update_fields=["state", "arm_id", "endpoint", "updated_at"])
     return DONE
