@@ -49,7 +49,7 @@ class EncodingFileError(Exception):
 
 @functools.cache
 def o200k_base() -> tiktoken.Encoding:
-    """The encoding, read once per process (a fraction of a second)."""
+    """The encoding, read once per process: decompressing and checking it is too slow to repeat."""
     packed = ENCODING_FILE.read_bytes()
     contents = gzip.decompress(packed)
     if hashlib.sha256(contents).hexdigest() != ENCODING_SHA256:

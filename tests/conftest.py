@@ -87,7 +87,7 @@ def _prices_read_afresh():
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
-    # Production-strength hashing costs about half a second per password; tests need none of it.
+    # Production-strength hashing is slow on purpose; tests need none of its strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
