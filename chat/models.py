@@ -2,7 +2,6 @@
 call cost is a usage record in `money`, kept after the content is gone."""
 
 import uuid
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -10,8 +9,6 @@ from django.db.models import Q
 
 from org.models import Department
 from provisioning.models import ModelDeployment
-
-ZERO = Decimal(0)
 
 
 class ConversationQuerySet(models.QuerySet["Conversation"]):

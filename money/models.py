@@ -4,15 +4,13 @@ minute) and the reservations of the calls under way. Ledger amounts are whole un
 (`UNITS_PER_USD` to the dollar) so that both databases add and compare them exactly."""
 
 import uuid
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 
+from money.amounts import ZERO
 from org.models import Department
 from provisioning.models import ModelDeployment, Price
-
-ZERO = Decimal(0)
 
 
 class SpendLedger(models.Model):

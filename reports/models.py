@@ -1,4 +1,4 @@
-"""What the cost reports keep besides the usage rollups (which belong to the chat): the budget
+"""What the cost reports keep besides the usage rollups (which belong to money): the budget
 alerts already sent, and Azure's billed cost per account next to the metered one."""
 
 from decimal import Decimal
@@ -6,10 +6,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from money.amounts import ZERO
 from org.models import Department
 from provisioning.models import OpenAIAccount
-
-ZERO = Decimal(0)
 
 
 class BudgetAlert(models.Model):
