@@ -122,6 +122,7 @@ def _deployment_for(request: DeploymentRequest) -> ModelDeployment:
         model_version=request.model_version,
         sku=request.sku,
         capacity=request.capacity or 1,
+        data_classification=request.data_classification,
     )
 
 

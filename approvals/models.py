@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from org.models import Department, Membership, User
-from provisioning.models import ModelDeployment, NetworkMode
+from provisioning.models import DataClassification, ModelDeployment, NetworkMode
 
 # Ceilings that keep every amount inside its database column and beyond anything Azure grants:
 # capacity in K TPM or PTU (a TPM cap in K TPM too), expected use in millions of tokens a month,
@@ -18,13 +18,6 @@ from provisioning.models import ModelDeployment, NetworkMode
 MAX_CAPACITY = 1_000_000
 MAX_TOKENS_MILLIONS = Decimal(1_000_000)
 MAX_MONTHLY_ESTIMATE = Decimal("99999999.99")
-
-
-class DataClassification(models.TextChoices):
-    PUBLIC = "public", "Public"
-    INTERNAL = "internal", "Internal"
-    CONFIDENTIAL = "confidential", "Confidential"
-    RESTRICTED = "restricted", "Restricted"
 
 
 class DeploymentRequestQuerySet(models.QuerySet["DeploymentRequest"]):

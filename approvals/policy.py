@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
-from approvals.models import ApprovalPolicy, ApprovalStep, DataClassification, DeploymentRequest
+from approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest
+from provisioning.models import DataClassification
 
 Kind = DeploymentRequest.Kind
 

@@ -22,12 +22,13 @@ from approvals.access import (
     require_request_role,
 )
 from approvals.forms import DeploymentRequestForm
-from approvals.models import DataClassification, DeploymentRequest
+from approvals.models import DeploymentRequest
 from approvals.rounds import describe_edit, round_records, wrote_round
 from approvals.spec import current_grant, grant_label, grant_state
 from approvals.timeline import request_timeline
 from base.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
 from org.models import Department, User
+from provisioning.models import DataClassification
 
 PAGE_SIZE = 25
 Kind = DeploymentRequest.Kind

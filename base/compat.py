@@ -1,6 +1,6 @@
 """Every place where Switchyard reaches into another library's private parts, and nowhere else.
 
-The hot path (portal/runtime, chat/transport.py) and the admin's input checks (portal/admin_site.py)
+The hot path (portal/runtime, calls/transport.py) and the admin's input checks (portal/admin_site.py)
 rely on internals of Django, WhiteNoise, the openai SDK and aiohttp: names with a leading
 underscore, modules the library keeps to itself, attributes and hooks it does not document. Each
 such use is one small function here, named for what the caller wants, so a library upgrade has one

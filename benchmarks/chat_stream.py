@@ -83,11 +83,11 @@ class Stream:
 async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str, str]]) -> Stream:
     """One message straight to the model with the conversation so far, as the portal sends it
     (the emulator's answer, and so its length, follows from the whole conversation). The call is
-    the portal's own (`chat.transport.chat_completion_stream`: the SDK, read as raw bytes), so
+    the portal's own (`calls.transport.chat_completion_stream`: the SDK, read as raw bytes), so
     that this side is the portal minus the portal."""
     from django.conf import settings
 
-    from chat.transport import chat_completion_stream
+    from calls.transport import chat_completion_stream
 
     history.append({"role": "user", "content": QUESTION})
     stream = Stream(started=time.perf_counter())

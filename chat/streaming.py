@@ -2,9 +2,9 @@
 
 The hot path: the answer's text goes out as small `delta` events, the first token the moment it
 arrives and then, in batches, whatever arrived in each interval (`delta_interval`, wider while many
-answers stream at once), read from the raw response (chat/transport.py) with nothing re-encoded
+answers stream at once), read from the raw response (calls/transport.py) with nothing re-encoded
 but the text. The database is touched once before the call (`chat_turn_prepare`, in the view) and
-once after (`chat_turn_finish`), both on the chat's database thread (chat/database.py), however
+once after (`chat_turn_finish`), both on the chat's database thread (calls/database.py), however
 the stream ends: answered, stopped by the user (the client went away), cut by the content filter,
 or broken.
 """
@@ -21,8 +21,9 @@ import httpx2
 import openai
 from django.db import OperationalError
 
-from chat.database import database_later
-from chat.transport import chat_completion_stream, openai_client, rest_between_reads
+from calls.database import database_later
+from calls.sse import sse_payloads
+from calls.transport import chat_completion_stream, openai_client, rest_between_reads
 from chat.turns import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
 
 logger = logging.getLogger(__name__)
@@ -393,26 +394,6 @@ class AnswerStream:
 
 class AzureStreamError(Exception):
     """Azure reported an error in the middle of a stream."""
-
-
-async def sse_payloads(received: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    """The `data:` payloads of the server-sent events in a byte stream, grouped by the read
-    that completed them."""
-    pending = b""
-    async for data in received:
-        pending += data
-        cut = pending.rfind(b"\n\n")
-        if cut < 0:
-            continue
-        complete, pending = pending[:cut], pending[cut + 2 :]
-        if b"\r" in complete:
-            complete = complete.replace(b"\r\n", b"\n")
-        payloads = []
-        for event in complete.split(b"\n\n"):
-            data_lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-            if data_lines:
-                payloads.append(b"\n".join(data_lines))
-        yield payloads
 
 
 def _usd(amount: Any) -> str:

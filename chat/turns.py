@@ -1,5 +1,5 @@
 """A chat turn: the work before the model is called (`chat_turn_prepare`) and after it answered
-(`chat_turn_finish`), each run once per turn on the chat's database thread (`chat.database`), so
+(`chat_turn_finish`), each run once per turn on the chat's database thread (`calls.database`), so
 nothing touches the database while the answer streams.
 
 Before the call the person's question is saved, the prompt is built to fit the model, and the

@@ -25,8 +25,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from base.text import one_line
+from calls.database import database_job
 from chat import services
-from chat.database import database_job
 from chat.models import Conversation
 from chat.services import ChatInputError, conversation_cost
 from chat.streaming import answer_stream, refusal_events

@@ -55,6 +55,11 @@ class Reservation(models.Model):
     token_windows = models.JSONField(default=list)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
+    # The gateway's caller, when it is a key or a registered service principal.
+    api_key = models.ForeignKey("gateway.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
+    principal = models.ForeignKey(
+        "gateway.ServicePrincipal", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"{self.source} call on {self.deployment_id} for {self.department_id}"
@@ -89,6 +94,20 @@ class UsageRecord(models.Model):
     estimated = models.BooleanField(
         default=False, help_text="Azure's count never arrived (the call broke off): tokens are an estimate."
     )
+    # A gateway call's caller (named, not imported: money is below the gateway).
+    api_key = models.ForeignKey(
+        "gateway.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="usage_records"
+    )
+    principal = models.ForeignKey(
+        "gateway.ServicePrincipal",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+    )
+    # The deployments tried before the one that served (`deployment`), each with Azure's answer:
+    # [{"deployment": id, "status": 429, "ms": 12}].
+    attempts = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -223,3 +242,28 @@ class MonthlyPersonRollup(UsageCounters):
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} {self.department_id}/{self.user_key}: ${self.cost}"
+
+
+class MonthlyCallerRollup(UsageCounters):
+    """Per calendar month x department x deployment x gateway caller (an API key or a service
+    principal; 0 for neither): the API usage by key on the department and cost pages."""
+
+    month = models.DateField(help_text="The first day of the month.")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=10)
+    # Plain ids, 0 for none, as `user_key` above: the upsert needs non-null keys.
+    api_key_key = models.PositiveBigIntegerField(default=0)
+    principal_key = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["month", "department", "deployment", "source", "api_key_key", "principal_key"],
+                name="one_monthly_caller_rollup_per_key",
+            )
+        ]
+        indexes = [models.Index(fields=["department", "month"], name="caller_rollup_by_department")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.department_id}/{self.source}/{self.api_key_key}: ${self.cost}"

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "provisioning",
     "money",
     "chat",
+    "gateway",
     "approvals",
     "reports",
     "portal",
@@ -318,7 +319,7 @@ ADMISSION_RESERVATION_SECONDS = env.int("ADMISSION_RESERVATION_SECONDS", default
 CHAT_MAX_ANSWER_TOKENS = env.int("CHAT_MAX_ANSWER_TOKENS", default=2_048)
 CHAT_MAX_MESSAGE_TOKENS = env.int("CHAT_MAX_MESSAGE_TOKENS", default=10_000)
 # The chat's database work runs on one thread per web process that keeps its connection
-# (chat/database.py); off, it runs on Django's thread per request.
+# (calls/database.py); off, it runs on Django's thread per request.
 CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)
 
 # Cost reconciliation: Azure's billed cost per account may differ from the metered one by this

@@ -4,15 +4,24 @@ step the provisioning engine took."""
 import hashlib
 import re
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.text import slugify
 
 from base.limits import fits_integer_column
 from base.text import validate_single_line
 from org.models import Department, User
+
+
+class DataClassification(models.TextChoices):
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    RESTRICTED = "restricted", "Restricted"
 
 
 class NetworkMode(models.TextChoices):
@@ -187,6 +196,10 @@ class ModelDeployment(models.Model):
         GLOBAL_PROVISIONED = "GlobalProvisionedManaged", "Provisioned (global)"
         DATA_ZONE_PROVISIONED = "DataZoneProvisionedManaged", "Provisioned (data zone)"
 
+    class AccessMode(models.TextChoices):
+        GATEWAY = "gateway", "Through Switchyard only"
+        DIRECT = "direct", "Direct calls allowed for the department's group"
+
     class State(models.TextChoices):
         REQUESTED = "requested", "Requested"
         PROVISIONING = "provisioning", "Provisioning"
@@ -210,6 +223,22 @@ class ModelDeployment(models.Model):
         max_length=120, validators=[validate_single_line], help_text="What employees see in the chat."
     )
     system_prompt = models.TextField(blank=True, help_text="The flavor: instructions applied to every chat.")
+    gateway_name = models.SlugField(
+        max_length=63,
+        unique=True,
+        help_text="What applications call it by through the gateway (the `model`, or the deployment in "
+        "an Azure-style URL). Stable: set once, when the deployment is made.",
+    )
+    data_classification = models.CharField(
+        max_length=20, choices=DataClassification.choices, default=DataClassification.INTERNAL
+    )
+    access_mode = models.CharField(
+        max_length=10,
+        choices=AccessMode.choices,
+        default=AccessMode.GATEWAY,
+        help_text="Whether the department's Entra group may also call Azure directly (only on an account "
+        "that belongs to the department alone).",
+    )
     landing_zone = models.ForeignKey(LandingZone, on_delete=models.PROTECT, related_name="deployments")
     region = models.CharField(max_length=40)
     network_mode = models.CharField(max_length=10, choices=NetworkMode.choices, default=NetworkMode.PUBLIC)
@@ -256,6 +285,11 @@ class ModelDeployment(models.Model):
     def __str__(self) -> str:
         return self.display_name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.gateway_name:
+            self.gateway_name = gateway_name_for(self.display_name or self.model_name)
+        super().save(*args, **kwargs)
+
     @property
     def is_cleaning_up(self) -> bool:
         """A failed run is removing what it created in Azure."""
@@ -276,6 +310,41 @@ class ModelDeployment(models.Model):
             return [department for department in departments if department.pk == self.department_id]
         granted = set(self.grants.values_list("department_id", flat=True))
         return [department for department in departments if department.pk in granted]
+
+
+def gateway_name_for(display_name: str) -> str:
+    """A gateway name free to take, from a display name: "Company assistant" -> company-assistant,
+    then company-assistant-2 and so on."""
+    base = slugify(display_name)[:56].strip("-") or "deployment"
+    taken = set(
+        ModelDeployment.objects.filter(gateway_name__startswith=base).values_list("gateway_name", flat=True)
+    )
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}-{number}"
+    return name
+
+
+class Fallback(models.Model):
+    """Where a deployment's calls go when Azure answers 429 or 503 before the first byte: tried in
+    order of `position`. `provisioning.fallbacks` says which deployments may be one."""
+
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="fallback_links")
+    fallback = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["deployment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "fallback"], name="one_fallback_link_per_pair"),
+            models.CheckConstraint(
+                condition=~Q(deployment=F("fallback")), name="fallback_is_another_deployment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment} → {self.fallback} ({self.position})"
 
 
 class AccessGrant(models.Model):

@@ -10,6 +10,6 @@ other up, and why.
 - `cache`: one Redis client per process instead of one per request.
 
 The chat's own share of the hot path (its database thread, the connection to Azure OpenAI, the
-batching of an answer's events) is in chat/database.py, chat/transport.py and chat/streaming.py.
+batching of an answer's events) is in calls/database.py, calls/transport.py and chat/streaming.py.
 Where any of it relies on another library's private parts, it does so through base/compat.py.
 """

@@ -58,7 +58,7 @@ async def lifespan(receive: Receive, send: Send) -> None:
     """The server's start and stop (Django itself only handles requests). When the server stops,
     after the last answer has streamed, the connections to Azure OpenAI and the chat's database
     connection are closed rather than dropped."""
-    from chat import database, transport
+    from calls import database, transport
 
     while True:
         message = await receive()

@@ -19,7 +19,8 @@ from django.test import AsyncClient, Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.utils.crypto import get_random_string
 
-from chat import database, streaming, transport
+from calls import database, transport
+from chat import streaming
 from org.models import Department, Membership, User
 from provisioning import services as provisioning
 from provisioning.models import LandingZone, ModelDeployment

@@ -1,4 +1,4 @@
-"""The chat's database work on its own thread and connection (chat/database.py), as it runs in
+"""The chat's database work on its own thread and connection (calls/database.py), as it runs in
 the web process: on committed data, so these tests use a transactional database. Every other chat
 test runs the same thread on the test's connection, in the test's transaction (conftest.py)."""
 
@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 from django.db import connection, connections
 from django.urls import reverse
 
-from chat import database
+from calls import database
 from chat.models import Message
 from money.models import UsageRecord
 

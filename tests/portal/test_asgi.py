@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from django.core.signals import request_started
 from django.db import close_old_connections, connections
 
-from chat import transport
+from calls import transport
 from portal.asgi import application
 from tests.servers import http_scope
 

@@ -1,5 +1,5 @@
 """The chat's database work, on one long-lived thread that keeps its connection open (the rest of
-the chat's hot path: chat/transport.py, chat/streaming.py).
+the chat's hot path: calls/transport.py, chat/streaming.py).
 
 Under ASGI Django runs each request's synchronous code on a thread of its own, so every answer
 would open a database connection before its model call (SQLite reads the schema again; a

@@ -1,6 +1,6 @@
 """The chat's connection to Azure OpenAI: one SDK client per event loop and account endpoint, on
 aiohttp, and the call that starts a streamed answer. What the answer then becomes (events for the
-browser, batched) is chat/streaming.py; the database work around it is chat/database.py."""
+browser, batched) is chat/streaming.py; the database work around it is calls/database.py."""
 
 import asyncio
 import weakref
