@@ -18,7 +18,6 @@ from approvals.models import (
     MAX_TOKENS_MILLIONS,
     ApprovalPolicy,
     ApprovalStep,
-    DataClassification,
     DeploymentRequest,
     cap_label,
 )
@@ -26,7 +25,7 @@ from approvals.policy import PlannedStep, approval_plan
 from money.budgets import BudgetStatus, budget_status
 from org.models import Department
 from provisioning.catalog import catalog_entry_get, catalog_offers, quota_left, region_label
-from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment
+from provisioning.models import AccessGrant, CatalogEntry, DataClassification, LandingZone, ModelDeployment
 
 Kind = DeploymentRequest.Kind
 DeploymentState = ModelDeployment.State
