@@ -60,6 +60,7 @@ class Migration(migrations.Migration):
                 help_text="What applications call it by through the gateway (the `model`, or the deployment in an Azure-style URL). Stable: set once, when the deployment is made.",
                 max_length=63,
                 null=True,
+                db_index=False,
             ),
         ),
         migrations.RunPython(name_deployments, migrations.RunPython.noop),
