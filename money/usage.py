@@ -29,7 +29,6 @@ from provisioning.models import ModelDeployment
 
 if TYPE_CHECKING:
     from chat.models import Conversation
-    from gateway.models import ApiKey, ServicePrincipal
 
 ROLLUP_COUNTERS = ["requests", "input_tokens", "cached_input_tokens", "output_tokens", "cost"]
 
@@ -47,11 +46,10 @@ def usage_record_create(
     at: datetime | None = None,
     reservation_id: UUID | None = None,
     estimated: bool = False,
-    api_key: "ApiKey | None" = None,
-    principal: "ServicePrincipal | None" = None,
+    api_key_id: int | None = None,
+    principal_id: int | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> UsageRecord:
-    """Price and save one call and add it to the rollups. A gateway call names its caller:
-    `api_key` or `principal` (a person's own Entra ID token names neither; `user` says who)."""
     at = at or timezone.now()
     cost, price = usage_cost(
         deployment=deployment,
@@ -78,8 +76,9 @@ def usage_record_create(
             created_at=at,
             reservation_id=reservation_id,
             estimated=estimated,
-            api_key=api_key,
-            principal=principal,
+            api_key_id=api_key_id,
+            principal_id=principal_id,
+            attempts=attempts or [],
         )
         usage_rollup_add(record=record)
     return record

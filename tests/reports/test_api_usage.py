@@ -82,8 +82,8 @@ def call(
         output_tokens=output_tokens,
         source=source,
         at=at(day, 10),
-        api_key=key,
-        principal=principal,
+        api_key_id=key.pk if key else None,
+        principal_id=principal.pk if principal else None,
     )
 
 
@@ -198,7 +198,7 @@ def test_a_correction_moves_the_callers_row_by_the_difference(copy_assistant, ma
         output_tokens=4_000,
         source=API,
         at=at("2026-03-08"),
-        api_key=callers["batch"],
+        api_key_id=callers["batch"].pk,
         estimated=True,
     )
 
@@ -542,7 +542,7 @@ def test_api_calls_are_metered_for_their_account_as_azure_bills_them(copywriter,
             cached_input_tokens=0,
             output_tokens=answer.usage.completion_tokens,
             source=API,
-            api_key=make_key(marketing, "Tagline service"),
+            api_key_id=make_key(marketing, "Tagline service").pk,
         )
 
     [line] = reconciliation_run(month=timezone.localdate().replace(day=1))
