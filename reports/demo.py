@@ -243,7 +243,10 @@ def _batch_principals(assistants: dict[str, ModelDeployment]) -> dict[str, Servi
     for slug, assistant in assistants.items():
         principal, created = ServicePrincipal.objects.get_or_create(
             object_id=uuid.uuid5(uuid.NAMESPACE_URL, f"https://switchyard.example.com/demo/{slug}/batch"),
-            defaults={"department": assistant.department, "name": f"{assistant.display_name} batch job"},
+            defaults={
+                "department": assistant.department,
+                "name": f"{assistant.department.name} nightly batch",
+            },
         )
         if created:
             principal.deployments.set([assistant])

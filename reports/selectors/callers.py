@@ -169,26 +169,24 @@ def _split(charge: Charge, used: list[_Used], by_tokens: bool) -> list[CallerLin
 
 @dataclass(slots=True)
 class CallerSum:
-    """Lines added up: calls, tokens and what they were charged, and on which deployments."""
+    """Lines added up: calls, tokens and what they were charged."""
 
+    lines: int = 0
     requests: int = 0
     tokens: int = 0
     token_cost: Decimal = ZERO
     fixed_cost: Decimal = ZERO
-    deployment_ids: set[int] | None = None
 
     @property
     def total(self) -> Decimal:
         return self.token_cost + self.fixed_cost
 
     def add(self, line: CallerLine) -> None:
+        self.lines += 1
         self.requests += line.requests
         self.tokens += line.tokens
         self.token_cost += line.token_cost
         self.fixed_cost += line.fixed_cost
-        if self.deployment_ids is None:
-            self.deployment_ids = set()
-        self.deployment_ids.add(line.deployment_id)
 
 
 def by_source(lines: Iterable[CallerLine]) -> dict[str, CallerSum]:
@@ -196,7 +194,7 @@ def by_source(lines: Iterable[CallerLine]) -> dict[str, CallerSum]:
     sums: dict[str, CallerSum] = {source: CallerSum() for source in SOURCE_LABELS}
     for line in lines:
         sums.setdefault(line.caller.source, CallerSum()).add(line)
-    return {source: found for source, found in sums.items() if found.deployment_ids}
+    return {source: found for source, found in sums.items() if found.lines}
 
 
 def by_api_caller(lines: Iterable[CallerLine]) -> dict[tuple[int, Caller], CallerSum]:
@@ -214,12 +212,12 @@ def by_api_caller(lines: Iterable[CallerLine]) -> dict[tuple[int, Caller], Calle
 
 @dataclass(frozen=True)
 class CallerLabel:
-    """How a caller reads in a table: its name, what it is, how to tell it apart, its state."""
+    """How a caller reads in a table: its name, what it is (and, for a key or a principal that no
+    longer calls, why not) and how to tell it apart."""
 
     name: str
     kind: str
     identifier: str = ""
-    state: str = ""
 
 
 PERSON_TOKENS = CallerLabel("People's own Entra ID tokens", "Person's token")
@@ -242,7 +240,7 @@ def caller_labels(callers: Iterable[Caller], *, now: datetime | None = None) -> 
         if caller.api_key_id:
             key = keys.get(caller.api_key_id)
             labels[caller] = (
-                CallerLabel(key.name, "API key", f"{key.prefix}…", key_state(key, now=now))
+                CallerLabel(key.name, _with_state("API key", key_state(key, now=now)), f"{key.prefix}…")
                 if key
                 else CallerLabel(f"Deleted key #{caller.api_key_id}", "API key")
             )
@@ -251,9 +249,8 @@ def caller_labels(callers: Iterable[Caller], *, now: datetime | None = None) -> 
             labels[caller] = (
                 CallerLabel(
                     principal.name,
-                    "Service principal",
+                    _with_state("Service principal", "" if principal.enabled else "disabled"),
                     str(principal.object_id),
-                    "Enabled" if principal.enabled else "Disabled",
                 )
                 if principal
                 else CallerLabel(f"Deleted service principal #{caller.principal_id}", "Service principal")
@@ -263,16 +260,21 @@ def caller_labels(callers: Iterable[Caller], *, now: datetime | None = None) -> 
     return labels
 
 
+def _with_state(kind: str, state: str) -> str:
+    return f"{kind}, {state}" if state else kind
+
+
 def key_state(key: ApiKey, *, now: datetime) -> str:
+    """Why a key no longer opens the gateway ("" while it does)."""
     if key.revoked_at is not None:
-        return "Revoked"
+        return "revoked"
     if key.state != ApiKey.State.ACTIVE:
-        return key.get_state_display()
+        return key.get_state_display().lower()
     if key.expires_at <= now:
-        return "Expired"
+        return "expired"
     if key.grace_until is not None:
-        return "Replaced" if key.grace_until <= now else "Being replaced"
-    return "Active"
+        return "replaced" if key.grace_until <= now else "being replaced"
+    return ""
 
 
 # Tables -----------------------------------------------------------------------------------------------
@@ -322,7 +324,6 @@ def api_stats(sources: Table, *, spend: Decimal) -> dict[str, Any]:
 def callers_table(
     sums: dict[tuple[int, Caller], CallerSum],
     *,
-    allocation: CostAllocation,
     total: Decimal | None,
     department_names: dict[int, str] | None = None,
     named_departments: set[int] | None = None,
@@ -339,7 +340,7 @@ def callers_table(
     shown = shown[:limit] if limit is not None else shown
     labels = caller_labels(caller for (_, caller), _ in shown)
     rows = [
-        _caller_row(labels[caller], part, allocation, department=(department_names or {}).get(department))
+        _caller_row(labels[caller], part, department=(department_names or {}).get(department))
         for (department, caller), part in shown
     ]
     if rest:
@@ -351,9 +352,7 @@ def callers_table(
         columns.append(DEPARTMENT)
     columns += [
         Column("kind", "Kind"),
-        Column("identifier", "Key prefix or object id"),
-        Column("state", "State"),
-        Column("deployments", "Deployments"),
+        Column("identifier", "Key or object id"),
         REQUESTS,
         TOKENS,
         CHARGED,
@@ -364,7 +363,7 @@ def callers_table(
         columns=columns,
         rows=rows,
         note="Applications' calls through the gateway, by API key and service principal, with what "
-        "they add to the department's charges (shared services by their share of its tokens).",
+        "they add to their department's charges (a shared service's cost by their share of its tokens).",
     )
     return rounded(table, anchors={"total": total} if total is not None else None)
 
@@ -373,17 +372,12 @@ def _named(department_id: int, named_departments: set[int] | None) -> bool:
     return named_departments is None or department_id in named_departments
 
 
-def _caller_row(
-    label: CallerLabel, part: CallerSum, allocation: CostAllocation, *, department: str | None
-) -> dict[str, Any]:
-    names = sorted(allocation.deployments[pk].deployment.display_name for pk in part.deployment_ids or ())
+def _caller_row(label: CallerLabel, part: CallerSum, *, department: str | None) -> dict[str, Any]:
     return {
         "caller": label.name,
         "department": department or "",
         "kind": label.kind,
         "identifier": label.identifier,
-        "state": label.state,
-        "deployments": ", ".join(names) if len(names) <= 3 else f"{len(names)} deployments",
         "requests": part.requests,
         "tokens": part.tokens,
         "total": part.total,

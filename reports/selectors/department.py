@@ -74,9 +74,7 @@ def _api_tables(report: Report, *, department: Department, shown: Decimal) -> di
         "through the gateway.",
     )
     stats = api_stats(sources, spend=shown)
-    report.tables["callers"] = callers_table(
-        by_api_caller(lines), allocation=report.allocation, total=stats["api"]
-    )
+    report.tables["callers"] = callers_table(by_api_caller(lines), total=stats["api"])
     return stats
 
 

@@ -71,7 +71,6 @@ def deployment_report(
     report.stats |= api_stats(report.tables["sources"], spend=spend)
     report.tables["callers"] = callers_table(
         by_api_caller(lines),
-        allocation=allocation,
         total=report.stats["api"],
         department_names=names,
         named_departments=named_departments,

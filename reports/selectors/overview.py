@@ -110,7 +110,6 @@ def _api_tables(report: Report, department_names: dict[int, str], *, limit: int 
     stats = api_stats(sources, spend=spend)
     report.tables["callers"] = callers_table(
         by_api_caller(lines),
-        allocation=report.allocation,
         total=stats["api"],
         department_names=department_names,
         limit=limit,

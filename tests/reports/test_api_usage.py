@@ -18,6 +18,7 @@ import io
 import uuid
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -31,6 +32,7 @@ from money.models import (
     MonthlyCallerRollup,
     MonthlyPersonRollup,
     MonthlyUsageRollup,
+    UsageCounters,
     UsageRecord,
     UsageRollup,
 )
@@ -154,7 +156,7 @@ def csv_rows(response) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(response.content.decode())))
 
 
-def by_first_column(table) -> dict[str, dict]:
+def by_first_column(table) -> dict[str, dict[str, Any]]:
     key = table.columns[0].key
     return {row[key]: row for row in table.rows}
 
@@ -162,7 +164,7 @@ def by_first_column(table) -> dict[str, dict]:
 # The rollup -------------------------------------------------------------------------------------
 
 
-def caller_rollups() -> list[tuple]:
+def caller_rollups() -> list[tuple[Any, ...]]:
     return sorted(
         MonthlyCallerRollup.objects.values_list(
             "month", "department", "deployment", "source", "api_key_key", "principal_key",
@@ -210,17 +212,18 @@ def test_a_correction_moves_the_callers_row_by_the_difference(copy_assistant, ma
 
 
 def test_a_rebuild_gives_the_rollups_the_incremental_upsert_kept(march):
-    rollups = [
+    rollups: list[type[UsageCounters]] = [
         UsageRollup,
         DepartmentUsageRollup,
         DailyDeploymentRollup,
         MonthlyUsageRollup,
         MonthlyPersonRollup,
     ]
-    kept = {model: sorted(model.objects.values_list(*counters_of(model))) for model in rollups}
+    kept = {model: sorted(model._default_manager.values_list(*counters_of(model))) for model in rollups}
     kept_callers = caller_rollups()
-    for model in [*rollups, MonthlyCallerRollup]:
-        model.objects.all().delete()
+    everything: list[type[UsageCounters]] = [*rollups, MonthlyCallerRollup]
+    for model in everything:
+        model._default_manager.all().delete()
 
     # A range inside the month rebuilds the whole month's monthly rows, callers' too.
     usage_rollups_rebuild(first_day=date(2026, 3, 1), last_day=date(2026, 3, 5))
@@ -228,7 +231,7 @@ def test_a_rebuild_gives_the_rollups_the_incremental_upsert_kept(march):
 
     assert caller_rollups() == kept_callers
     for model in rollups:
-        assert sorted(model.objects.values_list(*counters_of(model))) == kept[model], model.__name__
+        assert sorted(model._default_manager.values_list(*counters_of(model))) == kept[model], model.__name__
 
 
 def counters_of(model) -> list[str]:
@@ -268,7 +271,11 @@ def test_the_department_page_splits_chat_and_api_and_lists_every_key_with_the_re
     assert (keys["Campaign batch"]["requests"], keys["Campaign batch"]["tokens"]) == (2, 1_250_000)
     assert keys["Campaign batch"]["total"] == Decimal("4.00")
     assert keys["Campaign batch"]["identifier"] == f"{callers['batch'].prefix}…"
-    assert (keys["Old importer"]["state"], keys["Old importer"]["total"]) == ("Revoked", Decimal("1.00"))
+    assert keys["Campaign batch"]["kind"] == "API key"
+    assert (keys["Old importer"]["kind"], keys["Old importer"]["total"]) == (
+        "API key, revoked",
+        Decimal("1.00"),
+    )
     assert keys["Web shop"]["kind"] == "Service principal"
     assert keys["Web shop"]["identifier"] == str(uuid.UUID(int=42))
     assert keys["Web shop"]["total"] == Decimal("1.04")
@@ -276,7 +283,7 @@ def test_the_department_page_splits_chat_and_api_and_lists_every_key_with_the_re
     assert report.tables["callers"].totals["total"] == Decimal("6.14")
     page = response.content.decode()
     assert 'id="department-api">$6.14<' in page
-    assert "Revoked" in page
+    assert "API key, revoked" in page
     assert callers["batch"].prefix in page
     assert "Forecasts" not in page  # Finance's key
 
