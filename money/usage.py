@@ -143,32 +143,23 @@ def usage_rollup_add(*, record: UsageRecord, counters: list[Any] | None = None) 
         connection.ops.adapt_decimalfield_value(cost, 20, 10),
     ]
     local_day = timezone.localdate(record.created_at)
-    day = connection.ops.adapt_datefield_value(local_day)
-    month = connection.ops.adapt_datefield_value(local_day.replace(day=1))
-    department, deployment, user_key = record.department_id, record.deployment_id, record.user_id or 0
+    # The record's value of every rollup's key columns, each rollup taking its own (ROLLUP_KEYS).
+    record_keys = {
+        "day": connection.ops.adapt_datefield_value(local_day),
+        "month": connection.ops.adapt_datefield_value(local_day.replace(day=1)),
+        "department_id": record.department_id,
+        "deployment_id": record.deployment_id,
+        "user_key": record.user_id or 0,
+        "source": record.source,
+        "api_key_key": record.api_key_id or 0,
+        "principal_key": record.principal_id or 0,
+    }
     with connection.cursor() as cursor:
-        for model, keys in [
-            (UsageRollup, [day, department, deployment, user_key]),
-            (DepartmentUsageRollup, [day, department, deployment]),
-            (DailyDeploymentRollup, [day, deployment]),
-            (MonthlyUsageRollup, [month, department, deployment]),
-            (MonthlyPersonRollup, [month, department, user_key]),
-            (
-                MonthlyCallerRollup,
-                [
-                    month,
-                    department,
-                    deployment,
-                    record.source,
-                    record.api_key_id or 0,
-                    record.principal_id or 0,
-                ],
-            ),
-        ]:
-            cursor.execute(_upsert_sql(model), [*keys, *values])
+        for model, keys in ROLLUP_KEYS.items():
+            cursor.execute(_upsert_sql(model), [*(record_keys[key] for key in keys), *values])
 
 
-# Each rollup's key columns, in the order `usage_rollup_add` gives their values.
+# Each rollup's key columns: its unique constraint, which the upsert conflicts on.
 ROLLUP_KEYS: dict[type[UsageCounters], list[str]] = {
     UsageRollup: ["day", "department_id", "deployment_id", "user_key"],
     DepartmentUsageRollup: ["day", "department_id", "deployment_id"],

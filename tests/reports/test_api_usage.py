@@ -190,6 +190,19 @@ def test_each_call_lands_in_its_callers_monthly_row_chat_with_no_caller(
     )
 
 
+def test_every_rollup_upsert_conflicts_on_its_tables_unique_key():
+    """The upsert names each rollup's key by hand: a constraint changed without it would make
+    every call fail (or, worse, add into the wrong rows)."""
+    from django.db.models import UniqueConstraint
+
+    from money.usage import ROLLUP_KEYS
+
+    for model, keys in ROLLUP_KEYS.items():
+        [unique] = [c for c in model._meta.constraints if isinstance(c, UniqueConstraint)]
+        assert [model._meta.get_field(name).attname for name in unique.fields] == keys, model.__name__
+    assert set(ROLLUP_KEYS) == {model for model in UsageCounters.__subclasses__()}
+
+
 def test_a_correction_moves_the_callers_row_by_the_difference(copy_assistant, marketing, callers):
     record = usage_record_create(
         department=marketing,
