@@ -392,16 +392,27 @@ def _links_replace(primary: ModelDeployment, chosen: list[ModelDeployment]) -> N
     )
 
 
-def fallback_link(*, deployment: ModelDeployment, fallback: ModelDeployment, note: str) -> bool:
+def fallback_link(*, deployment: ModelDeployment, fallback: ModelDeployment, note: str) -> str | None:
     """Append `fallback` to the deployment's chain on Switchyard's own account (a spillover twin
-    a request created), if the rules allow it and the chain has room. True when linked."""
+    a request created), if the rules allow it and the chain has room. None once linked, else
+    why not."""
     with transaction.atomic():
-        primary = ModelDeployment.objects.select_for_update(of=("self",)).get(pk=deployment.pk)
+        primary = (
+            ModelDeployment.objects.select_for_update(of=("self",))
+            .select_related("department")
+            .get(pk=deployment.pk)
+        )
         current = fallbacks_of(primary)
-        if fallback.pk in {f.pk for f in current} or len(current) >= MAX_FALLBACKS:
-            return False
-        if fallback_refusal(primary, fallback) is not None:
-            return False
+        if fallback.pk in {f.pk for f in current}:
+            return None
+        if len(current) >= MAX_FALLBACKS:
+            return (
+                f"{primary.display_name} has {MAX_FALLBACKS} fallbacks already, the most it may have; "
+                "a platform admin makes room on its page."
+            )
+        refusal = fallback_refusal(primary, fallback)
+        if refusal is not None:
+            return refusal
         Fallback.objects.create(deployment=primary, fallback=fallback, position=len(current) + 1)
         audit_record(
             actor=None,
@@ -412,4 +423,4 @@ def fallback_link(*, deployment: ModelDeployment, fallback: ModelDeployment, not
             note=note,
         )
         transaction.on_commit(fallbacks_changed)
-    return True
+    return None
