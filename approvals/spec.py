@@ -18,7 +18,6 @@ from approvals.models import (
     MAX_TOKENS_MILLIONS,
     ApprovalPolicy,
     ApprovalStep,
-    DataClassification,
     DeploymentRequest,
     cap_label,
 )
@@ -26,7 +25,14 @@ from approvals.policy import PlannedStep, approval_plan
 from money.budgets import BudgetStatus, budget_status
 from org.models import Department
 from provisioning.catalog import catalog_entry_get, catalog_offers, price_in_force, quota_left, region_label
-from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment, Price
+from provisioning.models import (
+    AccessGrant,
+    CatalogEntry,
+    DataClassification,
+    LandingZone,
+    ModelDeployment,
+    Price,
+)
 from provisioning.spillover import SpilloverPlan, SpilloverRefused, spillover_plan, spillover_twin_of
 
 Kind = DeploymentRequest.Kind
