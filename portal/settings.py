@@ -333,6 +333,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Switchyard <switchyard@example.com>")
 # The address people open Switchyard at: links in emails point here.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# The address applications reach the gateway at (the deployment page's "how to call it"), when
+# it differs from the one people open the portal at; empty: the page's own address.
+GATEWAY_PUBLIC_URL = env.str("GATEWAY_PUBLIC_URL", default="")
 
 # Sessions are read through the cache (written through to the database): a signed-in request,
 # a chat turn included, costs no session query.

@@ -44,6 +44,9 @@ OPERATIONS = {
     "modelCapacities.list",
     "deletedAccounts.purge",
     "roleAssignments.put",
+    "roleAssignments.get",
+    "roleAssignments.delete",
+    "roleAssignments.list",
     "costManagement.query",
     "chat",
 }
