@@ -29,3 +29,8 @@ class Caller:
     deployment_ids: frozenset[int] | None = None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+
+
+def keys_changed() -> None:
+    """Forget what is known about keys, after one was rotated, revoked or approved. Nothing is
+    remembered yet; the relay's key lookup replaces this."""

@@ -192,6 +192,9 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_ALLOW_SIGNUP = env.bool("ACCOUNT_ALLOW_SIGNUP", default=False)
 # The sign-in page lists the demo sign-ins (seed_demo) in development only.
 SHOW_DEMO_SIGNINS = env.bool("SHOW_DEMO_SIGNINS", default=DEBUG)
+# The demo's API key (seed_demo), kept whole so `make run` can print it again: the database has
+# only its hash.
+DEMO_API_KEY_FILE = VAR_DIR / "demo-api-key"
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_STORE_TOKENS = False
