@@ -67,6 +67,7 @@ class Command(BaseCommand):
             f"Created “{key.name}” for {department.name} ({key.prefix}…), calling {calls}, "
             f"expiring {key.expires_at:%Y-%m-%d}."
             + (" It works once approved (restricted data)." if key.state == key.State.PENDING else "")
-            + " The key is shown only now:"
+            + " The key is shown only now:",
+            style_func=str,  # information, not an error: plain, not in the error colour
         )
         self.stdout.write(raw)
