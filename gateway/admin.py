@@ -15,12 +15,20 @@ from org.models import User
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
-    list_display = ["name", "prefix", "department", "status_label", "created_at", "expires_at", "last_used_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "department",
+        "status_label",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    ]
     list_filter = ["state", "department"]
     search_fields = ["name", "prefix"]
     list_select_related = ["department"]
     ordering = ["-created_at"]
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "name",
         "prefix",
         "department",
@@ -36,7 +44,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         "grace_until",
         "revoked_at",
         "revoked_by",
-    ]
+    )
     actions = ["revoke"]
 
     @admin.display(description="State")

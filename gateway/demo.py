@@ -59,7 +59,7 @@ def seed_demo_api_key(*, now: datetime | None = None) -> tuple[ApiKey, str] | No
     ours = demo_rows(ApiKey).filter(department=department, name=DEMO_KEY_NAME)
     raw = demo_api_key_read()
     if raw:
-        key = ours.usable(now).filter(secret_hash=key_hash(raw)).first()
+        key = ApiKey.objects.usable(now).filter(pk__in=ours.values("pk"), secret_hash=key_hash(raw)).first()
         if key is not None:
             return key, raw
     with transaction.atomic():

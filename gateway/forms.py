@@ -31,6 +31,7 @@ GRACE_CHOICES = [
 class ApiKeyForm(forms.Form):
     name = forms.CharField(
         max_length=NAME_LENGTH,
+        error_messages={"required": "Name the key after the application that uses it."},
         help_text="The application that uses it, e.g. “Website chat widget”: keys are told apart by it.",
     )
     # Plain choices of ids rather than a model field: a posted value is checked against the
@@ -39,7 +40,10 @@ class ApiKeyForm(forms.Form):
         label="May call",
         widget=forms.CheckboxSelectMultiple,
         help_text="Among the department's own deployments and the shared services granted to it.",
-        error_messages={"invalid_choice": "%(value)s is not a deployment this department may use."},
+        error_messages={
+            "required": "Choose at least one deployment the key may call.",
+            "invalid_choice": "%(value)s is not a deployment this department may use.",
+        },
     )
     requests_per_minute = forms.IntegerField(
         label="Requests per minute",
@@ -67,7 +71,7 @@ class ApiKeyForm(forms.Form):
         required=False,
         max_length=PURPOSE_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Needed only for deployments marked restricted: approvers read it before the key works.",
+        help_text="Approvers read it before the key works.",
     )
 
     def __init__(self, data: Any = None, *, department: Department) -> None:

@@ -215,7 +215,9 @@ def api_key_create(
             note="Waits for approval: it calls restricted data." if restricted else "",
         )
         if restricted:
-            answers = api_key_needs_approval.send(sender=ApiKey, key=key, actor=actor, purpose=purpose.strip())
+            answers = api_key_needs_approval.send(
+                sender=ApiKey, key=key, actor=actor, purpose=purpose.strip()
+            )
             if not answers:
                 # Nobody would ever decide it: a key that can never work is not made at all.
                 raise ApiKeyRefused("Keys for restricted data need an approval, and no approvals run here.")
@@ -304,7 +306,9 @@ def api_key_revoke(*, key: ApiKey, actor: User | None) -> ApiKey:
         locked.revoked_at = timezone.now()
         locked.revoked_by = actor
         locked.save(update_fields=["revoked_at", "revoked_by"])
-        audit_record(actor=actor, verb="api_key.revoked", target=locked, before=before, after=locked.snapshot())
+        audit_record(
+            actor=actor, verb="api_key.revoked", target=locked, before=before, after=locked.snapshot()
+        )
         if locked.state == ApiKey.State.PENDING:
             api_key_withdrawn.send(sender=ApiKey, key=locked, actor=actor)
         transaction.on_commit(keys_changed)
@@ -328,7 +332,12 @@ def api_key_approve(*, key: ApiKey, actor: User | None, note: str = "") -> ApiKe
         locked.state = ApiKey.State.ACTIVE
         locked.save(update_fields=["state"])
         audit_record(
-            actor=actor, verb="api_key.approved", target=locked, before=before, after=locked.snapshot(), note=note
+            actor=actor,
+            verb="api_key.approved",
+            target=locked,
+            before=before,
+            after=locked.snapshot(),
+            note=note,
         )
         transaction.on_commit(keys_changed)
     return locked
@@ -344,6 +353,11 @@ def api_key_reject(*, key: ApiKey, actor: User | None, reason: str) -> ApiKey:
         locked.state = ApiKey.State.REJECTED
         locked.save(update_fields=["state"])
         audit_record(
-            actor=actor, verb="api_key.rejected", target=locked, before=before, after=locked.snapshot(), note=reason
+            actor=actor,
+            verb="api_key.rejected",
+            target=locked,
+            before=before,
+            after=locked.snapshot(),
+            note=reason,
         )
     return locked

@@ -108,7 +108,9 @@ def _remember_made(request: HttpRequest, once: str, key: ApiKey) -> None:
     request.session[MADE_SESSION_KEY] = dict(list(made.items())[-MADE_REMEMBERED:])
 
 
-def _show_once(request: HttpRequest, key: ApiKey, raw: str, *, replaced: ApiKey | None = None) -> HttpResponse:
+def _show_once(
+    request: HttpRequest, key: ApiKey, raw: str, *, replaced: ApiKey | None = None
+) -> HttpResponse:
     """The page with the secret: the only time anyone sees it."""
     deployments = list(key.deployments.order_by("display_name"))
     context: dict[str, Any] = {

@@ -5,21 +5,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0004_request_spillover_twin'),
-        ('gateway', '0001_initial'),
+        ("approvals", "0004_request_spillover_twin"),
+        ("gateway", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deploymentrequest',
-            name='api_key',
-            field=models.ForeignKey(blank=True, help_text='The key for restricted data this request decides.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='approval_requests', to='gateway.apikey'),
+            model_name="deploymentrequest",
+            name="api_key",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The key for restricted data this request decides.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="approval_requests",
+                to="gateway.apikey",
+            ),
         ),
         migrations.AlterField(
-            model_name='deploymentrequest',
-            name='kind',
-            field=models.CharField(choices=[('new_deployment', 'New deployment'), ('shared_access', 'Access to a shared service'), ('capacity_change', 'Capacity change'), ('decommission', 'Decommission'), ('api_key', 'API key for restricted data')], max_length=20),
+            model_name="deploymentrequest",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("new_deployment", "New deployment"),
+                    ("shared_access", "Access to a shared service"),
+                    ("capacity_change", "Capacity change"),
+                    ("decommission", "Decommission"),
+                    ("api_key", "API key for restricted data"),
+                ],
+                max_length=20,
+            ),
         ),
     ]

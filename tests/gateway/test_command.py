@@ -36,7 +36,8 @@ def test_it_prints_the_new_key_on_its_last_line(marketing, assistant):
     assert key.expires_at.date() > key.created_at.date()
     assert f"Created “Website widget” for Marketing ({key.prefix}…), calling company-assistant" in lines[0]
     event = AuditEvent.objects.get(verb="api_key.created")
-    assert event.actor is None and raw not in str(event.after)
+    assert event.actor is None
+    assert raw not in str(event.after)
 
 
 def test_it_takes_several_deployments_limits_and_a_lifetime(marketing, assistant, copywriter):
@@ -61,7 +62,12 @@ def test_it_takes_several_deployments_limits_and_a_lifetime(marketing, assistant
     ],
 )
 def test_it_says_why_it_made_no_key(marketing, assistant, ledger, arguments, message):
-    values = {"--department": "marketing", "--name": "Widget", "--deployment": "company-assistant", "--days": "90"}
+    values = {
+        "--department": "marketing",
+        "--name": "Widget",
+        "--deployment": "company-assistant",
+        "--days": "90",
+    }
     values.update(dict(zip(arguments[::2], arguments[1::2], strict=True)))
     with pytest.raises(CommandError, match=re.escape(message)):
         run(*[part for pair in values.items() for part in pair])
@@ -80,4 +86,5 @@ def test_a_key_for_restricted_data_from_the_command_line_waits_for_approval(mark
     assert key.status() == "pending"
     assert "It works once approved (restricted data)." in lines[0]
     request = DeploymentRequest.objects.get(api_key=key)
-    assert request.state == DeploymentRequest.State.SUBMITTED and request.requester is None
+    assert request.state == DeploymentRequest.State.SUBMITTED
+    assert request.requester is None

@@ -37,10 +37,13 @@ def test_the_demo_key_is_made_once_kept_in_a_file_and_the_same_on_every_run(deve
 
     calls = UsageRecord.objects.filter(api_key=key, source=UsageRecord.Source.API)
     count = calls.count()
-    assert count > 300 and all(record.department.slug == "marketing" for record in calls[:20])
+    assert count > 300
+    assert all(record.department.slug == "marketing" for record in calls[:20])
     assert key.last_used_at is not None  # "last used" on the page
     # The rollups the cost pages read include the key's calls.
-    rolled = sum(r.requests for r in MonthlyUsageRollup.objects.filter(deployment=assistant, department=key.department))
+    rolled = sum(
+        r.requests for r in MonthlyUsageRollup.objects.filter(deployment=assistant, department=key.department)
+    )
     assert rolled >= count
 
     call_command("seed_demo")
@@ -58,6 +61,7 @@ def test_a_lost_key_file_gives_a_new_demo_key_and_revokes_the_old_one(developmen
     second = ApiKey.objects.exclude(pk=first.pk).get()
     assert second.secret_hash == key_hash(demo_api_key_read())
     first.refresh_from_db()
-    assert first.status() == "revoked" and second.status() == "active"
+    assert first.status() == "revoked"
+    assert second.status() == "active"
     assert UsageRecord.objects.filter(api_key=second).exists()
     assert not UsageRecord.objects.filter(api_key=first).exists()

@@ -54,24 +54,31 @@ def assert_no_secret_in(events, raw):
 
 
 def test_a_lead_creates_a_key_that_is_shown_once_and_stored_as_a_hash(marketing, marketing_lead, assistant):
-    key, raw = create(marketing_lead, marketing, [assistant], requests_per_minute=60, tokens_per_minute=40_000)
+    key, raw = create(
+        marketing_lead, marketing, [assistant], requests_per_minute=60, tokens_per_minute=40_000
+    )
 
     assert re.fullmatch(r"sy-[A-Za-z0-9_-]{40}", raw)
     key.refresh_from_db()
-    assert key.secret_hash == key_hash(raw) and key.prefix == raw[:11]
-    assert key.state == ApiKey.State.ACTIVE and key.status() == "active"
+    assert key.secret_hash == key_hash(raw)
+    assert key.prefix == raw[:11]
+    assert key.state == ApiKey.State.ACTIVE
+    assert key.status() == "active"
     assert list(key.deployments.all()) == [assistant]
     assert (key.requests_per_minute, key.tokens_per_minute) == (60, 40_000)
     assert key.created_by == marketing_lead
     assert abs(key.expires_at - (timezone.now() + timedelta(days=90))) < timedelta(minutes=1)
     assert usable_at(key, timezone.now())
     [event] = events_of(key)
-    assert event.verb == "api_key.created" and event.actor == marketing_lead
+    assert event.verb == "api_key.created"
+    assert event.actor == marketing_lead
     assert event.after["deployments"] == [assistant.gateway_name]
     assert_no_secret_in([event], raw)
 
 
-@pytest.mark.parametrize(("days", "accepted"), [(0, False), (1, True), (365, True), (366, False), (-5, False)])
+@pytest.mark.parametrize(
+    ("days", "accepted"), [(0, False), (1, True), (365, True), (366, False), (-5, False)]
+)
 def test_a_key_lasts_one_to_365_days(marketing, marketing_lead, assistant, days, accepted):
     if accepted:
         key, _ = create(marketing_lead, marketing, [assistant], expires_in_days=days)
@@ -122,7 +129,11 @@ def test_names_and_limits_are_checked_with_a_message_per_field(marketing, market
         "requests_per_minute": ["Leave it empty for no limit, or give a number from 1 to 1,000,000."],
         "tokens_per_minute": ["Leave it empty for no limit, or give a number from 1 to 1,000,000,000."],
     }
-    for name, message in [("", "Name the key after"), ("two\nlines", "Use one line of text"), ("x" * 81, "at most 80")]:
+    for name, message in [
+        ("", "Name the key after"),
+        ("two\nlines", "Use one line of text"),
+        ("x" * 81, "at most 80"),
+    ]:
         with pytest.raises(ApiKeyInvalid, match=message):
             create(marketing_lead, marketing, [assistant], name=name)
 
@@ -138,7 +149,9 @@ def test_only_the_departments_leads_and_platform_admins_manage_its_keys(
     marketing, marketing_lead, marketing_member, finance_lead, finance_approver, platform_admin, assistant
 ):
     for outsider in (marketing_member, finance_lead, finance_approver):
-        with pytest.raises(ApiKeyRefused, match="Only Marketing's leads and platform admins manage its API keys"):
+        with pytest.raises(
+            ApiKeyRefused, match="Only Marketing's leads and platform admins manage its API keys"
+        ):
             create(outsider, marketing, [assistant])
     key, _ = create(platform_admin, marketing, [assistant])
     for outsider in (marketing_member, finance_lead, finance_approver):
@@ -162,18 +175,22 @@ def test_rotation_gives_a_new_key_and_the_old_one_works_until_its_grace_ends(
     new, new_raw = api_key_rotate(key=old, grace_hours=24, actor=marketing_lead)
     now = timezone.now()
 
-    assert new_raw != old_raw and new.secret_hash == key_hash(new_raw)
+    assert new_raw != old_raw
+    assert new.secret_hash == key_hash(new_raw)
     assert (new.name, new.requests_per_minute, new.replaces) == (old.name, 30, old)
     assert set(new.deployments.all()) == {assistant, copywriter}
     assert abs(new.expires_at - (now + timedelta(days=30))) < timedelta(minutes=1)
     old.refresh_from_db()
     assert old.status(now) == "rotated"
-    assert usable_at(old, now + timedelta(hours=23)) and usable_at(new, now + timedelta(hours=23))
-    assert not usable_at(old, now + timedelta(hours=25)) and usable_at(new, now + timedelta(hours=25))
+    assert usable_at(old, now + timedelta(hours=23))
+    assert usable_at(new, now + timedelta(hours=23))
+    assert not usable_at(old, now + timedelta(hours=25))
+    assert usable_at(new, now + timedelta(hours=25))
     assert old.status(now + timedelta(hours=25)) == "replaced"
 
     rotated = [event for event in events_of(old) if event.verb == "api_key.rotated"]
-    assert rotated[0].actor == marketing_lead and rotated[0].after["successor"] == new.prefix
+    assert rotated[0].actor == marketing_lead
+    assert rotated[0].after["successor"] == new.prefix
     assert [event.verb for event in events_of(new)] == ["api_key.created"]
     assert_no_secret_in(events_of(old) + events_of(new), old_raw)
     assert_no_secret_in(events_of(old) + events_of(new), new_raw)
@@ -217,7 +234,8 @@ def test_revoking_stops_a_key_at_once_and_is_recorded_once(marketing, marketing_
     api_key_revoke(key=key, actor=marketing_lead)  # nothing left to do
 
     key.refresh_from_db()
-    assert key.status() == "revoked" and key.revoked_by == marketing_lead
+    assert key.status() == "revoked"
+    assert key.revoked_by == marketing_lead
     assert not usable_at(key, timezone.now())
     assert [event.verb for event in events_of(key)] == ["api_key.created", "api_key.revoked"]
     assert_no_secret_in(events_of(key), raw)
@@ -240,7 +258,8 @@ def test_a_key_for_restricted_data_says_why_it_needs_it(marketing, marketing_lea
     with pytest.raises(ApiKeyInvalid) as refused:
         create(marketing_lead, marketing, [contracts])
     assert "say what the application does with the data" in refused.value.errors["purpose"][0]
-    assert not ApiKey.objects.exists() and not DeploymentRequest.objects.exists()
+    assert not ApiKey.objects.exists()
+    assert not DeploymentRequest.objects.exists()
 
 
 def test_a_key_for_restricted_data_works_only_after_two_other_people_approved_it(
@@ -256,18 +275,22 @@ def test_a_key_for_restricted_data_works_only_after_two_other_people_approved_it
     # An admin makes the key on Marketing's behalf: shown once, waiting.
     with django_capture_on_commit_callbacks(execute=True):
         key, raw = create(platform_admin, marketing, [contracts, assistant], purpose=PURPOSE)
-    assert key.state == ApiKey.State.PENDING and key.status() == "pending"
+    assert key.state == ApiKey.State.PENDING
+    assert key.status() == "pending"
     assert key.secret_hash == key_hash(raw)
     assert not usable_at(key, timezone.now())
 
     request = DeploymentRequest.objects.get(api_key=key)
     assert (request.kind, request.state, request.requester) == ("api_key", State.SUBMITTED, platform_admin)
     assert request.title == "API key “Website chat widget”"
-    assert request.data_classification == "restricted" and request.purpose == PURPOSE
+    assert request.data_classification == "restricted"
+    assert request.purpose == PURPOSE
     steps = list(request.steps.all())
     assert [step.kind for step in steps] == [ApprovalStep.Kind.PLATFORM, ApprovalStep.Kind.FINANCE]
     assert "restricted data always needs a person to decide" in steps[0].reason
-    asked = {address for mail in mailoutbox for address in mail.to if "Waiting for your approval" in mail.subject}
+    asked = {
+        address for mail in mailoutbox for address in mail.to if "Waiting for your approval" in mail.subject
+    }
     assert asked == {second_admin.email, finance_approver.email}  # not the admin who asked
 
     # Four eyes: who asked does not decide.
@@ -283,12 +306,16 @@ def test_a_key_for_restricted_data_works_only_after_two_other_people_approved_it
     request.refresh_from_db()
     key.refresh_from_db()
     assert request.state == State.COMPLETED
-    assert key.state == ApiKey.State.ACTIVE and usable_at(key, timezone.now())
+    assert key.state == ApiKey.State.ACTIVE
+    assert usable_at(key, timezone.now())
     assert [event.verb for event in events_of(key)] == ["api_key.created", "api_key.approved"]
-    assert events_of(key)[1].actor == finance_approver and events_of(key)[1].note == f"Request #{request.pk}"
+    assert events_of(key)[1].actor == finance_approver
+    assert events_of(key)[1].note == f"Request #{request.pk}"
     assert_no_secret_in(events_of(key), raw)
     done = [mail for mail in mailoutbox if f"Request #{request.pk} completed" in mail.subject]
-    assert done and "works now" in done[0].body and raw not in done[0].body
+    assert done
+    assert "works now" in done[0].body
+    assert raw not in done[0].body
 
 
 def test_a_rejected_key_never_works_and_cannot_be_sent_back(
@@ -299,9 +326,12 @@ def test_a_rejected_key_never_works_and_cannot_be_sent_back(
     with pytest.raises(requests.RequestActionRefused, match="nothing to send back"):
         requests.request_send_back(request=request, actor=platform_admin, comment="Say more")
 
-    requests.request_reject(request=request, actor=platform_admin, reason="Contracts stay in the contract system.")
+    requests.request_reject(
+        request=request, actor=platform_admin, reason="Contracts stay in the contract system."
+    )
     key.refresh_from_db()
-    assert key.state == ApiKey.State.REJECTED and key.status() == "rejected"
+    assert key.state == ApiKey.State.REJECTED
+    assert key.status() == "rejected"
     assert not usable_at(key, timezone.now())
     assert events_of(key)[-1].verb == "api_key.rejected"
     assert "Contracts stay in the contract system." in events_of(key)[-1].note
@@ -320,7 +350,8 @@ def test_revoking_a_waiting_key_withdraws_its_request_and_cancelling_the_request
     request = DeploymentRequest.objects.get(api_key=second)
     requests.request_cancel(request=request, actor=marketing_lead)
     second.refresh_from_db()
-    assert second.status() == "revoked" and second.revoked_by == marketing_lead
+    assert second.status() == "revoked"
+    assert second.revoked_by == marketing_lead
 
 
 def test_an_approval_that_comes_after_the_key_expired_changes_nothing(
@@ -350,6 +381,6 @@ def test_rotating_an_approved_key_for_restricted_data_needs_no_new_approval(
     new, _ = api_key_rotate(key=key, actor=marketing_lead)
     assert new.state == ApiKey.State.ACTIVE
     assert DeploymentRequest.objects.count() == 1
+    waiting, _ = create(marketing_lead, marketing, [contracts], purpose=PURPOSE, name="Another")
     with pytest.raises(ApiKeyRefused, match="waits for approval: it can be rotated once it works"):
-        waiting, _ = create(marketing_lead, marketing, [contracts], purpose=PURPOSE, name="Another")
         api_key_rotate(key=waiting, actor=marketing_lead)

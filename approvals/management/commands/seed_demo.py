@@ -15,8 +15,8 @@ class Command(BaseCommand):
     help = (
         "Load the demo organisation (departments, sign-ins), Azure estate (landing zones and the "
         "shared Company assistant, provisioned through the real path by the worker), requests in "
-        "every state and Marketing's API key with its calls. Development only (DEBUG=true). Safe to run again: it changes or deletes only "
-        "what it made."
+        "every state and Marketing's API key with its calls. Development only (DEBUG=true). Safe to "
+        "run again: it changes or deletes only what it made."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:

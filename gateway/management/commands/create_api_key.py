@@ -25,18 +25,25 @@ class Command(BaseCommand):
             help="A deployment the key may call, by gateway name (e.g. company-assistant); repeat for more.",
         )
         parser.add_argument(
-            "--days", type=int, default=DEFAULT_DAYS, help=f"Lifetime in days, 1 to {MAX_DAYS} (default {DEFAULT_DAYS})."
+            "--days",
+            type=int,
+            default=DEFAULT_DAYS,
+            help=f"Lifetime in days, 1 to {MAX_DAYS} (default {DEFAULT_DAYS}).",
         )
         parser.add_argument("--rpm", type=int, default=None, help="Requests per minute (default: no limit).")
         parser.add_argument("--tpm", type=int, default=None, help="Tokens per minute (default: no limit).")
         parser.add_argument(
-            "--purpose", default="", help="For restricted data: what the application does with it (approvers read it)."
+            "--purpose",
+            default="",
+            help="For restricted data: what the application does with it (approvers read it).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         department = Department.objects.filter(slug=options["department"]).first()
         if department is None:
-            known = ", ".join(Department.objects.order_by("slug").values_list("slug", flat=True)) or "none yet"
+            known = (
+                ", ".join(Department.objects.order_by("slug").values_list("slug", flat=True)) or "none yet"
+            )
             raise CommandError(f"No department {options['department']!r}. Departments: {known}.")
         deployments = []
         for name in options["deployments"]:
