@@ -193,20 +193,19 @@ def api_key_create(
         if errors:
             raise ApiKeyInvalid(errors)
         restricted = needs_approval(deployments)
-        raw, prefix, secret_hash = new_key()
-        key = ApiKey.objects.create(
-            department=department,
-            name=name,
-            prefix=prefix,
-            secret_hash=secret_hash,
-            state=ApiKey.State.PENDING if restricted else ApiKey.State.ACTIVE,
-            created_by=actor,
-            created_at=now,
-            expires_at=now + timedelta(days=expires_in_days),
-            requests_per_minute=requests_per_minute,
-            tokens_per_minute=tokens_per_minute,
+        key, raw = _key_insert(
+            ApiKey(
+                department=department,
+                name=name,
+                state=ApiKey.State.PENDING if restricted else ApiKey.State.ACTIVE,
+                created_by=actor,
+                created_at=now,
+                expires_at=now + timedelta(days=expires_in_days),
+                requests_per_minute=requests_per_minute,
+                tokens_per_minute=tokens_per_minute,
+            ),
+            deployments,
         )
-        key.deployments.set(deployments)
         audit_record(
             actor=actor,
             verb="api_key.created",
@@ -248,21 +247,20 @@ def api_key_rotate(
                 "any more: create a new key instead."
             )
         before = old.snapshot()
-        raw, prefix, secret_hash = new_key()
-        successor = ApiKey.objects.create(
-            department=old.department,
-            name=old.name,
-            prefix=prefix,
-            secret_hash=secret_hash,
-            state=ApiKey.State.ACTIVE,
-            created_by=actor,
-            created_at=now,
-            expires_at=now + (old.expires_at - old.created_at),
-            requests_per_minute=old.requests_per_minute,
-            tokens_per_minute=old.tokens_per_minute,
-            replaces=old,
+        successor, raw = _key_insert(
+            ApiKey(
+                department=old.department,
+                name=old.name,
+                state=ApiKey.State.ACTIVE,
+                created_by=actor,
+                created_at=now,
+                expires_at=now + (old.expires_at - old.created_at),
+                requests_per_minute=old.requests_per_minute,
+                tokens_per_minute=old.tokens_per_minute,
+                replaces=old,
+            ),
+            deployments,
         )
-        successor.deployments.set(deployments)
         old.grace_until = min(now + timedelta(hours=grace_hours), old.expires_at)
         old.save(update_fields=["grace_until"])
         audit_record(
@@ -282,6 +280,14 @@ def api_key_rotate(
         )
         transaction.on_commit(keys_changed)
     return successor, raw
+
+
+def _key_insert(key: ApiKey, deployments: list[ModelDeployment]) -> tuple[ApiKey, str]:
+    """Save `key` with a fresh secret; returns it and the secret, which is kept nowhere."""
+    raw, key.prefix, key.secret_hash = new_key()
+    key.save()
+    key.deployments.set(deployments)
+    return key, raw
 
 
 def _not_rotatable(key: ApiKey, status: str) -> str:
