@@ -72,6 +72,7 @@ class ApiKey(CallerLimits):
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "API key"
         ordering = ["department", "name", "-created_at"]
         indexes = [models.Index(fields=["department", "created_at"], name="api_key_by_department")]
 

@@ -295,7 +295,8 @@ def test_a_key_for_restricted_data_works_only_after_two_other_people_approved_it
     body = next(mail.body for mail in mailoutbox if "Waiting for your approval" in mail.subject)
     assert "Marketing asks for an API key for restricted data: API key “Website chat widget”." in body
     assert f"Key: Website chat widget ({key.prefix}…), may call Company assistant, Contract reader" in body
-    assert "Approve or reject it:" in body and raw not in body
+    assert "Approve or reject it:" in body
+    assert raw not in body
 
     # Four eyes: who asked does not decide.
     with pytest.raises(requests.RequestActionRefused, match="Nobody approves their own request"):

@@ -306,3 +306,13 @@ def test_admins_look_keys_up_read_only_and_revoke_through_the_service(
     assert key.revoked_by == platform_admin
     # A lead is not let into admin at all.
     assert client_for(marketing_lead).get("/admin/gateway/apikey/").status_code == 302
+
+
+def test_the_request_form_does_not_offer_a_key_request(client_for, marketing_lead):
+    """A key for restricted data is asked for by making the key; the request form has no such kind."""
+    client = client_for(marketing_lead)
+    page = text(client.get("/requests/new/?kind=api_key"))
+    assert "<h1>New deployment</h1>" in page
+    assert "API key for restricted data" not in page
+    assert client.post("/requests/new/", {"kind": "api_key", "purpose": "x"}).status_code == 400
+    assert not DeploymentRequest.objects.exists()
