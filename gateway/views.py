@@ -20,6 +20,7 @@ from gateway.access import get_department_for_keys, get_key_for
 from gateway.forms import ApiKeyForm, RotateForm
 from gateway.keys import ApiKeyInvalid, ApiKeyRefused, api_key_create, api_key_revoke, api_key_rotate
 from gateway.models import STATUS_LABELS, ApiKey
+from org.access import get_department_for
 from org.models import Department, User
 
 # What the session remembers of the keys its forms made: one-time token -> key id, the latest few.
@@ -38,8 +39,8 @@ def _keys_section(department: Department) -> str:
 
 @require_http_methods(["GET"])
 def key_list(request: HttpRequest, slug: str) -> HttpResponse:
-    """The keys are listed on the department page."""
-    return redirect(_keys_section(get_department_for_keys(_user(request), slug)))
+    """The keys are listed on the department page, for whoever may open it (finance too)."""
+    return redirect(_keys_section(get_department_for(_user(request), slug, lead_only=True)))
 
 
 @require_http_methods(["GET", "POST"])

@@ -4,12 +4,15 @@ run while it works, and a month of its calls in the cost figures."""
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from gateway.demo import DEMO_KEY_NAME, demo_api_key_read
 from gateway.models import ApiKey
 from gateway.secrets import key_hash
 from money.models import MonthlyUsageRollup, UsageRecord
+from money.periods import month_bounds
+from org.models import User
 from provisioning.models import ModelDeployment
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +48,15 @@ def test_the_demo_key_is_made_once_kept_in_a_file_and_the_same_on_every_run(deve
         r.requests for r in MonthlyUsageRollup.objects.filter(deployment=assistant, department=key.department)
     )
     assert rolled >= count
+
+    # Lena's department page shows the key's calls this month, from the caller rollup.
+    lena = Client()
+    lena.force_login(User.objects.get(email="lena@example.com"))
+    page = lena.get("/departments/marketing/").content.decode()
+    this_month = calls.filter(created_at__gte=month_bounds(timezone.localdate())[0]).count()
+    row = page[page.index(DEMO_KEY_NAME) : page.index("</tr>", page.index(DEMO_KEY_NAME))]
+    assert f"{this_month:,} call" in row
+    assert raw not in page
 
     call_command("seed_demo")
     assert demo_api_key_read() == raw

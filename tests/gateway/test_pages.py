@@ -70,7 +70,7 @@ def test_anonymous_people_are_sent_to_sign_in(client, key):
 
 def test_another_departments_lead_finds_nothing(client_for, key, finance_lead, assistant):
     client = client_for(finance_lead)
-    for url in urls(key):
+    for url in [*urls(key), "/departments/marketing/keys/"]:
         assert client.get(url).status_code == 404
     assert client.post(NEW, form(assistant)).status_code == 404
     assert client.post(f"/departments/marketing/keys/{key.pk}/revoke/").status_code == 404
@@ -84,7 +84,7 @@ def test_another_departments_lead_finds_nothing(client_for, key, finance_lead, a
 def test_a_member_sees_no_key_and_may_not_manage_them(client_for, key, marketing_member, assistant):
     client = client_for(marketing_member)
     assert client.get("/departments/marketing/").status_code == 403
-    for url in urls(key):
+    for url in [*urls(key), "/departments/marketing/keys/"]:
         assert client.get(url).status_code == 403
     assert client.post(NEW, form(assistant)).status_code == 403
     assert client.post(f"/departments/marketing/keys/{key.pk}/revoke/").status_code == 403
@@ -105,6 +105,8 @@ def test_finance_sees_the_list_but_changes_nothing(client_for, key, finance_appr
         client.post(f"/departments/marketing/keys/{key.pk}/rotate/", {"grace_hours": "0"}).status_code == 403
     )
     assert ApiKey.objects.count() == 1
+    # The deployment page's link to a department's keys takes finance to the list.
+    assert client.get("/departments/marketing/keys/")["Location"] == "/departments/marketing/#api-keys"
 
 
 @pytest.mark.parametrize("who", ["marketing_lead", "platform_admin"])
