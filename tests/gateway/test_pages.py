@@ -272,7 +272,7 @@ def test_the_list_shows_each_keys_calls_this_month(client_for, marketing, market
     other_row = page[page.index("Batch job") : page.index("</tr>", page.index("Batch job"))]
     assert "0 calls" in other_row
     assert "Never" in other_row
-    assert "This month: <strong>42 calls</strong>, $1.23." in page
+    assert "This month: <strong>42 calls</strong>, $1.23 metered" in page
 
 
 def test_ended_keys_are_listed_apart_from_the_working_ones(client_for, marketing, marketing_lead, key):
