@@ -143,7 +143,9 @@ def test_the_right_key_is_let_through_and_noted_as_used(gateway, assistant, mark
 
 
 def test_a_body_that_is_not_json_is_a_400(gateway, marketing_key):
-    response = post(gateway, "/openai/v1/chat/completions", key=marketing_key, data=b"model=company-assistant")
+    response = post(
+        gateway, "/openai/v1/chat/completions", key=marketing_key, data=b"model=company-assistant"
+    )
     array = post(gateway, "/openai/v1/chat/completions", key=marketing_key, json=[1, 2])
 
     assert response.status_code == array.status_code == 400
@@ -153,7 +155,9 @@ def test_a_body_that_is_not_json_is_a_400(gateway, marketing_key):
 
 def test_a_huge_body_is_a_413_whether_announced_or_streamed(gateway, marketing_key, settings):
     settings.GATEWAY_MAX_BODY_BYTES = 10_000
-    huge = b'{"model": "company-assistant", "messages": [{"role": "user", "content": "' + b"x" * 20_000 + b'"}]}'
+    huge = (
+        b'{"model": "company-assistant", "messages": [{"role": "user", "content": "' + b"x" * 20_000 + b'"}]}'
+    )
 
     announced = post(gateway, "/openai/v1/chat/completions", key=marketing_key, data=huge)
     chunked = post(
@@ -182,7 +186,9 @@ def test_max_tokens_above_the_models_limit_is_a_400(gateway, marketing_key):
 
 
 def test_missing_messages_and_model_are_400s(gateway, marketing_key):
-    no_messages = post(gateway, "/openai/v1/chat/completions", key=marketing_key, json={"model": "company-assistant"})
+    no_messages = post(
+        gateway, "/openai/v1/chat/completions", key=marketing_key, json={"model": "company-assistant"}
+    )
     no_model = post(gateway, "/openai/v1/chat/completions", key=marketing_key, json={"messages": QUESTION})
 
     assert error_of(no_messages)["param"] == "messages"
@@ -203,7 +209,9 @@ def test_azures_own_validation_message_is_passed_on(gateway, marketing_key, gate
 
 def test_unknown_paths_and_methods_answer_json(gateway, marketing_key):
     unknown = requests.get(f"{gateway}/openai/v1/assistants", headers={"api-key": marketing_key}, timeout=30)
-    wrong_method = requests.get(f"{gateway}/openai/v1/chat/completions", headers={"api-key": marketing_key}, timeout=30)
+    wrong_method = requests.get(
+        f"{gateway}/openai/v1/chat/completions", headers={"api-key": marketing_key}, timeout=30
+    )
 
     assert unknown.status_code == 404
     assert wrong_method.status_code == 405
@@ -211,7 +219,9 @@ def test_unknown_paths_and_methods_answer_json(gateway, marketing_key):
     error_of(wrong_method)
 
 
-def test_a_stream_abandoned_half_way_is_settled_on_what_was_delivered(gateway, marketing_key, gateway_emulator):
+def test_a_stream_abandoned_half_way_is_settled_on_what_was_delivered(
+    gateway, marketing_key, gateway_emulator
+):
     gateway_emulator.configure(per_token_ms=20)
     client = openai_client(gateway, marketing_key)
     long_answer = [{"role": "user", "content": "Write a long essay about our spring campaign plan"}]
