@@ -13,7 +13,7 @@ from uuid import UUID
 from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
-from gateway.callers import Caller, CallerRefused, caller_for_credential
+from gateway.callers import Caller, CallerRefused, caller_for_credential, callers_version
 from gateway.deployments import Routed, deployment_for
 from gateway.errors import GatewayError, bad_request
 from gateway.prompts import CallSize, chat_size, embeddings_size
@@ -52,6 +52,8 @@ def gateway_call_prepare(
     """Authenticate, find the deployment, size the call and reserve its bound, in that order (a
     caller without a good key hears only that). Raises `GatewayError` with the refusal."""
     now = now or timezone.now()
+    # Read before the checks it covers (see base.remembered).
+    version = callers_version()
     try:
         caller = caller_for_credential(credential, now=now)
     except CallerRefused as refused:
@@ -67,7 +69,7 @@ def gateway_call_prepare(
                 param="model",
                 code="missing_required_parameter",
             )
-    routed = deployment_for(caller, gateway_name)
+    routed = deployment_for(caller, gateway_name, version=version)
     deployment = routed.deployment
     if operation == CHAT:
         size = chat_size(body, model_name=deployment.model_name, limits=routed.limits)
