@@ -36,12 +36,16 @@ from gateway.metering import (
 )
 from gateway.prompts import stream_wanted
 from gateway.relay import JSON_HEADERS, Relay, send_error
+from provisioning import tokenizer
 
 logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+# Read with the application, not by the first call that counts a prompt (it takes half a second).
+tokenizer.o200k_base()
 
 PREFIX = "/openai/"
 OPERATIONS = {"chat/completions": CHAT, "embeddings": EMBEDDINGS}
