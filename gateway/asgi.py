@@ -143,7 +143,31 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, GatewayError | None]:
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one request to a path under /openai/."""
+    """Serve one request to a path under /openai/: an unforeseen failure too is answered in
+    OpenAI's error shape (when the answer has not begun), never with the server's own page."""
+    started = False
+
+    async def send_started(message: Mapping[str, Any]) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        await _handle(scope, receive, send, send_started)
+    except Exception:
+        logger.exception("The gateway failed on %s %s", scope["method"], scope["path"])
+        if not started:
+            failure = GatewayError(
+                500,
+                "Switchyard's gateway failed on this call. Try again; tell a platform admin if it keeps "
+                "happening.",
+                type="server_error",
+            )
+            await send_error(send, failure)
+
+
+async def _handle(scope: Scope, receive: Receive, send: Send, send_started: Send) -> None:
+    # Every answer begins through `send_started`; a stream's chunks then go through `send`.
     try:
         what, gateway_name = _route(scope["method"], scope["path"])
         credential, length = _credential(scope["headers"])
@@ -156,7 +180,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             )
         if what == "models":
             listing = await database_job(model_listing, credential=credential, model_id=gateway_name)
-            await _send_json(send, listing)
+            await _send_json(send_started, listing)
             return
         raw = await _read_body(receive, length=length, limit=settings.GATEWAY_MAX_BODY_BYTES)
         body, body_error = _parse(raw)
@@ -175,10 +199,11 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             body_error=body_error,
         )
     except GatewayError as error:
-        await send_error(send, error, close=error.status == 413)
+        await send_error(send_started, error, close=error.status == 413)
         return
     assert body is not None
-    await _serve(call, body, stream=stream, include_usage=include_usage, receive=receive, send=send)
+    relay = Relay(call, body, stream=stream, include_usage=include_usage, start=send_started)
+    await _serve(call, relay, receive=receive, send=send)
 
 
 async def _send_json(send: Send, body: bytes) -> None:
@@ -187,23 +212,14 @@ async def _send_json(send: Send, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _serve(
-    call: GatewayCall,
-    body: dict[str, Any],
-    *,
-    stream: bool,
-    include_usage: bool,
-    receive: Receive,
-    send: Send,
-) -> None:
+async def _serve(call: GatewayCall, relay: Relay, *, receive: Receive, send: Send) -> None:
     """Relay the admitted call and settle it, however it ends. A stream is watched for the
     application going away (the server tells only `receive`): the relay is then cancelled, Azure's
     stream closed, and what was delivered metered."""
-    relay = Relay(call, body, stream=stream, include_usage=include_usage)
     task = asyncio.current_task()
     watcher = None
     left = False
-    if stream and task is not None:
+    if relay.stream and task is not None:
 
         async def watch() -> None:
             nonlocal left
@@ -226,6 +242,10 @@ async def _serve(
             raise
         assert task is not None
         task.uncancel()
+    except Exception:
+        relay.left_on_the_way()
+        await _settle(call, relay)
+        raise
     finally:
         if watcher is not None:
             watcher.cancel()
