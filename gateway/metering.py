@@ -76,9 +76,16 @@ def gateway_call_prepare(
     else:
         size = embeddings_size(body, model_name=deployment.model_name)
     user = User.objects.filter(pk=caller.user_id).first() if caller.user_id is not None else None
+    reservation_id = _admit(caller, routed, size, user, now=now)
+    return GatewayCall(caller, routed, operation, size, reservation_id, user)
+
+
+def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *, now: datetime) -> UUID:
+    """Reserve the call's bound against the department's budget, the grant's caps, the caller's
+    own limits (and a person's); a refusal is a 429 in words for the application's developer."""
     claim = Claim(
         department=caller.department,
-        deployment=deployment,
+        deployment=routed.deployment,
         prompt_tokens=size.prompt_tokens,
         max_output_tokens=size.max_output_tokens,
         source=UsageRecord.Source.API,
@@ -90,7 +97,7 @@ def gateway_call_prepare(
         fallbacks=routed.fallbacks,
     )
     try:
-        admission = admission_reserve(claim=claim, now=now)
+        return admission_reserve(claim=claim, now=now).reservation_id
     except AdmissionRefused as refused:
         budget = refused.limit in ("department", "grant")
         raise GatewayError(
@@ -102,7 +109,6 @@ def gateway_call_prepare(
             # Money left this month does not come back in seconds: the SDKs should not retry.
             retry=not budget,
         ) from None
-    return GatewayCall(caller, routed, operation, size, admission.reservation_id, user)
 
 
 @dataclass
