@@ -4,7 +4,8 @@ it as they would call Azure OpenAI or OpenAI, with the unchanged SDKs.
 - `POST /openai/deployments/{gateway_name}/chat/completions` and `.../embeddings` (Azure style,
   `AzureOpenAI(azure_endpoint=...)`; the api-version is accepted and Switchyard's own is used);
 - `POST /openai/v1/chat/completions` and `/openai/v1/embeddings`, `model` = the gateway name, and
-  `GET /openai/v1/models[/{id}]` (`OpenAI(base_url=".../openai/v1")`).
+  `GET /openai/v1/models[/{id}]` (`OpenAI(base_url=".../openai/v1")`; `/openai/models` answers
+  the same, for AzureOpenAI's `models.list()`).
 
 This is the hot path of every application's call, so it does not go through Django's request
 handling and middleware (sessions, CSRF, templates, a thread per request): a call costs a header
@@ -61,6 +62,9 @@ def _not_found(path: str) -> GatewayError:
 def _route(method: str, path: str) -> tuple[str, str | None]:
     """(what the path asks for: an operation or "models"; the gateway name in it, if any)."""
     parts = path[len(PREFIX) :].strip("/").split("/")
+    if parts[0] == "models" and len(parts) <= 2:  # AzureOpenAI's models.list()
+        _allow(method, "GET")
+        return "models", parts[1] if len(parts) == 2 else None
     if parts[0] == "v1" and len(parts) >= 2:
         rest = "/".join(parts[1:])
         if rest == "models" or (parts[1] == "models" and len(parts) == 3):

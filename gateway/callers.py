@@ -78,15 +78,16 @@ _keys: Remembered[_KeyFacts] = Remembered(seconds=REMEMBER_SECONDS, size=10_000)
 _last_used_written: dict[int, datetime] = {}
 
 
-def caller_for_key(raw_key: str, *, now: datetime) -> Caller:
+def caller_for_key(raw_key: str, *, now: datetime, version: str | None = None) -> Caller:
     """The caller an API key stands for, or `CallerRefused` saying why it does not open the
-    gateway (unknown, waiting for approval, rejected, revoked, expired, rotated past its grace)."""
+    gateway (unknown, waiting for approval, rejected, revoked, expired, rotated past its grace).
+    `version`: the gateway's version (`callers_version`), when the caller has just read it."""
     if not looks_like_key(raw_key):
         raise CallerRefused(
             "The API key is not a Switchyard key (they start with 'sy-' and have 43 characters). "
             "Find your department's keys on its page in Switchyard."
         )
-    version = callers_version()
+    version = version or callers_version()
     hashed = key_hash(raw_key)
     facts = _keys.get(hashed, version=version)
     if facts is None:
@@ -181,11 +182,11 @@ def caller_for_token(token: str, *, now: datetime) -> Caller:
     return caller
 
 
-def caller_for_credential(credential: str, *, now: datetime) -> Caller:
+def caller_for_credential(credential: str, *, now: datetime, version: str | None = None) -> Caller:
     """The caller of an `api-key` header's or a bearer token's credential: a Switchyard key, or
     else an Entra ID token."""
     if credential.startswith("sy-"):
-        return caller_for_key(credential, now=now)
+        return caller_for_key(credential, now=now, version=version)
     if credential.count(".") == 2:  # a JWT: header.payload.signature
         return caller_for_token(credential, now=now)
     raise CallerRefused(

@@ -55,7 +55,7 @@ def gateway_call_prepare(
     # Read before the checks it covers (see base.remembered).
     version = callers_version()
     try:
-        caller = caller_for_credential(credential, now=now)
+        caller = caller_for_credential(credential, now=now, version=version)
     except CallerRefused as refused:
         raise GatewayError(refused.status, refused.message, code=refused.code) from None
     if body_error is not None:

@@ -114,6 +114,7 @@ def test_models_lists_exactly_what_the_key_may_call(gateway, marketing_key, assi
     one = client.models.retrieve("company-assistant")
 
     assert [model.id for model in listed.data] == ["company-assistant"]
+    assert [model.id for model in azure_client(gateway, marketing_key).models.list()] == ["company-assistant"]
     assert one.id == "company-assistant"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("finance-assistant")
