@@ -61,7 +61,7 @@ def _not_found(path: str) -> GatewayError:
 
 def _route(method: str, path: str) -> tuple[str, str | None]:
     """(what the path asks for: an operation or "models"; the gateway name in it, if any)."""
-    parts = path[len(PREFIX) :].strip("/").split("/")
+    parts = path[len(PREFIX) :].strip("/").split("/") if path.startswith(PREFIX) else [""]
     if parts[0] == "models" and len(parts) <= 2:  # AzureOpenAI's models.list()
         _allow(method, "GET")
         return "models", parts[1] if len(parts) == 2 else None

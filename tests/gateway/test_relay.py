@@ -216,8 +216,10 @@ def test_unknown_paths_and_methods_answer_json(gateway, marketing_key):
     wrong_method = requests.get(
         f"{gateway}/openai/v1/chat/completions", headers={"api-key": marketing_key}, timeout=30
     )
+    bare = requests.get(f"{gateway}/openai", timeout=30)
 
-    assert unknown.status_code == 404
+    assert unknown.status_code == bare.status_code == 404
+    error_of(bare)
     assert wrong_method.status_code == 405
     error_of(unknown)
     error_of(wrong_method)
