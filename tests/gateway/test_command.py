@@ -22,7 +22,7 @@ def run(*arguments: str) -> tuple[list[str], str]:
     return (err.getvalue() + out.getvalue()).splitlines(), out.getvalue()
 
 
-def test_it_prints_the_new_key_on_its_last_line(marketing, assistant):
+def test_it_prints_the_new_key_on_its_last_line(marketing, company_assistant):
     lines, printed = run(
         "--department", "marketing", "--name", "Website widget", "--deployment", "company-assistant"
     )
@@ -32,7 +32,7 @@ def test_it_prints_the_new_key_on_its_last_line(marketing, assistant):
     assert printed == raw + "\n"  # alone on standard output: KEY=$(manage.py create_api_key ...)
     key = ApiKey.objects.get(secret_hash=key_hash(raw))
     assert (key.department, key.name, key.status()) == (marketing, "Website widget", "active")
-    assert list(key.deployments.all()) == [assistant]
+    assert list(key.deployments.all()) == [company_assistant]
     assert key.expires_at.date() > key.created_at.date()
     assert f"Created “Website widget” for Marketing ({key.prefix}…), calling company-assistant" in lines[0]
     event = AuditEvent.objects.get(verb="api_key.created")
@@ -40,13 +40,13 @@ def test_it_prints_the_new_key_on_its_last_line(marketing, assistant):
     assert raw not in str(event.after)
 
 
-def test_it_takes_several_deployments_limits_and_a_lifetime(marketing, assistant, copywriter):
+def test_it_takes_several_deployments_limits_and_a_lifetime(marketing, company_assistant, copywriter):
     lines, _ = run(
         "--department", "marketing", "--name", "Batch", "--deployment", "company-assistant",
         "--deployment", copywriter.gateway_name, "--days", "30", "--rpm", "10", "--tpm", "5000",
     )  # fmt: skip
     key = ApiKey.objects.get(secret_hash=key_hash(lines[-1]))
-    assert set(key.deployments.all()) == {assistant, copywriter}
+    assert set(key.deployments.all()) == {company_assistant, copywriter}
     assert (key.requests_per_minute, key.tokens_per_minute) == (10, 5000)
     assert (key.expires_at - key.created_at).days == 30
 
@@ -61,7 +61,7 @@ def test_it_takes_several_deployments_limits_and_a_lifetime(marketing, assistant
         (["--name", ""], "name: Name the key after the application that uses it."),
     ],
 )
-def test_it_says_why_it_made_no_key(marketing, assistant, ledger, arguments, message):
+def test_it_says_why_it_made_no_key(marketing, company_assistant, ledger, arguments, message):
     values = {
         "--department": "marketing",
         "--name": "Widget",

@@ -34,9 +34,9 @@ def test_the_demo_key_is_made_once_kept_in_a_file_and_the_same_on_every_run(deve
     assert development.stat().st_mode & 0o777 == 0o600
     key = ApiKey.objects.get(secret_hash=key_hash(raw))
     assert (key.department.slug, key.name, key.status()) == ("marketing", DEMO_KEY_NAME, "active")
-    assistant = ModelDeployment.objects.get(display_name="Company assistant")
-    assert assistant.gateway_name == "company-assistant"
-    assert list(key.deployments.all()) == [assistant]
+    company_assistant = ModelDeployment.objects.get(display_name="Company assistant")
+    assert company_assistant.gateway_name == "company-assistant"
+    assert list(key.deployments.all()) == [company_assistant]
 
     calls = UsageRecord.objects.filter(api_key=key, source=UsageRecord.Source.API)
     count = calls.count()
@@ -45,7 +45,8 @@ def test_the_demo_key_is_made_once_kept_in_a_file_and_the_same_on_every_run(deve
     assert key.last_used_at is not None  # "last used" on the page
     # The rollups the cost pages read include the key's calls.
     rolled = sum(
-        r.requests for r in MonthlyUsageRollup.objects.filter(deployment=assistant, department=key.department)
+        r.requests
+        for r in MonthlyUsageRollup.objects.filter(deployment=company_assistant, department=key.department)
     )
     assert rolled >= count
 

@@ -53,9 +53,11 @@ def assert_no_secret_in(events, raw):
 # Creating ----------------------------------------------------------------------------------------
 
 
-def test_a_lead_creates_a_key_that_is_shown_once_and_stored_as_a_hash(marketing, marketing_lead, assistant):
+def test_a_lead_creates_a_key_that_is_shown_once_and_stored_as_a_hash(
+    marketing, marketing_lead, company_assistant
+):
     key, raw = create(
-        marketing_lead, marketing, [assistant], requests_per_minute=60, tokens_per_minute=40_000
+        marketing_lead, marketing, [company_assistant], requests_per_minute=60, tokens_per_minute=40_000
     )
 
     assert re.fullmatch(r"sy-[A-Za-z0-9_-]{40}", raw)
@@ -64,7 +66,7 @@ def test_a_lead_creates_a_key_that_is_shown_once_and_stored_as_a_hash(marketing,
     assert key.prefix == raw[:11]
     assert key.state == ApiKey.State.ACTIVE
     assert key.status() == "active"
-    assert list(key.deployments.all()) == [assistant]
+    assert list(key.deployments.all()) == [company_assistant]
     assert (key.requests_per_minute, key.tokens_per_minute) == (60, 40_000)
     assert key.created_by == marketing_lead
     assert abs(key.expires_at - (timezone.now() + timedelta(days=90))) < timedelta(minutes=1)
@@ -72,26 +74,26 @@ def test_a_lead_creates_a_key_that_is_shown_once_and_stored_as_a_hash(marketing,
     [event] = events_of(key)
     assert event.verb == "api_key.created"
     assert event.actor == marketing_lead
-    assert event.after["deployments"] == [assistant.gateway_name]
+    assert event.after["deployments"] == [company_assistant.gateway_name]
     assert_no_secret_in([event], raw)
 
 
 @pytest.mark.parametrize(
     ("days", "accepted"), [(0, False), (1, True), (365, True), (366, False), (-5, False)]
 )
-def test_a_key_lasts_one_to_365_days(marketing, marketing_lead, assistant, days, accepted):
+def test_a_key_lasts_one_to_365_days(marketing, marketing_lead, company_assistant, days, accepted):
     if accepted:
-        key, _ = create(marketing_lead, marketing, [assistant], expires_in_days=days)
+        key, _ = create(marketing_lead, marketing, [company_assistant], expires_in_days=days)
         assert abs(key.expires_at - (timezone.now() + timedelta(days=days))) < timedelta(minutes=1)
         return
     with pytest.raises(ApiKeyInvalid) as refused:
-        create(marketing_lead, marketing, [assistant], expires_in_days=days)
+        create(marketing_lead, marketing, [company_assistant], expires_in_days=days)
     assert refused.value.errors == {"expires_in_days": ["A key lasts from 1 to 365 days."]}
     assert not ApiKey.objects.exists()
 
 
 def test_a_key_calls_only_what_the_department_may_use(
-    marketing, marketing_lead, assistant, copywriter, ledger, central_it
+    marketing, marketing_lead, company_assistant, copywriter, ledger, central_it
 ):
     ungranted = make_deployment(department=central_it, display_name="IT helpdesk", shared_with=[central_it])
     gone = make_deployment(
@@ -109,17 +111,17 @@ def test_a_key_calls_only_what_the_department_may_use(
     assert not ApiKey.objects.exists()
 
     # Its own deployment and a granted shared service are fine, together.
-    key, _ = create(marketing_lead, marketing, [copywriter, assistant])
-    assert set(key.deployments.all()) == {copywriter, assistant}
+    key, _ = create(marketing_lead, marketing, [copywriter, company_assistant])
+    assert set(key.deployments.all()) == {copywriter, company_assistant}
 
 
-def test_names_and_limits_are_checked_with_a_message_per_field(marketing, marketing_lead, assistant):
-    create(marketing_lead, marketing, [assistant], name="Newsletter bot")
+def test_names_and_limits_are_checked_with_a_message_per_field(marketing, marketing_lead, company_assistant):
+    create(marketing_lead, marketing, [company_assistant], name="Newsletter bot")
     with pytest.raises(ApiKeyInvalid) as refused:
         create(
             marketing_lead,
             marketing,
-            [assistant],
+            [company_assistant],
             name="newsletter BOT",
             requests_per_minute=0,
             tokens_per_minute=1_000_000_001,
@@ -135,25 +137,31 @@ def test_names_and_limits_are_checked_with_a_message_per_field(marketing, market
         ("x" * 81, "at most 80"),
     ]:
         with pytest.raises(ApiKeyInvalid, match=message):
-            create(marketing_lead, marketing, [assistant], name=name)
+            create(marketing_lead, marketing, [company_assistant], name=name)
 
 
-def test_a_revoked_keys_name_is_free_again(marketing, marketing_lead, assistant):
-    key, _ = create(marketing_lead, marketing, [assistant], name="Newsletter bot")
+def test_a_revoked_keys_name_is_free_again(marketing, marketing_lead, company_assistant):
+    key, _ = create(marketing_lead, marketing, [company_assistant], name="Newsletter bot")
     api_key_revoke(key=key, actor=marketing_lead)
-    again, _ = create(marketing_lead, marketing, [assistant], name="Newsletter bot")
+    again, _ = create(marketing_lead, marketing, [company_assistant], name="Newsletter bot")
     assert again.pk != key.pk
 
 
 def test_only_the_departments_leads_and_platform_admins_manage_its_keys(
-    marketing, marketing_lead, marketing_member, finance_lead, finance_approver, platform_admin, assistant
+    marketing,
+    marketing_lead,
+    marketing_member,
+    finance_lead,
+    finance_approver,
+    platform_admin,
+    company_assistant,
 ):
     for outsider in (marketing_member, finance_lead, finance_approver):
         with pytest.raises(
             ApiKeyRefused, match="Only Marketing's leads and platform admins manage its API keys"
         ):
-            create(outsider, marketing, [assistant])
-    key, _ = create(platform_admin, marketing, [assistant])
+            create(outsider, marketing, [company_assistant])
+    key, _ = create(platform_admin, marketing, [company_assistant])
     for outsider in (marketing_member, finance_lead, finance_approver):
         with pytest.raises(ApiKeyRefused):
             api_key_rotate(key=key, actor=outsider)
@@ -167,10 +175,10 @@ def test_only_the_departments_leads_and_platform_admins_manage_its_keys(
 
 
 def test_rotation_gives_a_new_key_and_the_old_one_works_until_its_grace_ends(
-    marketing, marketing_lead, assistant, copywriter
+    marketing, marketing_lead, company_assistant, copywriter
 ):
     old, old_raw = create(
-        marketing_lead, marketing, [assistant, copywriter], requests_per_minute=30, expires_in_days=30
+        marketing_lead, marketing, [company_assistant, copywriter], requests_per_minute=30, expires_in_days=30
     )
     new, new_raw = api_key_rotate(key=old, grace_hours=24, actor=marketing_lead)
     now = timezone.now()
@@ -178,7 +186,7 @@ def test_rotation_gives_a_new_key_and_the_old_one_works_until_its_grace_ends(
     assert new_raw != old_raw
     assert new.secret_hash == key_hash(new_raw)
     assert (new.name, new.requests_per_minute, new.replaces) == (old.name, 30, old)
-    assert set(new.deployments.all()) == {assistant, copywriter}
+    assert set(new.deployments.all()) == {company_assistant, copywriter}
     assert abs(new.expires_at - (now + timedelta(days=30))) < timedelta(minutes=1)
     old.refresh_from_db()
     assert old.status(now) == "rotated"
@@ -200,26 +208,26 @@ def test_rotation_gives_a_new_key_and_the_old_one_works_until_its_grace_ends(
         api_key_rotate(key=old, actor=marketing_lead)
 
 
-def test_rotation_without_grace_stops_the_old_key_at_once(marketing, marketing_lead, assistant):
-    old, _ = create(marketing_lead, marketing, [assistant])
+def test_rotation_without_grace_stops_the_old_key_at_once(marketing, marketing_lead, company_assistant):
+    old, _ = create(marketing_lead, marketing, [company_assistant])
     api_key_rotate(key=old, grace_hours=0, actor=marketing_lead)
     assert not usable_at(old, timezone.now())
 
 
 @pytest.mark.parametrize("hours", [-1, 169])
-def test_the_grace_period_is_at_most_a_week(marketing, marketing_lead, assistant, hours):
-    old, _ = create(marketing_lead, marketing, [assistant])
+def test_the_grace_period_is_at_most_a_week(marketing, marketing_lead, company_assistant, hours):
+    old, _ = create(marketing_lead, marketing, [company_assistant])
     with pytest.raises(ApiKeyInvalid, match="0 to 168 hours"):
         api_key_rotate(key=old, grace_hours=hours, actor=marketing_lead)
     assert ApiKey.objects.count() == 1
 
 
-def test_a_revoked_or_expired_key_is_not_rotated(marketing, marketing_lead, assistant):
-    revoked, _ = create(marketing_lead, marketing, [assistant], name="Revoked")
+def test_a_revoked_or_expired_key_is_not_rotated(marketing, marketing_lead, company_assistant):
+    revoked, _ = create(marketing_lead, marketing, [company_assistant], name="Revoked")
     api_key_revoke(key=revoked, actor=marketing_lead)
     with pytest.raises(ApiKeyRefused, match="“Revoked” is revoked: only a working key can be rotated"):
         api_key_rotate(key=revoked, actor=marketing_lead)
-    expired, _ = create(marketing_lead, marketing, [assistant], name="Expired")
+    expired, _ = create(marketing_lead, marketing, [company_assistant], name="Expired")
     ApiKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(ApiKeyRefused, match="is expired"):
         api_key_rotate(key=expired, actor=marketing_lead)
@@ -228,8 +236,8 @@ def test_a_revoked_or_expired_key_is_not_rotated(marketing, marketing_lead, assi
 # Revoking ----------------------------------------------------------------------------------------
 
 
-def test_revoking_stops_a_key_at_once_and_is_recorded_once(marketing, marketing_lead, assistant):
-    key, raw = create(marketing_lead, marketing, [assistant])
+def test_revoking_stops_a_key_at_once_and_is_recorded_once(marketing, marketing_lead, company_assistant):
+    key, raw = create(marketing_lead, marketing, [company_assistant])
     api_key_revoke(key=key, actor=marketing_lead)
     api_key_revoke(key=key, actor=marketing_lead)  # nothing left to do
 
@@ -241,8 +249,8 @@ def test_revoking_stops_a_key_at_once_and_is_recorded_once(marketing, marketing_
     assert_no_secret_in(events_of(key), raw)
 
 
-def test_revoking_a_rotated_key_ends_its_grace_period(marketing, marketing_lead, assistant):
-    old, _ = create(marketing_lead, marketing, [assistant])
+def test_revoking_a_rotated_key_ends_its_grace_period(marketing, marketing_lead, company_assistant):
+    old, _ = create(marketing_lead, marketing, [company_assistant])
     new, _ = api_key_rotate(key=old, grace_hours=72, actor=marketing_lead)
     api_key_revoke(key=old, actor=marketing_lead)
     assert not usable_at(old, timezone.now())
@@ -268,13 +276,13 @@ def test_a_key_for_restricted_data_works_only_after_two_other_people_approved_it
     second_admin,
     finance_approver,
     contracts,
-    assistant,
+    company_assistant,
     mailoutbox,
     django_capture_on_commit_callbacks,
 ):
     # An admin makes the key on Marketing's behalf: shown once, waiting.
     with django_capture_on_commit_callbacks(execute=True):
-        key, raw = create(platform_admin, marketing, [contracts, assistant], purpose=PURPOSE)
+        key, raw = create(platform_admin, marketing, [contracts, company_assistant], purpose=PURPOSE)
     assert key.state == ApiKey.State.PENDING
     assert key.status() == "pending"
     assert key.secret_hash == key_hash(raw)

@@ -27,17 +27,20 @@ def text(response):
 
 
 @pytest.fixture
-def key(marketing, marketing_lead, assistant) -> ApiKey:
+def key(marketing, marketing_lead, company_assistant) -> ApiKey:
     made, _ = api_key_create(
-        department=marketing, name="Website chat widget", deployments=[assistant], actor=marketing_lead
+        department=marketing,
+        name="Website chat widget",
+        deployments=[company_assistant],
+        actor=marketing_lead,
     )
     return made
 
 
-def form(assistant, **values):
+def form(company_assistant, **values):
     data = {
         "name": "Newsletter bot",
-        "deployments": [str(assistant.pk)],
+        "deployments": [str(company_assistant.pk)],
         "requests_per_minute": "",
         "tokens_per_minute": "",
         "expires_in_days": "90",
@@ -68,11 +71,11 @@ def test_anonymous_people_are_sent_to_sign_in(client, key):
     assert ApiKey.objects.get().status() == "active"
 
 
-def test_another_departments_lead_finds_nothing(client_for, key, finance_lead, assistant):
+def test_another_departments_lead_finds_nothing(client_for, key, finance_lead, company_assistant):
     client = client_for(finance_lead)
     for url in [*urls(key), "/departments/marketing/keys/"]:
         assert client.get(url).status_code == 404
-    assert client.post(NEW, form(assistant)).status_code == 404
+    assert client.post(NEW, form(company_assistant)).status_code == 404
     assert client.post(f"/departments/marketing/keys/{key.pk}/revoke/").status_code == 404
     # Nor under their own department's address: the key is Marketing's.
     assert client.get(f"/departments/finance/keys/{key.pk}/revoke/").status_code == 404
@@ -81,18 +84,18 @@ def test_another_departments_lead_finds_nothing(client_for, key, finance_lead, a
     assert ApiKey.objects.count() == 1
 
 
-def test_a_member_sees_no_key_and_may_not_manage_them(client_for, key, marketing_member, assistant):
+def test_a_member_sees_no_key_and_may_not_manage_them(client_for, key, marketing_member, company_assistant):
     client = client_for(marketing_member)
     assert client.get("/departments/marketing/").status_code == 403
     for url in [*urls(key), "/departments/marketing/keys/"]:
         assert client.get(url).status_code == 403
-    assert client.post(NEW, form(assistant)).status_code == 403
+    assert client.post(NEW, form(company_assistant)).status_code == 403
     assert client.post(f"/departments/marketing/keys/{key.pk}/revoke/").status_code == 403
     assert ApiKey.objects.count() == 1
     assert ApiKey.objects.get().status() == "active"
 
 
-def test_finance_sees_the_list_but_changes_nothing(client_for, key, finance_approver, assistant):
+def test_finance_sees_the_list_but_changes_nothing(client_for, key, finance_approver, company_assistant):
     client = client_for(finance_approver)
     page = text(client.get("/departments/marketing/"))
     assert "Website chat widget" in page
@@ -110,7 +113,9 @@ def test_finance_sees_the_list_but_changes_nothing(client_for, key, finance_appr
 
 
 @pytest.mark.parametrize("who", ["marketing_lead", "platform_admin"])
-def test_a_lead_or_an_admin_creates_a_key_and_sees_it_once(request, client_for, marketing, assistant, who):
+def test_a_lead_or_an_admin_creates_a_key_and_sees_it_once(
+    request, client_for, marketing, company_assistant, who
+):
     user = request.getfixturevalue(who)
     client = client_for(user)
     page = text(client.get("/departments/marketing/"))
@@ -121,7 +126,7 @@ def test_a_lead_or_an_admin_creates_a_key_and_sees_it_once(request, client_for, 
     assert blank.status_code == 200
     assert "Company assistant · company-assistant · shared service" in text(blank)
 
-    made = client.post(NEW, form(assistant, requests_per_minute="120"))
+    made = client.post(NEW, form(company_assistant, requests_per_minute="120"))
     assert made.status_code == 200
     raw = KEY.search(text(made)).group(1)
     assert "This is the only time Switchyard shows it" in text(made)
@@ -138,22 +143,25 @@ def test_a_lead_or_an_admin_creates_a_key_and_sees_it_once(request, client_for, 
     assert "Active" in page
 
 
-def test_posting_the_same_form_twice_makes_one_key(client_for, marketing_lead, assistant):
+def test_posting_the_same_form_twice_makes_one_key(client_for, marketing_lead, company_assistant):
     client = client_for(marketing_lead)
-    first = client.post(NEW, form(assistant))
+    first = client.post(NEW, form(company_assistant))
     assert KEY.search(text(first))
-    again = client.post(NEW, form(assistant), follow=True)
+    again = client.post(NEW, form(company_assistant), follow=True)
     assert ApiKey.objects.count() == 1
     assert "was made with this form already; its secret is shown only once" in text(again)
     assert not KEY.search(text(again))
 
 
 def test_the_form_says_what_is_wrong_next_to_each_field_and_keeps_what_was_typed(
-    client_for, marketing_lead, assistant, ledger
+    client_for, marketing_lead, company_assistant, ledger
 ):
     client = client_for(marketing_lead)
     response = client.post(
-        NEW, form(assistant, name="Widget", deployments=[], expires_in_days="400", tokens_per_minute="abc")
+        NEW,
+        form(
+            company_assistant, name="Widget", deployments=[], expires_in_days="400", tokens_per_minute="abc"
+        ),
     )
     assert response.status_code == 400
     page = text(response)
@@ -162,7 +170,7 @@ def test_the_form_says_what_is_wrong_next_to_each_field_and_keeps_what_was_typed
     assert "Enter a whole number." in page
     assert 'value="Widget"' in page
     # A deployment of another department is not even offered, and refused if posted.
-    response = client.post(NEW, form(assistant, deployments=[str(ledger.pk)]))
+    response = client.post(NEW, form(company_assistant, deployments=[str(ledger.pk)]))
     assert response.status_code == 400
     assert f"{ledger.pk} is not a deployment this department may use." in text(response)
     assert not ApiKey.objects.exists()
@@ -247,13 +255,17 @@ def test_a_key_page_with_an_id_no_column_holds_is_not_found(client_for, marketin
 # What the department page lists ------------------------------------------------------------------
 
 
-def test_the_list_shows_each_keys_calls_this_month(client_for, marketing, marketing_lead, key, assistant):
-    api_key_create(department=marketing, name="Batch job", deployments=[assistant], actor=marketing_lead)
+def test_the_list_shows_each_keys_calls_this_month(
+    client_for, marketing, marketing_lead, key, company_assistant
+):
+    api_key_create(
+        department=marketing, name="Batch job", deployments=[company_assistant], actor=marketing_lead
+    )
     month = timezone.localdate().replace(day=1)
     MonthlyCallerRollup.objects.create(
         month=month,
         department=marketing,
-        deployment=assistant,
+        deployment=company_assistant,
         source=UsageRecord.Source.API,
         api_key_key=key.pk,
         requests=42,
