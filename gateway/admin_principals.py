@@ -101,6 +101,18 @@ class ServicePrincipalAdmin(admin.ModelAdmin[ServicePrincipal]):
         ("History", {"fields": ["registered_by", "created_at", "last_used_at"]}),
     ]
 
+    def get_fieldsets(self, request: HttpRequest, obj: ServicePrincipal | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        # A registration has a history once it exists.
+        return (
+            fieldsets if obj is not None else [fieldset for fieldset in fieldsets if fieldset[0] != "History"]
+        )
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "deployments":
+            kwargs["queryset"] = ModelDeployment.objects.live().order_by("display_name")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ServicePrincipal, form: Any, change: bool) -> None:
         if not change:
             obj.registered_by = request.user  # type: ignore[assignment]
