@@ -6,10 +6,12 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
 import requests
+from allauth.socialaccount.models import SocialAccount
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils import timezone
 
@@ -60,11 +62,11 @@ def refusal(token: str, *, now: datetime | None = None, department: str | None =
     return refused.value
 
 
-def claims_of(token: str) -> dict:
+def claims_of(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def header_of(token: str) -> dict:
+def header_of(token: str) -> dict[str, Any]:
     return jwt.get_unverified_header(token)
 
 
@@ -416,7 +418,7 @@ def test_a_person_cannot_charge_a_department_they_are_not_in(emulator, marketing
 def test_a_person_who_never_signed_in_is_told_to_sign_in_first(emulator, marketing):
     stranger = make_user(email="stranger@example.com", department=marketing)
     token = person_token(emulator, stranger)
-    stranger.socialaccount_set.all().delete()
+    SocialAccount.objects.filter(user=stranger).delete()
 
     refused = refusal(token)
 
