@@ -41,7 +41,8 @@ REQUIRED_CLAIMS = ["iss", "aud", "exp", "nbf", "tid", "oid"]
 
 
 def _refused(message: str) -> CallerRefused:
-    return CallerRefused(message, status=401, code="invalid_token")
+    # The code OpenAI gives every 401, so clients that look at it treat a bad token as a bad key.
+    return CallerRefused(message, status=401, code="invalid_api_key")
 
 
 def _forbidden(message: str) -> CallerRefused:

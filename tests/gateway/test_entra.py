@@ -158,7 +158,7 @@ def test_an_expired_token_is_refused(workload):
 
     refused = refusal(token, now=later)
 
-    assert (refused.status, refused.code) == (401, "invalid_token")
+    assert (refused.status, refused.code) == (401, "invalid_api_key")
     assert refused.message.startswith("Token expired at")
     assert "get a new one" in refused.message
 

@@ -98,4 +98,4 @@ def test_an_unsigned_token_is_refused_with_401(gateway, gateway_emulator, assist
         client.chat.completions.create(model="company-assistant", messages=QUESTION)
 
     assert "Token not signed" in refused.value.message
-    assert refused.value.body["code"] == "invalid_token"
+    assert refused.value.body["code"] == "invalid_api_key"
