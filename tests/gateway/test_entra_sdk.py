@@ -4,6 +4,7 @@ OpenAI client's key) and a person's; each call metered on the principal or the p
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from gateway.jwks import signing_keys
 from money.models import UsageRecord
@@ -17,7 +18,9 @@ from tests.gateway.entra_tokens import (
     workload_token,
 )
 
-QUESTION = [{"role": "user", "content": "Write a tagline for our spring sale"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a tagline for our spring sale"}
+]
 
 
 @pytest.fixture(autouse=True)
@@ -98,4 +101,4 @@ def test_an_unsigned_token_is_refused_with_401(gateway, gateway_emulator, assist
         client.chat.completions.create(model="company-assistant", messages=QUESTION)
 
     assert "Token not signed" in refused.value.message
-    assert refused.value.body["code"] == "invalid_api_key"
+    assert refused.value.code == "invalid_api_key"
