@@ -147,7 +147,11 @@ class Relay:
         rest = rest_between_reads(response)
         _streaming += 1
         try:
-            async for received in response.aiter_bytes():
+            # Raw, without httpx's decoder layers, unless Azure compressed the stream.
+            chunks = (
+                response.aiter_bytes() if "content-encoding" in response.headers else response.aiter_raw()
+            )
+            async for received in chunks:
                 data = pending + received if pending else received
                 end = _events_end(data)
                 if end == 0:
