@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 
 from calls.database import database_job, database_later
+from gateway.credentials import Credential
 from gateway.errors import GatewayError, bad_request
 from gateway.listing import model_listing
 from gateway.metering import (
@@ -88,9 +89,10 @@ def _allow(method: str, allowed: str) -> None:
         )
 
 
-def _credential(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int | None]:
-    """The caller's key or token (`api-key`, or `Authorization: Bearer`) and the body's length."""
-    credential = None
+def _credential(headers: list[tuple[bytes, bytes]]) -> tuple[Credential | None, int | None]:
+    """The caller's key or token (`api-key`, or `Authorization: Bearer`), the department it names
+    (`Switchyard-Department`) and the body's length."""
+    credential = department = None
     length = None
     for name, value in headers:
         if name == b"api-key":
@@ -99,10 +101,12 @@ def _credential(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int | N
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer":
                 credential = token.strip()
+        elif name == b"switchyard-department":
+            department = value.decode("latin-1").strip() or None
         elif name == b"content-length":
             with contextlib.suppress(ValueError):
                 length = int(value)
-    return credential or None, length
+    return (Credential(credential, department) if credential else None), length
 
 
 def _too_large(limit: int) -> GatewayError:

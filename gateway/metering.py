@@ -13,7 +13,8 @@ from uuid import UUID
 from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
-from gateway.callers import Caller, CallerRefused, caller_for_credential, callers_version
+from gateway.callers import Caller, CallerRefused, callers_version
+from gateway.credentials import Credential, caller_for_credential
 from gateway.deployments import Routed, deployment_for
 from gateway.errors import GatewayError, bad_request
 from gateway.prompts import CallSize, chat_size, embeddings_size
@@ -42,7 +43,7 @@ class GatewayCall:
 
 def gateway_call_prepare(
     *,
-    credential: str,
+    credential: Credential,
     gateway_name: str | None,
     operation: str,
     body: dict[str, Any] | None,

@@ -8,6 +8,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from gateway.jwks import signing_keys
 from money.models import UsageRecord
+from org.models import Membership
 from provisioning.azure import credential
 from tests.gateway.conftest import API_VERSION, openai_client, records
 from tests.gateway.entra_tokens import (
@@ -77,6 +78,22 @@ def test_a_person_calls_with_their_token_and_their_department_pays(
     (record,) = records()
     assert (record.source, record.department, record.user) == ("api", marketing, marketing_member)
     assert record.principal is None
+
+
+def test_a_person_in_two_departments_names_the_one_that_pays(
+    gateway, gateway_emulator, assistant, marketing, finance, marketing_member
+):
+    Membership.objects.create(user=marketing_member, department=finance)
+    token = person_token(gateway_emulator, marketing_member)
+
+    with pytest.raises(openai.BadRequestError) as unnamed:
+        openai_client(gateway, token).chat.completions.create(model="company-assistant", messages=QUESTION)
+    assert "Switchyard-Department" in unnamed.value.message
+
+    named = openai_client(gateway, token, default_headers={"Switchyard-Department": marketing.slug})
+    assert named.chat.completions.create(model="company-assistant", messages=QUESTION).choices
+    (record,) = records()
+    assert (record.department, record.user) == (marketing, marketing_member)
 
 
 def test_an_unregistered_workload_is_refused_with_403(gateway, gateway_emulator, assistant):
