@@ -4,6 +4,8 @@
 // marked, DOMPurify and hljs are the vendored browser builds, loaded with `defer` before this
 // module runs.
 
+import { copyText } from "./copy.js";
+
 const root = document.getElementById("chat");
 const { marked, DOMPurify, hljs } = window;
 
@@ -86,23 +88,6 @@ function decorateCodeBlocks(target) {
 }
 
 /* Copy ------------------------------------------------------------------------------------ */
-
-async function copyText(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "visually-hidden";
-    document.body.append(area);
-    area.select();
-    const done = document.execCommand("copy");
-    area.remove();
-    return done;
-  }
-}
 
 function flash(button, text) {
   const original = button.dataset.label || button.textContent;

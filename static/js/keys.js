@@ -1,22 +1,6 @@
 // The page that shows a new API key once: copy it with one click, select it all on focus.
 
-async function copyText(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // No clipboard API (an http:// origin other than localhost): the old way still works.
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "visually-hidden";
-    document.body.append(area);
-    area.select();
-    const done = document.execCommand("copy");
-    area.remove();
-    return done;
-  }
-}
+import { copyText } from "./copy.js";
 
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-copy-from]");
