@@ -20,6 +20,21 @@ from provisioning.models import ModelDeployment
 
 R = TypeVar("R")
 
+
+def retry_after(error: openai.APIStatusError) -> int | None:
+    """How many seconds Azure asks a refused call to wait (`retry-after-ms` or `retry-after`),
+    rounded up to a whole second; None when it does not say."""
+    headers = error.response.headers
+    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(1, int(-(-float(value) // scale)))
+            except ValueError:
+                continue
+    return None
+
+
 # Azure's answers that say "not now, not here": another deployment may well take the call.
 FAILOVER_STATUSES = frozenset({429, 503})
 

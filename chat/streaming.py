@@ -22,7 +22,7 @@ import openai
 from django.db import OperationalError
 
 from calls.database import database_later
-from calls.failover import Failover, Target
+from calls.failover import Failover, Target, retry_after
 from calls.sse import sse_payloads
 from calls.transport import chat_completion_stream, openai_client, rest_between_reads
 from chat.turns import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
@@ -89,18 +89,6 @@ def _filtered_categories(results: Any) -> list[str]:
     ]
 
 
-def _retry_after(error: openai.APIStatusError) -> int | None:
-    headers = error.response.headers
-    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(1, int(-(-float(value) // scale)))
-            except ValueError:
-                continue
-    return None
-
-
 def _prompt_filter_verdict(error: openai.BadRequestError) -> dict[str, Any] | None:
     body = error.body if isinstance(error.body, dict) else {}
     body = body.get("error", body) if isinstance(body.get("error"), dict) else body
@@ -123,9 +111,9 @@ def refusal_for(error: openai.APIError, turn: Turn) -> tuple[str, int | None, di
                 verdict,
             )
     if isinstance(error, openai.RateLimitError):
-        retry_after = _retry_after(error)
-        wait = f"Try again in {retry_after} seconds." if retry_after else "Try again in a minute."
-        return f"{turn.deployment_display_name} is busy (Azure's rate limit). {wait}", retry_after, None
+        wait_seconds = retry_after(error)
+        wait = f"Try again in {wait_seconds} seconds." if wait_seconds else "Try again in a minute."
+        return f"{turn.deployment_display_name} is busy (Azure's rate limit). {wait}", wait_seconds, None
     if isinstance(error, openai.APITimeoutError):
         return f"{turn.deployment_display_name} did not answer in time. Try again in a moment.", None, None
     if isinstance(error, openai.APIConnectionError):
@@ -136,7 +124,7 @@ def refusal_for(error: openai.APIError, turn: Turn) -> tuple[str, int | None, di
             return (
                 f"{turn.deployment_display_name} failed to answer (Azure error {status}). "
                 "Try again in a moment.",
-                _retry_after(error),
+                retry_after(error),
                 None,
             )
         return (

@@ -8,6 +8,8 @@ from typing import Any
 
 import openai
 
+from calls.failover import retry_after
+
 # The headers of every error: JSON, never cached.
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
@@ -88,7 +90,7 @@ def from_azure(error: openai.APIError, *, deployment_name: str) -> GatewayError:
             str(azure.get("message") or f"{deployment_name} is busy (Azure's rate limit)."),
             type="rate_limit_exceeded",
             code=str(azure.get("code") or "429"),
-            retry_after=_retry_after(error),
+            retry_after=retry_after(error),
             retry=True,
         )
     if status in (400, 413, 415, 422):
@@ -109,7 +111,7 @@ def from_azure(error: openai.APIError, *, deployment_name: str) -> GatewayError:
             503,
             f"{deployment_name} is unavailable at the moment (Azure answered 503). Try again shortly.",
             type="server_error",
-            retry_after=_retry_after(error),
+            retry_after=retry_after(error),
         )
     if status >= 500:
         return GatewayError(
@@ -129,15 +131,3 @@ def _azure_error(error: openai.APIStatusError) -> dict[str, Any]:
     body = error.body if isinstance(error.body, dict) else {}
     inner = body.get("error", body)
     return inner if isinstance(inner, dict) else {}
-
-
-def _retry_after(error: openai.APIStatusError) -> int | None:
-    headers = error.response.headers
-    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(1, int(-(-float(value) // scale)))
-            except ValueError:
-                continue
-    return None
