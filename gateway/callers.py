@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from base.remembered import Remembered, current_version, version_changed
-from gateway.models import ApiKey
+from gateway.models import ApiKey, ServicePrincipal
 from gateway.secrets import PREFIX_LENGTH, key_hash, looks_like_key
 from org.models import Department
 
@@ -77,6 +77,26 @@ _keys: Remembered[_KeyFacts] = Remembered(seconds=REMEMBER_SECONDS, size=10_000)
 _last_used_written: dict[int, datetime] = {}
 
 
+def limited_caller(
+    holder: ApiKey | ServicePrincipal,
+    *,
+    label: str,
+    api_key_id: int | None = None,
+    principal_id: int | None = None,
+) -> Caller:
+    """The caller a key or a registered service principal stands for: its department, and what it
+    may call and how fast. It names what it may call; naming nothing, it may call nothing."""
+    return Caller(
+        department=holder.department,
+        label=label,
+        api_key_id=api_key_id,
+        principal_id=principal_id,
+        deployment_ids=frozenset(deployment.pk for deployment in holder.deployments.all()),
+        requests_per_minute=holder.requests_per_minute,
+        tokens_per_minute=holder.tokens_per_minute,
+    )
+
+
 def caller_for_key(raw_key: str, *, now: datetime, version: str | None = None) -> Caller:
     """The caller an API key stands for, or `CallerRefused` saying why it does not open the
     gateway (unknown, waiting for approval, rejected, revoked, expired, rotated past its grace).
@@ -112,15 +132,7 @@ def _read_key(hashed: str) -> _KeyFacts:
     )
     if key is None:
         return _KeyFacts(caller=None)
-    caller = Caller(
-        department=key.department,
-        label=f"key {key.name} ({key.prefix}…)",
-        api_key_id=key.pk,
-        # A key names what it may call; one that names nothing may call nothing.
-        deployment_ids=frozenset(deployment.pk for deployment in key.deployments.all()),
-        requests_per_minute=key.requests_per_minute,
-        tokens_per_minute=key.tokens_per_minute,
-    )
+    caller = limited_caller(key, label=f"key {key.name} ({key.prefix}…)", api_key_id=key.pk)
     return _KeyFacts(
         caller=caller,
         state=key.state,

@@ -28,7 +28,7 @@ from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
 
 from base.remembered import Remembered
-from gateway.callers import REMEMBER_SECONDS, Caller, CallerRefused, callers_version
+from gateway.callers import REMEMBER_SECONDS, Caller, CallerRefused, callers_version, limited_caller
 from gateway.jwks import KeySetUnavailable, signing_keys
 from gateway.models import ServicePrincipal
 from org.models import Membership
@@ -251,15 +251,7 @@ def _read_principal(object_id: UUID) -> _PrincipalFacts:
     )
     if principal is None:
         return _PrincipalFacts(caller=None)
-    caller = Caller(
-        department=principal.department,
-        label=f"service principal {principal.name}",
-        principal_id=principal.pk,
-        # Like a key, a registration names what it may call; naming nothing, it may call nothing.
-        deployment_ids=frozenset(deployment.pk for deployment in principal.deployments.all()),
-        requests_per_minute=principal.requests_per_minute,
-        tokens_per_minute=principal.tokens_per_minute,
-    )
+    caller = limited_caller(principal, label=f"service principal {principal.name}", principal_id=principal.pk)
     return _PrincipalFacts(caller=caller, name=principal.name, enabled=principal.enabled)
 
 
