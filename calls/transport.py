@@ -146,7 +146,12 @@ async def close_clients() -> None:
 
 
 async def chat_completion_stream(
-    client: AsyncAzureOpenAI, *, deployment: str, messages: list[dict[str, str]], max_output_tokens: int
+    client: AsyncAzureOpenAI,
+    *,
+    deployment: str,
+    messages: list[dict[str, str]],
+    max_output_tokens: int,
+    retry: bool = True,
 ) -> httpx2.Response:
     """Start a streamed chat completion, with its usage at the end; returns the response with its
     headers read and its body (server-sent events) not yet.
@@ -158,7 +163,12 @@ async def chat_completion_stream(
     transform it: for text messages that changes nothing, and it holds up the event loop before
     the call goes out, the longer the conversation the more. The answer is read from the raw
     response, not parsed into one pydantic object per token, which with many answers streaming
-    would take much of the process's CPU."""
+    would take much of the process's CPU.
+
+    `retry=False`: Azure's 429 is not retried here (a fallback deployment will take the call)."""
+    options = compat.unparsed_stream_options()
+    if not retry:
+        options["max_retries"] = 0
     answer = await client.post(
         "/chat/completions",
         body={
@@ -172,6 +182,29 @@ async def chat_completion_stream(
         cast_to=ChatCompletion,
         stream=True,
         stream_cls=openai.AsyncStream[ChatCompletionChunk],
-        options=compat.unparsed_stream_options(),
+        options=options,
+    )
+    return cast("openai.AsyncAPIResponse[Any]", answer).http_response
+
+
+async def relayed_call(
+    client: AsyncAzureOpenAI, *, operation: str, body: dict[str, Any], stream: bool, retry: bool = False
+) -> httpx2.Response:
+    """Send an application's call (`operation`: "/chat/completions" or "/embeddings", the body as
+    the application wrote it, its `model` the Azure deployment's name) the way the chat sends its
+    own: the SDK makes it (URL, API version, token, errors raised as `openai.APIError`s) and hands
+    back the raw response, headers read and body unread, which the gateway passes on as Azure
+    wrote it. Not retried by default: the application's own client retries a 429 it is told of,
+    and a fallback deployment takes the call meanwhile."""
+    options = compat.unparsed_stream_options()
+    if not retry:
+        options["max_retries"] = 0
+    answer = await client.post(
+        operation,
+        body=body,
+        cast_to=ChatCompletion,
+        stream=stream,
+        stream_cls=openai.AsyncStream[ChatCompletionChunk],
+        options=options,
     )
     return cast("openai.AsyncAPIResponse[Any]", answer).http_response

@@ -1,9 +1,20 @@
 """Who is calling the gateway, once their key or token has been checked: the department that pays,
 what they may call and how fast. `caller_for_key` (API keys) and `gateway.entra.caller_for_token`
-(Entra ID tokens) make one."""
+(Entra ID tokens) make one; `caller_for_credential` picks between them.
 
+Every call presents its key, so what a key stands for is remembered in the process (no query per
+call) under a version in the shared cache that every change to keys, departments, deployments or
+grants replaces (`keys_changed`): a revoked key stops working at its next call in every web
+process. Expiry and grace periods are checked against the clock at every call."""
+
+import importlib
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from base.remembered import Remembered, current_version, version_changed
+from gateway.models import ApiKey
+from gateway.secrets import PREFIX_LENGTH, key_hash, looks_like_key
 from org.models import Department
 
 
@@ -29,3 +40,155 @@ class Caller:
     deployment_ids: frozenset[int] | None = None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+
+
+# The version that what the gateway remembers about callers and deployments is read under.
+CALLERS_VERSION_KEY = "gateway:callers-version"
+# At most this long, even when nothing changes.
+REMEMBER_SECONDS = 300
+# A key's "last used" is written at most this often per process.
+LAST_USED_EVERY_SECONDS = 60
+
+
+def callers_version() -> str:
+    return current_version(CALLERS_VERSION_KEY)
+
+
+def keys_changed(**_signal: Any) -> None:
+    """Keys, service principals, or what they may call changed: every web process reads them
+    again at its next call. Call it after changing a key (rotate, revoke) and it is connected to
+    the saves and deletes that decide who may call what."""
+    version_changed(CALLERS_VERSION_KEY)
+
+
+@dataclass(frozen=True)
+class _KeyFacts:
+    """What a key stands for, read once and remembered; whether it opens the gateway at a given
+    time is decided at each call."""
+
+    caller: Caller | None  # None: no such key
+    state: str = ""
+    revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    grace_until: datetime | None = None
+    replaced: bool = False
+
+
+_keys: Remembered[_KeyFacts] = Remembered(seconds=REMEMBER_SECONDS, size=10_000)
+_last_used_written: dict[int, datetime] = {}
+
+
+def caller_for_key(raw_key: str, *, now: datetime) -> Caller:
+    """The caller an API key stands for, or `CallerRefused` saying why it does not open the
+    gateway (unknown, waiting for approval, rejected, revoked, expired, rotated past its grace)."""
+    if not looks_like_key(raw_key):
+        raise CallerRefused(
+            "The API key is not a Switchyard key (they start with 'sy-' and have 43 characters). "
+            "Find your department's keys on its page in Switchyard."
+        )
+    version = callers_version()
+    hashed = key_hash(raw_key)
+    facts = _keys.get(hashed, version=version)
+    if facts is None:
+        facts = _read_key(hashed)
+        _keys.set(hashed, facts, version=version)
+    caller = facts.caller
+    if caller is None:
+        raise CallerRefused(
+            f"Incorrect API key provided: {raw_key[:PREFIX_LENGTH]}…. Check the key, or ask a department "
+            "lead for a new one."
+        )
+    _refuse_unusable(facts, caller, now=now)
+    _note_use(caller, now=now)
+    return caller
+
+
+def _read_key(hashed: str) -> _KeyFacts:
+    key = (
+        ApiKey.objects.select_related("department")
+        .prefetch_related("deployments")
+        .filter(secret_hash=hashed)
+        .first()
+    )
+    if key is None:
+        return _KeyFacts(caller=None)
+    caller = Caller(
+        department=key.department,
+        label=f"key {key.name} ({key.prefix}…)",
+        api_key_id=key.pk,
+        # A key names what it may call; one that names nothing may call nothing.
+        deployment_ids=frozenset(deployment.pk for deployment in key.deployments.all()),
+        requests_per_minute=key.requests_per_minute,
+        tokens_per_minute=key.tokens_per_minute,
+    )
+    return _KeyFacts(
+        caller=caller,
+        state=key.state,
+        revoked_at=key.revoked_at,
+        expires_at=key.expires_at,
+        grace_until=key.grace_until,
+        replaced=key.grace_until is not None,
+    )
+
+
+def _refuse_unusable(facts: _KeyFacts, caller: Caller, *, now: datetime) -> None:
+    name = caller.label.removeprefix("key ")
+    if facts.state == ApiKey.State.PENDING:
+        raise CallerRefused(
+            f"The API key {name} is waiting for approval: it works once a platform admin approves it."
+        )
+    if facts.state != ApiKey.State.ACTIVE:
+        raise CallerRefused(f"The API key {name} was not approved. Ask a department lead for another key.")
+    if facts.revoked_at is not None:
+        raise CallerRefused(
+            f"The API key {name} was revoked on {facts.revoked_at:%Y-%m-%d}. Ask a department lead for "
+            "a new key."
+        )
+    if facts.grace_until is not None and facts.grace_until <= now:
+        raise CallerRefused(
+            f"The API key {name} was replaced when it was rotated, and its grace period ended on "
+            f"{facts.grace_until:%Y-%m-%d %H:%M} UTC. Use the new key."
+        )
+    if facts.expires_at is not None and facts.expires_at <= now:
+        raise CallerRefused(
+            f"The API key {name} expired on {facts.expires_at:%Y-%m-%d}. A department lead can rotate "
+            "it or create a new one."
+        )
+
+
+def _note_use(caller: Caller, *, now: datetime) -> None:
+    """Keep the key's "last used" current to the minute, without a write per call."""
+    key_id = caller.api_key_id
+    if key_id is None:
+        return
+    written = _last_used_written.get(key_id)
+    if written is not None and (now - written).total_seconds() < LAST_USED_EVERY_SECONDS:
+        return
+    _last_used_written[key_id] = now
+    # An update, not a save: no signal, so the remembered callers stay valid.
+    ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
+
+
+def caller_for_token(token: str, *, now: datetime) -> Caller:
+    """The caller an Entra ID access token stands for (`gateway.entra`, where it is installed)."""
+    try:
+        entra = importlib.import_module("gateway.entra")
+    except ModuleNotFoundError:
+        raise CallerRefused(
+            "Entra ID tokens are not accepted by this Switchyard yet; call with a department API key."
+        ) from None
+    caller: Caller = entra.caller_for_token(token, now=now)
+    return caller
+
+
+def caller_for_credential(credential: str, *, now: datetime) -> Caller:
+    """The caller of an `api-key` header's or a bearer token's credential: a Switchyard key, or
+    else an Entra ID token."""
+    if credential.startswith("sy-"):
+        return caller_for_key(credential, now=now)
+    if credential.count(".") == 2:  # a JWT: header.payload.signature
+        return caller_for_token(credential, now=now)
+    raise CallerRefused(
+        "Incorrect API key provided. Switchyard takes a department API key (sy-…) or a Microsoft Entra "
+        "ID access token."
+    )

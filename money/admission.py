@@ -21,6 +21,7 @@ double a settlement. Per-minute limits are counters in `money.windows`.
 import functools
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -111,11 +112,14 @@ def call_bound(
 def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission:
     """Reserve the call's bound against every limit, or refuse it (`AdmissionRefused`)."""
     now = now or timezone.now()
-    amount = call_bound(
-        deployment=claim.deployment,
-        prompt_tokens=claim.prompt_tokens,
-        max_output_tokens=claim.max_output_tokens,
-        at=now,
+    amount = max(
+        call_bound(
+            deployment=deployment,
+            prompt_tokens=claim.prompt_tokens,
+            max_output_tokens=claim.max_output_tokens,
+            at=now,
+        )
+        for deployment in (claim.deployment, *claim.fallbacks)
     )
     amount_units = to_units(amount)
     limits = limits_for(claim, now=now)
@@ -134,6 +138,8 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
         token_windows=[[limit.take.key, claim.tokens] for limit in limits.windows if limit.tokens],
         created_at=now,
         expires_at=now + timedelta(seconds=settings.ADMISSION_RESERVATION_SECONDS),
+        api_key_id=claim.api_key_id,
+        principal_id=claim.principal_id,
     )
     budget_share = None
     stale: list[MoneyLimit] = []
@@ -272,13 +278,24 @@ class _Claimed:
     user_id: int | None
     ledgers: list[list[Any]]
     token_windows: list[list[Any]]
+    api_key_id: int | None = None
+    principal_id: int | None = None
 
 
 def _claim(reservation_id: UUID) -> _Claimed | None:
     """Delete the reservation and return it, in one statement: of a settlement and the
     reconciliation of an expired reservation, only the one that deletes it settles it."""
     table = connection.ops.quote_name(Reservation._meta.db_table)
-    columns = ["source", "department_id", "deployment_id", "user_id", "ledgers", "token_windows"]
+    columns = [
+        "source",
+        "department_id",
+        "deployment_id",
+        "user_id",
+        "ledgers",
+        "token_windows",
+        "api_key_id",
+        "principal_id",
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE id = %s RETURNING {', '.join(columns)}",  # noqa: S608 (names from _meta)
@@ -287,7 +304,7 @@ def _claim(reservation_id: UUID) -> _Claimed | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    source, department_id, deployment_id, user_id, ledgers, token_windows = row
+    source, department_id, deployment_id, user_id, ledgers, token_windows, api_key_id, principal_id = row
     return _Claimed(
         reservation_id,
         source,
@@ -296,6 +313,8 @@ def _claim(reservation_id: UUID) -> _Claimed | None:
         user_id,
         json.loads(ledgers) if isinstance(ledgers, str) else ledgers,
         json.loads(token_windows) if isinstance(token_windows, str) else token_windows,
+        api_key_id,
+        principal_id,
     )
 
 
@@ -306,10 +325,12 @@ def admission_settle(
     conversation: "Conversation | None" = None,
     at: datetime | None = None,
     facts: "tuple[Department, ModelDeployment, User | None] | None" = None,
+    attempts: Sequence[Mapping[str, Any]] = (),
 ) -> UsageRecord | None:
     """Record what the call used and give its reservation back, in one transaction (the
-    caller's, when it has one). `facts`: the department, deployment and person, when the caller
-    has them at hand, which saves reading them again."""
+    caller's, when it has one). `facts`: the department, the deployment that served the call
+    (after a failover, not the one reserved against) and the person, when the caller has them at
+    hand, which saves reading them again. `attempts`: the deployments tried before it."""
     at = at or timezone.now()
     with transaction.atomic(savepoint=False):
         claimed = _claim(reservation_id)
@@ -334,8 +355,11 @@ def admission_settle(
             at=at,
             reservation_id=reservation_id,
             estimated=usage.estimated,
+            api_key_id=claimed.api_key_id,
+            principal_id=claimed.principal_id,
+            attempts=[dict(attempt) for attempt in attempts],
         )
-        _ledgers_settle(claimed, cost_units=to_units(record.cost), at=at)
+        _ledgers_settle(claimed, cost_units=to_units(record.cost), at=at, deployment_id=deployment.pk)
         _windows_settle(claimed, used=usage.tokens)
     return record
 
@@ -345,18 +369,19 @@ def admission_release(*, reservation_id: UUID) -> None:
     with transaction.atomic(savepoint=False):
         claimed = _claim(reservation_id)
         if claimed is not None:
-            _ledgers_settle(claimed, cost_units=0, at=timezone.now())
+            _ledgers_settle(claimed, cost_units=0, at=timezone.now(), deployment_id=claimed.deployment_id)
             _windows_settle(claimed, used=0)
 
 
-def _ledgers_settle(reservation: _Claimed, *, cost_units: int, at: datetime) -> None:
+def _ledgers_settle(reservation: _Claimed, *, cost_units: int, at: datetime, deployment_id: int) -> None:
     """Give back what the reservation held and add what the call cost, to the ledgers of the
-    month the cost is counted in (which may be a later one than the reservation's)."""
+    month the cost is counted in (which may be a later one than the reservation's) and of the
+    deployment that served it."""
     _ledgers_move(
         held_back=dict(reservation.ledgers),
         spent=cost_units,
         department_id=reservation.department_id,
-        deployment_id=reservation.deployment_id,
+        deployment_id=deployment_id,
         at=at,
     )
 

@@ -29,10 +29,29 @@ class Claim:
     max_output_tokens: int
     source: str
     user: User | None = None
+    # A gateway call's caller (an API key or a registered service principal) and its own limits
+    # per minute (None: none beyond the department's).
+    api_key_id: int | None = None
+    principal_id: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    # Where the call may go when the deployment answers 429 or 503 first (calls.failover): the
+    # call is reserved at the most any of them charges, so a spill to a dearer one never
+    # takes more than was reserved.
+    fallbacks: tuple[ModelDeployment, ...] = ()
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.max_output_tokens
+
+    @property
+    def caller_key(self) -> str | None:
+        """The gateway caller's name in its windows' keys (None: not a gateway caller)."""
+        if self.api_key_id is not None:
+            return f"key:{self.api_key_id}"
+        if self.principal_id is not None:
+            return f"principal:{self.principal_id}"
+        return None
 
     @property
     def noun(self) -> str:
@@ -96,6 +115,7 @@ def limits_for(claim: Claim, *, now: datetime) -> Limits:
     window = windows.window_number(now)
     if claim.user is not None:
         limits.windows.extend(_person_limits(claim, claim.user.pk, window))
+    limits.windows.extend(_caller_limits(claim, window))
     grant = None
     if claim.deployment.scope == ModelDeployment.Scope.SHARED:
         grant = AccessGrant.objects.filter(deployment=claim.deployment, department=claim.department).first()
@@ -111,7 +131,10 @@ def _person_limits(claim: Claim, user_id: int, window: int) -> list[WindowLimit]
     return [
         WindowLimit(
             windows.Take(f"person-requests:{user_id}:{window}", 1, settings.CHAT_USER_REQUESTS_PER_MINUTE),
-            lambda used, wait: f"You are sending messages too fast. Try again in {wait} seconds.",
+            lambda used, wait: (
+                f"You are sending {'messages' if claim.source == UsageRecord.Source.CHAT else 'calls'} "
+                f"too fast. Try again in {wait} seconds."
+            ),
             tokens=False,
         ),
         WindowLimit(
@@ -124,6 +147,44 @@ def _person_limits(claim: Claim, user_id: int, window: int) -> list[WindowLimit]
             ),
         ),
     ]
+
+
+def _caller_limits(claim: Claim, window: int) -> list[WindowLimit]:
+    """A gateway caller's own requests and tokens per minute, in words for its developer."""
+    caller = claim.caller_key
+    if caller is None:
+        return []
+    found = []
+    rpm, tpm = claim.requests_per_minute, claim.tokens_per_minute
+    who = "This API key" if claim.api_key_id is not None else "This service principal"
+    if rpm:
+        found.append(
+            WindowLimit(
+                windows.Take(f"caller-requests:{caller}:{window}", 1, rpm),
+                lambda used, wait: (
+                    f"{who} may make {rpm:,} requests a minute and has made them all this minute. "
+                    f"Try again in {wait} seconds, or ask a department lead to raise its limit."
+                ),
+                tokens=False,
+            )
+        )
+    if tpm:
+        found.append(
+            WindowLimit(
+                windows.Take(f"caller-tokens:{caller}:{window}", claim.tokens, tpm),
+                lambda used, wait: (
+                    f"{who} may use {tpm:,} tokens a minute and this call needs up to {claim.tokens:,} "
+                    f"(its {claim.prompt_tokens:,}-token prompt and up to {claim.max_output_tokens:,} "
+                    "tokens of output): lower max_tokens or shorten the prompt."
+                    if claim.tokens > tpm
+                    else f"{who} may use {tpm:,} tokens a minute; this call needs up to {claim.tokens:,} "
+                    f"(its {claim.prompt_tokens:,}-token prompt and up to {claim.max_output_tokens:,} "
+                    f"tokens of output) and {max(used, 0):,} are taken this minute. "
+                    f"Try again in {wait} seconds, or lower max_tokens."
+                ),
+            )
+        )
+    return found
 
 
 def _add_grant_limits(limits: Limits, claim: Claim, grant: AccessGrant, *, window: int, today: date) -> None:

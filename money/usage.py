@@ -44,6 +44,9 @@ def usage_record_create(
     at: datetime | None = None,
     reservation_id: UUID | None = None,
     estimated: bool = False,
+    api_key_id: int | None = None,
+    principal_id: int | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> UsageRecord:
     at = at or timezone.now()
     cost, price = usage_cost(
@@ -71,6 +74,9 @@ def usage_record_create(
             created_at=at,
             reservation_id=reservation_id,
             estimated=estimated,
+            api_key_id=api_key_id,
+            principal_id=principal_id,
+            attempts=attempts or [],
         )
         usage_rollup_add(record=record)
     return record

@@ -322,6 +322,9 @@ CHAT_MAX_MESSAGE_TOKENS = env.int("CHAT_MAX_MESSAGE_TOKENS", default=10_000)
 # (calls/database.py); off, it runs on Django's thread per request.
 CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)
 
+# The gateway (/openai/...): the largest request body it reads (images inline as base64 count).
+GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+
 # Cost reconciliation: Azure's billed cost per account may differ from the metered one by this
 # share of the billed cost, and at least by this many USD, before the page flags it.
 COST_RECONCILIATION_TOLERANCE_SHARE = Decimal(env.str("COST_RECONCILIATION_TOLERANCE_SHARE", default="0.02"))

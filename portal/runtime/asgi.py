@@ -1,6 +1,7 @@
 """The application the servers run: Django's ASGI handler, each request on a thread of its own
-from a pool, and the server's start and stop; `asgi_application` also tunes the process
-(`portal.runtime.process`) once Django and the URLconf are loaded."""
+from a pool, the gateway's paths (/openai/...) beside it, and the server's start and stop;
+`asgi_application` also tunes the process (`portal.runtime.process`) once Django and the URLconf
+are loaded."""
 
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,13 +32,22 @@ class RequestThreads:
     streaming other answers. Here each request still gets one thread to itself, taken from a pool.
     """
 
-    def __init__(self, application: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        application: Callable[[Scope, Receive, Send], Awaitable[None]],
+        gateway: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+    ) -> None:
         self.application = application
+        self.gateway = gateway
         self.idle: list[ThreadPoolExecutor] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
+            return
+        if self.gateway is not None and scope["type"] == "http" and scope["path"].startswith("/openai/"):
+            # Applications' calls (gateway.asgi): no Django request, no thread of their own.
+            await self.gateway(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.application(scope, receive, send)
@@ -74,6 +84,9 @@ async def lifespan(receive: Receive, send: Send) -> None:
 def asgi_application() -> RequestThreads:
     """Django's ASGI application in a process tuned for streaming (set DJANGO_SETTINGS_MODULE
     first)."""
-    application = RequestThreads(get_asgi_application())
+    django_application = get_asgi_application()
+    from gateway.asgi import application as gateway  # needs the apps loaded
+
+    application = RequestThreads(django_application, gateway)
     tune_process()
     return application

@@ -46,6 +46,7 @@ OPERATIONS = {
     "roleAssignments.put",
     "costManagement.query",
     "chat",
+    "embeddings",
 }
 
 
@@ -61,12 +62,22 @@ class Fault:
     remaining: int | None = None
     after_chunks: int = 3
     retry_after_seconds: int = 2
+    # A data-plane fault may hit one deployment only (by its name), so that its fallback answers.
+    deployment: str | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> "Fault":
         if not isinstance(body, dict):
             raise SettingsError("a fault is a JSON object")
-        unknown = set(body) - {"operation", "kind", "rate", "count", "after_chunks", "retry_after_seconds"}
+        unknown = set(body) - {
+            "operation",
+            "kind",
+            "rate",
+            "count",
+            "after_chunks",
+            "retry_after_seconds",
+            "deployment",
+        }
         if unknown:
             raise SettingsError(f"unknown fault fields: {sorted(unknown)}")
         operation = body.get("operation", "*")
@@ -87,7 +98,10 @@ class Fault:
         retry_after = body.get("retry_after_seconds", 2)
         if not isinstance(retry_after, int) or retry_after < 0:
             raise SettingsError("retry_after_seconds is a whole number of seconds, 0 or more")
-        return cls(operation, kind, float(rate), count, after_chunks, retry_after)
+        deployment = body.get("deployment")
+        if deployment is not None and (not isinstance(deployment, str) or not deployment):
+            raise SettingsError("deployment is a deployment's name")
+        return cls(operation, kind, float(rate), count, after_chunks, retry_after, deployment)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +111,7 @@ class Fault:
             "count": self.remaining,
             "after_chunks": self.after_chunks,
             "retry_after_seconds": self.retry_after_seconds,
+            "deployment": self.deployment,
         }
 
 
@@ -243,10 +258,15 @@ class Store:
 
     # Fault injection -------------------------------------------------------------------------
 
-    def take_fault(self, operation: str, kinds: set[str] | None = None) -> Fault | None:
-        """The fault, if any, that hits this request of `operation`; counted faults are used up."""
+    def take_fault(
+        self, operation: str, kinds: set[str] | None = None, *, deployment: str | None = None
+    ) -> Fault | None:
+        """The fault, if any, that hits this request of `operation` (on `deployment`); counted
+        faults are used up."""
         for fault in self.world.faults:
             if fault.operation not in ("*", operation):
+                continue
+            if fault.deployment is not None and fault.deployment != deployment:
                 continue
             if kinds is not None and fault.kind not in kinds:
                 continue

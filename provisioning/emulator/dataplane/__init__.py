@@ -20,6 +20,7 @@ the model), `limits` and `content_filter` make the checks; `errors` writes the r
 from starlette.routing import Route
 
 from provisioning.emulator.dataplane.chat import chat_completions, chat_completions_v1, unknown_operation
+from provisioning.emulator.dataplane.embeddings import embeddings, embeddings_v1
 
 __all__ = ["routes"]
 
@@ -30,6 +31,8 @@ routes = [
         methods=["POST"],
     ),
     Route("/accounts/{subdomain}/openai/v1/chat/completions", chat_completions_v1, methods=["POST"]),
+    Route("/accounts/{subdomain}/openai/deployments/{deployment}/embeddings", embeddings, methods=["POST"]),
+    Route("/accounts/{subdomain}/openai/v1/embeddings", embeddings_v1, methods=["POST"]),
     Route(
         "/accounts/{subdomain}/{operation:path}",
         unknown_operation,

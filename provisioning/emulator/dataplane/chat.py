@@ -88,7 +88,7 @@ async def serve_chat(
 
     limiter = limiter_for(request, store, catalog, account, deployment)
     request_id = str(uuid.uuid4())
-    fault = store.take_fault("chat", CHAT_FAULT_KINDS)
+    fault = store.take_fault("chat", CHAT_FAULT_KINDS, deployment=deployment_name)
     if fault is not None and not (fault.kind == "drop_stream" and chat.stream):
         return await _fail(
             request,

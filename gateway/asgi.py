@@ -1,0 +1,229 @@
+"""The gateway's endpoints, every path under /openai/, as a plain ASGI application: applications call
+it as they would call Azure OpenAI or OpenAI, with the unchanged SDKs.
+
+- `POST /openai/deployments/{gateway_name}/chat/completions` and `.../embeddings` (Azure style,
+  `AzureOpenAI(azure_endpoint=...)`; the api-version is accepted and Switchyard's own is used);
+- `POST /openai/v1/chat/completions` and `/openai/v1/embeddings`, `model` = the gateway name, and
+  `GET /openai/v1/models[/{id}]` (`OpenAI(base_url=".../openai/v1")`).
+
+This is the hot path of every application's call, so it does not go through Django's request
+handling and middleware (sessions, CSRF, templates, a thread per request): a call costs a header
+scan, its body read and parsed once, one job on the calls' database thread before Azure is called
+(`gateway.metering.gateway_call_prepare`) and one after (`gateway_call_finish`). Every answer
+the gateway gives itself is OpenAI's JSON error shape (gateway.errors), never a page.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from django.conf import settings
+
+from calls.database import database_job, database_later
+from gateway.errors import GatewayError, bad_request
+from gateway.listing import model_listing
+from gateway.metering import CHAT, EMBEDDINGS, GatewayCall, gateway_call_finish, gateway_call_prepare
+from gateway.prompts import stream_wanted
+from gateway.relay import JSON_HEADERS, Relay, send_error
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+PREFIX = "/openai/"
+OPERATIONS = {"chat/completions": CHAT, "embeddings": EMBEDDINGS}
+
+# Calls still settling after their answer went out, kept until done (the loop holds tasks weakly).
+_settling: set["asyncio.Task[None]"] = set()
+
+
+def _not_found(path: str) -> GatewayError:
+    return GatewayError(404, f"Switchyard's gateway has no endpoint {path}.", code="404")
+
+
+def _route(method: str, path: str) -> tuple[str, str | None]:
+    """(what the path asks for: an operation or "models"; the gateway name in it, if any)."""
+    parts = path[len(PREFIX) :].strip("/").split("/")
+    if parts[0] == "v1" and len(parts) >= 2:
+        rest = "/".join(parts[1:])
+        if rest == "models" or (parts[1] == "models" and len(parts) == 3):
+            _allow(method, "GET")
+            return "models", parts[2] if len(parts) == 3 else None
+        if rest in OPERATIONS:
+            _allow(method, "POST")
+            return OPERATIONS[rest], None
+    elif parts[0] == "deployments" and len(parts) >= 3 and parts[1]:
+        operation = OPERATIONS.get("/".join(parts[2:]))
+        if operation is not None:
+            _allow(method, "POST")
+            return operation, parts[1]
+    raise _not_found(path)
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise GatewayError(
+            405, f"This endpoint takes {allowed} requests, not {method}.", code="method_not_allowed"
+        )
+
+
+def _credential(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int | None]:
+    """The caller's key or token (`api-key`, or `Authorization: Bearer`) and the body's length."""
+    credential = None
+    length = None
+    for name, value in headers:
+        if name == b"api-key":
+            credential = value.decode("latin-1").strip()
+        elif name == b"authorization" and credential is None:
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer":
+                credential = token.strip()
+        elif name == b"content-length":
+            with contextlib.suppress(ValueError):
+                length = int(value)
+    return credential or None, length
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"The request body is larger than the gateway takes ({limit:,} bytes). Send fewer or smaller "
+        "messages, inputs or images.",
+        code="request_too_large",
+    )
+
+
+async def _read_body(receive: Receive, *, length: int | None, limit: int) -> bytes:
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    parts = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise bad_request("The request body did not arrive whole.")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            parts.append(chunk)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _parse(raw: bytes) -> tuple[dict[str, Any] | None, GatewayError | None]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, bad_request(
+            "We could not parse the JSON body of your request. The API expects a JSON payload, but what "
+            "was sent was not valid JSON."
+        )
+    if not isinstance(body, dict):
+        return None, bad_request("The request body must be a JSON object.")
+    return body, None
+
+
+async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one request to a path under /openai/."""
+    try:
+        what, gateway_name = _route(scope["method"], scope["path"])
+        credential, length = _credential(scope["headers"])
+        if credential is None:
+            raise GatewayError(
+                401,
+                "No API key was given. Send a department API key in the 'api-key' header or as "
+                "'Authorization: Bearer <key>', or an Entra ID access token as the bearer token.",
+                code="invalid_api_key",
+            )
+        if what == "models":
+            listing = await database_job(model_listing, credential=credential, model_id=gateway_name)
+            await _send_json(send, listing)
+            return
+        raw = await _read_body(receive, length=length, limit=settings.GATEWAY_MAX_BODY_BYTES)
+        body, body_error = _parse(raw)
+        stream = include_usage = False
+        if body is not None:
+            try:
+                stream, include_usage = stream_wanted(body)
+            except GatewayError as error:
+                body_error = error
+        call = await database_job(
+            gateway_call_prepare,
+            credential=credential,
+            gateway_name=gateway_name,
+            operation=what,
+            body=body,
+            body_error=body_error,
+        )
+    except GatewayError as error:
+        await send_error(send, error, close=error.status == 413)
+        return
+    assert body is not None
+    await _serve(call, body, stream=stream, include_usage=include_usage, receive=receive, send=send)
+
+
+async def _send_json(send: Send, body: bytes) -> None:
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _serve(
+    call: GatewayCall,
+    body: dict[str, Any],
+    *,
+    stream: bool,
+    include_usage: bool,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Relay the admitted call and settle it, however it ends. A stream is watched for the
+    application going away (the server tells only `receive`): the relay is then cancelled, Azure's
+    stream closed, and what was delivered metered."""
+    relay = Relay(call, body, stream=stream, include_usage=include_usage)
+    task = asyncio.current_task()
+    watcher = None
+    left = False
+    if stream and task is not None:
+
+        async def watch() -> None:
+            nonlocal left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            # The server says the same when the response is complete.
+            if not relay.finished:
+                left = True
+                task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        await relay.run(send)
+    except asyncio.CancelledError:
+        relay.left_on_the_way()
+        if not left:  # the server is stopping: settle in a task of its own, and stop
+            settling = asyncio.get_running_loop().create_task(_settle(call, relay))
+            _settling.add(settling)
+            settling.add_done_callback(_settling.discard)
+            raise
+        assert task is not None
+        task.uncancel()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    # After the answer went out: the application does not wait for it.
+    await _settle(call, relay)
+
+
+async def _settle(call: GatewayCall, relay: Relay) -> None:
+    try:
+        await database_later(gateway_call_finish, call=call, outcome=relay.outcome)
+    except Exception:
+        # The reservation stays and expires; reconciliation settles it on an estimate.
+        logger.exception("Could not settle the gateway call of %s", call.caller.label)

@@ -1,0 +1,158 @@
+"""A gateway call's database work: once before Azure is called (`gateway_call_prepare`: who calls,
+on what, how big, admitted by reservation) and once after (`gateway_call_finish`: settled into a
+usage record on the deployment that served, or released), each one job on the calls' database
+thread (`calls.database`), as the chat's turns are."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import OperationalError
+from django.utils import timezone
+
+from gateway.callers import Caller, CallerRefused, caller_for_credential
+from gateway.deployments import Routed, deployment_for
+from gateway.errors import GatewayError, bad_request
+from gateway.prompts import CallSize, chat_size, embeddings_size
+from money.admission import AdmissionRefused, Usage, admission_release, admission_reserve, admission_settle
+from money.limits import Claim
+from money.models import UsageRecord
+from org.models import User
+from provisioning.models import ModelDeployment
+
+CHAT, EMBEDDINGS = "/chat/completions", "/embeddings"
+
+
+@dataclass(frozen=True)
+class GatewayCall:
+    """A call let through: everything the relay and its settlement need, read before the call."""
+
+    caller: Caller
+    routed: Routed
+    operation: str
+    size: CallSize
+    reservation_id: UUID
+    user: User | None = None
+
+
+def gateway_call_prepare(
+    *,
+    credential: str,
+    gateway_name: str | None,
+    operation: str,
+    body: dict[str, Any] | None,
+    body_error: GatewayError | None,
+    now: datetime | None = None,
+) -> GatewayCall:
+    """Authenticate, find the deployment, size the call and reserve its bound, in that order (a
+    caller without a good key hears only that). Raises `GatewayError` with the refusal."""
+    now = now or timezone.now()
+    try:
+        caller = caller_for_credential(credential, now=now)
+    except CallerRefused as refused:
+        raise GatewayError(refused.status, refused.message, code=refused.code) from None
+    if body_error is not None:
+        raise body_error
+    assert body is not None
+    if gateway_name is None:
+        gateway_name = body.get("model")
+        if not isinstance(gateway_name, str) or not gateway_name:
+            raise bad_request(
+                "Missing required parameter: 'model' (the deployment's gateway name).",
+                param="model",
+                code="missing_required_parameter",
+            )
+    routed = deployment_for(caller, gateway_name)
+    deployment = routed.deployment
+    if operation == CHAT:
+        size = chat_size(body, model_name=deployment.model_name, limits=routed.limits)
+    else:
+        size = embeddings_size(body, model_name=deployment.model_name)
+    user = User.objects.filter(pk=caller.user_id).first() if caller.user_id is not None else None
+    claim = Claim(
+        department=caller.department,
+        deployment=deployment,
+        prompt_tokens=size.prompt_tokens,
+        max_output_tokens=size.max_output_tokens,
+        source=UsageRecord.Source.API,
+        user=user,
+        api_key_id=caller.api_key_id,
+        principal_id=caller.principal_id,
+        requests_per_minute=caller.requests_per_minute,
+        tokens_per_minute=caller.tokens_per_minute,
+        fallbacks=routed.fallbacks,
+    )
+    try:
+        admission = admission_reserve(claim=claim, now=now)
+    except AdmissionRefused as refused:
+        budget = refused.limit in ("department", "grant")
+        raise GatewayError(
+            429,
+            refused.message,
+            type="insufficient_quota" if budget else "rate_limit_exceeded",
+            code="insufficient_quota" if budget else "rate_limit_exceeded",
+            retry_after=refused.retry_after or (3600 if budget else 60),
+            # Money left this month does not come back in seconds: the SDKs should not retry.
+            retry=not budget,
+        ) from None
+    return GatewayCall(caller, routed, operation, size, admission.reservation_id, user)
+
+
+@dataclass
+class CallOutcome:
+    """How a call ended: who served it, what Azure counted (or what was delivered, when Azure's
+    count never came), and whether Azure may bill it."""
+
+    served_deployment_id: int | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    delivered_chunks: int = 0
+    metered: bool = False
+
+    def usage_for(self, call: GatewayCall) -> Usage:
+        usage = self.usage
+        if usage is None:
+            # Broken off (the application left, the stream broke): the prompt as bounded before the
+            # call and a token per content chunk delivered, marked as an estimate.
+            return Usage(
+                input_tokens=call.size.prompt_tokens, output_tokens=self.delivered_chunks, estimated=True
+            )
+        details = usage.get("prompt_tokens_details") or {}
+        return Usage(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+            cached_input_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+        )
+
+
+SETTLE_ATTEMPTS = 3
+
+
+def gateway_call_finish(*, call: GatewayCall, outcome: CallOutcome) -> UsageRecord | None:
+    """Settle the call on the deployment that served it (its usage record, source `api`, with
+    the caller and the attempts before), or give its reservation back when Azure refused it."""
+    if not outcome.metered:
+        admission_release(reservation_id=call.reservation_id)
+        return None
+    served = _served(call, outcome.served_deployment_id)
+    for attempt in range(SETTLE_ATTEMPTS):
+        try:
+            return admission_settle(
+                reservation_id=call.reservation_id,
+                usage=outcome.usage_for(call),
+                facts=(call.caller.department, served, call.user),
+                attempts=outcome.attempts,
+            )
+        except OperationalError:
+            # SQLite answers "database is locked" when writers queue past its timeout.
+            if attempt == SETTLE_ATTEMPTS - 1:
+                raise
+    return None
+
+
+def _served(call: GatewayCall, deployment_id: int | None) -> ModelDeployment:
+    for deployment in (call.routed.deployment, *call.routed.fallbacks):
+        if deployment.pk == deployment_id:
+            return deployment
+    return call.routed.deployment

@@ -1,0 +1,181 @@
+"""One admitted call relayed to Azure OpenAI and its answer passed back as Azure wrote it.
+
+The call goes out through the SDK client of `calls.transport` to the deployment, or to its
+fallbacks when Azure answers 429 or 503 first (`calls.failover`). A streamed answer's server-sent
+events are passed on as they arrive, whole events at a time, untouched (the prompt's and the
+content's filter results included): Azure is always asked for the usage chunk, which is read
+for the meter and dropped when the application did not ask for it. Nothing else of a chunk is
+parsed. A complete answer is passed on as Azure's JSON.
+
+What the call cost is settled after the answer went out (`gateway.metering`), however it ended:
+answered, abandoned by the application half-way (what was delivered is metered), broken, or
+refused by Azure (the reservation is given back).
+"""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx2
+import openai
+
+from calls.failover import Failover, Target
+from calls.transport import openai_client, relayed_call
+from gateway.errors import GatewayError, from_azure
+from gateway.metering import CallOutcome, GatewayCall
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+JSON_HEADERS = [(b"content-type", b"application/json")]
+_USAGE = b'"usage":{'
+_CONTENT = b'"content":"'
+_EMPTY_CONTENT = b'"content":""'
+
+
+async def send_error(send: Send, error: GatewayError, *, close: bool = False) -> None:
+    body = error.body()
+    headers = [*error.headers(), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Relay:
+    """One call to Azure and its answer to the application; `outcome` says how it ended."""
+
+    def __init__(self, call: GatewayCall, body: dict[str, Any], *, stream: bool, include_usage: bool) -> None:
+        self.call = call
+        self.stream = stream
+        self.include_usage = include_usage
+        upstream = dict(body)
+        if stream:
+            # Always: every streamed call is metered on Azure's own count.
+            options = body.get("stream_options")
+            upstream["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
+        self.upstream = upstream
+        self.failover = Failover(call.routed.targets)
+        self.outcome = CallOutcome(attempts=self.failover.attempts)
+        self.response: httpx2.Response | None = None
+        self.opening = True  # no answer from Azure yet: the call may be on its way
+        self.finished = False  # the last of the response is being sent
+
+    async def _start(self, target: Target, last: bool) -> httpx2.Response:
+        body = dict(self.upstream)
+        body["model"] = target.name
+        return await relayed_call(
+            openai_client(target.endpoint), operation=self.call.operation, body=body, stream=self.stream
+        )
+
+    async def run(self, send: Send) -> None:
+        try:
+            response = await self.failover.open(self._start)
+        except openai.APIError as error:
+            self.opening = False
+            self.finished = True
+            await send_error(
+                send, from_azure(error, deployment_name=self.call.routed.deployment.gateway_name)
+            )
+            return
+        self.opening = False
+        self.response = response
+        self.outcome.metered = True
+        self.outcome.served_deployment_id = (
+            self.failover.served.deployment_id if self.failover.served else None
+        )
+        try:
+            if self.stream:
+                await self._pass_stream(response, send)
+            else:
+                await self._pass_body(response, send)
+        finally:
+            await response.aclose()
+
+    def left_on_the_way(self) -> None:
+        """The application went away before Azure answered: the call may have reached Azure,
+        which then bills its prompt, so it is metered on an estimate."""
+        if self.opening:
+            self.outcome.metered = True
+            self.outcome.served_deployment_id = self.failover.primary.deployment_id
+
+    async def _pass_body(self, response: httpx2.Response, send: Send) -> None:
+        body = await response.aread()
+        try:
+            usage = json.loads(body).get("usage")
+        except (ValueError, AttributeError):
+            usage = None
+        self.outcome.usage = usage if isinstance(usage, dict) else None
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        self.finished = True
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _pass_stream(self, response: httpx2.Response, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        pending = b""
+        try:
+            async for received in response.aiter_bytes():
+                data = pending + received if pending else received
+                end = _events_end(data)
+                if end == 0:
+                    pending = data
+                    continue
+                events, pending = data[:end], data[end:]
+                self.outcome.delivered_chunks += events.count(_CONTENT) - events.count(_EMPTY_CONTENT)
+                if _USAGE in events:
+                    events = self._take_usage(events)
+                if events:
+                    await send({"type": "http.response.body", "body": events, "more_body": True})
+        except httpx2.HTTPError as error:
+            # Azure's stream broke after the answer began: the application hears it as the SDKs
+            # report an error inside a stream, and what arrived is metered.
+            logger.warning("Azure's stream broke for %s: %r", self.call.caller.label, error)
+            failure = GatewayError(
+                502, "The connection to Azure OpenAI broke during the answer.", type="server_error"
+            )
+            pending += b"data: " + failure.body() + b"\n\n"
+        self.finished = True
+        await send({"type": "http.response.body", "body": pending, "more_body": False})
+
+    def _take_usage(self, events: bytes) -> bytes:
+        """Note the usage chunk's counts; keep it only when the application asked for it."""
+        kept = []
+        for event in events.split(b"\n\n"):
+            if _USAGE in event:
+                chunk = _chunk(event)
+                usage = chunk.get("usage") if chunk is not None else None
+                if isinstance(usage, dict):
+                    self.outcome.usage = usage
+                    if not self.include_usage and not chunk.get("choices"):  # type: ignore[union-attr]
+                        continue
+            kept.append(event)
+        return b"\n\n".join(kept)
+
+
+def _events_end(data: bytes) -> int:
+    """Where the last complete server-sent event in `data` ends (0: none is complete)."""
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def _chunk(event: bytes) -> dict[str, Any] | None:
+    lines = [
+        line[5:].strip() for line in event.replace(b"\r\n", b"\n").split(b"\n") if line.startswith(b"data:")
+    ]
+    try:
+        chunk = json.loads(b"\n".join(lines))
+    except ValueError:
+        return None
+    return chunk if isinstance(chunk, dict) else None

@@ -1,0 +1,151 @@
+"""Embeddings on an account's endpoint, as Azure serves them: the same checks as a chat call (the
+account, the caller, the deployment, faults, rate limits), then one vector per input, derived from
+its text so the same text always gets the same vector, as floats or base64 (what the openai SDK
+asks for by default)."""
+
+import base64
+import hashlib
+import struct
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from provisioning import tokenizer
+from provisioning.emulator.catalog import Catalog
+from provisioning.emulator.dataplane.access import authenticate
+from provisioning.emulator.dataplane.chat import _ready_deployment
+from provisioning.emulator.dataplane.chat_request import json_body, model_from_body
+from provisioning.emulator.dataplane.errors import (
+    DataPlaneError,
+    bad_request,
+    rate_limited,
+    resource_not_found,
+    server_error,
+    service_unavailable,
+)
+from provisioning.emulator.dataplane.limits import (
+    limiter_for,
+    pricing_tier,
+    rate_limited_by,
+    response_headers,
+)
+from provisioning.emulator.state import Store
+
+EMBEDDINGS_FAULT_KINDS = {"429", "500", "503"}
+DEFAULT_DIMENSIONS = {"text-embedding-3-large": 3072}
+FALLBACK_DIMENSIONS = 1536
+
+
+async def embeddings(request: Request) -> Response:
+    api_version = request.query_params.get("api-version")
+    if not api_version:
+        raise resource_not_found()
+    return await serve_embeddings(
+        request, deployment_name=request.path_params["deployment"], api_version=api_version
+    )
+
+
+async def embeddings_v1(request: Request) -> Response:
+    return await serve_embeddings(request, deployment_name=None, api_version="v1")
+
+
+def _inputs(body: dict[str, Any]) -> list[str | list[int]]:
+    value = body.get("input")
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(item, int) for item in value):
+            return [value]
+        if all(isinstance(item, str) and item for item in value) or all(
+            isinstance(item, list) and all(isinstance(token, int) for token in item) for item in value
+        ):
+            return value
+    raise bad_request(
+        "'input' is a non-empty string, an array of strings or an array of token arrays.", param="input"
+    )
+
+
+def _vector(item: str | list[int], dimensions: int) -> list[float]:
+    seed = item.encode() if isinstance(item, str) else b",".join(str(token).encode() for token in item)
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
+        values.extend((byte - 127.5) / 127.5 for byte in digest)
+        counter += 1
+    values = values[:dimensions]
+    norm = sum(value * value for value in values) ** 0.5 or 1.0
+    return [value / norm for value in values]
+
+
+def _encoded(vector: list[float], encoding: str) -> Any:
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return vector
+
+
+async def serve_embeddings(request: Request, *, deployment_name: str | None, api_version: str) -> Response:
+    store: Store = request.app.state.store
+    catalog: Catalog = request.app.state.catalog
+    account = store.account_by_subdomain(request.path_params["subdomain"])
+    if account is None:
+        raise resource_not_found()
+    authenticate(request, store, account, "/openai/deployments/{deployment-id}/embeddings")
+    body = await json_body(request)
+    if deployment_name is None:
+        deployment_name = model_from_body(body)
+    deployment = await _ready_deployment(store, account, deployment_name)
+    model_name = str(deployment["properties"]["model"]["name"])
+    if "embedding" not in model_name:
+        raise DataPlaneError(
+            400,
+            {
+                "code": "OperationNotSupported",
+                "message": f"The embeddings operation does not work with the specified model, {model_name}. "
+                "Please choose different model and try again.",
+            },
+        )
+    inputs = _inputs(body)
+    limiter = limiter_for(request, store, catalog, account, deployment)
+    request_id = str(uuid.uuid4())
+    headers = response_headers(request_id, catalog, account, deployment, limiter)
+    fault = store.take_fault("embeddings", EMBEDDINGS_FAULT_KINDS, deployment=deployment_name)
+    if fault is not None:
+        if fault.kind == "429":
+            raise rate_limited(
+                kind="token",
+                retry_after=fault.retry_after_seconds,
+                api_version=api_version,
+                tier=pricing_tier(account),
+                headers=headers,
+            )
+        raise service_unavailable(headers) if fault.kind == "503" else server_error(request_id, headers)
+    tokens = sum(
+        tokenizer.text_tokens(item, model_name=model_name) if isinstance(item, str) else len(item)
+        for item in inputs
+    )
+    refusal = limiter.admit(tokens)
+    if refusal is not None:
+        raise rate_limited_by(refusal, api_version, account, headers)
+    dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS.get(model_name, FALLBACK_DIMENSIONS)
+    if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
+        raise bad_request("'dimensions' is a positive integer.", param="dimensions")
+    encoding = str(body.get("encoding_format") or "float")
+    store.record_usage(
+        account=account, deployment=deployment, prompt_tokens=tokens, cached_tokens=0, completion_tokens=0
+    )
+    data = [
+        {"object": "embedding", "index": index, "embedding": _encoded(_vector(item, dimensions), encoding)}
+        for index, item in enumerate(inputs)
+    ]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": model_name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        },
+        headers=headers,
+    )
