@@ -9,3 +9,6 @@ class ProvisioningConfig(AppConfig):
 
     def ready(self) -> None:
         from provisioning import azure  # noqa: F401  (registers its deploy check)
+        from provisioning.fallbacks import connect_receivers
+
+        connect_receivers()

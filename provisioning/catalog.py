@@ -329,9 +329,21 @@ def catalog_offers(*, regions: Iterable[str], exclude_retired: bool = False) -> 
 
 
 @functools.cache
-def _region_names() -> dict[str, str]:
+def _regions() -> dict[str, dict[str, Any]]:
     data = json.loads(CATALOG_FILE.read_text())
-    return {region["name"]: region["displayName"] for region in data["regions"]}
+    return {region["name"]: region for region in data["regions"]}
+
+
+@functools.cache
+def _region_names() -> dict[str, str]:
+    return {name: region["displayName"] for name, region in _regions().items()}
+
+
+def region_data_zone(region: str) -> str | None:
+    """The Azure data zone a region belongs to ("EU", "US"), or None for a region outside every
+    data zone (Japan East, Australia East) or one the shipped catalog does not know."""
+    zone = _regions().get(region, {}).get("dataZone")
+    return str(zone) if zone else None
 
 
 def region_label(region: str) -> str:

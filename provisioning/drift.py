@@ -10,7 +10,8 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from provisioning.azure import cognitive_services_client
+from provisioning.azure import authorization_client, cognitive_services_client
+from provisioning.direct_access import role_contradictions
 from provisioning.models import LandingZone, LeftoverResource, ModelDeployment, OpenAIAccount
 from provisioning.steps.common import IN_PROGRESS
 
@@ -28,6 +29,9 @@ class Estate:
     accounts: dict[str, Any] = field(default_factory=dict)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)  # by account, then name
     deleted_accounts: list[Any] = field(default_factory=list)
+    # The role assignments that reach each account (at its scope or above), by account name;
+    # None when Azure's authorization API could not be read.
+    role_assignments: dict[str, list[Any]] | None = None
 
 
 def deployments_check_drift() -> int:
@@ -60,7 +64,19 @@ def _read_estate(zone: LandingZone) -> Estate:
     deleted = [
         item for item in client.deleted_accounts.list() if _resource_group(item.id or "") == group.lower()
     ]
-    return Estate(accounts, deployments, deleted)
+    return Estate(accounts, deployments, deleted, _read_role_assignments(zone, accounts))
+
+
+def _read_role_assignments(zone: LandingZone, accounts: dict[str, Any]) -> dict[str, list[Any]] | None:
+    authorization = authorization_client(zone.subscription_id)
+    try:
+        return {
+            name: list(authorization.role_assignments.list_for_scope(account.id, filter="atScope()"))
+            for name, account in accounts.items()
+        }
+    except AzureError as error:
+        logger.warning("Role assignments of landing zone %s not checked: %s", zone, error)
+        return None
 
 
 def _resource_group(resource_id: str) -> str:
@@ -82,11 +98,27 @@ def _compare_active(zone: LandingZone, estate: Estate) -> int:
         deployment.save(update_fields=["drift", "drift_checked_at"])
         drifted += bool(differences)
     for account in OpenAIAccount.objects.filter(landing_zone=zone, name__in=list(estate.accounts)):
-        known = set(ModelDeployment.objects.live().filter(account=account).values_list("name", flat=True))
-        extra = sorted(str(name) for name in set(estate.deployments[account.name]) - known)
-        account.drift = {"unknown_deployments": extra} if extra else None
+        account.drift = _account_drift(account, estate) or None
         account.save(update_fields=["drift"])
     return drifted
+
+
+def _account_drift(account: OpenAIAccount, estate: Estate) -> dict[str, Any]:
+    """Deployments Azure has on the account that Switchyard does not know, and role assignments
+    that contradict the access mode of its deployments (an unread one keeps what was seen)."""
+    found: dict[str, Any] = {}
+    known = set(ModelDeployment.objects.live().filter(account=account).values_list("name", flat=True))
+    extra = sorted(str(name) for name in set(estate.deployments[account.name]) - known)
+    if extra:
+        found["unknown_deployments"] = extra
+    if estate.role_assignments is None:
+        previous = (account.drift or {}).get("role_assignments")
+        contradictions = previous or []
+    else:
+        contradictions = role_contradictions(account, estate.role_assignments.get(account.name, []))
+    if contradictions:
+        found["role_assignments"] = contradictions
+    return found
 
 
 def _differences(deployment: ModelDeployment, azure: Any) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from provisioning import drift, leftovers, services
+from provisioning import direct_access, drift, leftovers, services
 from provisioning.azure_errors import TransientAzureError
 from provisioning.catalog import catalog_sync_all
 
@@ -115,6 +115,18 @@ def remove_leftover_task(self: "Task[Any, Any]", leftover_id: int, token: str | 
 def resume_stalled_runs_task() -> list[int]:
     leftovers.leftovers_resume_stalled(overdue_seconds=OVERDUE_AFTER_SECONDS)
     return services.deployments_resume_stalled(overdue_seconds=OVERDUE_AFTER_SECONDS)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=MAX_TRANSIENT_RETRIES)
+def sync_data_access_task(self: "Task[Any, Any]", account_id: int) -> dict[str, list[str]]:
+    """Azure's role assignments on the account follow its deployments' access mode."""
+    try:
+        changes = direct_access.account_data_access_sync(account_id=account_id)
+    except TransientAzureError as error:
+        raise self.retry(
+            countdown=backoff_seconds(self.request.retries, error.retry_after), exc=error
+        ) from error
+    return {"granted": changes.granted, "revoked": changes.revoked}
 
 
 @shared_task(acks_late=True)

@@ -114,8 +114,9 @@ def test_provisioning_creates_a_keyless_account_the_role_and_the_deployment(
         ("grant_role", "succeeded"),
         ("ensure_deployment", "succeeded"),
     ]
+    # Through Switchyard only (the default): the department's group gets no role on the account.
     principals = {item["properties"]["principalId"] for item in _role_assignments(engine, account.arm_id)}
-    assert principals == {settings.AZURE_PORTAL_PRINCIPAL_ID, marketing.entra_member_group_id}
+    assert principals == {settings.AZURE_PORTAL_PRINCIPAL_ID}
 
 
 def _role_assignments(engine, scope):

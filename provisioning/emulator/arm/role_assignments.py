@@ -1,6 +1,7 @@
 """Role assignments of Microsoft.Authorization at any scope: create or replace, read, delete and
 list. The data plane reads them to decide who may call an account."""
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -74,7 +75,7 @@ def _assignment_properties(
 
 
 async def role_assignment_get(request: Request) -> Response:
-    store = await enter(request, "roleAssignments.put")
+    store = await enter(request, "roleAssignments.get")
     assignment = store.world.role_assignments.get(_assignment_id(request).lower())
     if assignment is None:
         raise AzureError(
@@ -86,7 +87,7 @@ async def role_assignment_get(request: Request) -> Response:
 
 
 async def role_assignment_delete(request: Request) -> Response:
-    store = await enter(request, "roleAssignments.put")
+    store = await enter(request, "roleAssignments.delete")
     async with store.lock:
         assignment = store.world.role_assignments.pop(_assignment_id(request).lower(), None)
         store.save()
@@ -96,11 +97,33 @@ async def role_assignment_delete(request: Request) -> Response:
 
 
 async def role_assignments_list(request: Request) -> Response:
-    store = await enter(request, "roleAssignments.put")
-    scope = _scope(request)
-    value = [
-        assignment
-        for assignment in store.world.role_assignments.values()
-        if assignment["properties"]["scope"].lower() == scope.lower()
-    ]
+    """As Azure answers: without a filter, the assignments at, above and below the scope;
+    `atScope()`, those at or above it (the ones that reach it); `principalId eq '<id>'`, the
+    principal's at, above or below it."""
+    store = await enter(request, "roleAssignments.list")
+    scope = _scope(request).rstrip("/").lower()
+    reaches, principal = _list_filter(request.query_params.get("$filter"))
+    value = []
+    for assignment in store.world.role_assignments.values():
+        properties = assignment["properties"]
+        at = properties["scope"].rstrip("/").lower()
+        above = at == scope or scope.startswith(at + "/")
+        below = at.startswith(scope + "/")
+        if not (above or (below and not reaches)):
+            continue
+        if principal is not None and properties["principalId"].lower() != principal:
+            continue
+        value.append(assignment)
     return JSONResponse({"value": value})
+
+
+def _list_filter(text: str | None) -> tuple[bool, str | None]:
+    """(only the assignments that reach the scope, only this principal's) from `$filter`."""
+    if not text:
+        return False, None
+    if text.strip() == "atScope()":
+        return True, None
+    match = re.fullmatch(r"\s*principalId\s+eq\s+'([0-9a-fA-F-]+)'\s*", text)
+    if match:
+        return False, match.group(1).lower()
+    raise AzureError(400, "InvalidFilter", f"The filter '{text}' is not supported.")
