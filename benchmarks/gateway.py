@@ -60,7 +60,7 @@ from benchmarks.emulator import (
     stop_emulator,
 )
 from benchmarks.gateway_calls import Meter, Outcome, Side, closed_loop, plain_call, sdk_client, stream_call
-from benchmarks.gateway_setup import FAILOVER_MAX_TOKENS, Estate
+from benchmarks.gateway_setup import RACE_MAX_TOKENS, Estate
 
 DIRECT, SWITCHYARD, LITELLM = "direct", "Switchyard", "LiteLLM"
 T = TypeVar("T")
@@ -130,7 +130,7 @@ async def throughput_part(
 async def race_part(arguments: argparse.Namespace, side: Side) -> list[Outcome]:
     client, model = side.for_role("thrift")
     return await asyncio.gather(
-        *(plain_call(client, model, max_tokens=FAILOVER_MAX_TOKENS) for _ in range(arguments.race))
+        *(plain_call(client, model, max_tokens=RACE_MAX_TOKENS) for _ in range(arguments.race))
     )
 
 
@@ -143,7 +143,7 @@ async def failover_part(
     for side in sides:
         for role in ("failover", "main"):
             client, model = side.for_role(role)
-            await stream_call(client, model, max_tokens=FAILOVER_MAX_TOKENS)
+            await stream_call(client, model, max_tokens=arguments.tokens)
     for cycle in range(arguments.cycles):
         for side in turns(sides, cycle):
             for role in ("failover", "main") if cycle % 2 == 0 else ("main", "failover"):
@@ -154,10 +154,10 @@ async def failover_part(
                     side.name,
                     in_flight(
                         lambda _lane, client=client, model=model: stream_call(
-                            client, model, max_tokens=FAILOVER_MAX_TOKENS
+                            client, model, max_tokens=arguments.tokens
                         ),
                         concurrency=arguments.streams,
-                        rounds=max(1, arguments.rounds - 1),
+                        rounds=arguments.rounds,
                         stagger_seconds=arguments.stagger_seconds,
                     ),
                 )
@@ -237,13 +237,39 @@ def report_throughput(
     return failed
 
 
+def database_work() -> dict[str, int] | None:
+    """PostgreSQL's counters of the benchmark's database (transactions committed, rows written):
+    only Switchyard's side uses it, so their growth over a part is Switchyard's work."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+        row = cursor.fetchone()
+    return dict(zip(["commits", "rows inserted", "rows updated", "rows deleted"], row, strict=True))
+
+
+def report_database_work(before: dict[str, int] | None, calls: int) -> None:
+    if before is None or not calls:
+        return
+    time.sleep(1.5)  # a server process reports its counters at most once a second
+    after = database_work()
+    assert after is not None
+    per_call = ", ".join(f"{(after[name] - before[name]) / calls:.1f} {name}" for name in before)
+    print(f"  Switchyard's database work per call (PostgreSQL's counters): {per_call}")
+
+
 def report_metering(made: int, recorded: int) -> int:
     verdict = "every call metered" if made == recorded else "MISMATCH"
     print(f"  Switchyard metering: {made} calls answered, {recorded} usage records made: {verdict}")
     return int(made != recorded)
 
 
-def report_race(arguments: argparse.Namespace, outcomes: list[Outcome], estate: Estate) -> int:
+def report_race(arguments: argparse.Namespace, outcomes: list[Outcome], estate: Estate, wall: float) -> int:
     from django.utils import timezone
 
     from money.budgets import department_spend
@@ -254,12 +280,20 @@ def report_race(arguments: argparse.Namespace, outcomes: list[Outcome], estate: 
     refused = sum(outcome.status == 429 for outcome in outcomes)
     other = sorted({f"{o.status} {o.error}" for o in outcomes if o.status not in (200, 429)})
     department = Department.objects.get(pk=estate.thrift_department_id)
+    # The last answers' settlement may trail them by a moment.
+    deadline = time.monotonic() + 30
+    while (open_reservations := Reservation.objects.filter(department=department).count()) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
     spent = department_spend(department=department, on=timezone.localdate())
-    open_reservations = Reservation.objects.filter(department=department).count()
     print(
         f"\n3. {arguments.race} calls at once, ${arguments.budget_left} of ${department.monthly_budget} left"
     )
-    print(f"  {admitted} answered, {refused} refused with 429, {len(outcomes) - admitted - refused} other")
+    print(
+        f"  {admitted} answered, {refused} refused with 429, {len(outcomes) - admitted - refused} other, "
+        f"in {wall:.1f} s (longest call {max(outcome.seconds for outcome in outcomes):.1f} s)"
+    )
     for error in other[:3]:
         print(f"    e.g. {error}")
     print(f"  recorded spend ${spent:.6f}, {open_reservations} reservations still open")
@@ -380,41 +414,64 @@ class Run:
         ).raise_for_status()
 
     def all_parts(self) -> int:
+        parts = {
+            "latency": self.latency,
+            "throughput": self.throughput,
+            "race": self.race,
+            "failover": self.failover,
+        }
+        return sum(parts[name]() for name in self.arguments.parts)
+
+    def latency(self) -> int:
         arguments, meter = self.arguments, self.meter
-        names = [DIRECT, SWITCHYARD, LITELLM]
         self.pace(first_token_ms=arguments.first_token_ms, per_token_ms=arguments.per_token_ms)
         streams = self.in_loop(lambda sides: latency_part(arguments, sides, meter))
-        failures = report_latency(arguments, streams, names, meter)
+        return report_latency(arguments, streams, [DIRECT, SWITCHYARD, LITELLM], meter)
 
+    def throughput(self) -> int:
+        arguments, meter = self.arguments, self.meter
         self.pace(first_token_ms=0, per_token_ms=0)
-        before = usage_records()
+        before, database_before = usage_records(), database_work()
         outcomes = self.in_loop(lambda sides: throughput_part(arguments, sides, meter))
-        failures += report_throughput(arguments, outcomes, names, meter)
+        failures = report_throughput(arguments, outcomes, [DIRECT, SWITCHYARD, LITELLM], meter)
         answered = sum(
             outcome.status == 200 for outcome in [*outcomes[SWITCHYARD], *outcomes[f"{SWITCHYARD} warm-up"]]
         )
         failures += report_metering(answered, settled_usage_records(before + answered) - before)
+        report_database_work(database_before, answered)
+        return failures
 
+    def race(self) -> int:
+        arguments = self.arguments
         self.pace(first_token_ms=arguments.first_token_ms, per_token_ms=arguments.per_token_ms)
         gateway_setup.spend_all_but(
             department_id=self.estate.thrift_department_id,
             left=Decimal(arguments.budget_left),
             deployment_name=self.estate.thrift.deployment_name,
         )
+        started = time.perf_counter()
         race = self.in_loop(lambda sides: race_part(arguments, sides[0]), only=(SWITCHYARD,))
-        failures += report_race(arguments, race, self.estate)
+        return report_race(arguments, race, self.estate, time.perf_counter() - started)
 
-        primary = self.in_loop(check_primary, only=(DIRECT,))
-        failover = self.in_loop(
-            lambda sides: failover_part(arguments, sides, meter), only=(SWITCHYARD, LITELLM)
-        )
-        return failures + report_failover(arguments, failover, [SWITCHYARD, LITELLM], primary)
+    def failover(self) -> int:
+        arguments, control = self.arguments, f"{self.servers.emulator_url}/_emulator/faults"
+        self.pace(first_token_ms=arguments.first_token_ms, per_token_ms=arguments.per_token_ms)
+        fault = {"operation": "chat", "kind": "429", "deployment": self.estate.failover.deployment_name}
+        requests.post(control, json=fault, timeout=10).raise_for_status()
+        try:
+            primary = self.in_loop(check_primary, only=(DIRECT,))
+            failover = self.in_loop(
+                lambda sides: failover_part(arguments, sides, self.meter), only=(SWITCHYARD, LITELLM)
+            )
+        finally:
+            requests.delete(control, timeout=10).raise_for_status()
+        return report_failover(arguments, failover, [SWITCHYARD, LITELLM], primary)
 
 
 async def check_primary(sides: list[Side]) -> str:
     """That the failover part's primary does answer 429, when called directly."""
     client, model = sides[0].for_role("failover")
-    outcomes = [await plain_call(client, model, max_tokens=FAILOVER_MAX_TOKENS) for _ in range(3)]
+    outcomes = [await plain_call(client, model, max_tokens=20) for _ in range(3)]
     return f"directly, {sum(outcome.status == 429 for outcome in outcomes)} of 3 calls answered 429"
 
 
@@ -423,6 +480,12 @@ def parse_arguments() -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a check that every part runs")
+    parser.add_argument(
+        "--parts",
+        type=lambda value: value.split(","),
+        default=["latency", "throughput", "race", "failover"],
+        help="which parts to run, comma-separated (default: latency,throughput,race,failover)",
+    )
     parser.add_argument("--streams", type=int, default=50, help="streamed calls in flight per side")
     parser.add_argument("--rounds", type=int, default=3, help="calls per lane in a turn")
     parser.add_argument("--cycles", type=int, default=2, help="turns of every side")
@@ -501,13 +564,14 @@ def run_all(arguments: argparse.Namespace, workdir: Path, emulator: Any, emulato
         django.setup()
         from provisioning.azure import COGNITIVE_SERVICES_SCOPE, credential
 
-        calls = (
-            3 * (arguments.cycles * arguments.streams * arguments.rounds + arguments.calls) + arguments.race
-        )
+        # Capacity for every call of a part at once, so that the emulator's rate limits (which
+        # refill as the minute goes) never refuse one.
+        streamed = arguments.cycles * arguments.streams * arguments.rounds
         estate = gateway_setup.seed(
             emulator_url=emulator_url,
-            capacity=capacity_for(calls * 4, FAILOVER_MAX_TOKENS + 100),
-            fallback_capacity=capacity_for(arguments.streams * 4, FAILOVER_MAX_TOKENS + 100),
+            capacity=capacity_for(3 * (streamed + arguments.calls) + 200, arguments.tokens),
+            fallback_capacity=capacity_for(2 * streamed + 20, arguments.tokens),
+            race_capacity=capacity_for(arguments.race, RACE_MAX_TOKENS),
         )
         from django.db import connections
 

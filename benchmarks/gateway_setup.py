@@ -4,10 +4,9 @@ database, the department keys, and the LiteLLM proxy that runs beside the portal
 The estate, provisioned through the portal's own services as a worker would:
 - Marketing's assistant (GlobalStandard, big enough for the whole run): the latency and throughput
   parts call it on all three sides;
-- Marketing's EU assistant (DataZoneStandard, swedencentral), whose capacity is too small for any
-  call of the failover part (the emulator, like Azure, answers 429 to a call whose tokens never
-  fit the deployment's minute), with its twin in francecentral (same model, same data zone) as
-  its fallback;
+- Marketing's EU assistant (DataZoneStandard, swedencentral), with its twin in francecentral
+  (same model, same data zone) as its fallback: the failover part has the emulator answer 429 to
+  every call on the first;
 - a Thrift department with its own assistant and only a little of its budget left, for the race.
 """
 
@@ -29,9 +28,9 @@ from benchmarks.emulator import PROJECT_DIR
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000ga7e0"
 MODEL, VERSION = "gpt-4o-mini", "2024-07-18"
 REGION, FALLBACK_REGION = "swedencentral", "francecentral"
-# One unit of gpt-4o-mini is 1,000 tokens a minute: a call asking for more than that (prompt and
-# max_tokens) never fits, so Azure answers 429 to every one of them.
-FAILOVER_MAX_TOKENS = 1_000
+# The race's calls ask for long answers, so that each one's reservation is a good share of what
+# the department has left.
+RACE_MAX_TOKENS = 1_000
 THRIFT_BUDGET = Decimal("100.00")
 
 # LiteLLM, pinned; installed with wheels only into its own virtualenv under var/ (never into the
@@ -67,7 +66,7 @@ class Estate:
 # The estate ------------------------------------------------------------------------------------
 
 
-def seed(*, emulator_url: str, capacity: int, fallback_capacity: int) -> Estate:
+def seed(*, emulator_url: str, capacity: int, fallback_capacity: int, race_capacity: int) -> Estate:
     """Migrate the scratch database and build the estate; returns what the sides call."""
     from django.core.management import call_command
 
@@ -76,8 +75,8 @@ def seed(*, emulator_url: str, capacity: int, fallback_capacity: int) -> Estate:
 
     call_command("migrate", verbosity=0)
     for region, sku, units in [
-        (REGION, "GlobalStandard", capacity + 10),
-        (REGION, "DataZoneStandard", 10),
+        (REGION, "GlobalStandard", capacity + race_capacity),
+        (REGION, "DataZoneStandard", fallback_capacity),
         (FALLBACK_REGION, "DataZoneStandard", fallback_capacity),
     ]:
         requests.put(
@@ -114,10 +113,12 @@ def seed(*, emulator_url: str, capacity: int, fallback_capacity: int) -> Estate:
             )
         )
 
-    main = deployment(marketing, "Bench assistant", "bench", REGION, "GlobalStandard", capacity - 5)
+    main = deployment(marketing, "Bench assistant", "bench", REGION, "GlobalStandard", capacity)
     # Thrift's own deployment on the same account: its cost lands on Thrift alone.
-    thrifty = deployment(thrift, "Thrift assistant", "thrift", REGION, "GlobalStandard", 5)
-    failover = deployment(marketing, "Bench EU assistant", "bench-eu", REGION, "DataZoneStandard", 1)
+    thrifty = deployment(thrift, "Thrift assistant", "thrift", REGION, "GlobalStandard", race_capacity)
+    failover = deployment(
+        marketing, "Bench EU assistant", "bench-eu", REGION, "DataZoneStandard", fallback_capacity
+    )
     fallback = deployment(
         marketing, "Bench EU twin", "bench-eu-twin", FALLBACK_REGION, "DataZoneStandard", fallback_capacity
     )
@@ -263,7 +264,12 @@ def litellm_config(workdir: Path, estate: Estate, azure_token: str) -> Path:
         "router_settings": {"fallbacks": [{estate.failover.gateway_name: [estate.fallback.gateway_name]}]},
         # One try per deployment, as the portal's gateway does: failover, not retries.
         # And its production advice: no verbose logging.
-        "litellm_settings": {"num_retries": 0, "telemetry": False, "set_verbose": False, "request_timeout": 600},
+        "litellm_settings": {
+            "num_retries": 0,
+            "telemetry": False,
+            "set_verbose": False,
+            "request_timeout": 600,
+        },
         "general_settings": {"master_key": LITELLM_MASTER_KEY},
     }
     path = workdir / "litellm.json"
