@@ -487,7 +487,7 @@ def parse_arguments() -> argparse.Namespace:
         help="which parts to run, comma-separated (default: latency,throughput,race,failover)",
     )
     parser.add_argument("--streams", type=int, default=50, help="streamed calls in flight per side")
-    parser.add_argument("--rounds", type=int, default=3, help="calls per lane in a turn")
+    parser.add_argument("--rounds", type=int, default=4, help="calls per lane in a turn")
     parser.add_argument("--cycles", type=int, default=2, help="turns of every side")
     parser.add_argument("--tokens", type=int, default=40, help="max_tokens of the streamed calls")
     parser.add_argument("--calls", type=int, default=1500, help="non-streamed calls per side (throughput)")
@@ -496,7 +496,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--budget-left", default="0.05", help="USD left of the racing department's budget")
     parser.add_argument("--first-token-ms", type=float, default=200)
     parser.add_argument("--per-token-ms", type=float, default=10)
-    parser.add_argument("--stagger-seconds", type=float, default=1.0, help="spread of the lanes' first call")
+    parser.add_argument("--stagger-seconds", type=float, default=0.5, help="spread of the lanes' first call")
     parser.add_argument("--profile", type=Path, help="py-spy recording of the web process (raw stacks)")
     parser.add_argument("--target-median-ms", type=float, default=3.0)
     parser.add_argument("--target-p95-ms", type=float, default=10.0)
@@ -504,7 +504,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--target-failover-share", type=float, default=99.0)
     arguments = parser.parse_args()
     if arguments.quick:
-        arguments.streams, arguments.rounds, arguments.cycles = 10, 2, 1
+        arguments.streams, arguments.rounds, arguments.cycles = 10, 3, 1
         arguments.calls, arguments.race = 200, 40
     return arguments
 
