@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from benchmarks.chat_stream import Stream
 from benchmarks.emulator import process_figures
 
 # The emulator answers this in 40 to 250 tokens; max_tokens decides how many are streamed.
-PROMPT = [{"role": "user", "content": "Explain how to roll out a new internal search service."}]
+PROMPT: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Explain how to roll out a new internal search service."}
+]
 
 
 @dataclass
@@ -47,8 +50,10 @@ class Side:
 
 def sdk_client(base_url: str, api_key: str, *, pool: int) -> openai.AsyncOpenAI:
     """The openai SDK on its aiohttp transport (as the portal calls Azure), without retries: a
-    429 is an answer the benchmark counts, not one the client should sleep out."""
-    limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool)
+    429 is an answer the benchmark counts, not one the client should sleep out. Idle connections
+    are dropped before the servers drop them (uvicorn after 5 s), so that no call goes out on a
+    connection the server is closing (which the SDK reports as a timeout)."""
+    limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=2.0)
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key,
