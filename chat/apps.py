@@ -13,9 +13,9 @@ class ChatConfig(AppConfig):
         from chat.access import access_changed
         from chat.receivers import session_ended
         from org.models import Department, Membership
-        from provisioning.models import AccessGrant, ModelDeployment, OpenAIAccount
+        from provisioning.models import AccessGrant, Fallback, ModelDeployment, OpenAIAccount
 
-        for model in (Membership, Department, ModelDeployment, OpenAIAccount, AccessGrant):
+        for model in (Membership, Department, ModelDeployment, OpenAIAccount, AccessGrant, Fallback):
             for signal in (post_save, post_delete):
                 signal.connect(access_changed, sender=model, dispatch_uid=f"chat-access-{model.__name__}")
         user_logged_out.connect(session_ended, dispatch_uid="chat-session-ended")

@@ -22,6 +22,7 @@ import openai
 from django.db import OperationalError
 
 from calls.database import database_later
+from calls.failover import Failover, Target
 from calls.sse import sse_payloads
 from calls.transport import chat_completion_stream, openai_client, rest_between_reads
 from chat.turns import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
@@ -172,6 +173,9 @@ class AnswerStream:
         # reached Azure, which then bills its prompt, so it is metered on an estimate.
         self.cancelled_on_its_way = False
         self.saved: FinishedTurn | None = None
+        self.failover = Failover(
+            turn.targets or (Target(turn.deployment_id, turn.endpoint, turn.deployment_name),)
+        )
         self._opening: asyncio.Task[httpx2.Response] | None = None
         self._unclaimed: asyncio.TimerHandle | None = None
 
@@ -204,6 +208,8 @@ class AnswerStream:
             error=error,
             metered=self.accepted or self.cancelled_on_its_way,
             estimated=self.usage is None,
+            served_deployment_id=self.failover.served.deployment_id if self.failover.served else None,
+            attempts=tuple(self.failover.attempts),
         )
 
     async def _save(self, outcome: Outcome) -> FinishedTurn:
@@ -232,12 +238,17 @@ class AnswerStream:
         self._unclaimed = loop.call_later(UNCLAIMED_SECONDS, self._abandon)
 
     async def _open(self) -> httpx2.Response:
+        return await self.failover.open(self._start)
+
+    async def _start(self, target: Target, last: bool) -> httpx2.Response:
+        # With a fallback left, Azure's 429 goes to the fallback at once instead of being retried.
         turn = self.turn
         return await chat_completion_stream(
-            openai_client(turn.endpoint),
-            deployment=turn.deployment_name,
+            openai_client(target.endpoint),
+            deployment=target.name,
             messages=turn.prompt,
             max_output_tokens=turn.max_output_tokens,
+            retry=last,
         )
 
     async def _close_call(self) -> None:

@@ -24,9 +24,12 @@ from django.db.models import Field
 from django.http import Http404
 from django.utils import timezone
 
+from base.remembered import Remembered
+from calls.failover import Target, fallback_chain
 from chat.access import access_version
 from chat.models import Conversation, Message
 from chat.services import (
+    TURN_ACCESS_SECONDS,
     ChatInputError,
     conversation_cost,
     conversation_expiry,
@@ -83,6 +86,17 @@ class Turn:
     department: Department | None = None
     deployment: ModelDeployment | None = None
     user: User | None = None
+    # Where the call goes when the deployment answers 429 or 503 first (calls.failover): the
+    # deployment itself, then its fallbacks.
+    targets: tuple[Target, ...] = ()
+    fallbacks: tuple[ModelDeployment, ...] = ()
+
+    def served_by(self, deployment_id: int | None) -> ModelDeployment | None:
+        """The deployment (of this turn's own and its fallbacks) that answered."""
+        for deployment in (self.deployment, *self.fallbacks):
+            if deployment is not None and deployment.pk == deployment_id:
+                return deployment
+        return None
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,20 @@ def _model_limits(deployment: ModelDeployment, now: datetime) -> ModelLimits:
 
 def forget_model_limits() -> None:
     _limits_memo.clear()
+
+
+# A deployment's fallbacks are remembered under the chat's access version, which a change to
+# deployments or their fallback links replaces.
+_fallbacks: Remembered[tuple[ModelDeployment, ...]] = Remembered(seconds=TURN_ACCESS_SECONDS, size=1_000)
+
+
+def _fallbacks_of(deployment: ModelDeployment) -> tuple[ModelDeployment, ...]:
+    version = access_version()
+    chain = _fallbacks.get(deployment.pk, version=version)
+    if chain is None:
+        chain = tuple(fallback_chain(deployment))
+        _fallbacks.set(deployment.pk, chain, version=version)
+    return chain
 
 
 @functools.lru_cache(maxsize=256)
@@ -218,6 +246,7 @@ def chat_turn_prepare(
     now = timezone.now()
     limits = _model_limits(deployment, now)
     max_output_tokens = min(settings.CHAT_MAX_ANSWER_TOKENS, limits.output_tokens)
+    fallbacks = _fallbacks_of(deployment)
     try:
         # The question, the prompt and the reservation in one transaction: one commit before the
         # call. A refusal rolls the question back too; it is kept below, marked as not sent.
@@ -237,6 +266,7 @@ def chat_turn_prepare(
                 max_output_tokens=max_output_tokens,
                 source=UsageRecord.Source.CHAT,
                 user=user,
+                fallbacks=fallbacks,
             )
             admission = admission_reserve(claim=claim, now=now)
     except AdmissionRefused as refused:
@@ -253,7 +283,7 @@ def chat_turn_prepare(
             conversation,
             version=checked_version,
         )
-    return _turn(conversation, user, question, prompt, prompt_tokens, max_output_tokens, admission)
+    return _turn(conversation, user, question, prompt, prompt_tokens, max_output_tokens, admission, fallbacks)
 
 
 def _turn(
@@ -264,6 +294,7 @@ def _turn(
     prompt_tokens: int,
     max_output_tokens: int,
     admission: Admission,
+    fallbacks: tuple[ModelDeployment, ...],
 ) -> Turn:
     deployment, department = conversation.deployment, conversation.department
     assert deployment.account is not None
@@ -286,6 +317,8 @@ def _turn(
         department=department,
         deployment=deployment,
         user=user,
+        targets=tuple(Target.of(each) for each in (deployment, *fallbacks)),
+        fallbacks=fallbacks,
     )
 
 
@@ -432,6 +465,9 @@ class Outcome:
     metered: bool = True
     # Azure's usage never arrived (the call broke off): the counts are an estimate.
     estimated: bool = False
+    # The deployment that answered, when a fallback did, and the ones that refused before it.
+    served_deployment_id: int | None = None
+    attempts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -449,7 +485,11 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
     # held for the writes only.
     conversation = Conversation.objects.filter(pk=turn.conversation_id).only("title", "history_off").first()
     department = turn.department or Department.objects.get(pk=turn.department_id)
-    deployment = turn.deployment or ModelDeployment.objects.get(pk=turn.deployment_id)
+    deployment = (
+        turn.served_by(outcome.served_deployment_id)
+        or turn.deployment
+        or ModelDeployment.objects.get(pk=turn.deployment_id)
+    )
     user = turn.user or User.objects.filter(pk=turn.user_id).first()
     if conversation is not None:
         conversation.department = department  # its retention: no query for what is at hand
@@ -474,6 +514,7 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
                 conversation=conversation,
                 at=now,
                 facts=(department, deployment, user),
+                attempts=outcome.attempts,
             )
             cost = record.cost if record is not None else cost
         else:

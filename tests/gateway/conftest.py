@@ -19,6 +19,7 @@ from gateway.secrets import new_key
 from money.models import UsageRecord
 from org.models import Department
 from portal.asgi import application
+from provisioning.catalog import prices_load_shipped
 from provisioning.models import LandingZone, ModelDeployment
 from tests.chat.conftest import provisioned
 from tests.emulator.fixtures import SUBSCRIPTION
@@ -38,6 +39,8 @@ def _fresh_cache():
 
 @pytest.fixture
 def zone(transactional_db) -> LandingZone:
+    # A test on committed data starts from an empty database: the shipped prices are loaded again.
+    prices_load_shipped()
     return make_landing_zone(
         name="Central IT shared", slug="central", subscription_id=SUBSCRIPTION, resource_group="rg-central-ai"
     )
@@ -53,7 +56,9 @@ def gateway_emulator(emulator, settings):
 @pytest.fixture
 def assistant(gateway_emulator, zone, marketing) -> ModelDeployment:
     """Marketing's gpt-4o-mini with room enough (200K TPM) that only Switchyard's limits bind."""
-    return provisioned(marketing, zone, display_name="Company assistant", name="company-assistant", capacity=200)
+    return provisioned(
+        marketing, zone, display_name="Company assistant", name="company-assistant", capacity=200
+    )
 
 
 @pytest.fixture
@@ -114,6 +119,8 @@ def wait_for(check: Callable[[], Any], *, seconds: float = 10.0) -> Any:
 
 def records(count: int = 1) -> list[UsageRecord]:
     """The usage records, once there are `count` of them."""
-    found = wait_for(lambda: len(UsageRecord.objects.all()) >= count and list(UsageRecord.objects.order_by("pk")))
+    found = wait_for(
+        lambda: len(UsageRecord.objects.all()) >= count and list(UsageRecord.objects.order_by("pk"))
+    )
     assert found, f"expected {count} usage records, found {UsageRecord.objects.count()}"
     return list(found)

@@ -86,12 +86,16 @@ def test_async_clients_stream_at_once(gateway, marketing_key):
         ]
 
         async def one(client: openai.AsyncOpenAI) -> str:
-            stream = await client.chat.completions.create(model="company-assistant", messages=QUESTION, stream=True)
+            stream = await client.chat.completions.create(
+                model="company-assistant", messages=QUESTION, stream=True
+            )
             return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
 
         try:
             answers = await asyncio.gather(*(one(client) for client in clients for _ in range(3)))
-            completion = await clients[1].chat.completions.create(model="company-assistant", messages=QUESTION)
+            completion = await clients[1].chat.completions.create(
+                model="company-assistant", messages=QUESTION
+            )
             return [*answers, completion.choices[0].message.content or ""]
         finally:
             for client in clients:
