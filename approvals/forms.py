@@ -47,6 +47,7 @@ DRAFT_FIELDS = (
     "tpm_cap",
     "input_tokens_per_month",
     "output_tokens_per_month",
+    "spillover_twin",
 )
 EXPECTED_USE_HELP = (
     "What the department expects to use in a month, in millions of tokens; it prices the estimate."
@@ -90,6 +91,12 @@ class DeploymentRequestForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Optional. Switchyard warns 14 days ahead and asks to decommission it on that day.",
+    )
+    spillover_twin = forms.BooleanField(
+        required=False,
+        label="Add a pay-as-you-go spillover twin",
+        help_text="Calls that find the provisioned throughput full (429) go on to a small pay-as-you-go "
+        "deployment of the same model in the same region and data zone; it costs only those calls.",
     )
     # Plain text fields with a select: the catalog checks below explain a choice that does not
     # fit ("gpt-4o is not offered in East US 2") better than "Select a valid choice" would.
@@ -135,14 +142,14 @@ class DeploymentRequestForm(forms.Form):
         Kind.NEW_DEPLOYMENT: [
             "department", "display_name", "purpose", "system_prompt", "data_classification",
             "private_network", "expires_on", "region", "model_name", "model_version", "sku", "capacity",
-            "input_tokens_per_month", "output_tokens_per_month",
+            "spillover_twin", "input_tokens_per_month", "output_tokens_per_month",
         ],
         Kind.SHARED_ACCESS: [
             "department", "target", "purpose", "data_classification", "tpm_cap",
             "input_tokens_per_month", "output_tokens_per_month",
         ],
         Kind.CAPACITY_CHANGE: [
-            "department", "target", "capacity", "purpose",
+            "department", "target", "capacity", "spillover_twin", "purpose",
             "input_tokens_per_month", "output_tokens_per_month",
         ],
         Kind.DECOMMISSION: ["department", "target", "purpose"],
@@ -389,7 +396,14 @@ class DeploymentRequestForm(forms.Form):
         return {
             name: [str(error) for error in errors]
             for name, errors in self.errors.items()
-            if name in (*self.SPEC_FIELDS, "input_tokens_per_month", "output_tokens_per_month", "__all__")
+            if name
+            in (
+                *self.SPEC_FIELDS,
+                "input_tokens_per_month",
+                "output_tokens_per_month",
+                "spillover_twin",
+                "__all__",
+            )
             and self.value(name if name != "__all__" else "region") not in (None, "")
             and not any(error == forms.Field.default_error_messages["required"] for error in errors)
         }

@@ -18,6 +18,7 @@ from provisioning.services import (
     deployment_request_decommission,
     deployment_request_provisioning,
 )
+from provisioning.spillover import SpilloverRefused, spillover_twin_create
 
 State = DeploymentRequest.State
 Kind = DeploymentRequest.Kind
@@ -126,10 +127,30 @@ def _deployment_for(request: DeploymentRequest) -> ModelDeployment:
     )
 
 
+def _add_spillover_twin(request: DeploymentRequest) -> None:
+    """The request asked for a pay-as-you-go twin of its PTU deployment: create and provision it
+    now that the deployment is in place, linked as its fallback. Not getting one does not fail
+    the request (the deployment is what was approved); the request says why instead."""
+    primary = request.deployment
+    if primary is None or request.kind not in {Kind.NEW_DEPLOYMENT, Kind.CAPACITY_CHANGE}:
+        return
+    try:
+        twin = spillover_twin_create(primary=primary, note=f"Request #{request.pk}")
+    except SpilloverRefused as refusal:
+        request.status_message = f"No spillover twin was added: {refusal}"
+        return
+    request.status_message = (
+        f"Spillover twin: {twin.display_name} ({twin.get_sku_display()}, {twin.capacity_label}, "
+        f"{twin.get_state_display().lower()}) takes the calls that find {primary.display_name} full."
+    )
+
+
 def finish(
     request: DeploymentRequest, state: str, *, actor: User | None, before: dict[str, Any] | None = None
 ) -> DeploymentRequest:
     before = before or request.snapshot()
+    if state == State.COMPLETED and request.spillover_twin:
+        _add_spillover_twin(request)
     request.state = state
     request.finished_at = timezone.now()
     request.save()

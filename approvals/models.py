@@ -97,6 +97,10 @@ class DeploymentRequest(models.Model):
         max_length=12, choices=DataClassification.choices, default=DataClassification.INTERNAL
     )
     private_network = models.BooleanField(default=False)
+    spillover_twin = models.BooleanField(
+        default=False,
+        help_text="Provisioned (PTU) throughput: also a pay-as-you-go twin its busy calls spill over to.",
+    )
     expires_on = models.DateField(null=True, blank=True)
 
     region = models.CharField(max_length=40, blank=True)
@@ -246,6 +250,7 @@ class DeploymentRequest(models.Model):
             "tpm_cap": self.tpm_cap,
             "data_classification": self.data_classification,
             "private_network": self.private_network,
+            "spillover_twin": self.spillover_twin,
             "expires_on": self.expires_on.isoformat() if self.expires_on else None,
             "estimated_monthly_cost": str(self.estimated_monthly_cost),
             "target": self.target_id,

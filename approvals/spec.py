@@ -25,8 +25,9 @@ from approvals.models import (
 from approvals.policy import PlannedStep, approval_plan
 from money.budgets import BudgetStatus, budget_status
 from org.models import Department
-from provisioning.catalog import catalog_entry_get, catalog_offers, quota_left, region_label
-from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment
+from provisioning.catalog import catalog_entry_get, catalog_offers, price_in_force, quota_left, region_label
+from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment, Price
+from provisioning.spillover import SpilloverPlan, SpilloverRefused, spillover_plan, spillover_twin_of
 
 Kind = DeploymentRequest.Kind
 DeploymentState = ModelDeployment.State
@@ -83,6 +84,7 @@ class RequestSpec:
     system_prompt: str = ""
     data_classification: str = DataClassification.INTERNAL
     private_network: bool = False
+    spillover_twin: bool = False
     expires_on: date | None = None
     region: str = ""
     model_name: str = ""
@@ -118,6 +120,7 @@ class RequestSpec:
             tpm_cap=bounded_int(values.get("tpm_cap")),
             input_tokens_per_month=bounded_millions(values.get("input_tokens_per_month")),
             output_tokens_per_month=bounded_millions(values.get("output_tokens_per_month")),
+            spillover_twin=values.get("spillover_twin") in (True, "on", "true", "1"),
             target=target,
         )
 
@@ -183,6 +186,10 @@ class Assessment:
     budget: BudgetStatus | None
     approvals: list[PlannedStep]
     grant: AccessGrant | None = None
+    # The spillover twin asked for, or why there can be none.
+    spillover: SpilloverPlan | None = None
+    spillover_refusal: str = ""
+    spillover_price: Price | None = None
 
     @property
     def approved_at_once(self) -> bool:
@@ -201,6 +208,19 @@ class Assessment:
     @property
     def region_label(self) -> str:
         return region_label(self.entry.region) if self.entry else ""
+
+    @property
+    def spillover_basis(self) -> str:
+        """What the twin costs: nothing a month on its own, tokens only for the calls that spill."""
+        if self.spillover is None:
+            return ""
+        price = self.spillover_price
+        if price is None:
+            return f"{self.spillover.label}: no price is on record; it costs only the calls that spill over."
+        return (
+            f"{self.spillover.label}: ${price.input_per_million:.2f} per million input and "
+            f"${price.output_per_million:.2f} per million output tokens, only for the calls that spill over."
+        )
 
     @property
     def retirement_passed(self) -> bool:
@@ -313,6 +333,7 @@ def request_assessment(
         policy=ApprovalPolicy.current(),
         budget_left=max(budget.budget - budget.spent, Decimal(0)) if budget else Decimal(0),
     )
+    spillover, refusal, price = _spillover(kind, spec, zone, today)
     return Assessment(
         entry=entry,
         quota_left=left,
@@ -321,7 +342,42 @@ def request_assessment(
         budget=budget,
         approvals=approvals,
         grant=grant,
+        spillover=spillover,
+        spillover_refusal=refusal,
+        spillover_price=price,
     )
+
+
+SPILLOVER_KINDS = {Kind.NEW_DEPLOYMENT, Kind.CAPACITY_CHANGE}
+
+
+def _spillover(
+    kind: str, spec: RequestSpec, zone: LandingZone | None, today: date
+) -> tuple[SpilloverPlan | None, str, Price | None]:
+    """The twin the request asks for (with its price), or why there can be none."""
+    if not spec.spillover_twin:
+        return None, "", None
+    if kind not in SPILLOVER_KINDS:
+        return None, "Only a new deployment or a capacity change can ask for a spillover twin.", None
+    target = spec.target
+    if kind == Kind.CAPACITY_CHANGE and target is not None:
+        twin = spillover_twin_of(target)
+        if twin is not None:
+            return None, f"{target.display_name} already spills over to {twin.display_name}.", None
+    try:
+        plan = spillover_plan(
+            region=spec.region,
+            model_name=spec.model_name,
+            model_version=spec.model_version,
+            sku=spec.sku,
+            subscription_id=zone.subscription_id if zone else None,
+        )
+    except SpilloverRefused as refusal:
+        return None, str(refusal), None
+    price = price_in_force(
+        model_name=spec.model_name, model_version=spec.model_version, sku=plan.sku, on=today
+    )
+    return plan, "", price
 
 
 def _zone(department: Department | None) -> LandingZone | None:
@@ -349,6 +405,8 @@ def request_spec_errors(*, kind: str, department: Department, spec: RequestSpec,
         _check_capacity(errors, spec, assessment)
     if kind == Kind.SHARED_ACCESS:
         _check_grant_change(errors, department, spec, assessment)
+    if assessment.spillover_refusal:
+        _add(errors, "spillover_twin", assessment.spillover_refusal)
     if kind != Kind.DECOMMISSION and not _choices_broken(errors):
         _check_cost(errors, spec, assessment)
     return errors

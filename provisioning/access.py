@@ -55,3 +55,12 @@ def get_leftover_for_removal(user: User, pk: int) -> LeftoverResource:
     if not user.is_platform_admin:
         raise PermissionDenied("Only platform admins remove what is left over in Azure.")
     return get_object_or_404(LeftoverResource, pk=pk)
+
+
+def get_deployment_for_admin(user: User, pk: int) -> ModelDeployment:
+    """The deployment `pk` for a change only platform admins make (its fallbacks, its access
+    mode): outside the user's reach a 404, within it but without the role a 403."""
+    deployment = get_deployment_for(user, pk)
+    if not user.is_platform_admin:
+        raise PermissionDenied("Only platform admins change a deployment's fallbacks and access mode.")
+    return deployment

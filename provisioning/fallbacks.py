@@ -22,7 +22,7 @@ from django.db.models.signals import post_delete, post_save
 from audit.services import audit_record
 from base.remembered import Remembered, current_version, version_changed
 from org.models import Department, User
-from provisioning.catalog import model_limits, region_data_zone, region_label
+from provisioning.catalog import region_data_zone, region_label
 from provisioning.models import (
     AccessGrant,
     CatalogEntry,
@@ -190,24 +190,33 @@ def payers_refusal(primary: ModelDeployment, primary_payers: Payers, candidate: 
 
 def _version_refusal(primary: ModelDeployment, candidate: ModelDeployment) -> str | None:
     """Another version of the model serves a call only if it reads and writes at least as many
-    tokens (admission checked `max_tokens` against the primary's), and never for a model that
-    writes no text (embeddings: vectors from two versions cannot be compared)."""
+    tokens as the primary's (admission checked `max_tokens` against those), and never for an
+    embeddings model (vectors from two versions cannot be compared). The synced catalog says."""
     if candidate.model_version == primary.model_version:
         return None
-    wanted = model_limits(model_name=primary.model_name, model_version=primary.model_version)
-    offered = model_limits(model_name=candidate.model_name, model_version=candidate.model_version)
-    writes_text = CatalogEntry.objects.filter(
-        model_name=primary.model_name, max_output_tokens__isnull=False
-    ).exists()
-    if (
-        not writes_text
-        or offered.context_tokens < wanted.context_tokens
-        or offered.output_tokens < wanted.output_tokens
-    ):
+    limits = {
+        version: (context, output)
+        for version, context, output in CatalogEntry.objects.filter(
+            model_name=primary.model_name,
+            model_version__in=[primary.model_version, candidate.model_version],
+            max_context_tokens__isnull=False,
+        ).values_list("model_version", "max_context_tokens", "max_output_tokens")
+    }
+    rule = (
+        f"Same model version: {candidate.display_name} runs {candidate.model_name} {candidate.model_version}"
+    )
+    wanted, offered = limits.get(primary.model_version), limits.get(candidate.model_version)
+    if wanted is None or offered is None:
         return (
-            f"Same model version: {candidate.display_name} runs {candidate.model_name} "
-            f"{candidate.model_version}, which cannot take every call {primary.display_name} "
-            f"({primary.model_version}) accepts."
+            f"{rule}, and the synced catalog does not say yet what each version can take; until it "
+            f"does, a fallback runs {primary.model_version} like {primary.display_name}."
+        )
+    (wanted_context, wanted_output), (offered_context, offered_output) = wanted, offered
+    if wanted_output is None or offered_output is None:
+        return f"{rule}: an embeddings model's vectors from two versions cannot be compared."
+    if (offered_context or 0) < (wanted_context or 0) or offered_output < wanted_output:
+        return (
+            f"{rule}, which cannot take every call {primary.display_name} ({primary.model_version}) accepts."
         )
     return None
 
@@ -219,8 +228,8 @@ def fallback_refusal(primary: ModelDeployment, candidate: ModelDeployment) -> st
         return refusal
     if candidate.state not in {State.REQUESTED, State.PROVISIONING, State.ACTIVE}:
         return f"Live: {candidate.display_name} is {candidate.get_state_display().lower()}."
-    return _version_refusal(primary, candidate) or payers_refusal(
-        primary, Payers.of(primary), Payers.of(candidate)
+    return payers_refusal(primary, Payers.of(primary), Payers.of(candidate)) or _version_refusal(
+        primary, candidate
     )
 
 
@@ -383,16 +392,27 @@ def _links_replace(primary: ModelDeployment, chosen: list[ModelDeployment]) -> N
     )
 
 
-def fallback_link(*, deployment: ModelDeployment, fallback: ModelDeployment, note: str) -> bool:
+def fallback_link(*, deployment: ModelDeployment, fallback: ModelDeployment, note: str) -> str | None:
     """Append `fallback` to the deployment's chain on Switchyard's own account (a spillover twin
-    a request created), if the rules allow it and the chain has room. True when linked."""
+    a request created), if the rules allow it and the chain has room. None once linked, else
+    why not."""
     with transaction.atomic():
-        primary = ModelDeployment.objects.select_for_update(of=("self",)).get(pk=deployment.pk)
+        primary = (
+            ModelDeployment.objects.select_for_update(of=("self",))
+            .select_related("department")
+            .get(pk=deployment.pk)
+        )
         current = fallbacks_of(primary)
-        if fallback.pk in {f.pk for f in current} or len(current) >= MAX_FALLBACKS:
-            return False
-        if fallback_refusal(primary, fallback) is not None:
-            return False
+        if fallback.pk in {f.pk for f in current}:
+            return None
+        if len(current) >= MAX_FALLBACKS:
+            return (
+                f"{primary.display_name} has {MAX_FALLBACKS} fallbacks already, the most it may have; "
+                "a platform admin makes room on its page."
+            )
+        refusal = fallback_refusal(primary, fallback)
+        if refusal is not None:
+            return refusal
         Fallback.objects.create(deployment=primary, fallback=fallback, position=len(current) + 1)
         audit_record(
             actor=None,
@@ -403,4 +423,4 @@ def fallback_link(*, deployment: ModelDeployment, fallback: ModelDeployment, not
             note=note,
         )
         transaction.on_commit(fallbacks_changed)
-    return True
+    return None

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
@@ -13,16 +14,28 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from base.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
+from base.tables import SortOrder, is_htmx_for, lifecycle_order, query_with, render_page_or_fragment
 from org.models import Department, User
 from provisioning import leftovers
 from provisioning.access import (
     deployments_visible_to,
     get_deployment_for,
+    get_deployment_for_admin,
     get_leftover_for_removal,
     led_department_ids,
     leftovers_visible_to,
 )
+from provisioning.calling import gateway_url, how_to_call
+from provisioning.direct_access import AccessModeRefused, access_mode_set, direct_access_refusal
+from provisioning.fallbacks import (
+    FallbackRefused,
+    fallback_candidates,
+    fallback_chain,
+    fallback_refusal,
+    fallbacks_of,
+    fallbacks_set,
+)
+from provisioning.forms import AccessModeForm, FallbacksForm
 from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
 
 PAGE_SIZE = 25
@@ -190,11 +203,126 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "leftovers": deployment.leftovers.all(),
         "in_flight": deployment.state in ModelDeployment.State.in_flight() or deployment.is_cleaning_up,
     }
+    if not is_htmx_for(request, "operation-log"):  # the live poll shows the operation log only
+        context.update(_gateway_context(request, user, deployment, grants))
     # The poll also refreshes the state badge, status message and Azure facts, so the page is
     # whole once provisioning ends and the poll stops.
     return render_page_or_fragment(
         request, "provisioning/deployment_detail.html", context, target="operation-log", partial="operations"
     )
+
+
+@dataclass(frozen=True)
+class FallbackRow:
+    """A fallback as the page lists it: whether the gateway tries it now, and why not."""
+
+    deployment: ModelDeployment
+    tried: bool
+    visible: bool
+    note: str = ""
+
+
+def _fallback_rows(user: User, deployment: ModelDeployment) -> list[FallbackRow]:
+    fallbacks = fallbacks_of(deployment)
+    tried = {fallback.pk for fallback in fallback_chain(deployment)}
+    visible = set(
+        deployments_visible_to(user).filter(pk__in=[f.pk for f in fallbacks]).values_list("pk", flat=True)
+    )
+    rows = []
+    for fallback in fallbacks:
+        note = ""
+        if fallback.pk not in tried:
+            note = (
+                f"Not tried while it is {fallback.get_state_display().lower()}."
+                if fallback.state != ModelDeployment.State.ACTIVE
+                else f"Not tried: {fallback_refusal(deployment, fallback) or 'it no longer meets the rules.'}"
+            )
+        rows.append(FallbackRow(fallback, fallback.pk in tried, fallback.pk in visible, note))
+    return rows
+
+
+def _gateway_context(
+    request: HttpRequest, user: User, deployment: ModelDeployment, grants: Any
+) -> dict[str, Any]:
+    """How to call it, its fallbacks and its access mode; the admins' forms to change them."""
+    if deployment.scope == ModelDeployment.Scope.DEDICATED:
+        paying = [deployment.department]
+    else:
+        paying = [grant.department for grant in grants]
+    account = deployment.account
+    context: dict[str, Any] = {
+        "how_to_call": how_to_call(deployment, base_url=gateway_url(request)),
+        "key_departments": paying,
+        "entra_audience": getattr(settings, "GATEWAY_ENTRA_AUDIENCE", ""),
+        "fallback_rows": _fallback_rows(user, deployment),
+        "direct_refusal": direct_access_refusal(deployment),
+        "role_drift": (account.drift or {}).get("role_assignments", []) if account else [],
+    }
+    if user.is_platform_admin:
+        candidates = fallback_candidates(deployment)
+        context["fallbacks_form"] = FallbacksForm(candidates=candidates, current=fallbacks_of(deployment))
+        context["refused_candidates"] = [candidate for candidate in candidates if not candidate.eligible]
+    return context
+
+
+@require_POST
+def deployment_fallbacks_set(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    deployment = get_deployment_for_admin(user, pk)
+    form = FallbacksForm(request.POST, candidates=[], current=[])
+    if not form.is_valid():
+        messages.error(request, "Choose each fallback from the list.")
+        return redirect("deployment_detail", pk=deployment.pk)
+    chosen = ModelDeployment.objects.in_bulk(form.chosen_ids())
+    if len(chosen) != len(set(form.chosen_ids())):
+        messages.error(request, "One of the chosen deployments no longer exists.")
+        return redirect("deployment_detail", pk=deployment.pk)
+    try:
+        chain = fallbacks_set(
+            deployment=deployment, fallbacks=[chosen[pk] for pk in form.chosen_ids()], actor=user
+        )
+    except FallbackRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        names = ", then ".join(fallback.display_name for fallback in chain)
+        messages.success(
+            request,
+            f"{deployment.display_name} falls back to {names}."
+            if chain
+            else f"{deployment.display_name} has no fallbacks.",
+        )
+    return redirect("deployment_detail", pk=deployment.pk)
+
+
+@require_POST
+def deployment_access_mode_set(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    deployment = get_deployment_for_admin(user, pk)
+    form = AccessModeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose through Switchyard only, or direct calls allowed.")
+        return redirect("deployment_detail", pk=deployment.pk)
+    mode = form.cleaned_data["access_mode"]
+    try:
+        changed = access_mode_set(deployment=deployment, mode=mode, actor=user)
+    except AccessModeRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("deployment_detail", pk=deployment.pk)
+    label = ModelDeployment.AccessMode(mode).label
+    if not changed:
+        messages.info(request, f"{deployment.display_name} is already set to “{label}”.")
+    else:
+        others = len(changed) - 1
+        also = (
+            f" (with {others} other deployment{'s' if others != 1 else ''} on its account)"
+            if others > 0
+            else ""
+        )
+        messages.success(
+            request,
+            f"{deployment.display_name}{also}: {label.lower()}. Azure's role assignments follow in a moment.",
+        )
+    return redirect("deployment_detail", pk=deployment.pk)
 
 
 @require_POST

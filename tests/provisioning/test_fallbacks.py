@@ -158,8 +158,23 @@ class TestModelAndData:
     def test_embeddings_never_change_version(self, deploy, platform_admin):
         primary = deploy("Embeddings", model_name="text-embedding-3-small", model_version="1")
         other = deploy("Embeddings 2", model_name="text-embedding-3-small", model_version="2")
+        assert "the synced catalog does not say yet" in refusal_of(primary, other, platform_admin)
 
-        assert "Same model version" in refusal_of(primary, other, platform_admin)
+        for version in ("1", "2"):
+            CatalogEntry.objects.create(
+                region="swedencentral",
+                model_name="text-embedding-3-small",
+                model_version=version,
+                sku=Sku.STANDARD,
+                usage_name="OpenAI.Standard.text-embedding-3-small",
+                max_context_tokens=8191,
+                synced_at=timezone.now(),
+            )
+
+        assert refusal_of(primary, other, platform_admin).endswith(
+            "Same model version: Embeddings 2 runs text-embedding-3-small 2: an embeddings model's "
+            "vectors from two versions cannot be compared."
+        )
 
     def test_restricted_data_only_to_a_restricted_fallback(self, deploy, platform_admin):
         primary = deploy("HR assistant", data_classification="restricted")
