@@ -3,6 +3,7 @@ per-month sums that reports and budget checks read instead of raw usage."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -14,13 +15,14 @@ from django.utils import timezone
 from money.models import (
     DailyDeploymentRollup,
     DepartmentUsageRollup,
+    MonthlyCallerRollup,
     MonthlyPersonRollup,
     MonthlyUsageRollup,
     UsageCounters,
     UsageRecord,
     UsageRollup,
 )
-from money.periods import month_bounds
+from money.periods import Period, month_bounds
 from money.prices import usage_cost
 from org.models import Department, User
 from provisioning.models import ModelDeployment
@@ -124,8 +126,8 @@ def usage_record_correct(
 
 def usage_rollup_add(*, record: UsageRecord, counters: list[Any] | None = None) -> None:
     """Add one record (or, with `counters`, a correction of it: requests, input, cached and
-    output tokens, cost) to its day's and month's rollups. An upsert that adds in the database,
-    so concurrent calls (several web workers) never lose each other's counts."""
+    output tokens, cost) to its day's and month's rollups. An upsert per rollup that adds in the
+    database, so concurrent calls (several web workers) never lose each other's counts."""
     requests, input_tokens, cached_tokens, output_tokens, cost = counters or [
         1,
         record.input_tokens,
@@ -144,26 +146,59 @@ def usage_rollup_add(*, record: UsageRecord, counters: list[Any] | None = None) 
     day = connection.ops.adapt_datefield_value(local_day)
     month = connection.ops.adapt_datefield_value(local_day.replace(day=1))
     department, deployment, user_key = record.department_id, record.deployment_id, record.user_id or 0
-    for model, keys in [
-        (
-            UsageRollup,
-            {"day": day, "department_id": department, "deployment_id": deployment, "user_key": user_key},
-        ),
-        (DepartmentUsageRollup, {"day": day, "department_id": department, "deployment_id": deployment}),
-        (DailyDeploymentRollup, {"day": day, "deployment_id": deployment}),
-        (MonthlyUsageRollup, {"month": month, "department_id": department, "deployment_id": deployment}),
-        (MonthlyPersonRollup, {"month": month, "department_id": department, "user_key": user_key}),
-    ]:
-        table = model._meta.db_table
-        columns = ", ".join([*keys, *ROLLUP_COUNTERS])
-        placeholders = ", ".join(["%s"] * (len(keys) + len(values)))
-        updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 (names from _meta)
-                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
-                [*keys.values(), *values],
-            )
+    with connection.cursor() as cursor:
+        for model, keys in [
+            (UsageRollup, [day, department, deployment, user_key]),
+            (DepartmentUsageRollup, [day, department, deployment]),
+            (DailyDeploymentRollup, [day, deployment]),
+            (MonthlyUsageRollup, [month, department, deployment]),
+            (MonthlyPersonRollup, [month, department, user_key]),
+            (
+                MonthlyCallerRollup,
+                [
+                    month,
+                    department,
+                    deployment,
+                    record.source,
+                    record.api_key_id or 0,
+                    record.principal_id or 0,
+                ],
+            ),
+        ]:
+            cursor.execute(_upsert_sql(model), [*keys, *values])
+
+
+# Each rollup's key columns, in the order `usage_rollup_add` gives their values.
+ROLLUP_KEYS: dict[type[UsageCounters], list[str]] = {
+    UsageRollup: ["day", "department_id", "deployment_id", "user_key"],
+    DepartmentUsageRollup: ["day", "department_id", "deployment_id"],
+    DailyDeploymentRollup: ["day", "deployment_id"],
+    MonthlyUsageRollup: ["month", "department_id", "deployment_id"],
+    MonthlyPersonRollup: ["month", "department_id", "user_key"],
+    MonthlyCallerRollup: [
+        "month",
+        "department_id",
+        "deployment_id",
+        "source",
+        "api_key_key",
+        "principal_key",
+    ],
+}
+
+
+@cache
+def _upsert_sql(model: type[UsageCounters]) -> str:
+    """One statement per rollup, which both SQLite and PostgreSQL run as one atomic add: insert
+    the row, or add the counters to the row already there (its key is a unique constraint).
+    Built once per table: it runs for every model call."""
+    table, keys = model._meta.db_table, ROLLUP_KEYS[model]
+    columns = ", ".join([*keys, *ROLLUP_COUNTERS])
+    placeholders = ", ".join(["%s"] * (len(keys) + len(ROLLUP_COUNTERS)))
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 (names from _meta)
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
 
 
 # The rollups' counters, as the rebuild selects them (alias -> rollup column).
@@ -190,8 +225,8 @@ class _Rebuild:
 
 def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
     """Recompute the rollups of [first_day, last_day] from the usage records (backfill, repair);
-    the monthly ones of the months it touches, from the daily ones. Returns the number of
-    per-person daily rows written."""
+    the monthly ones of the months it touches, from the daily ones (the callers' from the
+    records). Returns the number of per-person daily rows written."""
     rebuilds = _rebuilds(first_day, last_day)
     tables = [rebuild.model._meta.db_table for rebuild in rebuilds]
     written = 0
@@ -218,8 +253,8 @@ def usage_rollups_rebuild(*, first_day: date, last_day: date) -> int:
 
 
 def _rebuilds(first_day: date, last_day: date) -> list[_Rebuild]:
-    """The five rollups in the order they are rebuilt: the per-person daily rows from the records,
-    the others from those."""
+    """The six rollups in the order they are rebuilt: the per-person daily rows from the records,
+    the next four from those, the callers' from the records."""
     adapt = connection.ops.adapt_datefield_value
     first_month = first_day.replace(day=1)
     days = [adapt(first_day), adapt(last_day)]
@@ -270,22 +305,62 @@ def _rebuilds(first_day: date, last_day: date) -> list[_Rebuild]:
             by_month.values("rollup_month", "department_id", "user_key").annotate(**sums),
             columns("department_id", "user_key", rollup_month="month"),
         ),
+        # From the records: no daily rollup knows the caller. Whole months, as the other monthly
+        # rollups: a month's row must hold the days outside the range too.
+        _Rebuild(
+            MonthlyCallerRollup,
+            "month",
+            months,
+            _records_by_month_and_caller(first_month, month_bounds(last_day)[1].date()),
+            columns(
+                "department_id",
+                "deployment_id",
+                "source",
+                rollup_month="month",
+                rollup_api_key="api_key_key",
+                rollup_principal="principal_key",
+            ),
+        ),
     ]
+
+
+def _records_between(first_day: date, end_day: date) -> "QuerySet[UsageRecord]":
+    """The usage records of the days [first_day, end_day) in the portal's time zone."""
+    return UsageRecord.objects.filter(
+        created_at__gte=Period.start_of(first_day), created_at__lt=Period.start_of(end_day)
+    ).order_by()
+
+
+def _record_counters() -> dict[str, Any]:
+    # A record is one request; its other counters have the rollups' names.
+    return {
+        "rollup_requests": Count("id"),
+        **{name: Sum(field) for name, field in REBUILD_COUNTERS.items() if name != "rollup_requests"},
+    }
+
+
+def _records_by_month_and_caller(first_month: date, end_day: date) -> "QuerySet[Any]":
+    """The usage records of the months summed per month x department x deployment x source x
+    caller (0 for no key, no principal)."""
+    return (
+        _records_between(first_month, end_day)
+        .annotate(
+            rollup_month=TruncMonth(TruncDate("created_at")),
+            rollup_api_key=Coalesce("api_key_id", Value(0)),
+            rollup_principal=Coalesce("principal_id", Value(0)),
+        )
+        .values(
+            "rollup_month", "department_id", "deployment_id", "source", "rollup_api_key", "rollup_principal"
+        )
+        .annotate(**_record_counters())
+    )
 
 
 def _records_by_day(first_day: date, last_day: date) -> "QuerySet[Any]":
     """The usage records of the days summed per day x department x deployment x person."""
-    zone = timezone.get_current_timezone()
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
-    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
     return (
-        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
-        .order_by()
+        _records_between(first_day, last_day + timedelta(days=1))
         .annotate(rollup_day=TruncDate("created_at"), rollup_user=Coalesce("user_id", Value(0)))
         .values("rollup_day", "department_id", "deployment_id", "rollup_user")
-        # A record is one request; its other counters have the rollups' names.
-        .annotate(
-            rollup_requests=Count("id"),
-            **{name: Sum(field) for name, field in REBUILD_COUNTERS.items() if name != "rollup_requests"},
-        )
+        .annotate(**_record_counters())
     )

@@ -1,16 +1,19 @@
 """Ninety days of demo usage, so the cost pages show real-looking figures: a few people per
 department chatting, each department's own assistant (provisioned through the real path like the
-Company assistant), nightly batch jobs over the API (millions of tokens each), and central IT's
-provisioned (PTU) pipeline that sits mostly idle. The same seed gives the same figures; it
+Company assistant), nightly batch jobs over the API (millions of tokens each, each department's
+run by a service principal of its own), and central IT's provisioned (PTU) pipeline that sits
+mostly idle. The same seed gives the same figures; it
 replaces the usage it made before, and only that (org.demo's records of what it made)."""
 
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from gateway.models import ServicePrincipal
 from money.models import UsageRecord
 from money.prices import PriceBook, usage_cost
 from money.usage import usage_rollups_rebuild
@@ -80,13 +83,15 @@ def seed_usage(*, now: datetime | None = None) -> int:
     prices = PriceBook(ModelDeployment.Sku.values)
     departments = {department.slug: department for department in Department.objects.all()}
     with transaction.atomic():
+        assistants = _assistants(departments, now=now)
         usage = _DemoUsage(
             prices=prices,
             rng=rng,
             now=now,
             departments=departments,
             people=_people(departments),
-            assistants=_assistants(departments, now=now),
+            assistants=assistants,
+            batch_principals=_batch_principals(assistants),
             company=ModelDeployment.objects.live().filter(display_name="Company assistant").first(),
         )
         # Only the usage an earlier run made: what people did on these deployments stays.
@@ -116,6 +121,7 @@ class _DemoUsage:
     departments: dict[str, Department]
     people: dict[str, list[User]]
     assistants: dict[str, ModelDeployment]
+    batch_principals: dict[str, ServicePrincipal]
     company: ModelDeployment | None
 
     def of_day(self, day: date, pace: float) -> list[UsageRecord]:
@@ -129,7 +135,9 @@ class _DemoUsage:
                 records.append(self._call(deployment, department, rng.choice(staff), day, 1_500, 9_000, 0.3))
             for _ in range(_count(rng, spec.batch_jobs_per_day * pace)):
                 size = spec.batch_tokens
-                records.append(self._call(deployment, department, None, day, size // 2, size * 3 // 2, 0.1))
+                record = self._call(deployment, department, None, day, size // 2, size * 3 // 2, 0.1)
+                record.principal = self.batch_principals[spec.department]
+                records.append(record)
             if self.company is not None:
                 for _ in range(_count(rng, 10 * pace)):
                     records.append(
@@ -226,3 +234,22 @@ def _assistants(departments: dict[str, Department], *, now: datetime) -> dict[st
             deployment_request_provisioning(deployment=deployment)
         assistants[spec.department] = deployment
     return assistants
+
+
+def _batch_principals(assistants: dict[str, ModelDeployment]) -> dict[str, ServicePrincipal]:
+    """Each department's nightly batch job: a workload identity registered for the department,
+    calling its own assistant with Entra ID tokens."""
+    principals = {}
+    for slug, assistant in assistants.items():
+        principal, created = ServicePrincipal.objects.get_or_create(
+            object_id=uuid.uuid5(uuid.NAMESPACE_URL, f"https://switchyard.example.com/demo/{slug}/batch"),
+            defaults={
+                "department": assistant.department,
+                "name": f"{assistant.department.name} nightly batch",
+            },
+        )
+        if created:
+            principal.deployments.set([assistant])
+            demo_rows_mark([principal])
+        principals[slug] = principal
+    return principals

@@ -15,6 +15,7 @@ from money.periods import Period
 from org.models import Department
 from provisioning.models import ModelDeployment
 from reports.months import previous_month
+from reports.selectors.callers import api_stats, by_api_caller, caller_lines, callers_table, sources_table
 from reports.selectors.people import users_table
 from reports.tables import (
     CHARGED,
@@ -48,6 +49,7 @@ def department_report(*, department: Department, month: date, now: datetime | No
     report = Report(month=month, period=period, allocation=allocation)
     shown = allocation.department_totals_in_cents().get(department.pk, ZERO)
     report.tables["deployments"] = _deployments_table(department, allocation, month=month, shown=shown)
+    api = _api_tables(report, department=department, shown=shown)
     report.tables["users"] = users_table(period=period, department=department, limit=None)
 
     daily = _department_daily(department=department, period=period, allocation=allocation)
@@ -56,10 +58,24 @@ def department_report(*, department: Department, month: date, now: datetime | No
     report.chart = chart(
         report.tables["daily"], label="Spent so far (USD)", budget=department.monthly_budget, cumulative=True
     )
-    report.stats = _budget_stats(department, period, allocation, previous, shown=shown)
+    report.stats = _budget_stats(department, period, allocation, previous, shown=shown) | api
     report.chart["projection"] = str(report.stats["projection"]) if report.is_current_month else None
     report.chart["month_days"] = [day.isoformat() for day in period.days]
     return report
+
+
+def _api_tables(report: Report, *, department: Department, shown: Decimal) -> dict[str, Any]:
+    """Chat against API, the API calls by key, and the figures of the API's stat."""
+    lines = caller_lines(report.allocation, department_ids=[department.pk])
+    sources = report.tables["sources"] = sources_table(
+        lines,
+        total=shown,
+        note="The department's charges by who made the calls: people in the chat, or applications "
+        "through the gateway.",
+    )
+    stats = api_stats(sources, spend=shown)
+    report.tables["callers"] = callers_table(by_api_caller(lines), total=stats["api"])
+    return stats
 
 
 def _budget_stats(

@@ -13,6 +13,7 @@ from money.models import DailyDeploymentRollup
 from money.periods import Period
 from org.models import Department
 from provisioning.models import ModelDeployment
+from reports.selectors.callers import api_stats, by_api_caller, caller_lines, callers_table, sources_table
 from reports.tables import (
     CHARGED,
     DEPARTMENT,
@@ -48,15 +49,32 @@ def deployment_report(
     report.tables["daily"] = _daily_table(deployment, period)
     report.chart = chart(report.tables["daily"], label="Cost per day (USD)")
     report.chart["tokens"] = [row["tokens"] for row in report.tables["daily"].rows]
-    report.tables["split"] = _split_table(deployment, allocation, named_departments=named_departments)
+    names = dict(Department.objects.values_list("pk", "name"))
+    report.tables["split"] = _split_table(deployment, allocation, names, named_departments=named_departments)
     entry = allocation.deployments.get(deployment.pk)
     rows = report.tables["daily"].rows
+    spend = report.tables["daily"].money_total("spend")
     report.stats = {
-        "spend": report.tables["daily"].money_total("spend"),
+        "spend": spend,
         "tokens": sum(row["tokens"] for row in rows),
         "requests": sum(row["requests"] for row in rows),
         "active_hours": entry.active_hours.quantize(Decimal("0.1")) if entry else ZERO,
     }
+    lines = caller_lines(allocation, deployment_id=deployment.pk)
+    report.tables["sources"] = sources_table(
+        lines,
+        total=spend,
+        total_column=Column("total", "Total (USD)", "money"),
+        note="The deployment's cost by who made the calls: people in the chat, or applications through "
+        "the gateway.",
+    )
+    report.stats |= api_stats(report.tables["sources"], spend=spend)
+    report.tables["callers"] = callers_table(
+        by_api_caller(lines),
+        total=report.stats["api"],
+        department_names=names,
+        named_departments=named_departments,
+    )
     return report
 
 
@@ -117,9 +135,12 @@ def _daily_rows(deployment: ModelDeployment, period: Period) -> list[dict[str, A
 
 
 def _split_table(
-    deployment: ModelDeployment, allocation: CostAllocation, *, named_departments: set[int] | None
+    deployment: ModelDeployment,
+    allocation: CostAllocation,
+    names: dict[int, str],
+    *,
+    named_departments: set[int] | None,
 ) -> Table:
-    names = dict(Department.objects.values_list("pk", "name"))
     charges = sorted(allocation.deployment_charges(deployment.pk), key=lambda c: -c.total)
 
     def named(charge: Charge) -> bool:

@@ -16,6 +16,7 @@ from money.periods import Period
 from org.models import Department
 from provisioning.models import ModelDeployment
 from reports.months import previous_month
+from reports.selectors.callers import api_stats, by_api_caller, caller_lines, callers_table, sources_table
 from reports.selectors.people import TOP, users_table
 from reports.tables import (
     CHARGED,
@@ -92,8 +93,28 @@ def overview_report(*, month: date, now: datetime | None = None, complete: bool 
     report.tables["users"] = users_table(period=period, department=None, limit=limit)
     report.tables["shared"] = _shared_table(allocation, names, per_service=None if complete else 5)
     report.tables["idle"] = _idle_table(allocation, names, month=month)
-    report.stats = _stats(report.tables["departments"])
+    report.stats = _stats(report.tables["departments"]) | _api_tables(report, names, limit=limit)
     return report
+
+
+def _api_tables(report: Report, department_names: dict[int, str], *, limit: int | None) -> dict[str, Any]:
+    """Chat against API for the company, and its largest API callers."""
+    lines = caller_lines(report.allocation)
+    spend = report.tables["departments"].money_total("spend")
+    sources = report.tables["sources"] = sources_table(
+        lines,
+        total=spend,
+        note="Every department's charges by who made the calls: people in the chat, or applications "
+        "through the gateway.",
+    )
+    stats = api_stats(sources, spend=spend)
+    report.tables["callers"] = callers_table(
+        by_api_caller(lines),
+        total=stats["api"],
+        department_names=department_names,
+        limit=limit,
+    )
+    return stats
 
 
 def _stats(departments: Table) -> dict[str, Any]:
