@@ -33,3 +33,6 @@ class GatewayConfig(AppConfig):
             m2m_changed.connect(
                 keys_changed, sender=through, dispatch_uid=f"gateway-callers-{through.__name__}"
             )
+
+        # Service principals' admin lives beside the API keys' (gateway/admin.py), not in it.
+        from gateway import admin_principals  # noqa: F401

@@ -10,6 +10,7 @@ ADMIN_MANAGED_APPS = [
     "approvals",
     "provisioning",
     "chat",
+    "gateway",
     "reports",
     "auth",
     "account",

@@ -236,6 +236,20 @@ AZURE_PORTAL_PRINCIPAL_ID = (
     env.str("AZURE_PORTAL_PRINCIPAL_ID", default="") or "11111111-2222-3333-4444-555555555555"
 )
 
+# The gateway takes Microsoft Entra ID access tokens for Switchyard's API (gateway/entra.py): v1.0
+# tokens name its app id URI as their audience, v2.0 tokens its application (client) id, and both
+# are accepted. The issuer and signing keys are the tenant's at ENTRA_AUTHORITY, or the emulator's
+# in emulator mode, where the emulator is the token issuer.
+GATEWAY_TOKEN_AUDIENCE = env.str("GATEWAY_TOKEN_AUDIENCE", default="api://switchyard")
+GATEWAY_TOKEN_CLIENT_ID = env.str("GATEWAY_TOKEN_CLIENT_ID", default="") or (
+    # The application id the emulator registers for api://switchyard (its identity_registry.py).
+    "5f3c9a2e-8b1d-4e6f-a7c0-2d9b8e4f1a63" if AZURE_MODE == "emulator" else ENTRA_CLIENT_ID
+)
+GATEWAY_TOKEN_TENANT_ID = env.str("GATEWAY_TOKEN_TENANT_ID", default="") or ENTRA_TENANT_ID or AZURE_TENANT_ID
+# A token naming a key the cached key set lacks makes the gateway fetch the set again, but not
+# more often than this, so a flood of made-up key ids cannot hammer the issuer.
+GATEWAY_JWKS_REFRESH_FLOOR_SECONDS = env.int("GATEWAY_JWKS_REFRESH_FLOOR_SECONDS", default=60)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True

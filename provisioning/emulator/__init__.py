@@ -1,11 +1,14 @@
 """A local stand-in for Azure OpenAI: the ARM control plane of Microsoft.CognitiveServices, the
-Azure OpenAI data plane, role assignments and Cost Management, on loopback.
+Azure OpenAI data plane, role assignments, Cost Management and Entra ID's token service, on
+loopback.
 
 It speaks the wire protocol the official SDKs speak, so Switchyard runs the same code against it
 as against Azure. Of the project it imports only `provisioning.tokenizer` (import-linter and
 tests/emulator/test_isolation.py check it). Start it with `python -m provisioning.emulator`.
 
 `app` puts together `arm/` (the control plane, a module per resource and the rules of each PUT
-beside it), `dataplane/` (chat completions), `costs` (Cost Management's query) and `control`
-(the /_emulator/ endpoint); `state` is the world they share, `catalog` what Azure offers.
+beside it), `dataplane/` (chat completions), `costs` (Cost Management's query), `identity` (the
+tenant's token service: discovery, signing keys, signed access tokens; `identity_registry` what
+the tenant knows, `signing` its keys) and `control` with `identity_control` (the /_emulator/
+endpoint); `state` is the world they share, `catalog` what Azure offers.
 """

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from provisioning.emulator import arm, control, costs, dataplane
+from provisioning.emulator import arm, control, costs, dataplane, identity, identity_control
 from provisioning.emulator.catalog import Catalog
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.state import Store
@@ -37,7 +37,14 @@ def build_app(*, state_path: Path | None, catalog: Catalog | None = None) -> Sta
                 store.save()
 
     app = Starlette(
-        routes=[*control.routes, *dataplane.routes, *costs.routes, *arm.routes],
+        routes=[
+            *control.routes,
+            *identity_control.routes,
+            *identity.routes,
+            *dataplane.routes,
+            *costs.routes,
+            *arm.routes,
+        ],
         exception_handlers={AzureError: azure_error},
         lifespan=lifespan,
     )

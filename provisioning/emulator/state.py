@@ -50,6 +50,8 @@ OPERATIONS = {
     "costManagement.query",
     "chat",
     "embeddings",
+    "identity.keys",
+    "identity.token",
 }
 
 
@@ -132,6 +134,8 @@ class World:
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     faults: list[Fault] = field(default_factory=list)
+    # The Entra ID tenant: signing keys, clients, APIs, users (provisioning/emulator/identity_registry.py).
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +150,7 @@ class World:
             "usage": self.usage,
             "settings": self.settings,
             "faults": [fault.as_dict() for fault in self.faults],
+            "identity": self.identity,
         }
 
     @classmethod
@@ -160,6 +165,7 @@ class World:
             quota_limits=data.get("quota_limits", {}),
             usage=data.get("usage", {}),
             settings={**DEFAULT_SETTINGS, **data.get("settings", {})},
+            identity=data.get("identity", {}),
         )
         world.faults = [Fault.parse(fault) for fault in data.get("faults", [])]
         return world
@@ -256,7 +262,12 @@ class Store:
         self.mark_usage_dirty()
 
     def reset(self) -> None:
+        # The tenant's signing keys outlive a reset, as a real tenant's outlive its resources:
+        # tokens issued before still verify, and a relying party's cached key set stays good.
+        signing_keys = self.world.identity.get("signing_keys")
         self.world = World()
+        if signing_keys:
+            self.world.identity["signing_keys"] = signing_keys
         self.save()
 
     # Fault injection -------------------------------------------------------------------------
