@@ -346,6 +346,14 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--first-token-ms", type=float, default=200)
     parser.add_argument("--per-token-ms", type=float, default=10)
     parser.add_argument("--stagger-seconds", type=float, default=0.5, help="spread of the lanes' first call")
+    parser.add_argument(
+        "--postgres-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the benchmark's PostgreSQL database, to see what it changes "
+        "(e.g. synchronous_commit=off); repeatable",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy recording of the web process (raw stacks)")
     parser.add_argument("--target-median-ms", type=float, default=3.0)
     parser.add_argument("--target-p95-ms", type=float, default=10.0)
@@ -358,18 +366,26 @@ def parse_arguments() -> argparse.Namespace:
     return arguments
 
 
-def fresh_database(workdir: Path) -> tuple[str, str | None]:
+def fresh_database(workdir: Path, settings: list[str]) -> tuple[str, str | None]:
     """The database URL for this run and, for PostgreSQL, the database to drop afterwards: the
-    one DATABASE_URL names, made afresh."""
+    one DATABASE_URL names, made afresh, with the `--postgres-setting`s given."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         return f"sqlite:///{workdir / 'bench.sqlite3'}", None
     import psycopg
+    from psycopg import sql
 
     server, name = url.rsplit("/", 1)
     with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        for setting in settings:
+            parameter, _, value = setting.partition("=")
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                    sql.Identifier(name), sql.Identifier(parameter.strip()), sql.Literal(value.strip())
+                )
+            )
     if os.environ.get("REDIS_URL"):
         import redis
 
@@ -389,7 +405,11 @@ def drop_database(url: str, name: str) -> None:
 def print_machine(arguments: argparse.Namespace, database: str, litellm_python: Path) -> None:
     import uvicorn
 
-    print(f"machine: a 10-million-step Python loop takes {machine_speed():.2f} s; {os.cpu_count()} CPUs")
+    load = ", ".join(f"{figure:.1f}" for figure in os.getloadavg())
+    print(
+        f"machine: a 10-million-step Python loop takes {machine_speed():.2f} s; {os.cpu_count()} CPUs; "
+        f"load average {load} before the run"
+    )
     print(
         f"python {sys.version.split()[0]}; openai SDK {openai.__version__} (client and portal); "
         f"uvicorn {uvicorn.__version__}; {gateway_setup.litellm_version(litellm_python)}"
@@ -402,7 +422,7 @@ def print_machine(arguments: argparse.Namespace, database: str, litellm_python: 
 
 def run_all(arguments: argparse.Namespace, workdir: Path, emulator: Any, emulator_url: str) -> int:
     litellm_python = gateway_setup.litellm_python()
-    database_url, postgres_name = fresh_database(workdir)
+    database_url, postgres_name = fresh_database(workdir, arguments.postgres_setting)
     environment = portal_environment(database_url=database_url, emulator_url=emulator_url)
     os.environ.update(environment)
     portal = litellm = None
@@ -430,7 +450,10 @@ def run_all(arguments: argparse.Namespace, workdir: Path, emulator: Any, emulato
         token = credential().get_token(COGNITIVE_SERVICES_SCOPE).token
         config = gateway_setup.litellm_config(workdir, estate, token)
         litellm = gateway_setup.start_litellm(litellm_python, config, litellm_port, workdir / "litellm.log")
-        print_machine(arguments, "PostgreSQL" if postgres_name else "SQLite", litellm_python)
+        database = "PostgreSQL" if postgres_name else "SQLite"
+        if postgres_name and arguments.postgres_setting:
+            database += f" ({', '.join(arguments.postgres_setting)})"
+        print_machine(arguments, database, litellm_python)
         print(f"web processes: Switchyard pid {portal.pid}, LiteLLM pid {litellm.pid}; logs in {workdir}")
         profiler = Profiler(arguments.profile, portal.pid)
         profiler.start()
@@ -441,6 +464,7 @@ def run_all(arguments: argparse.Namespace, workdir: Path, emulator: Any, emulato
             pids={"emulator": emulator.pid, SWITCHYARD: portal.pid, LITELLM: litellm.pid},
         )
         failures = Run(arguments, estate, token, servers).all_parts()
+        print(f"\nload average {', '.join(f'{figure:.1f}' for figure in os.getloadavg())} after the run")
         logged = (workdir / "portal.log").read_text(errors="replace")
         print(f"\nSwitchyard's log: {logged.count('Traceback')} tracebacks")
         return failures
