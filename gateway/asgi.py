@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -25,9 +26,17 @@ from django.conf import settings
 from calls.database import database_job, database_later
 from gateway.errors import GatewayError, bad_request
 from gateway.listing import model_listing
-from gateway.metering import CHAT, EMBEDDINGS, GatewayCall, gateway_call_finish, gateway_call_prepare
+from gateway.metering import (
+    CHAT,
+    EMBEDDINGS,
+    CallOutcome,
+    GatewayCall,
+    gateway_call_prepare,
+    gateway_calls_finish,
+)
 from gateway.prompts import stream_wanted
 from gateway.relay import JSON_HEADERS, Relay, send_error
+from provisioning import tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +44,13 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
+# Read with the application, not by the first call that counts a prompt (it takes half a second).
+tokenizer.o200k_base()
+
 PREFIX = "/openai/"
 OPERATIONS = {"chat/completions": CHAT, "embeddings": EMBEDDINGS}
 
-# Calls still settling after their answer went out, kept until done (the loop holds tasks weakly).
+# Settlements under way, kept until done (the loop holds tasks weakly).
 _settling: set["asyncio.Task[None]"] = set()
 
 
@@ -217,13 +229,63 @@ async def _serve(
     finally:
         if watcher is not None:
             watcher.cancel()
-    # After the answer went out: the application does not wait for it.
     await _settle(call, relay)
 
 
 async def _settle(call: GatewayCall, relay: Relay) -> None:
-    try:
-        await database_later(gateway_call_finish, call=call, outcome=relay.outcome)
-    except Exception:
-        # The reservation stays and expires; reconciliation settles it on an estimate.
-        logger.exception("Could not settle the gateway call of %s", call.caller.label)
+    """Settle the call with the others that ended meanwhile, after its answer went out (the
+    application does not wait); the request ends when its call is settled, so a server that stops
+    waits for its settlements."""
+    await _settlements().add(call, relay.outcome)
+
+
+class Settlements:
+    """Calls waiting to be settled, and the one job at a time that settles them together on the
+    database thread (`gateway_calls_finish`): while a job runs, the calls that end meanwhile
+    gather for the next, so the busier the gateway, the more calls share a commit."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[GatewayCall, CallOutcome, asyncio.Future[None]]] = []
+        self.settling = False
+
+    async def add(self, call: GatewayCall, outcome: CallOutcome) -> None:
+        settled = asyncio.get_running_loop().create_future()
+        self.waiting.append((call, outcome, settled))
+        if not self.settling:
+            self.settling = True
+            task = asyncio.get_running_loop().create_task(self._settle_all())
+            _settling.add(task)
+            task.add_done_callback(_settling.discard)
+        await settled
+
+    async def _settle_all(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:SETTLE_BATCH], self.waiting[SETTLE_BATCH:]
+                try:
+                    await database_later(
+                        gateway_calls_finish, finished=[(call, outcome) for call, outcome, _ in batch]
+                    )
+                except Exception:
+                    logger.exception("Could not settle %d gateway calls", len(batch))
+                for _, _, settled in batch:
+                    if not settled.done():
+                        settled.set_result(None)
+        finally:
+            self.settling = False
+
+
+# Calls settled together at most: a job short enough that a new call's admission, which goes
+# first on the database thread but waits for the job under way, is not held up.
+SETTLE_BATCH = 16
+_settlements_by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Settlements]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _settlements() -> Settlements:
+    loop = asyncio.get_running_loop()
+    settlements = _settlements_by_loop.get(loop)
+    if settlements is None:
+        settlements = _settlements_by_loop[loop] = Settlements()
+    return settlements

@@ -55,10 +55,10 @@ def may_call(caller: Caller, deployment_id: int, *, version: str) -> bool:
     return deployment_id in usable_deployment_ids(caller.department.pk, version=version)
 
 
-def deployment_for(caller: Caller, gateway_name: str) -> Routed:
+def deployment_for(caller: Caller, gateway_name: str, *, version: str | None = None) -> Routed:
     """The deployment `gateway_name` names, if the caller may call it; else a 404 that does not
-    say whether it exists."""
-    version = callers_version()
+    say whether it exists. `version`: the gateway's version, when the caller has just read it."""
+    version = version or callers_version()
     routed = _routes.get(gateway_name, version=version)
     if routed is None:
         routed = _route(gateway_name)

@@ -60,6 +60,9 @@ class Migration(migrations.Migration):
                 help_text="What applications call it by through the gateway (the `model`, or the deployment in an Azure-style URL). Stable: set once, when the deployment is made.",
                 max_length=63,
                 null=True,
+                # No index yet: the unique one comes with AlterField below (an index here would
+                # clash with it on PostgreSQL, both named ..._like).
+                db_index=False,
             ),
         ),
         migrations.RunPython(name_deployments, migrations.RunPython.noop),

@@ -84,14 +84,16 @@ def test_a_stream_that_breaks_after_the_first_byte_is_not_failed_over(
         operation="chat", kind="drop_stream", after_chunks=3, deployment="company-assistant"
     )
     client = openai_client(gateway, marketing_key)
-    received = []
+    received: list[str] = []
 
-    with pytest.raises(openai.APIError):
-        for chunk in client.chat.completions.create(
-            model="company-assistant", messages=QUESTION, stream=True
-        ):
+    def read_all() -> None:
+        stream = client.chat.completions.create(model="company-assistant", messages=QUESTION, stream=True)
+        for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
+
+    with pytest.raises(openai.APIError):
+        read_all()
 
     assert received
     (record,) = records()
