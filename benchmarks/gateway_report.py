@@ -159,11 +159,12 @@ def report_failover(
     for side in sides:
         failing = streams[(side, "failover")]
         share = sum(stream.error is None for stream in failing) / len(failing) * 100
-        _, healthy_p95, _, _ = ttft(streams[(side, "main")])
+        healthy_median, healthy_p95, _, _ = ttft(streams[(side, "main")])
         median, p95, _, errors = ttft(failing)
         print(
             f"  {side}: failover: {share:.1f}% succeeded, adds p95 {p95 - healthy_p95:.1f} ms  "
-            f"(first token median {median:.1f} ms, p95 {p95:.1f} ms; healthy p95 {healthy_p95:.1f} ms)"
+            f"(first token median {median:.1f} ms, p95 {p95:.1f} ms; "
+            f"to a healthy deployment median {healthy_median:.1f} ms, p95 {healthy_p95:.1f} ms)"
         )
         for error in sorted(set(errors))[:3]:
             print(f"    e.g. {error}")
