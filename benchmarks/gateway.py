@@ -58,7 +58,8 @@ from benchmarks.emulator import (
     start_emulator,
     stop_emulator,
 )
-from benchmarks.gateway_calls import Meter, Outcome, Side, closed_loop, plain_call, sdk_client, stream_call
+from benchmarks.gateway_calls import Meter, Outcome, Side, closed_loop, plain_call, stream_call
+from benchmarks.gateway_calls import sdk_client as make_client
 from benchmarks.gateway_report import (
     DIRECT,
     LITELLM,
@@ -216,6 +217,7 @@ class Run:
     def sides(self) -> list[Side]:
         arguments, estate, token = self.arguments, self.estate, self.token
         pool = max(arguments.streams, arguments.concurrency, arguments.race) + 10
+        sdk_client = functools.partial(make_client, fresh=arguments.fresh_connections)
         roles = {"main": estate.main, "failover": estate.failover, "thrift": estate.thrift}
         gateway, litellm = self.servers.portal_url + "/openai/v1", self.servers.litellm_url + "/v1"
         return [
@@ -353,6 +355,11 @@ def parse_arguments() -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="a setting of the benchmark's PostgreSQL database, to see what it changes "
         "(e.g. synchronous_commit=off); repeatable",
+    )
+    parser.add_argument(
+        "--fresh-connections",
+        action="store_true",
+        help="a new connection for every call (Connection: close), on every side",
     )
     parser.add_argument("--profile", type=Path, help="py-spy recording of the web process (raw stacks)")
     parser.add_argument("--target-median-ms", type=float, default=3.0)

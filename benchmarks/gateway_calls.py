@@ -24,6 +24,19 @@ PROMPT: list[ChatCompletionMessageParam] = [
 
 
 @dataclass
+class StreamedCall(Stream):
+    """A streamed call, with when its response's headers came: a gateway sends them once Azure
+    has answered, so they split its time before Azure from its relaying of the first token."""
+
+    headers: float | None = None
+
+    @property
+    def headers_ms(self) -> float:
+        assert self.headers is not None
+        return (self.headers - self.started) * 1000
+
+
+@dataclass
 class Outcome:
     """One non-streamed call: its HTTP status (0 when no answer came) and how long it took."""
 
@@ -48,16 +61,19 @@ class Side:
         return self.others.get(role, self.client), self.models[role]
 
 
-def sdk_client(base_url: str, api_key: str, *, pool: int) -> openai.AsyncOpenAI:
+def sdk_client(base_url: str, api_key: str, *, pool: int, fresh: bool = False) -> openai.AsyncOpenAI:
     """The openai SDK on its aiohttp transport (as the portal calls Azure), without retries: a
     429 is an answer the benchmark counts, not one the client should sleep out. Idle connections
     are dropped before the servers drop them (uvicorn after 5 s), so that no call goes out on a
-    connection the server is closing (which the SDK reports as a timeout)."""
+    connection the server is closing (which the SDK reports as a timeout). `fresh`: a connection
+    of its own for every call (the server closes it after the answer), so that no call waits for
+    the server to finish with the call before it on the same connection."""
     limits = httpx2.Limits(max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=2.0)
     return openai.AsyncOpenAI(
         base_url=base_url,
         api_key=api_key,
         max_retries=0,
+        default_headers={"Connection": "close"} if fresh else None,
         http_client=openai.DefaultAioHttpClient(limits=limits, timeout=httpx2.Timeout(120.0)),
     )
 
@@ -69,14 +85,15 @@ def _has_content(data: str) -> bool:
     return any((choice.get("delta") or {}).get("content") for choice in event.get("choices") or [])
 
 
-async def stream_call(client: openai.AsyncOpenAI, model: str, *, max_tokens: int) -> Stream:
-    """One streamed call, timed to its first content token. Only the events up to that one are
-    parsed: the client shares the machine with the servers it measures."""
-    stream = Stream(started=time.perf_counter())
+async def stream_call(client: openai.AsyncOpenAI, model: str, *, max_tokens: int) -> StreamedCall:
+    """One streamed call, timed to its response's headers and its first content token. Only the
+    events up to that one are parsed: the client shares the machine with the servers it measures."""
+    stream = StreamedCall(started=time.perf_counter())
     try:
         async with client.chat.completions.with_streaming_response.create(
             model=model, messages=PROMPT, max_tokens=max_tokens, stream=True
         ) as response:
+            stream.headers = time.perf_counter()
             done = False
             async for line in response.iter_lines():
                 if not line.startswith("data: "):

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from benchmarks.chat_stream import Stream
 from benchmarks.emulator import percentile
-from benchmarks.gateway_calls import Meter, Outcome
+from benchmarks.gateway_calls import Meter, Outcome, StreamedCall
 from benchmarks.gateway_setup import Estate
 
 DIRECT, SWITCHYARD, LITELLM = "direct", "Switchyard", "LiteLLM"
@@ -40,6 +40,16 @@ def report_latency(
         )
         for error in sorted(set(errors))[:3]:
             print(f"    e.g. {error}")
+        headers = [
+            call.headers_ms
+            for call in streams[side]
+            if isinstance(call, StreamedCall) and call.steady and call.headers is not None
+        ]
+        if headers:
+            print(
+                f"  {'':<11} response headers after median {statistics.median(headers):.1f} ms, "
+                f"p95 {percentile(headers, 0.95):.1f} ms"
+            )
     direct_median, direct_p95 = figures[DIRECT]
     missed = 0
     for side in sides:
