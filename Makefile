@@ -40,6 +40,9 @@ run: install
 	@printf '    admin@example.com   platform admin\n    fiona@example.com   finance approver\n'
 	@printf '    lena@example.com    lead, Marketing\n    mark@example.com    member, Marketing\n'
 	@printf '    fred@example.com    member, Finance\n    hana@example.com    lead, HR\n\n'
+	@printf '  Demo API key (Marketing, for the Company assistant; kept in var/demo-api-key):\n    %s\n' \
+	  "$$(cat var/demo-api-key 2>/dev/null || echo 'none: see seed_demo above')"
+	@printf '    OpenAI(base_url="http://127.0.0.1:8000/openai/v1", api_key=KEY), model="company-assistant"\n\n'
 	@printf '  Ctrl-C stops every process.\n\n'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 

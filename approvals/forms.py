@@ -15,7 +15,6 @@ from approvals.access import departments_for_author
 from approvals.models import (
     MAX_CAPACITY,
     MAX_TOKENS_MILLIONS,
-    DataClassification,
     DeploymentRequest,
     cap_label,
 )
@@ -33,7 +32,7 @@ from approvals.spec import (
 )
 from org.models import Department, User
 from provisioning.catalog import region_label
-from provisioning.models import AccessGrant, LandingZone, ModelDeployment
+from provisioning.models import AccessGrant, DataClassification, LandingZone, ModelDeployment
 
 Kind = DeploymentRequest.Kind
 # What the estimate beside the choices is worked out from while the person types.

@@ -10,6 +10,7 @@ from approvals import notifications
 from approvals.models import DeploymentRequest
 from approvals.spec import grant_label, grant_state
 from audit.services import audit_record
+from gateway.keys import ApiKeyRefused, api_key_approve
 from org.models import User
 from provisioning.errors import ProvisioningRefused
 from provisioning.models import AccessGrant, LandingZone, ModelDeployment
@@ -41,6 +42,9 @@ def hand_over(request: DeploymentRequest, *, actor: User | None) -> DeploymentRe
             _grant_access(request, actor=actor)
             request.deployment = request.target
             return finish(request, State.COMPLETED, actor=actor, before=before)
+        elif request.kind == Kind.API_KEY:
+            _activate_key(request, actor=actor)
+            return finish(request, State.COMPLETED, actor=actor, before=before)
         elif request.kind == Kind.CAPACITY_CHANGE:
             assert request.target is not None
             assert request.capacity is not None
@@ -67,6 +71,16 @@ def hand_over(request: DeploymentRequest, *, actor: User | None) -> DeploymentRe
         actor=actor, verb="request.provisioning", target=request, before=before, after=request.snapshot()
     )
     return request
+
+
+def _activate_key(request: DeploymentRequest, *, actor: User | None) -> None:
+    """The key this request was for starts working, unless it was revoked or ran out meanwhile."""
+    if request.api_key is None:
+        raise HandOverFailed("The key this request was for no longer exists.")
+    try:
+        api_key_approve(key=request.api_key, actor=actor, note=f"Request #{request.pk}")
+    except ApiKeyRefused as refusal:
+        raise HandOverFailed(str(refusal)) from refusal
 
 
 def _grant_access(request: DeploymentRequest, *, actor: User | None) -> None:

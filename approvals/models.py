@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from gateway.models import ApiKey
 from org.models import Department, Membership, User
 from provisioning.models import DataClassification, ModelDeployment, NetworkMode
 
@@ -65,6 +66,13 @@ class DeploymentRequest(models.Model):
         SHARED_ACCESS = "shared_access", "Access to a shared service"
         CAPACITY_CHANGE = "capacity_change", "Capacity change"
         DECOMMISSION = "decommission", "Decommission"
+        # Opened by the gateway when a lead creates a key for restricted data, not on the form.
+        API_KEY = "api_key", "API key for restricted data"
+
+        @classmethod
+        def on_the_form(cls) -> list["DeploymentRequest.Kind"]:
+            """The kinds a lead asks for with the request form."""
+            return [kind for kind in cls if kind != cls.API_KEY]
 
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -162,6 +170,14 @@ class DeploymentRequest(models.Model):
         help_text="The deployment this request created or changed.",
     )
     provisioning_run = models.PositiveIntegerField(null=True, blank=True)
+    api_key = models.ForeignKey(
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approval_requests",
+        help_text="The key for restricted data this request decides.",
+    )
     status_message = models.TextField(blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -256,6 +272,7 @@ class DeploymentRequest(models.Model):
             "target": self.target_id,
             "grant_at_submission": self.grant_at_submission,
             "provisioning_run": self.provisioning_run,
+            "api_key": self.api_key_id,
         }
 
 

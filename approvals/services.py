@@ -26,9 +26,11 @@ from approvals.spec import (
     spec_estimate,
 )
 from audit.services import audit_record
+from gateway.keys import ApiKeyRefused, api_key_reject, api_key_revoke
+from gateway.models import ApiKey
 from money.budgets import budget_status
 from org.models import Department, User
-from provisioning.models import ModelDeployment
+from provisioning.models import DataClassification, ModelDeployment
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +240,11 @@ def request_reject(*, request: DeploymentRequest, actor: User, reason: str) -> D
 
 
 def request_send_back(*, request: DeploymentRequest, actor: User, comment: str) -> DeploymentRequest:
+    if request.kind == Kind.API_KEY:
+        raise RequestActionRefused(
+            "A key cannot be changed once made, so there is nothing to send back: approve it, or "
+            "reject it and say why (the lead then makes a new key)."
+        )
     if not comment.strip():
         raise RequestActionRefused("Say what should change: the requester reads it.")
     return _close_round(
@@ -261,6 +268,8 @@ def _close_round(
         if state == State.REJECTED:
             locked.finished_at = locked.decided_at
         locked.save()
+        if state == State.REJECTED and locked.api_key is not None:
+            api_key_reject(key=locked.api_key, actor=actor, reason=f"Request #{locked.pk}: {comment}")
         audit_record(
             actor=actor,
             verb=f"request.{step_state}",
@@ -397,7 +406,63 @@ def request_cancel(*, request: DeploymentRequest, actor: User) -> DeploymentRequ
         audit_record(
             actor=actor, verb="request.cancelled", target=locked, before=before, after=locked.snapshot()
         )
+        if locked.api_key is not None:
+            # The key asked for is not wanted any more: it must not start working later.
+            try:
+                api_key_revoke(key=locked.api_key, actor=actor)
+            except ApiKeyRefused as refusal:
+                raise RequestActionRefused(str(refusal)) from refusal
     return locked
+
+
+# API keys for restricted data ---------------------------------------------------------------------
+
+
+def request_for_api_key(*, key: ApiKey, actor: User | None, purpose: str) -> DeploymentRequest:
+    """The approval a key for restricted data waits for, submitted at once and routed by the
+    policy as any request for restricted data. The gateway asks for it inside the transaction
+    that creates the key, so the key and its request commit together."""
+    request = DeploymentRequest(kind=Kind.API_KEY, department=key.department, requester=actor, api_key=key)
+    spec = RequestSpec(
+        purpose=purpose,
+        display_name=f"API key “{key.name}”",
+        data_classification=DataClassification.RESTRICTED,
+    )
+    _apply_spec(request, spec)
+    request.save()
+    audit_record(
+        actor=actor,
+        verb="request.created",
+        target=request,
+        after=request.snapshot(),
+        note=f"For the key {key.prefix}…",
+    )
+    edit_record(request=request, actor=actor, action=RequestEdit.Action.CREATED, changes=[])
+    return _submit(request, actor)
+
+
+def request_withdraw_for_key(*, key: ApiKey, actor: User | None) -> list[int]:
+    """The key waiting for approval was revoked: its open request has nothing left to decide."""
+    withdrawn = []
+    for request in DeploymentRequest.objects.filter(api_key=key, state__in=State.open()):
+        locked = _lock(request)
+        if locked.state not in State.open():
+            continue
+        before = locked.snapshot()
+        locked.steps.filter(round=locked.round, state=StepState.PENDING).update(state=StepState.WITHDRAWN)
+        locked.state = State.CANCELLED
+        locked.finished_at = timezone.now()
+        locked.save()
+        audit_record(
+            actor=actor,
+            verb="request.cancelled",
+            target=locked,
+            before=before,
+            after=locked.snapshot(),
+            note="The key was revoked, so nothing is left to decide.",
+        )
+        withdrawn.append(locked.pk)
+    return withdrawn
 
 
 # Lifecycle -------------------------------------------------------------------------------------------

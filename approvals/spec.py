@@ -18,7 +18,6 @@ from approvals.models import (
     MAX_TOKENS_MILLIONS,
     ApprovalPolicy,
     ApprovalStep,
-    DataClassification,
     DeploymentRequest,
     cap_label,
 )
@@ -26,7 +25,14 @@ from approvals.policy import PlannedStep, approval_plan
 from money.budgets import BudgetStatus, budget_status
 from org.models import Department
 from provisioning.catalog import catalog_entry_get, catalog_offers, price_in_force, quota_left, region_label
-from provisioning.models import AccessGrant, CatalogEntry, LandingZone, ModelDeployment, Price
+from provisioning.models import (
+    AccessGrant,
+    CatalogEntry,
+    DataClassification,
+    LandingZone,
+    ModelDeployment,
+    Price,
+)
 from provisioning.spillover import SpilloverPlan, SpilloverRefused, spillover_plan, spillover_twin_of
 
 Kind = DeploymentRequest.Kind
@@ -56,6 +62,7 @@ REQUIRED_BY_KIND = {
     Kind.SHARED_ACCESS: ("purpose", "target"),
     Kind.CAPACITY_CHANGE: ("purpose", "target", "capacity"),
     Kind.DECOMMISSION: ("purpose", "target"),
+    Kind.API_KEY: ("purpose",),
 }
 
 # The fields whose values the weighing checks (capacity, quota, grant, cost, budget) build on.
@@ -282,6 +289,8 @@ def grant_label(state: dict[str, Any] | None) -> str:
 def spec_estimate(*, kind: str, spec: RequestSpec, today: date) -> Estimate:
     if kind == Kind.DECOMMISSION:
         return Estimate(Decimal(0), "Decommissioning ends this deployment's cost.")
+    if kind == Kind.API_KEY:
+        return Estimate(Decimal(0), "A key costs nothing itself: its calls are metered against the budget.")
     spec = spec.following_target(kind)
     return monthly_cost_estimate(
         model_name=spec.model_name,
@@ -407,7 +416,8 @@ def request_spec_errors(*, kind: str, department: Department, spec: RequestSpec,
         _check_grant_change(errors, department, spec, assessment)
     if assessment.spillover_refusal:
         _add(errors, "spillover_twin", assessment.spillover_refusal)
-    if kind != Kind.DECOMMISSION and not _choices_broken(errors):
+    # Nothing to weigh for a key: its calls are admitted against the budget one by one.
+    if kind not in {Kind.DECOMMISSION, Kind.API_KEY} and not _choices_broken(errors):
         _check_cost(errors, spec, assessment)
     return errors
 

@@ -131,7 +131,7 @@ def approval_queue(request: HttpRequest) -> HttpResponse:
 
 def _kind_from(request: HttpRequest) -> str:
     kind = request.GET.get("kind") or request.POST.get("kind") or Kind.NEW_DEPLOYMENT
-    return kind if kind in Kind.values else Kind.NEW_DEPLOYMENT
+    return kind if kind in Kind.on_the_form() else Kind.NEW_DEPLOYMENT
 
 
 def request_new(request: HttpRequest) -> HttpResponse:
@@ -229,7 +229,7 @@ def _render_form(
     context = {
         "form": form,
         "kind": kind,
-        "kinds": [(value, label, KIND_INTROS[Kind(value)]) for value, label in Kind.choices]
+        "kinds": [(kind.value, kind.label, KIND_INTROS[kind]) for kind in Kind.on_the_form()]
         if instance is None
         else [],
         "kind_label": Kind(kind).label,

@@ -6,11 +6,9 @@ ends. Each refused attempt is recorded, and the call is metered on the deploymen
 
 Which deployments may stand in for which (same model, same data-zone geography, the pay-as-you-go
 twin of a provisioned one, never a lower data classification) is the estate's rule:
-`provisioning.fallbacks.fallback_chain`. Until that module is there, the deployment's own
-fallback links are taken as they are, active ones only, in their order.
+`provisioning.fallbacks.fallback_chain`.
 """
 
-import importlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,25 +36,6 @@ class Target:
     def of(cls, deployment: ModelDeployment) -> "Target":
         assert deployment.account is not None
         return cls(deployment.pk, deployment.account.endpoint, deployment.name)
-
-
-def fallback_chain(deployment: ModelDeployment) -> list[ModelDeployment]:
-    """The deployments a call to `deployment` may fail over to, in order."""
-    try:
-        rules = importlib.import_module("provisioning.fallbacks")
-    except ModuleNotFoundError:
-        return linked_fallbacks(deployment)
-    return list(rules.fallback_chain(deployment))
-
-
-def linked_fallbacks(deployment: ModelDeployment) -> list[ModelDeployment]:
-    """The deployment's fallback links as an admin set them: active fallbacks with an account."""
-    links = (
-        deployment.fallback_links.select_related("fallback__account")
-        .filter(fallback__state=ModelDeployment.State.ACTIVE, fallback__account__isnull=False)
-        .order_by("position")
-    )
-    return [link.fallback for link in links]
 
 
 @dataclass

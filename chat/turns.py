@@ -25,7 +25,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from base.remembered import Remembered
-from calls.failover import Target, fallback_chain
+from calls.failover import Target
 from chat.access import access_version
 from chat.models import Conversation, Message
 from chat.services import (
@@ -52,6 +52,7 @@ from money.models import UsageRecord
 from org.models import Department, User
 from provisioning import tokenizer
 from provisioning.catalog import ModelLimits, model_limits
+from provisioning.fallbacks import fallback_chain
 from provisioning.models import ModelDeployment
 
 MAX_MESSAGE_CHARS = 32_000

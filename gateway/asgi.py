@@ -4,7 +4,8 @@ it as they would call Azure OpenAI or OpenAI, with the unchanged SDKs.
 - `POST /openai/deployments/{gateway_name}/chat/completions` and `.../embeddings` (Azure style,
   `AzureOpenAI(azure_endpoint=...)`; the api-version is accepted and Switchyard's own is used);
 - `POST /openai/v1/chat/completions` and `/openai/v1/embeddings`, `model` = the gateway name, and
-  `GET /openai/v1/models[/{id}]` (`OpenAI(base_url=".../openai/v1")`).
+  `GET /openai/v1/models[/{id}]` (`OpenAI(base_url=".../openai/v1")`; `/openai/models` answers
+  the same, for AzureOpenAI's `models.list()`).
 
 This is the hot path of every application's call, so it does not go through Django's request
 handling and middleware (sessions, CSRF, templates, a thread per request): a call costs a header
@@ -24,6 +25,7 @@ from typing import Any
 from django.conf import settings
 
 from calls.database import database_job, database_later
+from gateway.credentials import Credential
 from gateway.errors import GatewayError, bad_request
 from gateway.listing import model_listing
 from gateway.metering import (
@@ -60,7 +62,10 @@ def _not_found(path: str) -> GatewayError:
 
 def _route(method: str, path: str) -> tuple[str, str | None]:
     """(what the path asks for: an operation or "models"; the gateway name in it, if any)."""
-    parts = path[len(PREFIX) :].strip("/").split("/")
+    parts = path[len(PREFIX) :].strip("/").split("/") if path.startswith(PREFIX) else [""]
+    if parts[0] == "models" and len(parts) <= 2:  # AzureOpenAI's models.list()
+        _allow(method, "GET")
+        return "models", parts[1] if len(parts) == 2 else None
     if parts[0] == "v1" and len(parts) >= 2:
         rest = "/".join(parts[1:])
         if rest == "models" or (parts[1] == "models" and len(parts) == 3):
@@ -84,9 +89,10 @@ def _allow(method: str, allowed: str) -> None:
         )
 
 
-def _credential(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int | None]:
-    """The caller's key or token (`api-key`, or `Authorization: Bearer`) and the body's length."""
-    credential = None
+def _credential(headers: list[tuple[bytes, bytes]]) -> tuple[Credential | None, int | None]:
+    """The caller's key or token (`api-key`, or `Authorization: Bearer`), the department it names
+    (`Switchyard-Department`) and the body's length."""
+    credential = department = None
     length = None
     for name, value in headers:
         if name == b"api-key":
@@ -95,10 +101,12 @@ def _credential(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int | N
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer":
                 credential = token.strip()
+        elif name == b"switchyard-department":
+            department = value.decode("latin-1").strip() or None
         elif name == b"content-length":
             with contextlib.suppress(ValueError):
                 length = int(value)
-    return credential or None, length
+    return (Credential(credential, department) if credential else None), length
 
 
 def _too_large(limit: int) -> GatewayError:
@@ -143,7 +151,31 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, GatewayError | None]:
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one request to a path under /openai/."""
+    """Serve one request to a path under /openai/: an unforeseen failure too is answered in
+    OpenAI's error shape (when the answer has not begun), never with the server's own page."""
+    started = False
+
+    async def send_started(message: Mapping[str, Any]) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        await _handle(scope, receive, send, send_started)
+    except Exception:
+        logger.exception("The gateway failed on %s %s", scope["method"], scope["path"])
+        if not started:
+            failure = GatewayError(
+                500,
+                "Switchyard's gateway failed on this call. Try again; tell a platform admin if it keeps "
+                "happening.",
+                type="server_error",
+            )
+            await send_error(send, failure)
+
+
+async def _handle(scope: Scope, receive: Receive, send: Send, send_started: Send) -> None:
+    # Every answer begins through `send_started`; a stream's chunks then go through `send`.
     try:
         what, gateway_name = _route(scope["method"], scope["path"])
         credential, length = _credential(scope["headers"])
@@ -156,7 +188,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             )
         if what == "models":
             listing = await database_job(model_listing, credential=credential, model_id=gateway_name)
-            await _send_json(send, listing)
+            await _send_json(send_started, listing)
             return
         raw = await _read_body(receive, length=length, limit=settings.GATEWAY_MAX_BODY_BYTES)
         body, body_error = _parse(raw)
@@ -175,10 +207,11 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             body_error=body_error,
         )
     except GatewayError as error:
-        await send_error(send, error, close=error.status == 413)
+        await send_error(send_started, error, close=error.status == 413)
         return
     assert body is not None
-    await _serve(call, body, stream=stream, include_usage=include_usage, receive=receive, send=send)
+    relay = Relay(call, body, stream=stream, include_usage=include_usage, start=send_started)
+    await _serve(call, relay, receive=receive, send=send)
 
 
 async def _send_json(send: Send, body: bytes) -> None:
@@ -187,23 +220,14 @@ async def _send_json(send: Send, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _serve(
-    call: GatewayCall,
-    body: dict[str, Any],
-    *,
-    stream: bool,
-    include_usage: bool,
-    receive: Receive,
-    send: Send,
-) -> None:
+async def _serve(call: GatewayCall, relay: Relay, *, receive: Receive, send: Send) -> None:
     """Relay the admitted call and settle it, however it ends. A stream is watched for the
     application going away (the server tells only `receive`): the relay is then cancelled, Azure's
     stream closed, and what was delivered metered."""
-    relay = Relay(call, body, stream=stream, include_usage=include_usage)
     task = asyncio.current_task()
     watcher = None
     left = False
-    if stream and task is not None:
+    if relay.stream and task is not None:
 
         async def watch() -> None:
             nonlocal left
@@ -226,6 +250,10 @@ async def _serve(
             raise
         assert task is not None
         task.uncancel()
+    except Exception:
+        relay.left_on_the_way()
+        await _settle(call, relay)
+        raise
     finally:
         if watcher is not None:
             watcher.cancel()

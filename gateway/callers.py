@@ -1,13 +1,12 @@
 """Who is calling the gateway, once their key or token has been checked: the department that pays,
 what they may call and how fast. `caller_for_key` (API keys) and `gateway.entra.caller_for_token`
-(Entra ID tokens) make one; `caller_for_credential` picks between them.
+(Entra ID tokens) make one; `gateway.credentials.caller_for_credential` picks between them.
 
 Every call presents its key, so what a key stands for is remembered in the process (no query per
 call) under a version in the shared cache that every change to keys, departments, deployments or
 grants replaces (`keys_changed`): a revoked key stops working at its next call in every web
 process. Expiry and grace periods are checked against the clock at every call."""
 
-import importlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,15 +77,16 @@ _keys: Remembered[_KeyFacts] = Remembered(seconds=REMEMBER_SECONDS, size=10_000)
 _last_used_written: dict[int, datetime] = {}
 
 
-def caller_for_key(raw_key: str, *, now: datetime) -> Caller:
+def caller_for_key(raw_key: str, *, now: datetime, version: str | None = None) -> Caller:
     """The caller an API key stands for, or `CallerRefused` saying why it does not open the
-    gateway (unknown, waiting for approval, rejected, revoked, expired, rotated past its grace)."""
+    gateway (unknown, waiting for approval, rejected, revoked, expired, rotated past its grace).
+    `version`: the gateway's version (`callers_version`), when the caller has just read it."""
     if not looks_like_key(raw_key):
         raise CallerRefused(
             "The API key is not a Switchyard key (they start with 'sy-' and have 43 characters). "
             "Find your department's keys on its page in Switchyard."
         )
-    version = callers_version()
+    version = version or callers_version()
     hashed = key_hash(raw_key)
     facts = _keys.get(hashed, version=version)
     if facts is None:
@@ -167,28 +167,3 @@ def _note_use(caller: Caller, *, now: datetime) -> None:
     _last_used_written[key_id] = now
     # An update, not a save: no signal, so the remembered callers stay valid.
     ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
-
-
-def caller_for_token(token: str, *, now: datetime) -> Caller:
-    """The caller an Entra ID access token stands for (`gateway.entra`, where it is installed)."""
-    try:
-        entra = importlib.import_module("gateway.entra")
-    except ModuleNotFoundError:
-        raise CallerRefused(
-            "Entra ID tokens are not accepted by this Switchyard yet; call with a department API key."
-        ) from None
-    caller: Caller = entra.caller_for_token(token, now=now)
-    return caller
-
-
-def caller_for_credential(credential: str, *, now: datetime) -> Caller:
-    """The caller of an `api-key` header's or a bearer token's credential: a Switchyard key, or
-    else an Entra ID token."""
-    if credential.startswith("sy-"):
-        return caller_for_key(credential, now=now)
-    if credential.count(".") == 2:  # a JWT: header.payload.signature
-        return caller_for_token(credential, now=now)
-    raise CallerRefused(
-        "Incorrect API key provided. Switchyard takes a department API key (sy-…) or a Microsoft Entra "
-        "ID access token."
-    )

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from base.remembered import Remembered
-from calls.failover import Target, fallback_chain
+from calls.failover import Target
 from gateway.callers import REMEMBER_SECONDS, Caller, callers_version
 from gateway.errors import deployment_not_found
 from provisioning.catalog import ModelLimits, model_limits
+from provisioning.fallbacks import fallback_chain
 from provisioning.models import AccessGrant, ModelDeployment
 
 

@@ -18,6 +18,7 @@ whose caller may not use the gateway, 400 for a person who must name a departmen
 the tenant's keys cannot be read.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -25,9 +26,9 @@ from uuid import UUID
 import jwt
 from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
-from django.db.models import Q
 
-from gateway.callers import Caller, CallerRefused
+from base.remembered import Remembered
+from gateway.callers import REMEMBER_SECONDS, Caller, CallerRefused, callers_version
 from gateway.jwks import KeySetUnavailable, signing_keys
 from gateway.models import ServicePrincipal
 from org.models import Membership
@@ -200,40 +201,76 @@ def _object_id(claims: dict[str, Any]) -> UUID:
         raise _refused(f"The token's `oid` ({claims['oid']}) is not an object id.") from None
 
 
+@dataclass(frozen=True)
+class _PrincipalFacts:
+    """What an object id stands for as a service principal, read once and remembered until
+    registrations change (gateway.callers' version); `caller` None: not registered."""
+
+    caller: Caller | None
+    name: str = ""
+    enabled: bool = False
+
+
+# Every call of a workload presents its token: its registration is not read again each time.
+_principals: Remembered[_PrincipalFacts] = Remembered(seconds=REMEMBER_SECONDS, size=10_000)
+_last_used_written: dict[UUID, datetime] = {}
+
+
 def _service_principal(claims: dict[str, Any], department: str | None, *, now: datetime) -> Caller:
     object_id = _object_id(claims)
+    version = callers_version()
+    facts = _principals.get(object_id, version=version)
+    if facts is None:
+        facts = _read_principal(object_id)
+        _principals.set(object_id, facts, version=version)
+    caller = facts.caller
+    if caller is None:
+        client = claims.get("azp") or claims.get("appid") or "unknown"
+        raise _forbidden(
+            f"Service principal {object_id} (application {client}) is not registered with Switchyard: ask "
+            "a platform admin to register it for your department."
+        )
+    if not facts.enabled:
+        raise _forbidden(f"Service principal {facts.name} is disabled in Switchyard; ask a platform admin.")
+    if department and department != caller.department.slug:
+        raise _forbidden(
+            f"Service principal {facts.name} calls for {caller.department.slug}, not {department}; "
+            f"leave out the {DEPARTMENT_HEADER} header."
+        )
+    assert caller.principal_id is not None
+    _note_use(object_id, caller.principal_id, now=now)
+    return caller
+
+
+def _read_principal(object_id: UUID) -> _PrincipalFacts:
     principal = (
         ServicePrincipal.objects.select_related("department")
         .prefetch_related("deployments")
         .filter(object_id=object_id)
         .first()
     )
-    client = claims.get("azp") or claims.get("appid") or "unknown"
     if principal is None:
-        raise _forbidden(
-            f"Service principal {object_id} (application {client}) is not registered with Switchyard: ask "
-            "a platform admin to register it for your department."
-        )
-    if not principal.enabled:
-        raise _forbidden(
-            f"Service principal {principal.name} is disabled in Switchyard; ask a platform admin."
-        )
-    if department and department != principal.department.slug:
-        raise _forbidden(
-            f"Service principal {principal.name} calls for {principal.department.slug}, not {department}; "
-            f"leave out the {DEPARTMENT_HEADER} header."
-        )
-    ServicePrincipal.objects.filter(pk=principal.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-    ).update(last_used_at=now)
-    return Caller(
+        return _PrincipalFacts(caller=None)
+    caller = Caller(
         department=principal.department,
         label=f"service principal {principal.name}",
         principal_id=principal.pk,
+        # Like a key, a registration names what it may call; naming nothing, it may call nothing.
         deployment_ids=frozenset(deployment.pk for deployment in principal.deployments.all()),
         requests_per_minute=principal.requests_per_minute,
         tokens_per_minute=principal.tokens_per_minute,
     )
+    return _PrincipalFacts(caller=caller, name=principal.name, enabled=principal.enabled)
+
+
+def _note_use(object_id: UUID, principal_id: int, *, now: datetime) -> None:
+    """Keep "last used" current to the minute, without a write per call. An update, not a save:
+    no signal, so what is remembered about callers stays valid."""
+    written = _last_used_written.get(object_id)
+    if written is not None and now - written < LAST_USED_RESOLUTION:
+        return
+    _last_used_written[object_id] = now
+    ServicePrincipal.objects.filter(pk=principal_id).update(last_used_at=now)
 
 
 def _person(claims: dict[str, Any], department: str | None) -> Caller:

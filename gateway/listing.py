@@ -6,7 +6,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from gateway.callers import CallerRefused, caller_for_credential
+from gateway.callers import CallerRefused
+from gateway.credentials import Credential, caller_for_credential
 from gateway.deployments import deployments_for
 from gateway.errors import GatewayError
 from provisioning.models import ModelDeployment
@@ -26,7 +27,7 @@ def _model(deployment: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def model_listing(*, credential: str, model_id: str | None) -> bytes:
+def model_listing(*, credential: Credential, model_id: str | None) -> bytes:
     """The caller's models as JSON (one of them, with `model_id`; a 404 for any other)."""
     try:
         caller = caller_for_credential(credential, now=timezone.now())

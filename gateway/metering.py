@@ -13,7 +13,8 @@ from uuid import UUID
 from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
-from gateway.callers import Caller, CallerRefused, caller_for_credential, callers_version
+from gateway.callers import Caller, CallerRefused, callers_version
+from gateway.credentials import Credential, caller_for_credential
 from gateway.deployments import Routed, deployment_for
 from gateway.errors import GatewayError, bad_request
 from gateway.prompts import CallSize, chat_size, embeddings_size
@@ -42,7 +43,7 @@ class GatewayCall:
 
 def gateway_call_prepare(
     *,
-    credential: str,
+    credential: Credential,
     gateway_name: str | None,
     operation: str,
     body: dict[str, Any] | None,
@@ -55,7 +56,7 @@ def gateway_call_prepare(
     # Read before the checks it covers (see base.remembered).
     version = callers_version()
     try:
-        caller = caller_for_credential(credential, now=now)
+        caller = caller_for_credential(credential, now=now, version=version)
     except CallerRefused as refused:
         raise GatewayError(refused.status, refused.message, code=refused.code) from None
     if body_error is not None:
@@ -76,9 +77,16 @@ def gateway_call_prepare(
     else:
         size = embeddings_size(body, model_name=deployment.model_name)
     user = User.objects.filter(pk=caller.user_id).first() if caller.user_id is not None else None
+    reservation_id = _admit(caller, routed, size, user, now=now)
+    return GatewayCall(caller, routed, operation, size, reservation_id, user)
+
+
+def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *, now: datetime) -> UUID:
+    """Reserve the call's bound against the department's budget, the grant's caps, the caller's
+    own limits (and a person's); a refusal is a 429 in words for the application's developer."""
     claim = Claim(
         department=caller.department,
-        deployment=deployment,
+        deployment=routed.deployment,
         prompt_tokens=size.prompt_tokens,
         max_output_tokens=size.max_output_tokens,
         source=UsageRecord.Source.API,
@@ -90,7 +98,7 @@ def gateway_call_prepare(
         fallbacks=routed.fallbacks,
     )
     try:
-        admission = admission_reserve(claim=claim, now=now)
+        return admission_reserve(claim=claim, now=now).reservation_id
     except AdmissionRefused as refused:
         budget = refused.limit in ("department", "grant")
         raise GatewayError(
@@ -102,7 +110,6 @@ def gateway_call_prepare(
             # Money left this month does not come back in seconds: the SDKs should not retry.
             retry=not budget,
         ) from None
-    return GatewayCall(caller, routed, operation, size, admission.reservation_id, user)
 
 
 @dataclass

@@ -3,6 +3,7 @@ registered for a department (people call with their own Entra ID token and are f
 object id)."""
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -71,11 +72,58 @@ class ApiKey(CallerLimits):
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "API key"
         ordering = ["department", "name", "-created_at"]
         indexes = [models.Index(fields=["department", "created_at"], name="api_key_by_department")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def status(self, now: datetime | None = None) -> str:
+        """Where the key stands for a person reading the list: one of `STATUS_LABELS`. A key
+        rotated away works until its grace period ends ("rotated"), then it is "replaced"."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.state == self.State.REJECTED:
+            return "rejected"
+        if self.expires_at <= now:
+            return "expired"
+        if self.state == self.State.PENDING:
+            return "pending"
+        if self.grace_until is not None:
+            return "rotated" if self.grace_until > now else "replaced"
+        return "active"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The key as the audit trail records it: never the key itself, nor its hash."""
+        return {
+            "name": self.name,
+            "prefix": self.prefix,
+            "department": self.department_id,
+            "state": self.state,
+            "deployments": sorted(d.gateway_name for d in self.deployments.all()),
+            "requests_per_minute": self.requests_per_minute,
+            "tokens_per_minute": self.tokens_per_minute,
+            "expires_at": self.expires_at.isoformat(),
+            "grace_until": self.grace_until.isoformat() if self.grace_until else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "replaces": self.replaces.prefix if self.replaces_id and self.replaces else None,
+        }
+
+
+# How each `ApiKey.status` reads on a page.
+STATUS_LABELS = {
+    "active": "Active",
+    "pending": "Waiting for approval",
+    "rotated": "Rotated",
+    "replaced": "Replaced",
+    "revoked": "Revoked",
+    "rejected": "Rejected",
+    "expired": "Expired",
+}
+# The statuses in which a key opens the gateway, or will once approved.
+LIVE_STATUSES = frozenset({"active", "pending", "rotated"})
 
 
 class ServicePrincipal(CallerLimits):

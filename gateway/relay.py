@@ -21,7 +21,7 @@ import httpx2
 import openai
 
 from calls.failover import Failover, Target
-from calls.transport import openai_client, relayed_call
+from calls.transport import openai_client, relayed_call, rest_between_reads
 from gateway.errors import GatewayError, from_azure
 from gateway.metering import CallOutcome, GatewayCall
 
@@ -35,6 +35,22 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# Streams relayed by this process now. Each read of Azure's stream and write to the application
+# costs the process about as much as the rest of a call: while many stream at once, the chunks
+# that arrive within an interval (after the first token, which always goes at once) go out in one
+# write, so that all streams together make at most WRITES_PER_SECOND; with a few streaming, every
+# chunk goes as it arrives. The chunks themselves are Azure's, unchanged.
+_streaming = 0
+WRITES_PER_SECOND = 2000
+RELAY_INTERVAL_MAX_SECONDS = 0.05
+RELAY_INTERVAL_MIN_SECONDS = 0.005
+
+
+def relay_interval() -> float:
+    interval = min(RELAY_INTERVAL_MAX_SECONDS, _streaming / WRITES_PER_SECOND)
+    return interval if interval >= RELAY_INTERVAL_MIN_SECONDS else 0.0
+
+
 _USAGE = b'"usage":{'
 _CONTENT = b'"content":"'
 _EMPTY_CONTENT = b'"content":""'
@@ -52,8 +68,11 @@ async def send_error(send: Send, error: GatewayError, *, close: bool = False) ->
 class Relay:
     """One call to Azure and its answer to the application; `outcome` says how it ended."""
 
-    def __init__(self, call: GatewayCall, body: dict[str, Any], *, stream: bool, include_usage: bool) -> None:
+    def __init__(
+        self, call: GatewayCall, body: dict[str, Any], *, stream: bool, include_usage: bool, start: Send
+    ) -> None:
         self.call = call
+        self.start = start  # sends the answer's first message
         self.stream = stream
         self.include_usage = include_usage
         upstream = dict(body)
@@ -85,7 +104,7 @@ class Relay:
             self.opening = False
             self.finished = True
             await send_error(
-                send, from_azure(error, deployment_name=self.call.routed.deployment.gateway_name)
+                self.start, from_azure(error, deployment_name=self.call.routed.deployment.gateway_name)
             )
             return
         self.opening = False
@@ -118,25 +137,37 @@ class Relay:
         self.outcome.usage = usage if isinstance(usage, dict) else None
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         self.finished = True
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await self.start({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _pass_stream(self, response: httpx2.Response, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        global _streaming
+        await self.start({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         pending = b""
+        rest = rest_between_reads(response)
+        _streaming += 1
         try:
-            async for received in response.aiter_bytes():
+            # Raw, without httpx's decoder layers, unless Azure compressed the stream.
+            chunks = (
+                response.aiter_bytes() if "content-encoding" in response.headers else response.aiter_raw()
+            )
+            async for received in chunks:
                 data = pending + received if pending else received
                 end = _events_end(data)
                 if end == 0:
                     pending = data
                     continue
                 events, pending = data[:end], data[end:]
-                self.outcome.delivered_chunks += events.count(_CONTENT) - events.count(_EMPTY_CONTENT)
+                content = events.count(_CONTENT) - events.count(_EMPTY_CONTENT)
+                self.outcome.delivered_chunks += content
                 if _USAGE in events:
                     events = self._take_usage(events)
                 if events:
                     await send({"type": "http.response.body", "body": events, "more_body": True})
+                interval = relay_interval()
+                if content and interval:
+                    # After the first token: what arrives meanwhile goes out with the next write.
+                    await rest(interval)
         except httpx2.HTTPError as error:
             # Azure's stream broke after the answer began: the application hears it as the SDKs
             # report an error inside a stream, and what arrived is metered.
@@ -145,6 +176,8 @@ class Relay:
                 502, "The connection to Azure OpenAI broke during the answer.", type="server_error"
             )
             pending += b"data: " + failure.body() + b"\n\n"
+        finally:
+            _streaming -= 1
         self.finished = True
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 

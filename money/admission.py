@@ -109,18 +109,24 @@ def call_bound(
     return cost
 
 
-def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission:
-    """Reserve the call's bound against every limit, or refuse it (`AdmissionRefused`)."""
-    now = now or timezone.now()
-    amount = max(
+def claim_bound(claim: Claim, *, at: datetime) -> Decimal:
+    """The most the claimed call can cost on any deployment it may be served by (it may fail over
+    to a dearer one)."""
+    return max(
         call_bound(
             deployment=deployment,
             prompt_tokens=claim.prompt_tokens,
             max_output_tokens=claim.max_output_tokens,
-            at=now,
+            at=at,
         )
         for deployment in (claim.deployment, *claim.fallbacks)
     )
+
+
+def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission:
+    """Reserve the call's bound against every limit, or refuse it (`AdmissionRefused`)."""
+    now = now or timezone.now()
+    amount = claim_bound(claim, at=now)
     amount_units = to_units(amount)
     limits = limits_for(claim, now=now)
     for money_limit in limits.money:

@@ -84,7 +84,9 @@ class Limits:
 
 
 def _month(day: date) -> str:
-    return f"{day:%Y-%m}"
+    # Not strftime: it reads the time zone again at every call, and every call is admitted and
+    # settled through here.
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def department_ledger_key(department_id: int, day: date) -> str:

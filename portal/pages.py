@@ -1,12 +1,16 @@
 """Pages that bring several apps together. The department page shows its people (org), its
-deployments and shared services (provisioning), its spend (money) and its requests."""
+deployments and shared services (provisioning), its spend (money), its requests and its API keys
+(gateway)."""
 
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from approvals.access import may_author
 from approvals.models import DeploymentRequest
+from gateway.access import may_manage_keys
+from gateway.overview import department_keys_overview
 from money.budgets import budget_status
 from org.access import get_department_for
 from org.models import User
@@ -28,11 +32,20 @@ def department_detail(request: HttpRequest, slug: str) -> HttpResponse:
         .select_related("deployment", "deployment__department")
         .order_by("deployment__display_name")
     )
-    open_requests = (
+    open_requests = list(
         DeploymentRequest.objects.filter(department=department)
         .filter(Q(state__in=DeploymentRequest.State.open()))
         .select_related("requester", "target")
         .order_by("-created_at")
+    )
+    api_keys = department_keys_overview(
+        department=department,
+        may_manage=may_manage_keys(user, department),
+        approval_urls={
+            req.api_key_id: reverse("approvals:request_detail", args=[req.pk])
+            for req in open_requests
+            if req.api_key_id is not None
+        },
     )
     return render(
         request,
@@ -43,6 +56,7 @@ def department_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "deployments": deployments,
             "grants": grants,
             "open_requests": open_requests,
+            "api_keys": api_keys,
             "budget": budget_status(department=department),
             "may_request": may_author(user, department),
         },

@@ -192,6 +192,9 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_ALLOW_SIGNUP = env.bool("ACCOUNT_ALLOW_SIGNUP", default=False)
 # The sign-in page lists the demo sign-ins (seed_demo) in development only.
 SHOW_DEMO_SIGNINS = env.bool("SHOW_DEMO_SIGNINS", default=DEBUG)
+# The demo's API key (seed_demo), kept whole so `make run` can print it again: the database has
+# only its hash.
+DEMO_API_KEY_FILE = VAR_DIR / "demo-api-key"
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_STORE_TOKENS = False
@@ -350,6 +353,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Switchyard <switchyard@example.com>")
 # The address people open Switchyard at: links in emails point here.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# The address applications reach the gateway at (the deployment page's "how to call it"), when
+# it differs from the one people open the portal at; empty: the page's own address.
+GATEWAY_PUBLIC_URL = env.str("GATEWAY_PUBLIC_URL", default="")
 
 # Sessions are read through the cache (written through to the database): a signed-in request,
 # a chat turn included, costs no session query.

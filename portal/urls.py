@@ -13,6 +13,7 @@ urlpatterns = [
     path("", org_views.home, name="home"),
     path("departments/", org_views.department_list, name="department_list"),
     path("departments/<slug:slug>/", pages.department_detail, name="department_detail"),
+    path("departments/<slug:slug>/keys/", include("gateway.urls")),
     path("deployments/", include("provisioning.urls")),
     path("chat/", include("chat.urls")),
     path("", include("approvals.urls")),

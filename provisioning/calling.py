@@ -17,7 +17,7 @@ KEY_VARIABLE = "SWITCHYARD_API_KEY"
 def gateway_url(request: HttpRequest) -> str:
     """Where applications reach the gateway: GATEWAY_PUBLIC_URL when set (behind a proxy, say),
     else the address this page was opened at."""
-    configured = str(getattr(settings, "GATEWAY_PUBLIC_URL", "") or "")
+    configured = str(settings.GATEWAY_PUBLIC_URL or "")
     return (configured or request.build_absolute_uri("/")).rstrip("/")
 
 

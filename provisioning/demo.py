@@ -51,6 +51,8 @@ def seed_estate(departments: dict[str, Department]) -> ModelDeployment:
             "department": departments["central-it"],
             "scope": ModelDeployment.Scope.SHARED,
             "display_name": "Company assistant",
+            # What applications name it through the gateway (the demo API key calls it).
+            "gateway_name": "company-assistant",
             "system_prompt": COMPANY_ASSISTANT_PROMPT,
             "model_name": "gpt-4o-mini",
             "model_version": "2024-07-18",

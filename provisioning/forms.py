@@ -7,6 +7,9 @@ from django import forms
 from provisioning.fallbacks import MAX_FALLBACKS, Candidate
 from provisioning.models import ModelDeployment
 
+# The largest id a deployment can have (a 64-bit key): anything larger is no deployment.
+BIGINT_MAX = 2**63 - 1
+
 
 class FallbacksForm(forms.Form):
     """One select per position, offering the eligible candidates (and the fallbacks set now, so
@@ -30,6 +33,7 @@ class FallbacksForm(forms.Form):
                 label=f"Fallback {position}",
                 required=False,
                 min_value=1,
+                max_value=BIGINT_MAX,
                 widget=forms.Select(choices=choices),
             )
 

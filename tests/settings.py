@@ -15,3 +15,6 @@ os.environ.setdefault("AZURE_MODE", "emulator")
 os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
 
 from portal.settings import *  # noqa: F403
+
+# Beside the test database: a test run never overwrites the key that `make run` prints.
+DEMO_API_KEY_FILE = VAR_DIR / "test-demo-api-key"  # noqa: F405

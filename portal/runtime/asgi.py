@@ -45,7 +45,7 @@ class RequestThreads:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
             return
-        if self.gateway is not None and scope["type"] == "http" and scope["path"].startswith("/openai/"):
+        if self.gateway is not None and scope["type"] == "http" and _is_gateway_path(scope["path"]):
             # Applications' calls (gateway.asgi): no Django request, no thread of their own.
             await self.gateway(scope, receive, send)
             return
@@ -62,6 +62,10 @@ class RequestThreads:
                 self.idle.append(executor)
             else:
                 executor.shutdown(wait=False)
+
+
+def _is_gateway_path(path: str) -> bool:
+    return path == "/openai" or path.startswith("/openai/")
 
 
 async def lifespan(receive: Receive, send: Send) -> None:

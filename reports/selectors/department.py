@@ -1,5 +1,6 @@
 """One department's month (its leads, admins and finance): its deployments with its shares of
-shared ones, its people, and the budget burn-down with a projection to month end."""
+shared ones, chat against API and the API calls by key, its people, and the budget burn-down with
+a projection to month end."""
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal

@@ -1,4 +1,5 @@
-"""One deployment's month: usage and cost per day, and who it was charged to."""
+"""One deployment's month: usage and cost per day, who it was charged to, and who made the calls
+(the chat, the gateway's callers)."""
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal

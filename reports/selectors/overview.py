@@ -1,5 +1,6 @@
-"""The company-wide month (admins and finance): departments, cost centers, daily spend, top
-deployments, models and people, shared services and their split, idle provisioned deployments."""
+"""The company-wide month (admins and finance): departments, cost centers, chat against API, daily
+spend, top deployments, models, people and API callers, shared services and their split, idle
+provisioned deployments."""
 
 from dataclasses import dataclass
 from datetime import date, datetime

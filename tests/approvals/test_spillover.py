@@ -3,6 +3,7 @@ and the estimate say what it would be, the rules say when there can be none, and
 request completes the twin is provisioned too and is the deployment's fallback."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -45,8 +46,8 @@ def ptu_offers(zone):
     prices_load_shipped()
 
 
-def ptu_spec(**changes) -> RequestSpec:
-    values = {
+def ptu_spec(**changes: Any) -> RequestSpec:
+    values: dict[str, Any] = {
         "purpose": "Campaign copy at launch peaks",
         "display_name": "Launch copy",
         "region": "swedencentral",

@@ -284,6 +284,37 @@ class TestRoleAssignments:
         with pytest.raises(ResourceNotFoundError):
             authorization.role_assignments.get(account.id, name)
 
+    def test_role_assignments_are_listed_as_azure_lists_them(self, emulator, cognitive):
+        from provisioning.azure import authorization_client
+
+        account = create_account(cognitive)
+        group_scope = account.id.split("/providers/")[0]
+        authorization = authorization_client(SUBSCRIPTION)
+        role = (
+            f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{OPENAI_USER}"
+        )
+        at_account, above = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+        for scope, name, principal in (
+            (account.id, at_account, "7d6c5b4a-3928-4170-9e8d-7c6b5a493827"),
+            (group_scope, above, "8e7d6c5b-4a39-4281-8f9e-8d7c6b5a4938"),
+        ):
+            authorization.role_assignments.create(
+                scope, name, {"properties": {"roleDefinitionId": role, "principalId": principal}}
+            )
+
+        def names(scope, **filter_):
+            return {item.name for item in authorization.role_assignments.list_for_scope(scope, **filter_)}
+
+        # Without a filter: at, above and below; atScope(): only what reaches the scope.
+        assert names(group_scope) == {at_account, above}
+        assert names(group_scope, filter="atScope()") == {above}
+        assert names(account.id, filter="atScope()") == {at_account, above}
+        assert names(group_scope, filter="principalId eq '7d6c5b4a-3928-4170-9e8d-7c6b5a493827'") == {
+            at_account
+        }
+        with pytest.raises(HttpResponseError, match="InvalidFilter"):
+            names(account.id, filter="assignedTo('x')")
+
 
 class TestProtocol:
     def test_requests_without_a_bearer_token_are_refused(self, emulator):

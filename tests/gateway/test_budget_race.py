@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import openai
 from django.utils import timezone
+from openai.types.chat import ChatCompletionMessageParam
 
 from money.budgets import department_spend
 from money.models import Reservation, UsageRecord
@@ -27,7 +28,9 @@ def test_calls_at_once_never_record_more_spend_than_the_budget(gateway, assistan
         client = openai.AsyncOpenAI(base_url=f"{gateway}/openai/v1", api_key=raw, max_retries=0)
 
         async def one(number: int) -> object:
-            question = [{"role": "user", "content": f"Tagline number {number}"}]
+            question: list[ChatCompletionMessageParam] = [
+                {"role": "user", "content": f"Tagline number {number}"}
+            ]
             try:
                 if number % 2:
                     return await client.chat.completions.create(

@@ -353,14 +353,26 @@ def test_an_unregistered_service_principal_is_forbidden(emulator, marketing):
     )
 
 
-def test_a_disabled_service_principal_is_forbidden(workload):
+def test_a_disabled_service_principal_is_forbidden_at_its_next_call(workload):
     principal, token = workload.principal, workload.token()
-    ServicePrincipal.objects.filter(pk=principal.pk).update(enabled=False)
+    assert caller_for_token(token, now=timezone.now()).principal_id == principal.pk
+    principal.enabled = False
+    principal.save()
 
     refused = refusal(token)
 
     assert refused.status == 403
     assert "Campaign reporter is disabled" in refused.message
+
+
+def test_a_registration_counts_from_the_next_call(emulator, marketing):
+    client_id, secret, object_id = register_workload(emulator)
+    token = workload_token(emulator, client_id, secret)
+    assert refusal(token).status == 403
+
+    principal = ServicePrincipal.objects.create(department=marketing, name="Late job", object_id=object_id)
+
+    assert caller_for_token(token, now=timezone.now()).principal_id == principal.pk
 
 
 def test_a_service_principal_cannot_call_for_another_department(workload, finance):

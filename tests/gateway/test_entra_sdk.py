@@ -4,9 +4,11 @@ OpenAI client's key) and a person's; each call metered on the principal or the p
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from gateway.jwks import signing_keys
 from money.models import UsageRecord
+from org.models import Membership
 from provisioning.azure import credential
 from tests.gateway.conftest import API_VERSION, openai_client, records
 from tests.gateway.entra_tokens import (
@@ -17,7 +19,9 @@ from tests.gateway.entra_tokens import (
     workload_token,
 )
 
-QUESTION = [{"role": "user", "content": "Write a tagline for our spring sale"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a tagline for our spring sale"}
+]
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +80,22 @@ def test_a_person_calls_with_their_token_and_their_department_pays(
     assert record.principal is None
 
 
+def test_a_person_in_two_departments_names_the_one_that_pays(
+    gateway, gateway_emulator, assistant, marketing, finance, marketing_member
+):
+    Membership.objects.create(user=marketing_member, department=finance)
+    token = person_token(gateway_emulator, marketing_member)
+
+    with pytest.raises(openai.BadRequestError) as unnamed:
+        openai_client(gateway, token).chat.completions.create(model="company-assistant", messages=QUESTION)
+    assert "Switchyard-Department" in unnamed.value.message
+
+    named = openai_client(gateway, token, default_headers={"Switchyard-Department": marketing.slug})
+    assert named.chat.completions.create(model="company-assistant", messages=QUESTION).choices
+    (record,) = records()
+    assert (record.department, record.user) == (marketing, marketing_member)
+
+
 def test_an_unregistered_workload_is_refused_with_403(gateway, gateway_emulator, assistant):
     client_id, secret, object_id = register_workload(gateway_emulator)
     client = azure_ad_client(gateway, workload_token(gateway_emulator, client_id, secret, scope=SCOPE))
@@ -98,4 +118,4 @@ def test_an_unsigned_token_is_refused_with_401(gateway, gateway_emulator, assist
         client.chat.completions.create(model="company-assistant", messages=QUESTION)
 
     assert "Token not signed" in refused.value.message
-    assert refused.value.body["code"] == "invalid_api_key"
+    assert refused.value.code == "invalid_api_key"

@@ -5,6 +5,7 @@ the Azure deployment's rate limit."""
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from money.models import Reservation, UsageRecord
 from provisioning.models import Fallback, ModelDeployment
@@ -12,7 +13,9 @@ from tests.chat.conftest import ChatClient, provisioned
 from tests.chat.test_streaming import start
 from tests.gateway.conftest import azure_client, openai_client, records, wait_for
 
-QUESTION = [{"role": "user", "content": "Write a tagline for our spring sale"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a tagline for our spring sale"}
+]
 
 
 @pytest.fixture
@@ -33,11 +36,11 @@ def test_a_refusal_before_the_first_byte_is_served_by_the_fallback(
     gateway_emulator.inject(operation="chat", kind=status, deployment="company-assistant")
     client = openai_client(gateway, marketing_key)
 
-    answer = client.chat.completions.create(model="company-assistant", messages=QUESTION, stream=stream)
-
     if stream:
-        assert "".join(chunk.choices[0].delta.content or "" for chunk in answer if chunk.choices)
+        chunks = client.chat.completions.create(model="company-assistant", messages=QUESTION, stream=True)
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     else:
+        answer = client.chat.completions.create(model="company-assistant", messages=QUESTION)
         assert answer.choices[0].message.content
     (record,) = records()
     assert record.deployment == spare

@@ -3,11 +3,13 @@ JSON or too large, limits of the model, an abandoned stream, embeddings; every r
 JSON error shape with the right status."""
 
 from datetime import timedelta
+from typing import Any
 
 import openai
 import pytest
 import requests
 from django.utils import timezone
+from openai.types.chat import ChatCompletionMessageParam
 
 from gateway.callers import keys_changed
 from gateway.models import ApiKey
@@ -16,19 +18,21 @@ from money.models import Reservation, UsageRecord
 from tests.chat.conftest import provisioned
 from tests.gateway.conftest import azure_client, make_key, openai_client, records, wait_for
 
-QUESTION = [{"role": "user", "content": "Write a tagline for our spring sale"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a tagline for our spring sale"}
+]
 
 
-def post(url: str, path: str, *, key: str | None = None, **kwargs) -> requests.Response:
+def post(url: str, path: str, *, key: str | None = None, **kwargs: Any) -> requests.Response:
     headers = kwargs.pop("headers", {})
     if key is not None:
         headers["api-key"] = key
     return requests.post(f"{url}{path}", headers=headers, timeout=30, **kwargs)
 
 
-def error_of(response: requests.Response) -> dict:
+def error_of(response: requests.Response) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/json"), response.text
-    error = response.json()["error"]
+    error: dict[str, Any] = response.json()["error"]
     assert set(error) >= {"message", "type", "param", "code"}
     return error
 
@@ -212,8 +216,10 @@ def test_unknown_paths_and_methods_answer_json(gateway, marketing_key):
     wrong_method = requests.get(
         f"{gateway}/openai/v1/chat/completions", headers={"api-key": marketing_key}, timeout=30
     )
+    bare = requests.get(f"{gateway}/openai", timeout=30)
 
-    assert unknown.status_code == 404
+    assert unknown.status_code == bare.status_code == 404
+    error_of(bare)
     assert wrong_method.status_code == 405
     error_of(unknown)
     error_of(wrong_method)
@@ -224,7 +230,9 @@ def test_a_stream_abandoned_half_way_is_settled_on_what_was_delivered(
 ):
     gateway_emulator.configure(per_token_ms=20)
     client = openai_client(gateway, marketing_key)
-    long_answer = [{"role": "user", "content": "Write a long essay about our spring campaign plan"}]
+    long_answer: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "Write a long essay about our spring campaign plan"}
+    ]
 
     with client.chat.completions.create(
         model="company-assistant", messages=long_answer, stream=True, max_tokens=400

@@ -6,6 +6,7 @@ from decimal import Decimal
 import openai
 import pytest
 from django.utils import timezone
+from openai.types.chat import ChatCompletionMessageParam
 
 from money.admission import admission_reserve, call_bound
 from money.limits import Claim
@@ -13,7 +14,9 @@ from money.models import Reservation, UsageRecord
 from tests.factories import make_deployment
 from tests.gateway.conftest import make_key, records
 
-QUESTION = [{"role": "user", "content": "Write a tagline for our spring sale"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a tagline for our spring sale"}
+]
 
 
 def ask(url: str, key: str, **options) -> None:

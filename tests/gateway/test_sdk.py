@@ -6,11 +6,14 @@ import asyncio
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from money.models import UsageRecord
 from tests.gateway.conftest import API_VERSION, azure_client, openai_client, records
 
-QUESTION = [{"role": "user", "content": "Write a tagline for our spring sale"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a tagline for our spring sale"}
+]
 
 
 def test_openai_client_gets_an_answer_metered_on_its_key(gateway, marketing_key, assistant, marketing):
@@ -37,10 +40,11 @@ def test_openai_client_streams_azures_chunks_without_usage_unless_asked(gateway,
     client = openai_client(gateway, marketing_key)
 
     chunks = list(client.chat.completions.create(model="company-assistant", messages=QUESTION, stream=True))
+    extra = chunks[0].model_extra or {}
 
     # Azure's first chunk (the prompt's filter results) comes through; the usage chunk does not.
     assert chunks[0].choices == []
-    assert chunks[0].model_extra.get("prompt_filter_results")
+    assert extra.get("prompt_filter_results")
     assert all(chunk.usage is None for chunk in chunks)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text
@@ -78,14 +82,14 @@ def test_azure_client_streams_and_answers(gateway, marketing_key):
 
 def test_async_clients_stream_at_once(gateway, marketing_key):
     async def ask() -> list[str]:
-        clients = [
+        clients: list[openai.AsyncOpenAI | openai.AsyncAzureOpenAI] = [
             openai.AsyncOpenAI(base_url=f"{gateway}/openai/v1", api_key=marketing_key, max_retries=0),
             openai.AsyncAzureOpenAI(
                 azure_endpoint=gateway, api_key=marketing_key, api_version=API_VERSION, max_retries=0
             ),
         ]
 
-        async def one(client: openai.AsyncOpenAI) -> str:
+        async def one(client: openai.AsyncOpenAI | openai.AsyncAzureOpenAI) -> str:
             stream = await client.chat.completions.create(
                 model="company-assistant", messages=QUESTION, stream=True
             )
@@ -114,6 +118,7 @@ def test_models_lists_exactly_what_the_key_may_call(gateway, marketing_key, assi
     one = client.models.retrieve("company-assistant")
 
     assert [model.id for model in listed.data] == ["company-assistant"]
+    assert [model.id for model in azure_client(gateway, marketing_key).models.list()] == ["company-assistant"]
     assert one.id == "company-assistant"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("finance-assistant")

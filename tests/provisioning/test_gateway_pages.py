@@ -18,7 +18,7 @@ AccessMode = ModelDeployment.AccessMode
 
 
 def text(response) -> str:
-    return html.unescape(response.content.decode())
+    return html.unescape(str(response.content.decode()))
 
 
 def words(markup: str) -> str:

@@ -16,7 +16,7 @@ Marketing: chat $2.02, API $6.14, spend $8.16. Finance: API $1.30. Company: chat
 import csv
 import io
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -188,6 +188,20 @@ def test_each_call_lands_in_its_callers_monthly_row_chat_with_no_caller(
     assert sum(row[4] for row in rows.values()) == sum(
         MonthlyUsageRollup.objects.values_list("cost", flat=True)
     )
+
+
+def test_every_rollup_upsert_conflicts_on_its_tables_unique_key():
+    """The upsert names each rollup's key by hand: a constraint changed without it would make
+    every call fail (or, worse, add into the wrong rows)."""
+    from django.db.models import UniqueConstraint
+
+    from money.usage import ROLLUP_KEYS
+
+    for model, keys in ROLLUP_KEYS.items():
+        [unique] = [c for c in model._meta.constraints if isinstance(c, UniqueConstraint)]
+        columns = [field.attname for field in model._meta.concrete_fields if field.name in unique.fields]
+        assert sorted(columns) == sorted(keys), model.__name__
+    assert set(ROLLUP_KEYS) == {model for model in UsageCounters.__subclasses__()}
 
 
 def test_a_correction_moves_the_callers_row_by_the_difference(copy_assistant, marketing, callers):
@@ -441,6 +455,34 @@ def test_the_api_csvs_walk_the_ladder(
     }
     overview = reverse("reports:overview_export", args=["callers"]) + "?month=2026-03"
     assert client_for(marketing_lead).get(overview).status_code == 403
+
+
+def test_the_overview_shows_the_top_callers_and_sums_the_rest_which_its_csv_lists(
+    client_for, platform_admin, copy_assistant, marketing
+):
+    keys = [make_key(marketing, f"Service {number:02d}") for number in range(12)]
+    ApiKey.objects.filter(pk=keys[0].pk).update(expires_at=at("2026-03-20"))
+    ApiKey.objects.filter(pk=keys[1].pk).update(grace_until=at("2026-03-20"))
+    ApiKey.objects.filter(pk=keys[2].pk).update(grace_until=END_OF_MARCH + timedelta(days=3650))
+    for number, key in enumerate(keys):
+        call(copy_assistant, marketing, day="2026-03-09", input_tokens=100_000 * (number + 1), key=key)
+    admin = client_for(platform_admin)
+
+    table = admin.get(reverse("reports:overview"), MONTH).context["report"].tables["callers"]
+
+    assert [row["caller"] for row in table.rows] == [
+        *[f"Service {number:02d}" for number in range(11, 1, -1)],
+        "2 more callers",
+    ]
+    rows = csv_rows(admin.get(table.csv_url))
+    kinds = {row["Caller"]: row["Kind"] for row in rows[:-1]}
+    assert len(kinds) == 12
+    assert (kinds["Service 00"], kinds["Service 01"], kinds["Service 02"]) == (
+        "API key, expired",
+        "API key, replaced",
+        "API key, being replaced",
+    )
+    assert Decimal(rows[-1]["Charged (USD)"]) == table.totals["total"] == Decimal("15.60")  # 7.8M x $2
 
 
 # Provisioned hours ------------------------------------------------------------------------------

@@ -109,19 +109,8 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
         )
     inputs = _inputs(body)
     limiter = limiter_for(request, store, catalog, account, deployment)
-    request_id = str(uuid.uuid4())
-    headers = response_headers(request_id, catalog, account, deployment, limiter)
-    fault = store.take_fault("embeddings", EMBEDDINGS_FAULT_KINDS, deployment=deployment_name)
-    if fault is not None:
-        if fault.kind == "429":
-            raise rate_limited(
-                kind="token",
-                retry_after=fault.retry_after_seconds,
-                api_version=api_version,
-                tier=pricing_tier(account),
-                headers=headers,
-            )
-        raise service_unavailable(headers) if fault.kind == "503" else server_error(request_id, headers)
+    headers = response_headers(str(uuid.uuid4()), catalog, account, deployment, limiter)
+    _fail_if_faulted(store, deployment_name, api_version=api_version, account=account, headers=headers)
     tokens = sum(
         tokenizer.text_tokens(item, model_name=model_name) if isinstance(item, str) else len(item)
         for item in inputs
@@ -148,4 +137,25 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         },
         headers=headers,
+    )
+
+
+def _fail_if_faulted(
+    store: Store, deployment_name: str, *, api_version: str, account: dict[str, Any], headers: dict[str, str]
+) -> None:
+    fault = store.take_fault("embeddings", EMBEDDINGS_FAULT_KINDS, deployment=deployment_name)
+    if fault is None:
+        return
+    if fault.kind == "429":
+        raise rate_limited(
+            kind="token",
+            retry_after=fault.retry_after_seconds,
+            api_version=api_version,
+            tier=pricing_tier(account),
+            headers=headers,
+        )
+    raise (
+        service_unavailable(headers)
+        if fault.kind == "503"
+        else server_error(headers["x-request-id"], headers)
     )
