@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -71,19 +72,17 @@ def seed(*, emulator_url: str, capacity: int, fallback_capacity: int, race_capac
     from django.core.management import call_command
 
     from org.models import Department
-    from provisioning.models import Fallback, LandingZone, ModelDeployment
+    from provisioning.models import Fallback, LandingZone
 
     call_command("migrate", verbosity=0)
-    for region, sku, units in [
-        (REGION, "GlobalStandard", capacity + race_capacity),
-        (REGION, "DataZoneStandard", fallback_capacity),
-        (FALLBACK_REGION, "DataZoneStandard", fallback_capacity),
-    ]:
-        requests.put(
-            f"{emulator_url}/_emulator/quotas",
-            json={"location": region, "usageName": f"OpenAI.{sku}.{MODEL}", "limit": units},
-            timeout=10,
-        ).raise_for_status()
+    set_quotas(
+        emulator_url,
+        [
+            (REGION, "GlobalStandard", capacity + race_capacity),
+            (REGION, "DataZoneStandard", fallback_capacity),
+            (FALLBACK_REGION, "DataZoneStandard", fallback_capacity),
+        ],
+    )
     marketing = Department.objects.create(
         name="Marketing", slug="marketing", cost_center="CC-2100", monthly_budget=Decimal(10_000_000)
     )
@@ -99,19 +98,7 @@ def seed(*, emulator_url: str, capacity: int, fallback_capacity: int, race_capac
     )
 
     def deployment(department: Any, title: str, name: str, region: str, sku: str, units: int) -> Any:
-        return provisioned(
-            ModelDeployment(
-                department=department,
-                display_name=title,
-                landing_zone=zone,
-                region=region,
-                name=name,
-                model_name=MODEL,
-                model_version=VERSION,
-                sku=sku,
-                capacity=units,
-            )
-        )
+        return provisioned_on(zone, department, title, name, region, sku, units)
 
     main = deployment(marketing, "Bench assistant", "bench", REGION, "GlobalStandard", capacity)
     # Thrift's own deployment on the same account: its cost lands on Thrift alone.
@@ -130,6 +117,36 @@ def seed(*, emulator_url: str, capacity: int, fallback_capacity: int, race_capac
         thrift=target(thrifty, key=api_key(thrift, "bench-thrift", thrifty)),
         thrift_department_id=thrift.pk,
         marketing_department_id=marketing.pk,
+    )
+
+
+def set_quotas(emulator_url: str, quotas: list[tuple[str, str, int]]) -> None:
+    """The subscription's quota (region, SKU, units of gpt-4o-mini), as big as the run needs."""
+    for region, sku, units in quotas:
+        requests.put(
+            f"{emulator_url}/_emulator/quotas",
+            json={"location": region, "usageName": f"OpenAI.{sku}.{MODEL}", "limit": units},
+            timeout=10,
+        ).raise_for_status()
+
+
+def provisioned_on(
+    zone: Any, department: Any, title: str, name: str, region: str, sku: str, units: int
+) -> Any:
+    from provisioning.models import ModelDeployment
+
+    return provisioned(
+        ModelDeployment(
+            department=department,
+            display_name=title,
+            landing_zone=zone,
+            region=region,
+            name=name,
+            model_name=MODEL,
+            model_version=VERSION,
+            sku=sku,
+            capacity=units,
+        )
     )
 
 
@@ -293,7 +310,7 @@ def start_litellm(python: Path, config: Path, port: int, log: Path) -> subproces
     """LiteLLM's proxy as its CLI starts it: one uvicorn worker, in this process."""
     environment = {
         "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108  (only a fallback)
+        "HOME": os.environ.get("HOME", tempfile.gettempdir()),
         # Its price list as shipped, rather than fetched from the internet at start.
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "LITELLM_LOG": "ERROR",
