@@ -28,7 +28,7 @@ Parts:
 
 With a PostgreSQL DATABASE_URL the database it names is made afresh and dropped afterwards, and
 the Redis database REDIS_URL names is emptied first; else a throw-away SQLite file. Exits 1 when a
-call fails that should not have, or a figure misses its target.
+call fails that should not have (directly or through Switchyard), or a figure misses its target.
 """
 
 import argparse
