@@ -224,11 +224,12 @@ def _run_together(group: list[_Job]) -> None:
         outcomes += [(False, error)] * (len(group) - len(outcomes))
     except BaseException as error:
         outcomes = [(False, error)] * len(group)
+    # One wake-up of each caller's event loop for all its jobs' outcomes.
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
     for job, (succeeded, value) in zip(group, outcomes, strict=True):
-        if succeeded:
-            _hand_back(job.loop, _set_result, job.future, value)
-        else:
-            _hand_back(job.loop, _set_exception, job.future, value)
+        by_loop.setdefault(job.loop, []).append((job.future, succeeded, value))
+    for loop, told in by_loop.items():
+        _hand_back(loop, _set_outcomes, told)
 
 
 def _run_in_savepoint(job: _Job) -> tuple[bool, Any]:
@@ -260,6 +261,14 @@ def _set_result(future: "asyncio.Future[Any]", result: Any) -> None:
 def _set_exception(future: "asyncio.Future[Any]", error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def _set_outcomes(told: "list[tuple[asyncio.Future[Any], bool, Any]]") -> None:
+    for future, succeeded, value in told:
+        if succeeded:
+            _set_result(future, value)
+        else:
+            _set_exception(future, value)
 
 
 _thread = DatabaseThread()
