@@ -200,6 +200,12 @@ def _reservation_insert(reservation: Reservation) -> None:
 
 
 def _ledger_names() -> tuple[str, str, str, str]:
+    return _ledger_names_for(connection.vendor)
+
+
+@functools.cache
+def _ledger_names_for(vendor: str) -> tuple[str, str, str, str]:
+    # Quoted once per database vendor: every admission and settlement names the ledgers.
     quote = connection.ops.quote_name
     return quote(SpendLedger._meta.db_table), quote("key"), quote("spent_units"), quote("held_units")
 
