@@ -175,3 +175,16 @@ def socket_transport(response: aiohttp.ClientResponse) -> asyncio.Transport | No
     the pool); pausing its reading leaves what arrives in the kernel until the next read."""
     connection = response.connection
     return connection.transport if connection is not None else None
+
+
+def sdk_http_client(client: openai.AsyncOpenAI) -> httpx2.AsyncClient:
+    """The SDK client's own HTTP client (its connection pool and transport), to send a request
+    built without the SDK's per-request machinery."""
+    http_client: httpx2.AsyncClient = client._client
+    return http_client
+
+
+def sdk_status_error(client: openai.AsyncOpenAI, response: httpx2.Response) -> openai.APIStatusError:
+    """The error the SDK raises for a response with an error status (its body read), with the
+    same class for each status (`RateLimitError` for 429...) and Azure's error body in it."""
+    return client._make_status_error_from_response(response)

@@ -15,6 +15,12 @@ The connection stays open from one job to the next and is closed after a quiet s
 question on its way to the model (SQLite reads the schema; PostgreSQL starts a server process):
 closing it whenever no answer was under way put that on every question of a person chatting alone.
 
+Jobs queued at the same time with the same urgency run together, in one transaction with a
+savepoint each (group commit): fifty calls admitted at once cost one commit, not fifty, and none
+is told its result before that commit. A job that fails on the database rolls back only its own
+savepoint; one that raises anything else keeps what it wrote, as it did when it committed alone.
+A job alone in the queue runs as Django would run it, in autocommit.
+
 A test may lend the thread the connection that holds its transaction (`use_connections`), as
 Django's LiveServerThread borrows a test's connections: the jobs then see the test's data, and
 run as in production otherwise.
@@ -32,7 +38,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,35 @@ R = TypeVar("R")
 IDLE_SECONDS = 30.0
 
 URGENT, LATER = 0, 1
+# Jobs run in one transaction at most: a group waits for its commit, so it must stay short.
+GROUP_MAX = 32
+
+
+class _Job:
+    __slots__ = ("args", "context", "function", "future", "kwargs", "loop", "transactional")
+
+    def __init__(
+        self,
+        context: contextvars.Context,
+        function: Callable[..., Any],
+        args: Any,
+        kwargs: Any,
+        loop: asyncio.AbstractEventLoop,
+        future: "asyncio.Future[Any]",
+        *,
+        transactional: bool,
+    ) -> None:
+        self.context = context
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+        self.loop = loop
+        self.future = future
+        # False: the thread's own housekeeping (closing, lending connections), never in a group.
+        self.transactional = transactional
+
+    def __call__(self) -> Any:
+        return self.context.run(self.function, *self.args, **self.kwargs)
 
 
 class DatabaseThread:
@@ -67,33 +102,55 @@ class DatabaseThread:
                     self._thread = threading.Thread(target=self._work, name="chat-database", daemon=True)
                     self._thread.start()
 
-    async def run(self, function: Callable[..., R], args: Any, kwargs: Any, *, urgency: int) -> R:
+    async def run(
+        self,
+        function: Callable[..., R],
+        args: Any,
+        kwargs: Any,
+        *,
+        urgency: int,
+        transactional: bool = True,
+    ) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         # Like sync_to_async: the job sees the caller's context variables.
-        context = contextvars.copy_context()
+        job = _Job(
+            contextvars.copy_context(), function, args, kwargs, loop, future, transactional=transactional
+        )
         self._ensure_started()
-        self._jobs.put((urgency, next(self._order), (context, function, args, kwargs, loop, future)))
+        self._jobs.put((urgency, next(self._order), job))
         return await future
 
     def _work(self) -> None:
         holding = False  # a job ran since the connection was last closed
         while True:
             try:
-                _, _, job = self._jobs.get(timeout=IDLE_SECONDS if holding else None)
+                urgency, _, job = self._jobs.get(timeout=IDLE_SECONDS if holding else None)
             except queue.Empty:
                 self.close_connections()
                 holding = False
                 continue
             holding = True
-            context, function, args, kwargs, loop, future = job
+            group = [job]
+            while job.transactional and len(group) < GROUP_MAX:
+                try:
+                    queued = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if queued[0] != urgency or not queued[2].transactional:
+                    self._jobs.put(queued)  # keeps its place: (urgency, order) orders the queue
+                    break
+                group.append(queued[2])
             try:
                 self._drop_broken_connections()
-                result = context.run(function, *args, **kwargs)
-            except BaseException as error:  # handed to the caller, as sync_to_async does
-                _hand_back(loop, _set_exception, future, error)
+            except BaseException as error:
+                for each in group:
+                    _hand_back(each.loop, _set_exception, each.future, error)
+                continue
+            if len(group) == 1:
+                _run_alone(job)
             else:
-                _hand_back(loop, _set_result, future, result)
+                _run_together(group)
 
     def _own_connections(self) -> list[BaseDatabaseWrapper]:
         return [
@@ -130,6 +187,66 @@ class DatabaseThread:
         self._lent = dict(lent)
 
 
+class _RolledBack(DatabaseError):
+    pass
+
+
+def _run_alone(job: _Job) -> None:
+    try:
+        result = job()
+    except BaseException as error:  # handed to the caller, as sync_to_async does
+        _hand_back(job.loop, _set_exception, job.future, error)
+    else:
+        _hand_back(job.loop, _set_result, job.future, result)
+
+
+def _run_together(group: list[_Job]) -> None:
+    """Run the jobs in one transaction, each in a savepoint, and tell each its outcome once the
+    transaction has committed."""
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        with transaction.atomic():
+            for job in group:
+                outcomes.append(_run_in_savepoint(job))
+            if transaction.get_rollback():
+                # A savepoint could not be rolled back (the connection broke): the transaction
+                # rolls back whole, and no job may be told that its work was kept.
+                raise _RolledBack("The jobs' transaction was rolled back.")
+    except DatabaseError as error:
+        if not outcomes:
+            # The transaction did not begin (SQLite's write lock stayed taken): nothing ran, so
+            # each job runs on its own, as it would have without the others.
+            for job in group:
+                _run_alone(job)
+            return
+        # The commit failed: nothing of theirs was kept (a job's own failure is its to report).
+        outcomes = [(False, error if succeeded else value) for succeeded, value in outcomes]
+        outcomes += [(False, error)] * (len(group) - len(outcomes))
+    except BaseException as error:
+        outcomes = [(False, error)] * len(group)
+    # One wake-up of each caller's event loop for all its jobs' outcomes.
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for job, (succeeded, value) in zip(group, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, succeeded, value))
+    for loop, told in by_loop.items():
+        _hand_back(loop, _set_outcomes, told)
+
+
+def _run_in_savepoint(job: _Job) -> tuple[bool, Any]:
+    """(True, result) or (False, error). A database error rolls the job's savepoint back; any other
+    error keeps its writes, as autocommit did (its own atomic blocks have rolled back their part)."""
+    try:
+        with transaction.atomic():
+            try:
+                return True, job()
+            except DatabaseError:
+                raise
+            except BaseException as error:
+                return False, error
+    except DatabaseError as error:
+        return False, error
+
+
 def _hand_back(loop: asyncio.AbstractEventLoop, setter: Callable[..., None], *args: Any) -> None:
     # RuntimeError: the caller's event loop has closed (its server stopped); nobody waits.
     with contextlib.suppress(RuntimeError):
@@ -144,6 +261,14 @@ def _set_result(future: "asyncio.Future[Any]", result: Any) -> None:
 def _set_exception(future: "asyncio.Future[Any]", error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def _set_outcomes(told: "list[tuple[asyncio.Future[Any], bool, Any]]") -> None:
+    for future, succeeded, value in told:
+        if succeeded:
+            _set_result(future, value)
+        else:
+            _set_exception(future, value)
 
 
 _thread = DatabaseThread()
@@ -169,7 +294,7 @@ async def close_connection() -> None:
     """Close the thread's connection now, after the jobs queued before (before its database is
     dropped, say); the next job opens it again."""
     if _thread.started:
-        await _thread.run(_thread.close_connections, (), {}, urgency=LATER)
+        await _thread.run(_thread.close_connections, (), {}, urgency=LATER, transactional=False)
 
 
 async def use_connections(lent: Mapping[str, BaseDatabaseWrapper]) -> None:
@@ -177,4 +302,4 @@ async def use_connections(lent: Mapping[str, BaseDatabaseWrapper]) -> None:
     (`{}`: on its own again), as Django's LiveServerThread runs a test's requests on the test's
     connections. They belong to the caller's thread, which keeps them open and allows them to be
     shared (`inc_thread_sharing`): a test's, whose data lives in the test's transaction."""
-    await _thread.run(_thread.use, (lent,), {}, urgency=LATER)
+    await _thread.run(_thread.use, (lent,), {}, urgency=LATER, transactional=False)

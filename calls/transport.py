@@ -3,9 +3,14 @@ aiohttp, and the call that starts a streamed answer. What the answer then become
 browser, batched) is chat/streaming.py; the database work around it is calls/database.py."""
 
 import asyncio
+import inspect
+import json
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx2
@@ -14,7 +19,7 @@ from openai import AsyncAzureOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from base import compat
-from provisioning.azure import data_plane_token_provider, is_emulator
+from provisioning.azure import COGNITIVE_SERVICES_SCOPE, credential, is_emulator
 
 API_VERSION = "2025-04-01-preview"
 # Azure's own 429s are retried by the SDK (honouring retry-after) before the user hears of them.
@@ -30,17 +35,41 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncA
 )
 
 
-def _token_provider() -> Callable[[], str | Awaitable[str]]:
-    if is_emulator():
-        # The emulator's credential only encodes a JWT: cheap and non-blocking.
-        provider: Callable[[], str] = data_plane_token_provider()
-        return provider
-    # Real Entra ID: the async credential, so a token refresh never blocks the event loop.
-    from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+class BearerToken:
+    """The data plane's Entra ID token, as the SDK's `azure_ad_token_provider` and the gateway's
+    relay take it: kept until shortly before it expires, where a credential asked on every call
+    builds a pipeline request for it (and the emulator's encodes a JWT)."""
 
-    from provisioning.azure import COGNITIVE_SERVICES_SCOPE
+    # A new token is asked for this long before the one held expires.
+    REFRESH_SECONDS = 300
 
-    return get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
+    def __init__(self) -> None:
+        self.token = ""
+        self.refresh_at = 0.0
+        self.lock = asyncio.Lock()
+        if is_emulator():
+            # The emulator's credential only encodes a JWT: cheap and non-blocking.
+            self.credential: Any = credential()
+        else:
+            # Real Entra ID: the async credential, so a refresh never blocks the event loop.
+            from azure.identity.aio import DefaultAzureCredential
+
+            self.credential = DefaultAzureCredential()
+
+    def __call__(self) -> str | Awaitable[str]:
+        if self.token and time.time() < self.refresh_at:
+            return self.token
+        return self.refreshed()
+
+    async def refreshed(self) -> str:
+        async with self.lock:  # the calls waiting meanwhile take the token the first one got
+            if not self.token or time.time() >= self.refresh_at:
+                access = self.credential.get_token(COGNITIVE_SERVICES_SCOPE)
+                if inspect.isawaitable(access):
+                    access = await access
+                self.token = access.token
+                self.refresh_at = access.expires_on - self.REFRESH_SECONDS
+        return self.token
 
 
 # Built once, when the process starts: loading the trusted certificates is slow enough that a
@@ -122,20 +151,45 @@ def rest_between_reads(response: httpx2.Response) -> Callable[[float], Awaitable
     return body.rest if isinstance(body, AnswerBody) else asyncio.sleep
 
 
+@dataclass(frozen=True)
+class _Upstream:
+    """What every relayed call to one account endpoint sends alike, worked out once per client."""
+
+    client: AsyncAzureOpenAI
+    token: BearerToken
+    deployments_url: str  # ends with /deployments/
+    query: str  # ?api-version=...
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+_upstreams: "weakref.WeakKeyDictionary[AsyncAzureOpenAI, _Upstream]" = weakref.WeakKeyDictionary()
+
+
 def openai_client(endpoint: str) -> AsyncAzureOpenAI:
     loop = asyncio.get_running_loop()
     clients = _clients.setdefault(loop, {})
     client = clients.get(endpoint)
     if client is None:
+        token = BearerToken()
         client = AsyncAzureOpenAI(
             azure_endpoint=endpoint,
             api_version=API_VERSION,
-            azure_ad_token_provider=_token_provider(),
+            azure_ad_token_provider=token,
             max_retries=MAX_RETRIES,
             timeout=openai.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
             http_client=openai.DefaultAioHttpClient(transport=AnswerTransport()),
         )
         clients[endpoint] = client
+        headers = {name: value for name, value in client.default_headers.items() if isinstance(value, str)}
+        _upstreams[client] = _Upstream(
+            client=client,
+            token=token,
+            deployments_url=f"{str(client.base_url).rstrip('/')}/deployments/",
+            query="?" + urlencode({name: str(value) for name, value in client.default_query.items()}),
+            headers=headers,
+            extensions={"timeout": httpx2.Timeout(client.timeout).as_dict()},
+        )
     return client
 
 
@@ -188,23 +242,42 @@ async def chat_completion_stream(
 
 
 async def relayed_call(
-    client: AsyncAzureOpenAI, *, operation: str, body: dict[str, Any], stream: bool, retry: bool = False
+    client: AsyncAzureOpenAI, *, operation: str, body: dict[str, Any], stream: bool
 ) -> httpx2.Response:
     """Send an application's call (`operation`: "/chat/completions" or "/embeddings", the body as
-    the application wrote it, its `model` the Azure deployment's name) the way the chat sends its
-    own: the SDK makes it (URL, API version, token, errors raised as `openai.APIError`s) and hands
-    back the raw response, headers read and body unread, which the gateway passes on as Azure
-    wrote it. Not retried by default: the application's own client retries a 429 it is told of,
-    and a fallback deployment takes the call meanwhile."""
-    options = compat.unparsed_stream_options()
-    if not retry:
-        options["max_retries"] = 0
-    answer = await client.post(
-        operation,
-        body=body,
-        cast_to=ChatCompletion,
-        stream=stream,
-        stream_cls=openai.AsyncStream[ChatCompletionChunk],
-        options=options,
+    the application wrote it, its `model` the Azure deployment's name) to the deployment, and
+    hand back the raw response, headers read and body unread, which the gateway passes on as
+    Azure wrote it. Errors are raised as the SDK raises them (`openai.APIError`s). Not retried:
+    the application's own client retries a 429 it is told of, and a fallback deployment takes the
+    call meanwhile.
+
+    The request is the one the SDK's `post` would send (URL, API version, token, headers), built
+    here from what `openai_client` worked out once per endpoint and sent on the SDK client's
+    connections: the SDK builds its options, headers and URL afresh for every call, which cost as
+    much of the web process as the rest of the relay. `stream` makes no difference here: the body
+    is always left unread."""
+    upstream = _upstreams[client]
+    token = upstream.token()
+    if not isinstance(token, str):
+        token = await token
+    url = f"{upstream.deployments_url}{quote(str(body['model']), safe='')}{operation}{upstream.query}"
+    request = httpx2.Request(
+        "POST",
+        url,
+        headers={**upstream.headers, "Authorization": f"Bearer {token}"},
+        content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        extensions=dict(upstream.extensions),
     )
-    return cast("openai.AsyncAPIResponse[Any]", answer).http_response
+    try:
+        response = await compat.sdk_http_client(client).send(request, stream=True)
+    except httpx2.TimeoutException as error:
+        raise openai.APITimeoutError(request=request) from error
+    except httpx2.HTTPError as error:
+        raise openai.APIConnectionError(request=request) from error
+    if response.status_code >= 400:
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        raise compat.sdk_status_error(client, response)
+    return response

@@ -21,6 +21,7 @@ from gateway.prompts import CallSize, chat_size, embeddings_size
 from money.admission import AdmissionRefused, Usage, admission_release, admission_reserve, admission_settle
 from money.limits import Claim
 from money.models import UsageRecord
+from money.usage import usage_rollups_batched
 from org.models import User
 from provisioning.models import ModelDeployment
 
@@ -157,10 +158,12 @@ def gateway_call_finish(*, call: GatewayCall, outcome: CallOutcome) -> UsageReco
 
 def gateway_calls_finish(*, finished: Sequence[tuple[GatewayCall, CallOutcome]]) -> None:
     """Settle calls that ended about the same time in one transaction: one commit for all of them
-    instead of one each, which is what settling many calls a second costs most. Should the
+    instead of one each, which is what settling many calls a second costs most, and their
+    rollups added in one statement per rollup table. Should the
     transaction fail, each call is settled on its own (a settlement is safe to repeat)."""
     try:
-        with transaction.atomic():
+        # The rollups of all of them in one statement per rollup table, at the end.
+        with transaction.atomic(), usage_rollups_batched():
             for call, outcome in finished:
                 _finish(call, outcome)
     except DatabaseError:

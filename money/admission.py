@@ -132,10 +132,11 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
     for money_limit in limits.money:
         _ledger_ensure(money_limit, now=now)
     takes = [limit.take for limit in limits.windows]
+    # By ids: setting the related objects costs more than the rest of the reservation.
     reservation = Reservation(
-        department=claim.department,
-        deployment=claim.deployment,
-        user=claim.user,
+        department_id=claim.department.pk,
+        deployment_id=claim.deployment.pk,
+        user_id=claim.user.pk if claim.user is not None else None,
         source=claim.source,
         prompt_tokens=claim.prompt_tokens,
         max_output_tokens=claim.max_output_tokens,
@@ -199,6 +200,12 @@ def _reservation_insert(reservation: Reservation) -> None:
 
 
 def _ledger_names() -> tuple[str, str, str, str]:
+    return _ledger_names_for(connection.vendor)
+
+
+@functools.cache
+def _ledger_names_for(vendor: str) -> tuple[str, str, str, str]:
+    # Quoted once per database vendor: every admission and settlement names the ledgers.
     quote = connection.ops.quote_name
     return quote(SpendLedger._meta.db_table), quote("key"), quote("spent_units"), quote("held_units")
 

@@ -2,6 +2,9 @@
 per-month sums that reports and budget checks read instead of raw usage."""
 
 import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -157,25 +160,82 @@ def usage_record_correct(
 
 def usage_rollup_add(*, record: UsageRecord, counters: list[Any] | None = None) -> None:
     """Add one record (or, with `counters`, a correction of it: requests, input, cached and
-    output tokens, cost) to its day's and month's rollups. An upsert per rollup that adds in the
-    database, so concurrent calls (several web workers) never lose each other's counts."""
-    requests, input_tokens, cached_tokens, output_tokens, cost = counters or [
-        1,
-        record.input_tokens,
-        record.cached_input_tokens,
-        record.output_tokens,
-        record.cost,
-    ]
-    values = [
-        requests,
-        input_tokens,
-        cached_tokens,
-        output_tokens,
-        connection.ops.adapt_decimalfield_value(cost, 20, 10),
-    ]
+    output tokens, cost) to its day's and month's rollups; inside `usage_rollups_batched`, with
+    the batch's other records when the batch ends."""
+    batch = _batch.get()
+    if batch is not None:
+        batch.append((record, counters))
+        return
+    usage_rollups_add(records=[(record, counters)])
+
+
+def usage_rollups_add(*, records: Sequence[tuple[UsageRecord, list[Any] | None]]) -> None:
+    """Add records (each with its counters, as `usage_rollup_add` takes them) to their rollups:
+    one upsert per rollup table that adds in the database, so concurrent calls (several web
+    workers) never lose each other's counts. Records with the same key in a table are summed
+    first: one statement may not change a row twice."""
+    sums: dict[type[UsageCounters], dict[tuple[Any, ...], list[Any]]] = {model: {} for model in ROLLUP_KEYS}
+    for record, counters in records:
+        added = counters or [
+            1,
+            record.input_tokens,
+            record.cached_input_tokens,
+            record.output_tokens,
+            record.cost,
+        ]
+        record_keys = _record_keys(record)
+        for model, keys in ROLLUP_KEYS.items():
+            key = tuple(record_keys[name] for name in keys)
+            total = sums[model].get(key)
+            if total is None:
+                sums[model][key] = list(added)
+            else:
+                for index, value in enumerate(added):
+                    total[index] += value
+    adapt_cost = connection.ops.adapt_decimalfield_value
+    with connection.cursor() as cursor:
+        for model, rows in sums.items():
+            # In key order, so that two processes adding to the same rows lock them in one order.
+            ordered = sorted(rows.items())
+            for start in range(0, len(ordered), UPSERT_ROWS):
+                chunk = ordered[start : start + UPSERT_ROWS]
+                params: list[Any] = []
+                for key, (requests, input_tokens, cached_tokens, output_tokens, cost) in chunk:
+                    params += [*key, requests, input_tokens, cached_tokens, output_tokens]
+                    params.append(adapt_cost(cost, 20, 10))
+                cursor.execute(_upsert_sql(model, len(chunk)), params)
+
+
+# Rows in one upsert at most (SQLite takes at most 32,766 parameters in a statement).
+UPSERT_ROWS = 500
+
+_batch: "ContextVar[list[tuple[UsageRecord, list[Any] | None]] | None]" = ContextVar(
+    "usage_rollup_batch", default=None
+)
+
+
+@contextmanager
+def usage_rollups_batched() -> Iterator[None]:
+    """Inside the caller's transaction: the rollups of the records made within are added when the
+    block ends, in one statement per rollup table for all of them, instead of one per record and
+    table. Nothing inside may read the rollups it would change."""
+    if _batch.get() is not None:  # inside another batch: that one adds them
+        yield
+        return
+    batch: list[tuple[UsageRecord, list[Any] | None]] = []
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if batch:
+        usage_rollups_add(records=batch)
+
+
+def _record_keys(record: UsageRecord) -> dict[str, Any]:
+    """The record's value of every rollup's key columns, each rollup taking its own (ROLLUP_KEYS)."""
     local_day = timezone.localdate(record.created_at)
-    # The record's value of every rollup's key columns, each rollup taking its own (ROLLUP_KEYS).
-    record_keys = {
+    return {
         "day": connection.ops.adapt_datefield_value(local_day),
         "month": connection.ops.adapt_datefield_value(local_day.replace(day=1)),
         "department_id": record.department_id,
@@ -185,9 +245,6 @@ def usage_rollup_add(*, record: UsageRecord, counters: list[Any] | None = None) 
         "api_key_key": record.api_key_id or 0,
         "principal_key": record.principal_id or 0,
     }
-    with connection.cursor() as cursor:
-        for model, keys in ROLLUP_KEYS.items():
-            cursor.execute(_upsert_sql(model), [*(record_keys[key] for key in keys), *values])
 
 
 # Each rollup's key columns: its unique constraint, which the upsert conflicts on.
@@ -209,16 +266,16 @@ ROLLUP_KEYS: dict[type[UsageCounters], list[str]] = {
 
 
 @cache
-def _upsert_sql(model: type[UsageCounters]) -> str:
+def _upsert_sql(model: type[UsageCounters], rows: int = 1) -> str:
     """One statement per rollup, which both SQLite and PostgreSQL run as one atomic add: insert
-    the row, or add the counters to the row already there (its key is a unique constraint).
-    Built once per table: it runs for every model call."""
+    the rows, or add the counters to the rows already there (their key is a unique constraint).
+    Built once per table and number of rows: it runs for every model call."""
     table, keys = model._meta.db_table, ROLLUP_KEYS[model]
     columns = ", ".join([*keys, *ROLLUP_COUNTERS])
-    placeholders = ", ".join(["%s"] * (len(keys) + len(ROLLUP_COUNTERS)))
+    row = "(" + ", ".join(["%s"] * (len(keys) + len(ROLLUP_COUNTERS))) + ")"
     updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_COUNTERS)
     return (
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608 (names from _meta)
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)} "  # noqa: S608 (names from _meta)
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
 

@@ -231,3 +231,30 @@ def test_the_sdk_aiohttp_transport_exposes_its_response_socket_and_unread_bytes(
             await server.wait_closed()
 
     asyncio.run(go())
+
+
+def test_the_sdk_client_lends_its_http_client_and_makes_its_status_errors():
+    async def answer(request: httpx2.Request) -> httpx2.Response:
+        body = {"error": {"code": "429", "message": "Slow down."}}
+        return httpx2.Response(429, headers={"retry-after": "3"}, json=body, request=request)
+
+    async def go() -> openai.APIStatusError:
+        http_client = httpx2.AsyncClient(transport=httpx2.MockTransport(answer))
+        async with openai.AsyncAzureOpenAI(
+            api_key="key",
+            azure_endpoint="http://azure.invalid",
+            api_version="2025-04-01-preview",
+            http_client=http_client,
+        ) as client:
+            lent = compat.sdk_http_client(client)
+            response = await lent.send(httpx2.Request("POST", "http://azure.invalid/openai/x"))
+            await response.aread()
+            assert isinstance(lent, httpx2.AsyncClient)
+            return compat.sdk_status_error(client, response)
+
+    error = asyncio.run(go())
+
+    assert isinstance(error, openai.RateLimitError)
+    assert error.status_code == 429
+    assert error.body == {"code": "429", "message": "Slow down."}
+    assert error.response.headers["retry-after"] == "3"

@@ -2,17 +2,20 @@
 the web process: on committed data, so these tests use a transactional database. Every other chat
 test runs the same thread on the test's connection, in the test's transaction (conftest.py)."""
 
+import asyncio
 import threading
 import time
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections
 from django.urls import reverse
 
 from calls import database
 from chat.models import Message
 from money.models import UsageRecord
+from org.models import Department
+from tests.factories import make_department
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,3 +93,50 @@ def test_a_chat_test_runs_its_database_work_on_the_thread_in_its_transaction(bro
     assert reply.names[-1] == "done"
     assert async_to_sync(database.database_job)(where) == ("chat-database", connection)
     assert list(Message.objects.values_list("role", flat=True)) == ["user", "assistant"]
+
+
+def test_jobs_queued_together_commit_together_and_fail_alone():
+    make_department(slug="taken")
+    gate = threading.Event()
+    commits = []
+
+    def wait_for_the_others() -> None:
+        gate.wait(5)
+
+    def add(slug: str) -> str:
+        connection.on_commit(lambda: commits.append(slug))
+        return make_department(slug=slug).slug
+
+    def add_then_refuse(slug: str) -> None:
+        make_department(slug=slug)
+        raise ValueError("refused after writing")
+
+    def add_twice() -> None:
+        make_department(slug="twice")
+        make_department(slug="taken")  # the unique slug: a database error
+
+    async def queue_together() -> list[object]:
+        blocking = asyncio.ensure_future(database.database_job(wait_for_the_others))
+        await asyncio.sleep(0.05)  # the thread is busy: what follows queues up behind it
+        jobs = [
+            asyncio.ensure_future(job)
+            for job in (
+                database.database_job(add, "first"),
+                database.database_job(add_twice),
+                database.database_job(add_then_refuse, "refused"),
+                database.database_job(add, "last"),
+            )
+        ]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocking
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    first, twice, refused, last = async_to_sync(queue_together)()
+
+    assert (first, last) == ("first", "last")
+    assert isinstance(twice, IntegrityError)
+    assert isinstance(refused, ValueError)
+    # The failed job's writes are undone, the others' kept; each is told after the one commit.
+    assert set(Department.objects.values_list("slug", flat=True)) == {"taken", "first", "refused", "last"}
+    assert commits == ["first", "last"]

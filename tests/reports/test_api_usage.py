@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from gateway.models import ApiKey, ServicePrincipal
@@ -36,7 +37,13 @@ from money.models import (
     UsageRecord,
     UsageRollup,
 )
-from money.usage import usage_record_correct, usage_record_create, usage_rollups_rebuild
+from money.usage import (
+    usage_record_correct,
+    usage_record_create,
+    usage_rollup_add,
+    usage_rollups_batched,
+    usage_rollups_rebuild,
+)
 from org.models import Department, User
 from provisioning.models import ModelDeployment
 from tests.chat.conftest import chat_emulator, copywriter, lena, zone  # noqa: F401  (fixtures)
@@ -246,6 +253,46 @@ def test_a_rebuild_gives_the_rollups_the_incremental_upsert_kept(march):
     assert caller_rollups() == kept_callers
     for model in rollups:
         assert sorted(model._default_manager.values_list(*counters_of(model))) == kept[model], model.__name__
+
+
+def test_a_batch_of_records_adds_to_the_rollups_what_one_at_a_time_did(march):
+    """The gateway settles calls in batches, whose rollups go in one upsert per table: records
+    with the same keys (the key "Campaign batch" twice in March) are summed before it."""
+    everything: list[type[UsageCounters]] = [
+        UsageRollup,
+        DepartmentUsageRollup,
+        DailyDeploymentRollup,
+        MonthlyUsageRollup,
+        MonthlyPersonRollup,
+        MonthlyCallerRollup,
+    ]
+    kept = {model: sorted(model._default_manager.values_list(*counters_of(model))) for model in everything}
+    for model in everything:
+        model._default_manager.all().delete()
+    records = list(UsageRecord.objects.order_by("-created_at"))
+
+    with transaction.atomic(), usage_rollups_batched():
+        for record in records:
+            usage_rollup_add(record=record)
+        # Nothing is written until the batch ends.
+        assert not UsageRollup.objects.exists()
+
+    for model in everything:
+        assert sorted(model._default_manager.values_list(*counters_of(model))) == kept[model], model.__name__
+
+
+def test_a_batch_that_fails_adds_nothing(march):
+    before = sorted(MonthlyUsageRollup.objects.values_list("requests", "cost"))
+
+    def settle_and_fail() -> None:
+        with transaction.atomic(), usage_rollups_batched():
+            usage_rollup_add(record=UsageRecord.objects.order_by("created_at")[0])
+            raise RuntimeError("the settlement failed")
+
+    with pytest.raises(RuntimeError):
+        settle_and_fail()
+
+    assert sorted(MonthlyUsageRollup.objects.values_list("requests", "cost")) == before
 
 
 def counters_of(model) -> list[str]:
