@@ -91,7 +91,15 @@ class AnswerTransport(httpx2.AsyncBaseTransport):
         self.transport = compat.aiohttp_transport(verify=TLS_CONTEXT)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        response = await self.transport.handle_async_request(request)
+        try:
+            response = await self.transport.handle_async_request(request)
+        except httpx2.TransportError as error:
+            if not _closed_by_the_server(error):
+                raise
+            # A pooled connection the server closed as it sat idle (keep-alive expiry) just as this
+            # call took it: the server hung up without answering, so the call is sent once more, on
+            # a new connection. Otherwise it would reach the caller as "did not answer in time".
+            response = await self.transport.handle_async_request(request)
         stream = response.stream
         received = compat.aiohttp_response(stream)
         if received is not None and isinstance(stream, httpx2.AsyncByteStream):
@@ -100,6 +108,17 @@ class AnswerTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _closed_by_the_server(error: BaseException) -> bool:
+    """Whether aiohttp's error under the transport's is the server hanging up before answering
+    (the transport maps every aiohttp connection error to a timeout or a connect error)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, aiohttp.ServerDisconnectedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class AnswerBody(httpx2.AsyncByteStream):
