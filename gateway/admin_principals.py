@@ -9,7 +9,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.services import audit_record
@@ -31,10 +31,7 @@ AUDITED_FIELDS = [
 
 def usable_by_department(department_id: int) -> QuerySet[ModelDeployment]:
     """Deployments the department may call: its dedicated ones and the shared ones granted to it."""
-    return ModelDeployment.objects.live().filter(
-        Q(scope=ModelDeployment.Scope.DEDICATED, department_id=department_id)
-        | Q(scope=ModelDeployment.Scope.SHARED, grants__department_id=department_id)
-    )
+    return ModelDeployment.objects.live().of_departments([department_id])
 
 
 class ServicePrincipalForm(forms.ModelForm[ServicePrincipal]):

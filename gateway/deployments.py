@@ -8,15 +8,13 @@ every change to deployments, accounts, grants, fallbacks and departments replace
 
 from dataclasses import dataclass
 
-from django.db.models import Q
-
 from base.remembered import Remembered
 from calls.failover import Target
 from gateway.callers import REMEMBER_SECONDS, Caller, callers_version
 from gateway.errors import deployment_not_found
 from provisioning.catalog import ModelLimits, model_limits
 from provisioning.fallbacks import fallback_chain
-from provisioning.models import AccessGrant, ModelDeployment
+from provisioning.models import ModelDeployment
 
 
 @dataclass(frozen=True)
@@ -37,13 +35,9 @@ def usable_deployment_ids(department_id: int, *, version: str) -> frozenset[int]
     """The active deployments the department may use: its dedicated ones, the shared ones granted."""
     usable = _usable.get(department_id, version=version)
     if usable is None:
-        granted = AccessGrant.objects.filter(department_id=department_id).values("deployment_id")
         usable = frozenset(
             ModelDeployment.objects.filter(state=ModelDeployment.State.ACTIVE, account__isnull=False)
-            .filter(
-                Q(scope=ModelDeployment.Scope.DEDICATED, department_id=department_id)
-                | Q(scope=ModelDeployment.Scope.SHARED, pk__in=granted)
-            )
+            .of_departments([department_id])
             .values_list("pk", flat=True)
         )
         _usable.set(department_id, usable, version=version)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -22,7 +22,7 @@ from gateway.models import ApiKey
 from gateway.secrets import new_key
 from gateway.signals import api_key_needs_approval, api_key_withdrawn
 from org.models import Department, User
-from provisioning.models import AccessGrant, DataClassification, ModelDeployment
+from provisioning.models import DataClassification, ModelDeployment
 
 DEFAULT_DAYS = 90
 MAX_DAYS = 365
@@ -62,13 +62,9 @@ KEYABLE_STATES = [
 def deployments_for_keys(department: Department) -> QuerySet[ModelDeployment]:
     """What a key of `department` may call: its own deployments and the shared services granted
     to it, active or on their way."""
-    granted = AccessGrant.objects.filter(department=department).values("deployment_id")
     return (
         ModelDeployment.objects.filter(state__in=KEYABLE_STATES)
-        .filter(
-            Q(scope=ModelDeployment.Scope.DEDICATED, department=department)
-            | Q(scope=ModelDeployment.Scope.SHARED, pk__in=granted)
-        )
+        .of_departments([department.pk])
         .order_by("display_name")
     )
 

@@ -3,6 +3,7 @@ step the provisioning engine took."""
 
 import hashlib
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -145,8 +146,15 @@ class ModelDeploymentQuerySet(models.QuerySet["ModelDeployment"]):
         """Active deployments the user's departments may chat with: their dedicated ones and the
         shared ones granted to them."""
         departments = user.memberships.values("department_id")
+        return self.filter(state=ModelDeployment.State.ACTIVE).of_departments(departments)
+
+    def of_departments(
+        self, departments: "Iterable[int] | models.QuerySet[Any]"
+    ) -> "ModelDeploymentQuerySet":
+        """The deployments these departments (ids, or a query of them) may use, in any state:
+        their dedicated ones and the shared ones granted to them."""
         granted = AccessGrant.objects.filter(department_id__in=departments).values("deployment_id")
-        return self.filter(state=ModelDeployment.State.ACTIVE).filter(
+        return self.filter(
             Q(scope=ModelDeployment.Scope.DEDICATED, department_id__in=departments)
             | Q(scope=ModelDeployment.Scope.SHARED, pk__in=granted)
         )
