@@ -5,10 +5,12 @@ Under ASGI Django runs each request's synchronous code on a thread of its own, s
 would open a database connection before its model call (SQLite reads the schema again; a
 PostgreSQL server starts a process for it) and hold it while the answer streams: 300 answers,
 300 connections. Each answer does its database work in two jobs instead, before the call
-(`urgent`: the person is waiting for the first token) and after it, and they run here, in that
-order of urgency, on one connection per web process. One thread is enough: the GIL lets only
-one thread run Python at a time anyway, and SQLite then never makes two writers wait for each
-other.
+(`urgent`: the person is waiting for the first token) and after it (`later`), and they run
+here, on a connection per thread. Urgent jobs have a thread of their own. On PostgreSQL the later
+jobs have another, so a new call's admission never waits for the settlement of one that ended
+just before (a commit, and the rollups: several round trips); on SQLite, which takes one writer
+at a time, they queue behind the urgent ones on the same thread. More threads would not help:
+the GIL lets only one run Python at a time anyway.
 
 The connection stays open from one job to the next and is closed after a quiet spell
 (`IDLE_SECONDS` without a job), so a quiet process holds none. Opening it again delays the next
@@ -19,7 +21,8 @@ Jobs queued at the same time with the same urgency run together, in one transact
 savepoint each (group commit): fifty calls admitted at once cost one commit, not fifty, and none
 is told its result before that commit. A job that fails on the database rolls back only its own
 savepoint; one that raises anything else keeps what it wrote, as it did when it committed alone.
-A job alone in the queue runs as Django would run it, in autocommit.
+A job alone in the queue, or queued with `database_job_alone`, runs as Django would run it, in
+autocommit.
 
 A test may lend the thread the connection that holds its transaction (`use_connections`), as
 Django's LiveServerThread borrows a test's connections: the jobs then see the test's data, and
@@ -55,7 +58,7 @@ GROUP_MAX = 32
 
 
 class _Job:
-    __slots__ = ("args", "context", "function", "future", "kwargs", "loop", "transactional")
+    __slots__ = ("args", "context", "function", "future", "grouped", "kwargs", "loop")
 
     def __init__(
         self,
@@ -66,7 +69,7 @@ class _Job:
         loop: asyncio.AbstractEventLoop,
         future: "asyncio.Future[Any]",
         *,
-        transactional: bool,
+        grouped: bool,
     ) -> None:
         self.context = context
         self.function = function
@@ -74,15 +77,17 @@ class _Job:
         self.kwargs = kwargs
         self.loop = loop
         self.future = future
-        # False: the thread's own housekeeping (closing, lending connections), never in a group.
-        self.transactional = transactional
+        # False: never in a group; the thread's own housekeeping (closing, lending connections),
+        # and jobs whose one write commits on its own (`database_job_alone`).
+        self.grouped = grouped
 
     def __call__(self) -> Any:
         return self.context.run(self.function, *self.args, **self.kwargs)
 
 
 class DatabaseThread:
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self._jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._start_lock = threading.Lock()
@@ -99,7 +104,7 @@ class DatabaseThread:
         if self._thread is None or not self._thread.is_alive():
             with self._start_lock:
                 if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._work, name="chat-database", daemon=True)
+                    self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
                     self._thread.start()
 
     async def run(
@@ -109,14 +114,12 @@ class DatabaseThread:
         kwargs: Any,
         *,
         urgency: int,
-        transactional: bool = True,
+        grouped: bool = True,
     ) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         # Like sync_to_async: the job sees the caller's context variables.
-        job = _Job(
-            contextvars.copy_context(), function, args, kwargs, loop, future, transactional=transactional
-        )
+        job = _Job(contextvars.copy_context(), function, args, kwargs, loop, future, grouped=grouped)
         self._ensure_started()
         self._jobs.put((urgency, next(self._order), job))
         return await future
@@ -132,12 +135,12 @@ class DatabaseThread:
                 continue
             holding = True
             group = [job]
-            while job.transactional and len(group) < GROUP_MAX:
+            while job.grouped and len(group) < GROUP_MAX:
                 try:
                     queued = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if queued[0] != urgency or not queued[2].transactional:
+                if queued[0] != urgency or not queued[2].grouped:
                     self._jobs.put(queued)  # keeps its place: (urgency, order) orders the queue
                     break
                 group.append(queued[2])
@@ -271,11 +274,24 @@ def _set_outcomes(told: "list[tuple[asyncio.Future[Any], bool, Any]]") -> None:
             _set_exception(future, value)
 
 
-_thread = DatabaseThread()
+_thread = DatabaseThread("chat-database")
+# The work nobody waits on (`database_later`), on a connection of its own where the database takes
+# two writers at once (PostgreSQL): a new call's admission never waits for settlements under way.
+# SQLite takes one writer at a time, so there it queues behind the urgent jobs on the one thread.
+_later_thread = DatabaseThread("chat-database-later")
+# Connections lent by a test (`use_connections`): every job runs on them, so on the one thread.
+_lending = False
+
+
+def _thread_for_later() -> DatabaseThread:
+    if _lending or connections["default"].vendor == "sqlite":
+        return _thread
+    return _later_thread
 
 
 async def database_job(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run `function` on the chat's database thread, before any job queued with `database_later`.
+    """Run `function` on the chat's database thread, before any job queued with `database_later`
+    on that thread.
 
     With CHAT_DATABASE_THREAD off it runs as Django would run it, via sync_to_async."""
     if not settings.CHAT_DATABASE_THREAD:
@@ -283,23 +299,39 @@ async def database_job(function: Callable[P, R], *args: P.args, **kwargs: P.kwar
     return await _thread.run(function, args, kwargs, urgency=URGENT)
 
 
-async def database_later(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Like `database_job`, for work nobody is waiting on (saving a finished answer)."""
+async def database_job_alone(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Like `database_job`, never in a group's transaction: for a job that reads, then writes in
+    one statement that commits on its own (a gateway call's admission, which does not wait for
+    the disk), to which a group would only add its BEGIN, savepoints and a commit that does."""
     if not settings.CHAT_DATABASE_THREAD:
         return await sync_to_async(function)(*args, **kwargs)
-    return await _thread.run(function, args, kwargs, urgency=LATER)
+    return await _thread.run(function, args, kwargs, urgency=URGENT, grouped=False)
+
+
+async def database_later(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Like `database_job`, for work nobody is waiting on (saving a finished answer, settling a
+    call): after the urgent jobs, or beside them on a connection of its own (PostgreSQL)."""
+    if not settings.CHAT_DATABASE_THREAD:
+        return await sync_to_async(function)(*args, **kwargs)
+    return await _thread_for_later().run(function, args, kwargs, urgency=LATER)
 
 
 async def close_connection() -> None:
-    """Close the thread's connection now, after the jobs queued before (before its database is
-    dropped, say); the next job opens it again."""
-    if _thread.started:
-        await _thread.run(_thread.close_connections, (), {}, urgency=LATER, transactional=False)
+    """Close the threads' connections now, after the jobs queued before (before its database is
+    dropped, say); the next job opens them again."""
+    for thread in (_thread, _later_thread):
+        if thread.started:
+            await thread.run(thread.close_connections, (), {}, urgency=LATER, grouped=False)
 
 
 async def use_connections(lent: Mapping[str, BaseDatabaseWrapper]) -> None:
     """After the jobs queued before, run the jobs on these connections instead of the thread's own
     (`{}`: on its own again), as Django's LiveServerThread runs a test's requests on the test's
     connections. They belong to the caller's thread, which keeps them open and allows them to be
-    shared (`inc_thread_sharing`): a test's, whose data lives in the test's transaction."""
-    await _thread.run(_thread.use, (lent,), {}, urgency=LATER, transactional=False)
+    shared (`inc_thread_sharing`): a test's, whose data lives in the test's transaction. Meanwhile
+    every job runs on the one thread, which the connections are lent to."""
+    global _lending
+    if lent and _later_thread.started:
+        await _later_thread.run(_later_thread.close_connections, (), {}, urgency=LATER, grouped=False)
+    _lending = bool(lent)
+    await _thread.run(_thread.use, (lent,), {}, urgency=LATER, grouped=False)

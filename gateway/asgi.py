@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 
-from calls.database import database_job, database_later
+from calls.database import database_job, database_job_alone, database_later
 from gateway.credentials import Credential
 from gateway.errors import GatewayError, bad_request
 from gateway.listing import model_listing
@@ -198,7 +198,7 @@ async def _handle(scope: Scope, receive: Receive, send: Send, send_started: Send
                 stream, include_usage = stream_wanted(body)
             except GatewayError as error:
                 body_error = error
-        call = await database_job(
+        call = await database_job_alone(
             gateway_call_prepare,
             credential=credential,
             gateway_name=gateway_name,

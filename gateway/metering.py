@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
@@ -18,7 +17,15 @@ from gateway.credentials import Credential, caller_for_credential
 from gateway.deployments import Routed, deployment_for
 from gateway.errors import GatewayError, bad_request
 from gateway.prompts import CallSize, chat_size, embeddings_size
-from money.admission import AdmissionRefused, Usage, admission_release, admission_reserve, admission_settle
+from money.admission import (
+    Admission,
+    AdmissionRefused,
+    Usage,
+    admission_release,
+    admission_reserve,
+    admission_settle,
+    ledger_moves_batched,
+)
 from money.limits import Claim
 from money.models import UsageRecord
 from money.usage import usage_rollups_batched
@@ -38,7 +45,7 @@ class GatewayCall:
     routed: Routed
     operation: str
     size: CallSize
-    reservation_id: UUID
+    admission: Admission
     user: User | None = None
 
 
@@ -78,11 +85,11 @@ def gateway_call_prepare(
     else:
         size = embeddings_size(body, model_name=deployment.model_name)
     user = User.objects.filter(pk=caller.user_id).first() if caller.user_id is not None else None
-    reservation_id = _admit(caller, routed, size, user, now=now)
-    return GatewayCall(caller, routed, operation, size, reservation_id, user)
+    admission = _admit(caller, routed, size, user, now=now)
+    return GatewayCall(caller, routed, operation, size, admission, user)
 
 
-def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *, now: datetime) -> UUID:
+def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *, now: datetime) -> Admission:
     """Reserve the call's bound against the department's budget, the grant's caps, the caller's
     own limits (and a person's); a refusal is a 429 in words for the application's developer."""
     claim = Claim(
@@ -99,7 +106,7 @@ def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *,
         fallbacks=routed.fallbacks,
     )
     try:
-        return admission_reserve(claim=claim, now=now).reservation_id
+        return admission_reserve(claim=claim, now=now)
     except AdmissionRefused as refused:
         budget = refused.limit in ("department", "grant")
         raise GatewayError(
@@ -158,12 +165,12 @@ def gateway_call_finish(*, call: GatewayCall, outcome: CallOutcome) -> UsageReco
 
 def gateway_calls_finish(*, finished: Sequence[tuple[GatewayCall, CallOutcome]]) -> None:
     """Settle calls that ended about the same time in one transaction: one commit for all of them
-    instead of one each, which is what settling many calls a second costs most, and their
-    rollups added in one statement per rollup table. Should the
+    instead of one each, which is what settling many calls a second costs most, their rollups
+    added in one statement per rollup table and their ledgers changed in one, last. Should the
     transaction fail, each call is settled on its own (a settlement is safe to repeat)."""
     try:
         # The rollups of all of them in one statement per rollup table, at the end.
-        with transaction.atomic(), usage_rollups_batched():
+        with transaction.atomic(), ledger_moves_batched(), usage_rollups_batched():
             for call, outcome in finished:
                 _finish(call, outcome)
     except DatabaseError:
@@ -177,10 +184,11 @@ def gateway_calls_finish(*, finished: Sequence[tuple[GatewayCall, CallOutcome]])
 
 def _finish(call: GatewayCall, outcome: CallOutcome) -> UsageRecord | None:
     if not outcome.metered:
-        admission_release(reservation_id=call.reservation_id)
+        admission_release(reservation_id=call.admission.reservation_id)
         return None
     return admission_settle(
-        reservation_id=call.reservation_id,
+        reservation_id=call.admission.reservation_id,
+        reserved=call.admission.reserved,
         usage=outcome.usage_for(call),
         facts=(call.caller.department, _served(call, outcome.served_deployment_id), call.user),
         attempts=outcome.attempts,

@@ -18,10 +18,13 @@ model (hourly PTU accruals, the split of shared deployments) can lock the row an
 double a settlement. Per-minute limits are counters in `money.windows`.
 """
 
+import contextlib
+import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -65,6 +68,22 @@ class AdmissionRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Reserved:
+    """What a reservation holds: the row, as its settlement takes it off the table (or as its
+    admission made it, for the settlement of a reservation the database lost)."""
+
+    id: UUID
+    source: str
+    department_id: int
+    deployment_id: int
+    user_id: int | None
+    ledgers: list[list[Any]]
+    token_windows: list[list[Any]]
+    api_key_id: int | None = None
+    principal_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Admission:
     """A call let through, until it is settled."""
 
@@ -72,6 +91,10 @@ class Admission:
     amount: Decimal
     # The department's budget taken, this call's bound included (None: no budget).
     budget_share: Decimal | None = None
+    # Set when the reservation was committed without waiting for the disk (`_hold_at_once`):
+    # hand the admission to `admission_settle`, which records the call should the reservation
+    # have been lost.
+    reserved: Reserved | None = None
 
     @property
     def budget_warning(self) -> bool:
@@ -148,11 +171,10 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
         api_key_id=claim.api_key_id,
         principal_id=claim.principal_id,
     )
-    budget_share = None
-    stale: list[MoneyLimit] = []
-    # Inside the caller's transaction when it has one (its work and the reservation commit
-    # together), as a savepoint that a refusal rolls back on its own.
-    with transaction.atomic():
+    # With the per-minute windows in the database, the windows and the holds are one transaction,
+    # which a refusal rolls back (a savepoint, inside the caller's transaction when it has one).
+    # On Redis, the holds and the reservation are all or nothing on their own.
+    with transaction.atomic() if not windows.uses_redis() else contextlib.nullcontext():
         full = windows.take(takes, now=now)
         if full is not None:
             refused = limits.windows[full.index]
@@ -162,22 +184,114 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
                 retry_after=windows.seconds_left(now),
             )
         try:
-            for money_limit in limits.money:
-                taken, refreshed_at = _ledger_hold(money_limit, amount_units, now=now)
-                if money_limit.is_budget:
-                    budget_share = Decimal(taken) / money_limit.limit_units
-                if refreshed_at < now - timedelta(seconds=LEDGER_REFRESH_SECONDS):
-                    stale.append(money_limit)
-            _reservation_insert(reservation)
+            held, durable = _hold_at_once(limits.money, amount_units, reservation), False
+            if held is None:
+                held, durable = _hold_one_by_one(limits.money, amount_units, reservation, now=now), True
         except BaseException:
             if windows.uses_redis():  # the database part rolls back by itself
                 windows.give_back(
                     [(take.key, take.amount) for take in takes], once=f"refused:{reservation.pk}"
                 )
             raise
+    budget_share = None
+    stale: list[MoneyLimit] = []
+    for money_limit, (taken, refreshed_at) in zip(limits.money, held, strict=True):
+        if money_limit.is_budget:
+            budget_share = Decimal(taken) / money_limit.limit_units
+        if refreshed_at < now - timedelta(seconds=LEDGER_REFRESH_SECONDS):
+            stale.append(money_limit)
     for money_limit in stale:
         _ledger_refresh(money_limit, now=now, older_than=now - timedelta(seconds=LEDGER_REFRESH_SECONDS))
-    return Admission(reservation_id=reservation.pk, amount=amount, budget_share=budget_share)
+    reserved = None
+    if not durable:
+        reserved = Reserved(
+            reservation.pk,
+            reservation.source,
+            reservation.department_id,
+            reservation.deployment_id,
+            reservation.user_id,
+            reservation.ledgers,
+            reservation.token_windows,
+            reservation.api_key_id,
+            reservation.principal_id,
+        )
+    return Admission(
+        reservation_id=reservation.pk, amount=amount, budget_share=budget_share, reserved=reserved
+    )
+
+
+Held = list[tuple[int, datetime]]  # per money limit: spent + held after the hold, refreshed at
+
+
+def _hold_one_by_one(
+    money_limits: Sequence[MoneyLimit], units: int, reservation: Reservation, *, now: datetime
+) -> Held:
+    """Hold on each ledger in turn and insert the reservation, in a transaction: refuses the call
+    in the words of the first limit without room, and makes a ledger that is not there yet."""
+    with transaction.atomic():
+        held = [_ledger_hold(money_limit, units, now=now) for money_limit in money_limits]
+        sql, fields = _reservation_insert_sql(connection.vendor)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, _reservation_params(reservation, fields))
+    return held
+
+
+def _hold_at_once(money_limits: Sequence[MoneyLimit], units: int, reservation: Reservation) -> Held | None:
+    """PostgreSQL: hold on every ledger and insert the reservation in one statement, which changes
+    nothing unless every ledger has room (the statement fails, and so rolls back whole). Every call
+    makes a reservation, and one statement is one round trip to the server where a transaction
+    of one statement per ledger took five. None: not every ledger had room, or one is not there
+    yet (`_hold_one_by_one` says which, or makes it); or the database is not PostgreSQL.
+
+    Outside a transaction the statement commits without waiting for the disk
+    (`synchronous_commit` off for it alone): the flush took most of a call's admission, and the
+    call waits for it before Azure is asked. The holds and the limits' checks are as exact as ever;
+    only a crash of the database server in the moment after may lose the reservation (and its
+    holds with it), and the call's settlement then records it all the same (`admission_settle`,
+    given the admission). Inside a caller's transaction, the caller's commit decides."""
+    if connection.vendor != "postgresql":
+        return None
+    sql = _hold_at_once_sql(len(money_limits), wait_for_disk=connection.in_atomic_block)
+    params: list[Any] = []
+    for money_limit in money_limits:
+        params += [money_limit.key, units, money_limit.limit_units]
+    _insert, fields = _reservation_insert_sql(connection.vendor)
+    params += [*_reservation_params(reservation, fields), len(money_limits)]
+    try:
+        # In the caller's transaction, a savepoint: the failed statement rolls back only itself.
+        savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        with savepoint, connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    except DataError:
+        return None
+    taken = {row[0]: (int(row[1]), _as_datetime(row[2])) for row in rows if row[0]}
+    return [taken[money_limit.key] for money_limit in money_limits]
+
+
+@functools.cache
+def _hold_at_once_sql(ledgers: int, *, wait_for_disk: bool) -> str:
+    table, key, spent, held = _ledger_names_for("postgresql")
+    insert, _fields = _reservation_insert_sql("postgresql")
+    # Local to the statement's own transaction, whose commit reads it.
+    flush = "" if wait_for_disk else ", set_config('synchronous_commit', 'off', true)"
+    if not ledgers:
+        return f"WITH made AS ({insert}) SELECT NULL, NULL, NULL, %s::integer{flush}"
+    wanted = ", ".join(["(%s::text, %s::bigint, %s::bigint)"] * ledgers)
+    # The last column fails the statement (a text that is not a number) when fewer ledgers than
+    # asked had room: the one row of `(SELECT 1)` makes it count even when none had.
+    return (
+        f"WITH wanted (key, units, cap) AS (VALUES {wanted}), "  # noqa: S608 (names from _meta)
+        f"held AS (UPDATE {table} AS ledger SET {held} = ledger.{held} + wanted.units FROM wanted "
+        f"WHERE ledger.{key} = wanted.key "
+        f"AND ledger.{spent} + ledger.{held} + GREATEST(wanted.units, 1) <= wanted.cap "
+        f"RETURNING ledger.{key} AS key, ledger.{spent} + ledger.{held} AS taken, ledger.refreshed_at), "
+        f"made AS ({insert}) "
+        "SELECT held.key, held.taken, held.refreshed_at, "
+        "CAST(CASE WHEN (SELECT count(*) FROM held) = %s THEN '0' ELSE 'a ledger had no room' END "
+        f"AS integer){flush} "
+        "FROM (SELECT 1) AS one LEFT JOIN held ON true"
+    )
 
 
 @functools.cache
@@ -190,13 +304,10 @@ def _reservation_insert_sql(vendor: str) -> tuple[str, tuple[Field[Any, Any], ..
     return f"INSERT INTO {table} ({columns}) VALUES ({values})", fields  # noqa: S608 (names from _meta)
 
 
-def _reservation_insert(reservation: Reservation) -> None:
-    """One INSERT, written once from the model: every call makes a reservation, and the ORM's
-    save took longer than all the limits' checks together."""
-    sql, fields = _reservation_insert_sql(connection.vendor)
-    params = [field.get_db_prep_save(getattr(reservation, field.attname), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+def _reservation_params(reservation: Reservation, fields: Sequence[Field[Any, Any]]) -> list[Any]:
+    """The reservation's values for its INSERT, written once from the model: every call makes a
+    reservation, and the ORM's save took longer than all the limits' checks together."""
+    return [field.get_db_prep_save(getattr(reservation, field.attname), connection) for field in fields]
 
 
 def _ledger_names() -> tuple[str, str, str, str]:
@@ -280,22 +391,7 @@ def forget_known_ledgers() -> None:
 # Settling ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Claimed:
-    """A reservation taken off the table by the settlement that owns it."""
-
-    id: UUID
-    source: str
-    department_id: int
-    deployment_id: int
-    user_id: int | None
-    ledgers: list[list[Any]]
-    token_windows: list[list[Any]]
-    api_key_id: int | None = None
-    principal_id: int | None = None
-
-
-def _claim(reservation_id: UUID) -> _Claimed | None:
+def _claim(reservation_id: UUID) -> Reserved | None:
     """Delete the reservation and return it, in one statement: of a settlement and the
     reconciliation of an expired reservation, only the one that deletes it settles it."""
     table = connection.ops.quote_name(Reservation._meta.db_table)
@@ -318,7 +414,7 @@ def _claim(reservation_id: UUID) -> _Claimed | None:
     if row is None:
         return None
     source, department_id, deployment_id, user_id, ledgers, token_windows, api_key_id, principal_id = row
-    return _Claimed(
+    return Reserved(
         reservation_id,
         source,
         department_id,
@@ -339,16 +435,25 @@ def admission_settle(
     at: datetime | None = None,
     facts: "tuple[Department, ModelDeployment, User | None] | None" = None,
     attempts: Sequence[Mapping[str, Any]] = (),
+    reserved: Reserved | None = None,
 ) -> UsageRecord | None:
     """Record what the call used and give its reservation back, in one transaction (the
     caller's, when it has one). `facts`: the department, the deployment that served the call
     (after a failover, not the one reserved against) and the person, when the caller has them at
-    hand, which saves reading them again. `attempts`: the deployments tried before it."""
+    hand, which saves reading them again. `attempts`: the deployments tried before it.
+    `reserved`: the admission's own copy of its reservation (`Admission.reserved`), when the
+    reservation was committed without waiting for the disk."""
     at = at or timezone.now()
     with transaction.atomic(savepoint=False):
         claimed = _claim(reservation_id)
         if claimed is None:
-            return _settle_late(reservation_id=reservation_id, usage=usage, conversation=conversation, at=at)
+            record = UsageRecord.objects.select_for_update().filter(reservation_id=reservation_id).first()
+            if record is not None or reserved is None:
+                return _settle_late(record, usage=usage, conversation=conversation, at=at)
+            # Neither the reservation nor a record of it: the database server lost the reservation
+            # (and its holds) in a crash just after admitting the call, which went to Azure all
+            # the same. It is recorded, and its cost added; there is nothing held to give back.
+            claimed = dataclasses.replace(reserved, ledgers=[])
         if facts is None:
             facts = (
                 Department.objects.get(pk=claimed.department_id),
@@ -386,7 +491,7 @@ def admission_release(*, reservation_id: UUID) -> None:
             _windows_settle(claimed, used=0)
 
 
-def _ledgers_settle(reservation: _Claimed, *, cost_units: int, at: datetime, deployment_id: int) -> None:
+def _ledgers_settle(reservation: Reserved, *, cost_units: int, at: datetime, deployment_id: int) -> None:
     """Give back what the reservation held and add what the call cost, to the ledgers of the
     month the cost is counted in (which may be a later one than the reservation's) and of the
     deployment that served it."""
@@ -403,35 +508,67 @@ def _ledgers_move(
     *, held_back: dict[str, int], spent: int, department_id: int, deployment_id: int, at: datetime
 ) -> None:
     day = timezone.localdate(at)
-    spent_on = (
-        [department_ledger_key(department_id, day), grant_ledger_key(department_id, deployment_id, day)]
-        if spent
-        else []
-    )
-    keys = sorted(set(held_back) | set(spent_on))
+    changes: dict[str, list[int]] = {key: [units, 0] for key, units in held_back.items()}
+    if spent:
+        for key in (
+            department_ledger_key(department_id, day),
+            grant_ledger_key(department_id, deployment_id, day),
+        ):
+            changes.setdefault(key, [0, 0])[1] += spent
+    batch = _ledger_batch.get()
+    if batch is None:
+        _ledgers_change(changes)
+        return
+    for key, (held, cost) in changes.items():
+        total = batch.setdefault(key, [0, 0])
+        total[0] += held
+        total[1] += cost
+
+
+_ledger_batch: ContextVar[dict[str, list[int]] | None] = ContextVar("ledger_batch", default=None)
+
+
+@contextlib.contextmanager
+def ledger_moves_batched() -> Iterator[None]:
+    """Inside the caller's transaction: the ledger changes of the settlements made within are made
+    when the block ends, in one statement for all of them. Put it outside `usage_rollups_batched`,
+    so that the ledgers are the last rows the transaction changes: a new call's admission, which
+    holds on the same rows, then waits only for the commit, not for the rollups' upserts too."""
+    if _ledger_batch.get() is not None:  # inside another batch: that one makes them
+        yield
+        return
+    batch: dict[str, list[int]] = {}
+    token = _ledger_batch.set(batch)
+    try:
+        yield
+    finally:
+        _ledger_batch.reset(token)
+    _ledgers_change(batch)
+
+
+def _ledgers_change(changes: Mapping[str, Sequence[int]]) -> None:
+    """Take back from each ledger what it held and add what was spent ({key: (held, spent)}), in
+    one statement however many ledgers: a CASE per column says what each row gets."""
+    keys = sorted(key for key, (held, cost) in changes.items() if held or cost)
     if not keys:
         return
     table, key, spent_column, held = _ledger_names()
-    params: list[Any] = []
-    for ledger_key, units in held_back.items():
-        params += [ledger_key, units]
-    for ledger_key in spent_on:
-        params += [ledger_key, spent]
-    # One statement, however many ledgers: a CASE per column says what each row gets.
-    held_cases = " ".join(["WHEN %s THEN %s"] * len(held_back))
-    spent_cases = " ".join(["WHEN %s THEN %s"] * len(spent_on))
-    held_change = f"(CASE {key} {held_cases} ELSE 0 END)" if held_back else "0"
-    spent_change = f"(CASE {key} {spent_cases} ELSE 0 END)" if spent_on else "0"
+    held_params: list[Any] = []
+    spent_params: list[Any] = []
+    for ledger_key in keys:
+        held_params += [ledger_key, changes[ledger_key][0]]
+        spent_params += [ledger_key, changes[ledger_key][1]]
+    cases = " ".join(["WHEN %s THEN %s"] * len(keys))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {held} = {held} - {held_change}, "  # noqa: S608 (names from _meta)
-            f"{spent_column} = {spent_column} + {spent_change} "
+            f"UPDATE {table} SET {held} = {held} - (CASE {key} {cases} ELSE 0 END), "  # noqa: S608 (names from _meta)
+            f"{spent_column} = {spent_column} + (CASE {key} {cases} ELSE 0 END) "
             f"WHERE {key} IN ({', '.join(['%s'] * len(keys))})",
-            [*params, *keys],
+            [*held_params, *spent_params, *keys],
         )
 
 
-def _windows_settle(reservation: _Claimed, *, used: int) -> None:
+def _windows_settle(reservation: Reserved, *, used: int) -> None:
     # Once per reservation: on Redis, which the transaction does not cover, a settlement retried
     # after its transaction failed must not give back twice.
     windows.give_back(
@@ -440,11 +577,10 @@ def _windows_settle(reservation: _Claimed, *, used: int) -> None:
 
 
 def _settle_late(
-    *, reservation_id: UUID, usage: Usage, conversation: "Conversation | None", at: datetime
+    record: UsageRecord | None, *, usage: Usage, conversation: "Conversation | None", at: datetime
 ) -> UsageRecord | None:
     """The reservation is gone: settled already (a second settlement does nothing), or expired
     and settled on an estimate, which the real usage now replaces."""
-    record = UsageRecord.objects.select_for_update().filter(reservation_id=reservation_id).first()
     if record is None or not record.estimated or usage.estimated:
         return record
     before = record.cost
