@@ -22,19 +22,37 @@ V = TypeVar("V")
 VERSION_SECONDS = 24 * 3600
 
 
-def current_version(key: str) -> str:
+# Versions this process read lately, for callers that may trust one for a moment: {key: (version,
+# when it was read, on the monotonic clock)}.
+_read_lately: dict[str, tuple[str, float]] = {}
+
+
+def current_version(key: str, *, trust_seconds: float = 0.0) -> str:
     """The version under this cache key, made now if there is none. Read it before reading what
-    it covers: a change made meanwhile then makes the next request read again."""
+    it covers: a change made meanwhile then makes the next request read again.
+
+    `trust_seconds`: the version this process read at most that long ago is used without asking
+    the shared cache (a round trip on every call of a hot path); a change made in this process
+    takes effect at once all the same, one made in another within that time."""
+    if trust_seconds:
+        lately = _read_lately.get(key)
+        if lately is not None and time.monotonic() - lately[1] < trust_seconds:
+            return lately[0]
     version = cache.get(key)
     if version is None:
         cache.add(key, uuid4().hex, VERSION_SECONDS)
         version = cache.get(key)
+    if trust_seconds:
+        _read_lately[key] = (str(version), time.monotonic())
     return str(version)
 
 
 def version_changed(key: str) -> None:
     """What the version under this key covers has changed: every process reads it again."""
-    cache.set(key, uuid4().hex, VERSION_SECONDS)
+    version = uuid4().hex
+    cache.set(key, version, VERSION_SECONDS)
+    if key in _read_lately:
+        _read_lately[key] = (version, time.monotonic())
 
 
 class Remembered(Generic[V]):

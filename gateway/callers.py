@@ -4,8 +4,10 @@ what they may call and how fast. `caller_for_key` (API keys) and `gateway.entra.
 
 Every call presents its key, so what a key stands for is remembered in the process (no query per
 call) under a version in the shared cache that every change to keys, departments, deployments or
-grants replaces (`keys_changed`): a revoked key stops working at its next call in every web
-process. Expiry and grace periods are checked against the clock at every call."""
+grants replaces (`keys_changed`): a revoked key stops working at its next call in the web process
+that revoked it, and within a second in every other (each asks the shared cache for the version
+at most once a second, where asking on every call cost a round trip before each). Expiry and
+grace periods are checked against the clock at every call."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,12 +47,15 @@ class Caller:
 CALLERS_VERSION_KEY = "gateway:callers-version"
 # At most this long, even when nothing changes.
 REMEMBER_SECONDS = 300
+# The version is asked of the shared cache at most this often per process: a change made in
+# another process (a key revoked there) takes effect here within it.
+VERSION_TRUST_SECONDS = 1.0
 # A key's "last used" is written at most this often per process.
 LAST_USED_EVERY_SECONDS = 60
 
 
 def callers_version() -> str:
-    return current_version(CALLERS_VERSION_KEY)
+    return current_version(CALLERS_VERSION_KEY, trust_seconds=VERSION_TRUST_SECONDS)
 
 
 def keys_changed(**_signal: Any) -> None:
