@@ -206,3 +206,33 @@ def test_reservations_made_at_once_never_pass_the_budget(team):
     assert {result.limit for result in refused} == {"department"}
     assert Reservation.objects.count() == 5
     assert ledger(team).held_units == 5 * to_units(bound)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_whose_reservation_the_database_server_lost_is_recorded_when_it_settles(team):
+    if connection.vendor != "postgresql":
+        pytest.skip("Only on PostgreSQL does a reservation commit without waiting for the disk.")
+    admission = admission_reserve(claim=claim_for(team, prompt_tokens=1_000, max_output_tokens=1_000))
+    assert admission.reserved is not None  # committed on its own: its settlement gets a copy
+    units = to_units(admission.amount)
+    # The server crashed just after: the reservation and its hold were never written to disk.
+    Reservation.objects.filter(pk=admission.reservation_id).delete()
+    SpendLedger.objects.filter(pk=ledger(team).pk).update(held_units=ledger(team).held_units - units)
+
+    record = admission_settle(
+        reservation_id=admission.reservation_id,
+        usage=Usage(input_tokens=1_000, output_tokens=400),
+        reserved=admission.reserved,
+    )
+
+    assert record is not None
+    assert (record.source, record.input_tokens, record.output_tokens) == ("api", 1_000, 400)
+    assert (ledger(team).spent_units, ledger(team).held_units) == (to_units(record.cost), 0)
+    # Settling it again changes nothing.
+    admission_settle(
+        reservation_id=admission.reservation_id,
+        usage=Usage(input_tokens=1_000, output_tokens=400),
+        reserved=admission.reserved,
+    )
+    assert UsageRecord.objects.count() == 1
+    assert ledger(team).spent_units == to_units(record.cost)
