@@ -4,8 +4,7 @@ process, within the trusted time after one made in another."""
 import pytest
 from django.core.cache import cache
 
-from base import remembered
-from base.remembered import current_version, version_changed
+from base.remembered import _read_lately, current_version, version_changed
 
 KEY = "tests:remembered-version"
 
@@ -14,9 +13,9 @@ KEY = "tests:remembered-version"
 def clock(monkeypatch):
     """The monotonic clock, moved by hand."""
     moment = {"now": 1000.0}
-    monkeypatch.setattr(remembered.time, "monotonic", lambda: moment["now"])
+    monkeypatch.setattr("base.remembered.time.monotonic", lambda: moment["now"])
     yield moment
-    remembered._read_lately.pop(KEY, None)
+    _read_lately.pop(KEY, None)
     cache.delete(KEY)
 
 
