@@ -14,6 +14,8 @@ from provisioning.catalog import catalog_sync_all
 from tests.e2e.browser import sign_in
 from tests.e2e.test_deployment_gateway import keep_picture
 
+DANGER = "rgb(180, 35, 24)"  # --color-danger
+
 
 @pytest.fixture
 def catalog(demo_site, emulator):
@@ -33,7 +35,13 @@ def test_a_lead_asks_for_ptu_with_a_spillover_twin(page: Page, catalog):
     expect(twin).to_have_count(0)  # pay-as-you-go: nothing to spill over to
     page.get_by_label("SKU").select_option("ProvisionedManaged")
     expect(twin).to_be_visible()
-    page.get_by_label("Capacity (PTU)").fill("50")
+    capacity = page.get_by_label("Capacity (PTU)")
+    capacity.fill("7")  # not a step of 50: the field says so, in red
+    expect(page.locator("#id_capacity_errors")).to_be_visible()
+    expect(capacity).to_have_css("border-color", DANGER)
+    capacity.fill("50")
+    expect(page.locator("#id_capacity_errors")).to_have_count(0)
+    expect(capacity).not_to_have_css("border-color", DANGER)  # the red goes with the message
     twin.check()
 
     expect(estimate).to_contain_text(
