@@ -1,13 +1,17 @@
 """The one way to write the audit trail."""
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.chain import canonical_json, event_hash
+from audit.context import current_origin
+from audit.models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:  # a person, whatever the user model: the audit trail sits below the organisation
-    from org.models import User
+    from org.models import Department, User
 
 
 def audit_record(
@@ -18,19 +22,70 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     note: str = "",
+    department: "Department | None" = None,
+    actor_kind: str | None = None,
+    actor_label: str = "",
 ) -> AuditEvent:
     """Append one event; call it inside the transaction of the change it records, so the change
-    and its trace commit (or roll back) together."""
-    return AuditEvent.objects.create(
+    and its trace commit (or roll back) together.
+
+    `department`: the department the change concerns. `actor_kind` and `actor_label`: who acted
+    when it was not a person signed in to Switchyard (a service principal, by name); by default a
+    person (`actor`) or Switchyard itself. The request id and source IP come from the request
+    being served (`audit.context`)."""
+    origin = current_origin()
+    if actor_kind is None:
+        actor_kind = AuditEvent.ActorKind.PERSON if actor is not None else AuditEvent.ActorKind.SYSTEM
+    if not actor_label and actor is not None:
+        actor_label = str(getattr(actor, "email", "") or actor)
+    event = AuditEvent(
         actor=actor,
+        actor_kind=actor_kind,
+        actor_label=actor_label[:200],
         verb=verb,
         object_type=target._meta.label_lower,
         object_id=str(target.pk),
         object_repr=str(target)[:200],
-        before=before,
-        after=after,
+        department_id=department.pk if department is not None else None,
+        before=canonical_json(before),
+        after=canonical_json(after),
         note=note,
+        request_id=origin.request_id,
+        source_ip=_normalised_ip(origin.source_ip),
     )
+    with transaction.atomic():
+        head = _locked_head()
+        event.sequence = head.sequence + 1
+        event.prev_hash = head.hash
+        event.created_at = timezone.now()
+        event.hash = event_hash(event)
+        event.save()
+        AuditChainHead.objects.filter(pk=head.pk).update(sequence=event.sequence, hash=event.hash)
+    return event
+
+
+def _locked_head() -> AuditChainHead:
+    """The chain's head, locked until the caller's transaction ends: the events of concurrent
+    changes chain one after the other, in the order they take it."""
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is not None:
+        return head
+    try:
+        with transaction.atomic():
+            AuditChainHead.objects.create(pk=1)
+    except IntegrityError:
+        pass  # made meanwhile by another writer
+    return AuditChainHead.objects.select_for_update().get(pk=1)
+
+
+def _normalised_ip(value: str | None) -> str | None:
+    """The address as the database gives it back (hashed as stored), or None if it is not one."""
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value.strip()).compressed
+    except ValueError:
+        return None
 
 
 def audit_trail(target: models.Model) -> models.QuerySet[AuditEvent]:
