@@ -298,6 +298,12 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The audit trail (audit/): how often the scheduler checks its hash chain (admins are emailed
+# when it breaks), how many years events stay in the database before they are archived to JSON
+# Lines files in AUDIT_ARCHIVE_DIR (0: kept forever).
+AUDIT_VERIFY_EVERY_SECONDS = env.float("AUDIT_VERIFY_EVERY_SECONDS", default=3600.0)
+AUDIT_RETENTION_YEARS = env.int("AUDIT_RETENTION_YEARS", default=7)
+AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(VAR_DIR / "audit-archive")))
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # A worker that dies takes the countdown tasks it holds with it; this check sends a step
     # that is overdue again, so a run stalls seconds rather than minutes.
@@ -319,6 +325,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "budget-alerts": {"task": "reports.tasks.budget_alerts_task", "schedule": 15 * 60.0},
     "reconcile-costs": {"task": "reports.tasks.reconcile_costs_task", "schedule": 6 * 3600.0},
+    "audit-verify": {"task": "reports.tasks.audit_chain_check_task", "schedule": AUDIT_VERIFY_EVERY_SECONDS},
+    "audit-archive": {
+        "task": "reports.tasks.archive_audit_events_task",
+        "schedule": crontab(hour=3, minute=15),
+    },
 }
 # Seconds between looks at a long-running Azure operation (Azure's own Retry-After is honoured
 # for throttling; provisioning polls at this pace).

@@ -67,3 +67,25 @@ class ReconciliationLine(models.Model):
         minimum: Decimal = settings.COST_RECONCILIATION_TOLERANCE_MINIMUM
         allowed = max(share * abs(self.billed or ZERO), minimum)
         return abs(difference) > allowed
+
+
+class AuditChainAlert(models.Model):
+    """A break in the audit trail's hash chain that admins were emailed about: one email per
+    break, however often the scheduled check finds it again."""
+
+    sequence = models.BigIntegerField(
+        help_text="The event the break was found at (0: one outside the chain)."
+    )
+    kind = models.CharField(max_length=20)
+    explanation = models.TextField()
+    recipients = models.JSONField(default=list)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["sequence", "kind"], name="one_audit_chain_alert_per_break")
+        ]
+
+    def __str__(self) -> str:
+        return f"audit trail broken at event {self.sequence} ({self.kind})"

@@ -5,7 +5,9 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from audit.retention import audit_events_archive
 from reports.alerts import budget_alerts_send
+from reports.audit_checks import audit_chain_check
 from reports.months import month_start, previous_month
 from reports.reconciliation import reconciliation_run
 
@@ -30,3 +32,24 @@ def reconcile_costs_task() -> int:
     if today.day <= 5:
         months.append(previous_month(today))
     return sum(len(reconciliation_run(month=month)) for month in months)
+
+
+@shared_task
+def audit_chain_check_task() -> bool:
+    """Every AUDIT_VERIFY_EVERY_SECONDS (beat): check the audit trail's hash chain; admins are
+    emailed once per break. Returns whether it is intact."""
+    report = audit_chain_check()
+    if not report.intact:
+        logger.error("%s", report)
+    return report.intact
+
+
+@shared_task
+def archive_audit_events_task() -> int:
+    """Daily (beat): move the audit events older than the retention period to an archive file.
+    Safe to run twice: a second run finds nothing left that old."""
+    archive = audit_events_archive()
+    if archive is None:
+        return 0
+    logger.info("Archived audit events %s to %s", archive.first_sequence, archive.last_sequence)
+    return archive.events

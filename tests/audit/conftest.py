@@ -1,0 +1,27 @@
+import pytest
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from org.models import Department
+from tests.factories import make_department
+
+
+@pytest.fixture
+def write_events(db):
+    """Write `count` events through the audit service, about one department."""
+
+    def write(count: int, *, department: Department | None = None) -> list[AuditEvent]:
+        department = department or make_department(name="Marketing")
+        return [
+            audit_record(
+                actor=None,
+                verb="department.budget_changed",
+                target=department,
+                department=department,
+                before={"monthly_budget": str(1000 + number)},
+                after={"monthly_budget": str(1001 + number), "note": "Ünïcode ✓"},
+            )
+            for number in range(count)
+        ]
+
+    return write
