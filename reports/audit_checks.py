@@ -37,7 +37,7 @@ def audit_chain_check() -> ChainReport:
         return report  # reported before
     if recipients:
         send_mail(
-            one_line("[Switchyard] The audit trail was tampered with: " + str(broken)),
+            one_line(f"[Switchyard] A{str(broken)[1:]}"),
             _alert_body(report),
             settings.DEFAULT_FROM_EMAIL,
             recipients,

@@ -10,8 +10,12 @@ from tests.factories import make_department
 def write_events(db):
     """Write `count` events through the audit service, about one department."""
 
-    def write(count: int, *, department: Department | None = None) -> list[AuditEvent]:
-        department = department or make_department(name="Marketing")
+    departments: list[Department] = []
+
+    def write(count: int) -> list[AuditEvent]:
+        if not departments:
+            departments.append(make_department(name="Marketing"))
+        department = departments[0]
         return [
             audit_record(
                 actor=None,

@@ -109,7 +109,9 @@ def test_a_head_that_does_not_match_the_last_event_is_named(write_events):
     status, last_line = verify_command()
 
     assert status == 1
-    assert last_line.startswith("audit trail broken at event 3: the chain's head does not match the last event")
+    assert last_line.startswith(
+        "audit trail broken at event 3: the chain's head does not match the last event"
+    )
 
 
 def test_an_event_slipped_in_outside_the_chain_is_named(write_events):
@@ -149,7 +151,9 @@ def test_concurrent_writers_chain_one_after_the_other():
             for number in range(per_writer):
                 # Each event in its own transaction, as the change it records would be.
                 with transaction.atomic():
-                    audit_record(actor=None, verb="department.renamed", target=department, note=f"{name} {number}")
+                    audit_record(
+                        actor=None, verb="department.renamed", target=department, note=f"{name} {number}"
+                    )
         except Exception as error:  # reported by the assertion below
             failures.append(error)
         finally:
@@ -165,4 +169,7 @@ def test_concurrent_writers_chain_one_after_the_other():
     assert list(AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True)) == list(
         range(1, 2 * per_writer + 1)
     )
-    assert str(audit_chain_verify()) == f"audit trail intact: {2 * per_writer} events, sequence 1 to {2 * per_writer}"
+    assert (
+        str(audit_chain_verify())
+        == f"audit trail intact: {2 * per_writer} events, sequence 1 to {2 * per_writer}"
+    )
