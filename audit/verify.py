@@ -79,16 +79,11 @@ class ChainLinks:
         sequence, prev_hash, stored_hash = values[0], values[-2], values[-1]
         expected = self.next_sequence
         if sequence != expected:
-            missing = (
-                f"event {expected} is"
-                if sequence == expected + 1
-                else f"events {expected} to {sequence - 1} are"
-            )
             return ChainBreak(
                 expected,
                 BreakKind.MISSING,
-                f"{missing} missing: the trail goes from event {expected - 1} to event {sequence} "
-                "(deleted from the database)",
+                f"{_events_are(expected, sequence - 1)} missing: the trail goes from event "
+                f"{expected - 1} to event {sequence} (deleted from the database)",
             )
         if prev_hash != self.previous_hash:
             return ChainBreak(
@@ -151,9 +146,7 @@ def audit_chain_verify(*, since_sequence: int | None = None, batch: int = BATCH)
         after = since_sequence - 1
         stored = AuditEvent.objects.filter(sequence=after).values_list("hash", flat=True).first()
         if stored is None:
-            return ChainReport(
-                0, None, None, ChainBreak(after, BreakKind.MISSING, f"event {after} is missing")
-            )
+            return ChainReport(0, None, None, missing_break(after, after))
         previous_hash = stored
     # The head is read first: every event up to it was committed with it.
     up_to = (

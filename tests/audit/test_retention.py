@@ -19,9 +19,10 @@ from audit.verify import audit_chain_verify
 
 @pytest.fixture(autouse=True)
 def archive_dir(settings, tmp_path) -> Path:
-    settings.AUDIT_ARCHIVE_DIR = tmp_path / "audit-archive"
+    directory: Path = tmp_path / "audit-archive"
+    settings.AUDIT_ARCHIVE_DIR = directory
     settings.AUDIT_RETENTION_YEARS = 7
-    return settings.AUDIT_ARCHIVE_DIR
+    return directory
 
 
 def years_after(moment: datetime, years: int) -> datetime:

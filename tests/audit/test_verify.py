@@ -26,7 +26,7 @@ def verify_command(*arguments: str) -> tuple[int, str]:
     return status, out.getvalue().strip().splitlines()[-1]
 
 
-def raw(sql: str, parameters: list[object]) -> None:
+def raw(sql: str, parameters: list[str | int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, parameters)
 
