@@ -3,7 +3,7 @@
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from audit.chain import canonical_json, event_hash
@@ -56,28 +56,43 @@ def audit_record(
     # No savepoint inside the caller's transaction: an event that fails to be written fails the
     # change it records, which is what the trail wants, and two round trips fewer per event.
     with transaction.atomic(savepoint=False):
-        head = _locked_head()
-        event.sequence = head.sequence + 1
-        event.prev_hash = head.hash
+        sequence, previous_hash = _locked_head()
+        event.sequence = sequence + 1
+        event.prev_hash = previous_hash
         event.created_at = timezone.now()
         event.hash = event_hash(event)
         event.save()
-        AuditChainHead.objects.filter(pk=head.pk).update(sequence=event.sequence, hash=event.hash)
+        _move_head(event.sequence, event.hash)
     return event
 
 
-def _locked_head() -> AuditChainHead:
-    """The chain's head, locked until the caller's transaction ends: the events of concurrent
-    changes chain one after the other, in the order they take it."""
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is not None:
-        return head
-    try:
-        with transaction.atomic():
-            AuditChainHead.objects.create(pk=1)
-    except IntegrityError:
-        pass  # made meanwhile by another writer
-    return AuditChainHead.objects.select_for_update().get(pk=1)
+# The chain's head is read and moved with hand-written SQL: every audited change pays for it,
+# and building the two ORM queries cost as much as running them (benchmarks/audit.py). The
+# head's shape is pinned by tests/audit/test_verify.py.
+def _locked_head() -> tuple[int, str]:
+    """The chain's head (last sequence and hash), locked until the caller's transaction ends:
+    the events of concurrent changes chain one after the other, in the order they take it."""
+    table = connection.ops.quote_name(AuditChainHead._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT sequence, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
+        row = cursor.fetchone()
+        if row is not None:
+            return row[0], row[1]
+        try:
+            with transaction.atomic():
+                AuditChainHead.objects.create(pk=1)
+        except IntegrityError:
+            pass  # made meanwhile by another writer
+        cursor.execute(f"SELECT sequence, hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
+        row = cursor.fetchone()
+        return row[0], row[1]
+
+
+def _move_head(sequence: int, hash: str) -> None:
+    table = connection.ops.quote_name(AuditChainHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET sequence = %s, hash = %s WHERE id = 1", [sequence, hash])  # noqa: S608
 
 
 def _normalised_ip(value: str | None) -> str | None:

@@ -60,7 +60,7 @@ class ChainReport:
         if not self.events:
             return "audit trail intact: no events to check"
         return (
-            f"audit trail intact: {self.events} events, "
+            f"audit trail intact: {self.events} event{'' if self.events == 1 else 's'}, "
             f"sequence {self.first_sequence} to {self.last_sequence}"
         )
 

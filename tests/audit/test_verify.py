@@ -173,3 +173,20 @@ def test_concurrent_writers_chain_one_after_the_other():
         str(audit_chain_verify())
         == f"audit trail intact: {2 * per_writer} events, sequence 1 to {2 * per_writer}"
     )
+
+
+def test_the_head_has_the_shape_the_audit_service_reads_and_writes_by_hand():
+    # audit.services reads and moves the head with hand-written SQL: a new column, a renamed one
+    # or another table name must be reflected there.
+    assert AuditChainHead._meta.db_table == "audit_auditchainhead"
+    assert [field.column for field in AuditChainHead._meta.concrete_fields] == ["id", "sequence", "hash"]
+
+
+def test_the_first_event_makes_the_head(db):
+    AuditChainHead.objects.all().delete()
+    department = make_department(name="Marketing")
+
+    audit_record(actor=None, verb="department.renamed", target=department)
+
+    assert list(AuditChainHead.objects.values_list("pk", "sequence")) == [(1, 1)]
+    assert str(audit_chain_verify()) == "audit trail intact: 1 event, sequence 1 to 1"
