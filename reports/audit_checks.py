@@ -26,6 +26,8 @@ def audit_chain_check() -> ChainReport:
         .distinct()
     )
     try:
+        # Recorded and sent together: a mail server that is down leaves the break unreported, to
+        # be sent by the next check.
         with transaction.atomic():
             AuditChainAlert.objects.create(
                 sequence=broken.sequence or 0,
@@ -33,15 +35,15 @@ def audit_chain_check() -> ChainReport:
                 explanation=broken.explanation,
                 recipients=recipients,
             )
+            if recipients:
+                send_mail(
+                    one_line(f"[Switchyard] A{str(broken)[1:]}"),
+                    _alert_body(report),
+                    settings.DEFAULT_FROM_EMAIL,
+                    recipients,
+                )
     except IntegrityError:
-        return report  # reported before
-    if recipients:
-        send_mail(
-            one_line(f"[Switchyard] A{str(broken)[1:]}"),
-            _alert_body(report),
-            settings.DEFAULT_FROM_EMAIL,
-            recipients,
-        )
+        pass  # reported before
     return report
 
 

@@ -1,7 +1,9 @@
 """The scheduled check emails every platform admin when the audit trail's chain breaks, once per
 break however often it runs, and nobody while the chain is intact."""
 
+import pytest
 from django.conf import settings
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
 
 from audit.models import AuditEvent
@@ -78,3 +80,23 @@ def test_a_different_break_is_emailed_again(write_events, platform_admin, mailou
         "[Switchyard] Audit trail broken at event 5",
         "[Switchyard] Audit trail broken at event 2",
     ]
+
+
+class MailServerDown(BaseEmailBackend):
+    def send_messages(self, email_messages):
+        raise ConnectionRefusedError("mail server down")
+
+
+def test_a_break_whose_email_failed_is_sent_by_the_next_check(
+    write_events, platform_admin, mailoutbox, settings
+):
+    write_events(3)
+    edit_note(2)
+    settings.EMAIL_BACKEND = f"{__name__}.MailServerDown"
+    with pytest.raises(ConnectionRefusedError):
+        audit_chain_check_task()
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    audit_chain_check_task()
+
+    assert [mail.to for mail in mailoutbox] == [[platform_admin.email]]
