@@ -53,32 +53,10 @@ def audit_events_archive(*, now: datetime | None = None) -> AuditArchive | None:
     if cutoff is None:
         return None
     with transaction.atomic():
-        oldest = (
-            AuditEvent.objects.select_for_update()
-            .filter(sequence__isnull=False)
-            .order_by("sequence")
-            .values_list("sequence", "created_at")
-            .first()
-        )
-        if oldest is None or oldest[1] >= cutoff:
+        due = _due_events(cutoff)
+        if due is None:
             return None
-        after, previous_hash = chain_start()
-        # The first event that is young enough ends the run (older ones after it, written on a
-        # clock running behind, leave with the next run).
-        young = (
-            AuditEvent.objects.filter(sequence__gt=after, created_at__gte=cutoff)
-            .order_by("sequence")
-            .values_list("sequence", flat=True)
-            .first()
-        )
-        if young is None:
-            up_to = (
-                AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or after
-            )
-        else:
-            up_to = young - 1
-        if up_to <= after:
-            return None
+        after, previous_hash, up_to = due
         path = Path(settings.AUDIT_ARCHIVE_DIR) / f"audit-events-{after + 1}-to-{up_to}-{now:%Y-%m-%d}.jsonl"
         links = ChainLinks(next_sequence=after + 1, previous_hash=previous_hash)
         count, file_sha256 = _write_file(path, links, after=after, up_to=up_to)
@@ -107,6 +85,34 @@ def audit_events_archive(*, now: datetime | None = None) -> AuditArchive | None:
             note=f"Retention: events older than {settings.AUDIT_RETENTION_YEARS} years archived.",
         )
     return archive
+
+
+def _due_events(cutoff: datetime) -> tuple[int, str, int] | None:
+    """The run of events due: the sequence and hash it continues from, and its last sequence.
+    Locks the oldest event: a second run at the same time waits, then finds it archived."""
+    oldest = (
+        AuditEvent.objects.select_for_update()
+        .filter(sequence__isnull=False)
+        .order_by("sequence")
+        .values_list("sequence", "created_at")
+        .first()
+    )
+    if oldest is None or oldest[1] >= cutoff:
+        return None
+    after, previous_hash = chain_start()
+    # The first event that is young enough ends the run (older ones after it, written on a clock
+    # running behind, leave with the next run).
+    young = (
+        AuditEvent.objects.filter(sequence__gt=after, created_at__gte=cutoff)
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+        .first()
+    )
+    if young is None:
+        up_to = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or after
+    else:
+        up_to = young - 1
+    return (after, previous_hash, up_to) if up_to > after else None
 
 
 def _write_file(path: Path, links: ChainLinks, *, after: int, up_to: int) -> tuple[int, str]:
