@@ -241,12 +241,19 @@ def measure_writes(writes: int) -> list[str]:
             f"write, {name}: median {statistics.median(values):.3f} ms, "
             f"p95 {percentile(values, 0.95):.3f} ms, CPU {cpu[name] / writes * 1000:.3f} ms per call"
         )
-    added = statistics.median(timings["with audit_record"]) - statistics.median(timings["without the event"])
-    added_p95 = percentile(timings["with audit_record"], 0.95) - percentile(
-        timings["without the event"], 0.95
+    # Each change with its event is timed right after the same change without: the median of
+    # the differences, so that the commit's wait for the disk, alike on both, cancels out.
+    added = [
+        audited - plain
+        for plain, audited in zip(timings["without the event"], timings["with audit_record"], strict=True)
+    ]
+    added_median = statistics.median(added)
+    added_cpu = (cpu["with audit_record"] - cpu["without the event"]) / writes * 1000
+    print(
+        f"write, the event adds: median {added_median:.3f} ms, p95 {percentile(added, 0.95):.3f} ms, "
+        f"CPU {added_cpu:.3f} ms per call (target median < 1 ms)"
     )
-    print(f"write, the event adds: median {added:.3f} ms, p95 {added_p95:.3f} ms (target median < 1 ms)")
-    return [f"a write adds {added:.2f} ms"] if added >= TARGET_WRITE_ADDED_MS else []
+    return [f"a write adds {added_median:.2f} ms"] if added_median >= TARGET_WRITE_ADDED_MS else []
 
 
 def measure_verify() -> list[str]:
