@@ -6,13 +6,14 @@ Reading the page is not audited (every look would flood the trail); an export is
 import csv
 import json
 import re
-from datetime import UTC
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django import forms
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
@@ -58,10 +59,16 @@ class AuditFilterForm(forms.Form):
         super().__init__(data)
         # `from` and `to` are the contract's parameter names, and Python keywords.
         self.fields["from"] = forms.DateField(
-            required=False, label="From", input_formats=["%Y-%m-%d"], widget=forms.DateInput(attrs={"type": "date"})
+            required=False,
+            label="From",
+            input_formats=["%Y-%m-%d"],
+            widget=forms.DateInput(attrs={"type": "date"}),
         )
         self.fields["to"] = forms.DateField(
-            required=False, label="To", input_formats=["%Y-%m-%d"], widget=forms.DateInput(attrs={"type": "date"})
+            required=False,
+            label="To",
+            input_formats=["%Y-%m-%d"],
+            widget=forms.DateInput(attrs={"type": "date"}),
         )
         self.order_fields(["actor", "verb", "department", "target", "from", "to", "q"])
         verbs = known_verbs()
@@ -109,7 +116,11 @@ class AuditFilterForm(forms.Form):
         return bool(self.is_bound and self.is_valid() and self.filters().as_record())
 
     def messages(self) -> list[str]:
-        return [f"{self.fields[name].label or name.capitalize()}: {error}" for name, errors in self.errors.items() for error in errors]
+        return [
+            f"{self.fields[name].label or name.capitalize()}: {error}"
+            for name, errors in self.errors.items()
+            for error in errors
+        ]
 
 
 def _user(request: HttpRequest) -> User:
@@ -209,7 +220,8 @@ def _csv_chunks(filters: AuditFilters) -> Iterator[str]:
     yield writer.writerow(CSV_COLUMNS)
     for batch in audit_batches(filters):
         yield "".join(
-            writer.writerow([_csv_cell(record[name]) for name in CSV_COLUMNS]) for record in map(_record, batch)
+            writer.writerow([_csv_cell(record[name]) for name in CSV_COLUMNS])
+            for record in map(_record, batch)
         )
 
 
@@ -232,17 +244,20 @@ def _jsonl_chunks(filters: AuditFilters) -> Iterator[str]:
 async def _streamed(chunks: Iterator[str]) -> AsyncIterator[str]:
     """The chunks, each read from the database in a worker thread: the server sends one batch
     while the next is read, and never holds the whole trail."""
-    while chunk := await sync_to_async(next)(chunks, ""):
+    read_next = sync_to_async(lambda: next(chunks, ""))
+    while chunk := await read_next():
         yield chunk
 
 
-def _export(request: HttpRequest, *, kind: str) -> HttpResponse:
+def _export(request: HttpRequest, *, kind: str) -> HttpResponseBase:
     user = _user(request)
     form = AuditFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest("\n".join(form.messages()), content_type="text/plain; charset=utf-8")
     filters = form.filters()
-    audit_record(actor=user, verb="audit.exported", target=user, after={"format": kind, "filters": filters.as_record()})
+    audit_record(
+        actor=user, verb="audit.exported", target=user, after={"format": kind, "filters": filters.as_record()}
+    )
     chunks = _csv_chunks(filters) if kind == "csv" else _jsonl_chunks(filters)
     content_type = "text/csv; charset=utf-8" if kind == "csv" else "application/jsonl; charset=utf-8"
     response = StreamingHttpResponse(_streamed(chunks), content_type=content_type)
@@ -251,9 +266,9 @@ def _export(request: HttpRequest, *, kind: str) -> HttpResponse:
     return response
 
 
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponseBase:
     return _export(request, kind="csv")
 
 
-def export_jsonl(request: HttpRequest) -> HttpResponse:
+def export_jsonl(request: HttpRequest) -> HttpResponseBase:
     return _export(request, kind="jsonl")

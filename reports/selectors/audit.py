@@ -26,7 +26,8 @@ EXPORT_BATCH = 1000
 # The words of an event, as the GIN index of audit migration 0004 holds them; the search must
 # repeat this expression exactly for PostgreSQL to use that index.
 SEARCH_DOCUMENT = (
-    "to_tsvector('simple', verb || ' ' || actor_label || ' ' || object_repr || ' ' || note || ' ' || request_id)"
+    "to_tsvector('simple', "
+    "verb || ' ' || actor_label || ' ' || object_repr || ' ' || note || ' ' || request_id)"
 )
 SEARCH_FIELDS = ("verb", "actor_label", "object_repr", "note", "request_id")
 
@@ -106,8 +107,9 @@ def _actor_matches(text: str) -> Q:
 
 def _words_match(text: str) -> Q | RawSQL:
     if connection.vendor == "postgresql":
-        return RawSQL(
-            f"{SEARCH_DOCUMENT} @@ plainto_tsquery('simple', %s)",  # noqa: S611  (a constant, and q as a parameter)
+        # The SQL is a constant; the words go in as a query parameter.
+        return RawSQL(  # noqa: S611
+            f"{SEARCH_DOCUMENT} @@ plainto_tsquery('simple', %s)",
             [text],
             output_field=BooleanField(),
         )

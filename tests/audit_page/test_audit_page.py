@@ -4,7 +4,7 @@ paging by cursor, search, hostile values, and the exports' content and their own
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -225,7 +225,8 @@ def test_paging_by_cursor_shows_every_event_once_in_order(monkeypatch, client_fo
     # Back to newer from the last page: the page before it, exactly.
     newer = client.get(EVENTS + response.context["newer_url"])
     assert sequences(newer) == written[::-1][50:100]
-    assert newer.context["older_url"] and newer.context["newer_url"]
+    assert newer.context["older_url"]
+    assert newer.context["newer_url"]
 
 
 # Hostile values -----------------------------------------------------------------------------------
@@ -265,16 +266,21 @@ def test_hostile_values_are_refused_with_a_message(client_for, platform_admin, t
 def test_the_event_page_shows_before_and_after_side_by_side(client_for, security_approver, trail):
     budget = trail["budget"]
     page = client_for(security_approver).get(f"/audit/{budget.sequence}/").content.decode()
-    assert budget.hash in page and budget.prev_hash in page
+    assert budget.hash in page
+    assert budget.prev_hash in page
     assert "Campaign season" in page
     assert "1 of 2 values changed" in page
     changed_row = page.split("<code>monthly_budget</code>")[1].split("</tr>")[0]
-    assert "Changed" in changed_row and "5000.00" in changed_row and "7500.00" in changed_row
+    assert "Changed" in changed_row
+    assert "5000.00" in changed_row
+    assert "7500.00" in changed_row
     unchanged_row = page.split("<code>name</code>")[1].split("</tr>")[0]
     assert "Changed" not in unchanged_row
 
 
-def test_nested_values_are_pretty_printed_and_missing_ones_said(monkeypatch, client_for, platform_admin, marketing):
+def test_nested_values_are_pretty_printed_and_missing_ones_said(
+    monkeypatch, client_for, platform_admin, marketing
+):
     event = record_at(
         monkeypatch,
         at("2026-11-03"),
@@ -285,9 +291,10 @@ def test_nested_values_are_pretty_printed_and_missing_ones_said(monkeypatch, cli
         after={"limits": {"tpm": 20}, "regions": ["swedencentral"]},
     )
     page = client_for(platform_admin).get(f"/audit/{event.sequence}/").content.decode()
-    assert '{\n  &quot;tpm&quot;: 20\n}' in page
+    assert "{\n  &quot;tpm&quot;: 20\n}" in page
     regions = page.split("<code>regions</code>")[1].split("</tr>")[0]
-    assert "Not set" in regions and "swedencentral" in regions
+    assert "Not set" in regions
+    assert "swedencentral" in regions
 
 
 # Exports ------------------------------------------------------------------------------------------
@@ -298,7 +305,7 @@ def test_the_csv_export_holds_the_filtered_events_safely(client_for, platform_ad
         monkeypatch,
         at("2026-11-22"),
         actor=None,
-        actor_label="=HYPERLINK(\"http://evil\")",
+        actor_label='=HYPERLINK("http://evil")',
         actor_kind=AuditEvent.ActorKind.SERVICE_PRINCIPAL,
         verb="auth.signed_in",
         target=hr,
@@ -307,13 +314,15 @@ def test_the_csv_export_holds_the_filtered_events_safely(client_for, platform_ad
     response = client_for(platform_admin).get("/audit/export.csv", {"department": "hr"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    assert f'filename="switchyard-audit-{timezone.localdate():%Y-%m-%d}.csv"' in response["Content-Disposition"]
+    assert (
+        f'filename="switchyard-audit-{timezone.localdate():%Y-%m-%d}.csv"' in response["Content-Disposition"]
+    )
     rows = list(csv.DictReader(io.StringIO(body(response))))
     assert [row["sequence"] for row in rows] == [
         str(AuditEvent.objects.get(actor_label__startswith="=").sequence),
         str(trail["hr"].sequence),
     ]
-    assert rows[0]["actor"] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[0]["actor"] == '\'=HYPERLINK("http://evil")'
     assert json.loads(rows[1]["after"]) == {"monthly_budget": "2500.00"}
     assert rows[1]["department"] == "hr"
     assert rows[1]["hash"] == trail["hr"].hash
@@ -327,9 +336,11 @@ def test_the_jsonl_export_holds_every_field(client_for, security_approver, trail
     assert [line["sequence"] for line in lines] == [trail["hr"].sequence, trail["budget"].sequence]
     budget = lines[1]
     assert budget["before"] == {"monthly_budget": "5000.00", "name": "Marketing"}
-    assert budget["actor"] == "platform@example.com" and budget["actor_kind"] == "person"
-    assert budget["note"] == "Campaign season" and budget["prev_hash"] == trail["budget"].prev_hash
-    assert budget["created_at"] == "2026-10-05T12:00:00+00:00" or budget["created_at"].startswith("2026-10-05")
+    assert budget["actor"] == "platform@example.com"
+    assert budget["actor_kind"] == "person"
+    assert budget["note"] == "Campaign season"
+    assert budget["prev_hash"] == trail["budget"].prev_hash
+    assert budget["created_at"] == at("2026-10-05").astimezone(UTC).isoformat()
 
 
 def test_an_export_writes_its_own_audit_event_with_the_filters(client_for, security_approver, trail):
