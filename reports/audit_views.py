@@ -17,6 +17,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_safe
 
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -129,6 +130,7 @@ def _user(request: HttpRequest) -> User:
     return user
 
 
+@require_safe
 def events(request: HttpRequest) -> HttpResponse:
     _user(request)
     form = AuditFilterForm(request.GET)
@@ -147,6 +149,7 @@ def events(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/events.html", context)
 
 
+@require_safe
 def event(request: HttpRequest, sequence: int) -> HttpResponse:
     _user(request)
     found = get_object_or_404(AuditEvent.objects.select_related("department", "actor"), sequence=sequence)
@@ -266,9 +269,11 @@ def _export(request: HttpRequest, *, kind: str) -> HttpResponseBase:
     return response
 
 
+@require_safe
 def export_csv(request: HttpRequest) -> HttpResponseBase:
     return _export(request, kind="csv")
 
 
+@require_safe
 def export_jsonl(request: HttpRequest) -> HttpResponseBase:
     return _export(request, kind="jsonl")

@@ -363,3 +363,9 @@ def test_an_export_reads_the_trail_a_batch_at_a_time(trail):
     assert [event.sequence for batch in batches for event in batch] == sorted(
         (event.sequence for event in trail.values()), reverse=True
     )
+
+
+def test_the_page_and_exports_only_read(client_for, platform_admin, trail):
+    client = client_for(platform_admin)
+    for url in [EVENTS, f"/audit/{trail['budget'].sequence}/", *EXPORTS]:
+        assert client.post(url).status_code == 405
