@@ -38,6 +38,7 @@ run: install
 	@printf '  Azure emulator (ARM + Azure OpenAI) on http://127.0.0.1:8010  (state: /_emulator/)\n\n'
 	@printf '  Demo sign-ins (password switchyard-demo):\n'
 	@printf '    admin@example.com   platform admin\n    fiona@example.com   finance approver\n'
+	@printf '    sam@example.com     security approver (audit trail)\n'
 	@printf '    lena@example.com    lead, Marketing\n    mark@example.com    member, Marketing\n'
 	@printf '    fred@example.com    member, Finance\n    hana@example.com    lead, HR\n\n'
 	@printf '  Demo API key (Marketing, for the Company assistant; kept in var/demo-api-key):\n    %s\n' \

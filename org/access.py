@@ -28,3 +28,9 @@ def require_overview_role(user: User) -> None:
     """Company-wide pages are for platform admins and finance approvers."""
     if not user.sees_all_departments:
         raise PermissionDenied("This page is for platform admins and finance approvers.")
+
+
+def require_audit_reader(user: User) -> None:
+    """The audit trail is for platform admins and security approvers."""
+    if not user.reads_audit_trail:
+        raise PermissionDenied("The audit trail is for platform admins and security approvers.")

@@ -35,6 +35,7 @@ USERS = [
     # email, first name, last name, platform group, [(department slug, role)]
     ("admin@example.com", "Adrian", "Adler", PlatformGroup.ADMINS, [("central-it", "lead")]),
     ("fiona@example.com", "Fiona", "Fischer", PlatformGroup.FINANCE, [("finance", "member")]),
+    ("sam@example.com", "Sam", "Sato", PlatformGroup.SECURITY, []),
     ("lena@example.com", "Lena", "Lindqvist", None, [("marketing", "lead")]),
     ("mark@example.com", "Mark", "Moreau", None, [("marketing", "member")]),
     ("fred@example.com", "Fred", "Fontaine", None, [("finance", "member")]),

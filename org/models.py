@@ -17,6 +17,7 @@ class PlatformGroup(models.TextChoices):
 
     ADMINS = "Platform admins"
     FINANCE = "Finance approvers"
+    SECURITY = "Security approvers"
 
 
 class EmailUserManager(BaseUserManager["User"]):
@@ -79,6 +80,15 @@ class User(AbstractUser):
         return PlatformGroup.FINANCE in self.platform_groups
 
     @property
+    def is_security_approver(self) -> bool:
+        return PlatformGroup.SECURITY in self.platform_groups
+
+    @property
+    def reads_audit_trail(self) -> bool:
+        """The audit page is for platform admins and security approvers."""
+        return self.is_platform_admin or self.is_security_approver
+
+    @property
     def sees_all_departments(self) -> bool:
         return self.is_platform_admin or self.is_finance_approver
 
@@ -97,6 +107,8 @@ class User(AbstractUser):
             return "Platform admin"
         if self.is_finance_approver:
             return "Finance approver"
+        if self.is_security_approver:
+            return "Security approver"
         memberships = self.memberships_with_departments
         if not memberships:
             return "No department yet"

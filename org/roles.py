@@ -21,7 +21,8 @@ ADMIN_MANAGED_APPS = [
 def ensure_platform_groups() -> None:
     """Create the platform groups and give them their Django-admin permissions.
 
-    Platform admins may change everything Switchyard keeps; finance approvers may only look.
+    Platform admins may change everything Switchyard keeps; finance approvers may only look;
+    security approvers read the audit trail on its own page and get no Django-admin rights.
     Run after every migrate, so permissions of new models reach the groups at once.
     """
     managed = Permission.objects.filter(content_type__app_label__in=ADMIN_MANAGED_APPS)
@@ -29,3 +30,4 @@ def ensure_platform_groups() -> None:
     admins.permissions.set(managed)
     finance, _ = Group.objects.get_or_create(name=PlatformGroup.FINANCE.value)
     finance.permissions.set(managed.filter(Q(codename__startswith="view_")))
+    Group.objects.get_or_create(name=PlatformGroup.SECURITY.value)

@@ -36,7 +36,7 @@ def memberships_sync_from_entra(*, user: User, group_ids: set[str]) -> Membershi
 
 
 def platform_roles_revoke_unconfirmed(*, user: User) -> MembershipChanges:
-    """Take away the platform roles that Entra ID governs (platform admin, finance approver)
+    """Take away the platform roles that Entra ID governs (admin, finance or security approver)
     when a sign-in could not read the person's groups: nothing confirms them, and they reach
     every department. Departments stay as last known; the next readable sign-in restores all."""
     changes = MembershipChanges()
@@ -86,6 +86,7 @@ def _platform_groups_sync(*, user: User, group_ids: set[str], changes: Membershi
     for platform_group, entra_group_id in (
         (PlatformGroup.ADMINS, settings.ENTRA_ADMIN_GROUP_ID),
         (PlatformGroup.FINANCE, settings.ENTRA_FINANCE_GROUP_ID),
+        (PlatformGroup.SECURITY, settings.ENTRA_SECURITY_GROUP_ID),
     ):
         if not entra_group_id:
             continue

@@ -44,6 +44,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         links.append(("Costs", reverse("reports:overview")))
     elif led:
         links.append(("Costs", reverse("reports:department", args=[led[0].slug])))
+    if user.reads_audit_trail:
+        links.append(("Audit trail", reverse("audit-trail:events")))
     path = request.path
     return {
         "nav_items": [

@@ -204,9 +204,10 @@ ENTRA_CLIENT_ID = env.str("ENTRA_CLIENT_ID", default="")
 ENTRA_CLIENT_SECRET = env.str("ENTRA_CLIENT_SECRET", default="")
 ENTRA_AUTHORITY = env.str("ENTRA_AUTHORITY", default="https://login.microsoftonline.com")
 ENTRA_GRAPH_URL = env.str("ENTRA_GRAPH_URL", default="https://graph.microsoft.com")
-# Entra ID group object ids that make someone a platform admin or a finance approver.
+# Entra ID group object ids that make someone a platform admin, a finance or a security approver.
 ENTRA_ADMIN_GROUP_ID = env.str("ENTRA_ADMIN_GROUP_ID", default="")
 ENTRA_FINANCE_GROUP_ID = env.str("ENTRA_FINANCE_GROUP_ID", default="")
+ENTRA_SECURITY_GROUP_ID = env.str("ENTRA_SECURITY_GROUP_ID", default="")
 ENTRA_ENABLED = bool(ENTRA_CLIENT_ID and ENTRA_TENANT_ID)
 SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {"openid_connect": {"APPS": []}}
 if ENTRA_ENABLED:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("chat/", include("chat.urls")),
     path("", include("approvals.urls")),
     path("costs/", include("reports.urls")),
+    path("audit/", include("reports.audit_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     # Admin signs people in, and changes passwords, through the portal's own pages: one sign-in

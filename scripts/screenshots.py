@@ -30,6 +30,7 @@ PAGES = {
         "/nowhere/",
     ],
     "fiona@example.com": ["/", "/departments/", "/approvals/", "/requests/3/"],
+    "sam@example.com": ["/", "/audit/", "/audit/1/"],
     "lena@example.com": [
         "/",
         "/departments/marketing/",

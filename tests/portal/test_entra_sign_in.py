@@ -10,7 +10,7 @@ from django.test import Client
 
 from org.models import Membership, User
 from tests.factories import make_department
-from tests.portal.conftest import FINANCE_APPROVERS, PLATFORM_ADMINS
+from tests.portal.conftest import FINANCE_APPROVERS, PLATFORM_ADMINS, SECURITY_APPROVERS
 
 MARKETING_MEMBERS = "6e1c8a4e-1d3b-4a51-8f0e-2b7a9c3d4e5f"
 MARKETING_LEADS = "a3f2b1c0-9d8e-4f7a-b6c5-d4e3f2a1b0c9"
@@ -103,6 +103,21 @@ def test_finance_approvers_come_from_their_group(entra, departments):
 
     assert User.objects.get(email="fin@example.com").is_finance_approver
     assert client.get("/departments/").status_code == 200
+
+
+def test_security_approvers_come_from_their_group_and_leave_with_it(entra, departments):
+    entra.sign_in_as(oid=OID, email="sec@example.com", name="Sec Approver", groups=[SECURITY_APPROVERS])
+    client = sign_in_with_entra()
+
+    assert User.objects.get(email="sec@example.com").is_security_approver
+    assert client.get("/audit/").status_code == 200
+    assert client.get("/costs/").status_code == 403
+
+    entra.sign_in_as(oid=OID, email="sec@example.com", name="Sec Approver", groups=[])
+    client = sign_in_with_entra()
+
+    assert not User.objects.get(email="sec@example.com").is_security_approver
+    assert client.get("/audit/").status_code == 403
 
 
 def test_a_groups_overage_is_read_from_microsoft_graph(entra, departments):

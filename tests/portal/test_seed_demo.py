@@ -38,21 +38,22 @@ def test_it_loads_the_demo_organisation_and_is_safe_to_run_again(development):
     call_command("seed_demo")
 
     assert Department.objects.count() == 5
-    # Six sign-ins; the demo colleagues who appear in the cost figures cannot sign in.
-    assert sum(user.has_usable_password() for user in User.objects.all()) == 6
+    # Seven sign-ins; the demo colleagues who appear in the cost figures cannot sign in.
+    assert sum(user.has_usable_password() for user in User.objects.all()) == 7
     assert UsageRecord.objects.count() == usage > 0
     lena = User.objects.get(email="lena@example.com")
     assert lena.check_password("switchyard-demo")
     assert Membership.objects.get(user=lena).role == Membership.Role.LEAD
     assert User.objects.get(email="admin@example.com").is_platform_admin
     assert User.objects.get(email="fiona@example.com").is_finance_approver
+    assert User.objects.get(email="sam@example.com").is_security_approver
     assert Department.objects.get(slug="marketing").monthly_budget == Decimal("5000.00")
     assert Department.objects.get(slug="finance").keeps_chat_history is False
 
 
 def test_every_demo_user_gets_a_home_page(development):
     call_command("seed_demo")
-    for email in ["admin", "fiona", "lena", "mark", "fred", "hana"]:
+    for email in ["admin", "fiona", "sam", "lena", "mark", "fred", "hana"]:
         client = Client()
         assert client.login(email=f"{email}@example.com", password="switchyard-demo")
         assert client.get("/").status_code == 200
