@@ -10,8 +10,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from org.models import User
-from org.services import sign_in_failed_record
 from org.passwords import password_refusal, refusal_behind_right_password
+from org.services import sign_in_failed_record
 
 
 class AccountAdapter(DefaultAccountAdapter):

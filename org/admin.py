@@ -23,14 +23,17 @@ def _memberships_as_saved(memberships: list[Membership]) -> dict[int, Membership
     return {m.pk: m for m in Membership.objects.filter(pk__in=ids).select_related("user", "department")}
 
 
-def _membership_changes_record(
-    *, actor: User, before: Membership | None, after: Membership | None
-) -> None:
+def _membership_changes_record(*, actor: User, before: Membership | None, after: Membership | None) -> None:
     """Audit an admin's change of one membership (added, deleted, its role or even its person or
     department changed) as the person leaving or joining departments and changing roles."""
-    if before is not None and after is not None and (before.user_id, before.department_id) != (
-        after.user_id,
-        after.department_id,
+    if (
+        before is not None
+        and after is not None
+        and (before.user_id, before.department_id)
+        != (
+            after.user_id,
+            after.department_id,
+        )
     ):
         _membership_changes_record(actor=actor, before=before, after=None)
         before = None
@@ -50,16 +53,22 @@ class AuditsMembershipInlines:
     go to the audit trail (the admin saves a page in one transaction, the events with it)."""
 
     def save_formset(
-        self, request: HttpRequest, form: ModelForm[Any], formset: BaseInlineFormSet[Any, Any, Any], change: bool
+        self,
+        request: HttpRequest,
+        form: ModelForm[Any],
+        formset: BaseInlineFormSet[Any, Any, Any],
+        change: bool,
     ) -> None:
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)  # type: ignore[misc]
             return
         before = _memberships_as_saved([inline.instance for inline in formset.forms])
+        # Read first: a deleted membership has no id any more.
+        doomed = [inline.instance.pk for inline in formset.deleted_forms if inline.instance.pk]
         super().save_formset(request, form, formset, change)  # type: ignore[misc]
         actor: User = request.user  # type: ignore[assignment]
-        for membership in formset.deleted_objects:
-            _membership_changes_record(actor=actor, before=before[membership.pk], after=None)
+        for pk in doomed:
+            _membership_changes_record(actor=actor, before=before[pk], after=None)
         for membership in formset.new_objects:
             _membership_changes_record(actor=actor, before=None, after=membership)
         for membership, _fields in formset.changed_objects:
@@ -107,7 +116,9 @@ class DepartmentAdmin(AuditsMembershipInlines, admin.ModelAdmin[Department]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Department]:
         return super().get_queryset(request).annotate(member_count=Count("memberships"))
 
-    def save_model(self, request: HttpRequest, obj: Department, form: ModelForm[Department], change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Department, form: ModelForm[Department], change: bool
+    ) -> None:
         saved = Department.objects.filter(pk=obj.pk).first() if change else None
         super().save_model(request, obj, form, change)
         if saved is not None:
@@ -134,7 +145,9 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     autocomplete_fields = ["user", "department"]
     list_select_related = ["user", "department"]
 
-    def save_model(self, request: HttpRequest, obj: Membership, form: ModelForm[Membership], change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Membership, form: ModelForm[Membership], change: bool
+    ) -> None:
         before = _memberships_as_saved([obj]).get(obj.pk)
         super().save_model(request, obj, form, change)
         _membership_changes_record(actor=request.user, before=before, after=obj)  # type: ignore[arg-type]

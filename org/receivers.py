@@ -73,7 +73,9 @@ def record_sign_in(sender: type[User], request: HttpRequest | None, user: User, 
 
 
 @receiver(auth_signals.user_logged_out)
-def record_sign_out(sender: type[User], request: HttpRequest | None, user: User | None, **kwargs: Any) -> None:
+def record_sign_out(
+    sender: type[User], request: HttpRequest | None, user: User | None, **kwargs: Any
+) -> None:
     if user is not None:  # nobody was signed in
         audit_record(actor=user, verb="auth.signed_out", target=user)
 
@@ -86,4 +88,3 @@ def record_failed_password_sign_in(
     see someone trying many; the password never is, not even masked."""
     email = str(credentials.get("email") or credentials.get("username") or "")
     sign_in_failed_record(email=email, note="Password sign-in refused.")
-

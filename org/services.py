@@ -215,7 +215,9 @@ DEPARTMENT_POLICY_FIELDS = {
 
 
 def department_policy_values(department: Department) -> dict[str, object]:
-    return {field: getattr(department, field) for fields in DEPARTMENT_POLICY_FIELDS.values() for field in fields}
+    return {
+        field: getattr(department, field) for fields in DEPARTMENT_POLICY_FIELDS.values() for field in fields
+    }
 
 
 def department_change_record(*, department: Department, before: dict[str, object], actor: User) -> None:
