@@ -41,7 +41,8 @@ def admin_form(client: Client, url: str) -> dict[str, Any]:
     assert page.status_code == 200, page.status_code
     parser = PageParser(url)
     parser.feed(page.content.decode())
-    form = next(form for form in parser.forms if form.method == "post" and "csrfmiddlewaretoken" in form.names)
+    # The page's own form: the one with the most fields (the sign-out button is a form too).
+    form = max((form for form in parser.forms if form.method == "post"), key=lambda form: len(form.names))
     data: dict[str, Any] = {}
     for name, value in form.fields:
         if name in form.switches or name == "csrfmiddlewaretoken":
