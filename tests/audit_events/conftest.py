@@ -24,7 +24,7 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture
-def admin(platform_admin) -> User:
+def admin(platform_admin: User) -> User:
     return platform_admin
 
 

@@ -25,7 +25,9 @@ def assistant(central_it, marketing) -> ModelDeployment:
 
 
 def test_a_grant_given_in_the_admin_is_audited(admin_client, admin, central_it, marketing, finance):
-    assistant = make_deployment(department=central_it, display_name="Company assistant", shared_with=[marketing])
+    assistant = make_deployment(
+        department=central_it, display_name="Company assistant", shared_with=[marketing]
+    )
 
     response = admin_client.post(
         reverse("admin:provisioning_accessgrant_add"),
@@ -35,7 +37,11 @@ def test_a_grant_given_in_the_admin_is_audited(admin_client, admin, central_it, 
     assert response.status_code == 302
     grant = AccessGrant.objects.get(department=finance)
     event = only_event("grant.created")
-    assert (event.actor, event.object_type, event.object_id) == (admin, "provisioning.accessgrant", str(grant.pk))
+    assert (event.actor, event.object_type, event.object_id) == (
+        admin,
+        "provisioning.accessgrant",
+        str(grant.pk),
+    )
     assert event.department == finance
     assert event.before is None
     assert event.after == {
@@ -47,7 +53,9 @@ def test_a_grant_given_in_the_admin_is_audited(admin_client, admin, central_it, 
     assert_from_the_request(event, response)
 
 
-def test_a_grants_cap_changed_on_the_deployments_admin_page_is_audited(admin_client, admin, assistant, marketing):
+def test_a_grants_cap_changed_on_the_deployments_admin_page_is_audited(
+    admin_client, admin, assistant, marketing
+):
     grant = AccessGrant.objects.get(department=marketing)
     url = reverse("admin:provisioning_modeldeployment_change", args=[assistant.pk])
     data = admin_form(admin_client, url)
@@ -65,7 +73,9 @@ def test_a_grants_cap_changed_on_the_deployments_admin_page_is_audited(admin_cli
 def test_a_grant_taken_away_in_the_admin_is_audited(admin_client, admin, assistant, marketing):
     grant = AccessGrant.objects.get(department=marketing)
 
-    response = admin_client.post(reverse("admin:provisioning_accessgrant_delete", args=[grant.pk]), {"post": "yes"})
+    response = admin_client.post(
+        reverse("admin:provisioning_accessgrant_delete", args=[grant.pk]), {"post": "yes"}
+    )
 
     assert response.status_code == 302
     assert not AccessGrant.objects.filter(department=marketing).exists()
@@ -106,7 +116,9 @@ def key(marketing, marketing_lead, assistant) -> ApiKey:
 
 
 def test_a_key_rotated_on_its_page_is_audited_for_the_department(client_for, marketing, marketing_lead, key):
-    response = client_for(marketing_lead).post(f"/departments/marketing/keys/{key.pk}/rotate/", {"grace_hours": "0"})
+    response = client_for(marketing_lead).post(
+        f"/departments/marketing/keys/{key.pk}/rotate/", {"grace_hours": "0"}
+    )
 
     assert response.status_code == 200
     event = only_event("api_key.rotated")

@@ -39,7 +39,11 @@ def test_a_budget_change_is_audited_with_before_and_after(admin_client, admin, m
     assert response.status_code == 302
     event = only_event("department.budget_changed")
     assert (event.actor, event.actor_kind) == (admin, "person")
-    assert (event.object_type, event.object_id, event.department) == ("org.department", str(marketing.pk), marketing)
+    assert (event.object_type, event.object_id, event.department) == (
+        "org.department",
+        str(marketing.pk),
+        marketing,
+    )
     assert (event.before, event.after) == ({"monthly_budget": "1000.00"}, {"monthly_budget": "2500.00"})
     assert_from_the_request(event, response)
     # Nothing else changed, so nothing else is said.
@@ -104,7 +108,9 @@ def test_prices_the_command_loads_are_audited(tmp_path):
 
 def test_a_price_corrected_in_the_admin_is_audited(admin_client, admin):
     price = Price.objects.create(
-        model_name="gpt-9", model_version="2026-01-01", sku="GlobalStandard",
+        model_name="gpt-9",
+        model_version="2026-01-01",
+        sku="GlobalStandard",
         output_per_million=Decimal("4.40"),
         valid_from=date(2026, 12, 1),
     )
@@ -151,7 +157,11 @@ def test_a_catalog_sync_asked_for_in_the_admin_says_what_changed(admin_client, a
 
     assert response.status_code == 302
     event = only_event("catalog.synced")
-    assert (event.actor, event.object_type, event.object_id) == (admin, "provisioning.landingzone", str(zone.pk))
+    assert (event.actor, event.object_type, event.object_id) == (
+        admin,
+        "provisioning.landingzone",
+        str(zone.pk),
+    )
     assert event.department == marketing
     assert "gpt-4o-mini 2024-07-18 (GlobalStandard)" in event.after["offers_added"]["swedencentral"]
     assert (event.after["offers_removed"], event.after["regions_failed"]) == ({}, [])

@@ -24,7 +24,9 @@ NEW_ID = re.compile(r"[0-9a-f]{32}")
 
 def sign_in(client, **headers):
     make_user(email="nora@example.com")
-    return client.post("/accounts/login/", {"login": "nora@example.com", "password": PASSWORD}, headers=headers)
+    return client.post(
+        "/accounts/login/", {"login": "nora@example.com", "password": PASSWORD}, headers=headers
+    )
 
 
 @pytest.mark.django_db

@@ -49,7 +49,9 @@ def test_a_membership_deleted_in_the_admin_is_audited(admin_client, admin, marke
     nora = make_user(email="nora@example.com", department=marketing)
     membership = Membership.objects.get(user=nora)
 
-    response = admin_client.post(reverse("admin:org_membership_delete", args=[membership.pk]), {"post": "yes"})
+    response = admin_client.post(
+        reverse("admin:org_membership_delete", args=[membership.pk]), {"post": "yes"}
+    )
 
     assert response.status_code == 302
     assert not Membership.objects.filter(user=nora).exists()
@@ -128,11 +130,14 @@ def test_a_platform_role_entra_id_no_longer_confirms_is_removed_and_audited(entr
 def test_a_sign_ins_role_changes_rolled_back_leave_no_events(marketing):
     nora = make_user(email="nora@example.com")
 
-    # The sign-in's transaction fails after its roles were brought up to date.
-    with pytest.raises(RuntimeError), transaction.atomic():
-        memberships_sync_from_entra(user=nora, group_ids={MARKETING_LEADS})
-        assert AuditEvent.objects.filter(verb="membership.added").exists()
-        raise RuntimeError("the session could not be saved")
+    def sign_in_failing_after_the_roles() -> None:
+        with transaction.atomic():
+            memberships_sync_from_entra(user=nora, group_ids={MARKETING_LEADS})
+            assert AuditEvent.objects.filter(verb="membership.added").exists()
+            raise RuntimeError("the session could not be saved")
+
+    with pytest.raises(RuntimeError):
+        sign_in_failing_after_the_roles()
 
     assert not Membership.objects.filter(user=nora).exists()
     assert not AuditEvent.objects.filter(verb="membership.added").exists()
