@@ -17,6 +17,10 @@ from org.services import (
 )
 
 
+# How an audit event names the superuser flag among the platform roles.
+SUPERUSER = "Superuser"
+
+
 def _memberships_as_saved(memberships: list[Membership]) -> dict[int, Membership]:
     """The memberships as the database holds them before an admin's save changes them."""
     ids = [membership.pk for membership in memberships if membership.pk]
@@ -232,4 +236,12 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
                 target=obj,
                 before={"is_break_glass": not obj.is_break_glass},
                 after={"is_break_glass": obj.is_break_glass},
+            )
+        if change and "is_superuser" in form.changed_data:
+            # Every permission there is: a platform role like the groups, and audited as one.
+            platform_roles_change_record(
+                user=obj,
+                granted=[SUPERUSER] if obj.is_superuser else [],
+                removed=[] if obj.is_superuser else [SUPERUSER],
+                actor=request.user,  # type: ignore[arg-type]
             )

@@ -141,3 +141,15 @@ def test_a_sign_ins_role_changes_rolled_back_leave_no_events(marketing):
 
     assert not Membership.objects.filter(user=nora).exists()
     assert not AuditEvent.objects.filter(verb="membership.added").exists()
+
+
+def test_making_someone_superuser_in_the_admin_is_audited_as_a_platform_role(admin_client, admin):
+    nora = make_user(email="nora@example.com")
+    url = reverse("admin:org_user_change", args=[nora.pk])
+
+    response = admin_client.post(url, {**admin_form(admin_client, url), "is_superuser": "on"})
+
+    assert response.status_code == 302
+    event = only_event("platform_role.granted")
+    assert (event.actor, event.object_id, event.after) == (admin, str(nora.pk), {"platform_role": "Superuser"})
+    assert_from_the_request(event, response)
