@@ -151,5 +151,9 @@ def test_making_someone_superuser_in_the_admin_is_audited_as_a_platform_role(adm
 
     assert response.status_code == 302
     event = only_event("platform_role.granted")
-    assert (event.actor, event.object_id, event.after) == (admin, str(nora.pk), {"platform_role": "Superuser"})
+    assert (event.actor, event.object_id, event.after) == (
+        admin,
+        str(nora.pk),
+        {"platform_role": "Superuser"},
+    )
     assert_from_the_request(event, response)

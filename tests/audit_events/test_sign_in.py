@@ -88,3 +88,17 @@ def test_signing_out_is_audited(client):
     event = only_event("auth.signed_out")
     assert (event.actor, event.actor_kind, event.object_id) == (nora, "person", str(nora.pk))
     assert_from_the_request(event, response)
+
+
+def test_a_failed_entra_id_sign_in_is_audited(entra):  # noqa: F811
+    client = Client()
+    client.post("/accounts/oidc/entra/login/")
+
+    # A callback whose state this browser never started: a forged or replayed answer.
+    response = client.get("/accounts/oidc/entra/login/callback/", {"code": "auth-code", "state": "forged"})
+
+    assert "_auth_user_id" not in client.session
+    event = only_event("auth.sign_in_failed")
+    assert (event.actor, event.actor_kind) == (None, "system")
+    assert event.note.startswith("Microsoft Entra ID sign-in failed")
+    assert_from_the_request(event, response)
