@@ -16,7 +16,6 @@ from org.services import (
     platform_roles_change_record,
 )
 
-
 # How an audit event names the superuser flag among the platform roles.
 SUPERUSER = "Superuser"
 
