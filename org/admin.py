@@ -32,11 +32,7 @@ def _membership_changes_record(*, actor: User, before: Membership | None, after:
     if (
         before is not None
         and after is not None
-        and (before.user_id, before.department_id)
-        != (
-            after.user_id,
-            after.department_id,
-        )
+        and (before.user_id != after.user_id or before.department_id != after.department_id)
     ):
         _membership_changes_record(actor=actor, before=before, after=None)
         before = None
