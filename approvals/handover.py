@@ -68,7 +68,12 @@ def hand_over(request: DeploymentRequest, *, actor: User | None) -> DeploymentRe
     request.status_message = ""
     request.save()
     audit_record(
-        actor=actor, verb="request.provisioning", target=request, before=before, after=request.snapshot()
+        actor=actor,
+        verb="request.provisioning",
+        target=request,
+        department=request.department,
+        before=before,
+        after=request.snapshot(),
     )
     return request
 
@@ -111,6 +116,7 @@ def _grant_access(request: DeploymentRequest, *, actor: User | None) -> None:
         actor=actor,
         verb="grant.created" if seen is None else "grant.changed",
         target=grant,
+        department=grant.department,
         before=seen,
         after=grant_state(grant),
         note=f"Request #{request.pk}",
@@ -172,6 +178,7 @@ def finish(
         actor=actor,
         verb=f"request.{state}",
         target=request,
+        department=request.department,
         before=before,
         after=request.snapshot(),
         note=request.status_message,

@@ -114,7 +114,13 @@ def request_create(
         request = DeploymentRequest(kind=kind, department=department, requester=actor)
         _apply_spec(request, spec)
         request.save()
-        audit_record(actor=actor, verb="request.created", target=request, after=request.snapshot())
+        audit_record(
+            actor=actor,
+            verb="request.created",
+            target=request,
+            department=request.department,
+            after=request.snapshot(),
+        )
         edit_record(request=request, actor=actor, action=RequestEdit.Action.CREATED, changes=[])
         if submit:
             request = _submit(request, actor)
@@ -137,6 +143,7 @@ def request_update(
             actor=actor,
             verb="request.edited",
             target=locked,
+            department=locked.department,
             before=before,
             after={**locked.snapshot(), "changes": changes},
         )
@@ -188,7 +195,12 @@ def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest
         for order, step in enumerate(plan, start=1)
     )
     audit_record(
-        actor=actor, verb="request.submitted", target=request, before=before, after=request.snapshot()
+        actor=actor,
+        verb="request.submitted",
+        target=request,
+        department=request.department,
+        before=before,
+        after=request.snapshot(),
     )
     automatic = [step for step in plan if step.kind == ApprovalStep.Kind.AUTOMATIC]
     if automatic:
@@ -200,6 +212,7 @@ def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest
             actor=None,
             verb="request.auto_approved",
             target=request,
+            department=request.department,
             after={"round": request.round, "edits": edits},
             note=automatic[0].reason,
         )
@@ -222,6 +235,7 @@ def request_approve(*, request: DeploymentRequest, actor: User, comment: str = "
             actor=actor,
             verb="request.step_approved",
             target=locked,
+            department=locked.department,
             after={"step": step.kind, "round": step.round, "edits": step.round_edits},
             note=comment,
         )
@@ -274,6 +288,7 @@ def _close_round(
             actor=actor,
             verb=f"request.{step_state}",
             target=locked,
+            department=locked.department,
             before=before,
             after={**locked.snapshot(), "edits": step.round_edits},
             note=comment,
@@ -320,7 +335,12 @@ def _approve(request: DeploymentRequest, *, actor: User | None) -> DeploymentReq
     request.decided_at = timezone.now()
     request.save()
     audit_record(
-        actor=actor, verb="request.approved", target=request, before=before, after=request.snapshot()
+        actor=actor,
+        verb="request.approved",
+        target=request,
+        department=request.department,
+        before=before,
+        after=request.snapshot(),
     )
     return hand_over(request, actor=actor)
 
@@ -386,7 +406,13 @@ def request_retry(*, request: DeploymentRequest, actor: User) -> DeploymentReque
         locked = _lock(request)
         if not locked.can_be_retried():
             raise _refuse(locked, "retried")
-        audit_record(actor=actor, verb="request.retried", target=locked, before=locked.snapshot())
+        audit_record(
+            actor=actor,
+            verb="request.retried",
+            target=locked,
+            department=locked.department,
+            before=locked.snapshot(),
+        )
         locked.status_message = ""
         locked.finished_at = None
         return hand_over(locked, actor=actor)
@@ -404,7 +430,12 @@ def request_cancel(*, request: DeploymentRequest, actor: User) -> DeploymentRequ
         locked.finished_at = timezone.now()
         locked.save()
         audit_record(
-            actor=actor, verb="request.cancelled", target=locked, before=before, after=locked.snapshot()
+            actor=actor,
+            verb="request.cancelled",
+            target=locked,
+            department=locked.department,
+            before=before,
+            after=locked.snapshot(),
         )
         if locked.api_key is not None:
             # The key asked for is not wanted any more: it must not start working later.
@@ -434,6 +465,7 @@ def request_for_api_key(*, key: ApiKey, actor: User | None, purpose: str) -> Dep
         actor=actor,
         verb="request.created",
         target=request,
+        department=request.department,
         after=request.snapshot(),
         note=f"For the key {key.prefix}…",
     )
@@ -457,6 +489,7 @@ def request_withdraw_for_key(*, key: ApiKey, actor: User | None) -> list[int]:
             actor=actor,
             verb="request.cancelled",
             target=locked,
+            department=locked.department,
             before=before,
             after=locked.snapshot(),
             note="The key was revoked, so nothing is left to decide.",
@@ -488,7 +521,11 @@ def requests_check_expiry(*, today: date | None = None) -> dict[str, list[int]]:
             locked.expiry_warned_on = today
             locked.save(update_fields=["expiry_warned_on", "updated_at"])
             audit_record(
-                actor=None, verb="request.expiry_warned", target=locked, note=f"Expires {locked.expires_on}"
+                actor=None,
+                verb="request.expiry_warned",
+                target=locked,
+                department=locked.department,
+                note=f"Expires {locked.expires_on}",
             )
             notifications.expiry_warning(locked)
             warned.append(locked.pk)
@@ -514,6 +551,7 @@ def requests_check_expiry(*, today: date | None = None) -> dict[str, list[int]]:
                 actor=None,
                 verb="request.created",
                 target=decommission,
+                department=decommission.department,
                 after=decommission.snapshot(),
                 note="Expiry date reached",
             )

@@ -53,6 +53,7 @@ def record_content_viewed(request: HttpRequest, conversation: Conversation) -> N
         actor=request.user,  # type: ignore[arg-type]
         verb="chat.content_viewed",
         target=conversation,
+        department=conversation.department,
         after={"department": conversation.department.slug, "author": conversation.user.email},
         note="Read under the department's audit policy.",
     )

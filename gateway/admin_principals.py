@@ -123,7 +123,11 @@ class ServicePrincipalAdmin(admin.ModelAdmin[ServicePrincipal]):
         after = snapshot(stored_values(principal))
         if not change:
             audit_record(
-                actor=_actor(request), verb="service_principal.registered", target=principal, after=after
+                actor=_actor(request),
+                verb="service_principal.registered",
+                target=principal,
+                department=principal.department,
+                after=after,
             )
             return
         # The form's initial values are the stored ones; its department is an id there.
@@ -135,6 +139,7 @@ class ServicePrincipalAdmin(admin.ModelAdmin[ServicePrincipal]):
                 actor=_actor(request),
                 verb=_change_verb(before, after, changed),
                 target=principal,
+                department=principal.department,
                 before={name: before[name] for name in changed},
                 after={name: after[name] for name in changed},
             )
@@ -144,6 +149,7 @@ class ServicePrincipalAdmin(admin.ModelAdmin[ServicePrincipal]):
             actor=_actor(request),
             verb="service_principal.removed",
             target=obj,
+            department=obj.department,
             before=snapshot(stored_values(obj)),
         )
         super().delete_model(request, obj)

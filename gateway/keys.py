@@ -206,6 +206,7 @@ def api_key_create(
             actor=actor,
             verb="api_key.created",
             target=key,
+            department=key.department,
             after=key.snapshot(),
             note="Waits for approval: it calls restricted data." if restricted else "",
         )
@@ -263,6 +264,7 @@ def api_key_rotate(
             actor=actor,
             verb="api_key.rotated",
             target=old,
+            department=old.department,
             before=before,
             after={**old.snapshot(), "successor": successor.prefix},
             note=f"Works until {old.grace_until.isoformat()}" if grace_hours else "Stopped at once",
@@ -271,6 +273,7 @@ def api_key_rotate(
             actor=actor,
             verb="api_key.created",
             target=successor,
+            department=successor.department,
             after=successor.snapshot(),
             note=f"Rotated from {old.prefix}…",
         )
@@ -309,7 +312,12 @@ def api_key_revoke(*, key: ApiKey, actor: User | None) -> ApiKey:
         locked.revoked_by = actor
         locked.save(update_fields=["revoked_at", "revoked_by"])
         audit_record(
-            actor=actor, verb="api_key.revoked", target=locked, before=before, after=locked.snapshot()
+            actor=actor,
+            verb="api_key.revoked",
+            target=locked,
+            department=locked.department,
+            before=before,
+            after=locked.snapshot(),
         )
         if locked.state == ApiKey.State.PENDING:
             api_key_withdrawn.send(sender=ApiKey, key=locked, actor=actor)
@@ -337,6 +345,7 @@ def api_key_approve(*, key: ApiKey, actor: User | None, note: str = "") -> ApiKe
             actor=actor,
             verb="api_key.approved",
             target=locked,
+            department=locked.department,
             before=before,
             after=locked.snapshot(),
             note=note,
@@ -358,6 +367,7 @@ def api_key_reject(*, key: ApiKey, actor: User | None, reason: str) -> ApiKey:
             actor=actor,
             verb="api_key.rejected",
             target=locked,
+            department=locked.department,
             before=before,
             after=locked.snapshot(),
             note=reason,

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from org.models import User
 from org.passwords import password_refusal, refusal_behind_right_password
+from org.services import sign_in_failed_record
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -57,6 +58,19 @@ class AccountAdapter(DefaultAccountAdapter):
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         return True
+
+    def on_authentication_error(
+        self,
+        request: HttpRequest,
+        provider: Any,
+        error: str | None = None,
+        exception: BaseException | None = None,
+        extra_context: dict[str, Any] | None = None,
+    ) -> None:
+        # Nobody is known yet (Entra ID did not say who): the trail keeps what went wrong.
+        reason = f"{error or 'error'}: {exception}" if exception else (error or "error")
+        sign_in_failed_record(email="", note=f"Microsoft Entra ID sign-in failed ({reason}).")
+        super().on_authentication_error(request, provider, error, exception, extra_context)
 
     def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: dict[str, Any]) -> User:
         user: User = super().populate_user(request, sociallogin, data)

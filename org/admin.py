@@ -1,12 +1,77 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
-from django.forms import ModelForm
+from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from audit.services import audit_record
 from org.forms import AdminPasswordChangeForm, UserChangeForm
 from org.models import Department, Membership, User
+from org.services import (
+    department_change_record,
+    department_policy_values,
+    membership_change_record,
+    platform_roles_change_record,
+)
+
+# How an audit event names the superuser flag among the platform roles.
+SUPERUSER = "Superuser"
+
+
+def _memberships_as_saved(memberships: list[Membership]) -> dict[int, Membership]:
+    """The memberships as the database holds them before an admin's save changes them."""
+    ids = [membership.pk for membership in memberships if membership.pk]
+    return {m.pk: m for m in Membership.objects.filter(pk__in=ids).select_related("user", "department")}
+
+
+def _membership_changes_record(*, actor: User, before: Membership | None, after: Membership | None) -> None:
+    """Audit an admin's change of one membership (added, deleted, its role or even its person or
+    department changed) as the person leaving or joining departments and changing roles."""
+    if (
+        before is not None
+        and after is not None
+        and (before.user_id != after.user_id or before.department_id != after.department_id)
+    ):
+        _membership_changes_record(actor=actor, before=before, after=None)
+        before = None
+    anyone = after or before
+    assert anyone is not None
+    membership_change_record(
+        user=anyone.user,
+        department=anyone.department,
+        role_before=before.role if before else None,
+        role_after=after.role if after else None,
+        actor=actor,
+    )
+
+
+class AuditsMembershipInlines:
+    """For an admin page with a membership inline: its additions, deletions and role changes
+    go to the audit trail (the admin saves a page in one transaction, the events with it)."""
+
+    def save_formset(
+        self,
+        request: HttpRequest,
+        form: ModelForm[Any],
+        formset: BaseInlineFormSet[Any, Any, Any],
+        change: bool,
+    ) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)  # type: ignore[misc]
+            return
+        before = _memberships_as_saved([inline.instance for inline in formset.forms])
+        # Read first: a deleted membership has no id any more.
+        doomed = [inline.instance.pk for inline in formset.deleted_forms if inline.instance.pk]
+        super().save_formset(request, form, formset, change)  # type: ignore[misc]
+        actor: User = request.user  # type: ignore[assignment]
+        for pk in doomed:
+            _membership_changes_record(actor=actor, before=before[pk], after=None)
+        for membership in formset.new_objects:
+            _membership_changes_record(actor=actor, before=None, after=membership)
+        for membership, _fields in formset.changed_objects:
+            _membership_changes_record(actor=actor, before=before[membership.pk], after=membership)
 
 
 class MembershipInline(admin.TabularInline[Membership, Department]):
@@ -27,7 +92,7 @@ class UserMembershipInline(admin.TabularInline[Membership, User]):
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin[Department]):
+class DepartmentAdmin(AuditsMembershipInlines, admin.ModelAdmin[Department]):
     list_display = [
         "name",
         "cost_center",
@@ -50,6 +115,18 @@ class DepartmentAdmin(admin.ModelAdmin[Department]):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Department]:
         return super().get_queryset(request).annotate(member_count=Count("memberships"))
 
+    def save_model(
+        self, request: HttpRequest, obj: Department, form: ModelForm[Department], change: bool
+    ) -> None:
+        saved = Department.objects.filter(pk=obj.pk).first() if change else None
+        super().save_model(request, obj, form, change)
+        if saved is not None:
+            department_change_record(
+                department=obj,
+                before=department_policy_values(saved),
+                actor=request.user,  # type: ignore[arg-type]
+            )
+
     @admin.display(description="Members", ordering="member_count")
     def member_count(self, department: Department) -> int:
         return int(department.member_count)  # type: ignore[attr-defined]
@@ -67,9 +144,25 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     autocomplete_fields = ["user", "department"]
     list_select_related = ["user", "department"]
 
+    def save_model(
+        self, request: HttpRequest, obj: Membership, form: ModelForm[Membership], change: bool
+    ) -> None:
+        before = _memberships_as_saved([obj]).get(obj.pk)
+        super().save_model(request, obj, form, change)
+        _membership_changes_record(actor=request.user, before=before, after=obj)  # type: ignore[arg-type]
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        before = _memberships_as_saved([obj])[obj.pk]
+        super().delete_model(request, obj)
+        _membership_changes_record(actor=request.user, before=before, after=None)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("user", "department"):
+            self.delete_model(request, membership)
+
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin[User]):
+class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
     form = UserChangeForm
     change_password_form = AdminPasswordChangeForm
     ordering = ["email"]
@@ -115,6 +208,19 @@ class UserAdmin(DjangoUserAdmin[User]):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     readonly_fields = ["last_login", "date_joined"]
 
+    def save_related(self, request: HttpRequest, form: ModelForm[User], formsets: Any, change: bool) -> None:
+        # Platform roles are the person's groups, saved here after the person.
+        user = form.instance
+        before = set(user.groups.values_list("name", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = set(user.groups.values_list("name", flat=True))
+        platform_roles_change_record(
+            user=user,
+            granted=after - before,
+            removed=before - after,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+
     def save_model(self, request: HttpRequest, obj: User, form: ModelForm[User], change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and "is_break_glass" in form.changed_data:
@@ -125,4 +231,12 @@ class UserAdmin(DjangoUserAdmin[User]):
                 target=obj,
                 before={"is_break_glass": not obj.is_break_glass},
                 after={"is_break_glass": obj.is_break_glass},
+            )
+        if change and "is_superuser" in form.changed_data:
+            # Every permission there is: a platform role like the groups, and audited as one.
+            platform_roles_change_record(
+                user=obj,
+                granted=[SUPERUSER] if obj.is_superuser else [],
+                removed=[] if obj.is_superuser else [SUPERUSER],
+                actor=request.user,  # type: ignore[arg-type]
             )

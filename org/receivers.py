@@ -3,13 +3,19 @@ from typing import Any
 
 from allauth.account.signals import user_logged_in
 from allauth.socialaccount.models import SocialLogin
+from django.contrib.auth import signals as auth_signals
 from django.dispatch import receiver
+from django.http import HttpRequest
 
 from audit.services import audit_record
 from org.entra import GraphUnavailable, group_ids_from_claims
 from org.models import User
 from org.passwords import ENTRA_PROVIDER_ID, entra_sign_in_on
-from org.services import memberships_sync_from_entra, platform_roles_revoke_unconfirmed
+from org.services import (
+    memberships_sync_from_entra,
+    platform_roles_revoke_unconfirmed,
+    sign_in_failed_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +62,29 @@ def record_break_glass_sign_in(
         target=user,
         note="Signed in with a password while Microsoft Entra ID sign-in is on.",
     )
+
+
+# Signing in and out, whichever way (a password, Entra ID, Django admin): Django's own signals ----
+
+
+@receiver(auth_signals.user_logged_in)
+def record_sign_in(sender: type[User], request: HttpRequest | None, user: User, **kwargs: Any) -> None:
+    audit_record(actor=user, verb="auth.signed_in", target=user)
+
+
+@receiver(auth_signals.user_logged_out)
+def record_sign_out(
+    sender: type[User], request: HttpRequest | None, user: User | None, **kwargs: Any
+) -> None:
+    if user is not None:  # nobody was signed in
+        audit_record(actor=user, verb="auth.signed_out", target=user)
+
+
+@receiver(auth_signals.user_login_failed)
+def record_failed_password_sign_in(
+    sender: str, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    """A wrong password (or an account that may not use one). The attempted address is kept, to
+    see someone trying many; the password never is, not even masked."""
+    email = str(credentials.get("email") or credentials.get("username") or "")
+    sign_in_failed_record(email=email, note="Password sign-in refused.")

@@ -1,13 +1,18 @@
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from audit.services import audit_record
 from org.models import Department, Membership, PlatformGroup, User
 
 logger = logging.getLogger(__name__)
+
+# Who acts when a sign-in brings someone's roles in line with their Entra groups.
+ENTRA = "Microsoft Entra ID"
 
 
 @dataclass
@@ -62,6 +67,7 @@ def _departments_sync(*, user: User, group_ids: set[str], changes: MembershipCha
             wanted_role = None
         membership = existing.get(department.pk)
         label = f"{department.name} ({wanted_role})"
+        role_before = membership.role if membership is not None else None
         if membership is None and wanted_role:
             Membership.objects.create(
                 user=user, department=department, role=wanted_role, source=Membership.Source.ENTRA
@@ -79,6 +85,16 @@ def _departments_sync(*, user: User, group_ids: set[str], changes: MembershipCha
         elif membership is not None and not wanted_role and membership.source == Membership.Source.ENTRA:
             membership.delete()
             changes.removed.append(department.name)
+        else:
+            continue
+        membership_change_record(
+            user=user,
+            department=department,
+            role_before=role_before,
+            role_after=wanted_role,
+            actor=None,
+            actor_label=ENTRA,
+        )
     user.__dict__.pop("memberships_with_departments", None)
 
 
@@ -95,9 +111,11 @@ def _platform_groups_sync(*, user: User, group_ids: set[str], changes: Membershi
         if entra_group_id in group_ids and not in_group:
             user.groups.add(group)
             changes.added.append(platform_group.value)
+            platform_roles_change_record(user=user, granted={group.name}, actor=None, actor_label=ENTRA)
         elif entra_group_id not in group_ids and in_group:
             user.groups.remove(group)
             changes.removed.append(platform_group.value)
+            platform_roles_change_record(user=user, removed={group.name}, actor=None, actor_label=ENTRA)
 
     # Django admin access follows the platform-admin role.
     is_admin = user.is_superuser or user.groups.filter(name=PlatformGroup.ADMINS).exists()
@@ -116,3 +134,104 @@ def _log_changes(user: User, changes: MembershipChanges) -> None:
             changes.changed,
             changes.removed,
         )
+
+
+# The audit trail of roles: one place, whoever changes them (an Entra sign-in, an admin) -------
+
+
+def membership_change_record(
+    *,
+    user: User,
+    department: Department,
+    role_before: str | None,
+    role_after: str | None,
+    actor: User | None,
+    actor_label: str = "",
+) -> None:
+    """Audit a change of someone's place in a department, inside the change's transaction:
+    joined, left, made lead or no longer lead. The event's target is the person."""
+    if role_before == role_after:
+        return
+    if role_before is None:
+        verb = "membership.added"
+    elif role_after is None:
+        verb = "membership.removed"
+    elif role_after == Membership.Role.LEAD:
+        verb = "membership.lead_granted"
+    else:
+        verb = "membership.lead_removed"
+    audit_record(
+        actor=actor,
+        actor_label=actor_label,
+        verb=verb,
+        target=user,
+        department=department,
+        before={"department": department.slug, "role": role_before} if role_before else None,
+        after={"department": department.slug, "role": role_after} if role_after else None,
+    )
+
+
+def platform_roles_change_record(
+    *,
+    user: User,
+    granted: Collection[str] = (),
+    removed: Collection[str] = (),
+    actor: User | None,
+    actor_label: str = "",
+) -> None:
+    """Audit platform roles (groups: platform admin, finance approver...) given or taken away.
+    A platform role reaches every department, so the events name none."""
+    for verb, names in (("platform_role.granted", granted), ("platform_role.removed", removed)):
+        for name in sorted(names):
+            audit_record(
+                actor=actor,
+                actor_label=actor_label,
+                verb=verb,
+                target=user,
+                before={"platform_role": name} if verb.endswith("removed") else None,
+                after={"platform_role": name} if verb.endswith("granted") else None,
+            )
+
+
+def sign_in_failed_record(*, email: str, note: str) -> None:
+    """The event's target is the account tried, or an unsaved one with that address when there
+    is no such account (the trail still says which address was tried)."""
+    person = User.objects.filter(email__iexact=email).first() if email else None
+    audit_record(
+        actor=None,
+        actor_label=email,
+        verb="auth.sign_in_failed",
+        target=person or User(email=email),
+        after={"email": email},
+        note=note,
+    )
+
+
+# The fields of a department whose changes the audit trail keeps, by the event's verb.
+DEPARTMENT_POLICY_FIELDS = {
+    "department.budget_changed": ["monthly_budget"],
+    "department.retention_changed": ["chat_retention_days"],
+    "department.audit_policy_changed": ["approvers_may_audit_chats"],
+}
+
+
+def department_policy_values(department: Department) -> dict[str, object]:
+    return {
+        field: getattr(department, field) for fields in DEPARTMENT_POLICY_FIELDS.values() for field in fields
+    }
+
+
+def department_change_record(*, department: Department, before: dict[str, object], actor: User) -> None:
+    """Audit the budget, retention and audit-policy changes of a department just saved;
+    `before` is `department_policy_values` from before the change."""
+    after = department_policy_values(department)
+    for verb, fields in DEPARTMENT_POLICY_FIELDS.items():
+        if any(before[field] != after[field] for field in fields):
+            audit_record(
+                actor=actor,
+                verb=verb,
+                target=department,
+                department=department,
+                before={field: before[field] for field in fields},
+                after={field: after[field] for field in fields},
+            )

@@ -1,10 +1,17 @@
 """The project's own middleware (Django's, tuned to run on the event loop, is in
 portal/runtime/middleware.py)."""
 
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
+from audit.context import origin
 from portal.runtime.middleware import EventLoopHooks
 
 # Paths whose clients read JSON errors (the chat's scripts, programs).
@@ -35,3 +42,60 @@ class RequestSizeMiddleware(EventLoopHooks):
                 return JsonResponse({"error": message}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         return None
+
+
+# A request id a client or a proxy in front may hand us; anything else is replaced.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class AuditOriginMiddleware:
+    """Every audit event written while serving a request carries the request's id and the
+    caller's IP address (`audit.context.origin`), and the response names the id in
+    `X-Request-ID`, so a user reporting a problem and the audit trail speak of the same request.
+
+    The origin is a context variable: set here on the event loop, it reaches sync views, which
+    asgiref runs in a thread with a copy of the context."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._serve_async(request)
+        request_id = request_id_of(request)
+        with origin(request_id=request_id, source_ip=source_ip_of(request)):
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+    async def _serve_async(self, request: HttpRequest) -> HttpResponseBase:
+        request_id = request_id_of(request)
+        with origin(request_id=request_id, source_ip=source_ip_of(request)):
+            response: HttpResponseBase = await self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def request_id_of(request: HttpRequest) -> str:
+    """The id the caller (or a proxy in front) gave the request, if it is a plain token; a new
+    one otherwise: a header is the caller's to write, and it ends up in logs and exports."""
+    given = request.headers.get("X-Request-ID", "")
+    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def source_ip_of(request: HttpRequest) -> str | None:
+    """The caller's address. Behind `TRUSTED_PROXY_COUNT` proxies it is the hop the farthest of
+    them saw in `X-Forwarded-For`; without proxies that header is the caller's to invent and is
+    not read."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+        if hops:
+            return hops[-proxies] if len(hops) >= proxies else hops[0]
+    return request.META.get("REMOTE_ADDR") or None

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
 # Django's own middleware, in versions whose hooks run on the event loop under ASGI
 # (portal/runtime/middleware.py): the streamed chat must not wait for a thread per hook.
 MIDDLEWARE = [
+    # First, so that every response (a redirect to HTTPS too) names its request id.
+    "portal.middleware.AuditOriginMiddleware",
     "portal.runtime.middleware.SecurityMiddleware",
     "portal.middleware.RequestSizeMiddleware",
     "portal.runtime.middleware.StaticFilesMiddleware",
@@ -382,6 +384,9 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many reverse proxies stand in front of the app: with one or more, the audit trail takes the
+# caller's address from X-Forwarded-For (which they append to); with none it would be forged.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 

@@ -8,9 +8,11 @@ through requests and the engine, so the database never claims something Azure do
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
+from audit.services import audit_record
 from org.models import User
 from provisioning.catalog import catalog_sync
 from provisioning.leftovers import LeftoverRemovalRefused, leftover_remove
@@ -57,7 +59,7 @@ class LandingZoneAdmin(admin.ModelAdmin[LandingZone]):
     @admin.action(description="Sync catalog and quota from Azure", permissions=["change"])
     def sync_from_azure(self, request: HttpRequest, queryset: QuerySet[LandingZone]) -> None:
         for landing_zone in queryset:
-            result = catalog_sync(landing_zone=landing_zone)
+            result = catalog_sync(landing_zone=landing_zone, actor=request.user)  # type: ignore[arg-type]
             level = messages.WARNING if result.failures else messages.SUCCESS
             self.message_user(request, f"{landing_zone}: {result.summary()}", level)
 
@@ -146,6 +148,78 @@ class ProvisioningOperationInline(admin.TabularInline[ProvisioningOperation, Mod
         return False
 
 
+def _values(obj: Model, fields: list[str]) -> dict[str, Any]:
+    return {field: getattr(obj, field) for field in fields}
+
+
+def _stored(obj: Model) -> Any:
+    return type(obj)._default_manager.filter(pk=obj.pk).first() if obj.pk else None
+
+
+# A grant's terms, as its audit events show them.
+GRANT_FIELDS = ["deployment_id", "department_id", "tpm_cap", "monthly_budget_cap"]
+
+
+def _grant_change_record(*, actor: User, before: AccessGrant | None, after: AccessGrant | None) -> None:
+    """Audit an admin's grant given, its caps changed, or taken away; admin saves run in one
+    transaction, the event with them."""
+    grant = after or before
+    assert grant is not None
+    if before is None:
+        verb, old, new = "grant.created", None, _values(grant, GRANT_FIELDS)
+    elif after is None:
+        verb, old, new = "grant.revoked", _values(before, GRANT_FIELDS), None
+    else:
+        old, new = _values(before, GRANT_FIELDS), _values(after, GRANT_FIELDS)
+        changed = [field for field in GRANT_FIELDS if old[field] != new[field]]
+        if not changed:
+            return
+        verb, old, new = "grant.changed", {f: old[f] for f in changed}, {f: new[f] for f in changed}
+    audit_record(actor=actor, verb=verb, target=grant, department=grant.department, before=old, after=new)
+
+
+class AuditsGrants:
+    """Grants given, changed or taken away in the admin (their page, a deployment's inline)."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm[Any], change: bool) -> None:
+        if not isinstance(obj, AccessGrant):
+            super().save_model(request, obj, form, change)  # type: ignore[misc]
+            return
+        before = _stored(obj)
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        _grant_change_record(actor=request.user, before=before, after=obj)  # type: ignore[arg-type]
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        if isinstance(obj, AccessGrant):  # recorded first: the deleted row has no id any more
+            _grant_change_record(actor=request.user, before=obj, after=None)  # type: ignore[arg-type]
+        super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_formset(
+        self,
+        request: HttpRequest,
+        form: ModelForm[Any],
+        formset: BaseInlineFormSet[Any, Any, Any],
+        change: bool,
+    ) -> None:
+        if formset.model is not AccessGrant:
+            super().save_formset(request, form, formset, change)  # type: ignore[misc]
+            return
+        stored = {grant.pk: grant for grant in AccessGrant.objects.filter(deployment=form.instance)}
+        doomed = [inline.instance.pk for inline in formset.deleted_forms if inline.instance.pk]
+        super().save_formset(request, form, formset, change)  # type: ignore[misc]
+        actor: User = request.user  # type: ignore[assignment]
+        for pk in doomed:
+            _grant_change_record(actor=actor, before=stored[pk], after=None)
+        for grant in formset.new_objects:
+            _grant_change_record(actor=actor, before=None, after=grant)
+        for grant, _fields in formset.changed_objects:
+            _grant_change_record(actor=actor, before=stored[grant.pk], after=grant)
+
+
 class AccessGrantInline(admin.TabularInline[AccessGrant, ModelDeployment]):
     model = AccessGrant
     extra = 0
@@ -155,7 +229,7 @@ class AccessGrantInline(admin.TabularInline[AccessGrant, ModelDeployment]):
 
 
 @admin.register(ModelDeployment)
-class ModelDeploymentAdmin(admin.ModelAdmin[ModelDeployment]):
+class ModelDeploymentAdmin(AuditsGrants, admin.ModelAdmin[ModelDeployment]):
     list_display = [
         "display_name",
         "department",
@@ -265,7 +339,7 @@ class LeftoverResourceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LeftoverResourc
 
 
 @admin.register(AccessGrant)
-class AccessGrantAdmin(admin.ModelAdmin[AccessGrant]):
+class AccessGrantAdmin(AuditsGrants, admin.ModelAdmin[AccessGrant]):
     list_display = ["deployment", "department", "tpm_cap", "monthly_budget_cap", "created_at"]
     list_filter = ["department", "deployment__department", "deployment"]
     search_fields = ["deployment__display_name", "department__name"]
@@ -362,6 +436,38 @@ class PriceAdmin(admin.ModelAdmin[Price]):
     @admin.display(description="Model", ordering="model_name")
     def model_label(self, price: Price) -> str:
         return price.model_name or "any model"
+
+    def save_model(self, request: HttpRequest, obj: Price, form: ModelForm[Price], change: bool) -> None:
+        before = _stored(obj)
+        super().save_model(request, obj, form, change)
+        fields = list(form.fields)
+        old = _values(before, fields) if before is not None else None
+        new = _values(obj, fields)
+        if old is not None:
+            changed = [field for field in fields if old[field] != new[field]]
+            if not changed:
+                return
+            old, new = {f: old[f] for f in changed}, {f: new[f] for f in changed}
+        audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            verb="price.created" if old is None else "price.changed",
+            target=obj,
+            before=old,
+            after=new,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Price) -> None:
+        audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            verb="price.deleted",
+            target=obj,
+            before=_values(obj, [field.name for field in Price._meta.concrete_fields]),
+        )
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Price]) -> None:
+        for price in queryset:
+            self.delete_model(request, price)
 
 
 @admin.register(ProvisioningOperation)

@@ -24,6 +24,8 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from audit.services import audit_record
+from org.models import User
 from provisioning.azure import cognitive_services_client
 from provisioning.models import CatalogEntry, LandingZone, ModelDeployment, Price, Quota
 
@@ -92,6 +94,9 @@ class CatalogSyncResult:
     entries_removed: int = 0
     quotas: int = 0
     failures: list[RegionFailure] = field(default_factory=list)
+    # The offers that came and went, by region: "model version (SKU)".
+    offers_added: dict[str, list[str]] = field(default_factory=dict)
+    offers_removed: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def failed_regions(self) -> list[str]:
@@ -118,23 +123,58 @@ class CatalogSyncResult:
         return " ".join(parts) or "No regions to sync."
 
 
-def catalog_sync(*, landing_zone: LandingZone) -> CatalogSyncResult:
+def catalog_sync(*, landing_zone: LandingZone, actor: User | None = None) -> CatalogSyncResult:
     """Refresh the catalog and the subscription's quota in every region the zone allows."""
-    return _regions_sync(
+    result = _regions_sync(
         subscription_regions=[
             (landing_zone.subscription_id, region) for region in landing_zone.allowed_regions
         ]
     )
+    _sync_record(zones=[landing_zone], result=result, actor=actor)
+    return result
 
 
 def catalog_sync_all() -> CatalogSyncResult:
     """Refresh every landing zone's regions; each subscription's quota once per region."""
-    zones = LandingZone.objects.order_by("pk").only("subscription_id", "allowed_regions")
-    return _regions_sync(
+    zones = list(
+        LandingZone.objects.order_by("pk").only(
+            "name", "subscription_id", "allowed_regions", "owner_department_id"
+        )
+    )
+    result = _regions_sync(
         subscription_regions=[
             (zone.subscription_id, region) for zone in zones for region in zone.allowed_regions
         ]
     )
+    _sync_record(zones=zones, result=result, actor=None)
+    return result
+
+
+def _sync_record(*, zones: list[LandingZone], result: CatalogSyncResult, actor: User | None) -> None:
+    """Audit, per landing zone, the offers that came and went in its regions (and the regions
+    that failed). A scheduled sync that changed nothing is not an event; one asked for is."""
+    for zone in zones:
+        added = {
+            region: result.offers_added[region]
+            for region in zone.allowed_regions
+            if region in result.offers_added
+        }
+        removed = {
+            region: result.offers_removed[region]
+            for region in zone.allowed_regions
+            if region in result.offers_removed
+        }
+        failed = [failure.region for failure in result.failures if failure.region in zone.allowed_regions]
+        if not (added or removed or failed or actor):
+            continue
+        audit_record(
+            actor=actor,
+            verb="catalog.synced",
+            target=zone,
+            department=zone.owner_department,
+            after={"offers_added": added, "offers_removed": removed, "regions_failed": failed},
+            note=result.summary(),
+        )
 
 
 def _regions_sync(*, subscription_regions: Iterable[tuple[str, str]]) -> CatalogSyncResult:
@@ -181,7 +221,12 @@ def _region_sync(
         if with_catalog:
             entries = _catalog_entries(region=region, models=models, synced_at=synced_at)
             result.entries += len(entries)
-            result.entries_removed += _catalog_region_replace(region=region, entries=entries)
+            added, removed = _catalog_region_replace(region=region, entries=entries)
+            result.entries_removed += len(removed)
+            if added:
+                result.offers_added[region] = added
+            if removed:
+                result.offers_removed[region] = removed
         quotas = _quotas(subscription_id=subscription_id, region=region, usages=usages, synced_at=synced_at)
         result.quotas += len(quotas)
         _quota_region_replace(subscription_id=subscription_id, region=region, quotas=quotas)
@@ -268,23 +313,29 @@ def _as_datetime(value: str | None) -> datetime | None:
     return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
-def _catalog_region_replace(*, region: str, entries: list[CatalogEntry]) -> int:
-    """Upsert the region's offers and delete the ones Azure no longer lists; returns removed."""
+def _catalog_region_replace(*, region: str, entries: list[CatalogEntry]) -> tuple[list[str], list[str]]:
+    """Upsert the region's offers and delete the ones Azure no longer lists; returns the offers
+    added and removed."""
+    known = set(CatalogEntry.objects.filter(region=region).values_list("model_name", "model_version", "sku"))
     if entries:
         CatalogEntry.objects.bulk_create(
             entries, update_conflicts=True, unique_fields=CATALOG_KEY, update_fields=CATALOG_VALUES
         )
     listed = {(entry.model_name, entry.model_version, entry.sku) for entry in entries}
-    stale = [
-        pk
+    stale = {
+        (model_name, model_version, sku): pk
         for pk, model_name, model_version, sku in CatalogEntry.objects.filter(region=region).values_list(
             "pk", "model_name", "model_version", "sku"
         )
         if (model_name, model_version, sku) not in listed
-    ]
+    }
     if stale:
-        CatalogEntry.objects.filter(pk__in=stale).delete()
-    return len(stale)
+        CatalogEntry.objects.filter(pk__in=stale.values()).delete()
+    return _offer_labels(listed - known), _offer_labels(set(stale))
+
+
+def _offer_labels(offers: Iterable[tuple[str, str, str]]) -> list[str]:
+    return [f"{model_name} {model_version} ({sku})" for model_name, model_version, sku in sorted(offers)]
 
 
 def _quotas(
@@ -445,11 +496,29 @@ def prices_load_shipped(*, price_model: type[Price] = Price, path: Path = PRICES
             key = {**row_key, "valid_from": valid_from}
             price = price_model.objects.filter(**key).first()
             if price is None:
-                price_model.objects.create(**key, **values)
+                price = price_model.objects.create(**key, **values)
                 created += 1
+                before: dict[str, Any] | None = None
             elif any(getattr(price, name) != value for name, value in values.items()):
+                before = {
+                    name: getattr(price, name)
+                    for name, value in values.items()
+                    if getattr(price, name) != value
+                }
                 price_model.objects.filter(pk=price.pk).update(**values)
                 updated += 1
+            else:
+                continue
+            # The data migration passes its historical model: the trail starts with the app.
+            if price_model is Price:
+                audit_record(
+                    actor=None,
+                    verb="price.created" if before is None else "price.changed",
+                    target=price,
+                    before=before,
+                    after={**key, **values} if before is None else {name: values[name] for name in before},
+                    note=f"Loaded from {path.name}",
+                )
     return PricesLoaded(valid_from, created, updated, len(rows) - created - updated)
 
 

@@ -368,6 +368,7 @@ def fallbacks_set(
             actor=actor,
             verb="deployment.fallbacks_set",
             target=primary,
+            department=primary.department,
             before={"fallbacks": before},
             after={"fallbacks": after},
         )
@@ -418,6 +419,7 @@ def fallback_link(*, deployment: ModelDeployment, fallback: ModelDeployment, not
             actor=None,
             verb="deployment.fallbacks_set",
             target=primary,
+            department=primary.department,
             before={"fallbacks": [f.gateway_name for f in current]},
             after={"fallbacks": [f.gateway_name for f in [*current, fallback]]},
             note=note,

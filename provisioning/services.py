@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.services import audit_record
 from provisioning.azure import cognitive_services_client
 from provisioning.azure_errors import PermanentAzureError, TransientAzureError
 from provisioning.claims import Claim, claimed, claimed_if_free
@@ -67,7 +68,21 @@ def _start_run(deployment: ModelDeployment, state: str) -> str:
     deployment.save(
         update_fields=["state", "run", "run_token", "status_message", "next_step_at", "updated_at"]
     )
+    _run_record(deployment, "provisioning.started")
     return deployment.run_token
+
+
+def _run_record(deployment: ModelDeployment, verb: str, note: str = "") -> None:
+    """Audit a run's start or end (a provisioning or a decommissioning run, as its state says),
+    in the transaction that records it; Switchyard acts."""
+    audit_record(
+        actor=None,
+        verb=verb,
+        target=deployment,
+        department=deployment.department,
+        after={"run": deployment.run, "state": deployment.state},
+        note=note,
+    )
 
 
 def deployment_request_provisioning(*, deployment: ModelDeployment) -> ModelDeployment:
@@ -386,6 +401,7 @@ def _finish(deployment: ModelDeployment, running_state: str) -> None:
         return
     deployment.state = State.ACTIVE if running_state == State.PROVISIONING else State.DECOMMISSIONED
     deployment.save(update_fields=["state", "run_token", "next_step_at", "account", "updated_at"])
+    _run_record(deployment, "provisioning.succeeded")
     logger.info("Deployment %s is %s", deployment.pk, deployment.state)
     _announce_finished(deployment)
 
@@ -418,6 +434,7 @@ def _give_up(deployment: ModelDeployment, message: str, *, clean_up: bool) -> No
         deployment.next_step_at = timezone.now()
         transaction.on_commit(lambda: clean_up_failed_run_task.delay(deployment.pk, token))
     deployment.save(update_fields=["state", "status_message", "run_token", "next_step_at", "updated_at"])
+    _run_record(deployment, "provisioning.failed", note=message)
     _announce_finished(deployment)
 
 
