@@ -44,7 +44,8 @@ def audit_record(
         actor_label=actor_label[:200],
         verb=verb,
         object_type=target._meta.label_lower,
-        object_id=str(target.pk),
+        # A target not saved (the account a failed sign-in named, which does not exist) has no id.
+        object_id=str(target.pk) if target.pk is not None else "",
         object_repr=str(target)[:200],
         department_id=department.pk if department is not None else None,
         before=canonical_json(before),

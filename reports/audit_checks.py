@@ -14,13 +14,18 @@ from reports.models import AuditChainAlert
 
 
 def audit_chain_check() -> ChainReport:
-    """Walk the chain; on a break not reported before, email the platform admins."""
+    """Walk the chain; on a break not reported before, email the platform admins and the security
+    approvers."""
     report = audit_chain_verify()
     broken = report.broken
     if broken is None:
         return report
     recipients = sorted(
-        User.objects.filter(Q(groups__name=PlatformGroup.ADMINS.value) | Q(is_superuser=True), is_active=True)
+        User.objects.filter(
+            Q(groups__name__in=[PlatformGroup.ADMINS.value, PlatformGroup.SECURITY.value])
+            | Q(is_superuser=True),
+            is_active=True,
+        )
         .exclude(email="")
         .values_list("email", flat=True)
         .distinct()

@@ -1,5 +1,5 @@
-"""The scheduled check emails every platform admin when the audit trail's chain breaks, once per
-break however often it runs, and nobody while the chain is intact."""
+"""The scheduled check emails every platform admin and security approver when the audit trail's
+chain breaks, once per break however often it runs, and nobody while the chain is intact."""
 
 import pytest
 from django.conf import settings
@@ -37,8 +37,11 @@ def test_an_intact_trail_emails_nobody(write_events, platform_admin, mailoutbox)
     assert mailoutbox == []
 
 
-def test_a_break_is_emailed_to_every_platform_admin_once(write_events, platform_admin, mailoutbox):
+def test_a_break_is_emailed_to_every_platform_admin_and_security_approver_once(
+    write_events, platform_admin, mailoutbox
+):
     second_admin = make_user(email="second-admin@example.com", platform_group=PlatformGroup.ADMINS)
+    security = make_user(email="security@example.com", platform_group=PlatformGroup.SECURITY)
     make_user(email="finance@example.com", platform_group=PlatformGroup.FINANCE)
     make_user(email="member@example.com")
     write_events(5)
@@ -48,7 +51,7 @@ def test_a_break_is_emailed_to_every_platform_admin_once(write_events, platform_
 
     assert len(mailoutbox) == 1
     mail = mailoutbox[0]
-    assert sorted(mail.to) == sorted([platform_admin.email, second_admin.email])
+    assert sorted(mail.to) == sorted([platform_admin.email, second_admin.email, security.email])
     assert mail.subject == (
         "[Switchyard] Audit trail broken at event 3: "
         "its content was changed after it was written: what it says no longer matches its hash"
