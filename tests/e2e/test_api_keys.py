@@ -8,6 +8,7 @@ from playwright.sync_api import Browser, expect
 from gateway.models import ApiKey
 from gateway.secrets import key_hash
 from tests.e2e.browser import sign_in
+from tests.e2e.test_deployment_gateway import keep_picture
 
 
 def test_a_lead_creates_a_key_sees_it_once_and_copies_it(browser: Browser, demo_site):
@@ -21,6 +22,7 @@ def test_a_lead_creates_a_key_sees_it_once_and_copies_it(browser: Browser, demo_
     keys.get_by_role("link", name="New API key").click()
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_text("Choose at least one deployment the key may call.")).to_be_visible()
+    keep_picture(page, "api-key-form-errors")
     page.get_by_label("Name").fill("Newsletter bot")
     page.get_by_label(re.compile("Company assistant")).check()
     page.get_by_label("Requests per minute").fill("60")
