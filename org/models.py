@@ -248,3 +248,41 @@ class DemoRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.content_type.model} {self.object_id} (demo)"
+
+
+class DirectorySyncRun(models.Model):
+    """One sync with Microsoft Graph (`org.directory_sync`): when, why, what changed, or why it
+    could not. The delta links that let the next run ask only for changes are kept here too."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        ADMIN = "admin", "An admin, by hand"
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    requested_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="directory_syncs"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    error = models.TextField(blank=True, help_text="Why the run failed, in words an admin can act on.")
+    people_checked = models.PositiveIntegerField(default=0)
+    memberships_added = models.PositiveIntegerField(default=0)
+    memberships_changed = models.PositiveIntegerField(default=0)
+    memberships_removed = models.PositiveIntegerField(default=0)
+    platform_roles_removed = models.PositiveIntegerField(default=0)
+    people_deactivated = models.PositiveIntegerField(default=0)
+    sessions_ended = models.PositiveIntegerField(default=0)
+    # Graph's delta links ({"groups": url, "users": url}) for the next run; empty asks for all.
+    delta_links = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Directory sync {self.started_at:%Y-%m-%d %H:%M} ({self.get_outcome_display()})"

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "audit",
     "provisioning",
     "money",
+    "calls",
     "chat",
     "gateway",
     "approvals",

@@ -29,6 +29,79 @@ DEMO_CLIENT_OBJECT_ID = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
 PUBLIC_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 
 
+# The demo directory: groups the portal's demo maps to departments and platform roles (the portal's
+# seed_demo and `make run` name the same ids), and people who sign in with Microsoft. None of them
+# is a password demo account of the portal: an account signs in one way.
+GROUP_CENTRAL_IT_MEMBERS = "0c1d2e3f-4a5b-4c6d-8e7f-101112131415"
+GROUP_MARKETING_MEMBERS = "1d2e3f4a-5b6c-4d7e-8f90-212223242526"
+GROUP_MARKETING_LEADS = "2e3f4a5b-6c7d-4e8f-9012-323334353637"
+GROUP_FINANCE_MEMBERS = "3f4a5b6c-7d8e-4f90-a123-434445464748"
+GROUP_HR_MEMBERS = "4a5b6c7d-8e9f-4012-b234-545556575859"
+GROUP_PLATFORM_ADMINS = "5b6c7d8e-9f01-4123-8345-656667686970"
+GROUP_FINANCE_APPROVERS = "6c7d8e9f-0123-4234-9456-767778798081"
+GROUP_SECURITY_APPROVERS = "7d8e9f01-2345-4345-a567-878889909192"
+
+DEMO_PEOPLE_PASSWORD = "microsoft-demo"  # noqa: S105  (the emulator's demo people, not a real secret)
+
+
+def default_groups() -> dict[str, dict[str, Any]]:
+    """Security groups by object id (lower case). `members` are object ids of people or of other
+    groups (nested): a person belongs to a group transitively through the groups in it."""
+    return {
+        GROUP_CENTRAL_IT_MEMBERS: {
+            "displayName": "SY Central IT",
+            "members": ["c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f"],
+        },
+        GROUP_MARKETING_MEMBERS: {
+            "displayName": "SY Marketing",
+            "members": ["a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"],
+        },
+        GROUP_MARKETING_LEADS: {"displayName": "SY Marketing leads", "members": []},
+        GROUP_FINANCE_MEMBERS: {
+            "displayName": "SY Finance",
+            "members": ["b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e"],
+        },
+        GROUP_HR_MEMBERS: {"displayName": "SY HR", "members": ["a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"]},
+        GROUP_PLATFORM_ADMINS: {
+            "displayName": "SY Platform admins",
+            "members": ["c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f"],
+        },
+        GROUP_FINANCE_APPROVERS: {"displayName": "SY Finance approvers", "members": []},
+        GROUP_SECURITY_APPROVERS: {"displayName": "SY Security approvers", "members": []},
+    }
+
+
+def default_users() -> dict[str, dict[str, Any]]:
+    """People by user principal name (lower case). Nina is in two mapped groups (Marketing and
+    HR); Leo is in Finance alone, the demo's leaver; Omar runs Central IT and the platform."""
+    return {
+        "nina@example.com": {
+            "objectId": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+            "name": "Nina Novak",
+            "givenName": "Nina",
+            "surname": "Novak",
+            "password": DEMO_PEOPLE_PASSWORD,
+            "accountEnabled": True,
+        },
+        "leo@example.com": {
+            "objectId": "b2c3d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
+            "name": "Leo Lambert",
+            "givenName": "Leo",
+            "surname": "Lambert",
+            "password": DEMO_PEOPLE_PASSWORD,
+            "accountEnabled": True,
+        },
+        "omar@example.com": {
+            "objectId": "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f",
+            "name": "Omar Okafor",
+            "givenName": "Omar",
+            "surname": "Okafor",
+            "password": DEMO_PEOPLE_PASSWORD,
+            "accountEnabled": True,
+        },
+    }
+
+
 def default_apis() -> dict[str, dict[str, Any]]:
     """APIs by app id URI. `accessTokenVersion` is the manifest's accessTokenAcceptedVersion:
     Microsoft's own APIs take v1.0 tokens."""
@@ -76,7 +149,8 @@ def registry(store: Store) -> dict[str, Any]:
     identity.setdefault("signing_keys", [])
     identity.setdefault("clients", default_clients())
     identity.setdefault("apis", default_apis())
-    identity.setdefault("users", {})
+    identity.setdefault("users", default_users())
+    identity.setdefault("groups", default_groups())
     return identity
 
 
@@ -116,6 +190,30 @@ def find_client(store: Store, client_id: str) -> dict[str, Any] | None:
 def find_user(store: Store, username: str) -> dict[str, Any] | None:
     user: dict[str, Any] | None = registry(store)["users"].get(username.lower())
     return user
+
+
+def find_user_by_object_id(store: Store, object_id: str) -> tuple[str, dict[str, Any]] | None:
+    """A person by object id: their user principal name and entry."""
+    for username, user in registry(store)["users"].items():
+        if str(user["objectId"]).lower() == object_id.lower():
+            return username, user
+    return None
+
+
+def transitive_group_ids(store: Store, object_id: str) -> set[str]:
+    """Every group a person (or a group) belongs to, directly or through nested groups."""
+    groups: dict[str, dict[str, Any]] = registry(store)["groups"]
+    found: set[str] = set()
+    wanted = {object_id.lower()}
+    while wanted:
+        parents = {
+            group_id
+            for group_id, group in groups.items()
+            if group_id not in found and wanted & {str(member).lower() for member in group["members"]}
+        }
+        found |= parents
+        wanted = parents
+    return found
 
 
 def is_guid(value: str) -> bool:

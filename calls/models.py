@@ -1,0 +1,48 @@
+from django.db import models
+
+from calls.latency import empty_buckets
+from org.models import Department
+from provisioning.models import ModelDeployment
+
+
+class CallMinute(models.Model):
+    """One minute of calls to one deployment for one department from one source (the chat or the
+    gateway): the operations page's figures. Written off the request path, with the settlement,
+    one upsert per key and batch; latencies as counts per `calls.latency.BUCKETS_MS` bucket."""
+
+    class Source(models.TextChoices):
+        CHAT = "chat", "Chat"
+        API = "api", "Gateway"
+
+    minute = models.DateTimeField(help_text="The minute's start (UTC).")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="call_minutes")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="call_minutes")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    calls = models.PositiveIntegerField(default=0, help_text="Calls sent to Azure (each ends once).")
+    answered = models.PositiveIntegerField(default=0, help_text="Calls that ended with an answer.")
+    upstream_errors = models.PositiveIntegerField(
+        default=0, help_text="Calls that ended in Azure's error, a timeout or a broken stream."
+    )
+    throttled = models.PositiveIntegerField(default=0, help_text="429 answers from Azure, each attempt.")
+    failovers = models.PositiveIntegerField(default=0, help_text="Calls served by a fallback deployment.")
+    refused = models.PositiveIntegerField(
+        default=0, help_text="Calls refused at admission (budget, caps, limits) before reaching Azure."
+    )
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    first_token_ms = models.JSONField(default=empty_buckets, help_text="Time to the first token, per bucket.")
+    answer_ms = models.JSONField(default=empty_buckets, help_text="Time to the full answer, per bucket.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "deployment", "department", "source"], name="one_call_minute_per_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["deployment", "minute"], name="call_minute_by_deployment"),
+            models.Index(fields=["minute"], name="call_minute_by_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} {self.source} {self.minute:%Y-%m-%d %H:%M}: {self.calls} calls"
