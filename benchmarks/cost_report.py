@@ -74,7 +74,7 @@ VALUES ('Central', 'central', '00000000-0000-0000-0000-00000000c057', 'rg-centra
 
 INSERT INTO provisioning_modeldeployment (department_id, scope, display_name, system_prompt, landing_zone_id,
     region, network_mode, name, model_name, model_version, sku, capacity, content_filter, state,
-    status_message, run, run_token, created_at, updated_at)
+    status_message, run, run_token, created_at, updated_at, gateway_name, data_classification, access_mode)
 SELECT dep.id,
        CASE WHEN n = 1 AND d <= %(shared)s THEN 'shared' ELSE 'dedicated' END,
        'Assistant ' || d || '-' || n, '', (SELECT id FROM provisioning_landingzone),
@@ -84,7 +84,8 @@ SELECT dep.id,
            '2024-07-18' END,
        CASE WHEN n = 5 AND d %% 4 = 0 THEN 'ProvisionedManaged' ELSE 'GlobalStandard' END,
        CASE WHEN n = 5 AND d %% 4 = 0 THEN 50 ELSE 50 END,
-       'Microsoft.DefaultV2', 'active', '', 1, '', now() - interval '120 days', now()
+       'Microsoft.DefaultV2', 'active', '', 1, '', now() - interval '120 days', now(),
+       'assistant-' || d || '-' || n, 'internal', 'gateway'
 FROM generate_series(1, %(departments)s) d
 CROSS JOIN generate_series(1, %(per_department_deployments)s) n
 JOIN org_department dep ON dep.slug = 'department-' || d;
@@ -99,13 +100,13 @@ WHERE m.scope = 'shared';
 # shared one; priced with the shipped per-million rates of the deployment's model.
 USAGE_SQL = """
 INSERT INTO money_usagerecord (department_id, user_id, deployment_id, input_tokens, cached_input_tokens,
-    output_tokens, cost, source, created_at, estimated)
+    output_tokens, cost, source, created_at, estimated, attempts)
 SELECT call.department_id, call.user_id, m.id, call.input_tokens, 0, call.output_tokens,
        CASE WHEN m.sku = 'ProvisionedManaged' THEN 0
             WHEN m.model_name = 'gpt-4o' THEN (call.input_tokens * 2.50 + call.output_tokens *
                 10.00) / 1000000
             ELSE (call.input_tokens * 0.15 + call.output_tokens * 0.60) / 1000000 END,
-       'chat', call.created_at, false
+       'chat', call.created_at, false, '[]'
 FROM (
     SELECT mem.department_id, mem.user_id,
            CASE WHEN random() < 0.2 THEN 'assistant-' || (1 + floor(random() * %(shared)s))::int || '-1'
