@@ -10,14 +10,30 @@ from audit.services import audit_record
 from org.forms import AdminPasswordChangeForm, UserChangeForm
 from org.models import Department, Membership, User
 from org.services import (
+    account_active_change_record,
     department_change_record,
     department_policy_values,
+    lifecycle_record,
     membership_change_record,
     platform_roles_change_record,
 )
 
-# How an audit event names the superuser flag among the platform roles.
+# How an audit event names the superuser flag and Django admin access among the platform roles.
 SUPERUSER = "Superuser"
+ADMIN_SITE_ACCESS = "Django admin access"
+
+
+def _department_values(department: Department) -> dict[str, object]:
+    return {
+        "name": department.name,
+        "slug": department.slug,
+        "cost_center": department.cost_center,
+        **department_policy_values(department),
+    }
+
+
+def _person_values(user: User) -> dict[str, object]:
+    return {"email": user.email, "name": user.get_full_name(), "is_active": user.is_active}
 
 
 def _memberships_as_saved(memberships: list[Membership]) -> dict[int, Membership]:
@@ -120,12 +136,23 @@ class DepartmentAdmin(AuditsMembershipInlines, admin.ModelAdmin[Department]):
     ) -> None:
         saved = Department.objects.filter(pk=obj.pk).first() if change else None
         super().save_model(request, obj, form, change)
+        actor: User = request.user  # type: ignore[assignment]
         if saved is not None:
-            department_change_record(
-                department=obj,
-                before=department_policy_values(saved),
-                actor=request.user,  # type: ignore[arg-type]
+            department_change_record(department=obj, before=department_policy_values(saved), actor=actor)
+        else:
+            lifecycle_record(
+                verb="department.created", target=obj, actor=actor, values=_department_values(obj)
             )
+
+    def delete_model(self, request: HttpRequest, obj: Department) -> None:
+        values, pk = _department_values(obj), obj.pk
+        super().delete_model(request, obj)
+        obj.pk = pk  # the trail names the department that was
+        lifecycle_record(verb="department.deleted", target=obj, actor=request.user, values=values)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Department]) -> None:
+        for department in queryset:
+            self.delete_model(request, department)
 
     @admin.display(description="Members", ordering="member_count")
     def member_count(self, department: Department) -> int:
@@ -223,6 +250,18 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
 
     def save_model(self, request: HttpRequest, obj: User, form: ModelForm[User], change: bool) -> None:
         super().save_model(request, obj, form, change)
+        actor: User = request.user  # type: ignore[assignment]
+        if not change:
+            lifecycle_record(verb="user.created", target=obj, actor=actor, values=_person_values(obj))
+        if change and "is_active" in form.changed_data:
+            account_active_change_record(user=obj, actor=actor)
+        if change and "is_staff" in form.changed_data:
+            platform_roles_change_record(
+                user=obj,
+                granted=[ADMIN_SITE_ACCESS] if obj.is_staff else [],
+                removed=[] if obj.is_staff else [ADMIN_SITE_ACCESS],
+                actor=actor,
+            )
         if change and "is_break_glass" in form.changed_data:
             # Admin saves in one transaction: the flag and its trace commit together.
             audit_record(
@@ -238,5 +277,15 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
                 user=obj,
                 granted=[SUPERUSER] if obj.is_superuser else [],
                 removed=[] if obj.is_superuser else [SUPERUSER],
-                actor=request.user,  # type: ignore[arg-type]
+                actor=actor,
             )
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        values, pk = _person_values(obj), obj.pk
+        super().delete_model(request, obj)
+        obj.pk = pk  # the trail names the account that was
+        lifecycle_record(verb="user.deleted", target=obj, actor=request.user, values=values)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            self.delete_model(request, user)

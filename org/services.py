@@ -235,3 +235,32 @@ def department_change_record(*, department: Department, before: dict[str, object
                 before={field: before[field] for field in fields},
                 after={field: after[field] for field in fields},
             )
+
+
+def account_active_change_record(
+    *, user: User, actor: User | None, actor_label: str = "", note: str = ""
+) -> None:
+    """Audit an account switched off (no sign-in, no session, no key acts for it) or back on."""
+    audit_record(
+        actor=actor,
+        actor_label=actor_label,
+        verb="user.reactivated" if user.is_active else "user.deactivated",
+        target=user,
+        before={"is_active": not user.is_active},
+        after={"is_active": user.is_active},
+        note=note,
+    )
+
+
+def lifecycle_record(*, verb: str, target: User | Department, actor: User, values: dict[str, object]) -> None:
+    """Audit a person's account or a department created (`after`) or deleted (`before`): what it
+    was, kept in the trail because the row itself is gone or new."""
+    created = verb.endswith(".created")
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=target,
+        department=target if isinstance(target, Department) and created else None,
+        before=None if created else values,
+        after=values if created else None,
+    )
