@@ -19,6 +19,13 @@ from provisioning.emulator.state import Store
 SWITCHYARD_APP_ID_URI = "api://switchyard"
 SWITCHYARD_APP_ID = "5f3c9a2e-8b1d-4e6f-a7c0-2d9b8e4f1a63"
 
+# Microsoft Graph as an API of the tenant: Microsoft's own application id, v1.0 tokens. The
+# application permissions are those the tenant's administrator consented to for its confidential
+# clients (an app-only token carries them as `roles`); people get the delegated scopes.
+GRAPH_APP_ID_URI = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_APPLICATION_PERMISSIONS = ["GroupMember.Read.All", "User.Read.All"]
+
 # A workload identity for demos: a daemon that calls the gateway with the client credentials grant.
 DEMO_CLIENT_ID = "3b2f6c1d-9e4a-4f7b-8c5d-6a1e2f3b4c5d"
 DEMO_CLIENT_SECRET = "demo-workload-secret"  # noqa: S105  (the emulator's demo app, not a real secret)
@@ -124,6 +131,13 @@ def default_apis() -> dict[str, dict[str, Any]]:
             "accessTokenVersion": 1,
             "scopes": ["user_impersonation"],
         },
+        GRAPH_APP_ID_URI: {
+            "appId": GRAPH_APP_ID,
+            "displayName": "Microsoft Graph",
+            "accessTokenVersion": 1,
+            "scopes": ["User.Read", "GroupMember.Read.All", "User.ReadBasic.All"],
+            "appRoles": GRAPH_APPLICATION_PERMISSIONS,
+        },
     }
 
 
@@ -151,6 +165,7 @@ def registry(store: Store) -> dict[str, Any]:
     identity.setdefault("apis", default_apis())
     identity.setdefault("users", default_users())
     identity.setdefault("groups", default_groups())
+    identity.setdefault("directory_changes", [])
     return identity
 
 
@@ -222,3 +237,39 @@ def is_guid(value: str) -> bool:
     except ValueError:
         return False
     return len(value) == 36
+
+
+# The directory's change log, which Graph's delta links read from: every membership and account
+# change gets the next sequence number; a delta link remembers the last number it saw. --------
+
+
+def directory_change_record(store: Store, change: dict[str, Any]) -> int:
+    """Append one change (`kind` member_added | member_removed | user_changed, with `group`,
+    `member` or `user` object ids); its sequence number. Call under `store.lock`."""
+    changes: list[dict[str, Any]] = registry(store)["directory_changes"]
+    sequence = changes[-1]["sequence"] + 1 if changes else 1
+    changes.append({"sequence": sequence, **change})
+    return sequence
+
+
+def directory_changes_since(store: Store, sequence: int) -> list[dict[str, Any]]:
+    changes: list[dict[str, Any]] = registry(store)["directory_changes"]
+    return [change for change in changes if change["sequence"] > sequence]
+
+
+def directory_sequence(store: Store) -> int:
+    """The sequence number of the last change (0 before any)."""
+    changes: list[dict[str, Any]] = registry(store)["directory_changes"]
+    return int(changes[-1]["sequence"]) if changes else 0
+
+
+def find_directory_object(store: Store, name: str) -> tuple[str, str] | None:
+    """A person (by object id or user principal name) or a group (by id): ("user" | "group", object id)."""
+    identity = registry(store)
+    if name.lower() in identity["groups"]:
+        return "group", name.lower()
+    if "@" in name:
+        user = find_user(store, name)
+        return ("user", str(user["objectId"]).lower()) if user is not None else None
+    found = find_user_by_object_id(store, name)
+    return ("user", str(found[1]["objectId"]).lower()) if found is not None else None

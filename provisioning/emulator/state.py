@@ -52,6 +52,7 @@ OPERATIONS = {
     "embeddings",
     "identity.keys",
     "identity.token",
+    "graph",
 }
 
 
