@@ -223,3 +223,20 @@ def test_the_scheduled_task_runs_a_sync(leo, directory):
     run = DirectorySyncRun.objects.get(pk=run_id)
     assert run.trigger == DirectorySyncRun.Trigger.SCHEDULE
     assert run.people_deactivated == 1
+
+
+def test_the_scheduler_runs_the_sync_every_configured_seconds_when_entra_is_on():
+    from tests.portal.test_settings import settings_value
+
+    schedule = "CELERY_BEAT_SCHEDULE.get('directory-sync')"
+    assert settings_value(schedule, DEBUG="true", AZURE_MODE="emulator") == "None"
+    entra_on = {
+        "DEBUG": "true",
+        "AZURE_MODE": "emulator",
+        "ENTRA_TENANT_ID": "4d6e8f0a-1b2c-4d3e-9f4a-5b6c7d8e9f01",
+        "ENTRA_CLIENT_ID": "3b2f6c1d-9e4a-4f7b-8c5d-6a1e2f3b4c5d",
+    }
+    assert settings_value(schedule, **entra_on) == (
+        "{'task': 'org.tasks.directory_sync_task', 'schedule': 900.0}"
+    )
+    assert "'schedule': 60.0" in settings_value(schedule, ENTRA_SYNC_EVERY_SECONDS="60", **entra_on)
