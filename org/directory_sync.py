@@ -98,7 +98,12 @@ def directory_sync(
             directory = _directory_read(graph, group_ids, previous_links=_previous_delta_links())
     except GraphError as error:
         _roles_revoke_unconfirmed(run)
-        return _run_failed(run, f"Microsoft Graph could not be read: {error}", outage=True)
+        return _run_failed(
+            run,
+            f"{error} Everyone's last known departments were kept; platform roles were removed "
+            "until Microsoft Graph confirms them.",
+            outage=True,
+        )
     leavers: list[User] = []
     for person in _known_people():
         run.people_checked += 1
@@ -236,8 +241,7 @@ def _run_failed(run: DirectorySyncRun, error: str, *, outage: bool = False) -> D
     run.save()
     if outage:
         logger.error(
-            "Directory sync %s failed: %s Keeping everyone's last known departments; removed %s platform "
-            "roles that Graph could not confirm.",
+            "Directory sync %s failed: %s (%s platform roles removed)",
             run.pk,
             error,
             run.platform_roles_removed,

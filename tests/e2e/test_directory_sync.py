@@ -1,0 +1,72 @@
+"""A leaver's access ends at the next directory sync, seen in two browsers: Leo (Finance, signed
+in with Microsoft) is removed from his group in the emulated directory, an admin runs the sync
+from Django admin, and Leo's next page is the sign-in page. SCREENSHOT_DIR, when set, keeps a
+picture of the admin's list of runs."""
+
+import requests
+from django.conf import settings
+from django.test import Client
+from playwright.sync_api import Browser, Page, expect
+
+from org.models import Department, User
+from provisioning.emulator.identity_registry import (
+    GROUP_FINANCE_MEMBERS,
+    GROUP_HR_MEMBERS,
+    GROUP_MARKETING_MEMBERS,
+)
+from tests.directory_sync.conftest import directory as directory  # a fixture
+from tests.directory_sync.conftest import signed_in_with_microsoft
+from tests.e2e.test_deployment_gateway import keep_picture
+
+
+def signed_in_page(browser: Browser, base_url: str, user: User) -> Page:
+    """A browser holding the person's session (a password would be refused: Entra sign-in is on)."""
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(base_url=base_url)
+    context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": base_url,
+            }
+        ]
+    )
+    return context.new_page()
+
+
+def test_an_admin_runs_the_sync_and_the_leavers_browser_is_sent_to_sign_in(
+    browser: Browser, demo_site, directory, emulator
+):
+    for slug, group_id in (
+        ("marketing", GROUP_MARKETING_MEMBERS),
+        ("finance", GROUP_FINANCE_MEMBERS),
+        ("hr", GROUP_HR_MEMBERS),
+    ):
+        Department.objects.filter(slug=slug).update(entra_member_group_id=group_id)
+    leo = signed_in_with_microsoft("leo@example.com", {GROUP_FINANCE_MEMBERS})
+    signed_in_with_microsoft("nina@example.com", {GROUP_MARKETING_MEMBERS, GROUP_HR_MEMBERS})
+    admin = User.objects.get(email="admin@example.com")
+    leo_page = signed_in_page(browser, demo_site, leo)
+    leo_page.goto("/")
+    expect(leo_page.get_by_text("Leo", exact=False).first).to_be_visible()
+    admin_page = signed_in_page(browser, demo_site, admin)
+
+    admin_page.goto("/admin/org/directorysyncrun/")
+    expect(admin_page.get_by_role("heading", name="Select directory sync run to view")).to_be_visible()
+    directory.remove_member(GROUP_FINANCE_MEMBERS, "leo@example.com")
+    admin_page.get_by_role("button", name="Sync with Microsoft Entra ID now").click()
+    expect(admin_page.get_by_text("Synced with Microsoft Entra ID: 2 people checked")).to_be_visible()
+    expect(admin_page.locator(".messagelist")).to_contain_text("1 person deactivated, 1 session ended")
+
+    leo_page.reload()
+    expect(leo_page).to_have_url(f"{demo_site}/accounts/login/?next=/")
+
+    # And when Graph is down, the list says so.
+    assert requests.post(
+        f"{emulator.control_url}/faults", json={"operation": "graph", "kind": "503"}, timeout=10
+    ).ok
+    admin_page.get_by_role("button", name="Sync with Microsoft Entra ID now").click()
+    expect(admin_page.get_by_text("The sync failed: Microsoft Graph answered 503")).to_be_visible()
+    keep_picture(admin_page, "directory-sync-runs")
