@@ -31,7 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
-from org.graph import DELTA_FILTER_GROUPS, GraphClient, GraphError
+from org.graph import DELTA_FILTER_GROUPS, DeltaLinkExpired, GraphClient, GraphError
 from org.models import Department, DirectorySyncRun, PlatformGroup, User
 from org.passwords import ENTRA_PROVIDER_ID
 from org.services import (
@@ -164,7 +164,12 @@ def _directory_read(
     new_links: list[str] = []
     for index, round_ids in enumerate(rounds):
         link = links[index] if isinstance(links, list) and len(links) == len(rounds) else ""
-        delta = graph.groups_delta(group_ids=round_ids, delta_link=str(link))
+        try:
+            delta = graph.groups_delta(group_ids=round_ids, delta_link=str(link))
+        except DeltaLinkExpired:
+            logger.info("Microsoft Graph no longer knows the last delta link; starting the round afresh.")
+            link = ""
+            delta = graph.groups_delta(group_ids=round_ids)
         if link:
             directory.direct_changes += sum(
                 len(members) for members in (delta.added | delta.removed).values()

@@ -32,6 +32,10 @@ class GraphError(Exception):
     """Microsoft Graph (or the token service in front of it) could not answer."""
 
 
+class DeltaLinkExpired(GraphError):
+    """Graph no longer knows a delta link's sync state (410 Gone): start the round afresh."""
+
+
 @dataclass(frozen=True)
 class DirectoryPerson:
     """A person as Graph lists them among a group's members."""
@@ -129,6 +133,8 @@ class GraphClient:
             raise GraphError(
                 f"Microsoft Graph did not answer ({error.__class__.__name__}: {error})."
             ) from error
+        if response.status_code == 410 and "deltatoken=" in url.lower():
+            raise DeltaLinkExpired(f"Microsoft Graph answered 410: {_error_message(response)}")
         if response.status_code != 200:
             raise GraphError(f"Microsoft Graph answered {response.status_code}: {_error_message(response)}")
         try:

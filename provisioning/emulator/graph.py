@@ -339,6 +339,13 @@ async def groups_delta(request: Request) -> Response:
                 state = _decode(request.query_params["$skiptoken"], "$skiptoken")
             elif "$deltatoken" in request.query_params:
                 link = _decode(request.query_params["$deltatoken"], "$deltatoken")
+                if not isinstance(link.get("upto"), int) or link["upto"] > directory_sequence(store):
+                    # The directory was reset since the link was issued: its sync state is gone.
+                    raise GraphError(
+                        410,
+                        "resyncRequired",
+                        "The delta token is no longer valid: start again without one.",
+                    )
                 state = {"ids": link.get("ids"), "since": link.get("upto"), "upto": directory_sequence(store)}
             else:
                 state = {

@@ -240,3 +240,16 @@ def test_the_scheduler_runs_the_sync_every_configured_seconds_when_entra_is_on()
         "{'task': 'org.tasks.directory_sync_task', 'schedule': 900.0}"
     )
     assert "'schedule': 60.0" in settings_value(schedule, ENTRA_SYNC_EVERY_SECONDS="60", **entra_on)
+
+
+def test_a_delta_link_graph_no_longer_knows_starts_the_round_afresh(leo, directory, emulator):
+    directory.remove_member(GROUP_FINANCE_MEMBERS, "nina@example.com")  # not there: no change
+    directory.add_member(GROUP_HR_MEMBERS, "leo@example.com")
+    first = directory_sync()
+    emulator.reset()  # the directory's change log starts again: the link's sync state is gone
+
+    run = directory_sync()
+
+    assert run.outcome == DirectorySyncRun.Outcome.SUCCEEDED
+    assert run.delta_links["groups"][0] != first.delta_links["groups"][0]
+    assert departments_of(leo) == {"Finance": "member"}
