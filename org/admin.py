@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import URLPattern, path, reverse
 
 from audit.services import audit_record
-from org.directory_sync import directory_sync
+from org.directory_sync import directory_sync, run_summary
 from org.forms import AdminPasswordChangeForm, UserChangeForm
 from org.models import Department, DirectorySyncRun, Membership, User
 from org.passwords import entra_sign_in_on
@@ -294,25 +294,6 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             self.delete_model(request, user)
-
-
-def run_summary(run: DirectorySyncRun) -> str:
-    """What a directory sync changed, in words."""
-    if run.outcome == DirectorySyncRun.Outcome.RUNNING:
-        return "Running…"
-    counts = [
-        (run.memberships_added, "membership added", "memberships added"),
-        (run.memberships_changed, "membership changed", "memberships changed"),
-        (run.memberships_removed, "membership removed", "memberships removed"),
-        (run.platform_roles_removed, "platform role removed", "platform roles removed"),
-        (run.people_deactivated, "person deactivated", "people deactivated"),
-        (run.sessions_ended, "session ended", "sessions ended"),
-    ]
-    changes = [f"{count} {one if count == 1 else many}" for count, one, many in counts if count]
-    if run.outcome == DirectorySyncRun.Outcome.FAILED:
-        return ", ".join(changes) if changes else "Nothing changed"
-    checked = f"{run.people_checked} {'person' if run.people_checked == 1 else 'people'} checked"
-    return ", ".join([checked, *changes]) if changes else f"{checked}, nothing to change"
 
 
 @admin.register(DirectorySyncRun)

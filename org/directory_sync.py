@@ -130,6 +130,25 @@ def directory_sync(
     return run
 
 
+def run_summary(run: DirectorySyncRun) -> str:
+    """What a directory sync changed, in words."""
+    if run.outcome == DirectorySyncRun.Outcome.RUNNING:
+        return "Running…"
+    counts = [
+        (run.memberships_added, "membership added", "memberships added"),
+        (run.memberships_changed, "membership changed", "memberships changed"),
+        (run.memberships_removed, "membership removed", "memberships removed"),
+        (run.platform_roles_removed, "platform role removed", "platform roles removed"),
+        (run.people_deactivated, "person deactivated", "people deactivated"),
+        (run.sessions_ended, "session ended", "sessions ended"),
+    ]
+    changes = [f"{count} {one if count == 1 else many}" for count, one, many in counts if count]
+    if run.outcome == DirectorySyncRun.Outcome.FAILED:
+        return ", ".join(changes) if changes else "Nothing changed"
+    checked = f"{run.people_checked} {'person' if run.people_checked == 1 else 'people'} checked"
+    return ", ".join([checked, *changes]) if changes else f"{checked}, nothing to change"
+
+
 def _refusal(group_ids: list[str]) -> str:
     """Why a run must not start (and change nobody), or ""."""
     if not (settings.ENTRA_TENANT_ID and settings.ENTRA_CLIENT_ID and settings.ENTRA_CLIENT_SECRET):

@@ -253,3 +253,25 @@ def test_a_delta_link_graph_no_longer_knows_starts_the_round_afresh(leo, directo
     assert run.outcome == DirectorySyncRun.Outcome.SUCCEEDED
     assert run.delta_links["groups"][0] != first.delta_links["groups"][0]
     assert departments_of(leo) == {"Finance": "member"}
+
+
+def test_the_command_runs_a_sync_and_says_what_changed(leo, directory, capsys):
+    from django.core.management import call_command
+
+    directory.remove_member(GROUP_FINANCE_MEMBERS, "leo@example.com")
+
+    call_command("directory_sync")
+
+    assert "Synced with Microsoft Entra ID: 1 person checked, 1 membership removed, 1 person deactivated" in (
+        capsys.readouterr().out
+    )
+
+
+def test_the_command_fails_loudly_when_graph_is_down(leo, emulator, capsys):
+    from django.core.management import call_command
+
+    emulator.inject(operation="graph", kind="503")
+
+    with pytest.raises(SystemExit):
+        call_command("directory_sync")
+    assert "The sync failed: Microsoft Graph answered 503" in capsys.readouterr().out
