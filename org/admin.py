@@ -276,6 +276,15 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
                 before={"is_break_glass": not obj.is_break_glass},
                 after={"is_break_glass": obj.is_break_glass},
             )
+        if change and "is_active" in form.changed_data:
+            # The directory sync gives back only what it took away itself: it reads these events.
+            audit_record(
+                actor=request.user,  # type: ignore[arg-type]
+                verb="user.reactivated" if obj.is_active else "user.deactivated",
+                target=obj,
+                before={"is_active": not obj.is_active},
+                after={"is_active": obj.is_active},
+            )
         if change and "is_superuser" in form.changed_data:
             # Every permission there is: a platform role like the groups, and audited as one.
             platform_roles_change_record(

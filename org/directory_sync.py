@@ -30,6 +30,7 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.services import audit_record
 from org.graph import DELTA_FILTER_GROUPS, DeltaLinkExpired, GraphClient, GraphError
 from org.models import Department, DirectorySyncRun, PlatformGroup, User
@@ -219,6 +220,8 @@ def _person_sync(run: DirectorySyncRun, account: SocialAccount, directory: Direc
     with transaction.atomic():
         changes = memberships_sync_from_entra(user=user, group_ids=set() if leaving else groups)
         _count(run, changes)
+        if not leaving and not user.is_active and _deactivated_by_sync(user):
+            _reactivate(user)
         if not leaving or not user.is_active:
             return False
         reason = (
@@ -241,6 +244,37 @@ def _person_sync(run: DirectorySyncRun, account: SocialAccount, directory: Direc
     run.people_deactivated += 1
     logger.warning("Directory sync deactivated %s (Entra object id %s): %s", user.email, object_id, reason)
     return True
+
+
+def _deactivated_by_sync(user: User) -> bool:
+    """Whether the sync (not an admin) took this person's account away last: only then does the
+    directory's word give it back. An admin's deactivation stays until an admin undoes it."""
+    last = (
+        AuditEvent.objects.filter(
+            object_type=User._meta.label_lower,
+            object_id=str(user.pk),
+            verb__in=["user.deactivated", "user.reactivated"],
+        )
+        .order_by("-sequence")
+        .only("verb", "actor_label")
+        .first()
+    )
+    return last is not None and last.verb == "user.deactivated" and last.actor_label == ENTRA
+
+
+def _reactivate(user: User) -> None:
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    audit_record(
+        actor=None,
+        actor_label=ENTRA,
+        verb="user.reactivated",
+        target=user,
+        before={"is_active": False},
+        after={"is_active": True},
+        note="Directory sync: back in a mapped Microsoft Entra ID group with an enabled account.",
+    )
+    logger.info("Directory sync reactivated %s: back in a mapped Entra group.", user.email)
 
 
 def _count(run: DirectorySyncRun, changes: MembershipChanges) -> None:

@@ -275,3 +275,35 @@ def test_the_command_fails_loudly_when_graph_is_down(leo, emulator, capsys):
     with pytest.raises(SystemExit):
         call_command("directory_sync")
     assert "The sync failed: Microsoft Graph answered 503" in capsys.readouterr().out
+
+
+def test_a_leaver_who_comes_back_is_reactivated_by_the_next_sync(leo, directory):
+    directory.remove_member(GROUP_FINANCE_MEMBERS, "leo@example.com")
+    directory_sync()
+    directory.add_member(GROUP_FINANCE_MEMBERS, "leo@example.com")
+
+    directory_sync()
+
+    leo.refresh_from_db()
+    assert leo.is_active
+    assert departments_of(leo) == {"Finance": "member"}
+    assert AuditEvent.objects.filter(verb="user.reactivated", actor_label="Microsoft Entra ID").count() == 1
+
+
+def test_an_account_an_admin_deactivated_stays_deactivated(leo, directory, client_for, platform_admin):
+    directory.remove_member(GROUP_FINANCE_MEMBERS, "leo@example.com")
+    directory_sync()
+    admin_browser = client_for(platform_admin)
+    form = {"email": leo.email, "first_name": "Leo", "last_name": "Lambert", "date_joined_0": "2026-01-01"}
+    form |= {"date_joined_1": "09:00:00", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+    # An admin reactivates Leo by hand, then deactivates him again.
+    admin_browser.post(f"/admin/org/user/{leo.pk}/change/", {**form, "is_active": "on"})
+    assert User.objects.get(pk=leo.pk).is_active
+    admin_browser.post(f"/admin/org/user/{leo.pk}/change/", form)
+    assert not User.objects.get(pk=leo.pk).is_active
+    directory.add_member(GROUP_FINANCE_MEMBERS, "leo@example.com")
+
+    directory_sync()
+
+    assert not User.objects.get(pk=leo.pk).is_active
+    assert AuditEvent.objects.filter(verb="user.deactivated", actor=platform_admin).count() == 1
