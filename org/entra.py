@@ -33,7 +33,8 @@ def group_ids_from_claims(claims: dict[str, object], *, access_token: str | None
 
 
 def _group_ids_from_graph(access_token: str) -> set[str]:
-    with GraphClient(access_token=access_token) as graph:
+    # Someone waits at the sign-in page: no second try (their last known departments stand in).
+    with GraphClient(access_token=access_token, retries=0) as graph:
         try:
             return graph.my_group_ids()
         except GraphError as error:

@@ -11,6 +11,7 @@ Whatever goes wrong (no answer, a timeout, an error status, a body that is not G
 exception, `GraphError`, whose message an admin can act on.
 """
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,13 @@ TIMEOUT_SECONDS = (5, 30)
 PAGE_SIZE = 999
 # A delta $filter names at most this many groups; more mapped groups take several rounds.
 DELTA_FILTER_GROUPS = 50
+# Graph throttles (429) and has short outages (503, 504), saying when to come back: a request is
+# tried this many times more, waiting as told but never longer than this, before the run fails
+# (a failed run takes platform roles away, which a moment's throttling should not).
+RETRIES = 2
+LONGEST_WAIT_SECONDS = 10.0
+DEFAULT_WAIT_SECONDS = 1.0
+TRANSIENT_STATUSES = {429, 503, 504}
 
 
 class GraphError(Exception):
@@ -59,9 +67,11 @@ class GroupsDelta:
 
 
 class GraphClient:
-    def __init__(self, *, access_token: str | None = None) -> None:
-        """With `access_token`, a person's delegated token; without, the application's own."""
+    def __init__(self, *, access_token: str | None = None, retries: int = RETRIES) -> None:
+        """With `access_token`, a person's delegated token; without, the application's own.
+        `retries`: how often a throttled or briefly unavailable request is tried again."""
         self._access_token = access_token
+        self._retries = retries
         self._session = requests.Session()
 
     def close(self) -> None:
@@ -127,12 +137,16 @@ class GraphClient:
 
     def _get(self, url: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
-        try:
-            response = self._session.get(url, headers=headers, timeout=TIMEOUT_SECONDS)
-        except requests.RequestException as error:
-            raise GraphError(
-                f"Microsoft Graph did not answer ({error.__class__.__name__}: {error})."
-            ) from error
+        for attempt in range(self._retries + 1):
+            try:
+                response = self._session.get(url, headers=headers, timeout=TIMEOUT_SECONDS)
+            except requests.RequestException as error:
+                raise GraphError(
+                    f"Microsoft Graph did not answer ({error.__class__.__name__}: {error})."
+                ) from error
+            if response.status_code not in TRANSIENT_STATUSES or attempt == self._retries:
+                break
+            time.sleep(_wait_seconds(response))
         if response.status_code == 410 and "deltatoken=" in url.lower():
             raise DeltaLinkExpired(f"Microsoft Graph answered 410: {_error_message(response)}")
         if response.status_code != 200:
@@ -149,6 +163,14 @@ class GraphClient:
         if self._access_token is None:
             self._access_token = _application_token(self._session)
         return self._access_token
+
+
+def _wait_seconds(response: requests.Response) -> float:
+    try:
+        asked = float(response.headers.get("Retry-After", DEFAULT_WAIT_SECONDS))
+    except ValueError:
+        asked = DEFAULT_WAIT_SECONDS
+    return min(max(asked, 0.0), LONGEST_WAIT_SECONDS)
 
 
 def _graph_url() -> str:

@@ -118,8 +118,14 @@ def _caller(request: Request, store: Store) -> dict[str, Any]:
                 "Too many requests.",
                 {"Retry-After": str(fault.retry_after_seconds)},
             )
-        code = "serviceNotAvailable" if fault.kind == "503" else "generalException"
-        raise GraphError(int(fault.kind), code, "The service is temporarily unavailable. Try again later.")
+        if fault.kind == "503":
+            raise GraphError(
+                503,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Try again later.",
+                {"Retry-After": str(fault.retry_after_seconds)},
+            )
+        raise GraphError(500, "generalException", "An unexpected error occurred. Try again later.")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")

@@ -126,7 +126,7 @@ def test_a_second_sync_changes_nothing_more(leo, directory):
 
 
 def test_a_graph_outage_keeps_departments_drops_platform_roles_and_records_why(nina, omar, emulator, caplog):
-    emulator.inject(operation="graph", kind="503")
+    emulator.inject(operation="graph", kind="503", retry_after_seconds=0)
 
     with caplog.at_level(logging.ERROR, logger="org.directory_sync"):
         run = directory_sync()
@@ -270,7 +270,7 @@ def test_the_command_runs_a_sync_and_says_what_changed(leo, directory, capsys):
 def test_the_command_fails_loudly_when_graph_is_down(leo, emulator, capsys):
     from django.core.management import call_command
 
-    emulator.inject(operation="graph", kind="503")
+    emulator.inject(operation="graph", kind="503", retry_after_seconds=0)
 
     with pytest.raises(SystemExit):
         call_command("directory_sync")
@@ -307,3 +307,12 @@ def test_an_account_an_admin_deactivated_stays_deactivated(leo, directory, clien
 
     assert not User.objects.get(pk=leo.pk).is_active
     assert AuditEvent.objects.filter(verb="user.deactivated", actor=platform_admin).count() == 1
+
+
+def test_a_moment_of_throttling_is_waited_out_not_taken_for_an_outage(omar, emulator):
+    emulator.inject(operation="graph", kind="429", count=2, retry_after_seconds=0)
+
+    run = directory_sync()
+
+    assert run.outcome == DirectorySyncRun.Outcome.SUCCEEDED
+    assert is_platform_admin(omar)

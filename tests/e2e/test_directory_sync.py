@@ -65,7 +65,9 @@ def test_an_admin_runs_the_sync_and_the_leavers_browser_is_sent_to_sign_in(
 
     # And when Graph is down, the list says so.
     assert requests.post(
-        f"{emulator.control_url}/faults", json={"operation": "graph", "kind": "503"}, timeout=10
+        f"{emulator.control_url}/faults",
+        json={"operation": "graph", "kind": "503", "retry_after_seconds": 0},
+        timeout=10,
     ).ok
     admin_page.get_by_role("button", name="Sync with Microsoft Entra ID now").click()
     expect(admin_page.get_by_text("The sync failed: Microsoft Graph answered 503")).to_be_visible()
