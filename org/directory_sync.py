@@ -80,16 +80,26 @@ def directory_sync(
 
     Safe to run twice: each person's change is made under a lock on their memberships, and a
     second run finds nothing left to do."""
-    run = DirectorySyncRun.objects.create(
-        started_at=timezone.now(), trigger=trigger, requested_by=requested_by
-    )
-    if requested_by is not None:
-        audit_record(
-            actor=requested_by,
-            verb="directory_sync.requested",
-            target=run,
-            note="Sync with Microsoft Entra ID now.",
+    with transaction.atomic():
+        run = DirectorySyncRun.objects.create(
+            started_at=timezone.now(), trigger=trigger, requested_by=requested_by
         )
+        if requested_by is not None:
+            audit_record(
+                actor=requested_by,
+                verb="directory_sync.requested",
+                target=run,
+                note="Sync with Microsoft Entra ID now.",
+            )
+    try:
+        return _run(run)
+    except Exception as error:
+        # A run must not stay "running" forever on the operations page: it failed, and why.
+        _run_failed(run, f"The sync stopped on an unexpected error ({error.__class__.__name__}: {error}).")
+        raise
+
+
+def _run(run: DirectorySyncRun) -> DirectorySyncRun:
     group_ids = mapped_group_ids()
     refusal = _refusal(group_ids)
     if refusal:
@@ -105,12 +115,12 @@ def directory_sync(
             "until Microsoft Graph confirms them.",
             outage=True,
         )
-    leavers: list[User] = []
+    leavers: list[int] = []
     for person in _known_people():
         run.people_checked += 1
         if _person_sync(run, person, directory):
-            leavers.append(person.user)
-    run.sessions_ended = _sessions_end({leaver.pk for leaver in leavers})
+            leavers.append(person.user_id)
+    run.sessions_ended = _sessions_end(set(leavers))
     run.delta_links = directory.delta_links
     run.outcome = DirectorySyncRun.Outcome.SUCCEEDED
     run.finished_at = timezone.now()
@@ -213,11 +223,13 @@ def _known_people() -> list[SocialAccount]:
 def _person_sync(run: DirectorySyncRun, account: SocialAccount, directory: Directory) -> bool:
     """One person in line with the directory; whether they were just deactivated (a leaver)."""
     object_id = account.uid.lower()
-    user = account.user
     groups = directory.groups_of(object_id)
     enabled = directory.account_enabled.get(object_id, False)
     leaving = not groups or not enabled
     with transaction.atomic():
+        # Locked and read afresh: a run started meanwhile (the schedule, an admin) waits here, then
+        # finds the person already in line and records nothing twice.
+        user = User.objects.select_for_update().get(pk=account.user_id)
         changes = memberships_sync_from_entra(user=user, group_ids=set() if leaving else groups)
         _count(run, changes)
         if not leaving and not user.is_active and _deactivated_by_sync(user):

@@ -342,6 +342,8 @@ if ENTRA_ENABLED:
     CELERY_BEAT_SCHEDULE["directory-sync"] = {
         "task": "org.tasks.directory_sync_task",
         "schedule": ENTRA_SYNC_EVERY_SECONDS,
+        # A sync waiting longer than its interval (no worker up) is superseded by the next one.
+        "options": {"expires": ENTRA_SYNC_EVERY_SECONDS},
     }
 # Seconds between looks at a long-running Azure operation (Azure's own Retry-After is honoured
 # for throttling; provisioning polls at this pace).

@@ -237,7 +237,7 @@ def test_the_scheduler_runs_the_sync_every_configured_seconds_when_entra_is_on()
         "ENTRA_CLIENT_ID": "3b2f6c1d-9e4a-4f7b-8c5d-6a1e2f3b4c5d",
     }
     assert settings_value(schedule, **entra_on) == (
-        "{'task': 'org.tasks.directory_sync_task', 'schedule': 900.0}"
+        "{'task': 'org.tasks.directory_sync_task', 'schedule': 900.0, 'options': {'expires': 900.0}}"
     )
     assert "'schedule': 60.0" in settings_value(schedule, ENTRA_SYNC_EVERY_SECONDS="60", **entra_on)
 
