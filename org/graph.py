@@ -109,11 +109,12 @@ class GraphClient:
             url = f"{_graph_url()}/v1.0/groups/delta?$filter=id in ({listed})&$select=members"
         delta = GroupsDelta()
         for page in self._pages(url):
-            for group in page.get("value", []):
-                group_id = str(group["id"]).lower()
-                for member in group.get("members@delta", []):
+            for group in _items(page):
+                group_id = _object_id(group)
+                members = group.get("members@delta", [])
+                for member in members if isinstance(members, list) else []:
                     side = delta.removed if "@removed" in member else delta.added
-                    side.setdefault(group_id, set()).add(str(member["id"]).lower())
+                    side.setdefault(group_id, set()).add(_object_id(member))
             if "@odata.deltaLink" in page:
                 delta.delta_link = str(page["@odata.deltaLink"])
         if not delta.delta_link:
@@ -123,7 +124,7 @@ class GraphClient:
     def my_group_ids(self) -> set[str]:
         """The groups of the person whose delegated token this client holds (transitively)."""
         url = f"{_graph_url()}/v1.0/me/transitiveMemberOf/microsoft.graph.group?$select=id&$top={PAGE_SIZE}"
-        return {str(item["id"]).lower() for page in self._pages(url) for item in page.get("value", [])}
+        return {_object_id(item) for page in self._pages(url) for item in _items(page)}
 
     # Plumbing --------------------------------------------------------------------------------
 
@@ -163,6 +164,20 @@ class GraphClient:
         if self._access_token is None:
             self._access_token = _application_token(self._session)
         return self._access_token
+
+
+def _items(page: dict[str, Any]) -> list[dict[str, Any]]:
+    items = page.get("value", [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise GraphError("Microsoft Graph answered with a page whose value is not a list of objects.")
+    return items
+
+
+def _object_id(item: dict[str, Any]) -> str:
+    object_id = item.get("id")
+    if not isinstance(object_id, str) or not object_id:
+        raise GraphError("Microsoft Graph listed an object without an id.")
+    return object_id.lower()
 
 
 def _wait_seconds(response: requests.Response) -> float:
