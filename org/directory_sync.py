@@ -70,7 +70,8 @@ def mapped_group_ids() -> list[str]:
     group_ids.update(
         {settings.ENTRA_ADMIN_GROUP_ID, settings.ENTRA_FINANCE_GROUP_ID, settings.ENTRA_SECURITY_GROUP_ID}
     )
-    return sorted(group_id.lower() for group_id in group_ids if group_id)
+    # As written where they are mapped: the membership rules compare them as they are.
+    return sorted(group_id for group_id in group_ids if group_id)
 
 
 def directory_sync(
