@@ -259,6 +259,7 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
         if not change:
             lifecycle_record(verb="user.created", target=obj, actor=actor, values=_person_values(obj))
         if change and "is_active" in form.changed_data:
+            # The directory sync reads these: it gives back only what it took away itself.
             account_active_change_record(user=obj, actor=actor)
         if change and "is_staff" in form.changed_data:
             platform_roles_change_record(
@@ -275,15 +276,6 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
                 target=obj,
                 before={"is_break_glass": not obj.is_break_glass},
                 after={"is_break_glass": obj.is_break_glass},
-            )
-        if change and "is_active" in form.changed_data:
-            # The directory sync gives back only what it took away itself: it reads these events.
-            audit_record(
-                actor=request.user,  # type: ignore[arg-type]
-                verb="user.reactivated" if obj.is_active else "user.deactivated",
-                target=obj,
-                before={"is_active": not obj.is_active},
-                after={"is_active": obj.is_active},
             )
         if change and "is_superuser" in form.changed_data:
             # Every permission there is: a platform role like the groups, and audited as one.

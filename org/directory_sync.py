@@ -38,6 +38,7 @@ from org.passwords import ENTRA_PROVIDER_ID
 from org.services import (
     ENTRA,
     MembershipChanges,
+    account_active_change_record,
     memberships_sync_from_entra,
     platform_roles_revoke_unconfirmed,
 )
@@ -245,13 +246,10 @@ def _person_sync(run: DirectorySyncRun, account: SocialAccount, directory: Direc
         user.is_active = False
         # save() tells every web process to forget the person it remembers (org.auth).
         user.save(update_fields=["is_active"])
-        audit_record(
+        account_active_change_record(
+            user=user,
             actor=None,
             actor_label=ENTRA,
-            verb="user.deactivated",
-            target=user,
-            before={"is_active": True},
-            after={"is_active": False},
             note=f"Directory sync: {reason} Their sessions are ended.",
         )
     run.people_deactivated += 1
@@ -278,13 +276,10 @@ def _deactivated_by_sync(user: User) -> bool:
 def _reactivate(user: User) -> None:
     user.is_active = True
     user.save(update_fields=["is_active"])
-    audit_record(
+    account_active_change_record(
+        user=user,
         actor=None,
         actor_label=ENTRA,
-        verb="user.reactivated",
-        target=user,
-        before={"is_active": False},
-        after={"is_active": True},
         note="Directory sync: back in a mapped Microsoft Entra ID group with an enabled account.",
     )
     logger.info("Directory sync reactivated %s: back in a mapped Entra group.", user.email)
