@@ -3,10 +3,11 @@ in with Microsoft) is removed from his group in the emulated directory, an admin
 from Django admin, and Leo's next page is the sign-in page. SCREENSHOT_DIR, when set, keeps a
 picture of the admin's list of runs."""
 
+import pytest
 import requests
 from django.conf import settings
 from django.test import Client
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from org.models import Department, User
 from provisioning.emulator.identity_registry import (
@@ -19,25 +20,28 @@ from tests.directory_sync.conftest import signed_in_with_microsoft
 from tests.e2e.test_deployment_gateway import keep_picture
 
 
-def signed_in_page(browser: Browser, base_url: str, user: User) -> Page:
-    """A browser holding the person's session (a password would be refused: Entra sign-in is on)."""
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(base_url=base_url)
-    context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": base_url,
-            }
-        ]
-    )
-    return context.new_page()
+@pytest.fixture
+def signed_in_browser(browser: Browser, demo_site):
+    """Opens a browser holding a person's session (a password would be refused: Entra sign-in is
+    on); each closes before the server stops, so no request of theirs outlives it."""
+    contexts: list[BrowserContext] = []
+
+    def open_for(user: User) -> Page:
+        client = Client()
+        client.force_login(user)
+        context = browser.new_context(base_url=demo_site)
+        contexts.append(context)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": demo_site}])
+        return context.new_page()
+
+    yield open_for
+    for context in contexts:
+        context.close()
 
 
 def test_an_admin_runs_the_sync_and_the_leavers_browser_is_sent_to_sign_in(
-    browser: Browser, demo_site, directory, emulator
+    signed_in_browser, demo_site, directory, emulator
 ):
     for slug, group_id in (
         ("marketing", GROUP_MARKETING_MEMBERS),
@@ -48,10 +52,10 @@ def test_an_admin_runs_the_sync_and_the_leavers_browser_is_sent_to_sign_in(
     leo = signed_in_with_microsoft("leo@example.com", {GROUP_FINANCE_MEMBERS})
     signed_in_with_microsoft("nina@example.com", {GROUP_MARKETING_MEMBERS, GROUP_HR_MEMBERS})
     admin = User.objects.get(email="admin@example.com")
-    leo_page = signed_in_page(browser, demo_site, leo)
+    leo_page = signed_in_browser(leo)
     leo_page.goto("/")
     expect(leo_page.get_by_text("Leo", exact=False).first).to_be_visible()
-    admin_page = signed_in_page(browser, demo_site, admin)
+    admin_page = signed_in_browser(admin)
 
     admin_page.goto("/admin/org/directorysyncrun/")
     expect(admin_page.get_by_role("heading", name="Select directory sync run to view")).to_be_visible()
