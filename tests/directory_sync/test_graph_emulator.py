@@ -249,3 +249,29 @@ def test_the_directory_controls_refuse_what_they_cannot_do_with_a_reason(
     response = requests.request(method, f"{emulator.control_url}{path}", json=body, timeout=10)
     assert response.status_code == status
     assert response.json()["error"]["message"]
+
+
+def test_a_sign_in_with_a_groups_overage_reads_the_persons_groups_from_the_emulators_graph(
+    emulator, nina_token, settings
+):
+    from org.entra import group_ids_from_claims
+
+    settings.ENTRA_GRAPH_URL = emulator.url
+    overage = {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "..."}}}
+
+    assert group_ids_from_claims(overage, access_token=nina_token) == {
+        GROUP_MARKETING_MEMBERS,
+        GROUP_HR_MEMBERS,
+    }
+
+
+def test_a_sign_in_with_a_groups_overage_says_graph_is_unavailable_when_it_fails(
+    emulator, nina_token, settings
+):
+    from org.entra import GraphUnavailable, group_ids_from_claims
+
+    settings.ENTRA_GRAPH_URL = emulator.url
+    emulator.inject(operation="graph", kind="503", retry_after_seconds=0)
+
+    with pytest.raises(GraphUnavailable, match="503"):
+        group_ids_from_claims({"_claim_names": {"groups": "src1"}}, access_token=nina_token)
