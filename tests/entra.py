@@ -9,6 +9,7 @@ Marketing and HR, Leo in Finance, Omar in Central IT and the platform admins.
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from django.http import HttpResponse
 from django.test import Client
 
 from provisioning.emulator.identity_registry import (
@@ -57,13 +58,19 @@ def emulator_sign_in(
     return single_values(urlsplit(answer.headers["location"]).query)
 
 
+def entra_callback(client: Client, username: str) -> HttpResponse:
+    """The whole authorization code flow up to the portal's callback, whose response is returned."""
+    url, params = authorize_request(client)
+    response: HttpResponse = client.get(
+        "/accounts/oidc/entra/login/callback/", emulator_sign_in(url, params, username=username)
+    )
+    return response
+
+
 def sign_in_with_microsoft(username: str, client: Client | None = None) -> Client:
     """The whole authorization code flow; the client is signed in at its end."""
     client = client or portal_client()
-    url, params = authorize_request(client)
-    response = client.get(
-        "/accounts/oidc/entra/login/callback/", emulator_sign_in(url, params, username=username)
-    )
+    response = entra_callback(client, username)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert response["Location"] == "/"
     return client
