@@ -513,7 +513,8 @@ def id_token_claims(
     issued_at: int | None = None,
 ) -> dict[str, Any]:
     """A v2.0 ID token's claims, as Entra writes them for a web application whose manifest asks
-    for security groups (`groupMembershipClaims`) and the optional `email` claim.
+    for security groups (`groupMembershipClaims`) and the optional claims `email`, `given_name`
+    and `family_name`.
 
     A person in more groups than fit gets the overage claim instead of the list: the relying
     party reads their groups from Microsoft Graph with the access token that came along."""
@@ -529,6 +530,10 @@ def id_token_claims(
     }
     if "email" in code.openid_scopes:
         claims["email"] = person["username"]
+    if "profile" in code.openid_scopes:
+        # Optional claims the portal's registration asks for, as `email` is.
+        claims |= {"family_name": person.get("surname"), "given_name": person.get("givenName")}
+        claims = {name: value for name, value in claims.items() if value is not None}
     if len(groups) > groups_limit:
         claims["_claim_names"] = {"groups": "src1"}
         claims["_claim_sources"] = {

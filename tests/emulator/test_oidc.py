@@ -133,6 +133,7 @@ def test_a_person_signs_in_and_the_portal_gets_a_signed_id_token_with_their_grou
         "nina@example.com",
         "nina@example.com",
     )
+    assert (id_token["given_name"], id_token["family_name"]) == ("Nina", "Novak")
     assert set(id_token["groups"]) == {GROUP_MARKETING_MEMBERS, GROUP_HR_MEMBERS}
     assert id_token["nbf"] <= id_token["iat"] < id_token["exp"]
     # The access token is Microsoft Graph's, for reading groups on an overage.

@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+from csp.constants import SELF
 
 from provisioning.emulator.identity_registry import (
     GROUP_FINANCE_APPROVERS,
@@ -43,4 +44,8 @@ def entra(emulator, settings):
     settings.ENTRA_ADMIN_GROUP_ID = PLATFORM_ADMINS
     settings.ENTRA_FINANCE_GROUP_ID = FINANCE_APPROVERS
     settings.ENTRA_SECURITY_GROUP_ID = SECURITY_APPROVERS
+    # As settings.py allows it: the browser follows the sign-in form's redirect to the authority.
+    policy = copy.deepcopy(settings.CONTENT_SECURITY_POLICY)
+    policy["DIRECTIVES"]["form-action"] = [SELF, emulator.url]
+    settings.CONTENT_SECURITY_POLICY = policy
     return emulator
