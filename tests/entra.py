@@ -6,10 +6,10 @@ The demo directory (provisioning/emulator/identity_registry.py) is the tenant's:
 Marketing and HR, Leo in Finance, Omar in Central IT and the platform admins.
 """
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from django.http import HttpResponse
 from django.test import Client
 
 from provisioning.emulator.identity_registry import (
@@ -58,10 +58,10 @@ def emulator_sign_in(
     return single_values(urlsplit(answer.headers["location"]).query)
 
 
-def entra_callback(client: Client, username: str) -> HttpResponse:
+def entra_callback(client: Client, username: str) -> Any:
     """The whole authorization code flow up to the portal's callback, whose response is returned."""
     url, params = authorize_request(client)
-    response: HttpResponse = client.get(
+    response = client.get(
         "/accounts/oidc/entra/login/callback/", emulator_sign_in(url, params, username=username)
     )
     return response

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import re
 import secrets
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -83,7 +84,7 @@ def redeem(url: str, issued_code: str, verifier: str, **changes: str) -> request
     )
 
 
-def verified(url: str, token: str, audience: str) -> dict:
+def verified(url: str, token: str, audience: str) -> dict[str, Any]:
     keys = {key["kid"]: jwt.PyJWK(key) for key in key_set(url)["keys"]}
     return jwt.decode(
         token, keys[jwt.get_unverified_header(token)["kid"]], algorithms=["RS256"], audience=audience

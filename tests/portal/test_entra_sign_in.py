@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from allauth.socialaccount.models import SocialAccount
 
 from audit.models import AuditEvent
 from org.models import Membership, User
@@ -61,7 +62,7 @@ def test_first_sign_in_creates_the_person_with_their_departments(entra, departme
     nina = User.objects.get(email="nina@example.com")
     assert nina.get_full_name() == "Nina Novak"
     assert roles_of(nina) == {"Marketing": "member", "HR": "member"}
-    assert nina.socialaccount_set.get().uid == NINA_OID
+    assert SocialAccount.objects.get(user=nina, provider="entra").uid == NINA_OID
     assert not nina.is_platform_admin
     home = client.get("/").content.decode()
     assert "Marketing" in home
