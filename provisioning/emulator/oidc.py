@@ -221,6 +221,14 @@ def sign_in_request(store: Store, tenant: str, params: dict[str, str]) -> SignIn
                 "The request body must contain the following parameter: 'scope'.",
             )
         api_id_uri, scopes, openid_scopes = _scopes(store, scope, base["tenant"])
+        if params.get("prompt") == "none":
+            # The emulator keeps no sign-in session: a silent request always needs the page.
+            raise _error(
+                400,
+                "login_required",
+                50058,
+                "A silent sign-in request was sent but no user is signed in.",
+            )
         challenge = params.get("code_challenge") or None
         method = params.get("code_challenge_method") or ("plain" if challenge else "S256")
         if method not in CHALLENGE_METHODS:

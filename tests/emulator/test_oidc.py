@@ -286,3 +286,63 @@ def test_more_groups_than_fit_give_the_overage_claim(emulator, pkce):
     assert "groups" not in id_token
     assert id_token["_claim_names"] == {"groups": "src1"}
     assert id_token["_claim_sources"]["src1"]["endpoint"].endswith(f"/users/{NINA_OID}/getMemberObjects")
+
+
+def test_a_silent_request_is_told_to_sign_in(emulator, pkce):
+    response = requests.get(
+        authorize_url(emulator.url),
+        params=authorize_params(pkce[1], prompt="none"),
+        timeout=10,
+        allow_redirects=False,
+    )
+
+    answer = parse_qs(urlsplit(response.headers["location"]).query)
+    assert answer["error"] == ["login_required"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "expected"),
+    [
+        ("/contoso/oauth2/v2.0/authorize", {}, "AADSTS90002"),
+        (f"/{TENANT}/oauth2/v2.0/authorize", {}, "AADSTS900144"),
+        (f"/{TENANT}/oauth2/v2.0/authorize", {"client_id": "' OR 1=1 --"}, "AADSTS700016"),
+        (f"/{TENANT}/oauth2/v2.0/authorize", {"client_id": PORTAL_CLIENT_ID}, "AADSTS900144"),
+        (
+            f"/{TENANT}/oauth2/v2.0/authorize",
+            {"client_id": PORTAL_CLIENT_ID, "redirect_uri": "javascript:alert(1)"},
+            "AADSTS50011",
+        ),
+    ],
+)
+def test_hostile_authorize_requests_get_a_page_with_entras_error(emulator, path, params, expected):
+    for response in (
+        requests.get(f"{emulator.url}{path}", params=params, timeout=10, allow_redirects=False),
+        requests.post(f"{emulator.url}{path}", data=params, timeout=10, allow_redirects=False),
+    ):
+        assert response.status_code == 400
+        assert "location" not in response.headers
+        assert expected in response.text
+
+
+def test_a_body_that_is_not_text_gets_a_page_not_a_crash(emulator):
+    response = requests.post(
+        authorize_url(emulator.url),
+        data=b"\xff\xfe\x00client_id=\x80",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+
+    assert response.status_code == 400
+    assert "AADSTS900144" in response.text
+
+
+def test_hostile_values_are_written_into_the_pages_escaped(emulator, pkce):
+    hostile = '"><img src=x onerror=alert(1)>'
+    params = authorize_params(pkce[1], state=hostile, response_mode="form_post", login_hint=hostile)
+
+    page = requests.get(authorize_url(emulator.url), params=params, timeout=10).text
+    posted = sign_in(emulator.url, params).text
+
+    for html in (page, posted):
+        assert hostile not in html
+        assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
