@@ -346,3 +346,15 @@ def test_hostile_values_are_written_into_the_pages_escaped(emulator, pkce):
     for html in (page, posted):
         assert hostile not in html
         assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_a_disabled_account_cannot_sign_in_nor_redeem_a_code_it_got_before(emulator, pkce):
+    verifier, challenge = pkce
+    code = code_from(sign_in(emulator.url, authorize_params(challenge)))
+    emulator.store.world.identity["users"]["nina@example.com"]["accountEnabled"] = False
+
+    refused = sign_in(emulator.url, authorize_params(challenge))
+
+    assert refused.status_code == 200
+    assert "Your account has been locked" in refused.text
+    assert aad_error(redeem(emulator.url, code, verifier)) == (400, "invalid_grant", 50057)
