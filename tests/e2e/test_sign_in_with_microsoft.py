@@ -2,10 +2,12 @@
 Entra ID sign-in page, the authorization code flow with PKCE, state and nonce, and back.
 SCREENSHOT_DIR, when set, keeps a picture of each page."""
 
+import importlib.util
 import os
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from audit.models import AuditEvent
@@ -71,3 +73,24 @@ def test_cancelling_on_microsofts_page_comes_back_signed_out(page: Page, demo_si
     keep_picture(page, "sign-in-with-microsoft-4-cancelled")
     page.get_by_role("link", name="Back to sign-in").click()
     expect(page).to_have_url(re.compile(r"/accounts/login/$"))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("provisioning.emulator.graph") is None,
+    reason="the emulator does not serve Microsoft Graph's /v1.0/me/transitiveMemberOf yet",
+)
+def test_with_more_groups_than_the_token_holds_nina_still_lands_in_both(
+    page: Page,
+    demo_site,
+    entra,  # noqa: F811
+):
+    entra.configure(groups_claim_limit=1)  # the ID token carries the overage claim instead
+    page.goto(f"{demo_site}/accounts/login/")
+    page.get_by_role("button", name="Sign in with Microsoft Entra ID").click()
+    page.get_by_label(re.compile("Nina Novak")).check()
+    page.get_by_label("Password").fill(DEMO_PEOPLE_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+    expect(page).to_have_url(f"{demo_site}/")
+    expect(page.get_by_role("heading", name="Marketing")).to_be_visible()
+    expect(page.get_by_role("heading", name="HR")).to_be_visible()
