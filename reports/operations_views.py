@@ -13,8 +13,9 @@ from org.models import User
 from reports.selectors.operations import (
     ADOPTION_DAYS,
     DEFAULT_WINDOW,
+    PTU_FULL_FROM,
     PTU_IDLE_BELOW,
-    PTU_SATURATED_FROM,
+    PTU_SATURATED_MINUTES,
     WINDOWS,
     department_adoption,
     directory_sync_state,
@@ -54,6 +55,7 @@ def operations(request: HttpRequest) -> HttpResponse:
         "adoption_days": ADOPTION_DAYS,
         "sync": directory_sync_state(now=now),
         "idle_below": PTU_IDLE_BELOW,
-        "saturated_from": PTU_SATURATED_FROM,
+        "full_from": PTU_FULL_FROM,
+        "saturated_minutes": PTU_SATURATED_MINUTES,
     }
     return render(request, "operations/page.html", context)

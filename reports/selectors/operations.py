@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import BigIntegerField, Count, Max, Q, Sum, Value
+from django.db.models import BigIntegerField, Count, ExpressionWrapper, Max, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 
@@ -29,10 +29,13 @@ DEFAULT_WINDOW = "day"
 ADOPTION_DAYS = 7
 
 # A provisioned deployment used below this share of its throughput on average is paid for but
-# mostly idle; one whose busiest minute reached the other share (or that Azure answered with a 429,
-# which a provisioned deployment does only when it is full) is saturated.
+# mostly idle. One that spent a good part of its minutes near full (one busy minute in a quiet day
+# is a burst, not a unit too small), or that Azure answered with 429s (a provisioned deployment
+# refuses only when it is full), is saturated.
 PTU_IDLE_BELOW = 0.10
-PTU_SATURATED_FROM = 0.90
+PTU_FULL_FROM = 0.90
+PTU_SATURATED_MINUTES = 0.05
+PTU_SATURATED_THROTTLES = 0.01
 
 COUNTERS = ("calls", "answered", "upstream_errors", "throttled", "failovers", "refused")
 TOKENS = ("input_tokens", "output_tokens")
@@ -129,6 +132,8 @@ class PtuUse:
     tokens_per_unit_hour: float
     utilisation: float | None
     busiest_minute: float | None
+    minutes_full: int
+    calls: int
     throttled: int
 
     @property
@@ -138,9 +143,8 @@ class PtuUse:
 
     @property
     def is_saturated(self) -> bool:
-        return self.throttled > 0 or (
-            self.busiest_minute is not None and self.busiest_minute >= PTU_SATURATED_FROM
-        )
+        throttled = self.throttled > 0 and self.throttled >= PTU_SATURATED_THROTTLES * self.calls
+        return throttled or self.minutes_full >= PTU_SATURATED_MINUTES * self.minutes
 
     @property
     def is_idle(self) -> bool:
@@ -173,11 +177,12 @@ def _ptu_use(deployment: ModelDeployment, figures: CallFigures, window: Window) 
     rates = ptu_throughput(model_name=deployment.model_name, model_version=deployment.model_version)
     tokens = figures.input_tokens + figures.output_tokens
     utilisation = busiest = None
+    minutes_full = 0
     if rates is not None and units:
         utilisation = _share_used(
             figures.input_tokens, figures.output_tokens, units=units, minutes=minutes, rates=rates
         )
-        busiest = _busiest_minute(deployment, window, units=units, rates=rates)
+        busiest, minutes_full = _busy_minutes(deployment, window, units=units, rates=rates)
     return PtuUse(
         units=units,
         throughput=rates,
@@ -185,26 +190,35 @@ def _ptu_use(deployment: ModelDeployment, figures: CallFigures, window: Window) 
         tokens_per_unit_hour=tokens / units / (minutes / 60) if units else 0.0,
         utilisation=utilisation,
         busiest_minute=busiest,
+        minutes_full=minutes_full,
+        calls=figures.calls,
         throttled=figures.throttled,
     )
 
 
-def _busiest_minute(
+def _busy_minutes(
     deployment: ModelDeployment, window: Window, *, units: int, rates: PtuThroughput
-) -> float:
-    """The share of throughput the busiest minute used, every department and source together."""
-    # Weighted in whole numbers (input x output rate + output x input rate) so the database can
-    # take the maximum; divided by both rates below.
-    peak = (
+) -> tuple[float, int]:
+    """The share of throughput the busiest minute used, and how many minutes were nearly full,
+    every department and source together: one query, the minutes summed by the database."""
+    # Weighted in whole numbers (input x output rate + output x input rate) so the database
+    # compares and takes the maximum; a minute's share is that over both rates and the units.
+    whole = rates.input_per_minute * rates.output_per_minute * units
+    # Declared 64-bit: Django takes a figure past a 32-bit column's range for one no row can match.
+    weighted = ExpressionWrapper(
+        Sum("input_tokens") * rates.output_per_minute + Sum("output_tokens") * rates.input_per_minute,
+        output_field=BigIntegerField(),
+    )
+    busy = (
         CallMinute.objects.filter(deployment=deployment, minute__gte=window.since)
         .values("minute")
-        .annotate(
-            weighted=Sum("input_tokens") * rates.output_per_minute
-            + Sum("output_tokens") * rates.input_per_minute
+        .annotate(weighted=weighted)
+        .aggregate(
+            peak=Max("weighted"),
+            full=Count("minute", filter=Q(weighted__gte=math.ceil(PTU_FULL_FROM * whole))),
         )
-        .aggregate(peak=Max("weighted"))["peak"]
     )
-    return (peak or 0) / (rates.input_per_minute * rates.output_per_minute * units)
+    return (busy["peak"] or 0) / whole, busy["full"] or 0
 
 
 # Deployments ------------------------------------------------------------------------------------

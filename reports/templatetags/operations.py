@@ -1,6 +1,10 @@
 """How the operations page writes its figures: durations, shares and rates, a dash for none."""
 
+from datetime import datetime
+
 from django import template
+
+from calls.latency import BUCKETS_MS
 
 register = template.Library()
 
@@ -9,16 +13,30 @@ DASH = "\u2014"
 
 @register.filter
 def duration(milliseconds: float | None) -> str:
-    """420 ms, 1.3 s, 2 min 5 s."""
+    """A latency: 420 ms, 1.3 s, 1 min 5 s; past the last bucket only a floor is known."""
     if milliseconds is None:
         return DASH
-    if milliseconds < 1000:
+    if milliseconds >= BUCKETS_MS[-1]:
+        return f"over {_readable(BUCKETS_MS[-1])}"
+    return _readable(milliseconds)
+
+
+@register.filter
+def elapsed(start: datetime, end: datetime | None) -> str:
+    """How long from start to end (a sync run's length)."""
+    if end is None:
+        return DASH
+    return _readable((end - start).total_seconds() * 1000)
+
+
+def _readable(milliseconds: float) -> str:
+    if milliseconds < 999.5:
         return f"{milliseconds:,.0f} ms"
     seconds = milliseconds / 1000
-    if seconds < 60:
+    if seconds < 59.95:
         return f"{seconds:,.1f} s"
     minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 @register.filter
@@ -38,6 +56,8 @@ def rate(value: float | None) -> str:
         return DASH
     if value == 0:
         return "0"
+    if value < 0.005:
+        return "<0.01"
     if value < 0.1:
         return f"{value:,.2f}"
     return f"{value:,.1f}"

@@ -217,18 +217,25 @@ def test_idle_and_saturated_provisioned_deployments_stand_out(
             deployment=steady, department=marketing, minutes_ago=minutes_ago,
             calls=5, answered=5, input_tokens=45_000, output_tokens=7_500,
         )  # fmt: skip
-    peaky = provisioned(marketing, "Peaky pipeline", model="gpt-4.1", version="2025-04-14", units=50, now=now)
+    burst = provisioned(marketing, "One burst", model="gpt-4.1", version="2025-04-14", units=50, now=now)
     minute_row(
-        deployment=peaky, department=marketing, minutes_ago=3, calls=30, answered=30, input_tokens=140_000
+        deployment=burst, department=marketing, minutes_ago=7, calls=3, answered=3, input_tokens=150_000
     )
-    minute_row(
-        deployment=peaky, department=marketing, minutes_ago=3, source=CallMinute.Source.API,
-        calls=2, answered=2, input_tokens=10_000,
-    )  # fmt: skip
+    peaky = provisioned(marketing, "Peaky pipeline", model="gpt-4.1", version="2025-04-14", units=50, now=now)
+    for minutes_ago in (3, 4, 5):
+        # 150,000 input tokens in a minute (both sources together) is all 50 PTUs of gpt-4.1.
+        minute_row(
+            deployment=peaky, department=marketing, minutes_ago=minutes_ago,
+            calls=30, answered=30, input_tokens=140_000,
+        )  # fmt: skip
+        minute_row(
+            deployment=peaky, department=marketing, minutes_ago=minutes_ago, source=CallMinute.Source.API,
+            calls=2, answered=2, input_tokens=10_000,
+        )  # fmt: skip
     throttled = provisioned(
         marketing, "Throttled pipeline", model="gpt-4.1", version="2025-04-14", units=100, now=now
     )
-    minute_row(deployment=throttled, department=marketing, minutes_ago=1, calls=1, answered=1, throttled=3)
+    minute_row(deployment=throttled, department=marketing, minutes_ago=1, calls=10, answered=10, throttled=3)
     make_deployment(department=marketing, display_name="Pay as you go")
 
     html, found = page_tables(client_for(platform_admin), "?window=hour")
@@ -236,10 +243,27 @@ def test_idle_and_saturated_provisioned_deployments_stand_out(
     assert not [row for row in rows if row[0].startswith("Pay as you go")]
     # 1,000,000 input tokens on 50 PTUs in an hour: 20,000 per PTU-hour of 2,220,000, though
     # all in one minute (54% of that minute's 1,850,000).
-    assert row_of(rows, "Nightly batch")[1:] == ["50", "20,000", "2,220,000", "0.9%", "54.1%", "Idle"]
-    assert row_of(rows, "Steady pipeline")[1:] == ["50", "63,000", "180,000", "50.0%", "50.0%", "In use"]
-    # 150,000 input tokens in one minute (both sources together) is all 50 PTUs of gpt-4.1.
-    assert row_of(rows, "Peaky pipeline")[1:] == ["50", "3,000", "180,000", "1.7%", "100.0%", "Saturated"]
+    assert row_of(rows, "Nightly batch")[1:] == [
+        "50",
+        "20,000",
+        "2,220,000",
+        "0.9%",
+        "54.1%",
+        "0 of 60",
+        "Idle",
+    ]
+    assert row_of(rows, "Steady pipeline")[1:] == [
+        "50",
+        "63,000",
+        "180,000",
+        "50.0%",
+        "50.0%",
+        "0 of 60",
+        "In use",
+    ]
+    # One full minute in an hour is a burst on an idle deployment; three (5% of the hour) are not.
+    assert row_of(rows, "One burst")[4:] == ["1.7%", "100.0%", "1 of 60", "Idle"]
+    assert row_of(rows, "Peaky pipeline")[4:] == ["5.0%", "100.0%", "3 of 60", "Saturated"]
     assert row_of(rows, "Throttled pipeline")[-1] == "Saturated 3 throttled (429)"
     assert 'class="ptu-idle" data-deployment="' in html
     assert 'class="ptu-saturated" data-deployment="' in html
@@ -256,7 +280,7 @@ def test_a_provisioned_deployment_made_during_the_window_is_judged_on_its_time_l
         )
     _, found = page_tables(client_for(platform_admin), "?window=week")
     # 10 x 75,000 / 3,000 = 250 PTU-minutes of the 50 x 11 minutes it has been live, not of a week.
-    assert row_of(found["ptu-table"], "New pipeline")[4:] == ["45.5%", "50.0%", "In use"]
+    assert row_of(found["ptu-table"], "New pipeline")[4:] == ["45.5%", "50.0%", "0 of 11", "In use"]
 
 
 # Adoption ---------------------------------------------------------------------------------------
