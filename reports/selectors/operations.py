@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import BigIntegerField, Count, ExpressionWrapper, Max, Q, Sum, Value
+from django.db.models import BigIntegerField, Count, ExpressionWrapper, IntegerField, Max, Q, Sum, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 
@@ -114,7 +114,7 @@ def _sums() -> dict[str, Any]:
     sums: dict[str, Any] = {name: Coalesce(Sum(name), Value(0)) for name in (*COUNTERS, *TOKENS)}
     for histogram in HISTOGRAMS:
         for index in range(BUCKET_COUNT):
-            bucket = Cast(KeyTextTransform(str(index), histogram), BigIntegerField())
+            bucket = Cast(KeyTextTransform(str(index), histogram), IntegerField())
             sums[f"{histogram}_{index}"] = Coalesce(Sum(bucket), Value(0))
     return sums
 

@@ -5,7 +5,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from calls.models import CallMinute
 from chat.models import Conversation
@@ -385,3 +387,40 @@ def test_no_sync_yet_reads_well(client_for, platform_admin, now, settings):
     html = client_for(platform_admin).get(PAGE).content.decode()
     assert "No sync has run yet." in html
     assert 'id="sync-warning"' not in html
+
+
+def test_slow_answers_past_the_last_bucket_read_as_a_floor(client_for, platform_admin, minute_row, marketing):
+    slow = make_deployment(department=marketing, display_name="Slow assistant")
+    minute_row(
+        deployment=slow, department=marketing, minutes_ago=1,
+        calls=4, answered=4, first_token_ms=[900] * 4, answer_ms=[200_000] * 4,
+    )  # fmt: skip
+    _, found = page_tables(client_for(platform_admin), "?window=hour")
+    assert row_of(found["deployments-table"], "Slow assistant")[3:6] == ["875 ms", "988 ms", "over 2 min"]
+
+
+def test_the_page_reads_as_many_times_whatever_the_number_of_minutes(
+    client_for, platform_admin, minute_row, marketing, finance
+):
+    """The figures are summed by the database: more minute rows, departments or sources mean no
+    more queries (there is one per provisioned deployment, for its busiest minutes)."""
+    standard = make_deployment(department=marketing, display_name="Busy assistant")
+    ptu = make_deployment(department=marketing, display_name="Pipeline", sku=Sku.PROVISIONED, capacity=50)
+    client = client_for(platform_admin)
+    minute_row(deployment=standard, department=marketing, minutes_ago=1, calls=1, first_token_ms=[100])
+    client.get(PAGE)  # the first request of a session reads a little more
+    with CaptureQueriesContext(connection) as few_minutes:
+        client.get(PAGE + "?window=week")
+    for minutes_ago in range(2, 200):
+        for department in (marketing, finance):
+            for source in CallMinute.Source.values:
+                for deployment in (standard, ptu):
+                    minute_row(
+                        deployment=deployment, department=department, minutes_ago=minutes_ago, source=source,
+                        calls=3, input_tokens=900, first_token_ms=[100, 200, 300], answer_ms=[900, 1900],
+                    )  # fmt: skip
+    with CaptureQueriesContext(connection) as many_minutes:
+        response = client.get(PAGE + "?window=week")
+    assert response.status_code == 200
+    assert row_of(tables(response.content.decode())["deployments-table"], "Busy assistant")[1] == "2,377"
+    assert len(many_minutes.captured_queries) == len(few_minutes.captured_queries)
