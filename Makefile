@@ -30,6 +30,17 @@ install-dev: $(VENV)/.installed-dev
 # nothing left in the checkout turns a later command (or an image built from it) into development.
 run: export DEBUG := true
 run: export AZURE_MODE := emulator
+# Sign-in with Microsoft against the emulator's tenant (provisioning/emulator/identity_registry.py:
+# the portal's client registration and the demo directory's groups), beside the demo passwords.
+run: export ENTRA_TENANT_ID := 00000000-0000-0000-0000-000000000000
+run: export ENTRA_CLIENT_ID := 8e1d4c7a-2f5b-4a9e-b3c6-0d7f1e2a9b84
+run: export ENTRA_CLIENT_SECRET := demo-portal-secret
+run: export ENTRA_AUTHORITY := http://127.0.0.1:$(or $(EMULATOR_PORT),8010)
+run: export ENTRA_GRAPH_URL := http://127.0.0.1:$(or $(EMULATOR_PORT),8010)
+run: export ENTRA_ADMIN_GROUP_ID := 5b6c7d8e-9f01-4123-8345-656667686970
+run: export ENTRA_FINANCE_GROUP_ID := 6c7d8e9f-0123-4234-9456-767778798081
+run: export ENTRA_SECURITY_GROUP_ID := 7d8e9f01-2345-4345-a567-878889909192
+run: export PASSWORD_SIGN_IN_WITH_ENTRA := true
 run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
@@ -41,6 +52,9 @@ run: install
 	@printf '    sam@example.com     security approver (audit trail)\n'
 	@printf '    lena@example.com    lead, Marketing\n    mark@example.com    member, Marketing\n'
 	@printf '    fred@example.com    member, Finance\n    hana@example.com    lead, HR\n\n'
+	@printf '  Sign in with Microsoft (the emulator'"'"'s tenant, password microsoft-demo):\n'
+	@printf '    nina@example.com    Marketing and HR\n    leo@example.com     Finance\n'
+	@printf '    omar@example.com    Central IT, platform admin\n\n'
 	@printf '  Demo API key (Marketing, for the Company assistant; kept in var/demo-api-key):\n    %s\n' \
 	  "$$(cat var/demo-api-key 2>/dev/null || echo 'none: see seed_demo above')"
 	@printf '    OpenAI(base_url="http://127.0.0.1:8000/openai/v1", api_key=KEY), model="company-assistant"\n\n'

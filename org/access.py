@@ -34,3 +34,9 @@ def require_audit_reader(user: User) -> None:
     """The audit trail is for platform admins and security approvers."""
     if not user.reads_audit_trail:
         raise PermissionDenied("The audit trail is for platform admins and security approvers.")
+
+
+def require_platform_admin(user: User) -> None:
+    """The operations page is for platform admins: they run the service it shows."""
+    if not user.is_platform_admin:
+        raise PermissionDenied("The operations page is for platform admins.")

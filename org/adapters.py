@@ -1,7 +1,9 @@
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.helpers import render_authentication_error
 from allauth.socialaccount.models import SocialLogin
 from django import forms
 from django.conf import settings
@@ -9,8 +11,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from org.entra_provider import nonce_matches
 from org.models import User
-from org.passwords import password_refusal, refusal_behind_right_password
+from org.passwords import ENTRA_PROVIDER_ID, password_refusal, refusal_behind_right_password
 from org.services import sign_in_failed_record
 
 
@@ -58,6 +61,18 @@ class AccountAdapter(DefaultAccountAdapter):
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         return True
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        # allauth checked the state (and PKCE, at the token endpoint); the nonce is ours to check.
+        if sociallogin.account.provider == ENTRA_PROVIDER_ID and not nonce_matches(sociallogin):
+            raise ImmediateHttpResponse(
+                render_authentication_error(
+                    request,
+                    sociallogin.account.get_provider(),
+                    exception=PermissionDenied("the ID token does not carry this sign-in's nonce"),
+                )
+            )
+        super().pre_social_login(request, sociallogin)
 
     def on_authentication_error(
         self,

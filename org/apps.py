@@ -16,7 +16,7 @@ class OrgConfig(AppConfig):
     verbose_name = "Organisation"
 
     def ready(self) -> None:
-        from org import receivers  # noqa: F401  (connects the sign-in receiver)
+        from org import checks, receivers  # noqa: F401  (registers the deploy checks, connects the receivers)
         from org.auth import person_changed
         from org.models import User
 

@@ -31,6 +31,17 @@ DEPARTMENTS = [
     ("Sales", "sales", "CC-5100", Decimal("6000.00"), 30, False),
 ]
 
+# The demo directory's groups (the emulator's, provisioning/emulator/identity_registry.py, which the
+# portal may not import): people who sign in with Microsoft land in these departments. `make run`
+# maps the platform roles' groups with ENTRA_ADMIN/FINANCE/SECURITY_GROUP_ID.
+ENTRA_GROUPS = {
+    # department slug: (member group, lead group)
+    "central-it": ("0c1d2e3f-4a5b-4c6d-8e7f-101112131415", ""),
+    "marketing": ("1d2e3f4a-5b6c-4d7e-8f90-212223242526", "2e3f4a5b-6c7d-4e8f-9012-323334353637"),
+    "finance": ("3f4a5b6c-7d8e-4f90-a123-434445464748", ""),
+    "hr": ("4a5b6c7d-8e9f-4012-b234-545556575859", ""),
+}
+
 USERS = [
     # email, first name, last name, platform group, [(department slug, role)]
     ("admin@example.com", "Adrian", "Adler", PlatformGroup.ADMINS, [("central-it", "lead")]),
@@ -84,12 +95,15 @@ def seed_organisation() -> dict[str, Department]:
     ensure_platform_groups()
     departments = {}
     for name, slug, cost_center, budget, retention_days, audit in DEPARTMENTS:
+        member_group, lead_group = ENTRA_GROUPS.get(slug, ("", ""))
         values = {
             "name": name,
             "cost_center": cost_center,
             "monthly_budget": budget,
             "chat_retention_days": retention_days,
             "approvers_may_audit_chats": audit,
+            "entra_member_group_id": member_group,
+            "entra_lead_group_id": lead_group,
         }
         department = Department.objects.filter(slug=slug).first()
         if department is None:

@@ -29,6 +29,12 @@ def entra_sign_in_on() -> bool:
     return bool(settings.ENTRA_TENANT_ID and settings.ENTRA_CLIENT_ID)
 
 
+def passwords_beside_entra() -> bool:
+    """Development's demo: local accounts keep their passwords while Entra sign-in is on. Never in
+    production, whatever the setting says."""
+    return bool(settings.DEBUG and settings.PASSWORD_SIGN_IN_WITH_ENTRA)
+
+
 def signs_in_with_entra(user: User) -> bool:
     if user.pk is None:
         return False
@@ -39,7 +45,7 @@ def password_refusal(user: User) -> str | None:
     """Why this person may not sign in with, or get, a local password; None when they may."""
     if signs_in_with_entra(user):
         return SIGNS_IN_WITH_MICROSOFT
-    if entra_sign_in_on() and not user.is_break_glass:
+    if entra_sign_in_on() and not user.is_break_glass and not passwords_beside_entra():
         return LOCAL_SIGN_IN_OFF
     return None
 

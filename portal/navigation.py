@@ -46,6 +46,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         links.append(("Costs", reverse("reports:department", args=[led[0].slug])))
     if user.reads_audit_trail:
         links.append(("Audit trail", reverse("audit-trail:events")))
+    if user.is_platform_admin:
+        links.append(("Operations", reverse("operations:page")))
     path = request.path
     return {
         "nav_items": [

@@ -212,7 +212,18 @@ ENTRA_ADMIN_GROUP_ID = env.str("ENTRA_ADMIN_GROUP_ID", default="")
 ENTRA_FINANCE_GROUP_ID = env.str("ENTRA_FINANCE_GROUP_ID", default="")
 ENTRA_SECURITY_GROUP_ID = env.str("ENTRA_SECURITY_GROUP_ID", default="")
 ENTRA_ENABLED = bool(ENTRA_CLIENT_ID and ENTRA_TENANT_ID)
-SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {"openid_connect": {"APPS": []}}
+# Development only (`make run`): with Entra sign-in on, every local account may still sign in with
+# its password, so the demo's password sign-ins work beside "Sign in with Microsoft". Ignored
+# unless DEBUG is on, and `check --deploy` refuses it (org.checks).
+PASSWORD_SIGN_IN_WITH_ENTRA = env.bool("PASSWORD_SIGN_IN_WITH_ENTRA", default=False)
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {
+    "openid_connect": {
+        # PKCE (S256) on every authorization request, and a nonce checked in the ID token.
+        "OAUTH_PKCE_ENABLED": True,
+        "provider_class": "org.entra_provider.EntraProvider",
+        "APPS": [],
+    }
+}
 if ENTRA_ENABLED:
     SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"] = [
         {

@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("approvals.urls")),
     path("costs/", include("reports.urls")),
     path("audit/", include("reports.audit_urls")),
+    path("operations/", include("reports.operations_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     # Admin signs people in, and changes passwords, through the portal's own pages: one sign-in

@@ -390,6 +390,42 @@ def _region_names() -> dict[str, str]:
     return {name: region["displayName"] for name, region in _regions().items()}
 
 
+@dataclass(frozen=True)
+class PtuThroughput:
+    """What one provisioned throughput unit (PTU) of a model serves per minute, as Microsoft's
+    provisioned-throughput docs give it (shipped in the catalog file: models.list has no such
+    field). An output token takes more of a unit than an input token, so each has its own rate."""
+
+    input_per_minute: int
+    output_per_minute: int
+
+
+@functools.cache
+def _ptu_throughputs() -> dict[tuple[str, str], PtuThroughput]:
+    data = json.loads(CATALOG_FILE.read_text())
+    throughputs = {}
+    for model in data["models"]:
+        rates = model.get("ptuThroughput")
+        if not rates:
+            continue
+        input_rate = int(rates["inputTPMperPTU"])
+        ratio = int(rates.get("outputToInputRatio") or 1)
+        output_rate = int(rates.get("outputTPMperPTU") or input_rate // ratio)
+        throughputs[(model["name"], model["version"])] = PtuThroughput(input_rate, output_rate)
+    return throughputs
+
+
+def ptu_throughput(*, model_name: str, model_version: str) -> PtuThroughput | None:
+    """A model's throughput per PTU; another version of the same model when this one is not in
+    the shipped catalog (versions of a model share their PTU rates); None for a model without
+    provisioned throughput (embeddings) or one the catalog does not know."""
+    throughputs = _ptu_throughputs()
+    found = throughputs.get((model_name, model_version))
+    if found is None:
+        found = next((rates for (name, _), rates in throughputs.items() if name == model_name), None)
+    return found
+
+
 def region_data_zone(region: str) -> str | None:
     """The Azure data zone a region belongs to ("EU", "US"), or None for a region outside every
     data zone (Japan East, Australia East) or one the shipped catalog does not know."""

@@ -2,9 +2,11 @@
 department chatting, each department's own assistant (provisioned through the real path like the
 Company assistant), nightly batch jobs over the API (millions of tokens each, each department's
 run by a service principal of its own), and central IT's provisioned (PTU) pipeline that sits
-mostly idle. The same seed gives the same figures; it
+mostly idle; the last week of it also as the minute rollups the operations page reads. The same
+seed gives the same figures; it
 replaces the usage it made before, and only that (org.demo's records of what it made)."""
 
+import math
 import random
 import uuid
 from dataclasses import dataclass
@@ -13,6 +15,8 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from calls.latency import bucket_index
+from calls.models import CallMinute
 from gateway.models import ServicePrincipal
 from money.models import UsageRecord
 from money.prices import PriceBook, usage_cost
@@ -25,6 +29,8 @@ from provisioning.services import deployment_request_provisioning
 
 DAYS = 90
 SEED = 7
+# The operations page looks back a week at most; a day more lets its week start on a full day.
+CALL_MINUTE_DAYS = 8
 
 # email, first name, last name, department slug
 PEOPLE = [
@@ -106,6 +112,10 @@ def seed_usage(*, now: datetime | None = None) -> int:
         records = [record for record in records if record.created_at <= now]
         UsageRecord.objects.bulk_create(records, batch_size=2000)
         demo_rows_mark(records)
+        demo_rows_delete(CallMinute)
+        minutes = _call_minutes(records, now=now)
+        CallMinute.objects.bulk_create(minutes, batch_size=2000)
+        demo_rows_mark(minutes)
         usage_rollups_rebuild(first_day=first_day, last_day=timezone.localdate(now))
     return len(records)
 
@@ -184,6 +194,54 @@ class _DemoUsage:
             source=UsageRecord.Source.CHAT if user else UsageRecord.Source.API,
             created_at=at,
         )
+
+
+def _call_minutes(records: list[UsageRecord], *, now: datetime) -> list[CallMinute]:
+    """The last days' calls as the minute rollups that real calls write: how long the first token
+    and the whole answer took, and Azure's occasional 429 or error, drawn from a generator of their
+    own so that the usage figures stay those of the seed."""
+    rng = random.Random(SEED + 1)  # noqa: S311  (demo figures, not security)
+    since = now - timedelta(days=CALL_MINUTE_DAYS)
+    # A minute a person's own call already wrote (in `make run`) keeps its real figures.
+    taken = set(
+        CallMinute.objects.filter(minute__gte=since).values_list(
+            "minute", "deployment", "department", "source"
+        )
+    )
+    minutes: dict[tuple[datetime, int, int, str], CallMinute] = {}
+    for record in records:
+        if record.created_at < since:
+            continue
+        key = (
+            record.created_at.replace(second=0, microsecond=0),
+            record.deployment_id,
+            record.department_id,
+            record.source,
+        )
+        if key in taken:
+            continue
+        row = minutes.get(key)
+        if row is None:
+            row = minutes[key] = CallMinute(
+                minute=key[0], deployment_id=key[1], department_id=key[2], source=key[3]
+            )
+        row.calls += 1
+        # Answered after a retry; a provisioned deployment refuses only when full, as the demo's never is.
+        if rng.random() < 0.03 and not record.deployment.is_provisioned_sku:
+            row.throttled += 1
+        if rng.random() < 0.005:
+            row.upstream_errors += 1
+            continue
+        # Chat turns start answering in about half a second; long batch prompts take longer.
+        first_token = rng.lognormvariate(math.log(450 if record.user_id else 1400), 0.5)
+        # A batch job's millions of tokens are many answers; one is at most a few thousand tokens.
+        answer = first_token + min(record.output_tokens, 4_000) * rng.uniform(6, 14)
+        row.answered += 1
+        row.input_tokens += record.input_tokens
+        row.output_tokens += record.output_tokens
+        row.first_token_ms[bucket_index(first_token)] += 1
+        row.answer_ms[bucket_index(answer)] += 1
+    return list(minutes.values())
 
 
 def _count(rng: random.Random, mean: float) -> int:

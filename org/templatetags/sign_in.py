@@ -1,5 +1,6 @@
 """What the sign-in page offers: with Entra sign-in on, "Sign in with Microsoft" and, behind a
-link, a password form for break-glass accounts; with it off, the password form."""
+link, a password form for break-glass accounts; with it off, the password form. In development
+(`make run`) both may be on, side by side, for the demo's password sign-ins."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.http import QueryDict
 from django.urls import reverse
 
-from org.passwords import entra_sign_in_on
+from org.passwords import entra_sign_in_on, passwords_beside_entra
 
 register = template.Library()
 
@@ -25,7 +26,7 @@ class SignInChoices:
 
 @register.simple_tag(takes_context=True)
 def sign_in_choices(context: template.Context) -> SignInChoices:
-    if not entra_sign_in_on():
+    if not entra_sign_in_on() or passwords_beside_entra():
         return SignInChoices(break_glass_only=False, password_form=True)
     request = context["request"]
     form: Any = context.get("form")

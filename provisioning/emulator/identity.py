@@ -4,8 +4,10 @@ login.microsoftonline.com serves it:
 - GET  /{tenant}/v2.0/.well-known/openid-configuration   the OpenID Connect discovery document;
 - GET  /{tenant}/discovery/v2.0/keys (and /discovery/keys) the key set that verifies its tokens;
 - POST /{tenant}/oauth2/v2.0/token  the client credentials grant (a workload identity: client id
-  and secret, scope `{app id URI}/.default`) and the resource-owner password grant (a person, for
-  tests), issuing RS256-signed access tokens.
+  and secret, scope `{app id URI}/.default`), the resource-owner password grant (a person, for
+  tests) and the authorization code grant (a person who signed in on the authorize page of
+  provisioning/emulator/oidc.py, with PKCE), issuing RS256-signed access tokens and, for sign-in,
+  ID tokens.
 
 Tokens take the shape the API asked for in its manifest (`accessTokenVersion`): v2.0 tokens carry
 the API's application id as `aud` and `azp`; v1.0 tokens the app id URI asked for and `appid`.
@@ -21,6 +23,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -34,6 +37,7 @@ from provisioning.emulator.identity_registry import (
     find_user,
     is_guid,
     signing_keys,
+    transitive_group_ids,
 )
 from provisioning.emulator.signing import public_jwk, sign
 from provisioning.emulator.state import Store
@@ -42,7 +46,7 @@ TOKEN_LIFETIME_SECONDS = 3599
 # Entra dates `iat` and `nbf` five minutes back, for relying parties whose clocks run behind.
 BACKDATE_SECONDS = 300
 OPENID_SCOPES = {"openid", "profile", "email", "offline_access"}
-GRANTS = {"client_credentials", "password"}
+GRANTS = {"client_credentials", "password", "authorization_code"}
 
 
 class EntraError(Exception):
@@ -112,6 +116,7 @@ async def openid_configuration(request: Request) -> Response:
             ],
             "jwks_uri": f"{base}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
+            "code_challenge_methods_supported": ["S256", "plain"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
@@ -124,6 +129,7 @@ async def openid_configuration(request: Request) -> Response:
             "claims_supported": [
                 *("sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce"),
                 *("preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"),
+                *("oid", "groups"),
             ],
             "tenant_region_scope": "EU",
             "cloud_instance_name": "microsoftonline.com",
@@ -161,6 +167,8 @@ def _unavailable(status: int) -> JSONResponse:
 
 async def token(request: Request) -> Response:
     store = _store(request)
+    code: AuthorizationCode | None = None
+    person: dict[str, Any] | None
     try:
         tenant = _tenant(request)
         form = _form(await request.body())
@@ -177,8 +185,15 @@ async def token(request: Request) -> Response:
             if fault is not None:
                 return _unavailable(int(fault.kind))
             client_id, client = _authenticated_client(store, request, form, tenant, grant)
-            api, scopes = _resource(store, _required(form, "scope"), grant, tenant)
-            person = _person(store, form) if grant == "password" else None
+            if grant == "authorization_code":
+                code = _redeemed_code(request, form, client_id=client_id, tenant=tenant)
+                api, scopes = _code_resource(store, code)
+                person = _code_person(store, code)
+            else:
+                api, scopes = _resource(store, _required(form, "scope"), grant, tenant)
+                person = _person(store, form) if grant == "password" else None
+            groups = sorted(transitive_group_ids(store, person["objectId"])) if code and person else []
+            groups_limit = int(store.world.settings["groups_claim_limit"])
             key = signing_keys(store)[0]
     except EntraError as error:
         return error.response()
@@ -198,7 +213,23 @@ async def token(request: Request) -> Response:
         "access_token": sign(claims, key, legacy_thumbprint=api["accessTokenVersion"] == 1),
     }
     if person is not None:
-        body = {"token_type": "Bearer", "scope": " ".join(f"{api['appIdUri']}/{s}" for s in scopes), **body}
+        granted = [f"{api['appIdUri']}/{s}" for s in scopes if s not in OPENID_SCOPES]
+        if code is not None:
+            granted = [*code.openid_scopes, *granted]
+        body = {"token_type": "Bearer", "scope": " ".join(granted), **body}
+    if code is not None and person is not None and "openid" in code.openid_scopes:
+        body["id_token"] = sign(
+            id_token_claims(
+                origin=_origin(request),
+                tenant=tenant,
+                client_id=client_id,
+                person=person,
+                code=code,
+                groups=groups,
+                groups_limit=groups_limit,
+            ),
+            key,
+        )
     return JSONResponse(body, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
 
 
@@ -349,6 +380,183 @@ def _person(store: Store, form: dict[str, str]) -> dict[str, Any]:
             "Error validating credentials due to invalid username or password.",
         )
     return {"username": username.lower(), **user}
+
+
+@dataclass
+class AuthorizationCode:
+    """What a person consented to on the authorize page, kept until the client redeems the code:
+    the code is bound to the client, its redirect URI, its PKCE challenge and its nonce."""
+
+    tenant: str
+    client_id: str
+    redirect_uri: str
+    username: str
+    api_id_uri: str  # the resource the access token is for
+    scopes: list[str]  # on that resource
+    openid_scopes: list[str]
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str
+    issued_at: float
+    redeemed: bool = False
+
+
+def _codes(request: Request) -> dict[str, AuthorizationCode]:
+    # In memory only: a code lives minutes, and a restarted emulator forgets it as Entra would
+    # refuse it after a while anyway.
+    if not hasattr(request.app.state, "authorization_codes"):
+        request.app.state.authorization_codes = {}
+    codes: dict[str, AuthorizationCode] = request.app.state.authorization_codes
+    return codes
+
+
+def authorization_code_issue(request: Request, grant: AuthorizationCode) -> str:
+    """A new one-time code for `grant`; codes past their lifetime are forgotten. Call under
+    `store.lock`."""
+    codes = _codes(request)
+    lifetime = float(_store(request).world.settings["authorization_code_seconds"])
+    for stale in [value for value, kept in codes.items() if time.time() - kept.issued_at > lifetime + 3600]:
+        del codes[stale]
+    # Entra's codes are long opaque strings that start with a version marker.
+    value = "1.A" + base64.urlsafe_b64encode(secrets.token_bytes(96)).decode().rstrip("=")
+    codes[value] = grant
+    return value
+
+
+def _invalid_grant(code: int, description: str) -> EntraError:
+    return EntraError(400, "invalid_grant", code, description)
+
+
+def _redeemed_code(
+    request: Request, form: dict[str, str], *, client_id: str, tenant: str
+) -> AuthorizationCode:
+    """The code's grant once every binding checks out; a code is spent by its first redemption,
+    whether that succeeds or not, so a stolen code cannot be tried twice."""
+    value = _required(form, "code")
+    redirect_uri = _required(form, "redirect_uri")
+    grant = _codes(request).get(value)
+    if grant is None:
+        raise _invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
+    if grant.redeemed:
+        raise _invalid_grant(
+            54005,
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an "
+            "existing refresh token.",
+        )
+    grant.redeemed = True
+    lifetime = float(_store(request).world.settings["authorization_code_seconds"])
+    if time.time() - grant.issued_at >= lifetime:
+        raise _invalid_grant(
+            70008,
+            "The provided authorization code or refresh token has expired due to inactivity. Send a new "
+            "interactive authorization request for this user and resource.",
+        )
+    if grant.tenant != tenant:
+        raise _invalid_grant(
+            700005, "Provided Authorization Code is intended to use against other tenant, thus rejected."
+        )
+    if grant.client_id != client_id:
+        raise _invalid_grant(70000, "The provided value for the 'code' parameter is not valid.")
+    if redirect_uri != grant.redirect_uri:
+        raise _invalid_grant(
+            500112,
+            f"The reply address '{redirect_uri}' does not match the reply address '{grant.redirect_uri}' "
+            "provided when requesting Authorization code.",
+        )
+    if grant.code_challenge is not None:
+        verifier = form.get("code_verifier", "")
+        if not verifier or not secrets.compare_digest(
+            pkce_challenge(verifier, grant.code_challenge_method), grant.code_challenge
+        ):
+            raise _invalid_grant(
+                50148,
+                "The code_verifier does not match the code_challenge supplied in the authorization request "
+                "for PKCE.",
+            )
+    return grant
+
+
+def pkce_challenge(verifier: str, method: str) -> str:
+    """The challenge a verifier answers (RFC 7636): its SHA-256 in base64url, or itself for plain."""
+    if method == "plain":
+        return verifier
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+def _code_resource(store: Store, grant: AuthorizationCode) -> tuple[dict[str, Any], list[str]]:
+    api = find_api(store, grant.api_id_uri)
+    if api is None:  # removed from the registry since the person signed in
+        raise _invalid_grant(9002313, "Invalid request. Request is malformed or invalid.")
+    return api, grant.scopes
+
+
+def _code_person(store: Store, grant: AuthorizationCode) -> dict[str, Any]:
+    user = find_user(store, grant.username)
+    if user is None:
+        raise _invalid_grant(
+            50034, f"The user account {grant.username} does not exist in the {grant.tenant} directory."
+        )
+    if not user.get("accountEnabled", True):
+        raise _invalid_grant(50057, "The user account is disabled.")
+    return {"username": grant.username, **user}
+
+
+def id_token_claims(
+    *,
+    origin: str,
+    tenant: str,
+    client_id: str,
+    person: dict[str, Any],
+    code: AuthorizationCode,
+    groups: list[str],
+    groups_limit: int,
+    issued_at: int | None = None,
+) -> dict[str, Any]:
+    """A v2.0 ID token's claims, as Entra writes them for a web application whose manifest asks
+    for security groups (`groupMembershipClaims`) and the optional claims `email`, `given_name`
+    and `family_name`.
+
+    A person in more groups than fit gets the overage claim instead of the list: the relying
+    party reads their groups from Microsoft Graph with the access token that came along."""
+    now = int(time.time()) if issued_at is None else issued_at
+    object_id = str(person["objectId"])
+    claims: dict[str, Any] = {
+        "aud": client_id,
+        "iss": issuer(origin, tenant, 2),
+        "iat": now - BACKDATE_SECONDS,
+        "nbf": now - BACKDATE_SECONDS,
+        "exp": now + TOKEN_LIFETIME_SECONDS + 1,
+        "aio": base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("="),
+    }
+    if "email" in code.openid_scopes:
+        claims["email"] = person["username"]
+    if "profile" in code.openid_scopes:
+        # Optional claims the portal's registration asks for, as `email` is.
+        claims |= {"family_name": person.get("surname"), "given_name": person.get("givenName")}
+        claims = {name: value for name, value in claims.items() if value is not None}
+    if len(groups) > groups_limit:
+        claims["_claim_names"] = {"groups": "src1"}
+        claims["_claim_sources"] = {
+            "src1": {"endpoint": f"https://graph.windows.net/{tenant}/users/{object_id}/getMemberObjects"}
+        }
+    else:
+        claims["groups"] = groups
+    if "profile" in code.openid_scopes:
+        claims["name"] = person.get("name") or person["username"]
+    if code.nonce is not None:
+        claims["nonce"] = code.nonce
+    claims["oid"] = object_id
+    if "profile" in code.openid_scopes:
+        claims["preferred_username"] = person["username"]
+    claims |= {
+        "rh": "0." + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("="),
+        "sid": str(uuid.uuid4()),
+        "sub": _pairwise_subject(object_id, client_id),
+        "tid": tenant,
+        "uti": base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
+        "ver": "2.0",
+    }
+    return claims
 
 
 def token_claims(

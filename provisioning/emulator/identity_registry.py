@@ -19,13 +19,6 @@ from provisioning.emulator.state import Store
 SWITCHYARD_APP_ID_URI = "api://switchyard"
 SWITCHYARD_APP_ID = "5f3c9a2e-8b1d-4e6f-a7c0-2d9b8e4f1a63"
 
-# Microsoft Graph as an API of the tenant: Microsoft's own application id, v1.0 tokens. The
-# application permissions are those the tenant's administrator consented to for its confidential
-# clients (an app-only token carries them as `roles`); people get the delegated scopes.
-GRAPH_APP_ID_URI = "https://graph.microsoft.com"
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-GRAPH_APPLICATION_PERMISSIONS = ["GroupMember.Read.All", "User.Read.All"]
-
 # A workload identity for demos: a daemon that calls the gateway with the client credentials grant.
 DEMO_CLIENT_ID = "3b2f6c1d-9e4a-4f7b-8c5d-6a1e2f3b4c5d"
 DEMO_CLIENT_SECRET = "demo-workload-secret"  # noqa: S105  (the emulator's demo app, not a real secret)
@@ -34,6 +27,20 @@ DEMO_CLIENT_OBJECT_ID = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
 # A public client (no secret) people get tokens through: Microsoft's own Azure CLI app id, as
 # `az account get-access-token --scope api://switchyard/.default` would use.
 PUBLIC_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+# Switchyard's own sign-in: a confidential web application people sign in to with the authorization
+# code flow (the portal's ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET under `make run`). Its redirect
+# URIs are on loopback, where Entra matches any port, as a developer's machine needs.
+PORTAL_CLIENT_ID = "8e1d4c7a-2f5b-4a9e-b3c6-0d7f1e2a9b84"
+PORTAL_CLIENT_SECRET = "demo-portal-secret"  # noqa: S105  (the emulator's demo app, not a real secret)
+PORTAL_CALLBACK_PATH = "/accounts/oidc/entra/login/callback/"
+
+# Microsoft Graph, as every tenant knows it: scopes without a resource (`User.Read`) are Graph's.
+# The application permissions are those the tenant's administrator consented to for its
+# confidential clients: an app-only token carries them as `roles` (the directory sync's reads).
+GRAPH_APP_ID_URI = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_APPLICATION_PERMISSIONS = ["GroupMember.Read.All", "User.Read.All"]
 
 
 # The demo directory: groups the portal's demo maps to departments and platform roles (the portal's
@@ -125,25 +132,35 @@ def default_apis() -> dict[str, dict[str, Any]]:
             "accessTokenVersion": 1,
             "scopes": ["user_impersonation"],
         },
+        GRAPH_APP_ID_URI: {
+            "appId": GRAPH_APP_ID,
+            "displayName": "Microsoft Graph",
+            "accessTokenVersion": 1,
+            "scopes": ["User.Read", "GroupMember.Read.All", "Group.Read.All", "User.Read.All"],
+            "appRoles": GRAPH_APPLICATION_PERMISSIONS,
+        },
         "https://management.azure.com": {
             "appId": "797f4846-ba00-4fd7-ba43-dac1f8f63013",
             "displayName": "Windows Azure Service Management API",
             "accessTokenVersion": 1,
             "scopes": ["user_impersonation"],
         },
-        GRAPH_APP_ID_URI: {
-            "appId": GRAPH_APP_ID,
-            "displayName": "Microsoft Graph",
-            "accessTokenVersion": 1,
-            "scopes": ["User.Read", "GroupMember.Read.All", "User.ReadBasic.All"],
-            "appRoles": GRAPH_APPLICATION_PERMISSIONS,
-        },
     }
 
 
 def default_clients() -> dict[str, dict[str, Any]]:
-    """Client applications by client id (lower case); a client without a secret is public."""
+    """Client applications by client id (lower case); a client without a secret is public. A
+    client with `redirectUris` may use the authorization code flow (provisioning/emulator/oidc.py)."""
     return {
+        PORTAL_CLIENT_ID: {
+            "displayName": "Switchyard",
+            "secret": PORTAL_CLIENT_SECRET,
+            "objectId": "d4e5f6a7-b8c9-4dae-8f01-2b3c4d5e6f70",
+            "redirectUris": [
+                f"http://localhost{PORTAL_CALLBACK_PATH}",
+                f"http://127.0.0.1{PORTAL_CALLBACK_PATH}",
+            ],
+        },
         DEMO_CLIENT_ID: {
             "displayName": "Marketing reporting job",
             "secret": DEMO_CLIENT_SECRET,
@@ -166,6 +183,11 @@ def registry(store: Store) -> dict[str, Any]:
     identity.setdefault("users", default_users())
     identity.setdefault("groups", default_groups())
     identity.setdefault("directory_changes", [])
+    # A state file written before the emulator signed people in lacks what sign-in needs.
+    identity["clients"].setdefault(PORTAL_CLIENT_ID, default_clients()[PORTAL_CLIENT_ID])
+    identity["apis"].setdefault(GRAPH_APP_ID_URI, default_apis()[GRAPH_APP_ID_URI])
+    # ... and one written before the directory sync, Graph's application permissions.
+    identity["apis"][GRAPH_APP_ID_URI].setdefault("appRoles", GRAPH_APPLICATION_PERMISSIONS)
     return identity
 
 

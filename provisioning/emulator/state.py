@@ -24,6 +24,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "prompt_block_words": ["build a bomb", "steal passwords"],
     # A prompt containing one of these gets an answer cut with finish_reason "content_filter".
     "stream_block_words": ["gory story"],
+    # Sign-in (provisioning/emulator/oidc.py): how many groups an ID token lists before it carries
+    # Entra's overage claim instead (200 for a JWT, as Entra), and how long an authorization
+    # code may wait to be redeemed.
+    "groups_claim_limit": 200,
+    "authorization_code_seconds": 600,
 }
 
 FAULT_KINDS = {"429", "500", "503", "lro_failure", "drop_stream", "hang"}

@@ -4,22 +4,20 @@ hand in the admin."""
 import pytest
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from org.models import Membership, PlatformGroup, User
 from org.roles import ensure_platform_groups
 from org.services import memberships_sync_from_entra
+from provisioning.emulator.identity_registry import GROUP_MARKETING_LEADS as MARKETING_LEADS
+from provisioning.emulator.identity_registry import GROUP_MARKETING_MEMBERS as MARKETING_MEMBERS
 from tests.audit_events.conftest import admin_form, assert_from_the_request, only_event
-from tests.audit_events.test_sign_in import OID, entra_callback
+from tests.entra import directory_membership_set, entra_callback, portal_client
 from tests.factories import make_department, make_user
 from tests.portal.conftest import PLATFORM_ADMINS, entra  # noqa: F401
 
 pytestmark = pytest.mark.django_db
-
-MARKETING_MEMBERS = "6e1c8a4e-1d3b-4a51-8f0e-2b7a9c3d4e5f"
-MARKETING_LEADS = "a3f2b1c0-9d8e-4f7a-b6c5-d4e3f2a1b0c9"
 
 
 @pytest.fixture
@@ -62,17 +60,16 @@ def test_a_membership_deleted_in_the_admin_is_audited(admin_client, admin, marke
 
 
 def test_a_lead_role_from_the_entra_sign_in_is_audited_as_entra_ids_doing(entra, marketing):  # noqa: F811
-    entra.sign_in_as(oid=OID, email="nora@example.com", name="Nora Berg", groups=[MARKETING_MEMBERS])
-    entra_callback(Client())
-    nora = User.objects.get(email="nora@example.com")
+    entra_callback(portal_client(), "nina@example.com")  # Nina is in Marketing's member group
+    nina = User.objects.get(email="nina@example.com")
     assert only_event("membership.added").department == marketing
 
-    entra.sign_in_as(oid=OID, email="nora@example.com", name="Nora Berg", groups=[MARKETING_LEADS])
-    response = entra_callback(Client())
+    directory_membership_set(entra, username="nina@example.com", group_id=MARKETING_LEADS, member=True)
+    response = entra_callback(portal_client(), "nina@example.com")
 
     event = only_event("membership.lead_granted")
     assert (event.actor, event.actor_kind, event.actor_label) == (None, "system", "Microsoft Entra ID")
-    assert (event.object_id, event.department) == (str(nora.pk), marketing)
+    assert (event.object_id, event.department) == (str(nina.pk), marketing)
     assert (event.before, event.after) == (
         {"department": "marketing", "role": "member"},
         {"department": "marketing", "role": "lead"},
@@ -112,17 +109,17 @@ def test_a_platform_role_given_on_a_persons_admin_page_is_audited(admin_client, 
 
 
 def test_a_platform_role_entra_id_no_longer_confirms_is_removed_and_audited(entra, marketing):  # noqa: F811
-    entra.sign_in_as(oid=OID, email="nora@example.com", name="Nora Berg", groups=[PLATFORM_ADMINS])
-    entra_callback(Client())
+    directory_membership_set(entra, username="nina@example.com", group_id=PLATFORM_ADMINS, member=True)
+    entra_callback(portal_client(), "nina@example.com")
     assert only_event("platform_role.granted").actor_label == "Microsoft Entra ID"
 
-    entra.sign_in_as(oid=OID, email="nora@example.com", name="Nora Berg", groups=[])
-    response = entra_callback(Client())
+    directory_membership_set(entra, username="nina@example.com", group_id=PLATFORM_ADMINS, member=False)
+    response = entra_callback(portal_client(), "nina@example.com")
 
-    nora = User.objects.get(email="nora@example.com")
-    assert not nora.is_platform_admin
+    nina = User.objects.get(email="nina@example.com")
+    assert not nina.is_platform_admin
     event = only_event("platform_role.removed")
-    assert (event.actor, event.actor_kind, event.object_id) == (None, "system", str(nora.pk))
+    assert (event.actor, event.actor_kind, event.object_id) == (None, "system", str(nina.pk))
     assert (event.before, event.after) == ({"platform_role": PlatformGroup.ADMINS.value}, None)
     assert_from_the_request(event, response)
 

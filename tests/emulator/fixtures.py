@@ -1,6 +1,7 @@
 """The emulator for tests: one server per session on a free port, reset before each test."""
 
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -15,6 +16,8 @@ TEST_SETTINGS = {"lro_delay_seconds": 0.3, "first_token_ms": 0, "per_token_ms": 
 
 
 class Emulator:
+    store: Any = None
+
     def __init__(self, server: ThreadedServer, state_path) -> None:
         self.server = server
         self.url = server.url
@@ -40,8 +43,12 @@ class Emulator:
 @pytest.fixture(scope="session")
 def emulator_server(tmp_path_factory):
     state_path = tmp_path_factory.mktemp("emulator") / "state.json"
-    with ThreadedServer(build_app(state_path=state_path)) as server:
-        yield Emulator(server, state_path)
+    app = build_app(state_path=state_path)
+    with ThreadedServer(app) as server:
+        emulator = Emulator(server, state_path)
+        # The emulator runs in the test's process: a test may arrange its directory in place.
+        emulator.store = app.state.store
+        yield emulator
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from provisioning.emulator.identity_registry import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_OBJECT_ID,
     DEMO_CLIENT_SECRET,
+    PORTAL_CLIENT_ID,
     PUBLIC_CLIENT_ID,
     SWITCHYARD_APP_ID,
 )
@@ -145,7 +146,7 @@ class TestClientCredentials:
             ({"scope": "api://switchyard/user_impersonation"}, (400, "invalid_scope", 1002012)),
             ({"scope": "api://nobody-registered/.default"}, (400, "invalid_resource", 500011)),
             ({"scope": f"{SCOPE} https://management.azure.com/.default"}, (400, "invalid_scope", 70011)),
-            ({"grant_type": "authorization_code"}, (400, "unsupported_grant_type", 70003)),
+            ({"grant_type": "refresh_token"}, (400, "unsupported_grant_type", 70003)),
             ({"grant_type": ""}, (400, "invalid_request", 900144)),
         ],
     )
@@ -278,7 +279,7 @@ class TestRegistryAndKeys:
 
         assert [key["kid"] for key in key_set(emulator.url)["keys"]] == kids
         clients = requests.get(f"{emulator.control_url}/identity", timeout=10).json()["clients"]
-        assert set(clients) == {DEMO_CLIENT_ID, PUBLIC_CLIENT_ID}
+        assert set(clients) == {DEMO_CLIENT_ID, PUBLIC_CLIENT_ID, PORTAL_CLIENT_ID}
 
     def test_keys_survive_a_restart(self, tmp_path):
         state = tmp_path / "state.json"

@@ -294,3 +294,53 @@ def test_an_entra_account_cannot_be_marked_break_glass_or_given_a_password_in_ad
     nora.refresh_from_db()
     assert not nora.is_break_glass
     assert not nora.check_password(NEW_PASSWORD)
+
+
+# Development (`make run`): the demo's passwords beside "Sign in with Microsoft" ----------------------
+
+
+@pytest.fixture
+def passwords_beside_entra(entra_on, settings):
+    settings.DEBUG = True
+    settings.PASSWORD_SIGN_IN_WITH_ENTRA = True
+
+
+def test_in_development_a_password_signs_in_beside_microsoft(
+    passwords_beside_entra, marketing_member, client
+):
+    response = sign_in(client, marketing_member.email)
+
+    assert response.status_code == 302
+    assert signed_in(client)
+    assert not AuditEvent.objects.filter(verb="user.break_glass_sign_in").exists()
+
+
+def test_in_development_an_entra_account_still_has_no_password(passwords_beside_entra, nora, client):
+    assert SIGNS_IN_WITH_MICROSOFT in page_text(sign_in(client, "nora@example.com"))
+    assert not signed_in(client)
+
+
+def test_outside_development_the_setting_opens_nothing(
+    passwords_beside_entra, marketing_member, client, settings
+):
+    settings.DEBUG = False
+
+    response = sign_in(client, marketing_member.email, url="http://127.0.0.1/accounts/login/")
+
+    assert PASSWORD_SIGN_IN_OFF in page_text(response)
+    assert not signed_in(client)
+
+
+def test_the_development_sign_in_page_shows_microsoft_and_the_demo_passwords(entra, client, settings):
+    settings.DEBUG = True
+    settings.PASSWORD_SIGN_IN_WITH_ENTRA = True
+    settings.SHOW_DEMO_SIGNINS = True
+
+    page = page_text(client.get("/accounts/login/"))
+
+    assert "Sign in with Microsoft Entra ID" in page
+    assert 'name="password"' in page
+    assert "or with email and password" in page
+    assert "mode=break-glass" not in page
+    assert "admin@example.com" in page  # a demo password sign-in
+    assert "nina@example.com" in page  # a demo person who signs in with Microsoft

@@ -131,3 +131,21 @@ def test_it_leaves_an_account_it_did_not_make_alone(development):
     assert lena.check_password(PASSWORD)
     assert not lena.check_password("switchyard-demo")
     assert lena.last_name == ""
+
+
+def test_the_demo_departments_name_the_emulators_demo_groups(development):
+    from provisioning.emulator import identity_registry as directory
+
+    call_command("seed_demo")
+
+    groups = {
+        department.slug: (department.entra_member_group_id, department.entra_lead_group_id)
+        for department in Department.objects.all()
+    }
+    assert groups == {
+        "central-it": (directory.GROUP_CENTRAL_IT_MEMBERS, ""),
+        "marketing": (directory.GROUP_MARKETING_MEMBERS, directory.GROUP_MARKETING_LEADS),
+        "finance": (directory.GROUP_FINANCE_MEMBERS, ""),
+        "hr": (directory.GROUP_HR_MEMBERS, ""),
+        "sales": ("", ""),
+    }

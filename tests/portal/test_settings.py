@@ -73,3 +73,15 @@ def test_the_deploy_check_flags_the_emulator_in_production():
     assert emulated.returncode != 0
     assert "AZURE_MODE=emulator: Switchyard talks to the local emulator, not Azure" in emulated.stderr
     assert real.returncode == 0, real.stderr
+
+
+def test_the_deploy_check_refuses_password_sign_in_beside_entra():
+    allowed = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        **PRODUCTION,
+        AZURE_MODE="azure",
+        PASSWORD_SIGN_IN_WITH_ENTRA="true",
+    )
+
+    assert allowed.returncode != 0
+    assert "PASSWORD_SIGN_IN_WITH_ENTRA is set" in allowed.stderr
