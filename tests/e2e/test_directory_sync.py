@@ -3,14 +3,19 @@ in with Microsoft) is removed from his group in the emulated directory, an admin
 from Django admin, and Leo's next page is the sign-in page. SCREENSHOT_DIR, when set, keeps a
 picture of the admin's list of runs."""
 
+import re
+
 import pytest
 import requests
 from django.conf import settings
 from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from org.models import Department, User
+from audit.models import AuditEvent
+from org.directory_sync import directory_sync
+from org.models import Department, Membership, User
 from provisioning.emulator.identity_registry import (
+    DEMO_PEOPLE_PASSWORD,
     GROUP_FINANCE_MEMBERS,
     GROUP_HR_MEMBERS,
     GROUP_MARKETING_MEMBERS,
@@ -18,6 +23,7 @@ from provisioning.emulator.identity_registry import (
 from tests.directory_sync.conftest import directory as directory  # a fixture
 from tests.directory_sync.conftest import signed_in_with_microsoft
 from tests.e2e.test_deployment_gateway import keep_picture
+from tests.portal.conftest import entra as entra  # a fixture: the emulator's Entra ID tenant
 
 
 @pytest.fixture
@@ -76,3 +82,44 @@ def test_an_admin_runs_the_sync_and_the_leavers_browser_is_sent_to_sign_in(
     admin_page.get_by_role("button", name="Sync with Microsoft Entra ID now").click()
     expect(admin_page.get_by_text("The sync failed: Microsoft Graph answered 503")).to_be_visible()
     keep_picture(admin_page, "directory-sync-runs")
+
+
+def test_nina_signs_in_with_microsoft_again_after_the_sync_removed_one_of_her_groups(
+    page: Page,
+    demo_site,
+    entra,
+):
+    def sign_in_as_nina() -> None:
+        page.goto(f"{demo_site}/accounts/login/")
+        page.get_by_role("button", name="Sign in with Microsoft Entra ID").click()
+        page.get_by_label(re.compile("Nina Novak")).check()
+        page.get_by_label("Password").fill(DEMO_PEOPLE_PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        expect(page).to_have_url(f"{demo_site}/")
+
+    sign_in_as_nina()
+    expect(page.get_by_role("heading", name="Marketing")).to_be_visible()
+    expect(page.get_by_role("heading", name="HR")).to_be_visible()
+    response = requests.delete(
+        f"{entra.control_url}/identity/groups/{GROUP_HR_MEMBERS}/members/nina@example.com", timeout=10
+    )
+    assert response.ok
+
+    run = directory_sync()
+
+    assert run.memberships_removed == 1
+    assert run.people_deactivated == 0
+    page.reload()  # still signed in, now in Marketing alone
+    expect(page.get_by_role("heading", name="Welcome, Nina")).to_be_visible()
+    expect(page.get_by_role("heading", name="Marketing")).to_be_visible()
+    expect(page.get_by_role("heading", name="HR")).to_have_count(0)
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in_as_nina()
+    expect(page.get_by_role("heading", name="Marketing")).to_be_visible()
+    expect(page.get_by_role("heading", name="HR")).to_have_count(0)
+    nina = User.objects.get(email="nina@example.com")
+    assert set(Membership.objects.filter(user=nina).values_list("department__name", flat=True)) == {
+        "Marketing"
+    }
+    assert AuditEvent.objects.filter(verb="auth.signed_in", actor=nina).count() == 2
