@@ -316,3 +316,17 @@ def test_a_moment_of_throttling_is_waited_out_not_taken_for_an_outage(omar, emul
 
     assert run.outcome == DirectorySyncRun.Outcome.SUCCEEDED
     assert is_platform_admin(omar)
+
+
+def test_a_graph_outage_is_a_warning_on_the_operations_page(
+    omar, emulator, client_for, platform_admin, settings
+):
+    settings.ENTRA_ENABLED = True
+    emulator.inject(operation="graph", kind="503", retry_after_seconds=0)
+    directory_sync()
+
+    html = client_for(platform_admin).get("/operations/").content.decode()
+
+    assert 'id="sync-warning"' in html
+    assert "The last sync with Microsoft Entra ID failed" in html
+    assert "Microsoft Graph answered 503" in html
