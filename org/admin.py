@@ -1,14 +1,19 @@
 from typing import Any
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 
 from audit.services import audit_record
+from org.directory_sync import directory_sync, run_summary
 from org.forms import AdminPasswordChangeForm, UserChangeForm
-from org.models import Department, Membership, User
+from org.models import Department, DirectorySyncRun, Membership, User
+from org.passwords import entra_sign_in_on
 from org.services import (
     account_active_change_record,
     department_change_record,
@@ -254,6 +259,7 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
         if not change:
             lifecycle_record(verb="user.created", target=obj, actor=actor, values=_person_values(obj))
         if change and "is_active" in form.changed_data:
+            # The directory sync reads these: it gives back only what it took away itself.
             account_active_change_record(user=obj, actor=actor)
         if change and "is_staff" in form.changed_data:
             platform_roles_change_record(
@@ -289,3 +295,66 @@ class UserAdmin(AuditsMembershipInlines, DjangoUserAdmin[User]):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             self.delete_model(request, user)
+
+
+@admin.register(DirectorySyncRun)
+class DirectorySyncRunAdmin(admin.ModelAdmin[DirectorySyncRun]):
+    """The directory syncs, read-only, with a button that runs one now (org.directory_sync)."""
+
+    change_list_template = "admin/org/directorysyncrun/change_list.html"
+    list_display = ["started_at", "trigger", "requested_by", "outcome", "what_changed", "short_error"]
+    # No filter sidebar: the newest runs are what matters, and the table needs the width.
+    date_hierarchy = "started_at"
+    readonly_fields = [field.name for field in DirectorySyncRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: DirectorySyncRun | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: DirectorySyncRun | None = None) -> bool:
+        return False
+
+    @admin.display(description="What changed")
+    def what_changed(self, run: DirectorySyncRun) -> str:
+        return run_summary(run)
+
+    @admin.display(description="Error")
+    def short_error(self, run: DirectorySyncRun) -> str:
+        return run.error if len(run.error) <= 120 else f"{run.error[:119]}…"
+
+    def get_urls(self) -> list[URLPattern]:
+        sync_now = path(
+            "sync-now/",
+            self.admin_site.admin_view(self.sync_now_view),
+            name="org_directorysyncrun_sync_now",
+        )
+        return [sync_now, *super().get_urls()]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        user: User = request.user  # type: ignore[assignment]
+        context = {
+            **(extra_context or {}),
+            "may_sync_now": user.is_platform_admin,
+            "entra_sync_every_minutes": round(settings.ENTRA_SYNC_EVERY_SECONDS / 60),
+            "entra_sign_in_on": entra_sign_in_on(),
+        }
+        return super().changelist_view(request, context)
+
+    def sync_now_view(self, request: HttpRequest) -> HttpResponse:
+        user: User = request.user  # type: ignore[assignment]
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not user.is_platform_admin:
+            raise PermissionDenied("Only platform admins run the directory sync.")
+        run = directory_sync(trigger=DirectorySyncRun.Trigger.ADMIN, requested_by=user)
+        if run.outcome == DirectorySyncRun.Outcome.SUCCEEDED:
+            self.message_user(
+                request, f"Synced with Microsoft Entra ID: {run_summary(run)}.", messages.SUCCESS
+            )
+        else:
+            self.message_user(request, f"The sync failed: {run.error}", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:org_directorysyncrun_changelist"))

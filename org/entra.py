@@ -7,12 +7,9 @@ has to be read from Microsoft Graph (`memberOf`).
 
 import logging
 
-import requests
-from django.conf import settings
+from org.graph import GraphClient, GraphError
 
 logger = logging.getLogger(__name__)
-
-GRAPH_TIMEOUT_SECONDS = 10
 
 
 class GraphUnavailable(Exception):
@@ -36,19 +33,9 @@ def group_ids_from_claims(claims: dict[str, object], *, access_token: str | None
 
 
 def _group_ids_from_graph(access_token: str) -> set[str]:
-    url: str | None = (
-        f"{settings.ENTRA_GRAPH_URL}/v1.0/me/transitiveMemberOf/microsoft.graph.group?$select=id&$top=999"
-    )
-    group_ids: set[str] = set()
-    with requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {access_token}"
-        while url:
-            try:
-                response = session.get(url, timeout=GRAPH_TIMEOUT_SECONDS)
-                response.raise_for_status()
-                page = response.json()
-            except (requests.RequestException, ValueError) as error:
-                raise GraphUnavailable(str(error)) from error
-            group_ids.update(str(item["id"]) for item in page.get("value", []))
-            url = page.get("@odata.nextLink")
-    return group_ids
+    # Someone waits at the sign-in page: no second try (their last known departments stand in).
+    with GraphClient(access_token=access_token, retries=0) as graph:
+        try:
+            return graph.my_group_ids()
+        except GraphError as error:
+            raise GraphUnavailable(str(error)) from error

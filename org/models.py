@@ -278,7 +278,8 @@ class DirectorySyncRun(models.Model):
     platform_roles_removed = models.PositiveIntegerField(default=0)
     people_deactivated = models.PositiveIntegerField(default=0)
     sessions_ended = models.PositiveIntegerField(default=0)
-    # Graph's delta links ({"groups": url, "users": url}) for the next run; empty asks for all.
+    # Graph's delta links for the next run: {"groups": [one link per round of up to 50 mapped
+    # groups], "group_ids": [the mapped groups they cover]}; empty asks for all.
     delta_links = models.JSONField(default=dict, blank=True)
 
     class Meta:

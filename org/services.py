@@ -128,7 +128,7 @@ def _platform_groups_sync(*, user: User, group_ids: set[str], changes: Membershi
 def _log_changes(user: User, changes: MembershipChanges) -> None:
     if changes:
         logger.info(
-            "Entra sign-in of %s: added %s, changed %s, removed %s",
+            "Memberships of %s follow their Entra groups: added %s, changed %s, removed %s",
             user.email,
             changes.added,
             changes.changed,

@@ -346,6 +346,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(hour=3, minute=15),
     },
 }
+# The directory sync (org.directory_sync): how often memberships, platform roles and leavers'
+# access follow Microsoft Entra ID between sign-ins, read from Microsoft Graph.
+ENTRA_SYNC_EVERY_SECONDS = env.float("ENTRA_SYNC_EVERY_SECONDS", default=900.0)
+if ENTRA_ENABLED:
+    CELERY_BEAT_SCHEDULE["directory-sync"] = {
+        "task": "org.tasks.directory_sync_task",
+        "schedule": ENTRA_SYNC_EVERY_SECONDS,
+        # A sync waiting longer than its interval (no worker up) is superseded by the next one.
+        "options": {"expires": ENTRA_SYNC_EVERY_SECONDS},
+    }
 # Seconds between looks at a long-running Azure operation (Azure's own Retry-After is honoured
 # for throttling; provisioning polls at this pace).
 PROVISIONING_POLL_SECONDS = env.float("PROVISIONING_POLL_SECONDS", default=2.0)

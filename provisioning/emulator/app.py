@@ -10,7 +10,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from provisioning.emulator import arm, control, costs, dataplane, identity, identity_control, oidc
+from provisioning.emulator import (
+    arm,
+    control,
+    costs,
+    dataplane,
+    graph,
+    identity,
+    identity_control,
+    oidc,
+)
 from provisioning.emulator.catalog import Catalog
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.state import Store
@@ -42,6 +51,7 @@ def build_app(*, state_path: Path | None, catalog: Catalog | None = None) -> Sta
             *identity_control.routes,
             *identity.routes,
             *oidc.routes,
+            *graph.routes,
             *dataplane.routes,
             *costs.routes,
             *arm.routes,

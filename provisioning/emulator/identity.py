@@ -588,6 +588,9 @@ def token_claims(
     else:
         claims |= {"appid": client_id, "appidacr": client_authentication, "idp": claims["iss"]}
     claims["idtyp"] = "user" if person else "app"
+    if not person and api.get("appRoles"):
+        # The application permissions the tenant's administrator consented to (Microsoft Graph's).
+        claims["roles"] = list(api["appRoles"])
     if person:
         claims |= {"name": person.get("name") or person["username"], "scp": " ".join(scopes)}
         claims |= {"preferred_username": person["username"]} if version == 2 else {"upn": person["username"]}

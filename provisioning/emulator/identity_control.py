@@ -1,6 +1,11 @@
 """The control endpoint's identity part, /_emulator/identity: what the tenant holds, register
 client applications (a workload identity: client id, secret, service principal object id), APIs
-and people (for the password grant), and rotate the signing key."""
+and people (for the password grant), rotate the signing key, and change the directory as its
+administrators would: add or remove a group's member, enable or disable a person's account.
+Directory changes go to the change log Microsoft Graph's delta links read (emulator/graph.py).
+
+To make Microsoft Graph fail, inject a fault for operation `graph` (kind 429, 500 or 503) at
+/_emulator/faults."""
 
 from typing import Any
 
@@ -8,7 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from provisioning.emulator.identity_registry import is_guid, registry, rotate_signing_key, signing_keys
+from provisioning.emulator.identity_registry import (
+    directory_change_record,
+    find_directory_object,
+    find_user,
+    is_guid,
+    registry,
+    rotate_signing_key,
+    signing_keys,
+)
 from provisioning.emulator.state import SettingsError, Store
 
 
@@ -61,7 +74,10 @@ async def overview(request: Request) -> JSONResponse:
             }
             for client_id, client in identity["clients"].items()
         }
-        users = {name: {"objectId": user["objectId"]} for name, user in identity["users"].items()}
+        users = {
+            name: {"objectId": user["objectId"], "accountEnabled": user.get("accountEnabled", True)}
+            for name, user in identity["users"].items()
+        }
         apis = dict(identity["apis"])
     return JSONResponse(
         {
@@ -160,6 +176,78 @@ async def rotate_key(request: Request) -> JSONResponse:
     return JSONResponse({"kid": key["kid"], "published": published})
 
 
+def _not_found(what: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": "NotFound", "message": what}}, status_code=404)
+
+
+def _groups_view(store: Store) -> dict[str, Any]:
+    identity = registry(store)
+    names = {str(user["objectId"]).lower(): username for username, user in identity["users"].items()}
+    return {
+        group_id: {
+            "displayName": group["displayName"],
+            "members": [names.get(str(member).lower(), str(member).lower()) for member in group["members"]],
+        }
+        for group_id, group in identity["groups"].items()
+    }
+
+
+async def list_groups(request: Request) -> JSONResponse:
+    """The directory's groups and their direct members (people by user principal name)."""
+    store = _store(request)
+    async with store.lock:
+        return JSONResponse({"groups": _groups_view(store)})
+
+
+async def change_group_member(request: Request) -> JSONResponse:
+    """PUT adds a member (a person by user principal name or object id, or a group) to a group;
+    DELETE removes them. Idempotent, as Graph's own member references are."""
+    store = _store(request)
+    group_id = request.path_params["group_id"].lower()
+    async with store.lock:
+        group = registry(store)["groups"].get(group_id)
+        if group is None:
+            return _not_found(f"no group with id {group_id}; GET /_emulator/identity/groups lists them")
+        found = find_directory_object(store, request.path_params["member"])
+        if found is None or found == ("group", group_id):
+            return _not_found(
+                f"no person or other group named {request.path_params['member']!r} "
+                "(a user principal name, a person's object id or a group id)"
+            )
+        members = [str(member).lower() for member in group["members"]]
+        member_id = found[1]
+        if request.method == "PUT" and member_id not in members:
+            group["members"] = [*members, member_id]
+            directory_change_record(store, {"kind": "member_added", "group": group_id, "member": member_id})
+        elif request.method == "DELETE" and member_id in members:
+            group["members"] = [member for member in members if member != member_id]
+            directory_change_record(store, {"kind": "member_removed", "group": group_id, "member": member_id})
+        store.save()
+        return JSONResponse({"group": group_id, **_groups_view(store)[group_id]})
+
+
+async def change_user(request: Request) -> JSONResponse:
+    """Enable or disable a person's account: {"accountEnabled": false}."""
+    store = _store(request)
+    try:
+        body = await _object(request, {"accountEnabled"})
+        enabled = body.get("accountEnabled")
+        if not isinstance(enabled, bool):
+            raise SettingsError("accountEnabled is true or false")
+    except SettingsError as error:
+        return _refuse(str(error))
+    username = request.path_params["username"].lower()
+    async with store.lock:
+        user = find_user(store, username)
+        if user is None:
+            return _not_found(f"no person with user principal name {username}")
+        if bool(user.get("accountEnabled", True)) != enabled:
+            user["accountEnabled"] = enabled
+            directory_change_record(store, {"kind": "user_changed", "user": str(user["objectId"]).lower()})
+            store.save()
+    return JSONResponse({"username": username, "objectId": user["objectId"], "accountEnabled": enabled})
+
+
 routes = [
     Route("/_emulator/identity", overview, methods=["GET"]),
     Route("/_emulator/identity/clients/{client_id}", put_client, methods=["PUT"]),
@@ -167,4 +255,11 @@ routes = [
     Route("/_emulator/identity/apis", put_api, methods=["PUT"]),
     Route("/_emulator/identity/users/{username}", put_user, methods=["PUT"]),
     Route("/_emulator/identity/rotate-key", rotate_key, methods=["POST"]),
+    Route("/_emulator/identity/groups", list_groups, methods=["GET"]),
+    Route(
+        "/_emulator/identity/groups/{group_id}/members/{member}",
+        change_group_member,
+        methods=["PUT", "DELETE"],
+    ),
+    Route("/_emulator/identity/users/{username}", change_user, methods=["PATCH"]),
 ]

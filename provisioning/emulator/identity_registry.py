@@ -36,8 +36,11 @@ PORTAL_CLIENT_SECRET = "demo-portal-secret"  # noqa: S105  (the emulator's demo 
 PORTAL_CALLBACK_PATH = "/accounts/oidc/entra/login/callback/"
 
 # Microsoft Graph, as every tenant knows it: scopes without a resource (`User.Read`) are Graph's.
+# The application permissions are those the tenant's administrator consented to for its
+# confidential clients: an app-only token carries them as `roles` (the directory sync's reads).
 GRAPH_APP_ID_URI = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_APPLICATION_PERMISSIONS = ["GroupMember.Read.All", "User.Read.All"]
 
 
 # The demo directory: groups the portal's demo maps to departments and platform roles (the portal's
@@ -134,6 +137,7 @@ def default_apis() -> dict[str, dict[str, Any]]:
             "displayName": "Microsoft Graph",
             "accessTokenVersion": 1,
             "scopes": ["User.Read", "GroupMember.Read.All", "Group.Read.All", "User.Read.All"],
+            "appRoles": GRAPH_APPLICATION_PERMISSIONS,
         },
         "https://management.azure.com": {
             "appId": "797f4846-ba00-4fd7-ba43-dac1f8f63013",
@@ -178,9 +182,12 @@ def registry(store: Store) -> dict[str, Any]:
     identity.setdefault("apis", default_apis())
     identity.setdefault("users", default_users())
     identity.setdefault("groups", default_groups())
+    identity.setdefault("directory_changes", [])
     # A state file written before the emulator signed people in lacks what sign-in needs.
     identity["clients"].setdefault(PORTAL_CLIENT_ID, default_clients()[PORTAL_CLIENT_ID])
     identity["apis"].setdefault(GRAPH_APP_ID_URI, default_apis()[GRAPH_APP_ID_URI])
+    # ... and one written before the directory sync, Graph's application permissions.
+    identity["apis"][GRAPH_APP_ID_URI].setdefault("appRoles", GRAPH_APPLICATION_PERMISSIONS)
     return identity
 
 
@@ -252,3 +259,39 @@ def is_guid(value: str) -> bool:
     except ValueError:
         return False
     return len(value) == 36
+
+
+# The directory's change log, which Graph's delta links read from: every membership and account
+# change gets the next sequence number; a delta link remembers the last number it saw. --------
+
+
+def directory_change_record(store: Store, change: dict[str, Any]) -> int:
+    """Append one change (`kind` member_added | member_removed | user_changed, with `group`,
+    `member` or `user` object ids); its sequence number. Call under `store.lock`."""
+    changes: list[dict[str, Any]] = registry(store)["directory_changes"]
+    sequence = changes[-1]["sequence"] + 1 if changes else 1
+    changes.append({"sequence": sequence, **change})
+    return sequence
+
+
+def directory_changes_since(store: Store, sequence: int) -> list[dict[str, Any]]:
+    changes: list[dict[str, Any]] = registry(store)["directory_changes"]
+    return [change for change in changes if change["sequence"] > sequence]
+
+
+def directory_sequence(store: Store) -> int:
+    """The sequence number of the last change (0 before any)."""
+    changes: list[dict[str, Any]] = registry(store)["directory_changes"]
+    return int(changes[-1]["sequence"]) if changes else 0
+
+
+def find_directory_object(store: Store, name: str) -> tuple[str, str] | None:
+    """A person (by object id or user principal name) or a group (by id): ("user" | "group", object id)."""
+    identity = registry(store)
+    if name.lower() in identity["groups"]:
+        return "group", name.lower()
+    if "@" in name:
+        user = find_user(store, name)
+        return ("user", str(user["objectId"]).lower()) if user is not None else None
+    found = find_user_by_object_id(store, name)
+    return ("user", str(found[1]["objectId"]).lower()) if found is not None else None

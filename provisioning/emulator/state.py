@@ -57,6 +57,7 @@ OPERATIONS = {
     "embeddings",
     "identity.keys",
     "identity.token",
+    "graph",
 }
 
 

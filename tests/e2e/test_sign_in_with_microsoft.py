@@ -2,12 +2,10 @@
 Entra ID sign-in page, the authorization code flow with PKCE, state and nonce, and back.
 SCREENSHOT_DIR, when set, keeps a picture of each page."""
 
-import importlib.util
 import os
 import re
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from audit.models import AuditEvent
@@ -75,10 +73,6 @@ def test_cancelling_on_microsofts_page_comes_back_signed_out(page: Page, demo_si
     expect(page).to_have_url(re.compile(r"/accounts/login/$"))
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("provisioning.emulator.graph") is None,
-    reason="the emulator does not serve Microsoft Graph's /v1.0/me/transitiveMemberOf yet",
-)
 def test_with_more_groups_than_the_token_holds_nina_still_lands_in_both(
     page: Page,
     demo_site,
