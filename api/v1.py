@@ -1,0 +1,66 @@
+"""Version 1 of the automation API: one NinjaAPI, its operations from the routers beside it, and
+the URL patterns that serve it under /api/v1/.
+
+ninja's views are wrapped once here so that every answer is what a script expects: a problem
+document for a method an address does not take (ninja's own 405 is plain text), the rate-limit
+headers of the call, and no sign-in redirect or CSRF page from the portal's middleware (the API
+authenticates, and checks CSRF for the session, itself)."""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import URLPattern, URLResolver
+from ninja import NinjaAPI
+
+from api import departments, me
+from api.auth import BearerAuth, SessionAuth, add_rate_headers
+from api.problems import MEDIA_TYPE, install_problem_handlers, method_not_allowed
+
+DESCRIPTION = """Switchyard's pages as a JSON API, under the same access rules.
+
+Authenticate with `Authorization: Bearer <token>`: a personal access token (`sy-pat-…`, made on
+your profile page or with `manage.py create_access_token`) or a Microsoft Entra ID access token for
+Switchyard. The browser session works too; a change made with it needs the CSRF token.
+
+Lists are paged with an opaque `cursor` (`next_cursor` of the previous page) and a `limit`. Money
+is a decimal string with its currency; times are ISO 8601 in UTC. Errors are RFC 9457 problem
+documents (`application/problem+json`). Each answer carries `RateLimit` and `RateLimit-Policy`
+headers; over the limit, a 429 with `Retry-After`."""
+
+api = NinjaAPI(
+    title="Switchyard automation API",
+    version="1",
+    description=DESCRIPTION,
+    urls_namespace="api-v1",
+    openapi_url="/openapi.json",
+    # The interactive reference needs its assets vendored within the CSP: not served yet.
+    docs_url=None,
+    auth=[BearerAuth(), SessionAuth()],
+)
+install_problem_handlers(api)
+api.add_router("", me.router)
+api.add_router("", departments.router)
+
+
+def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    @functools.wraps(view)
+    def answer(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and not response.get("Content-Type", "").startswith(MEDIA_TYPE):
+            response = method_not_allowed(response, request)  # type: ignore[arg-type]
+        add_rate_headers(request, response)
+        return response
+
+    answer.csrf_exempt = True  # type: ignore[attr-defined]
+    answer.login_required = False  # type: ignore[attr-defined]
+    return answer
+
+
+def url_patterns() -> list[URLPattern | URLResolver]:
+    patterns, _app_name, _namespace = api.urls
+    for pattern in patterns:
+        assert isinstance(pattern, URLPattern)
+        pattern.callback = _finished(pattern.callback)
+    return patterns
