@@ -36,6 +36,7 @@ from org.models import User
 WINDOW_SECONDS = 60
 POLICY = "per-token"
 RATE_STATE_ATTRIBUTE = "_api_rate_state"
+RATE_KEY_PREFIX = "api:rate:"
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def admit(request: HttpRequest, caller: ApiCaller) -> None:
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     reset = max(1, WINDOW_SECONDS - int(now % WINDOW_SECONDS))
-    key = f"api:rate:{caller.rate_key}:{window}"
+    key = f"{RATE_KEY_PREFIX}{caller.rate_key}:{window}"
     # add() then incr(): atomic on Redis and in the process's memory alike; the key outlives its
     # window a little so a slow call still finds it.
     cache.add(key, 0, timeout=WINDOW_SECONDS * 2)

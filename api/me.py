@@ -1,11 +1,13 @@
-"""The caller themselves: who they are, their roles and departments, how they signed in."""
+"""The caller themselves: who they are, their roles and departments, how they signed in, and
+their personal access tokens."""
 
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from ninja import Router
 
 from api.auth import ApiCaller
 from api.models import AccessToken
 from api.schemas import MeOut, TokenOut, utc
+from api.tokens import access_token_revoke
 
 router = Router(tags=["me"])
 
@@ -39,3 +41,21 @@ def get_me(request: HttpRequest) -> MeOut:
         authenticated_with=caller.method,  # type: ignore[arg-type]
         access_token=token_out(caller.token) if caller.token is not None else None,
     )
+
+
+@router.get("/me/tokens", response=list[TokenOut], summary="Your personal access tokens")
+def list_my_tokens(request: HttpRequest) -> list[TokenOut]:
+    """Newest first, by their prefixes (the tokens themselves are never shown again)."""
+    caller: ApiCaller = request.auth  # type: ignore[attr-defined]
+    return [token_out(token) for token in caller.user.access_tokens.order_by("-created_at", "-pk")]
+
+
+@router.delete("/me/tokens/{token_id}", response=TokenOut, summary="Revoke one of your tokens")
+def revoke_my_token(request: HttpRequest, token_id: int) -> TokenOut:
+    """The token stops working at once; revoking a revoked token changes nothing. Another
+    person's token is a 404."""
+    caller: ApiCaller = request.auth  # type: ignore[attr-defined]
+    token = caller.user.access_tokens.filter(pk=token_id).first()
+    if token is None:
+        raise Http404("You have no token with that id.")
+    return token_out(access_token_revoke(token=token, actor=caller.user))

@@ -12,7 +12,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, URLResolver
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
+from ninja.openapi.schema import OpenAPISchema
 
 from api import departments, me
 from api.auth import BearerAuth, SessionAuth, add_rate_headers
@@ -29,7 +30,45 @@ is a decimal string with its currency; times are ISO 8601 in UTC. Errors are RFC
 documents (`application/problem+json`). Each answer carries `RateLimit` and `RateLimit-Policy`
 headers; over the limit, a 429 with `Retry-After`."""
 
-api = NinjaAPI(
+
+class ProblemOut(Schema):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: dict[str, list[str]] | None = None
+
+
+# The problems every operation may answer with (its own 404 for an unknown id, 400 for a bad
+# cursor): listed in the document so clients and schema-driven tests know them.
+PROBLEM_STATUSES = {
+    "400": "Bad request (a cursor this list did not give out)",
+    "401": "Not signed in, or the bearer token is not accepted",
+    "403": "Your roles do not allow this, or the session's CSRF token is missing",
+    "404": "No such thing, or one of another department",
+    "405": "The address does not take this method",
+    "422": "Invalid input: `errors` says what is wrong with each field",
+    "429": "Over the rate limit: `Retry-After` says when to come back",
+}
+
+
+class SwitchyardApi(NinjaAPI):
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = ProblemOut.model_json_schema()
+        problem = {"content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for status, description in PROBLEM_STATUSES.items():
+                    operation["responses"].setdefault(status, {"description": description, **problem})
+        return schema
+
+
+api = SwitchyardApi(
     title="Switchyard automation API",
     version="1",
     description=DESCRIPTION,

@@ -1,15 +1,24 @@
 """Callers of the automation API: the same person with a personal access token, with an Entra ID
 access token from the emulator, or signed in to the browser session."""
 
+import uuid
+
 import pytest
 from django.test import Client
 
+from api import auth
 from api.tokens import access_token_create
 from gateway.jwks import signing_keys
 from org.models import User
 from tests.gateway.entra_tokens import person_token
 
 METHODS = ["access_token", "entra", "session"]
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_counts(monkeypatch):
+    """Counts of this test alone: ids start again with each test database, the cache does not."""
+    monkeypatch.setattr(auth, "RATE_KEY_PREFIX", f"api:rate:test-{uuid.uuid4().hex}:")
 
 
 @pytest.fixture
