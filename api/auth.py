@@ -64,7 +64,8 @@ class BearerAuth(HttpBearer):
         scheme, _, token = value.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthenticated(
-                "Send `Authorization: Bearer <token>`, with a personal access token or an Entra ID access token."
+                "Send `Authorization: Bearer <token>`, with a personal access token or an Entra ID "
+                "access token."
             )
         return self.authenticate(request, token.strip())
 
@@ -98,7 +99,8 @@ def _entra_person(token: str, *, now: Any) -> ApiCaller:
             raise Problem(
                 403,
                 "This Entra ID token is an application's own: the automation API acts as a person, with "
-                "their roles. Get a token for a signed-in person (delegated), or use a personal access token.",
+                "their roles. Get a token for a signed-in person (delegated), or use a personal access "
+                "token.",
             )
         user = person_for_claims(claims)
     except CallerRefused as refusal:
@@ -121,7 +123,7 @@ class SessionAuth(NinjaSessionAuth):
         user = request.user
         if not user.is_authenticated or not user.is_active:
             return None
-        caller = ApiCaller(user=user, method="session")  # type: ignore[arg-type]
+        caller = ApiCaller(user=user, method="session")
         admit(request, caller)
         return caller
 

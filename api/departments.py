@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from django.db.models import Count, Q
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
 from ninja import Field as NinjaField
+from ninja import Query, Router, Schema
 
 from api.auth import ApiCaller
 from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
@@ -53,7 +53,11 @@ def list_departments(request: HttpRequest, page: Query[PageParams]) -> dict[str,
     Ordered by slug."""
     user = _user(request)
     chunk = page_of(
-        departments_listed_for(user), key="slug", list_name="departments", cursor=page.cursor, limit=page.limit
+        departments_listed_for(user),
+        key="slug",
+        list_name="departments",
+        cursor=page.cursor,
+        limit=page.limit,
     )
     roles = _roles(user)
     return {"items": [_department_out(d, roles) for d in chunk.rows], "next_cursor": chunk.next_cursor}

@@ -43,7 +43,7 @@ class AccessToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     def status(self, now: datetime | None = None) -> str:
-        """"active", "expired" or "revoked", as the profile page shows it."""
+        """ "active", "expired" or "revoked", as the profile page shows it."""
         now = now or timezone.now()
         if self.revoked_at is not None:
             return "revoked"

@@ -37,7 +37,7 @@ class Problem(Exception):
         status: int,
         detail: str,
         *,
-        type: str = "about:blank",  # noqa: A002  (RFC 9457's member name)
+        type: str = "about:blank",
         title: str | None = None,
         errors: FieldErrors | None = None,
         headers: dict[str, str] | None = None,
@@ -90,7 +90,7 @@ def field_errors(errors: list[dict[str, Any]]) -> FieldErrors:
     return by_field
 
 
-def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+def _validation(request: HttpRequest, exc: Any) -> HttpResponse:
     errors = field_errors(list(exc.errors))
     fields = ", ".join(sorted(errors))
     return problem_response(
@@ -104,7 +104,7 @@ def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     )
 
 
-def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+def _http_error(request: HttpRequest, exc: Any) -> HttpResponse:
     if isinstance(exc, AuthenticationError):
         return problem_response(
             unauthenticated(
@@ -124,24 +124,31 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return problem_response(Problem(exc.status_code, str(exc)))
 
 
-def _not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+def _not_found(request: HttpRequest, exc: Any) -> HttpResponse:
     detail = str(exc) if str(exc) else "Nothing here: check the address against /api/v1/openapi.json."
     return problem_response(Problem(404, detail))
 
 
-def _forbidden(request: HttpRequest, exc: Exception) -> HttpResponse:
+def _forbidden(request: HttpRequest, exc: Any) -> HttpResponse:
     return problem_response(Problem(403, str(exc) or "Your roles do not allow this."))
 
 
-def _server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+def _server_error(request: HttpRequest, exc: Any) -> HttpResponse:
     logger.exception("Unexpected error in %s %s", request.method, request.path, exc_info=exc)
     return problem_response(
-        Problem(500, "Something went wrong on Switchyard's side; it is logged. Try again, or tell the admins.")
+        Problem(
+            500, "Something went wrong on Switchyard's side; it is logged. Try again, or tell the admins."
+        )
     )
 
 
+# ninja hands a handler the exception (typed as "the exception or its class"): these take Any.
+def _problem(request: HttpRequest, exc: Any) -> HttpResponse:
+    return problem_response(exc)
+
+
 def install_problem_handlers(api: NinjaAPI) -> None:
-    api.add_exception_handler(Problem, lambda request, exc: problem_response(exc))
+    api.add_exception_handler(Problem, _problem)
     api.add_exception_handler(ValidationError, _validation)
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(Http404, _not_found)

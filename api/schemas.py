@@ -9,13 +9,12 @@ from ninja import Field, Schema
 
 from money.amounts import CENT
 
-CURRENCY = "USD"
 AMOUNT_PATTERN = r"^-?\d+\.\d{2}$"
 
 
 class Money(Schema):
     amount: str = Field(..., pattern=AMOUNT_PATTERN, examples=["1250.00"], description="A decimal string.")
-    currency: Literal["USD"] = CURRENCY
+    currency: Literal["USD"] = "USD"
 
     @classmethod
     def of(cls, value: Decimal) -> "Money":
@@ -41,7 +40,9 @@ class DepartmentOut(Schema):
 
 class BudgetOut(Schema):
     monthly_budget: Money
-    spent_this_month: Money = Field(..., description="This calendar month (UTC) so far, as the cost report counts it.")
+    spent_this_month: Money = Field(
+        ..., description="This calendar month (UTC) so far, as the cost report counts it."
+    )
     share_used: str = Field(..., pattern=r"^\d+\.\d{4}$", description="Spent over budget, a decimal string.")
     exhausted: bool
 

@@ -19,7 +19,7 @@ from base.text import validate_single_line
 from gateway.secrets import key_hash, looks_like_key, new_key
 from org.models import User
 
-TOKEN_START = "sy-pat-"
+TOKEN_START = "sy-pat-"  # noqa: S105  (the start every token shares, not a secret)
 DEFAULT_DAYS = 90
 MAX_DAYS = 365
 NAME_LENGTH = 80
@@ -130,7 +130,9 @@ def holder_of(raw: str, *, now: datetime) -> TokenHolder:
         )
     token = AccessToken.objects.select_related("user").filter(secret_hash=key_hash(raw)).first()
     if token is None:
-        raise TokenNotAccepted(f"Unknown access token {raw[: len(TOKEN_START) + 8]}…: check it, or make a new one.")
+        raise TokenNotAccepted(
+            f"Unknown access token {raw[: len(TOKEN_START) + 8]}…: check it, or make a new one."
+        )
     if token.revoked_at is not None:
         raise TokenNotAccepted(f"The access token “{token.name}” ({token.prefix}…) was revoked.")
     if token.expires_at <= now:

@@ -59,7 +59,9 @@ class SwitchyardApi(NinjaAPI):
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
     ) -> OpenAPISchema:
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
-        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = ProblemOut.model_json_schema()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+            ProblemOut.model_json_schema()
+        )
         problem = {"content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         for operations in schema["paths"].values():
             for operation in operations.values():

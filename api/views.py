@@ -74,7 +74,8 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(refusal))
         else:
             messages.success(
-                request, f"The token “{token.name}” ({token.prefix}…) is revoked: calls with it are refused now."
+                request,
+                f"The token “{token.name}” ({token.prefix}…) is revoked: calls with it are refused now.",
             )
         return redirect("api:token_list")
     return render(request, "api/token_revoke.html", {"token": token})

@@ -2,6 +2,7 @@
 access token from the emulator, or signed in to the browser session."""
 
 import uuid
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -64,10 +65,10 @@ def api_as(request):
     return client_for
 
 
-def assert_problem(response, status: int) -> dict:
+def assert_problem(response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content
     assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert {"type", "title", "detail"} <= body.keys()
     return body

@@ -91,7 +91,9 @@ def test_me_says_who_calls_and_how(api_as, marketing_lead):
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["email"] == "lead@example.com"
-    assert body["memberships"] == [{"department": "marketing", "department_name": "Marketing", "role": "lead"}]
+    assert body["memberships"] == [
+        {"department": "marketing", "department_name": "Marketing", "role": "lead"}
+    ]
     assert (body["platform_admin"], body["finance_approver"]) == (False, False)
     assert body["authenticated_with"] == api_as.method
     if api_as.method == "access_token":

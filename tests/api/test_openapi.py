@@ -12,7 +12,8 @@ def test_the_document_is_valid_openapi_3_1(anonymous, db):
     document = response.json()
     assert document["openapi"].startswith("3.1")
     validate(document)
-    assert get_spec_version(document).major == "3" and get_spec_version(document).minor == "1"
+    assert get_spec_version(document).major == "3"
+    assert get_spec_version(document).minor == "1"
 
 
 def test_it_describes_the_operations_their_security_and_problems(anonymous, db):

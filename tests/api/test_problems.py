@@ -4,7 +4,6 @@
 import pytest
 from django.test import Client
 
-from api import auth
 from tests.api.conftest import assert_problem, bearer, token_for
 from tests.factories import make_department, make_user
 
@@ -78,7 +77,9 @@ def test_an_unknown_address_is_a_problem_for_anonymous_posts_too(db):
     assert_problem(Client(enforce_csrf_checks=True).post("/api/v1/nothing", {}), 404)
 
 
-@pytest.mark.parametrize(("method", "path"), [("post", "/api/v1/me"), ("put", "/api/v1/departments/marketing")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("post", "/api/v1/me"), ("put", "/api/v1/departments/marketing")]
+)
 def test_a_method_an_address_does_not_take_is_a_405_problem(lead_client, method, path):
     response = getattr(lead_client, method)(path)
 
@@ -95,7 +96,15 @@ def test_a_non_numeric_id_is_a_problem(lead_client):
 
 @pytest.mark.parametrize(
     "header",
-    ["Basic bGVhZDpwdw==", "Bearer", "Bearer ", "Token sy-pat-x", "Bearer not.a.jwt", "Bearer a.b", "Bearer \x01"],
+    [
+        "Basic bGVhZDpwdw==",
+        "Bearer",
+        "Bearer ",
+        "Token sy-pat-x",
+        "Bearer not.a.jwt",
+        "Bearer a.b",
+        "Bearer \x01",
+    ],
 )
 def test_malformed_credentials_are_401_problems(db, emulator, entra_keys, header):
     response = Client(headers={"Authorization": header}).get("/api/v1/me")
@@ -158,7 +167,7 @@ def test_every_answer_says_where_the_caller_stands(lead_client, settings):
 def test_over_the_limit_is_a_429_with_retry_after(marketing_lead, settings, monkeypatch):
     settings.API_REQUESTS_PER_MINUTE = 3
     # One fixed moment, so the test never straddles two windows.
-    monkeypatch.setattr(auth.time, "time", lambda: 1_800_000_010.0)
+    monkeypatch.setattr("api.auth.time.time", lambda: 1_800_000_010.0)
     first, second = bearer(token_for(marketing_lead, name="A")), bearer(token_for(marketing_lead, name="B"))
 
     answers = [first.get("/api/v1/me") for _ in range(4)]

@@ -25,7 +25,8 @@ from tests.factories import make_user
 def test_only_the_hash_and_a_prefix_are_kept(marketing_lead):
     token, raw = access_token_create(user=marketing_lead, name="Terraform", actor=marketing_lead)
 
-    assert raw.startswith("sy-pat-") and len(raw) == len("sy-pat-") + 40
+    assert raw.startswith("sy-pat-")
+    assert len(raw) == len("sy-pat-") + 40
     assert token.prefix == raw[:15]
     assert token.secret_hash == key_hash(raw)
     assert raw not in str(AccessToken.objects.filter(pk=token.pk).values().get())
@@ -40,7 +41,8 @@ def test_creating_and_revoking_are_audited_without_the_secret(marketing_lead):
     assert [e.verb for e in events] == ["access_token.created", "access_token.revoked"]
     assert all(e.actor == marketing_lead for e in events)
     for event in events:
-        assert raw not in str(event.after) and token.secret_hash not in str(event.after)
+        assert raw not in str(event.after)
+        assert token.secret_hash not in str(event.after)
     assert events[1].after["revoked_at"] is not None
 
 
@@ -139,7 +141,10 @@ def test_last_used_is_written_at_most_once_a_minute(marketing_lead, django_asser
 def test_people_list_and_revoke_their_tokens_through_the_api(marketing_lead, marketing_member):
     raw = token_for(marketing_lead, name="Pipeline")
     other = AccessToken.objects.create(
-        user=marketing_lead, name="Old", prefix="sy-pat-old00000", secret_hash="0" * 64,
+        user=marketing_lead,
+        name="Old",
+        prefix="sy-pat-old00000",
+        secret_hash="0" * 64,
         expires_at=timezone.now() + timedelta(days=1),
     )
     client = bearer(raw)
@@ -186,7 +191,9 @@ def test_a_bearer_write_needs_no_csrf_token(marketing_lead):
 
 def test_the_command_prints_a_working_token_on_its_last_line(marketing_lead):
     out = StringIO()
-    call_command("create_access_token", "--user", "LEAD@example.com", "--name", "CI", "--days", "7", stdout=out)
+    call_command(
+        "create_access_token", "--user", "LEAD@example.com", "--name", "CI", "--days", "7", stdout=out
+    )
 
     raw = out.getvalue().strip().splitlines()[-1]
     token = AccessToken.objects.get(secret_hash=key_hash(raw))
