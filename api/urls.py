@@ -1,10 +1,12 @@
 from django.contrib.auth.decorators import login_not_required
-from django.urls import include, path, re_path
+from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from api import views
 from api.problems import not_found_view
 from api.v1 import url_patterns
+
+not_found = login_not_required(csrf_exempt(not_found_view))
 
 profile_patterns = (
     [
@@ -18,5 +20,6 @@ urlpatterns = [
     path("profile/tokens/", include(profile_patterns)),
     path("api/v1/", include((url_patterns(), "api-v1"))),
     # Anything else under /api/ is a problem document too, never the portal's HTML 404.
-    re_path(r"^api/", login_not_required(csrf_exempt(not_found_view))),
+    path("api/", not_found),
+    path("api/<path:rest>", not_found),
 ]

@@ -179,3 +179,12 @@ def test_over_the_limit_is_a_429_with_retry_after(marketing_lead, settings, monk
     assert answers[-1]["RateLimit"] == '"per-token";r=0;t=50'
     # Per token: another token of the same person has its own count.
     assert second.get("/api/v1/me").status_code == 200
+
+
+def test_a_body_over_the_limit_is_a_413_problem(lead_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = lead_client.post("/api/v1/me", {"name": "x" * 5000})
+
+    body = assert_problem(response, 413)
+    assert "too much" in body["detail"]
