@@ -188,3 +188,19 @@ def test_a_body_over_the_limit_is_a_413_problem(lead_client, settings):
 
     body = assert_problem(response, 413)
     assert "too much" in body["detail"]
+
+
+@pytest.mark.parametrize("slug", ["%00", "a%0Ab", "x" * 61, "%C3%A9t%C3%A9", "<script>"])
+def test_a_slug_that_names_no_department_is_a_4xx_problem(platform_admin, slug):
+    client = bearer(token_for(platform_admin))
+    for path in (f"/api/v1/departments/{slug}", f"/api/v1/departments/{slug}/memberships"):
+        response = client.get(path)
+        assert response.status_code in (404, 422), response.content
+        assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("token_id", ["0", "-1", "99999999999999999999", "1.5", "%00"])
+def test_a_token_id_out_of_range_is_a_4xx_problem(lead_client, token_id):
+    response = lead_client.delete(f"/api/v1/me/tokens/{token_id}")
+    assert response.status_code in (404, 422), response.content
+    assert response["Content-Type"] == "application/problem+json"
