@@ -12,6 +12,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, URLResolver
+from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.openapi.schema import OpenAPISchema
 
@@ -92,6 +93,9 @@ def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
         if response.status_code == 405 and not response.get("Content-Type", "").startswith(MEDIA_TYPE):
             response = method_not_allowed(response, request)  # type: ignore[arg-type]
         add_rate_headers(request, response)
+        # What a person may see, fetched with their credentials: no shared cache keeps it.
+        if not response.has_header("Cache-Control"):
+            patch_cache_control(response, private=True, no_store=True)
         return response
 
     answer.csrf_exempt = True  # type: ignore[attr-defined]

@@ -161,6 +161,7 @@ def test_every_answer_says_where_the_caller_stands(lead_client, settings):
     response = lead_client.get("/api/v1/me")
 
     assert response["RateLimit-Policy"] == '"per-token";q=50;w=60'
+    assert "no-store" in response["Cache-Control"]
     assert response["RateLimit"].startswith('"per-token";r=49;t=')
 
 
