@@ -74,3 +74,18 @@ def test_a_person_revokes_their_token(client_for, marketing_member):
     assert token.revoked_by == marketing_member
     assert "is revoked" in response.content.decode()
     assert AuditEvent.objects.filter(verb="access_token.revoked", actor=marketing_member).count() == 1
+
+
+def test_a_form_posted_twice_makes_one_token(client_for, marketing_member):
+    client = client_for(marketing_member)
+    once = re.search(r'name="once" value="([^"]+)"', client.get("/profile/tokens/").content.decode()).group(1)
+    values = {"name": "Nightly export", "expires_in_days": "30", "once": once}
+
+    first = client.post("/profile/tokens/", values)
+    again = client.post("/profile/tokens/", values, follow=True)
+
+    assert "sy-pat-" in first.content.decode()
+    assert AccessToken.objects.filter(user=marketing_member).count() == 1
+    page = again.content.decode()
+    assert "was made with this form already" in page
+    assert re.search(r'value="sy-pat-', page) is None
