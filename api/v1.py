@@ -4,7 +4,11 @@ the URL patterns that serve it under /api/v1/.
 ninja's views are wrapped once here so that every answer is what a script expects: a problem
 document for a method an address does not take (ninja's own 405 is plain text), the rate-limit
 headers of the call, and no sign-in redirect or CSRF page from the portal's middleware (the API
-authenticates, and checks CSRF for the session, itself)."""
+authenticates, and checks CSRF for the session, itself).
+
+The reference page (/api/v1/docs) is ninja's Swagger UI, from the assets django-ninja ships (so
+pinned with it and served by Switchyard: offline, within the CSP, whose script-src 'self' they
+satisfy without inline scripts)."""
 
 import functools
 from collections.abc import Callable
@@ -77,8 +81,7 @@ api = SwitchyardApi(
     description=DESCRIPTION,
     urls_namespace="api-v1",
     openapi_url="/openapi.json",
-    # The interactive reference needs its assets vendored within the CSP: not served yet.
-    docs_url=None,
+    docs_url="/docs",
     auth=[BearerAuth(), SessionAuth()],
 )
 install_problem_handlers(api)

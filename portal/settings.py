@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials.apps.SimpleAppConfig",
     "csp",
+    # django-ninja's templates and the Swagger UI assets it ships (pinned with it): the API's
+    # reference page (/api/v1/docs) serves them from here, never from a CDN.
+    "ninja",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
