@@ -16,6 +16,7 @@ draft (draft-ietf-httpapi-ratelimit-headers)."""
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -84,7 +85,7 @@ class BearerAuth(HttpBearer):
         return caller
 
 
-def _token_holder(token: str, *, now: Any) -> ApiCaller:
+def _token_holder(token: str, *, now: datetime) -> ApiCaller:
     try:
         holder = holder_of(token, now=now)
     except TokenNotAccepted as refusal:
@@ -92,7 +93,7 @@ def _token_holder(token: str, *, now: Any) -> ApiCaller:
     return ApiCaller(user=holder.user, method="access_token", token=holder.token)
 
 
-def _entra_person(token: str, *, now: Any) -> ApiCaller:
+def _entra_person(token: str, *, now: datetime) -> ApiCaller:
     try:
         claims = verified_claims(token, now=now)
         if not acts_for_a_person(claims):
