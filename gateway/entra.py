@@ -31,7 +31,7 @@ from base.remembered import Remembered
 from gateway.callers import REMEMBER_SECONDS, Caller, CallerRefused, callers_version, limited_caller
 from gateway.jwks import KeySetUnavailable, signing_keys
 from gateway.models import ServicePrincipal
-from org.models import Membership
+from org.models import Membership, User
 from org.passwords import ENTRA_PROVIDER_ID
 
 LEEWAY = timedelta(seconds=60)
@@ -54,7 +54,7 @@ def caller_for_token(token: str, *, now: datetime, department: str | None = None
     """Who calls with this Entra ID access token; `department` is the `Switchyard-Department`
     header's value, if the request has one. Raises CallerRefused."""
     claims = verified_claims(token, now=now)
-    if _acts_for_a_person(claims):
+    if acts_for_a_person(claims):
         return _person(claims, department)
     return _service_principal(claims, department, now=now)
 
@@ -186,7 +186,7 @@ def _check_audience(claims: dict[str, Any]) -> None:
         )
 
 
-def _acts_for_a_person(claims: dict[str, Any]) -> bool:
+def acts_for_a_person(claims: dict[str, Any]) -> bool:
     """An application acting for a person gets delegated scopes (`scp`); acting as itself, none.
     The optional `idtyp` claim says so outright when the API asked for it."""
     if claims.get("idtyp") in ("app", "user"):
@@ -265,22 +265,35 @@ def _note_use(object_id: UUID, principal_id: int, *, now: datetime) -> None:
     ServicePrincipal.objects.filter(pk=principal_id).update(last_used_at=now)
 
 
-def _person(claims: dict[str, Any], department: str | None) -> Caller:
+def person_for_claims(claims: dict[str, Any]) -> User:
+    """The person a verified token acting for someone names (by `oid`): someone who signed in
+    to Switchyard with Entra ID (allauth keeps their object id) and is not deactivated. Raises
+    CallerRefused (403)."""
     object_id = _object_id(claims)
     account = (
         SocialAccount.objects.select_related("user")
         .filter(provider=ENTRA_PROVIDER_ID, uid=str(object_id))
         .first()
     )
-    who = claims.get("preferred_username") or claims.get("upn") or object_id
+    who = _who(claims)
     if account is None:
         raise _forbidden(
             f"{who} has not signed in to Switchyard yet: sign in once with Microsoft, so Switchyard knows "
             "your departments, then call again."
         )
-    user = account.user
+    user: User = account.user
     if not user.is_active:
         raise _forbidden(f"{who}'s Switchyard account is deactivated.")
+    return user
+
+
+def _who(claims: dict[str, Any]) -> Any:
+    return claims.get("preferred_username") or claims.get("upn") or claims["oid"]
+
+
+def _person(claims: dict[str, Any], department: str | None) -> Caller:
+    user = person_for_claims(claims)
+    who = _who(claims)
     memberships = list(Membership.objects.filter(user=user).select_related("department"))
     departments = sorted((membership.department for membership in memberships), key=lambda d: d.slug)
     slugs = ", ".join(d.slug for d in departments)

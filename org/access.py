@@ -1,7 +1,7 @@
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from org.models import Department, Membership, User
+from org.models import Department, DepartmentQuerySet, Membership, User
 
 
 def get_department_for(user: User, slug: str, *, lead_only: bool = False) -> Department:
@@ -22,6 +22,18 @@ def get_department_for(user: User, slug: str, *, lead_only: bool = False) -> Dep
     if lead_only and membership.role != Membership.Role.LEAD:
         raise PermissionDenied("Only the department's leads can open this page.")
     return membership.department
+
+
+def departments_listed_for(user: User) -> DepartmentQuerySet:
+    """The departments the department list shows `user`: every one to platform admins and finance
+    approvers, the ones they lead to leads. Anyone else gets a 403."""
+    if user.sees_all_departments:
+        return Department.objects.all()
+    if not user.is_lead:
+        raise PermissionDenied("Department pages are for leads, platform admins and finance approvers.")
+    # A subquery, not a join: counts annotated on the result still count every membership.
+    led = Membership.objects.filter(user=user, role=Membership.Role.LEAD).values("department")
+    return Department.objects.filter(pk__in=led)
 
 
 def require_overview_role(user: User) -> None:

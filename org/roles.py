@@ -12,6 +12,7 @@ ADMIN_MANAGED_APPS = [
     "chat",
     "gateway",
     "reports",
+    "api",
     "auth",
     "account",
     "socialaccount",

@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from org.access import departments_listed_for
 from org.models import Department, Membership, User
 
 
@@ -28,14 +29,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def department_list(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    departments = Department.objects.annotate(
+    departments = departments_listed_for(user).annotate(
         member_count=Count("memberships"),
         lead_count=Count("memberships", filter=Q(memberships__role=Membership.Role.LEAD)),
     )
-    if not user.sees_all_departments:
-        if not user.is_lead:
-            raise PermissionDenied("Department pages are for leads, platform admins and finance approvers.")
-        departments = departments.filter(memberships__user=user, memberships__role=Membership.Role.LEAD)
     return render(request, "portal/department_list.html", {"departments": departments})
 
 

@@ -11,11 +11,14 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
+from api.problems import Problem, problem_response
 from audit.context import origin
 from portal.runtime.middleware import EventLoopHooks
 
 # Paths whose clients read JSON errors (the chat's scripts, programs).
 JSON_PATHS = ("/chat/", "/api/", "/openai/")
+# The automation API answers every error with an RFC 9457 problem document.
+API_PATH = "/api/"
 
 
 class RequestSizeMiddleware(EventLoopHooks):
@@ -38,6 +41,8 @@ class RequestSizeMiddleware(EventLoopHooks):
                 f"That is too much to send at once ({length / 1_000_000:.1f} MB; the limit is "
                 f"{limit / 1_000_000:.1f} MB). Shorten it and try again."
             )
+            if request.path.startswith(API_PATH):
+                return problem_response(Problem(413, message))
             if request.path.startswith(JSON_PATHS):
                 return JsonResponse({"error": message}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")

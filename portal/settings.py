@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials.apps.SimpleAppConfig",
     "csp",
+    # django-ninja's templates and the Swagger UI assets it ships (pinned with it): the API's
+    # reference page (/api/v1/docs) serves them from here, never from a CDN.
+    "ninja",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -81,6 +84,7 @@ INSTALLED_APPS = [
     "gateway",
     "approvals",
     "reports",
+    "api",
     "portal",
 ]
 
@@ -377,6 +381,11 @@ CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)
 
 # The gateway (/openai/...): the largest request body it reads (images inline as base64 count).
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+
+# The automation API (/api/v1/, the api app): requests per minute for each personal access token
+# (and for each person calling with an Entra ID token or the browser session), and how long a new
+# personal access token lasts unless its owner says otherwise.
+API_REQUESTS_PER_MINUTE = env.int("API_REQUESTS_PER_MINUTE", default=120)
 
 # Cost reconciliation: Azure's billed cost per account may differ from the metered one by this
 # share of the billed cost, and at least by this many USD, before the page flags it.

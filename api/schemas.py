@@ -1,0 +1,89 @@
+"""The shapes the API answers with. Money is a decimal string with its currency (never a float);
+times are ISO 8601 in UTC."""
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from ninja import Field, Schema
+
+from money.amounts import CENT
+
+AMOUNT_PATTERN = r"^-?\d+\.\d{2}$"
+
+
+class Money(Schema):
+    amount: str = Field(..., pattern=AMOUNT_PATTERN, examples=["1250.00"], description="A decimal string.")
+    currency: Literal["USD"] = "USD"
+
+    @classmethod
+    def of(cls, value: Decimal) -> "Money":
+        return cls(amount=str(value.quantize(CENT, rounding=ROUND_HALF_UP)))
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+Role = Literal["member", "lead"]
+
+
+class DepartmentOut(Schema):
+    slug: str
+    name: str
+    cost_center: str
+    monthly_budget: Money
+    chat_retention_days: int = Field(..., description="0: chat history is off.")
+    approvers_may_audit_chats: bool
+    your_role: Role | None = Field(None, description="Yours in this department; null if you are not in it.")
+
+
+class BudgetOut(Schema):
+    monthly_budget: Money
+    spent_this_month: Money = Field(
+        ..., description="This calendar month (UTC) so far, as the cost report counts it."
+    )
+    share_used: str = Field(..., pattern=r"^\d+\.\d{4}$", description="Spent over budget, a decimal string.")
+    exhausted: bool
+
+
+class DepartmentDetailOut(DepartmentOut):
+    member_count: int
+    lead_count: int
+    budget: BudgetOut
+
+
+class MembershipOut(Schema):
+    id: int
+    email: str
+    name: str
+    role: Role
+    source: Literal["manual", "entra"] = Field(..., description="Set by an admin, or from an Entra ID group.")
+    since: datetime
+
+
+class MyMembershipOut(Schema):
+    department: str = Field(..., description="The department's slug.")
+    department_name: str
+    role: Role
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    status: Literal["active", "expired", "revoked"]
+
+
+class MeOut(Schema):
+    email: str
+    name: str
+    platform_admin: bool
+    finance_approver: bool
+    security_approver: bool
+    memberships: list[MyMembershipOut]
+    authenticated_with: Literal["access_token", "entra", "session"]
+    access_token: TokenOut | None = Field(None, description="The personal access token of this call, if any.")
