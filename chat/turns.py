@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from base.remembered import Remembered
 from calls.failover import Target
+from calls.observe import CHAT, REFUSED, CallObservation, call_minutes_add, refusal_observed
 from chat.access import access_version
 from chat.models import Conversation, Message
 from chat.services import (
@@ -271,6 +272,18 @@ def chat_turn_prepare(
             )
             admission = admission_reserve(claim=claim, now=now)
     except AdmissionRefused as refused:
+        refusal_observed(
+            CallObservation(
+                deployment_id=deployment.pk,
+                deployment=deployment.gateway_name,
+                department_id=department.pk,
+                department=department.slug,
+                source=CHAT,
+                outcome=REFUSED,
+                at=now,
+                refused_reason=refused.limit,
+            )
+        )
         saved_id = _question_refused(question, refused.message)
         _touch(conversation, title=question.title, now=now)
         return Refusal(refused.message, refused.retry_after, saved_id)
@@ -469,6 +482,8 @@ class Outcome:
     # The deployment that answered, when a fallback did, and the ones that refused before it.
     served_deployment_id: int | None = None
     attempts: tuple[dict[str, Any], ...] = ()
+    # How the call went, for the operations page's minute rollups (calls.observe).
+    observation: CallObservation | None = None
 
 
 @dataclass(frozen=True)
@@ -520,6 +535,7 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
             cost = record.cost if record is not None else cost
         else:
             admission_release(reservation_id=turn.reservation_id)
+        call_minutes_add(observations=[outcome.observation] if outcome.observation else [])
     total = _conversation_cost_after(conversation, cost) if conversation is not None else cost
     return FinishedTurn(
         message_id=message_id,

@@ -1,8 +1,6 @@
 """The project's own middleware (Django's, tuned to run on the event loop, is in
 portal/runtime/middleware.py)."""
 
-import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
-from audit.context import origin
+from audit.context import origin, request_id_or_new
 from portal.runtime.middleware import EventLoopHooks
 
 # Paths whose clients read JSON errors (the chat's scripts, programs).
@@ -42,10 +40,6 @@ class RequestSizeMiddleware(EventLoopHooks):
                 return JsonResponse({"error": message}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         return None
-
-
-# A request id a client or a proxy in front may hand us; anything else is replaced.
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class AuditOriginMiddleware:
@@ -83,10 +77,8 @@ class AuditOriginMiddleware:
 
 
 def request_id_of(request: HttpRequest) -> str:
-    """The id the caller (or a proxy in front) gave the request, if it is a plain token; a new
-    one otherwise: a header is the caller's to write, and it ends up in logs and exports."""
-    given = request.headers.get("X-Request-ID", "")
-    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    """The request's id: the one the caller gave in X-Request-ID if it is a plain token, else new."""
+    return request_id_or_new(request.headers.get("X-Request-ID", ""))
 
 
 def source_ip_of(request: HttpRequest) -> str | None:

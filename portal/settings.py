@@ -407,11 +407,26 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Prometheus's /metrics (portal/metrics.py): the bearer token a scrape must send. Unset, /metrics
+# answers only callers on loopback whose request no proxy relayed (a Prometheus on the same host).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Log lines: `json` (production's default; portal/logs.py) or `text` (development's), each with the
+# id of the request or Celery task that wrote it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT} is not a format: set json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "portal.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's default configuration, applied before this one, gives "django" a console
