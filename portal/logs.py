@@ -17,12 +17,29 @@ _STANDARD = frozenset(
 )
 
 
+# Where AuditOriginMiddleware leaves the request's id on the request (`request.META`): Django logs a
+# response's error status after the middleware has returned, outside the request's origin.
+REQUEST_ID_META = "SWITCHYARD_REQUEST_ID"
+
+
+def request_id_of(record: logging.LogRecord) -> str:
+    """The id of the request or task the record was written for ("" when none): the one given
+    with `extra=`, the one on the record's Django request, or the one under way."""
+    given = getattr(record, "request_id", None)
+    if given and given != "-":
+        return str(given)
+    request = getattr(record, "request", None)
+    meta = getattr(request, "META", None)
+    if isinstance(meta, dict) and meta.get(REQUEST_ID_META):
+        return str(meta[REQUEST_ID_META])
+    return current_origin().request_id
+
+
 class RequestIdFilter(logging.Filter):
     """Puts the request's (or task's) id on every record, for the text format's `%(request_id)s`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            record.request_id = current_origin().request_id or "-"
+        record.request_id = request_id_of(record) or "-"
         return True
 
 
@@ -31,9 +48,7 @@ class JsonFormatter(logging.Formatter):
     exception's traceback when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
-        request_id = getattr(record, "request_id", None)
-        if not request_id or request_id == "-":
-            request_id = current_origin().request_id or None
+        request_id = request_id_of(record) or None
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,

@@ -10,6 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from audit.context import origin, request_id_or_new
+from portal.logs import REQUEST_ID_META
 from portal.runtime.middleware import EventLoopHooks
 
 # Paths whose clients read JSON errors (the chat's scripts, programs).
@@ -63,6 +64,7 @@ class AuditOriginMiddleware:
         if self.is_async:
             return self._serve_async(request)
         request_id = request_id_of(request)
+        request.META[REQUEST_ID_META] = request_id  # for the log lines written after the middleware
         with origin(request_id=request_id, source_ip=source_ip_of(request)):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
@@ -70,6 +72,7 @@ class AuditOriginMiddleware:
 
     async def _serve_async(self, request: HttpRequest) -> HttpResponseBase:
         request_id = request_id_of(request)
+        request.META[REQUEST_ID_META] = request_id  # for the log lines written after the middleware
         with origin(request_id=request_id, source_ip=source_ip_of(request)):
             response: HttpResponseBase = await self.get_response(request)
         response["X-Request-ID"] = request_id

@@ -56,6 +56,11 @@ async def client_request_ids(request: Request) -> JSONResponse:
     return JSONResponse({"requests": list(request.app.state.client_request_ids)})
 
 
+async def forget_client_request_ids(request: Request) -> JSONResponse:
+    request.app.state.client_request_ids.clear()
+    return JSONResponse({"requests": []})
+
+
 def build_app(*, state_path: Path | None, catalog: Catalog | None = None) -> Starlette:
     store = Store(state_path)
 
@@ -72,6 +77,7 @@ def build_app(*, state_path: Path | None, catalog: Catalog | None = None) -> Sta
     app = Starlette(
         routes=[
             Route("/_emulator/client-request-ids", client_request_ids, methods=["GET"]),
+            Route("/_emulator/client-request-ids", forget_client_request_ids, methods=["DELETE"]),
             *control.routes,
             *identity_control.routes,
             *identity.routes,

@@ -78,7 +78,7 @@ def two_workers(tmp_path, gateway_emulator, broker):
         server.wait(timeout=30)
 
 
-def chat_turn(url: str, user, deployment) -> list[tuple[str, dict]]:
+def chat_turn(url: str, user, deployment, *, headers: dict[str, str] | None = None) -> list[tuple[str, dict]]:
     """A signed-in person's chat turn over HTTP: start a conversation, stream the answer."""
     signed_in = Client()
     signed_in.force_login(user)
@@ -86,7 +86,7 @@ def chat_turn(url: str, user, deployment) -> list[tuple[str, dict]]:
     session = requests.Session()
     session.cookies.set(settings.SESSION_COOKIE_NAME, signed_in.cookies[settings.SESSION_COOKIE_NAME].value)
     session.cookies.set(settings.CSRF_COOKIE_NAME, csrf)
-    headers = {"X-CSRFToken": csrf}
+    headers = {**(headers or {}), "X-CSRFToken": csrf}
     started = session.post(
         url + reverse("chat:start"), data={"deployment": deployment.pk}, headers=headers, timeout=30
     )
