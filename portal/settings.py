@@ -302,6 +302,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker logs through LOGGING below (JSON in production, each line naming its task's id),
+# not through the handlers Celery would put on the root logger instead.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The audit trail (audit/): how often the scheduler checks its hash chain (admins are emailed
 # when it breaks), how many years events stay in the database before they are archived to JSON
 # Lines files in AUDIT_ARCHIVE_DIR (0: kept forever).
