@@ -30,8 +30,11 @@ install-dev: $(VENV)/.installed-dev
 # nothing left in the checkout turns a later command (or an image built from it) into development.
 run: export DEBUG := true
 run: export AZURE_MODE := emulator
+# Prometheus's counts of every process (web, worker), summed by /metrics; emptied at each start.
+run: export PROMETHEUS_MULTIPROC_DIR := $(CURDIR)/var/prometheus
 run: install
 	@mkdir -p var
+	@rm -rf var/prometheus && mkdir -p var/prometheus
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@printf '\n  Switchyard is starting on  http://127.0.0.1:8000\n'

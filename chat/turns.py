@@ -516,6 +516,9 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
                 Message.objects.filter(pk=turn.replaces_message_id, conversation=conversation).delete()
             message_id = _answer_save(conversation, outcome, model_name=deployment.model_name).pk
             _touch(conversation, title=turn.title, now=now)
+        # Before the settlement, whose ledger rows new calls' admissions wait on until the commit:
+        # the rollups' rows are locked first here as in the gateway's settlements (no deadlock).
+        call_minutes_add(observations=[outcome.observation] if outcome.observation else [])
         cost = Decimal(0)
         if outcome.metered:
             # The conversation may have been deleted while it streamed: the money is still owed.
@@ -535,7 +538,6 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
             cost = record.cost if record is not None else cost
         else:
             admission_release(reservation_id=turn.reservation_id)
-        call_minutes_add(observations=[outcome.observation] if outcome.observation else [])
     total = _conversation_cost_after(conversation, cost) if conversation is not None else cost
     return FinishedTurn(
         message_id=message_id,

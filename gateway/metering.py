@@ -218,9 +218,9 @@ def gateway_call_finish(*, call: GatewayCall, outcome: CallOutcome) -> UsageReco
     for attempt in range(SETTLE_ATTEMPTS):
         try:
             with transaction.atomic():
-                record = _finish(call, outcome)
+                # The minute rollups' rows first, the ledgers' last, as in `gateway_calls_finish`.
                 call_minutes_add(observations=[outcome.observation] if outcome.observation else [])
-            return record
+                return _finish(call, outcome)
         except OperationalError:
             # SQLite answers "database is locked" when writers queue past its timeout.
             if attempt == SETTLE_ATTEMPTS - 1:
@@ -236,12 +236,13 @@ def gateway_calls_finish(*, finished: Sequence[tuple[GatewayCall, CallOutcome]])
     try:
         # The rollups of all of them in one statement per rollup table, at the end.
         with transaction.atomic(), ledger_moves_batched(), usage_rollups_batched():
-            for call, outcome in finished:
-                _finish(call, outcome)
-            # The calls' minute rollups, in the same transaction: no commit of their own.
+            # The calls' minute rollups, in the same transaction (no commit of their own), and
+            # first: their rows are locked in the same order by every settlement.
             call_minutes_add(
                 observations=[outcome.observation for _, outcome in finished if outcome.observation]
             )
+            for call, outcome in finished:
+                _finish(call, outcome)
     except DatabaseError:
         for call, outcome in finished:
             try:

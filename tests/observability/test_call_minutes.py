@@ -29,7 +29,7 @@ def minute_of(
             deployment=deployment, source=source, **{f"{field}__gte": calls}
         ).first()
     )
-    assert found is not None, list(CallMinute.objects.values())
+    assert isinstance(found, CallMinute), list(CallMinute.objects.values())
     return found
 
 

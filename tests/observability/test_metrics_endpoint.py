@@ -2,7 +2,9 @@
 this machine only), served beside Django without a session; and the series a chat turn, a gateway
 call, a provisioning run and the budgets make."""
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 import openai
 import pytest
@@ -70,12 +72,12 @@ def test_without_a_token_set_only_this_machine_may_scrape(gateway, settings):
 def test_without_a_token_set_another_machine_is_refused(settings, transactional_db):
     settings.METRICS_TOKEN = ""
     scope = {**http_scope("GET", "/metrics"), "client": ("10.20.30.40", 51000)}
-    sent: list[dict[str, object]] = []
+    sent: list[Mapping[str, Any]] = []
 
     async def receive() -> dict[str, object]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: Mapping[str, Any]) -> None:
         sent.append(message)
 
     async_to_sync(metrics.application)(scope, receive, send)

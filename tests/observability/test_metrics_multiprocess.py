@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -78,7 +79,9 @@ def two_workers(tmp_path, gateway_emulator, broker):
         server.wait(timeout=30)
 
 
-def chat_turn(url: str, user, deployment, *, headers: dict[str, str] | None = None) -> list[tuple[str, dict]]:
+def chat_turn(
+    url: str, user, deployment, *, headers: dict[str, str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """A signed-in person's chat turn over HTTP: start a conversation, stream the answer."""
     signed_in = Client()
     signed_in.force_login(user)
