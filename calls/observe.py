@@ -15,6 +15,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -140,7 +141,7 @@ def record(observation: CallObservation) -> None:
 _waiting: list[CallObservation] = []
 _waiting_lock = threading.Lock()
 # The event loops with a flush of the waiting refusals on its way.
-_flushing: set[asyncio.AbstractEventLoop] = set()
+_flushing: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 
 
 def refusal_observed(observation: CallObservation) -> None:
