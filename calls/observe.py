@@ -13,15 +13,18 @@ next settlement, or for a job of its own soon after (`call_minutes_flush_soon`).
 
 import asyncio
 import contextvars
+import functools
+import json
 import logging
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Field, Q
 from prometheus_client import Counter, Histogram
 
 from base.metrics import prometheus_ready
@@ -254,12 +257,16 @@ def _minutes(observations: Iterable[CallObservation]) -> dict[Key, _Minute]:
 
 def call_minutes_add(*, observations: Sequence[CallObservation]) -> None:
     """Add the calls (and the refusals waiting in this process) to their minute rollups, in the
-    caller's transaction when it has one. Rows are made if missing (a conflict with another
-    process making the same row is skipped), locked in key order, and added to."""
+    caller's transaction when it has one, rows in key order (every settlement locks them in the
+    same order). On PostgreSQL one statement adds them all (`_minutes_upsert`); elsewhere the ORM
+    makes the missing rows, locks them and adds to them."""
     minutes = _minutes([*observations, *_take_waiting()])
     if not minutes:
         return
     keys = sorted(minutes)
+    if connection.vendor == "postgresql":
+        _minutes_upsert(keys, minutes)
+        return
     with transaction.atomic(savepoint=False):
         CallMinute.objects.bulk_create(
             [
@@ -287,3 +294,55 @@ def call_minutes_add(*, observations: Sequence[CallObservation]) -> None:
         CallMinute.objects.bulk_update(
             rows, [*COUNTERS, *TOKENS_FIELDS, "first_token_ms", "answer_ms"], batch_size=500
         )
+
+
+KEY_FIELDS = ("minute", "deployment", "department", "source")
+HISTOGRAMS = ("first_token_ms", "answer_ms")
+
+
+@functools.cache
+def _upsert_sql(rows: int) -> str:
+    """PostgreSQL: insert the rows, or add them to the ones there (counters by +, histograms bucket
+    by bucket), in one statement: the settlement it rides on does no more round trips than before.
+    Written once from the model's names; a test holds it to the ORM's answer."""
+    meta = CallMinute._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        field = meta.get_field(name)
+        assert isinstance(field, Field)
+        assert field.column is not None
+        return quote(field.column)
+
+    names = [*KEY_FIELDS, *COUNTERS, *TOKENS_FIELDS, *HISTOGRAMS]
+    columns = ", ".join(column(name) for name in names)
+    placeholders = ", ".join(["%s"] * (len(names) - len(HISTOGRAMS)) + ["%s::jsonb"] * len(HISTOGRAMS))
+    values = ", ".join([f"({placeholders})"] * rows)
+    keys = ", ".join(column(name) for name in KEY_FIELDS)
+    sums = [
+        f"{column(name)} = t.{column(name)} + EXCLUDED.{column(name)}" for name in (*COUNTERS, *TOKENS_FIELDS)
+    ]
+    for name in HISTOGRAMS:
+        mine, theirs = f"t.{column(name)}", f"EXCLUDED.{column(name)}"
+        sums.append(
+            f"{column(name)} = CASE WHEN {theirs} = '[]'::jsonb THEN {mine} ELSE ("  # noqa: S608
+            "SELECT jsonb_agg(COALESCE(a.count::bigint, 0) + COALESCE(b.count::bigint, 0) "
+            "ORDER BY COALESCE(a.bucket, b.bucket)) "
+            f"FROM jsonb_array_elements_text({mine}) WITH ORDINALITY AS a(count, bucket) "
+            f"FULL JOIN jsonb_array_elements_text({theirs}) WITH ORDINALITY AS b(count, bucket) "
+            "ON a.bucket = b.bucket) END"
+        )
+    return (
+        f"INSERT INTO {quote(meta.db_table)} AS t ({columns}) VALUES {values} "  # noqa: S608 (names from _meta)
+        f"ON CONFLICT ({keys}) DO UPDATE SET {', '.join(sums)}"
+    )
+
+
+def _minutes_upsert(keys: Sequence[Key], minutes: dict[Key, _Minute]) -> None:
+    params: list[Any] = []
+    for key in keys:
+        change = minutes[key]
+        params += [*key, *(getattr(change, name) for name in (*COUNTERS, *TOKENS_FIELDS))]
+        params += [json.dumps(getattr(change, name) or []) for name in HISTOGRAMS]
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(len(keys)), params)

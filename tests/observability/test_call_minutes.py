@@ -1,6 +1,7 @@
 """Every model call, of the chat and of the gateway, lands once in its minute rollup (CallMinute),
 written with its settlement: answered, failed over, refused by Azure, refused at admission."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 import openai
@@ -138,3 +139,64 @@ def test_calls_refused_at_admission_are_counted_without_a_settlement(
     for source in (CallMinute.Source.API, CallMinute.Source.CHAT):
         row = minute_of(assistant, source, field="refused")
         assert (row.calls, row.refused) == (0, 1)
+
+
+@pytest.mark.parametrize("vendor_statement", [True, False], ids=["one statement", "orm"])
+def test_minutes_add_up_bucket_by_bucket_whichever_way_they_are_written(db, monkeypatch, vendor_statement):
+    from datetime import UTC, datetime
+
+    from django.db import connection
+
+    from calls import observe
+    from calls.latency import bucket_index
+    from tests.factories import make_department, make_deployment
+
+    if not vendor_statement:
+        monkeypatch.setattr(connection, "vendor", "the ORM's")
+    elif connection.vendor != "postgresql":
+        pytest.skip("the one statement is PostgreSQL's")
+    marketing = make_department(name="Marketing", slug="marketing")
+    deployment = make_deployment(department=marketing)
+    at = datetime(2026, 12, 4, 9, 30, 12, tzinfo=UTC)
+
+    def observed(
+        outcome: str, first: int | None = None, answer: int | None = None
+    ) -> observe.CallObservation:
+        return observe.CallObservation(
+            deployment_id=deployment.pk,
+            deployment="d",
+            department_id=marketing.pk,
+            department="marketing",
+            source=observe.API,
+            outcome=outcome,
+            at=at,
+            first_token_ms=first,
+            answer_ms=answer,
+            throttled=outcome == observe.UPSTREAM_ERROR,
+            input_tokens=10,
+            output_tokens=5,
+        )
+
+    # A row made by a refusal (no latencies), then calls added to it, twice.
+    observe.call_minutes_add(
+        observations=[replace(observed(observe.REFUSED), input_tokens=0, output_tokens=0)]
+    )
+    observe.call_minutes_add(
+        observations=[observed(observe.ANSWERED, 40, 900), observed(observe.ANSWERED, 40, 2_500)]
+    )
+    observe.call_minutes_add(
+        observations=[observed(observe.UPSTREAM_ERROR), observed(observe.ANSWERED, 130_000, 130_000)]
+    )
+
+    (row,) = CallMinute.objects.all()
+    assert row.minute == at.replace(second=0)
+    assert (row.calls, row.answered, row.upstream_errors, row.throttled, row.refused) == (4, 3, 1, 1, 1)
+    assert (row.input_tokens, row.output_tokens) == (40, 20)
+    first = [0] * BUCKET_COUNT
+    answer = [0] * BUCKET_COUNT
+    for milliseconds in (40, 40, 130_000):
+        first[bucket_index(milliseconds)] += 1
+    for milliseconds in (900, 2_500, 130_000):
+        answer[bucket_index(milliseconds)] += 1
+    assert row.first_token_ms == first
+    assert row.answer_ms == answer
