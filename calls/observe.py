@@ -339,6 +339,8 @@ def _upsert_sql(rows: int) -> str:
 
 
 def _minutes_upsert(keys: Sequence[Key], minutes: dict[Key, _Minute]) -> None:
+    # A minute without latencies yet (refusals, errors before the first token) gets `[]` for its
+    # histograms, which `calls.latency.added` and `summed` read as all zeros.
     params: list[Any] = []
     for key in keys:
         change = minutes[key]
