@@ -8,7 +8,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    PROMETHEUS_MULTIPROC_DIR=/app/var/prometheus \
+    LOG_FORMAT=json
 
 RUN groupadd --system switchyard \
     && useradd --system --gid switchyard --home-dir /app --shell /usr/sbin/nologin switchyard
@@ -35,10 +37,12 @@ COPY . .
 # Build-only settings: collectstatic needs no database, broker or real secret.
 RUN DEBUG=false SECRET_KEY=build-only-not-a-secret AZURE_MODE=azure ALLOWED_HOSTS='*' CELERY_BROKER_URL=memory:// \
     python manage.py collectstatic --noinput \
-    && install -d -o switchyard -g switchyard /app/var /app/var/audit-archive
+    && install -d -o switchyard -g switchyard /app/var /app/var/audit-archive /app/var/prometheus
 
 USER switchyard
 
 EXPOSE 8000
 
-CMD ["gunicorn", "portal.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "-b", "0.0.0.0:8000"]
+# Prometheus's files of a previous run go before gunicorn's workers count (docker-compose.yml
+# empties the shared directory in its `migrate` service instead, before web and worker start).
+CMD ["sh", "-c", "rm -f \"$PROMETHEUS_MULTIPROC_DIR\"/*.db && exec gunicorn portal.asgi:application -k uvicorn_worker.UvicornWorker -b 0.0.0.0:8000"]

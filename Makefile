@@ -41,8 +41,11 @@ run: export ENTRA_ADMIN_GROUP_ID := 5b6c7d8e-9f01-4123-8345-656667686970
 run: export ENTRA_FINANCE_GROUP_ID := 6c7d8e9f-0123-4234-9456-767778798081
 run: export ENTRA_SECURITY_GROUP_ID := 7d8e9f01-2345-4345-a567-878889909192
 run: export PASSWORD_SIGN_IN_WITH_ENTRA := true
+# Prometheus's counts of every process (web, worker), summed by /metrics; emptied at each start.
+run: export PROMETHEUS_MULTIPROC_DIR := $(CURDIR)/var/prometheus
 run: install
 	@mkdir -p var
+	@rm -rf var/prometheus && mkdir -p var/prometheus
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@printf '\n  Switchyard is starting on  http://127.0.0.1:8000\n'

@@ -18,10 +18,14 @@ import openai
 from openai import AsyncAzureOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from audit.context import current_origin
 from base import compat
-from provisioning.azure import COGNITIVE_SERVICES_SCOPE, credential, is_emulator
+from provisioning.azure import CLIENT_REQUEST_ID, COGNITIVE_SERVICES_SCOPE, credential, is_emulator
 
 API_VERSION = "2025-04-01-preview"
+# Every call names the request (or task) it serves in `x-ms-client-request-id` (audit.context), the
+# id Switchyard's logs, its audit trail and its answer's X-Request-ID carry: Azure's logs and a
+# support case then find the same call.
 # Azure's own 429s are retried by the SDK (honouring retry-after) before the user hears of them.
 MAX_RETRIES = 2
 # Between two chunks, not for the whole answer: a long answer may stream for minutes.
@@ -242,6 +246,9 @@ async def chat_completion_stream(
     options = compat.unparsed_stream_options()
     if not retry:
         options["max_retries"] = 0
+    request_id = current_origin().request_id
+    if request_id:
+        options["headers"] = {**options.get("headers", {}), CLIENT_REQUEST_ID: request_id}
     answer = await client.post(
         "/chat/completions",
         body={
@@ -258,6 +265,13 @@ async def chat_completion_stream(
         options=options,
     )
     return cast("openai.AsyncAPIResponse[Any]", answer).http_response
+
+
+def _with_request_id(headers: dict[str, str]) -> dict[str, str]:
+    request_id = current_origin().request_id
+    if request_id:
+        headers[CLIENT_REQUEST_ID] = request_id
+    return headers
 
 
 async def relayed_call(
@@ -283,7 +297,7 @@ async def relayed_call(
     request = httpx2.Request(
         "POST",
         url,
-        headers={**upstream.headers, "Authorization": f"Bearer {token}"},
+        headers=_with_request_id({**upstream.headers, "Authorization": f"Bearer {token}"}),
         content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         extensions=dict(upstream.extensions),
     )

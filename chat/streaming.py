@@ -20,9 +20,11 @@ from typing import Any
 import httpx2
 import openai
 from django.db import OperationalError
+from django.utils import timezone
 
 from calls.database import database_later
 from calls.failover import Failover, Target, retry_after
+from calls.observe import ANSWERED, CHAT, STOPPED, UPSTREAM_ERROR, CallObservation, record, upstream_status_of
 from calls.sse import sse_payloads
 from calls.transport import chat_completion_stream, openai_client, rest_between_reads
 from chat.turns import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
@@ -161,6 +163,9 @@ class AnswerStream:
         # reached Azure, which then bills its prompt, so it is metered on an estimate.
         self.cancelled_on_its_way = False
         self.saved: FinishedTurn | None = None
+        # Azure's refusal of the call, or what broke it, for the call's observation.
+        self.upstream_status = ""
+        self.observed = False
         self.failover = Failover(
             turn.targets or (Target(turn.deployment_id, turn.endpoint, turn.deployment_name),)
         )
@@ -198,11 +203,46 @@ class AnswerStream:
             estimated=self.usage is None,
             served_deployment_id=self.failover.served.deployment_id if self.failover.served else None,
             attempts=tuple(self.failover.attempts),
+            observation=self._observation(finish_reason, prompt_tokens, completion_tokens),
+        )
+
+    def _observation(self, finish_reason: str, input_tokens: int, output_tokens: int) -> CallObservation:
+        turn = self.turn
+        if finish_reason == "stopped":
+            outcome = STOPPED
+        elif finish_reason in ("error", "interrupted"):
+            outcome = UPSTREAM_ERROR
+        else:
+            outcome = ANSWERED
+        throttled = sum(1 for attempt in self.failover.attempts if attempt.get("status") == 429)
+        throttled += self.upstream_status == "429"
+        served = self.failover.served
+        failed_over = served is not None and served.deployment_id != turn.deployment_id
+        served_deployment = turn.served_by(served.deployment_id) if failed_over and served else None
+        return CallObservation(
+            deployment_id=turn.deployment_id,
+            deployment=turn.deployment.gateway_name if turn.deployment else str(turn.deployment_id),
+            department_id=turn.department_id,
+            department=turn.department.slug if turn.department else str(turn.department_id),
+            source=CHAT,
+            outcome=outcome,
+            at=timezone.now(),
+            upstream_status=(self.upstream_status or "stream") if outcome == UPSTREAM_ERROR else "",
+            first_token_ms=self.first_token_ms,
+            answer_ms=self._elapsed_ms() if outcome == ANSWERED else None,
+            throttled=throttled,
+            failover_to=served_deployment.gateway_name if served_deployment else "",
+            failover_to_id=served_deployment.pk if served_deployment else None,
+            input_tokens=input_tokens if self.accepted or self.cancelled_on_its_way else 0,
+            output_tokens=output_tokens,
         )
 
     async def _save(self, outcome: Outcome) -> FinishedTurn:
         # Once per call, however many ways it ends (a stop can arrive while an error is sent).
         if self.saved is None:
+            if outcome.observation is not None and not self.observed:
+                self.observed = True
+                record(outcome.observation)
             for attempt in range(SAVE_ATTEMPTS):
                 try:
                     self.saved = await database_later(chat_turn_finish, turn=self.turn, outcome=outcome)
@@ -304,6 +344,7 @@ class AnswerStream:
     async def _refused(self, error: openai.APIError) -> bytes:
         """Azure refused the call: saved with the reason, which the person is told."""
         message, retry_after, verdict = refusal_for(error, self.turn)
+        self.upstream_status = upstream_status_of(error)
         logger.info("Chat call refused for conversation %s: %s", self.turn.conversation_id, error)
         await self._save(self.outcome(finish_reason="error", error=message, verdict=verdict))
         return sse("error", {"message": message, "retry_after": retry_after})
@@ -312,6 +353,7 @@ class AnswerStream:
         """The stream broke: what arrived is saved and kept on the page."""
         turn = self.turn
         logger.warning("Chat stream broke for conversation %s: %r", turn.conversation_id, error)
+        self.upstream_status = "stream"
         if self.parts:
             message = "The connection to the assistant broke. The part that arrived is kept."
             await self._save(self.outcome(finish_reason="interrupted"))

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from base.remembered import Remembered
 from calls.failover import Target
+from calls.observe import CHAT, REFUSED, CallObservation, call_minutes_add, refusal_observed
 from chat.access import access_version
 from chat.models import Conversation, Message
 from chat.services import (
@@ -271,6 +272,18 @@ def chat_turn_prepare(
             )
             admission = admission_reserve(claim=claim, now=now)
     except AdmissionRefused as refused:
+        refusal_observed(
+            CallObservation(
+                deployment_id=deployment.pk,
+                deployment=deployment.gateway_name,
+                department_id=department.pk,
+                department=department.slug,
+                source=CHAT,
+                outcome=REFUSED,
+                at=now,
+                refused_reason=refused.limit,
+            )
+        )
         saved_id = _question_refused(question, refused.message)
         _touch(conversation, title=question.title, now=now)
         return Refusal(refused.message, refused.retry_after, saved_id)
@@ -469,6 +482,8 @@ class Outcome:
     # The deployment that answered, when a fallback did, and the ones that refused before it.
     served_deployment_id: int | None = None
     attempts: tuple[dict[str, Any], ...] = ()
+    # How the call went, for the operations page's minute rollups (calls.observe).
+    observation: CallObservation | None = None
 
 
 @dataclass(frozen=True)
@@ -501,6 +516,9 @@ def chat_turn_finish(*, turn: Turn, outcome: Outcome) -> FinishedTurn:
                 Message.objects.filter(pk=turn.replaces_message_id, conversation=conversation).delete()
             message_id = _answer_save(conversation, outcome, model_name=deployment.model_name).pk
             _touch(conversation, title=turn.title, now=now)
+        # Before the settlement, whose ledger rows new calls' admissions wait on until the commit:
+        # the rollups' rows are locked first here as in the gateway's settlements (no deadlock).
+        call_minutes_add(observations=[outcome.observation] if outcome.observation else [])
         cost = Decimal(0)
         if outcome.metered:
             # The conversation may have been deleted while it streamed: the money is still owed.

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from base.text import one_line
 from calls.database import database_job
+from calls.observe import call_minutes_flush_soon
 from chat import services
 from chat.models import Conversation
 from chat.services import ChatInputError, conversation_cost
@@ -153,6 +154,8 @@ async def _answer(request: HttpRequest, conversation_id: UUID, content: str | No
         )
     if prepared is None:
         return redirect_to_login(request.get_full_path())
+    if isinstance(prepared, Refusal):
+        call_minutes_flush_soon()  # the refused call's minute, off this request's path
     response = _event_stream(prepared)
     if isinstance(prepared, Turn):
         # The call to Azure is under way (`answer_stream`): let it go out now, before this

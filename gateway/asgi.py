@@ -16,6 +16,7 @@ the gateway gives itself is OpenAI's JSON error shape (gateway.errors), never a 
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import weakref
@@ -23,8 +24,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
+from audit.context import origin, request_id_or_new
 from calls.database import database_job, database_job_alone, database_later
+from calls.observe import call_minutes_flush_soon, record
 from gateway.credentials import Credential
 from gateway.errors import GatewayError, bad_request
 from gateway.listing import model_listing
@@ -154,24 +158,37 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
     """Serve one request to a path under /openai/: an unforeseen failure too is answered in
     OpenAI's error shape (when the answer has not begun), never with the server's own page."""
     started = False
+    request_id = _request_id(scope["headers"])
 
     async def send_started(message: Mapping[str, Any]) -> None:
         nonlocal started
         started = True
+        # The answer names the call's id, as the portal's pages do (X-Request-ID).
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], (b"x-request-id", request_id.encode())]}
         await send(message)
 
-    try:
-        await _handle(scope, receive, send, send_started)
-    except Exception:
-        logger.exception("The gateway failed on %s %s", scope["method"], scope["path"])
-        if not started:
-            failure = GatewayError(
-                500,
-                "Switchyard's gateway failed on this call. Try again; tell a platform admin if it keeps "
-                "happening.",
-                type="server_error",
-            )
-            await send_error(send, failure)
+    # The call's log lines and its requests to Azure (`x-ms-client-request-id`) carry its id.
+    with origin(request_id=request_id):
+        try:
+            await _handle(scope, receive, send, send_started)
+        except Exception:
+            logger.exception("The gateway failed on %s %s", scope["method"], scope["path"])
+            if not started:
+                failure = GatewayError(
+                    500,
+                    "Switchyard's gateway failed on this call. Try again; tell a platform admin if it "
+                    "keeps happening.",
+                    type="server_error",
+                )
+                await send_error(send_started, failure)
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            return request_id_or_new(value.decode("latin-1"))
+    return request_id_or_new("")
 
 
 async def _handle(scope: Scope, receive: Receive, send: Send, send_started: Send) -> None:
@@ -208,6 +225,7 @@ async def _handle(scope: Scope, receive: Receive, send: Send, send_started: Send
         )
     except GatewayError as error:
         await send_error(send_started, error, close=error.status == 413)
+        call_minutes_flush_soon()  # a call refused at admission: its minute, off this call's path
         return
     assert body is not None
     relay = Relay(call, body, stream=stream, include_usage=include_usage, start=send_started)
@@ -242,6 +260,7 @@ async def _serve(call: GatewayCall, relay: Relay, *, receive: Receive, send: Sen
     try:
         await relay.run(send)
     except asyncio.CancelledError:
+        relay.outcome.stopped = True
         relay.left_on_the_way()
         if not left:  # the server is stopping: settle in a task of its own, and stop
             settling = asyncio.get_running_loop().create_task(_settle(call, relay))
@@ -251,6 +270,7 @@ async def _serve(call: GatewayCall, relay: Relay, *, receive: Receive, send: Sen
         assert task is not None
         task.uncancel()
     except Exception:
+        relay.outcome.stopped = True
         relay.left_on_the_way()
         await _settle(call, relay)
         raise
@@ -264,7 +284,10 @@ async def _settle(call: GatewayCall, relay: Relay) -> None:
     """Settle the call with the others that ended meanwhile, after its answer went out (the
     application does not wait); the request ends when its call is settled, so a server that stops
     waits for its settlements."""
-    await _settlements().add(call, relay.outcome)
+    outcome = relay.outcome
+    outcome.observation = outcome.observed(call, at=timezone.now())
+    record(outcome.observation)  # Prometheus's series, in memory; the minute rollups settle with it
+    await _settlements().add(call, outcome)
 
 
 class Settlements:
@@ -281,7 +304,9 @@ class Settlements:
         self.waiting.append((call, outcome, settled))
         if not self.settling:
             self.settling = True
-            task = asyncio.get_running_loop().create_task(self._settle_all())
+            # In a context of its own: it settles other calls than this one (their log lines
+            # must not carry this call's request id).
+            task = asyncio.get_running_loop().create_task(self._settle_all(), context=contextvars.Context())
             _settling.add(task)
             task.add_done_callback(_settling.discard)
         await settled

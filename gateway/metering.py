@@ -12,6 +12,16 @@ from typing import Any
 from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
+from calls.observe import (
+    ANSWERED,
+    API,
+    REFUSED,
+    STOPPED,
+    UPSTREAM_ERROR,
+    CallObservation,
+    call_minutes_add,
+    refusal_observed,
+)
 from gateway.callers import Caller, CallerRefused, callers_version
 from gateway.credentials import Credential, caller_for_credential
 from gateway.deployments import Routed, deployment_for
@@ -108,6 +118,18 @@ def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *,
     try:
         return admission_reserve(claim=claim, now=now)
     except AdmissionRefused as refused:
+        refusal_observed(
+            CallObservation(
+                deployment_id=routed.deployment.pk,
+                deployment=routed.deployment.gateway_name,
+                department_id=caller.department.pk,
+                department=caller.department.slug,
+                source=API,
+                outcome=REFUSED,
+                at=now,
+                refused_reason=refused.limit,
+            )
+        )
         budget = refused.limit in ("department", "grant")
         raise GatewayError(
             429,
@@ -130,6 +152,46 @@ class CallOutcome:
     usage: dict[str, Any] | None = None
     delivered_chunks: int = 0
     metered: bool = False
+    # For the call's observation (calls.observe): timings from the relay's start, Azure's refusal
+    # or what broke ("stream"), and whether the application went away first.
+    first_token_ms: int | None = None
+    answer_ms: int | None = None
+    upstream_status: str = ""
+    stopped: bool = False
+    observation: CallObservation | None = None
+
+    def observed(self, call: GatewayCall, *, at: datetime) -> CallObservation:
+        """How the call went, from what the relay noted."""
+        if self.upstream_status:
+            outcome = UPSTREAM_ERROR
+        elif self.stopped or not self.metered:
+            outcome = STOPPED
+        else:
+            outcome = ANSWERED
+        routed = call.routed
+        throttled = sum(1 for attempt in self.attempts if attempt.get("status") == 429)
+        throttled += self.upstream_status == "429"
+        served = None
+        if self.served_deployment_id not in (None, routed.deployment.pk):
+            served = _served(call, self.served_deployment_id)
+        usage = self.usage_for(call) if self.metered else None
+        return CallObservation(
+            deployment_id=routed.deployment.pk,
+            deployment=routed.deployment.gateway_name,
+            department_id=call.caller.department.pk,
+            department=call.caller.department.slug,
+            source=API,
+            outcome=outcome,
+            at=at,
+            upstream_status=self.upstream_status,
+            first_token_ms=self.first_token_ms,
+            answer_ms=self.answer_ms if outcome == ANSWERED else None,
+            throttled=throttled,
+            failover_to=served.gateway_name if served else "",
+            failover_to_id=served.pk if served else None,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+        )
 
     def usage_for(self, call: GatewayCall) -> Usage:
         usage = self.usage
@@ -155,7 +217,10 @@ def gateway_call_finish(*, call: GatewayCall, outcome: CallOutcome) -> UsageReco
     the caller and the attempts before), or give its reservation back when Azure refused it."""
     for attempt in range(SETTLE_ATTEMPTS):
         try:
-            return _finish(call, outcome)
+            with transaction.atomic():
+                # The minute rollups' rows first, the ledgers' last, as in `gateway_calls_finish`.
+                call_minutes_add(observations=[outcome.observation] if outcome.observation else [])
+                return _finish(call, outcome)
         except OperationalError:
             # SQLite answers "database is locked" when writers queue past its timeout.
             if attempt == SETTLE_ATTEMPTS - 1:
@@ -171,6 +236,11 @@ def gateway_calls_finish(*, finished: Sequence[tuple[GatewayCall, CallOutcome]])
     try:
         # The rollups of all of them in one statement per rollup table, at the end.
         with transaction.atomic(), ledger_moves_batched(), usage_rollups_batched():
+            # The calls' minute rollups, in the same transaction (no commit of their own), and
+            # first: their rows are locked in the same order by every settlement.
+            call_minutes_add(
+                observations=[outcome.observation for _, outcome in finished if outcome.observation]
+            )
             for call, outcome in finished:
                 _finish(call, outcome)
     except DatabaseError:

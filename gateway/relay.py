@@ -14,6 +14,7 @@ refused by Azure (the reservation is given back).
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx2
 import openai
 
 from calls.failover import Failover, Target
+from calls.observe import upstream_status_of
 from calls.transport import openai_client, relayed_call, rest_between_reads
 from gateway.errors import GatewayError, from_azure
 from gateway.metering import CallOutcome, GatewayCall
@@ -88,6 +90,7 @@ class Relay:
         self.outcome = CallOutcome(attempts=self.failover.attempts)
         self.response: httpx2.Response | None = None
         self.opening = True  # no answer from Azure yet: the call may be on its way
+        self.started = time.monotonic()
         self.finished = False  # the last of the response is being sent
 
     async def _start(self, target: Target, last: bool) -> httpx2.Response:
@@ -103,6 +106,7 @@ class Relay:
         except openai.APIError as error:
             self.opening = False
             self.finished = True
+            self.outcome.upstream_status = upstream_status_of(error)
             await send_error(
                 self.start, from_azure(error, deployment_name=self.call.routed.deployment.gateway_name)
             )
@@ -128,8 +132,12 @@ class Relay:
             self.outcome.metered = True
             self.outcome.served_deployment_id = self.failover.primary.deployment_id
 
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
     async def _pass_body(self, response: httpx2.Response, send: Send) -> None:
         body = await response.aread()
+        self.outcome.first_token_ms = self.outcome.answer_ms = self._elapsed_ms()
         try:
             usage = json.loads(body).get("usage")
         except (ValueError, AttributeError):
@@ -159,6 +167,8 @@ class Relay:
                     continue
                 events, pending = data[:end], data[end:]
                 content = events.count(_CONTENT) - events.count(_EMPTY_CONTENT)
+                if content and self.outcome.first_token_ms is None:
+                    self.outcome.first_token_ms = self._elapsed_ms()
                 self.outcome.delivered_chunks += content
                 if _USAGE in events:
                     events = self._take_usage(events)
@@ -172,12 +182,14 @@ class Relay:
             # Azure's stream broke after the answer began: the application hears it as the SDKs
             # report an error inside a stream, and what arrived is metered.
             logger.warning("Azure's stream broke for %s: %r", self.call.caller.label, error)
+            self.outcome.upstream_status = "stream"
             failure = GatewayError(
                 502, "The connection to Azure OpenAI broke during the answer.", type="server_error"
             )
             pending += b"data: " + failure.body() + b"\n\n"
         finally:
             _streaming -= 1
+        self.outcome.answer_ms = self._elapsed_ms()
         self.finished = True
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 

@@ -1,8 +1,6 @@
 """The project's own middleware (Django's, tuned to run on the event loop, is in
 portal/runtime/middleware.py)."""
 
-import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +10,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from api.problems import Problem, problem_response
-from audit.context import origin
+from audit.context import origin, request_id_or_new
+from portal.logs import REQUEST_ID_META
 from portal.runtime.middleware import EventLoopHooks
 
 # Paths whose clients read JSON errors (the chat's scripts, programs).
@@ -49,10 +48,6 @@ class RequestSizeMiddleware(EventLoopHooks):
         return None
 
 
-# A request id a client or a proxy in front may hand us; anything else is replaced.
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
 class AuditOriginMiddleware:
     """Every audit event written while serving a request carries the request's id and the
     caller's IP address (`audit.context.origin`), and the response names the id in
@@ -74,6 +69,7 @@ class AuditOriginMiddleware:
         if self.is_async:
             return self._serve_async(request)
         request_id = request_id_of(request)
+        request.META[REQUEST_ID_META] = request_id  # for the log lines written after the middleware
         with origin(request_id=request_id, source_ip=source_ip_of(request)):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
@@ -81,6 +77,7 @@ class AuditOriginMiddleware:
 
     async def _serve_async(self, request: HttpRequest) -> HttpResponseBase:
         request_id = request_id_of(request)
+        request.META[REQUEST_ID_META] = request_id  # for the log lines written after the middleware
         with origin(request_id=request_id, source_ip=source_ip_of(request)):
             response: HttpResponseBase = await self.get_response(request)
         response["X-Request-ID"] = request_id
@@ -88,10 +85,8 @@ class AuditOriginMiddleware:
 
 
 def request_id_of(request: HttpRequest) -> str:
-    """The id the caller (or a proxy in front) gave the request, if it is a plain token; a new
-    one otherwise: a header is the caller's to write, and it ends up in logs and exports."""
-    given = request.headers.get("X-Request-ID", "")
-    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    """The request's id: the one the caller gave in X-Request-ID if it is a plain token, else new."""
+    return request_id_or_new(request.headers.get("X-Request-ID", ""))
 
 
 def source_ip_of(request: HttpRequest) -> str | None:

@@ -317,6 +317,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker logs through LOGGING below (JSON in production, each line naming its task's id),
+# not through the handlers Celery would put on the root logger instead.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The audit trail (audit/): how often the scheduler checks its hash chain (admins are emailed
 # when it breaks), how many years events stay in the database before they are archived to JSON
 # Lines files in AUDIT_ARCHIVE_DIR (0: kept forever).
@@ -437,11 +440,26 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Prometheus's /metrics (portal/metrics.py): the bearer token a scrape must send. Unset, /metrics
+# answers only callers on loopback whose request no proxy relayed (a Prometheus on the same host).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Log lines: `json` (production's default; portal/logs.py) or `text` (development's), each with the
+# id of the request or Celery task that wrote it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT} is not a format: set json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "portal.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's default configuration, applied before this one, gives "django" a console

@@ -21,6 +21,8 @@ from azure.mgmt.costmanagement import CostManagementClient
 from django.conf import settings
 from django.core import checks
 
+from audit.context import current_origin
+
 ARM_SCOPE = "https://management.azure.com/.default"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 # Long-running operations: Azure answers Retry-After; this is only the fallback between polls.
@@ -100,12 +102,25 @@ def credential() -> TokenCredential:
     return DefaultAzureCredential()
 
 
+CLIENT_REQUEST_ID = "x-ms-client-request-id"
+
+
+def name_the_origin(request: PipelineRequest[Any]) -> None:
+    """azure-core's `raw_request_hook`, run on every ARM request after its own request id is set:
+    the id of the request or Celery task under way (audit.context) replaces it, so Azure's logs
+    and a support case name the same id as Switchyard's logs and audit trail."""
+    request_id = current_origin().request_id
+    if request_id:
+        request.http_request.headers[CLIENT_REQUEST_ID] = request_id
+
+
 def _arm_options(token_credential: TokenCredential, retries: int | None) -> dict[str, Any]:
     # azure-core waits up to 300 s for an answer by default; a worker should not.
     options: dict[str, Any] = {
         "polling_interval": POLLING_INTERVAL_SECONDS,
         "connection_timeout": ARM_CONNECT_TIMEOUT_SECONDS,
         "read_timeout": ARM_READ_TIMEOUT_SECONDS,
+        "raw_request_hook": name_the_origin,
     }
     if retries is not None:
         options["retry_total"] = retries

@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from base.metrics import provisioning_run_observed
 from provisioning.azure import cognitive_services_client
 from provisioning.azure_errors import PermanentAzureError, TransientAzureError
 from provisioning.claims import Claim, claimed, claimed_if_free
@@ -57,6 +58,19 @@ def _announce_finished(deployment: ModelDeployment) -> None:
     transaction.on_commit(
         lambda: deployment_run_finished.send(ModelDeployment, deployment_id=deployment_id, state=state)
     )
+
+
+def _run_observed(deployment: ModelDeployment, *, kind: str, outcome: str) -> None:
+    """Count the run's end and its duration (from its first step) in Prometheus's series
+    (base.metrics), once its end commits."""
+    started = (
+        ProvisioningOperation.objects.filter(deployment=deployment, run=deployment.run)
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    seconds = (timezone.now() - started).total_seconds() if started is not None else None
+    transaction.on_commit(lambda: provisioning_run_observed(kind=kind, outcome=outcome, seconds=seconds))
 
 
 def _start_run(deployment: ModelDeployment, state: str) -> str:
@@ -402,6 +416,11 @@ def _finish(deployment: ModelDeployment, running_state: str) -> None:
     deployment.state = State.ACTIVE if running_state == State.PROVISIONING else State.DECOMMISSIONED
     deployment.save(update_fields=["state", "run_token", "next_step_at", "account", "updated_at"])
     _run_record(deployment, "provisioning.succeeded")
+    _run_observed(
+        deployment,
+        kind="provisioning" if running_state == State.PROVISIONING else "decommissioning",
+        outcome="succeeded",
+    )
     logger.info("Deployment %s is %s", deployment.pk, deployment.state)
     _announce_finished(deployment)
 
@@ -425,6 +444,7 @@ def _give_up(deployment: ModelDeployment, message: str, *, clean_up: bool) -> No
     an account nothing uses only counts against the region's accounts."""
     from provisioning.tasks import clean_up_failed_run_task
 
+    kind = "decommissioning" if deployment.state == State.DECOMMISSIONING else "provisioning"
     deployment.state = State.FAILED
     deployment.status_message = message
     deployment.run_token = ""
@@ -435,6 +455,7 @@ def _give_up(deployment: ModelDeployment, message: str, *, clean_up: bool) -> No
         transaction.on_commit(lambda: clean_up_failed_run_task.delay(deployment.pk, token))
     deployment.save(update_fields=["state", "status_message", "run_token", "next_step_at", "updated_at"])
     _run_record(deployment, "provisioning.failed", note=message)
+    _run_observed(deployment, kind=kind, outcome="failed")
     _announce_finished(deployment)
 
 

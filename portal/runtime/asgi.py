@@ -1,5 +1,6 @@
 """The application the servers run: Django's ASGI handler, each request on a thread of its own
-from a pool, the gateway's paths (/openai/...) beside it, and the server's start and stop;
+from a pool, the gateway's paths (/openai/...) and Prometheus's /metrics (portal.metrics) beside
+it, and the server's start and stop;
 `asgi_application` also tunes the process (`portal.runtime.process`) once Django and the URLconf
 are loaded."""
 
@@ -36,9 +37,11 @@ class RequestThreads:
         self,
         application: Callable[[Scope, Receive, Send], Awaitable[None]],
         gateway: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
+        metrics: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
     ) -> None:
         self.application = application
         self.gateway = gateway
+        self.metrics = metrics
         self.idle: list[ThreadPoolExecutor] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,6 +51,10 @@ class RequestThreads:
         if self.gateway is not None and scope["type"] == "http" and _is_gateway_path(scope["path"]):
             # Applications' calls (gateway.asgi): no Django request, no thread of their own.
             await self.gateway(scope, receive, send)
+            return
+        if self.metrics is not None and scope["type"] == "http" and scope["path"] == "/metrics":
+            # Prometheus's scrapes: no session, no sign-in page (portal.metrics checks the token).
+            await self.metrics(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.application(scope, receive, send)
@@ -90,7 +97,8 @@ def asgi_application() -> RequestThreads:
     first)."""
     django_application = get_asgi_application()
     from gateway.asgi import application as gateway  # needs the apps loaded
+    from portal.metrics import application as metrics
 
-    application = RequestThreads(django_application, gateway)
+    application = RequestThreads(django_application, gateway, metrics)
     tune_process()
     return application

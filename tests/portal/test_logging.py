@@ -60,4 +60,8 @@ def test_a_not_found_page_is_logged_once_by_the_web_process(tmp_path):
     assert response.status_code == 404
     lines = [line for line in log.read_text().splitlines() if "Not Found: /no-such-page/" in line]
     assert len(lines) == 1, lines
-    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING django\.request: ", lines[0])
+    # The request's id in brackets: the one its response names in X-Request-ID.
+    request_id = response.headers["X-Request-ID"]
+    assert re.match(
+        rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING django\.request \[{request_id}\]: ", lines[0]
+    ), lines[0]
