@@ -4,19 +4,22 @@ from calls.latency import empty_buckets
 from org.models import Department
 from provisioning.models import ModelDeployment
 
+# The rollups' sums by kind: counters and tokens add up, histograms add up bucket by bucket.
+COUNTERS = ("calls", "answered", "upstream_errors", "throttled", "failovers", "refused")
+TOKENS = ("input_tokens", "output_tokens")
+HISTOGRAMS = ("first_token_ms", "answer_ms")
 
-class CallMinute(models.Model):
-    """One minute of calls to one deployment for one department from one source (the chat or the
-    gateway): the operations page's figures. Written off the request path, with the settlement,
-    one upsert per key and batch; latencies as counts per `calls.latency.BUCKETS_MS` bucket."""
+
+class CallCounters(models.Model):
+    """What a span of calls to one deployment for one department from one source (the chat or
+    the gateway) adds up to; latencies as counts per `calls.latency.BUCKETS_MS` bucket."""
 
     class Source(models.TextChoices):
         CHAT = "chat", "Chat"
         API = "api", "Gateway"
 
-    minute = models.DateTimeField(help_text="The minute's start (UTC).")
-    deployment = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="call_minutes")
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="call_minutes")
+    deployment = models.ForeignKey(ModelDeployment, on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
     source = models.CharField(max_length=10, choices=Source.choices)
     calls = models.PositiveIntegerField(default=0, help_text="Calls sent to Azure (each ends once).")
     answered = models.PositiveIntegerField(default=0, help_text="Calls that ended with an answer.")
@@ -34,6 +37,17 @@ class CallMinute(models.Model):
     answer_ms = models.JSONField(default=empty_buckets, help_text="Time to the full answer, per bucket.")
 
     class Meta:
+        abstract = True
+
+
+class CallMinute(CallCounters):
+    """One minute of calls: the operations page's figures for the last hours, and each minute of
+    a provisioned deployment's load. Written off the request path, with the settlement, one upsert
+    per key and batch (`calls.observe`); kept `MINUTES_KEPT_DAYS` (`calls.hours`)."""
+
+    minute = models.DateTimeField(help_text="The minute's start (UTC).")
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["minute", "deployment", "department", "source"], name="one_call_minute_per_key"
@@ -46,3 +60,21 @@ class CallMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.deployment_id} {self.source} {self.minute:%Y-%m-%d %H:%M}: {self.calls} calls"
+
+
+class CallHour(CallCounters):
+    """One hour of calls, folded from its minutes once the hour is over (`calls.hours`): a day or a
+    week on the operations page reads a sixtieth of the rows."""
+
+    hour = models.DateTimeField(help_text="The hour's start (UTC).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "deployment", "department", "source"], name="one_call_hour_per_key"
+            )
+        ]
+        indexes = [models.Index(fields=["hour"], name="call_hour_by_time")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} {self.source} {self.hour:%Y-%m-%d %H}h: {self.calls} calls"

@@ -30,7 +30,8 @@ from prometheus_client import Counter, Histogram
 from base.metrics import prometheus_ready
 from calls.database import database_later
 from calls.latency import BUCKETS_MS, added, bucket_index, empty_buckets
-from calls.models import CallMinute
+from calls.models import COUNTERS, HISTOGRAMS, CallMinute
+from calls.models import TOKENS as TOKEN_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -229,10 +230,6 @@ def _counted(buckets: list[int] | None, milliseconds: int) -> list[int]:
     return buckets
 
 
-COUNTERS = ("calls", "answered", "upstream_errors", "throttled", "failovers", "refused")
-TOKENS_FIELDS = ("input_tokens", "output_tokens")
-
-
 def _minutes(observations: Iterable[CallObservation]) -> dict[Key, _Minute]:
     """The observations summed per minute rollup. A call served by a fallback counts on the
     deployment that served it (as its usage does); the failover, and Azure's 429s that caused it,
@@ -285,19 +282,16 @@ def call_minutes_add(*, observations: Sequence[CallObservation]) -> None:
         )
         for row in rows:
             change = minutes[(row.minute, row.deployment_id, row.department_id, row.source)]
-            for name in (*COUNTERS, *TOKENS_FIELDS):
+            for name in (*COUNTERS, *TOKEN_FIELDS):
                 setattr(row, name, getattr(row, name) + getattr(change, name))
             if change.first_token_ms:
                 row.first_token_ms = added(row.first_token_ms, change.first_token_ms)
             if change.answer_ms:
                 row.answer_ms = added(row.answer_ms, change.answer_ms)
-        CallMinute.objects.bulk_update(
-            rows, [*COUNTERS, *TOKENS_FIELDS, "first_token_ms", "answer_ms"], batch_size=500
-        )
+        CallMinute.objects.bulk_update(rows, [*COUNTERS, *TOKEN_FIELDS, *HISTOGRAMS], batch_size=500)
 
 
 KEY_FIELDS = ("minute", "deployment", "department", "source")
-HISTOGRAMS = ("first_token_ms", "answer_ms")
 
 
 @functools.cache
@@ -314,13 +308,13 @@ def _upsert_sql(rows: int) -> str:
         assert field.column is not None
         return quote(field.column)
 
-    names = [*KEY_FIELDS, *COUNTERS, *TOKENS_FIELDS, *HISTOGRAMS]
+    names = [*KEY_FIELDS, *COUNTERS, *TOKEN_FIELDS, *HISTOGRAMS]
     columns = ", ".join(column(name) for name in names)
     placeholders = ", ".join(["%s"] * (len(names) - len(HISTOGRAMS)) + ["%s::jsonb"] * len(HISTOGRAMS))
     values = ", ".join([f"({placeholders})"] * rows)
     keys = ", ".join(column(name) for name in KEY_FIELDS)
     sums = [
-        f"{column(name)} = t.{column(name)} + EXCLUDED.{column(name)}" for name in (*COUNTERS, *TOKENS_FIELDS)
+        f"{column(name)} = t.{column(name)} + EXCLUDED.{column(name)}" for name in (*COUNTERS, *TOKEN_FIELDS)
     ]
     for name in HISTOGRAMS:
         mine, theirs = f"t.{column(name)}", f"EXCLUDED.{column(name)}"
@@ -344,7 +338,7 @@ def _minutes_upsert(keys: Sequence[Key], minutes: dict[Key, _Minute]) -> None:
     params: list[Any] = []
     for key in keys:
         change = minutes[key]
-        params += [*key, *(getattr(change, name) for name in (*COUNTERS, *TOKENS_FIELDS))]
+        params += [*key, *(getattr(change, name) for name in (*COUNTERS, *TOKEN_FIELDS))]
         params += [json.dumps(getattr(change, name) or []) for name in HISTOGRAMS]
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(len(keys)), params)

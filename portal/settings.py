@@ -333,6 +333,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "check-drift": {"task": "provisioning.tasks.check_drift_task", "schedule": 15 * 60.0},
     "catalog-sync": {"task": "provisioning.tasks.catalog_sync_task", "schedule": 3600.0},
     "reconcile-reservations": {"task": "money.tasks.reconcile_reservations_task", "schedule": 60.0},
+    "fold-call-hours": {"task": "calls.tasks.fold_call_hours_task", "schedule": 5 * 60.0},
     "purge-expired-conversations": {
         "task": "chat.tasks.purge_expired_conversations_task",
         "schedule": 3600.0,

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from calls.hours import call_hours_fold
 from calls.latency import bucket_index
 from calls.models import CallMinute
 from gateway.models import ServicePrincipal
@@ -116,6 +117,7 @@ def seed_usage(*, now: datetime | None = None) -> int:
         minutes = _call_minutes(records, now=now)
         CallMinute.objects.bulk_create(minutes, batch_size=2000)
         demo_rows_mark(minutes)
+        call_hours_fold(now=now, since=now - timedelta(days=CALL_MINUTE_DAYS))
         usage_rollups_rebuild(first_day=first_day, last_day=timezone.localdate(now))
     return len(records)
 

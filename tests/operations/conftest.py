@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from django.utils import timezone
 
+from calls.hours import call_hours_fold
 from calls.latency import bucket_index, empty_buckets
 from calls.models import CallMinute
 from org.models import Department, PlatformGroup, User
@@ -39,7 +40,8 @@ def histogram(milliseconds: list[float]) -> list[int]:
 
 @pytest.fixture
 def minute_row(now) -> Callable[..., CallMinute]:
-    """A minute of calls `minutes_ago` whole minutes before the current one."""
+    """A minute of calls `minutes_ago` whole minutes before the current one, its finished hours
+    then folded into hour rows as the beat does every five minutes."""
 
     def write(
         *,
@@ -52,7 +54,7 @@ def minute_row(now) -> Callable[..., CallMinute]:
         **counters: int,
     ) -> CallMinute:
         minute = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes_ago)
-        return CallMinute.objects.create(
+        row = CallMinute.objects.create(
             minute=minute,
             deployment=deployment,
             department=department,
@@ -61,6 +63,8 @@ def minute_row(now) -> Callable[..., CallMinute]:
             answer_ms=histogram(list(answer_ms)),
             **counters,
         )
+        call_hours_fold(now=now, since=minute)  # rows come in any order here, not as time runs
+        return row
 
     return write
 
