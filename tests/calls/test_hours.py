@@ -103,7 +103,9 @@ def test_nothing_to_fold_writes_nothing(db):
     assert not CallHour.objects.exists()
 
 
-def test_the_operations_page_shows_the_same_week_whether_the_last_hour_is_folded_yet_or_not(where, client, monkeypatch):
+def test_the_operations_page_shows_the_same_week_whether_the_last_hour_is_folded_or_not(
+    where, client, monkeypatch
+):
     monkeypatch.setattr(timezone, "now", lambda: NOW)
     client.force_login(make_user(email="admin@example.com", platform_group=PlatformGroup.ADMINS))
     # The window's first, partial hour; whole hours; the hours a fold may not have reached yet.

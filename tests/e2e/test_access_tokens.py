@@ -16,7 +16,7 @@ def test_a_person_creates_a_token_copies_it_once_and_revokes_it(browser: Browser
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     sign_in(page, demo_site, "lena@example.com")
-    page.get_by_role("link", name="Access tokens").click()
+    page.get_by_title("Your profile: access tokens for the automation API").click()
     expect(page.get_by_role("heading", name="Access tokens", level=1)).to_be_visible()
 
     page.get_by_role("button", name="Create token").click()
