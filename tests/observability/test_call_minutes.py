@@ -15,6 +15,7 @@ from tests.chat.conftest import ChatClient, provisioned
 from tests.chat.test_streaming import start
 from tests.factories import make_spend, make_user
 from tests.gateway.conftest import openai_client, wait_for
+from tests.operations.conftest import row_of, tables
 
 QUESTION: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "Write a tagline for our spring sale"}
@@ -200,3 +201,30 @@ def test_minutes_add_up_bucket_by_bucket_whichever_way_they_are_written(db, monk
         answer[bucket_index(milliseconds)] += 1
     assert row.first_token_ms == first
     assert row.answer_ms == answer
+
+
+def test_the_operations_page_counts_the_calls_people_and_applications_made(
+    gateway, marketing_key, assistant, marketing, client_for, platform_admin
+):
+    """From real calls to the page: two gateway calls and a chat turn are three calls on the
+    deployment's row, every one answered, none refused, and their first tokens make the median."""
+    client = openai_client(gateway, marketing_key)
+    for _ in range(2):
+        client.chat.completions.create(model="company-assistant", messages=QUESTION)
+    browser = ChatClient(make_user(email="mark@example.com", department=marketing))
+    assert browser.stream(start(browser, assistant)["stream_url"], {"content": "Hello"}).names[-1] == "done"
+    minute_of(assistant, CallMinute.Source.API, calls=2)
+    minute_of(assistant, CallMinute.Source.CHAT)
+
+    for window in ("hour", "day", "week"):
+        response = client_for(platform_admin).get(f"/operations/?window={window}")
+        assert response.status_code == 200
+        row = row_of(tables(response.content.decode())["deployments-table"], assistant.display_name)
+        calls, _per_minute, first_token_p50, _p95, _answer_p95, errors, throttled, failovers, refused = row[
+            1:10
+        ]
+        assert calls == "3", (window, row)
+        assert first_token_p50.endswith("ms") or first_token_p50.endswith(" s"), row
+        assert (errors.split()[0], throttled.split()[0], failovers, refused) == ("0.0%", "0.0%", "0", "0"), (
+            row
+        )
