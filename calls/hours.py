@@ -16,13 +16,11 @@ from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from calls.latency import added
 from calls.models import COUNTERS, HISTOGRAMS, TOKENS, CallHour, CallMinute
 
 REFOLD_HOURS = 2
 # A provisioned deployment's busiest minute over the week is read from minutes: keep a week and a day.
 MINUTES_KEPT_DAYS = 8
-SUMS = (*COUNTERS, *TOKENS)
 KEY = ("deployment_id", "department_id", "source")
 
 
@@ -55,7 +53,7 @@ def call_hours_fold(*, now: datetime | None = None, since: datetime | None = Non
         minutes = (
             CallMinute.objects.filter(minute__gte=start, minute__lt=this_hour)
             .order_by()
-            .values_list("minute", *KEY, *SUMS, *HISTOGRAMS)
+            .values("minute", *KEY, *COUNTERS, *TOKENS, *HISTOGRAMS)
         )
         hours = _folded(minutes.iterator(chunk_size=5000))
         CallHour.objects.filter(hour__gte=start, hour__lt=this_hour).delete()
@@ -64,18 +62,14 @@ def call_hours_fold(*, now: datetime | None = None, since: datetime | None = Non
     return len(hours)
 
 
-def _folded(minutes: Iterable[tuple[Any, ...]]) -> list[CallHour]:
+def _folded(minutes: Iterable[dict[str, Any]]) -> list[CallHour]:
     hours: dict[tuple[Any, ...], CallHour] = {}
-    for minute, *rest in minutes:
-        key, sums, histograms = rest[:3], rest[3 : 3 + len(SUMS)], rest[3 + len(SUMS) :]
-        hour = hours.get((hour_of(minute), *key))
+    for minute in minutes:
+        key = (hour_of(minute["minute"]), *(minute[name] for name in KEY))
+        hour = hours.get(key)
         if hour is None:
-            hour = hours[(hour_of(minute), *key)] = CallHour(
-                hour=hour_of(minute), **dict(zip(KEY, key, strict=True)), first_token_ms=[], answer_ms=[]
+            hour = hours[key] = CallHour(
+                hour=key[0], **{name: minute[name] for name in KEY}, first_token_ms=[], answer_ms=[]
             )
-        for name, value in zip(SUMS, sums, strict=True):
-            setattr(hour, name, getattr(hour, name) + value)
-        for name, histogram in zip(HISTOGRAMS, histograms, strict=True):
-            if histogram:
-                setattr(hour, name, added(getattr(hour, name), histogram))
+        hour.counts_add(minute)
     return list(hours.values())

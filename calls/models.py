@@ -1,6 +1,9 @@
+from collections.abc import Mapping
+from typing import Any
+
 from django.db import models
 
-from calls.latency import empty_buckets
+from calls.latency import added, empty_buckets
 from org.models import Department
 from provisioning.models import ModelDeployment
 
@@ -38,6 +41,15 @@ class CallCounters(models.Model):
 
     class Meta:
         abstract = True
+
+    def counts_add(self, counts: Mapping[str, Any]) -> None:
+        """Add another span's counts (by field name): counters and tokens by +, histograms bucket
+        by bucket (an empty or missing histogram adds nothing)."""
+        for name in (*COUNTERS, *TOKENS):
+            setattr(self, name, getattr(self, name) + counts[name])
+        for name in HISTOGRAMS:
+            if counts[name]:
+                setattr(self, name, added(getattr(self, name), counts[name]))
 
 
 class CallMinute(CallCounters):

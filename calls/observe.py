@@ -29,7 +29,7 @@ from prometheus_client import Counter, Histogram
 
 from base.metrics import prometheus_ready
 from calls.database import database_later
-from calls.latency import BUCKETS_MS, added, bucket_index, empty_buckets
+from calls.latency import BUCKETS_MS, bucket_index, empty_buckets
 from calls.models import COUNTERS, HISTOGRAMS, CallMinute
 from calls.models import TOKENS as TOKEN_FIELDS
 
@@ -281,13 +281,7 @@ def call_minutes_add(*, observations: Sequence[CallObservation]) -> None:
             .order_by("minute", "deployment_id", "department_id", "source")
         )
         for row in rows:
-            change = minutes[(row.minute, row.deployment_id, row.department_id, row.source)]
-            for name in (*COUNTERS, *TOKEN_FIELDS):
-                setattr(row, name, getattr(row, name) + getattr(change, name))
-            if change.first_token_ms:
-                row.first_token_ms = added(row.first_token_ms, change.first_token_ms)
-            if change.answer_ms:
-                row.answer_ms = added(row.answer_ms, change.answer_ms)
+            row.counts_add(vars(minutes[(row.minute, row.deployment_id, row.department_id, row.source)]))
         CallMinute.objects.bulk_update(rows, [*COUNTERS, *TOKEN_FIELDS, *HISTOGRAMS], batch_size=500)
 
 
