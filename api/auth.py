@@ -26,6 +26,7 @@ from django.utils import timezone
 from ninja.security import HttpBearer
 from ninja.security import SessionAuth as NinjaSessionAuth
 
+from api.idempotency import idempotency_begin
 from api.models import AccessToken
 from api.problems import RATE_LIMITED, Problem, unauthenticated
 from api.tokens import TOKEN_START, TokenNotAccepted, holder_of
@@ -82,6 +83,7 @@ class BearerAuth(HttpBearer):
         else:
             caller = _entra_person(token, now=now)
         admit(request, caller)
+        idempotency_begin(request, caller.rate_key)
         return caller
 
 
@@ -126,6 +128,7 @@ class SessionAuth(NinjaSessionAuth):
             return None
         caller = ApiCaller(user=user, method="session")
         admit(request, caller)
+        idempotency_begin(request, caller.rate_key)
         return caller
 
 

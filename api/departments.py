@@ -3,35 +3,19 @@ approvers see every department, a lead the departments they lead (`org.access`);
 department is a 404 and a plain member gets a 403, as on the pages."""
 
 from decimal import Decimal
-from typing import Annotated
 
 from django.db.models import Count, Q
 from django.http import HttpRequest
-from ninja import Field as NinjaField
-from ninja import Path, Query, Router, Schema
+from ninja import Query, Router
 
-from api.auth import ApiCaller
-from api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, page_of
+from api.pagination import Page, PageParams, page_of
+from api.params import Slug, user_of
 from api.schemas import BudgetOut, DepartmentDetailOut, DepartmentOut, MembershipOut, Money, utc
 from money.budgets import budget_status
 from org.access import departments_listed_for, get_department_for
 from org.models import Department, Membership, User
 
 router = Router(tags=["departments"])
-
-# A slug as Django's SlugField keeps it: anything else names no department, and never reaches the
-# database (PostgreSQL refuses a NUL in a string with an error, not a miss).
-Slug = Annotated[str, Path(..., pattern=r"^[-a-zA-Z0-9_]+$", max_length=60)]
-
-
-class PageParams(Schema):
-    cursor: str | None = NinjaField(None, max_length=1000, description="`next_cursor` of the previous page.")
-    limit: int = NinjaField(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-
-
-def _user(request: HttpRequest) -> User:
-    caller: ApiCaller = request.auth  # type: ignore[attr-defined]
-    return caller.user
 
 
 def _department_out(department: Department, roles: dict[int, str]) -> dict[str, object]:
@@ -54,10 +38,10 @@ def _roles(user: User) -> dict[int, str]:
 def list_departments(request: HttpRequest, page: Query[PageParams]) -> dict[str, object]:
     """Every department for platform admins and finance approvers; the ones you lead for a lead.
     Ordered by slug."""
-    user = _user(request)
+    user = user_of(request)
     chunk = page_of(
         departments_listed_for(user),
-        key="slug",
+        order="slug",
         list_name="departments",
         cursor=page.cursor,
         limit=page.limit,
@@ -68,7 +52,7 @@ def list_departments(request: HttpRequest, page: Query[PageParams]) -> dict[str,
 
 @router.get("/departments/{slug}", response=DepartmentDetailOut, summary="One department")
 def get_department(request: HttpRequest, slug: Slug) -> dict[str, object]:
-    user = _user(request)
+    user = user_of(request)
     department = get_department_for(user, slug, lead_only=True)
     counts = Membership.objects.filter(department=department).aggregate(
         members=Count("pk"), leads=Count("pk", filter=Q(role=Membership.Role.LEAD))
@@ -93,10 +77,10 @@ def get_department(request: HttpRequest, slug: Slug) -> dict[str, object]:
 )
 def list_memberships(request: HttpRequest, slug: Slug, page: Query[PageParams]) -> dict[str, object]:
     """Who is in the department and with what role. Ordered by when they joined (their id)."""
-    department = get_department_for(_user(request), slug, lead_only=True)
+    department = get_department_for(user_of(request), slug, lead_only=True)
     chunk = page_of(
         Membership.objects.filter(department=department).select_related("user"),
-        key="pk",
+        order="pk",
         list_name=f"departments/{department.slug}/memberships",
         cursor=page.cursor,
         limit=page.limit,

@@ -1,20 +1,16 @@
 """The caller themselves: who they are, their roles and departments, how they signed in, and
 their personal access tokens."""
 
-from typing import Annotated
-
 from django.http import Http404, HttpRequest
-from ninja import Path, Router
+from ninja import Router
 
 from api.auth import ApiCaller
 from api.models import AccessToken
+from api.params import Id
 from api.schemas import MeOut, TokenOut, utc
 from api.tokens import access_token_revoke
 
 router = Router(tags=["me"])
-
-# Ids are positive and fit the database's bigint.
-TokenId = Annotated[int, Path(..., ge=1, le=2**63 - 1)]
 
 
 def token_out(token: AccessToken) -> TokenOut:
@@ -56,7 +52,7 @@ def list_my_tokens(request: HttpRequest) -> list[TokenOut]:
 
 
 @router.delete("/me/tokens/{token_id}", response=TokenOut, summary="Revoke one of your tokens")
-def revoke_my_token(request: HttpRequest, token_id: TokenId) -> TokenOut:
+def revoke_my_token(request: HttpRequest, token_id: Id) -> TokenOut:
     """The token stops working at once; revoking a revoked token changes nothing. Another
     person's token is a 404."""
     caller: ApiCaller = request.auth  # type: ignore[attr-defined]

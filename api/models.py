@@ -60,3 +60,24 @@ class AccessToken(models.Model):
             "expires_at": self.expires_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
+
+
+class IdempotentRequest(models.Model):
+    """A POST sent with an `Idempotency-Key`, and the answer it got: the same key and body from the
+    same caller within `API_IDEMPOTENCY_HOURS` gets that answer again instead of a second action.
+    `status` is empty while the first is still being answered."""
+
+    caller = models.CharField(max_length=40, help_text='"token:<id>" or "person:<id>".')
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, address and body.")
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["caller", "key"], name="idempotency_key_per_caller")]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.key}"

@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 from money.amounts import CENT
 
@@ -19,6 +20,13 @@ class Money(Schema):
     @classmethod
     def of(cls, value: Decimal) -> "Money":
         return cls(amount=str(value.quantize(CENT, rounding=ROUND_HALF_UP)))
+
+
+class Input(Schema):
+    """A body the API takes: a field it does not know is refused (a 422 naming it), never ignored,
+    so a misspelt option cannot pass for a default."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def utc(moment: datetime) -> datetime:

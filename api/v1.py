@@ -22,6 +22,8 @@ from ninja.openapi.schema import OpenAPISchema
 
 from api import departments, me
 from api.auth import BearerAuth, SessionAuth, add_rate_headers
+from api.idempotency import HEADER as IDEMPOTENCY_KEY
+from api.idempotency import MAX_KEY_LENGTH, Replay, idempotency_finish, replay_response
 from api.problems import MEDIA_TYPE, install_problem_handlers, method_not_allowed
 
 DESCRIPTION = """Switchyard's pages as a JSON API, under the same access rules.
@@ -57,6 +59,26 @@ PROBLEM_STATUSES = {
     "422": "Invalid input: `errors` says what is wrong with each field",
     "429": "Over the rate limit: `Retry-After` says when to come back",
 }
+# What a POST may answer besides, and a change (PATCH, PUT) sent with If-Match.
+POST_STATUSES = {
+    "409": "The Idempotency-Key was used for another request, or its first request is still under way",
+}
+UPDATE_STATUSES = {"412": "If-Match names an older version: read it again"}
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_KEY,
+    "in": "header",
+    "required": False,
+    "description": "A key of yours (a UUID, say): the same POST sent again with it gets the first answer "
+    "again (`Idempotent-Replayed: true`) for 24 hours.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+IF_MATCH_PARAMETER = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag you read: the change is made only if nothing changed since (else 412).",
+    "schema": {"type": "string"},
+}
 
 
 class SwitchyardApi(NinjaAPI):
@@ -69,8 +91,15 @@ class SwitchyardApi(NinjaAPI):
         )
         problem = {"content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         for operations in schema["paths"].values():
-            for operation in operations.values():
-                for status, description in PROBLEM_STATUSES.items():
+            for method, operation in operations.items():
+                statuses = dict(PROBLEM_STATUSES)
+                if method == "post":
+                    statuses.update(POST_STATUSES)
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                if method in ("patch", "put"):
+                    statuses.update(UPDATE_STATUSES)
+                    operation.setdefault("parameters", []).append(IF_MATCH_PARAMETER)
+                for status, description in statuses.items():
                     operation["responses"].setdefault(status, {"description": description, **problem})
         return schema
 
@@ -85,6 +114,7 @@ api = SwitchyardApi(
     auth=[BearerAuth(), SessionAuth()],
 )
 install_problem_handlers(api)
+api.add_exception_handler(Replay, lambda request, exc: replay_response(exc.kept))
 api.add_router("", me.router)
 api.add_router("", departments.router)
 
@@ -95,6 +125,7 @@ def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
         response = view(request, *args, **kwargs)
         if response.status_code == 405 and not response.get("Content-Type", "").startswith(MEDIA_TYPE):
             response = method_not_allowed(response, request)  # type: ignore[arg-type]
+        idempotency_finish(request, response)
         add_rate_headers(request, response)
         # What a person may see, fetched with their credentials: no shared cache keeps it.
         if not response.has_header("Cache-Control"):

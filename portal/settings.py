@@ -334,6 +334,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "catalog-sync": {"task": "provisioning.tasks.catalog_sync_task", "schedule": 3600.0},
     "reconcile-reservations": {"task": "money.tasks.reconcile_reservations_task", "schedule": 60.0},
     "fold-call-hours": {"task": "calls.tasks.fold_call_hours_task", "schedule": 5 * 60.0},
+    "forget-idempotency-keys": {"task": "api.tasks.idempotency_forget_task", "schedule": 3600.0},
     "purge-expired-conversations": {
         "task": "chat.tasks.purge_expired_conversations_task",
         "schedule": 3600.0,
@@ -390,6 +391,9 @@ GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=20 * 1024 * 1
 # (and for each person calling with an Entra ID token or the browser session), and how long a new
 # personal access token lasts unless its owner says otherwise.
 API_REQUESTS_PER_MINUTE = env.int("API_REQUESTS_PER_MINUTE", default=120)
+# How long an `Idempotency-Key` is remembered: a POST sent again with it within this many hours
+# gets the first answer again.
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
 
 # Cost reconciliation: Azure's billed cost per account may differ from the metered one by this
 # share of the billed cost, and at least by this many USD, before the page flags it.
