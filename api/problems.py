@@ -85,6 +85,8 @@ def field_errors(errors: list[dict[str, Any]]) -> FieldErrors:
         location = [str(part) for part in error.get("loc", ())]
         if location and location[0] in ("query", "path", "header", "cookie"):
             location = location[1:]
+        elif location[:1] == ["body"] and len(location) > 2:
+            location = ["body", *location[2:]]  # ninja names the body's parameter after "body"
         field = ".".join(location) or "__all__"
         by_field.setdefault(field, []).append(str(error.get("msg", "Invalid value.")))
     return by_field
