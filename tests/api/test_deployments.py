@@ -202,11 +202,15 @@ def test_pages_follow_the_sort_and_keep_their_filters(platform_admin, deploy):
     client = bearer(token_for(platform_admin))
 
     first = client.get("/api/v1/deployments?sort=-display_name&limit=2").json()
-    second = client.get(f"/api/v1/deployments?sort=-display_name&limit=2&cursor={first['next_cursor']}").json()
+    second = client.get(
+        f"/api/v1/deployments?sort=-display_name&limit=2&cursor={first['next_cursor']}"
+    ).json()
 
     assert [d["display_name"] for d in first["items"] + second["items"]] == ["Charlie", "Bravo", "Alpha"]
     assert second["next_cursor"] is None
-    elsewhere = client.get(f"/api/v1/deployments?sort=-display_name&kind=shared&cursor={first['next_cursor']}")
+    elsewhere = client.get(
+        f"/api/v1/deployments?sort=-display_name&kind=shared&cursor={first['next_cursor']}"
+    )
     assert_problem(elsewhere, 400)
 
 
@@ -232,7 +236,11 @@ def test_a_deployment_with_its_facts_and_an_etag(marketing_lead, deploy, assista
     body = response.json()
     assert response["ETag"].startswith('"')
     assert body["gateway_name"] == assistant.gateway_name
-    assert (body["region"], body["region_label"], body["data_zone"]) == ("swedencentral", "Sweden Central", "EU")
+    assert (body["region"], body["region_label"], body["data_zone"]) == (
+        "swedencentral",
+        "Sweden Central",
+        "EU",
+    )
     assert (body["sku"], body["state"], body["kind"]) == ("Standard", "active", "dedicated")
     assert (body["data_classification"], body["access_mode"]) == ("confidential", "gateway")
     assert body["department"] == {"slug": "marketing", "name": "Marketing"}
@@ -261,7 +269,9 @@ def test_how_to_call_names_the_public_gateway_address_and_the_departments_with_k
 ):
     settings.GATEWAY_PUBLIC_URL = "https://switchyard.example.com/"
 
-    body = bearer(token_for(platform_admin)).get(f"/api/v1/deployments/{shared_service.pk}/how-to-call").json()
+    body = (
+        bearer(token_for(platform_admin)).get(f"/api/v1/deployments/{shared_service.pk}/how-to-call").json()
+    )
 
     assert body["v1_base_url"] == "https://switchyard.example.com/openai/v1"
     assert [d["slug"] for d in body["api_keys_from"]] == ["finance", "marketing"]
@@ -449,7 +459,9 @@ def test_one_grant(marketing_lead, finance, marketing, shared_service):
 # The document ------------------------------------------------------------------------------------
 
 
-def test_answers_match_the_document(anonymous, platform_admin, marketing_member, deploy, assistant, marketing):
+def test_answers_match_the_document(
+    anonymous, platform_admin, marketing_member, deploy, assistant, marketing
+):
     document = anonymous.get("/api/v1/openapi.json").json()
     twin = deploy("Copy West Europe", region="westeurope")
     east_us = deploy("Copy East US", region="eastus2")
