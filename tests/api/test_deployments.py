@@ -114,6 +114,10 @@ def test_a_plain_member_gets_a_403(api_as, marketing_member, assistant, shared_s
     for path in [*_paths(assistant), "/api/v1/deployments", "/api/v1/grants", f"/api/v1/grants/{grant.pk}"]:
         body = assert_problem(client.get(path), 403)
         assert "leads" in body["detail"]
+    response = client.put(
+        f"/api/v1/deployments/{assistant.pk}/fallbacks", {"fallbacks": []}, content_type="application/json"
+    )
+    assert_problem(response, 403)
 
 
 def test_a_lead_reads_but_may_not_set_fallbacks(api_as, marketing_lead, assistant, shared_service, marketing):
