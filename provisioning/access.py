@@ -43,6 +43,28 @@ def get_deployment_for(user: User, pk: int) -> ModelDeployment:
         raise Http404("No such deployment.") from None
 
 
+def grants_visible_to(user: User) -> QuerySet[AccessGrant]:
+    """The shared-service grants `user` may look at: every one for platform admins and finance
+    approvers, those of the departments they lead for a lead (a lead sees their own share of a
+    shared service, not the other departments' caps). Anyone else gets a 403."""
+    if user.sees_all_departments:
+        return AccessGrant.objects.all()
+    led = led_department_ids(user)
+    if not led:
+        raise PermissionDenied(
+            "Shared-service grants are for department leads, platform admins and finance approvers."
+        )
+    return AccessGrant.objects.filter(department_id__in=led)
+
+
+def get_grant_for(user: User, pk: int) -> AccessGrant:
+    """The grant `pk` as `user` may see it: another department's grant does not exist (404)."""
+    try:
+        return grants_visible_to(user).select_related("department", "deployment").get(pk=pk)
+    except AccessGrant.DoesNotExist:
+        raise Http404("No such grant.") from None
+
+
 def leftovers_visible_to(user: User) -> QuerySet[LeftoverResource]:
     """What is left over in Azure, for those who see every department (the estate as a whole).
     A lead sees a leftover of their own deployment on that deployment's page."""

@@ -1,12 +1,14 @@
 """How an application calls a deployment through Switchyard's gateway: the addresses and the
 snippets the deployment page shows (the openai SDK's two clients, and curl)."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
 
-from provisioning.models import CatalogEntry, ModelDeployment
+from org.models import Department
+from provisioning.models import AccessGrant, CatalogEntry, ModelDeployment
 
 # The Azure OpenAI data-plane version the Azure-style snippet names (GA); the gateway passes
 # Azure's answer through whichever version a caller asks for.
@@ -19,6 +21,19 @@ def gateway_url(request: HttpRequest) -> str:
     else the address this page was opened at."""
     configured = str(settings.GATEWAY_PUBLIC_URL or "")
     return (configured or request.build_absolute_uri("/")).rstrip("/")
+
+
+def entra_audience() -> str:
+    """The audience (app id URI) an application asks Entra ID for a gateway token for."""
+    return str(settings.GATEWAY_TOKEN_AUDIENCE or "")
+
+
+def key_departments(deployment: ModelDeployment, grants: Iterable[AccessGrant]) -> list[Department]:
+    """Whose API keys call the deployment: its department's for a dedicated one, those of the
+    departments granted a shared one (of `grants`, the ones the reader may see)."""
+    if deployment.scope == ModelDeployment.Scope.DEDICATED:
+        return [deployment.department]
+    return [grant.department for grant in grants]
 
 
 def writes_text(deployment: ModelDeployment) -> bool:

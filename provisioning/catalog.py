@@ -20,7 +20,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.cognitiveservices.models import CallRateLimit, Model, ModelSku, Usage
 from django.db import transaction
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -500,6 +500,19 @@ def price_in_force(*, model_name: str, model_version: str, sku: str, on: date) -
         .order_by("-specificity", "-valid_from")
         .first()
     )
+
+
+def prices_in_force(*, on: date) -> QuerySet[Price]:
+    """Every price row in force on `on`: of the rows for one model, version and SKU, the one with
+    the latest start not after `on` (which of them applies to a call `price_in_force` says)."""
+    superseded = Price.objects.filter(
+        model_name=OuterRef("model_name"),
+        model_version=OuterRef("model_version"),
+        sku=OuterRef("sku"),
+        valid_from__gt=OuterRef("valid_from"),
+        valid_from__lte=on,
+    )
+    return Price.objects.filter(valid_from__lte=on).exclude(Exists(superseded))
 
 
 # Shipped prices -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from django.db.models.signals import post_delete, post_save
 from audit.services import audit_record
 from base.remembered import Remembered, current_version, version_changed
 from org.models import Department, User
+from provisioning.access import deployments_visible_to
 from provisioning.catalog import region_data_zone, region_label
 from provisioning.models import (
     AccessGrant,
@@ -328,6 +329,37 @@ def fallbacks_of(deployment: ModelDeployment) -> list[ModelDeployment]:
         .select_related("fallback__department")
         .order_by("position", "pk")
     ]
+
+
+@dataclass(frozen=True)
+class FallbackRow:
+    """A fallback as the deployment page lists it: whether the gateway tries it now, and why
+    not; `visible` when the reader may open it."""
+
+    deployment: ModelDeployment
+    tried: bool
+    visible: bool
+    note: str = ""
+
+
+def fallback_rows(deployment: ModelDeployment, *, seen_by: User) -> list[FallbackRow]:
+    """The fallbacks as set, in order, each with whether the gateway tries it now."""
+    fallbacks = fallbacks_of(deployment)
+    tried = {fallback.pk for fallback in fallback_chain(deployment)}
+    visible = set(
+        deployments_visible_to(seen_by).filter(pk__in=[f.pk for f in fallbacks]).values_list("pk", flat=True)
+    )
+    rows = []
+    for fallback in fallbacks:
+        note = ""
+        if fallback.pk not in tried:
+            note = (
+                f"Not tried while it is {fallback.get_state_display().lower()}."
+                if fallback.state != State.ACTIVE
+                else f"Not tried: {fallback_refusal(deployment, fallback) or 'it no longer meets the rules.'}"
+            )
+        rows.append(FallbackRow(fallback, fallback.pk in tried, fallback.pk in visible, note))
+    return rows
 
 
 # Setting the chain -------------------------------------------------------------------------------

@@ -162,6 +162,35 @@ class ModelDeploymentQuerySet(models.QuerySet["ModelDeployment"]):
     def live(self) -> "ModelDeploymentQuerySet":
         return self.exclude(state=ModelDeployment.State.DECOMMISSIONED)
 
+    def matching(
+        self,
+        *,
+        department: Department | None = None,
+        model_name: str = "",
+        state: str = "",
+        scope: str = "",
+        drift_only: bool = False,
+        with_decommissioned: bool = False,
+    ) -> "ModelDeploymentQuerySet":
+        """The deployment list's filters (the page's and the API's). Decommissioned deployments
+        are left out unless asked for, or unless `state` names a state."""
+        deployments = self
+        if department is not None:
+            # "Marketing's deployments" means what Marketing pays for: its own and its shares.
+            granted = AccessGrant.objects.filter(department=department).values("deployment_id")
+            deployments = deployments.filter(Q(department=department) | Q(pk__in=granted))
+        if model_name:
+            deployments = deployments.filter(model_name=model_name)
+        if scope:
+            deployments = deployments.filter(scope=scope)
+        if state:
+            deployments = deployments.filter(state=state)
+        elif not with_decommissioned:
+            deployments = deployments.live()
+        if drift_only:
+            deployments = deployments.exclude(drift__isnull=True).exclude(drift={})
+        return deployments
+
     def in_flight(self) -> "ModelDeploymentQuerySet":
         return self.filter(state__in=ModelDeployment.State.in_flight())
 

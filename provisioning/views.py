@@ -4,10 +4,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -22,21 +21,21 @@ from provisioning.access import (
     get_deployment_for,
     get_deployment_for_admin,
     get_leftover_for_removal,
+    grants_visible_to,
     led_department_ids,
     leftovers_visible_to,
 )
-from provisioning.calling import gateway_url, how_to_call
+from provisioning.calling import entra_audience, gateway_url, how_to_call, key_departments
 from provisioning.direct_access import AccessModeRefused, access_mode_set, direct_access_refusal
 from provisioning.fallbacks import (
     FallbackRefused,
     fallback_candidates,
-    fallback_chain,
-    fallback_refusal,
+    fallback_rows,
     fallbacks_of,
     fallbacks_set,
 )
 from provisioning.forms import AccessModeForm, FallbacksForm
-from provisioning.models import AccessGrant, ModelDeployment, ModelDeploymentQuerySet
+from provisioning.models import ModelDeployment, ModelDeploymentQuerySet
 
 PAGE_SIZE = 25
 
@@ -81,19 +80,13 @@ class DeploymentFilterForm(forms.Form):
         # Invalid values (a stale link, a hand-edited URL) are ignored rather than refused.
         self.is_valid()
         wanted = self.cleaned_data
-        if department := wanted.get("department"):
-            # "Marketing's deployments" means what Marketing pays for: its own and its shares.
-            granted = AccessGrant.objects.filter(department=department).values("deployment_id")
-            deployments = deployments.filter(Q(department=department) | Q(pk__in=granted))
-        if model := wanted.get("model"):
-            deployments = deployments.filter(model_name=model)
-        if state := wanted.get("state"):
-            deployments = deployments.filter(state=state)
-        elif not wanted.get("decommissioned"):
-            deployments = deployments.live()
-        if wanted.get("drift"):
-            deployments = deployments.exclude(drift__isnull=True).exclude(drift={})
-        return deployments
+        return deployments.matching(
+            department=wanted.get("department"),
+            model_name=wanted.get("model") or "",
+            state=wanted.get("state") or "",
+            drift_only=bool(wanted.get("drift")),
+            with_decommissioned=bool(wanted.get("decommissioned")),
+        )
 
     @property
     def is_filtered(self) -> bool:
@@ -188,10 +181,12 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     deployment = get_deployment_for(user, pk)
     operations = list(deployment.operations.all())
-    grants = deployment.grants.select_related("department").order_by("department__name")
-    if not user.sees_all_departments:
-        # A lead sees their own share of a shared service, not the other departments' caps.
-        grants = grants.filter(department_id__in=led_department_ids(user))
+    grants = (
+        grants_visible_to(user)
+        .filter(deployment=deployment)
+        .select_related("department")
+        .order_by("department__name")
+    )
     context: dict[str, Any] = {
         "deployment": deployment,
         "operations": operations,
@@ -212,49 +207,16 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@dataclass(frozen=True)
-class FallbackRow:
-    """A fallback as the page lists it: whether the gateway tries it now, and why not."""
-
-    deployment: ModelDeployment
-    tried: bool
-    visible: bool
-    note: str = ""
-
-
-def _fallback_rows(user: User, deployment: ModelDeployment) -> list[FallbackRow]:
-    fallbacks = fallbacks_of(deployment)
-    tried = {fallback.pk for fallback in fallback_chain(deployment)}
-    visible = set(
-        deployments_visible_to(user).filter(pk__in=[f.pk for f in fallbacks]).values_list("pk", flat=True)
-    )
-    rows = []
-    for fallback in fallbacks:
-        note = ""
-        if fallback.pk not in tried:
-            note = (
-                f"Not tried while it is {fallback.get_state_display().lower()}."
-                if fallback.state != ModelDeployment.State.ACTIVE
-                else f"Not tried: {fallback_refusal(deployment, fallback) or 'it no longer meets the rules.'}"
-            )
-        rows.append(FallbackRow(fallback, fallback.pk in tried, fallback.pk in visible, note))
-    return rows
-
-
 def _gateway_context(
     request: HttpRequest, user: User, deployment: ModelDeployment, grants: Any
 ) -> dict[str, Any]:
     """How to call it, its fallbacks and its access mode; the admins' forms to change them."""
-    if deployment.scope == ModelDeployment.Scope.DEDICATED:
-        paying = [deployment.department]
-    else:
-        paying = [grant.department for grant in grants]
     account = deployment.account
     context: dict[str, Any] = {
         "how_to_call": how_to_call(deployment, base_url=gateway_url(request)),
-        "key_departments": paying,
-        "entra_audience": getattr(settings, "GATEWAY_ENTRA_AUDIENCE", ""),
-        "fallback_rows": _fallback_rows(user, deployment),
+        "key_departments": key_departments(deployment, grants),
+        "entra_audience": entra_audience(),
+        "fallback_rows": fallback_rows(deployment, seen_by=user),
         "direct_refusal": direct_access_refusal(deployment),
         "role_drift": (account.drift or {}).get("role_assignments", []) if account else [],
     }
