@@ -62,7 +62,10 @@ class AuditEventOut(Schema):
 
 class AuditEventsQuery(PageParams):
     verb: str | None = Field(
-        None, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$", max_length=60, examples=["request.approved"]
+        None,
+        pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$",
+        max_length=60,
+        description="What was done, as `request.approved`.",
     )
     actor: str | None = Field(
         None,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from ninja import Field, Path, Query, Router, Schema
 
 from api.params import Id, Slug, user_of
@@ -67,8 +68,6 @@ CompanyGrouping = Literal[
 DepartmentGrouping = Literal["deployment", "key", "person", "source", "day"]
 DeploymentGrouping = Literal["day", "department", "key", "source"]
 
-Percent = str
-
 
 # Shapes -------------------------------------------------------------------------------------------
 
@@ -118,9 +117,9 @@ class CostLine(Schema):
     cost: Money | None = Field(None, description="Metered: before shared deployments are split.")
     amount: Money | None = Field(None, description="A chargeback line's amount.")
 
-    used: Percent | None = _percent("Share of the budget used")
-    change: Percent | None = _percent("Change against last month")
-    share: Percent | None = _percent("Share of the tokens")
+    used: str | None = _percent("Share of the budget used")
+    change: str | None = _percent("Change against last month")
+    share: str | None = _percent("Share of the tokens")
 
 
 class CostColumn(Schema):
@@ -226,10 +225,18 @@ def _month(value: str | None) -> date:
         ) from None
 
 
-def _wants_csv(request: HttpRequest, query: MonthQuery) -> bool:
+def _wants_csv(request: HttpRequest, response: HttpResponse, query: MonthQuery) -> bool:
+    """CSV if `format` says so, or, without it, if Accept prefers it to JSON. The answer says
+    that it depends on Accept (`Vary`), whichever it is."""
+    patch_vary_headers(response, ["Accept"])
     if query.format is not None:
         return query.format == "csv"
     return request.get_preferred_type([JSON, CSV]) == CSV
+
+
+def _csv(answer: HttpResponse) -> HttpResponse:
+    patch_vary_headers(answer, ["Accept"])
+    return answer
 
 
 def _value(value: Any, kind: str) -> Any:
@@ -265,10 +272,17 @@ def _table_out(report: Report, table: Table) -> dict[str, Any]:
 
 
 def _answer(
-    request: HttpRequest, query: MonthQuery, report: Report, table_name: str, *, prefix: str, group_by: str
+    request: HttpRequest,
+    response: HttpResponse,
+    query: MonthQuery,
+    report: Report,
+    table_name: str,
+    *,
+    prefix: str,
+    group_by: str,
 ) -> dict[str, Any] | HttpResponse:
-    if _wants_csv(request, query):
-        return report_csv(report, table_name, prefix=prefix)
+    if _wants_csv(request, response, query):
+        return _csv(report_csv(report, table_name, prefix=prefix))
     return {**_table_out(report, report_table(report, table_name)), "group_by": group_by}
 
 
@@ -282,7 +296,9 @@ def _answer(
     openapi_extra=CSV_TOO,
     summary="The company's usage and costs of a month",
 )
-def company_costs(request: HttpRequest, query: Query[CompanyCostsQuery]) -> dict[str, Any] | HttpResponse:
+def company_costs(
+    request: HttpRequest, response: HttpResponse, query: Query[CompanyCostsQuery]
+) -> dict[str, Any] | HttpResponse:
     """One table of the company-wide cost page, for platform admins and finance approvers, every
     line of it (the page shows the top ones):
 
@@ -304,7 +320,13 @@ def company_costs(request: HttpRequest, query: Query[CompanyCostsQuery]) -> dict
     month = _month(query.month)
     report = overview_report(month=month, complete=True)
     return _answer(
-        request, query, report, COMPANY_TABLES[query.group_by], prefix="costs", group_by=query.group_by
+        request,
+        response,
+        query,
+        report,
+        COMPANY_TABLES[query.group_by],
+        prefix="costs",
+        group_by=query.group_by,
     )
 
 
@@ -316,7 +338,7 @@ def company_costs(request: HttpRequest, query: Query[CompanyCostsQuery]) -> dict
     summary="A department's usage and costs of a month",
 )
 def department_costs(
-    request: HttpRequest, slug: Slug, query: Query[DepartmentCostsQuery]
+    request: HttpRequest, response: HttpResponse, slug: Slug, query: Query[DepartmentCostsQuery]
 ) -> dict[str, Any] | HttpResponse:
     """One table of the department's cost page, for its leads, platform admins and finance
     approvers:
@@ -335,6 +357,7 @@ def department_costs(
     report = department_report(department=department, month=month)
     return _answer(
         request,
+        response,
         query,
         report,
         DEPARTMENT_TABLES[query.group_by],
@@ -351,7 +374,7 @@ def department_costs(
     summary="A deployment's usage and costs of a month",
 )
 def deployment_costs(
-    request: HttpRequest, deployment_id: Id, query: Query[DeploymentCostsQuery]
+    request: HttpRequest, response: HttpResponse, deployment_id: Id, query: Query[DeploymentCostsQuery]
 ) -> dict[str, Any] | HttpResponse:
     """One table of the deployment's cost page, for whoever may open the deployment (its
     department's leads, and those of the departments a shared one is granted to; platform admins
@@ -372,6 +395,7 @@ def deployment_costs(
     )
     return _answer(
         request,
+        response,
         query,
         report,
         DEPLOYMENT_TABLES[query.group_by],
@@ -419,7 +443,7 @@ def chargeback_index(request: HttpRequest, query: Query[ChargebackIndexQuery]) -
     summary="A cost center's chargeback statement",
 )
 def chargeback(
-    request: HttpRequest, cost_center: CostCenterPath, query: Query[MonthQuery]
+    request: HttpRequest, response: HttpResponse, cost_center: CostCenterPath, query: Query[MonthQuery]
 ) -> dict[str, Any] | HttpResponse:
     """Every line the cost center is charged for in the month, for platform admins and finance
     approvers: a line per department, deployment and caller (the chat's calls together, each API
@@ -429,8 +453,8 @@ def chargeback(
     found = get_cost_center_for(user_of(request), cost_center)
     month = _month(query.month)
     report = chargeback_statement(cost_center=found, month=month)
-    if _wants_csv(request, query):
-        return statement_csv(report, cost_center=found)
+    if _wants_csv(request, response, query):
+        return _csv(statement_csv(report, cost_center=found))
     stats = report.stats
     return {
         **_table_out(report, report.tables["lines"]),

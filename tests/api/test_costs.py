@@ -363,6 +363,7 @@ def test_csv_when_asked_json_otherwise(platform_admin, march, query, accept, wan
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith({"json": "application/json", "csv": "text/csv"}[wanted])
+    assert "Accept" in response["Vary"]
 
 
 def test_problems_stay_json_when_csv_is_asked_for(marketing_member):
