@@ -19,7 +19,9 @@ class Money(Schema):
 
     @classmethod
     def of(cls, value: Decimal) -> "Money":
-        return cls(amount=str(value.quantize(CENT, rounding=ROUND_HALF_UP)))
+        # The currency is set, not left to its default: an answer that leaves out unset fields
+        # (`exclude_unset`) still says it.
+        return cls(amount=str(value.quantize(CENT, rounding=ROUND_HALF_UP)), currency="USD")
 
 
 class Input(Schema):

@@ -1,33 +1,31 @@
 """Cost pages: the company-wide month (admins, finance), one department (its leads too), one
 deployment, chargeback statements and reconciliation. Every table also downloads as CSV."""
 
-import csv
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from base.text import csv_text, one_line
 from org.access import get_department_for, require_overview_role
-from org.models import Department, User
-from provisioning.access import get_deployment_for, led_department_ids
+from org.models import User
+from provisioning.access import get_deployment_for
 from reports import reconciliation as reconciliations
+from reports.access import get_cost_center_for, named_departments_for
+from reports.exports import report_csv, statement_csv
 from reports.months import EARLIEST_MONTH, MonthInvalid, month_parse, month_start, next_month, previous_month
 from reports.selectors.chargeback import chargeback_statement, cost_centers
 from reports.selectors.department import department_report
 from reports.selectors.deployment import deployment_report
 from reports.selectors.overview import overview_report
-from reports.tables import Report, Table
+from reports.tables import Report
 
 
 @dataclass(frozen=True)
@@ -85,39 +83,6 @@ def _page(
     return render(request, template, context, status=choice.status)
 
 
-def _csv(table: Table, *, filename: str) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, one_line(filename)) or "attachment"
-    writer = csv.writer(response)
-    writer.writerow([column.label for column in table.columns])
-    lines = [*table.rows, table.totals] if table.totals else table.rows
-    for row in lines:
-        writer.writerow([_csv_value(row.get(column.key)) for column in table.columns])
-    return response
-
-
-def _csv_value(value: object) -> object:
-    """Amounts, counts and shares are numbers in the tables and are written as numbers (a
-    negative amount stays one); dates as ISO dates; anything else is text, which a spreadsheet
-    must not take for a formula."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, date):
-        return value.isoformat()
-    return csv_text(str(value))
-
-
-def _export(report: Report, table_name: str, *, prefix: str) -> HttpResponse:
-    table = next((table for table in report.tables.values() if table.name == table_name), None)
-    if table is None:
-        raise Http404("No such table.")
-    return _csv(table, filename=f"switchyard-{prefix}-{table.name}-{report.month:%Y-%m}.csv")
-
-
 def overview(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     require_overview_role(user)
@@ -139,7 +104,7 @@ def overview_export(request: HttpRequest, table: str) -> HttpResponse:
     choice = _month(request.GET.get("month"))
     if choice.error:
         return _bad_month(choice)
-    return _export(overview_report(month=choice.month, complete=True), table, prefix="costs")
+    return report_csv(overview_report(month=choice.month, complete=True), table, prefix="costs")
 
 
 def department(request: HttpRequest, slug: str) -> HttpResponse:
@@ -165,7 +130,7 @@ def department_export(request: HttpRequest, slug: str, table: str) -> HttpRespon
     if choice.error:
         return _bad_month(choice)
     report = department_report(department=found, month=choice.month)
-    return _export(report, table, prefix=found.slug)
+    return report_csv(report, table, prefix=found.slug)
 
 
 def deployment(request: HttpRequest, pk: int) -> HttpResponse:
@@ -173,7 +138,7 @@ def deployment(request: HttpRequest, pk: int) -> HttpResponse:
     found = get_deployment_for(user, pk)
     choice = _month(request.GET.get("month"))
     report = deployment_report(
-        deployment=found, month=choice.month, named_departments=_named_departments(user)
+        deployment=found, month=choice.month, named_departments=named_departments_for(user)
     )
     return _page(
         request,
@@ -193,24 +158,9 @@ def deployment_export(request: HttpRequest, pk: int, table: str) -> HttpResponse
     if choice.error:
         return _bad_month(choice)
     report = deployment_report(
-        deployment=found, month=choice.month, named_departments=_named_departments(user)
+        deployment=found, month=choice.month, named_departments=named_departments_for(user)
     )
-    return _export(report, table, prefix=f"deployment-{found.pk}")
-
-
-def _named_departments(user: User) -> set[int] | None:
-    """A lead reads their own departments' charges on a shared deployment by name, the rest as
-    one line; admins and finance read every name."""
-    return None if user.sees_all_departments else set(led_department_ids(user))
-
-
-def _cost_center_for(user: User, cost_center: str) -> str:
-    """Admins and finance see every cost center; nobody else gets statements (403), and an
-    unknown cost center does not exist (404)."""
-    require_overview_role(user)
-    if not Department.objects.filter(cost_center=cost_center).exists():
-        raise Http404("No such cost center.")
-    return cost_center
+    return report_csv(report, table, prefix=f"deployment-{found.pk}")
 
 
 def chargeback_index(request: HttpRequest) -> HttpResponse:
@@ -227,7 +177,7 @@ def chargeback_index(request: HttpRequest) -> HttpResponse:
 
 def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    _cost_center_for(user, cost_center)
+    get_cost_center_for(user, cost_center)
     choice = _month(request.GET.get("month"))
     report = chargeback_statement(cost_center=cost_center, month=choice.month)
     report.tables["lines"].csv_url = (
@@ -249,14 +199,12 @@ def chargeback(request: HttpRequest, cost_center: str) -> HttpResponse:
 
 def chargeback_export(request: HttpRequest, cost_center: str) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    _cost_center_for(user, cost_center)
+    get_cost_center_for(user, cost_center)
     choice = _month(request.GET.get("month"))
     if choice.error:
         return _bad_month(choice)
     report = chargeback_statement(cost_center=cost_center, month=choice.month)
-    return _csv(
-        report.tables["lines"], filename=f"switchyard-chargeback-{cost_center}-{report.month:%Y-%m}.csv"
-    )
+    return statement_csv(report, cost_center=cost_center)
 
 
 def reconciliation(request: HttpRequest) -> HttpResponse:

@@ -260,6 +260,11 @@ def caller_labels(callers: Iterable[Caller], *, now: datetime | None = None) -> 
     return labels
 
 
+def caller_ids(caller: Caller) -> dict[str, int | None]:
+    """The key's or service principal's id, beside a table's columns, for a script to look it up."""
+    return {"api_key_id": caller.api_key_id or None, "service_principal_id": caller.principal_id or None}
+
+
 def _with_state(kind: str, state: str) -> str:
     return f"{kind}, {state}" if state else kind
 
@@ -340,7 +345,7 @@ def callers_table(
     shown = shown[:limit] if limit is not None else shown
     labels = caller_labels(caller for (_, caller), _ in shown)
     rows = [
-        _caller_row(labels[caller], part, department=(department_names or {}).get(department))
+        _caller_row(caller, labels[caller], part, department=(department_names or {}).get(department))
         for (department, caller), part in shown
     ]
     if rest:
@@ -372,9 +377,12 @@ def _named(department_id: int, named_departments: set[int] | None) -> bool:
     return named_departments is None or department_id in named_departments
 
 
-def _caller_row(label: CallerLabel, part: CallerSum, *, department: str | None) -> dict[str, Any]:
+def _caller_row(
+    caller: Caller, label: CallerLabel, part: CallerSum, *, department: str | None
+) -> dict[str, Any]:
     return {
         "caller": label.name,
+        **caller_ids(caller),
         "department": department or "",
         "kind": label.kind,
         "identifier": label.identifier,

@@ -17,6 +17,7 @@ from reports.selectors.callers import (
     Caller,
     CallerLabel,
     CallerLine,
+    caller_ids,
     caller_labels,
     caller_lines,
 )
@@ -118,6 +119,9 @@ def _department_lines(
             lines.append(
                 {
                     "department": department.name,
+                    "department_slug": department.slug,
+                    "deployment_id": deployment.pk,
+                    **caller_ids(part.caller),
                     "description": description,
                     "source": SOURCE_LABELS.get(part.caller.source, part.caller.source),
                     "caller": _caller_name(part.caller, labels),

@@ -118,6 +118,7 @@ def _deployments_table(
         rows.append(
             {
                 "deployment": deployment.display_name,
+                "deployment_id": deployment.pk,
                 "url": month_url("reports:deployment", deployment.pk, month),
                 "scope": deployment.get_scope_display(),
                 "model": f"{deployment.model_name} · {deployment.get_sku_display()}",

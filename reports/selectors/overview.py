@@ -149,6 +149,7 @@ def _departments_table(departments: list[Department], spend: DepartmentSpend, *,
         rows=[
             {
                 "department": department.name,
+                "department_slug": department.slug,
                 "url": month_url("reports:department", department.slug, month),
                 "cost_center": department.cost_center,
                 "spend": shown[department.pk],
@@ -302,6 +303,7 @@ def _deployment_labels(
     payers = sorted(department_names.get(d, "") for d in allocation.shares(deployment.pk))
     return {
         "deployment": deployment.display_name,
+        "deployment_id": deployment.pk,
         "url": month_url("reports:deployment", deployment.pk, month),
         "scope": deployment.get_scope_display(),
         "model": f"{deployment.model_name} · {deployment.get_sku_display()}",
