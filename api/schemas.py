@@ -8,6 +8,7 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
+from base.limits import SMALLINT_MAX
 from money.amounts import CENT
 
 AMOUNT_PATTERN = r"^-?\d+\.\d{2}$"
@@ -31,6 +32,19 @@ class Input(Schema):
     model_config = ConfigDict(extra="forbid")
 
 
+class MoneyIn(Input):
+    """An amount a body gives: a decimal string of at most two decimals, in USD."""
+
+    amount: str = Field(
+        ..., pattern=r"^-?\d{1,10}(\.\d{1,2})?$", examples=["1250.00"], description="A decimal string."
+    )
+    currency: Literal["USD"] = "USD"
+
+    @property
+    def value(self) -> Decimal:
+        return Decimal(self.amount)
+
+
 def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
@@ -46,6 +60,18 @@ class DepartmentOut(Schema):
     chat_retention_days: int = Field(..., description="0: chat history is off.")
     approvers_may_audit_chats: bool
     your_role: Role | None = Field(None, description="Yours in this department; null if you are not in it.")
+
+
+class DepartmentChange(Input):
+    """What a platform admin changes on a department; a field left out (or null) stays as it is."""
+
+    monthly_budget: MoneyIn | None = Field(None, description="USD per calendar month; 0 or more.")
+    chat_retention_days: int | None = Field(
+        None, ge=0, le=SMALLINT_MAX, description="How long chat history is kept; 0 turns it off."
+    )
+    approvers_may_audit_chats: bool | None = Field(
+        None, description="Whether approvers may read the department's chats (each read is audited)."
+    )
 
 
 class BudgetOut(Schema):

@@ -20,7 +20,7 @@ from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from api import audit, catalog, costs, departments, deployments, me
+from api import audit, catalog, costs, departments, deployments, keys, me
 from api.auth import BearerAuth, SessionAuth, add_rate_headers
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import MAX_KEY_LENGTH, Replay, idempotency_finish, replay_response
@@ -121,6 +121,7 @@ api.add_router("", catalog.router)
 api.add_router("", deployments.router)
 api.add_router("", costs.router)
 api.add_router("", audit.router)
+api.add_router("", keys.router)
 
 
 def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

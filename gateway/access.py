@@ -36,7 +36,16 @@ def get_department_for_keys(user: User, slug: str) -> Department:
 def get_key_for(user: User, slug: str, pk: int) -> ApiKey:
     """The key `pk` of department `slug`, for someone who manages that department's keys; a key
     of another department does not exist (404)."""
-    department = get_department_for_keys(user, slug)
+    return _key_of(get_department_for_keys(user, slug), pk)
+
+
+def get_key_shown_to(user: User, slug: str, pk: int) -> ApiKey:
+    """The key `pk` of department `slug` to read, for whoever may open the department page where
+    keys are listed (its leads, platform admins and finance approvers); a member gets a 403."""
+    return _key_of(get_department_for(user, slug, lead_only=True), pk)
+
+
+def _key_of(department: Department, pk: int) -> ApiKey:
     if pk > LARGEST_ID:
         raise Http404("No such key.")
     try:

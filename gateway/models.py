@@ -36,6 +36,24 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
             Q(grace_until__isnull=True) | Q(grace_until__gt=now)
         )
 
+    def with_status(self, status: str, now: datetime | None = None) -> "ApiKeyQuerySet":
+        """Keys whose `ApiKey.status` is `status` at `now`, as a query (a list filters on it)."""
+        now = now or timezone.now()
+        revoked = Q(revoked_at__isnull=False)
+        rejected = ~revoked & Q(state=ApiKey.State.REJECTED)
+        expired = ~revoked & ~Q(state=ApiKey.State.REJECTED) & Q(expires_at__lte=now)
+        running = ~revoked & Q(expires_at__gt=now)
+        conditions = {
+            "revoked": revoked,
+            "rejected": rejected,
+            "expired": expired,
+            "pending": running & Q(state=ApiKey.State.PENDING),
+            "rotated": running & Q(state=ApiKey.State.ACTIVE, grace_until__gt=now),
+            "replaced": running & Q(state=ApiKey.State.ACTIVE, grace_until__lte=now),
+            "active": running & Q(state=ApiKey.State.ACTIVE, grace_until__isnull=True),
+        }
+        return self.filter(conditions[status])
+
 
 class ApiKey(CallerLimits):
     """A department's key for its applications. Only a hash and a visible prefix are kept: the

@@ -24,6 +24,15 @@ def get_department_for(user: User, slug: str, *, lead_only: bool = False) -> Dep
     return membership.department
 
 
+def get_department_for_admin(user: User, slug: str) -> Department:
+    """The department `slug` for a change only platform admins make (its budget and data policy):
+    another department is a 404, as everywhere; anyone else who may open it gets a 403."""
+    department = get_department_for(user, slug, lead_only=True)
+    if not user.is_platform_admin:
+        raise PermissionDenied("A department's budget and data policy are changed by platform admins.")
+    return department
+
+
 def departments_listed_for(user: User) -> DepartmentQuerySet:
     """The departments the department list shows `user`: every one to platform admins and finance
     approvers, the ones they lead to leads. Anyone else gets a 403."""

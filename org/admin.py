@@ -16,7 +16,7 @@ from org.models import Department, DirectorySyncRun, Membership, User
 from org.passwords import entra_sign_in_on
 from org.services import (
     account_active_change_record,
-    department_change_record,
+    department_policy_change,
     department_policy_values,
     lifecycle_record,
     membership_change_record,
@@ -139,15 +139,24 @@ class DepartmentAdmin(AuditsMembershipInlines, admin.ModelAdmin[Department]):
     def save_model(
         self, request: HttpRequest, obj: Department, form: ModelForm[Department], change: bool
     ) -> None:
-        saved = Department.objects.filter(pk=obj.pk).first() if change else None
-        super().save_model(request, obj, form, change)
         actor: User = request.user  # type: ignore[assignment]
-        if saved is not None:
-            department_change_record(department=obj, before=department_policy_values(saved), actor=actor)
-        else:
+        if not change:
+            super().save_model(request, obj, form, change)
             lifecycle_record(
                 verb="department.created", target=obj, actor=actor, values=_department_values(obj)
             )
+            return
+        # The budget and data policy change through their service (locked, audited), as through
+        # the API; the form's other fields are saved as Django saves them.
+        policy = department_policy_values(obj)
+        obj.save(update_fields=[name for name in form.changed_data if name not in policy])
+        department_policy_change(
+            department=obj,
+            actor=actor,
+            monthly_budget=obj.monthly_budget,
+            chat_retention_days=obj.chat_retention_days,
+            approvers_may_audit_chats=obj.approvers_may_audit_chats,
+        )
 
     def delete_model(self, request: HttpRequest, obj: Department) -> None:
         values, pk = _department_values(obj), obj.pk

@@ -1,9 +1,11 @@
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.services import audit_record
@@ -219,6 +221,56 @@ def department_policy_values(department: Department) -> dict[str, object]:
     return {
         field: getattr(department, field) for fields in DEPARTMENT_POLICY_FIELDS.values() for field in fields
     }
+
+
+class DepartmentPolicyInvalid(Exception):
+    """The values break the department's rules (its fields' validators); `errors` holds the
+    messages by field."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__(" ".join(message for messages in errors.values() for message in messages))
+
+
+def department_policy_change(
+    *,
+    department: Department,
+    actor: User,
+    monthly_budget: Decimal | None = None,
+    chat_retention_days: int | None = None,
+    approvers_may_audit_chats: bool | None = None,
+) -> Department:
+    """Change a department's monthly budget and data policy (the values given; `None` leaves one
+    as it is), as the Django admin and the API do. The values are checked by the model's own
+    validators (`DepartmentPolicyInvalid`); each kind of change is audited on its own
+    (`DEPARTMENT_POLICY_FIELDS`), and nothing is written or said when nothing changes. Who may do
+    it is the caller's to check: platform admins (`org.access.get_department_for_admin`)."""
+    given: dict[str, object] = {
+        name: value
+        for name, value in (
+            ("monthly_budget", monthly_budget),
+            ("chat_retention_days", chat_retention_days),
+            ("approvers_may_audit_chats", approvers_may_audit_chats),
+        )
+        if value is not None
+    }
+    with transaction.atomic():
+        locked = Department.objects.select_for_update().get(pk=department.pk)
+        before = department_policy_values(locked)
+        for name, value in given.items():
+            setattr(locked, name, value)
+        others = [each.name for each in Department._meta.concrete_fields if each.name not in given]
+        try:
+            locked.clean_fields(exclude=others)
+        except ValidationError as error:
+            raise DepartmentPolicyInvalid(error.message_dict) from None
+        changed = [name for name in given if getattr(locked, name) != before[name]]
+        if not changed:
+            return locked
+        locked.save(update_fields=changed)
+        locked.refresh_from_db(fields=changed)  # the budget as its column keeps it: 2500 is 2500.00
+        department_change_record(department=locked, before=before, actor=actor)
+    return locked
 
 
 def department_change_record(*, department: Department, before: dict[str, object], actor: User) -> None:
