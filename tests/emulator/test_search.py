@@ -242,6 +242,13 @@ class TestDocuments:
 
         assert refused.value.status_code == 400
 
+    def test_the_control_endpoint_shows_the_service_and_its_indexes(self, indexed, emulator):
+        overview = requests.get(f"{emulator.control_url}/", timeout=10).json()
+
+        (service,) = overview["search_services"]
+        assert service["indexes"] == {"chunks": len(CHUNKS)}
+        assert service["provisioningState"] == "succeeded"
+
     def test_the_index_survives_a_restart(self, indexed, emulator):
         restarted = Store(emulator.state_path)
 
@@ -338,6 +345,18 @@ class TestQueries:
         assert {name for name in page[0] if not name.startswith("@")} == {"id", "page"}
         assert [result["page"] for result in page] == [3, 2]
 
+    def test_results_beyond_fifty_come_in_pages(self, service):
+        index_client(service).create_index(chunk_index())
+        client = search_client(service)
+        client.upload_documents(
+            [{"id": f"page-{number}", "content": "leave", "page": number} for number in range(120)]
+        )
+
+        found = keys_of(client.search("leave"))
+
+        assert len(found) == 120
+        assert len(set(found)) == 120
+
     def test_a_malformed_filter_is_a_400(self, indexed):
         client = search_client(indexed)
 
@@ -384,6 +403,14 @@ class TestAccess:
 
         _grant(service.resource_id + "/indexes/chunks", SEARCH_INDEX_DATA_READER)
         assert client.get_document_count() == 0
+        # A role on one index does not reach another, nor lets its holder write.
+        index_client(service).create_index(chunk_index("other"))
+        with pytest.raises(HttpResponseError) as elsewhere:
+            entra_search_client(service, index="other").get_document_count()
+        assert elsewhere.value.status_code == 403
+        with pytest.raises(HttpResponseError) as writing:
+            client.upload_documents([{"id": "x-1"}])
+        assert writing.value.status_code == 403
 
     def test_an_entra_token_is_refused_where_only_keys_are_accepted(self, indexed):
         _grant(indexed.resource_id, SEARCH_INDEX_DATA_READER)
@@ -402,6 +429,35 @@ class TestAccess:
 
         assert answer.status_code == 401
         assert answer.json()["error"]["code"] == "Unauthorized"
+
+
+class TestWire:
+    def test_an_api_version_is_required(self, indexed):
+        answer = requests.get(
+            f"{indexed.endpoint}indexes('chunks')/docs/$count",
+            headers={"api-key": indexed.admin_key},
+            timeout=10,
+        )
+
+        assert answer.status_code == 400
+        assert "api-version" in answer.json()["error"]["message"]
+
+    def test_search_by_get_and_an_earlier_ga_version(self, indexed):
+        answer = requests.get(
+            f"{indexed.endpoint}indexes('chunks')/docs",
+            params={"api-version": "2024-07-01", "search": "brand logo", "$select": "id", "$top": "1"},
+            headers={"api-key": indexed.query_key},
+            timeout=10,
+        )
+
+        assert answer.status_code == 200
+        assert [result["id"] for result in answer.json()["value"]] == ["mkt-1"]
+
+    def test_an_injected_fault_is_retried_by_the_sdk(self, indexed, emulator):
+        emulator.inject(operation="search", kind="503", count=1, retry_after_seconds=0)
+
+        assert search_client(indexed).get_document_count() == len(CHUNKS)
+        assert emulator.faults() == []
 
 
 def _grant(scope: str, role: str) -> None:

@@ -150,17 +150,19 @@ def _vector_query(query: Any, index: Index) -> VectorQuery:
 
 def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], int]:
     """The ranked (key, @search.score) of the whole result, and its count."""
-    matches = _filter(request.filter, index)
-    candidates = [key for key in index.documents if matches(index.documents[key])]
+    filter_text = (request.filter or "").strip()
+    candidates = (
+        index.filtered(filter_text, _filter(filter_text, index)) if filter_text else set(index.documents)
+    )
     text_wanted = request.search is not None or not request.vector_queries
     lists: list[tuple[list[tuple[str, float]], float]] = []
     if text_wanted:
         lists.append((_text_ranking(request, index, candidates), 1.0))
     for query in request.vector_queries:
-        pool = list(index.documents) if request.post_filter else candidates
-        ranked = _nearest(query, index, pool)
-        if request.post_filter:
-            ranked = [(key, score) for key, score in ranked if matches(index.documents[key])]
+        if request.post_filter or not filter_text:
+            ranked = [(key, score) for key, score in _nearest(query, index, None) if key in candidates]
+        else:
+            ranked = _nearest(query, index, filter_text)
         lists.append((ranked, query.weight))
     ranked = lists[0][0] if len(lists) == 1 else _fused(lists)
     if request.order_by:
@@ -168,44 +170,41 @@ def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], 
     return ranked, len(ranked)
 
 
-def _filter(text: str | None, index: Index) -> Callable[[dict[str, Any]], bool]:
-    if text is None or not text.strip():
-        return lambda document: True
+def _filter(text: str, index: Index) -> Callable[[dict[str, Any]], bool]:
     try:
         return compile_filter(text, index.fields)
     except FilterError as error:
         raise invalid_filter(str(error)) from None
 
 
-def _text_ranking(request: SearchRequest, index: Index, candidates: list[str]) -> list[tuple[str, float]]:
+def _text_ranking(request: SearchRequest, index: Index, candidates: set[str]) -> list[tuple[str, float]]:
     query = parse_simple(request.search, mode_all=request.mode_all)
     fields = request.search_fields or index.searchable_fields()
-    scores = bm25_scores(query, candidates, list(index.documents), index.terms, index.tokens, fields)
+    scores = bm25_scores(query, candidates, index, fields)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _nearest(query: VectorQuery, index: Index, pool: list[str]) -> list[tuple[str, float]]:
-    """The k nearest documents by cosine; a document's score is its best over the query's fields,
-    1 / (1 + cosine distance) as Azure reports it."""
-    allowed = set(pool)
+def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[tuple[str, float]]:
+    """The k nearest documents (of those the filter lets through) by cosine; a document's score is its best over
+    the query's fields, 1 / (1 + cosine distance) as Azure reports it."""
     best: dict[str, float] = {}
     target = np.asarray(query.vector, dtype=np.float32)
-    norm = float(np.linalg.norm(target)) or 1.0
+    target = target / (float(np.linalg.norm(target)) or 1.0)
     for name in query.fields:
         keys, matrix = index.matrix(name)
         if not keys:
             continue
-        similarities = matrix @ (target / norm)
-        found = 0
-        for position in np.argsort(-similarities, kind="stable"):
-            key = keys[int(position)]
-            if key not in allowed:
+        similarities = matrix @ target
+        if filter_text is not None:
+            similarities = np.where(index.mask(filter_text, name), similarities, -np.inf)
+        count = min(query.k, len(keys))
+        nearest = np.argpartition(-similarities, count - 1)[:count]
+        for position in nearest:
+            similarity = float(similarities[position])
+            if similarity == -np.inf:
                 continue
-            score = 1.0 / (1.0 + (1.0 - float(similarities[position])))
-            best[key] = max(best.get(key, 0.0), score)
-            found += 1
-            if found >= query.k:
-                break
+            key = keys[int(position)]
+            best[key] = max(best.get(key, 0.0), 1.0 / (1.0 + (1.0 - similarity)))
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
     return ranked[: query.k]
 

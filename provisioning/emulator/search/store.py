@@ -7,6 +7,7 @@ import base64
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy.typing as npt
 from provisioning.emulator.search.text import analyze
 
 Matrix = npt.NDArray[np.float32]
+FILTERS_KEPT = 256
 
 
 @dataclass
@@ -28,7 +30,14 @@ class Index:
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     terms: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
     tokens: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Searchable field -> term -> the documents holding it; field -> the sum of its lengths.
+    postings: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    total_lengths: dict[str, int] = field(default_factory=dict)
     _matrices: dict[str, tuple[list[str], Matrix]] = field(default_factory=dict)
+    # A grounded assistant asks with the same filter turn after turn: what a filter lets through
+    # (the keys, and per vector field the rows) is kept until the documents change.
+    _filtered: dict[str, set[str]] = field(default_factory=dict)
+    _masks: dict[tuple[str, str], npt.NDArray[np.bool_]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -51,16 +60,58 @@ class Index:
 
     def put(self, document: dict[str, Any]) -> None:
         key = str(document[self.key_field])
+        self.remove(key)
+        self._changed()
         self.documents[key] = document
         self.tokens[key] = {name: analyze(_text_of(document.get(name))) for name in self.searchable_fields()}
         self.terms[key] = {name: Counter(tokens) for name, tokens in self.tokens[key].items()}
-        self._matrices.clear()
+        for name, counts in self.terms[key].items():
+            postings = self.postings.setdefault(name, {})
+            for term in counts:
+                postings.setdefault(term, set()).add(key)
+            self.total_lengths[name] = self.total_lengths.get(name, 0) + len(self.tokens[key][name])
 
     def remove(self, key: str) -> None:
-        self.documents.pop(key, None)
-        self.terms.pop(key, None)
+        if key not in self.documents:
+            return
+        del self.documents[key]
+        for name, counts in self.terms.pop(key, {}).items():
+            postings = self.postings.get(name, {})
+            for term in counts:
+                holders = postings.get(term)
+                if holders is not None:
+                    holders.discard(key)
+                    if not holders:
+                        del postings[term]
+            self.total_lengths[name] -= sum(counts.values())
         self.tokens.pop(key, None)
+        self._changed()
+
+    def _changed(self) -> None:
         self._matrices.clear()
+        self._filtered.clear()
+        self._masks.clear()
+
+    def filtered(self, filter_text: str, matches: Callable[[dict[str, Any]], bool]) -> set[str]:
+        """The keys of the documents `matches` lets through (the compiled `filter_text`)."""
+        if filter_text not in self._filtered:
+            if len(self._filtered) >= FILTERS_KEPT:
+                self._filtered.clear()
+                self._masks.clear()
+            self._filtered[filter_text] = {
+                key for key, document in self.documents.items() if matches(document)
+            }
+        return self._filtered[filter_text]
+
+    def mask(self, filter_text: str, field_name: str) -> npt.NDArray[np.bool_]:
+        """Which rows of the field's matrix the filter (already applied by `filtered`) lets through."""
+        if (filter_text, field_name) not in self._masks:
+            allowed = self._filtered[filter_text]
+            keys, _ = self.matrix(field_name)
+            self._masks[(filter_text, field_name)] = np.fromiter(
+                (key in allowed for key in keys), dtype=bool, count=len(keys)
+            )
+        return self._masks[(filter_text, field_name)]
 
     def matrix(self, field_name: str) -> tuple[list[str], Matrix]:
         """The keys of the documents that have the vector field, and their unit vectors as rows."""
@@ -134,8 +185,10 @@ class SearchData:
         if index is None:
             index = self.indexes[key] = Index(definition)
         else:
-            index.definition = definition
-            for document in list(index.documents.values()):
+            # A field added to the definition: the documents are analyzed anew.
+            documents = list(index.documents.values())
+            index = self.indexes[key] = Index(definition)
+            for document in documents:
                 index.put(document)
         self._execute("INSERT OR REPLACE INTO indexes VALUES (?, ?, ?)", [(*key, json.dumps(definition))])
         return index
