@@ -144,6 +144,7 @@ def chunk_index(name: str = "chunks") -> SearchIndex:
             SimpleField(name="data_set", type="Edm.String", filterable=True),
             SimpleField(name="document", type="Edm.String", filterable=True),
             SimpleField(name="page", type="Edm.Int32", filterable=True, sortable=True),
+            SimpleField(name="tags", type="Collection(Edm.String)", filterable=True),
         ],
         vector_search=VectorSearch(
             algorithms=[ExhaustiveKnnAlgorithmConfiguration(name="knn")],

@@ -63,6 +63,7 @@ def indexed(service: Service, embedder) -> Service:
             "page": page,
             "content": text,
             "embedding": vector,
+            "tags": ["style"] if department == "marketing" else [department, "policy"],
         }
         for (key, department, data_set, document, page, text), vector in zip(CHUNKS, vectors, strict=True)
     ]
@@ -331,6 +332,17 @@ class TestQueries:
         )
 
         assert sorted(keys_of(found)) == ["hr-1", "mkt-1"]
+
+    def test_a_filter_over_a_collection_with_any_and_all(self, indexed):
+        client = search_client(indexed)
+
+        style = keys_of(client.search("*", filter="tags/any(tag: tag eq 'style')"))
+        policies = keys_of(client.search("*", filter="tags/any(tag: search.in(tag, 'hr|finance', '|'))"))
+        not_hr = keys_of(client.search("*", filter="tags/all(tag: tag ne 'hr')"))
+
+        assert style == ["mkt-1"]
+        assert sorted(policies) == ["fin-1", "fin-2", "hr-1", "hr-2"]
+        assert sorted(not_hr) == ["fin-1", "fin-2", "mkt-1"]
 
     def test_select_top_skip_and_count(self, indexed):
         client = search_client(indexed)

@@ -10,11 +10,11 @@ import math
 import re
 from collections import Counter
 
-WORD = re.compile(r"[0-9a-z]+")
+WORD = re.compile(r"[^\W_]+")
 
 
 def words(text: str) -> list[str]:
-    """A simple word tokenizer: runs of letters and digits, lower-cased."""
+    """A simple word tokenizer: runs of letters and digits (any script), lower-cased."""
     return WORD.findall(text.lower())
 
 

@@ -185,8 +185,9 @@ def _text_ranking(request: SearchRequest, index: Index, candidates: set[str]) ->
 
 
 def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[tuple[str, float]]:
-    """The k nearest documents (of those the filter lets through) by cosine; a document's score is its best over
-    the query's fields, 1 / (1 + cosine distance) as Azure reports it."""
+    """The k nearest documents (of those the filter lets through) by cosine, exhaustively; a
+    document's score is its best over the query's fields, 1 / (1 + cosine distance) as Azure
+    reports it."""
     best: dict[str, float] = {}
     target = np.asarray(query.vector, dtype=np.float32)
     target = target / (float(np.linalg.norm(target)) or 1.0)
