@@ -108,12 +108,16 @@ def _emulator_url() -> str:
     return str(settings.AZURE_EMULATOR_URL)
 
 
-def service_body(*, location: str = "swedencentral", rbac: bool = False) -> SearchService:
+def service_body(
+    *, location: str = "swedencentral", rbac: bool = False, keyless: bool = False
+) -> SearchService:
+    """A basic service; `rbac` accepts Entra ID tokens beside keys, `keyless` only tokens."""
     return SearchService(
         location=location,
         sku=Sku(name="basic"),
         replica_count=1,
         partition_count=1,
+        disable_local_auth=True if keyless else None,
         auth_options=DataPlaneAuthOptions(aad_or_api_key=DataPlaneAadOrApiKeyAuthOption()) if rbac else None,
     )
 
@@ -166,6 +170,15 @@ def entra_search_client(service: Service, index: str = "chunks") -> SearchClient
     return SearchClient(
         service.endpoint,
         index,
+        token_credential,
+        authentication_policy=LoopbackSearchBearerPolicy(token_credential, SEARCH_SCOPE),
+    )
+
+
+def entra_index_client(service: Service) -> SearchIndexClient:
+    token_credential = credential()
+    return SearchIndexClient(
+        service.endpoint,
         token_credential,
         authentication_policy=LoopbackSearchBearerPolicy(token_credential, SEARCH_SCOPE),
     )

@@ -21,6 +21,7 @@ from tests.emulator.search_fixtures import (
     Service,
     chunk_index,
     create_service,
+    entra_index_client,
     entra_search_client,
     index_client,
     search_client,
@@ -29,6 +30,8 @@ from tests.emulator.search_fixtures import (
 )
 
 SEARCH_INDEX_DATA_READER = "1407120a-92aa-4202-b7e9-c0e197c71c8f"
+SEARCH_INDEX_DATA_CONTRIBUTOR = "8ebe5a00-799e-43f5-93ac-243d3dce84a7"
+SEARCH_SERVICE_CONTRIBUTOR = "7ca78c08-252a-4471-8644-bb5ff32d4ba0"
 
 
 @pytest.fixture
@@ -95,6 +98,14 @@ class TestService:
         assert [item.name for item in search_management.services.list_by_resource_group(RESOURCE_GROUP)] == [
             "srch-mkt"
         ]
+
+    def test_a_second_put_of_a_live_service_answers_at_once(self, search_management, service):
+        again = search_management.services.begin_create_or_update(
+            RESOURCE_GROUP, service.name, service_body()
+        )
+
+        assert again.done()
+        assert again.result().endpoint == service.endpoint
 
     def test_admin_and_query_keys(self, search_management, service):
         admin = search_management.admin_keys.get(RESOURCE_GROUP, service.name)
@@ -423,6 +434,21 @@ class TestAccess:
         with pytest.raises(HttpResponseError) as writing:
             client.upload_documents([{"id": "x-1"}])
         assert writing.value.status_code == 403
+
+    def test_a_keyless_service_takes_entra_tokens_with_roles_only(self, search_management):
+        service = create_service(search_management, "srch-keyless", keyless=True)
+        assert search_management.services.get(RESOURCE_GROUP, service.name).disable_local_auth is True
+        with pytest.raises(HttpResponseError) as keys_refused:
+            index_client(service).create_index(chunk_index())
+        assert keys_refused.value.status_code == 403
+
+        _grant(service.resource_id, SEARCH_SERVICE_CONTRIBUTOR)
+        _grant(service.resource_id, SEARCH_INDEX_DATA_CONTRIBUTOR)
+        entra_index_client(service).create_index(chunk_index())
+        client = entra_search_client(service)
+        client.upload_documents([{"id": "hr-1", "content": "parental leave", "department": "hr"}])
+
+        assert keys_of(client.search("leave", filter="department eq 'hr'")) == ["hr-1"]
 
     def test_an_entra_token_is_refused_where_only_keys_are_accepted(self, indexed):
         _grant(indexed.resource_id, SEARCH_INDEX_DATA_READER)
