@@ -4,13 +4,16 @@ dimensions; base64 (the SDK's default) and float encodings agreeing; the tokens 
 call's are."""
 
 import math
+from decimal import Decimal
 
 import openai
 import pytest
 import requests
 
 from provisioning.azure import data_plane_token_provider
+from provisioning.emulator.catalog import Catalog
 from tests.emulator.conftest import deploy_chat
+from tests.emulator.test_costs import by_resource, cost_query
 
 
 def cosine(first: list[float], second: list[float]) -> float:
@@ -87,3 +90,18 @@ def test_embedded_tokens_are_metered_as_a_chat_calls_are(client, emulator):
     assert row["outputTokens"] == 0
     assert row["model"] == "text-embedding-3-small"
     assert row["requests"] == 1
+
+
+def test_embedded_tokens_are_priced_by_cost_management(client, emulator):
+    handbook = " ".join(["Parental leave is sixteen weeks of paid leave for every new parent."] * 200)
+    answer = client.embeddings.create(model="embed", input=[handbook])
+
+    response = cost_query(emulator, by_resource())
+
+    price_in, _, _ = Catalog.load().token_price(
+        model="text-embedding-3-small", version="1", sku="GlobalStandard"
+    )
+    assert price_in > 0
+    [[cost, _resource_id, _currency]] = response.json()["properties"]["rows"]
+    expected = answer.usage.prompt_tokens * price_in / Decimal(1_000_000)
+    assert Decimal(str(cost)).quantize(Decimal("0.000000001")) == expected.quantize(Decimal("0.000000001"))
