@@ -26,6 +26,7 @@ from provisioning.emulator import (
 )
 from provisioning.emulator.catalog import Catalog
 from provisioning.emulator.errors import AzureError
+from provisioning.emulator.search.routes import routes as search_routes
 from provisioning.emulator.state import Store
 
 logger = logging.getLogger("azure_emulator")
@@ -93,6 +94,7 @@ def build_app(*, state_path: Path | None, catalog: Catalog | None = None) -> Sta
             *oidc.routes,
             *graph.routes,
             *dataplane.routes,
+            *search_routes,
             *costs.routes,
             *arm.routes,
         ],

@@ -51,14 +51,21 @@ def principal_has_data_role(
     role_assignments: dict[str, dict[str, Any]], principal_id: str, account_id: str
 ) -> bool:
     """Whether `principal_id` holds a data role at the account or a scope above it."""
-    account = account_id.lower()
+    return principal_has_role(role_assignments, principal_id, account_id, DATA_ROLE_IDS)
+
+
+def principal_has_role(
+    role_assignments: dict[str, dict[str, Any]], principal_id: str, resource_id: str, role_ids: set[str]
+) -> bool:
+    """Whether `principal_id` holds one of `role_ids` at the resource or a scope above it."""
+    resource = resource_id.lower()
     for assignment in role_assignments.values():
         properties = assignment["properties"]
         if properties["principalId"].lower() != principal_id.lower():
             continue
-        if properties["roleDefinitionId"].rsplit("/", 1)[-1].lower() not in DATA_ROLE_IDS:
+        if properties["roleDefinitionId"].rsplit("/", 1)[-1].lower() not in role_ids:
             continue
         scope = properties["scope"].rstrip("/").lower()
-        if account == scope or account.startswith(scope + "/") or scope == "":
+        if resource == scope or resource.startswith(scope + "/") or scope == "":
             return True
     return False

@@ -1,5 +1,6 @@
-"""The control endpoint, /_emulator/: read the state, tune latencies, inject faults, set quotas,
-flip an account's content logging (the abuse-monitoring opt-out), reset."""
+"""The control endpoint, /_emulator/: read the state (search services and their indexes' document
+counts too), tune latencies, inject faults, set quotas, flip an account's content logging (the
+abuse-monitoring opt-out), reset."""
 
 from typing import Any
 
@@ -42,7 +43,8 @@ def validate_settings(changes: Any) -> dict[str, Any]:
 
 
 async def overview(request: Request) -> JSONResponse:
-    world = _store(request).world
+    store = _store(request)
+    world = store.world
     return JSONResponse(
         {
             "settings": world.settings,
@@ -58,6 +60,18 @@ async def overview(request: Request) -> JSONResponse:
                 for account_id, account in world.accounts.items()
             ],
             "deleted_accounts": [account["id"] for account in world.deleted_accounts.values()],
+            "search_services": [
+                {
+                    "id": service["id"],
+                    "endpoint": service["properties"].get("endpoint"),
+                    "provisioningState": service["properties"].get("provisioningState"),
+                    "indexes": {
+                        index.name: len(index.documents)
+                        for index in store.search.service_indexes(service["name"])
+                    },
+                }
+                for service in world.search_services.values()
+            ],
             "role_assignments": len(world.role_assignments),
             "usage": list(world.usage.values()),
         }

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provisioning.emulator.search.store import SearchData
+
 logger = logging.getLogger("azure_emulator")
 
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -53,6 +55,13 @@ OPERATIONS = {
     "roleAssignments.delete",
     "roleAssignments.list",
     "costManagement.query",
+    "searchServices.put",
+    "searchServices.get",
+    "searchServices.delete",
+    "searchServices.list",
+    "searchServices.listAdminKeys",
+    "searchServices.listQueryKeys",
+    "search",
     "chat",
     "embeddings",
     "identity.keys",
@@ -136,6 +145,8 @@ class World:
     deleted_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     role_assignments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Azure AI Search services (ARM); their indexes and documents are in `Store.search`.
+    search_services: dict[str, dict[str, Any]] = field(default_factory=dict)
     quota_limits: dict[str, float] = field(default_factory=dict)
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
@@ -152,6 +163,7 @@ class World:
             "deleted_accounts": self.deleted_accounts,
             "operations": self.operations,
             "role_assignments": self.role_assignments,
+            "search_services": self.search_services,
             "quota_limits": self.quota_limits,
             "usage": self.usage,
             "settings": self.settings,
@@ -168,6 +180,7 @@ class World:
             deleted_accounts=data.get("deleted_accounts", {}),
             operations=data.get("operations", {}),
             role_assignments=data.get("role_assignments", {}),
+            search_services=data.get("search_services", {}),
             quota_limits=data.get("quota_limits", {}),
             usage=data.get("usage", {}),
             settings={**DEFAULT_SETTINGS, **data.get("settings", {})},
@@ -178,12 +191,15 @@ class World:
 
 
 class Store:
-    """The world plus its file. Handlers change the world under `lock` and then call `save()`."""
+    """The world plus its file. Handlers change the world under `lock` and then call `save()`.
+    Search indexes and documents, too many for one JSON file, are kept in `search`, written
+    through to a SQLite file beside it."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.lock = asyncio.Lock()
         self.world = self._load()
+        self.search = SearchData(path.with_name(path.stem + ".search.sqlite3") if path is not None else None)
         self._usage_dirty = False
 
     def _load(self) -> World:
@@ -230,6 +246,14 @@ class Store:
                 return account
         return None
 
+    def search_service_by_name(self, name: str) -> dict[str, Any] | None:
+        """A search service by its name (its data plane's host name on Azure; unique worldwide)."""
+        wanted = name.lower()
+        for service in self.world.search_services.values():
+            if service["name"].lower() == wanted:
+                return service
+        return None
+
     def deployment(self, account: dict[str, Any], name: str) -> dict[str, Any] | None:
         return self.world.deployments.get(account["id"].lower(), {}).get(name)
 
@@ -272,6 +296,7 @@ class Store:
         # tokens issued before still verify, and a relying party's cached key set stays good.
         signing_keys = self.world.identity.get("signing_keys")
         self.world = World()
+        self.search.clear()
         if signing_keys:
             self.world.identity["signing_keys"] = signing_keys
         self.save()

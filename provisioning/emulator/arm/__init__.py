@@ -1,5 +1,6 @@
-"""ARM control plane for Microsoft.CognitiveServices (api-version 2025-09-01) and the role
-assignments of Microsoft.Authorization, as the official management SDKs call them.
+"""ARM control plane for Microsoft.CognitiveServices (api-version 2025-09-01), the search services
+of Microsoft.Search (2025-05-01) and the role assignments of Microsoft.Authorization, as the
+official management SDKs call them.
 
 One module per resource holds its handlers; the rules a PUT must pass are in the resource's
 `*_validation` module. What every request does first is in `entry`, long-running operations in
@@ -35,12 +36,21 @@ from provisioning.emulator.arm.role_assignments import (
     role_assignment_put,
     role_assignments_list,
 )
+from provisioning.emulator.arm.search_services import (
+    search_service_admin_keys,
+    search_service_delete,
+    search_service_get,
+    search_service_put,
+    search_service_query_keys,
+    search_services_list,
+)
 
 __all__ = ["routes"]
 
 SUB = "/subscriptions/{subscription}"
 ACCOUNT = SUB + "/resourceGroups/{resource_group}/providers/Microsoft.CognitiveServices/accounts/{name}"
 LOCATION = SUB + "/providers/Microsoft.CognitiveServices/locations/{location}"
+SEARCH_SERVICE = SUB + "/resourceGroups/{resource_group}/providers/Microsoft.Search/searchServices/{name}"
 ROLE_ASSIGNMENTS = "/{scope:path}/providers/Microsoft.Authorization/roleAssignments"
 
 routes = [
@@ -81,6 +91,17 @@ routes = [
     Route(
         SUB + "/providers/Microsoft.CognitiveServices/deletedAccounts", deleted_accounts_list, methods=["GET"]
     ),
+    Route(SEARCH_SERVICE, search_service_put, methods=["PUT"]),
+    Route(SEARCH_SERVICE, search_service_get, methods=["GET"]),
+    Route(SEARCH_SERVICE, search_service_delete, methods=["DELETE"]),
+    Route(SEARCH_SERVICE + "/listAdminKeys", search_service_admin_keys, methods=["POST"]),
+    Route(SEARCH_SERVICE + "/listQueryKeys", search_service_query_keys, methods=["POST"]),
+    Route(
+        SUB + "/resourceGroups/{resource_group}/providers/Microsoft.Search/searchServices",
+        search_services_list,
+        methods=["GET"],
+    ),
+    Route(SUB + "/providers/Microsoft.Search/searchServices", search_services_list, methods=["GET"]),
     Route(ROLE_ASSIGNMENTS + "/{assignment}", role_assignment_put, methods=["PUT"]),
     Route(ROLE_ASSIGNMENTS + "/{assignment}", role_assignment_get, methods=["GET"]),
     Route(ROLE_ASSIGNMENTS + "/{assignment}", role_assignment_delete, methods=["DELETE"]),

@@ -27,17 +27,7 @@ def start_operation(
     body: dict[str, Any] | None,
 ) -> Response:
     """Record a long-running operation and answer as Azure does: status + Azure-AsyncOperation."""
-    delay = float(store.world.settings["lro_delay_seconds"])
-    failed = store.take_fault(fault_operation, {"lro_failure"}) is not None
-    operation_id = str(uuid.uuid4())
-    store.world.operations[operation_id] = {
-        "kind": kind,
-        "target": target,
-        "startTime": now(),
-        "readyAt": now() + delay,
-        "fails": failed,
-        "status": "InProgress",
-    }
+    operation_id, delay = record_operation(store, kind=kind, target=target, fault_operation=fault_operation)
     status_url = (
         f"{base_url(request)}/subscriptions/{subscription}/providers/{PROVIDER}/locations/{location}"
         f"/operationStatuses/{operation_id}?api-version=2025-09-01"
@@ -51,6 +41,23 @@ def start_operation(
         if body is not None
         else Response(status_code=status_code, headers=headers)
     )
+
+
+def record_operation(store: Store, *, kind: str, target: str, fault_operation: str) -> tuple[str, float]:
+    """A long-running operation that `settle` will apply once its time has come: (its id, the
+    seconds until then). An injected `lro_failure` fault makes it fail."""
+    delay = float(store.world.settings["lro_delay_seconds"])
+    failed = store.take_fault(fault_operation, {"lro_failure"}) is not None
+    operation_id = str(uuid.uuid4())
+    store.world.operations[operation_id] = {
+        "kind": kind,
+        "target": target,
+        "startTime": now(),
+        "readyAt": now() + delay,
+        "fails": failed,
+        "status": "InProgress",
+    }
+    return operation_id, delay
 
 
 def retry_after(seconds: float) -> dict[str, str]:
@@ -124,6 +131,17 @@ def _account_purged(world: World, target: str, failed: bool) -> None:
         world.deleted_accounts.pop(target, None)
 
 
+def _search_service_created(world: World, target: str, failed: bool) -> None:
+    service = world.search_services.get(target)
+    if service is not None:
+        service["properties"]["provisioningState"] = "failed" if failed else "succeeded"
+        service["properties"]["status"] = "error" if failed else "running"
+        if failed:
+            service["properties"]["statusDetails"] = (
+                "The service could not be provisioned in the region; retry."
+            )
+
+
 # What a finished operation of each kind does to the world; its target is the key it acts on.
 OUTCOMES: dict[str, Callable[[World, str, bool], None]] = {
     "account.create": _account_created,
@@ -131,4 +149,5 @@ OUTCOMES: dict[str, Callable[[World, str, bool], None]] = {
     "deployment.create": _deployment_created,
     "deployment.delete": _deployment_deleted,
     "account.purge": _account_purged,
+    "searchService.create": _search_service_created,
 }

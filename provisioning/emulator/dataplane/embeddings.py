@@ -1,10 +1,10 @@
 """Embeddings on an account's endpoint, as Azure serves them: the same checks as a chat call (the
-account, the caller, the deployment, faults, rate limits), then one vector per input, derived from
-its text so the same text always gets the same vector, as floats or base64 (what the openai SDK
-asks for by default)."""
+account, the caller, the deployment, faults, rate limits), then one vector per input (see
+`vectors`: texts sharing words and phrases lie close, so retrieval means something offline), as
+floats or base64 (what the openai SDK asks for by default). What was embedded is metered as a
+chat call is, prompt tokens only."""
 
 import base64
-import hashlib
 import struct
 import uuid
 from typing import Any
@@ -31,6 +31,7 @@ from provisioning.emulator.dataplane.limits import (
     rate_limited_by,
     response_headers,
 )
+from provisioning.emulator.dataplane.vectors import meaning_vector
 from provisioning.emulator.state import Store
 
 EMBEDDINGS_FAULT_KINDS = {"429", "500", "503"}
@@ -65,19 +66,6 @@ def _inputs(body: dict[str, Any]) -> list[str | list[int]]:
     raise bad_request(
         "'input' is a non-empty string, an array of strings or an array of token arrays.", param="input"
     )
-
-
-def _vector(item: str | list[int], dimensions: int) -> list[float]:
-    seed = item.encode() if isinstance(item, str) else b",".join(str(token).encode() for token in item)
-    values: list[float] = []
-    counter = 0
-    while len(values) < dimensions:
-        digest = hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
-        values.extend((byte - 127.5) / 127.5 for byte in digest)
-        counter += 1
-    values = values[:dimensions]
-    norm = sum(value * value for value in values) ** 0.5 or 1.0
-    return [value / norm for value in values]
 
 
 def _encoded(vector: list[float], encoding: str) -> Any:
@@ -126,7 +114,11 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
         account=account, deployment=deployment, prompt_tokens=tokens, cached_tokens=0, completion_tokens=0
     )
     data = [
-        {"object": "embedding", "index": index, "embedding": _encoded(_vector(item, dimensions), encoding)}
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": _encoded(meaning_vector(item, dimensions), encoding),
+        }
         for index, item in enumerate(inputs)
     ]
     return JSONResponse(

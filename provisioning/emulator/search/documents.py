@@ -1,0 +1,217 @@
+"""Documents of an index: the indexing batch (`@search.action` upload, merge, mergeOrUpload,
+delete; 200, or 207 with each document's status when some failed), one document by key, the
+count, and the search itself."""
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from provisioning.emulator.errors import AzureError
+from provisioning.emulator.search import queries
+from provisioning.emulator.search.access import Need
+from provisioning.emulator.search.entry import enter
+from provisioning.emulator.search.errors import bad_request, document_not_found
+from provisioning.emulator.search.indexes import json_object
+from provisioning.emulator.search.schema import is_vector
+from provisioning.emulator.search.store import Index
+
+ACTIONS = {"upload", "merge", "mergeOrUpload", "delete"}
+DOCUMENT_KEY = re.compile(r"^[A-Za-z0-9_\-=]{1,1024}$")
+MAX_BATCH = 1000
+
+
+async def documents_index(request: Request) -> Response:
+    name = request.path_params["index"]
+    call = await enter(request, Need.WRITE, index=name)
+    index = call.index(name)
+    body = await json_object(request)
+    actions = body.get("value")
+    if not isinstance(actions, list) or not actions:
+        raise bad_request(
+            "The request is invalid. Details: actions : No indexing actions found in the request."
+        )
+    if len(actions) > MAX_BATCH:
+        raise AzureError(
+            413, "RequestEntityTooLarge", f"The request has more than {MAX_BATCH} indexing actions."
+        )
+    for position, action in enumerate(actions):
+        _check_action(position, action, index)
+    results = []
+    changed: list[dict[str, Any]] = []
+    removed: list[str] = []
+    for action in actions:
+        result = _apply(action, index)
+        results.append(result)
+        if result["status"]:
+            key = result["key"]
+            if action.get("@search.action", "upload") == "delete":
+                removed.append(key)
+            else:
+                changed.append(index.documents[key])
+    call.data.write_documents(call.name, index, changed, removed)
+    failed = any(not result["status"] for result in results)
+    return JSONResponse({"value": results}, status_code=207 if failed else 200)
+
+
+def _check_action(position: int, action: Any, index: Index) -> None:
+    """The checks that refuse the whole batch, as Azure's do."""
+    if not isinstance(action, dict):
+        raise bad_request(
+            f"The request is invalid. Details: actions : {position}: An indexing action is a JSON object."
+        )
+    kind = action.get("@search.action", "upload")
+    if kind not in ACTIONS:
+        raise bad_request(
+            f"The request is invalid. Details: actions : {position}: '{kind}' is not a valid @search.action; use one of upload, merge, mergeOrUpload, delete."
+        )
+    key = action.get(index.key_field)
+    if not isinstance(key, str) or not key:
+        raise bad_request(
+            f"The request is invalid. Details: actions : {position}: Document key cannot be missing or empty."
+        )
+    fields = index.fields
+    for name, value in action.items():
+        if name.startswith("@"):
+            continue
+        definition = fields.get(name)
+        if definition is None:
+            raise bad_request(
+                f"The request is invalid. Details: The property '{name}' does not exist on type 'search.documentFields'. Make sure to only use property names that are defined by the type."
+            )
+        _check_value(name, value, definition)
+
+
+def _check_value(name: str, value: Any, definition: dict[str, Any]) -> None:
+    if value is None:
+        return
+    kind = definition["type"]
+    if is_vector(definition):
+        if not isinstance(value, list) or not all(
+            isinstance(item, int | float) and not isinstance(item, bool) for item in value
+        ):
+            raise bad_request(
+                f"The request is invalid. Details: The vector field '{name}' needs an array of numbers."
+            )
+        if len(value) != definition["dimensions"]:
+            raise bad_request(
+                f"The request is invalid. Details: The vector field '{name}' expects {definition['dimensions']} dimensions, but {len(value)} were given."
+            )
+        return
+    expected: dict[str, tuple[type, ...]] = {
+        "Edm.String": (str,),
+        "Edm.Int32": (int,),
+        "Edm.Int64": (int,),
+        "Edm.Double": (int, float),
+        "Edm.Boolean": (bool,),
+        "Edm.DateTimeOffset": (str,),
+    }
+    if kind.startswith("Collection("):
+        element = kind[len("Collection(") : -1]
+        if not isinstance(value, list) or not all(
+            item is None or isinstance(item, expected.get(element, (object,))) for item in value
+        ):
+            raise bad_request(
+                f"The request is invalid. Details: The field '{name}' needs an array of {element} values."
+            )
+        return
+    if not isinstance(value, expected.get(kind, (object,))) or (
+        kind != "Edm.Boolean" and isinstance(value, bool)
+    ):
+        raise bad_request(
+            f"The request is invalid. Details: Cannot convert the value of field '{name}' to {kind}."
+        )
+
+
+def _apply(action: dict[str, Any], index: Index) -> dict[str, Any]:
+    kind = action.get("@search.action", "upload")
+    key = str(action[index.key_field])
+    fields = {name: value for name, value in action.items() if not name.startswith("@")}
+    if not DOCUMENT_KEY.match(key):
+        return _result(
+            key,
+            400,
+            f"Invalid document key: '{key}'. Keys can only contain letters, digits, underscore (_), dash (-), or equal sign (=).",
+        )
+    existing = index.documents.get(key)
+    if kind == "delete":
+        index.remove(key)
+        return _result(key, 200)
+    if kind == "merge" and existing is None:
+        return _result(key, 404, "Document not found.")
+    if kind == "upload" or existing is None:
+        index.put({name: fields.get(name) for name in index.fields})
+        return _result(key, 201 if existing is None else 200)
+    index.put({**existing, **fields})
+    return _result(key, 200)
+
+
+def _result(key: str, status: int, message: str | None = None) -> dict[str, Any]:
+    return {"key": key, "status": status < 300, "errorMessage": message, "statusCode": status}
+
+
+async def document_get(request: Request) -> Response:
+    name = request.path_params["index"]
+    call = await enter(request, Need.READ, index=name)
+    index = call.index(name)
+    document = index.documents.get(request.path_params["key"])
+    if document is None:
+        raise document_not_found()
+    select = queries.names(request.query_params.get("$select"), "$select")
+    return JSONResponse(queries.shaped(document, select, index))
+
+
+async def documents_count(request: Request) -> Response:
+    name = request.path_params["index"]
+    call = await enter(request, Need.READ, index=name)
+    # Azure answers the bare number as text/plain.
+    return Response(str(len(call.index(name).documents)), media_type="text/plain")
+
+
+async def documents_search_post(request: Request) -> Response:
+    name = request.path_params["index"]
+    call = await enter(request, Need.READ, index=name)
+    index = call.index(name)
+    return _answer(await json_object(request), index)
+
+
+async def documents_search_get(request: Request) -> Response:
+    name = request.path_params["index"]
+    call = await enter(request, Need.READ, index=name)
+    index = call.index(name)
+    params = request.query_params
+    body: dict[str, Any] = {
+        "search": params.get("search"),
+        "searchFields": params.get("searchFields"),
+        "searchMode": params.get("searchMode"),
+        "filter": params.get("$filter"),
+        "select": params.get("$select"),
+        "orderby": params.get("$orderby"),
+        "count": params.get("$count", "").lower() == "true",
+    }
+    for parameter, name_in_body in (("$top", "top"), ("$skip", "skip")):
+        if params.get(parameter) is not None:
+            try:
+                body[name_in_body] = int(params[parameter])
+            except ValueError:
+                raise bad_request(f"Invalid value for '{parameter}': a whole number.") from None
+    return _answer(body, index)
+
+
+def _answer(body: dict[str, Any], index: Index) -> Response:
+    request = queries.parse_request(body, index)
+    ranked, total = queries.run(request, index)
+    page_size = request.top if request.top is not None else queries.DEFAULT_TOP
+    page = ranked[request.skip : request.skip + page_size]
+    answer: dict[str, Any] = {}
+    if request.count:
+        answer["@odata.count"] = total
+    answer["value"] = [
+        {"@search.score": score, **queries.shaped(index.documents[key], request.select, index)}
+        for key, score in page
+    ]
+    if request.top is None and total > request.skip + page_size:
+        # Without `top`, Azure answers 50 at a time and says how to ask for the next page.
+        answer["@search.nextPageParameters"] = {**body, "skip": request.skip + page_size}
+    return JSONResponse(answer)

@@ -1,0 +1,250 @@
+"""A search request run against an index, as Azure AI Search answers `docs/search.post.search`:
+the filter narrows the documents; full-text search ranks them by BM25; each vector query finds
+its k nearest neighbours by cosine (exhaustively); more than one ranked list (hybrid, or several
+vector queries) is fused by Reciprocal Rank Fusion as Azure fuses them; then skip, top, select
+and count shape the answer."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from provisioning.emulator.search.errors import bad_request, invalid_filter
+from provisioning.emulator.search.filters import FilterError, compile_filter
+from provisioning.emulator.search.schema import is_vector
+from provisioning.emulator.search.store import Index
+from provisioning.emulator.search.text import bm25_scores, parse_simple
+
+DEFAULT_TOP = 50
+MAX_TOP = 1000
+# Reciprocal Rank Fusion's constant, as Azure uses it.
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    vector: list[float]
+    fields: list[str]
+    k: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    search: str | None
+    search_fields: list[str] | None
+    mode_all: bool
+    filter: str | None
+    top: int | None
+    skip: int
+    select: list[str] | None
+    count: bool
+    vector_queries: list[VectorQuery]
+    post_filter: bool
+    order_by: list[str]
+
+
+def names(value: Any, parameter: str) -> list[str] | None:
+    """A list of names as the REST API takes it (a comma-separated string) or as a JSON array."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return [name.strip() for name in value]
+    raise bad_request(f"Invalid value for '{parameter}': a comma-separated list of field names.")
+
+
+def _whole(
+    value: Any, parameter: str, *, default: int | None, low: int = 0, high: int | None = None
+) -> int | None:
+    if value is None:
+        return default
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f" and at most {high}" if high is not None else ""
+        raise bad_request(f"Invalid value for '{parameter}': a whole number of at least {low}{bound}.")
+    return int(value)
+
+
+def parse_request(body: dict[str, Any], index: Index) -> SearchRequest:
+    search = body.get("search")
+    if search is not None and not isinstance(search, str):
+        raise bad_request("Invalid value for 'search': a string.")
+    mode = str(body.get("searchMode") or "any").lower()
+    if mode not in ("any", "all"):
+        raise bad_request("Invalid value for 'searchMode': any or all.")
+    search_fields = names(body.get("searchFields"), "searchFields")
+    searchable = index.searchable_fields()
+    for name in search_fields or []:
+        if name not in searchable:
+            raise bad_request(
+                f"Invalid expression: The field '{name}' in searchFields is not a searchable string field of the index."
+            )
+    select = names(body.get("select"), "select")
+    fields = index.fields
+    for name in select or []:
+        if name != "*" and (name not in fields or not fields[name]["retrievable"]):
+            raise bad_request(
+                f"Invalid expression: Could not find a retrievable property named '{name}' on type 'search.document'."
+            )
+    filter_text = body.get("filter")
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise bad_request("Invalid value for 'filter': a string.")
+    vector_filter_mode = str(body.get("vectorFilterMode") or "preFilter")
+    if vector_filter_mode not in ("preFilter", "postFilter"):
+        raise bad_request("Invalid value for 'vectorFilterMode': preFilter or postFilter.")
+    return SearchRequest(
+        search=search,
+        search_fields=search_fields,
+        mode_all=mode == "all",
+        filter=filter_text,
+        top=_whole(body.get("top"), "top", default=None, high=MAX_TOP),
+        skip=_whole(body.get("skip"), "skip", default=0, high=100_000) or 0,
+        select=select,
+        count=bool(body.get("count")),
+        vector_queries=[_vector_query(query, index) for query in body.get("vectorQueries") or []],
+        post_filter=vector_filter_mode == "postFilter",
+        order_by=names(body.get("orderby"), "orderby") or [],
+    )
+
+
+def _vector_query(query: Any, index: Index) -> VectorQuery:
+    if not isinstance(query, dict):
+        raise bad_request("Invalid value for 'vectorQueries': an array of vector queries.")
+    kind = query.get("kind")
+    if kind != "vector":
+        raise bad_request(
+            f"The vector query kind '{kind}' is not supported here: send 'vector' with the query's embedding "
+            "(this index has no vectorizer).",
+        )
+    vector = query.get("vector")
+    if (
+        not isinstance(vector, list)
+        or not vector
+        or not all(isinstance(value, int | float) for value in vector)
+    ):
+        raise bad_request("Invalid value for 'vectorQueries.vector': a non-empty array of numbers.")
+    fields = names(query.get("fields"), "vectorQueries.fields") or []
+    if not fields:
+        raise bad_request("Invalid value for 'vectorQueries.fields': name the vector fields to search.")
+    for name in fields:
+        definition = index.fields.get(name)
+        if definition is None or not is_vector(definition):
+            raise bad_request(f"The field '{name}' in the vector query is not a vector field of the index.")
+        if definition["dimensions"] != len(vector):
+            raise bad_request(
+                f"The vector query's dimensions ({len(vector)}) do not match the field '{name}' ({definition['dimensions']})."
+            )
+    k = _whole(query.get("k"), "vectorQueries.k", default=DEFAULT_TOP, low=1, high=MAX_TOP) or DEFAULT_TOP
+    weight = query.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        raise bad_request("Invalid value for 'vectorQueries.weight': a positive number.")
+    return VectorQuery([float(value) for value in vector], fields, k, float(weight))
+
+
+def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], int]:
+    """The ranked (key, @search.score) of the whole result, and its count."""
+    filter_text = (request.filter or "").strip()
+    candidates = (
+        index.filtered(filter_text, _filter(filter_text, index)) if filter_text else set(index.documents)
+    )
+    text_wanted = request.search is not None or not request.vector_queries
+    lists: list[tuple[list[tuple[str, float]], float]] = []
+    if text_wanted:
+        lists.append((_text_ranking(request, index, candidates), 1.0))
+    for query in request.vector_queries:
+        if request.post_filter or not filter_text:
+            ranked = [(key, score) for key, score in _nearest(query, index, None) if key in candidates]
+        else:
+            ranked = _nearest(query, index, filter_text)
+        lists.append((ranked, query.weight))
+    ranked = lists[0][0] if len(lists) == 1 else _fused(lists)
+    if request.order_by:
+        ranked = _ordered(ranked, request.order_by, index)
+    return ranked, len(ranked)
+
+
+def _filter(text: str, index: Index) -> Callable[[dict[str, Any]], bool]:
+    try:
+        return compile_filter(text, index.fields)
+    except FilterError as error:
+        raise invalid_filter(str(error)) from None
+
+
+def _text_ranking(request: SearchRequest, index: Index, candidates: set[str]) -> list[tuple[str, float]]:
+    query = parse_simple(request.search, mode_all=request.mode_all)
+    fields = request.search_fields or index.searchable_fields()
+    scores = bm25_scores(query, candidates, index, fields)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[tuple[str, float]]:
+    """The k nearest documents (of those the filter lets through) by cosine, exhaustively; a
+    document's score is its best over the query's fields, 1 / (1 + cosine distance) as Azure
+    reports it."""
+    best: dict[str, float] = {}
+    target = np.asarray(query.vector, dtype=np.float32)
+    target = target / (float(np.linalg.norm(target)) or 1.0)
+    for name in query.fields:
+        keys, matrix = index.matrix(name)
+        if not keys:
+            continue
+        similarities = matrix @ target
+        if filter_text is not None:
+            similarities = np.where(index.mask(filter_text, name), similarities, -np.inf)
+        count = min(query.k, len(keys))
+        nearest = np.argpartition(-similarities, count - 1)[:count]
+        for position in nearest:
+            similarity = float(similarities[position])
+            if similarity == -np.inf:
+                continue
+            key = keys[int(position)]
+            best[key] = max(best.get(key, 0.0), 1.0 / (1.0 + (1.0 - similarity)))
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    return ranked[: query.k]
+
+
+def _fused(lists: list[tuple[list[tuple[str, float]], float]]) -> list[tuple[str, float]]:
+    """Reciprocal Rank Fusion: each list adds weight / (60 + rank) to every document it ranks."""
+    fused: dict[str, float] = {}
+    for ranked, weight in lists:
+        for rank, (key, _score) in enumerate(ranked, start=1):
+            fused[key] = fused.get(key, 0.0) + weight / (RRF_K + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _ordered(ranked: list[tuple[str, float]], order_by: list[str], index: Index) -> list[tuple[str, float]]:
+    fields = index.fields
+    result = list(ranked)
+    for clause in reversed(order_by):
+        name, _, direction = clause.strip().partition(" ")
+        descending = direction.strip().lower() == "desc"
+        if name == "search.score()":
+            result.sort(key=lambda item: item[1], reverse=descending)
+            continue
+        if name not in fields or not fields[name]["sortable"]:
+            raise bad_request(
+                f"Invalid expression: The field '{name}' is not sortable. Only sortable fields can be used in $orderby."
+            )
+        present = [item for item in result if index.documents[item[0]].get(name) is not None]
+        missing = [item for item in result if index.documents[item[0]].get(name) is None]
+        present.sort(key=lambda item: index.documents[item[0]][name], reverse=descending)
+        result = present + missing
+    return result
+
+
+def shaped(document: dict[str, Any], select: list[str] | None, index: Index) -> dict[str, Any]:
+    """The document's retrievable fields, or those of `select`."""
+    fields = index.fields
+    wanted = (
+        [name for name in select if name != "*"]
+        if select and "*" not in select
+        else [name for name, definition in fields.items() if definition["retrievable"]]
+    )
+    return {name: document.get(name) for name in wanted}

@@ -1,0 +1,264 @@
+"""The indexes of every search service and their documents: held in memory, where queries read
+them, and written through to a SQLite file beside the emulator's state file, so they survive a
+restart as the rest of the world does. Vectors are kept as float32, as Azure stores them; a
+vector field's matrix is built once per change of the index, so a k-NN query is one product."""
+
+import base64
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from provisioning.emulator.search.text import analyze
+
+Matrix = npt.NDArray[np.float32]
+FILTERS_KEPT = 256
+
+
+@dataclass
+class Index:
+    """One index: its definition as Azure returns it, its documents by key, and what the queries
+    derive from them (each searchable field's term counts; each vector field's matrix)."""
+
+    definition: dict[str, Any]
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    terms: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
+    tokens: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Searchable field -> term -> the documents holding it; field -> the sum of its lengths.
+    postings: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    total_lengths: dict[str, int] = field(default_factory=dict)
+    _matrices: dict[str, tuple[list[str], Matrix]] = field(default_factory=dict)
+    # A grounded assistant asks with the same filter turn after turn: what a filter lets through
+    # (the keys, and per vector field the rows) is kept until the documents change.
+    _filtered: dict[str, set[str]] = field(default_factory=dict)
+    _masks: dict[tuple[str, str], npt.NDArray[np.bool_]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.definition["name"])
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        return {item["name"]: item for item in self.definition["fields"]}
+
+    @property
+    def key_field(self) -> str:
+        return str(next(item["name"] for item in self.definition["fields"] if item.get("key")))
+
+    def searchable_fields(self) -> list[str]:
+        return [
+            item["name"]
+            for item in self.definition["fields"]
+            if item.get("searchable") and item["type"] in ("Edm.String", "Collection(Edm.String)")
+        ]
+
+    def put(self, document: dict[str, Any]) -> None:
+        key = str(document[self.key_field])
+        self.remove(key)
+        self._changed()
+        self.documents[key] = document
+        self.tokens[key] = {name: analyze(_text_of(document.get(name))) for name in self.searchable_fields()}
+        self.terms[key] = {name: Counter(tokens) for name, tokens in self.tokens[key].items()}
+        for name, counts in self.terms[key].items():
+            postings = self.postings.setdefault(name, {})
+            for term in counts:
+                postings.setdefault(term, set()).add(key)
+            self.total_lengths[name] = self.total_lengths.get(name, 0) + len(self.tokens[key][name])
+
+    def remove(self, key: str) -> None:
+        if key not in self.documents:
+            return
+        del self.documents[key]
+        for name, counts in self.terms.pop(key, {}).items():
+            postings = self.postings.get(name, {})
+            for term in counts:
+                holders = postings.get(term)
+                if holders is not None:
+                    holders.discard(key)
+                    if not holders:
+                        del postings[term]
+            self.total_lengths[name] -= sum(counts.values())
+        self.tokens.pop(key, None)
+        self._changed()
+
+    def _changed(self) -> None:
+        self._matrices.clear()
+        self._filtered.clear()
+        self._masks.clear()
+
+    def filtered(self, filter_text: str, matches: Callable[[dict[str, Any]], bool]) -> set[str]:
+        """The keys of the documents `matches` lets through (the compiled `filter_text`)."""
+        if filter_text not in self._filtered:
+            if len(self._filtered) >= FILTERS_KEPT:
+                self._filtered.clear()
+                self._masks.clear()
+            self._filtered[filter_text] = {
+                key for key, document in self.documents.items() if matches(document)
+            }
+        return self._filtered[filter_text]
+
+    def mask(self, filter_text: str, field_name: str) -> npt.NDArray[np.bool_]:
+        """Which rows of the field's matrix the filter (already applied by `filtered`) lets through."""
+        if (filter_text, field_name) not in self._masks:
+            allowed = self._filtered[filter_text]
+            keys, _ = self.matrix(field_name)
+            self._masks[(filter_text, field_name)] = np.fromiter(
+                (key in allowed for key in keys), dtype=bool, count=len(keys)
+            )
+        return self._masks[(filter_text, field_name)]
+
+    def matrix(self, field_name: str) -> tuple[list[str], Matrix]:
+        """The keys of the documents that have the vector field, and their unit vectors as rows."""
+        if field_name not in self._matrices:
+            keys = [key for key, document in self.documents.items() if document.get(field_name)]
+            rows = np.array([self.documents[key][field_name] for key in keys], dtype=np.float32)
+            if keys:
+                norms = np.linalg.norm(rows, axis=1, keepdims=True)
+                rows = (rows / np.where(norms == 0, 1, norms)).astype(np.float32)
+            self._matrices[field_name] = (keys, rows)
+        return self._matrices[field_name]
+
+    def stored_bytes(self) -> tuple[int, int]:
+        """(storage size, vector index size) in bytes, roughly as Azure counts them."""
+        vector_fields = [name for name, item in self.fields.items() if item.get("dimensions")]
+        vectors = sum(
+            4 * len(document.get(name) or [])
+            for document in self.documents.values()
+            for name in vector_fields
+        )
+        text = sum(
+            len(json.dumps({k: v for k, v in document.items() if k not in vector_fields}))
+            for document in self.documents.values()
+        )
+        return text + vectors, vectors
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value if item is not None)
+    return "" if value is None else str(value)
+
+
+class SearchData:
+    """Every service's indexes, by (service name, index name)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.indexes: dict[tuple[str, str], Index] = {}
+        self._database: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._database = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._database.executescript(
+                "CREATE TABLE IF NOT EXISTS indexes (service TEXT, name TEXT, definition TEXT,"
+                " PRIMARY KEY (service, name));"
+                "CREATE TABLE IF NOT EXISTS documents (service TEXT, idx TEXT, key TEXT, body TEXT,"
+                " PRIMARY KEY (service, idx, key));"
+            )
+            self._load()
+
+    def _load(self) -> None:
+        assert self._database is not None
+        for service, name, definition in self._database.execute(
+            "SELECT service, name, definition FROM indexes"
+        ):
+            self.indexes[(service, name)] = Index(json.loads(definition))
+        for service, name, body in self._database.execute("SELECT service, idx, body FROM documents"):
+            index = self.indexes.get((service, name))
+            if index is not None:
+                index.put(_decoded(json.loads(body)))
+
+    def index(self, service: str, name: str) -> Index | None:
+        return self.indexes.get((service.lower(), name))
+
+    def service_indexes(self, service: str) -> list[Index]:
+        return [index for (owner, _), index in sorted(self.indexes.items()) if owner == service.lower()]
+
+    def save_index(self, service: str, definition: dict[str, Any]) -> Index:
+        key = (service.lower(), str(definition["name"]))
+        index = self.indexes.get(key)
+        if index is None:
+            index = self.indexes[key] = Index(definition)
+        else:
+            # A field added to the definition: the documents are analyzed anew.
+            documents = list(index.documents.values())
+            index = self.indexes[key] = Index(definition)
+            for document in documents:
+                index.put(document)
+        self._execute("INSERT OR REPLACE INTO indexes VALUES (?, ?, ?)", [(*key, json.dumps(definition))])
+        return index
+
+    def drop_index(self, service: str, name: str) -> bool:
+        index = self.indexes.pop((service.lower(), name), None)
+        self._execute("DELETE FROM indexes WHERE service = ? AND name = ?", [(service.lower(), name)])
+        self._execute("DELETE FROM documents WHERE service = ? AND idx = ?", [(service.lower(), name)])
+        return index is not None
+
+    def drop_service(self, service: str) -> None:
+        for index in self.service_indexes(service):
+            self.drop_index(service, index.name)
+
+    def write_documents(
+        self, service: str, index: Index, changed: list[dict[str, Any]], removed: list[str]
+    ) -> None:
+        """Persist one batch: the documents as they now are, and the keys deleted."""
+        vector_fields = {name for name, item in index.fields.items() if item.get("dimensions")}
+        self._execute(
+            "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?)",
+            [
+                (
+                    service.lower(),
+                    index.name,
+                    str(document[index.key_field]),
+                    json.dumps(_encoded(document, vector_fields)),
+                )
+                for document in changed
+            ],
+        )
+        self._execute(
+            "DELETE FROM documents WHERE service = ? AND idx = ? AND key = ?",
+            [(service.lower(), index.name, key) for key in removed],
+        )
+
+    def clear(self) -> None:
+        self.indexes.clear()
+        self._execute("DELETE FROM indexes", [()])
+        self._execute("DELETE FROM documents", [()])
+
+    def _execute(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        if self._database is None or not rows:
+            return
+        with self._database:
+            self._database.execute("BEGIN")
+            self._database.executemany(statement, rows)
+
+
+# Vectors are written as base64 float32, a quarter of their JSON size.
+VECTOR_MARK = "$float32"
+
+
+def _encoded(document: dict[str, Any], vector_fields: set[str]) -> dict[str, Any]:
+    return {
+        name: (
+            {VECTOR_MARK: base64.b64encode(np.asarray(value, dtype=np.float32).tobytes()).decode()}
+            if name in vector_fields and isinstance(value, list)
+            else value
+        )
+        for name, value in document.items()
+    }
+
+
+def _decoded(document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: (
+            np.frombuffer(base64.b64decode(value[VECTOR_MARK]), dtype=np.float32).tolist()
+            if isinstance(value, dict) and VECTOR_MARK in value
+            else value
+        )
+        for name, value in document.items()
+    }

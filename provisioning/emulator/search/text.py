@@ -1,0 +1,119 @@
+"""Full-text search as Azure's simple query syntax and BM25 similarity do it, well enough for
+retrieval to rank as on Azure: the standard analyzer's words (lower-cased runs of letters and
+digits), terms, quoted phrases, `+` required and `-` excluded terms, `*` for every document, and
+BM25 (k1 = 1.2, b = 0.75) summed over the searchable fields, with the statistics (document
+frequencies, average field lengths) of the whole index, read from its postings."""
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
+K1 = 1.2
+B = 0.75
+
+Phrase = tuple[str, ...]
+
+
+def analyze(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """A simple-syntax query: optional terms and phrases, required ones, excluded ones."""
+
+    optional: list[Phrase] = field(default_factory=list)
+    required: list[Phrase] = field(default_factory=list)
+    excluded: list[Phrase] = field(default_factory=list)
+    match_all: bool = False
+
+    @property
+    def scored(self) -> list[Phrase]:
+        return self.optional + self.required
+
+
+QUERY_PART = re.compile(r'([+-]?)(?:"([^"]*)"|(\S+))')
+
+
+def parse_simple(search: str | None, *, mode_all: bool) -> TextQuery:
+    """`search` in the simple syntax; searchMode=all makes every plain term required."""
+    if search is None or not search.strip() or search.strip() == "*":
+        return TextQuery(match_all=True)
+    query = TextQuery()
+    for operator, phrase, word in QUERY_PART.findall(search):
+        terms = tuple(analyze(phrase if phrase else word))
+        if not terms:
+            continue
+        if operator == "-":
+            query.excluded.append(terms)
+        elif operator == "+" or mode_all:
+            query.required.append(terms)
+        else:
+            query.optional.append(terms)
+    if not query.scored and query.excluded:
+        return TextQuery(excluded=query.excluded, match_all=True)
+    return query
+
+
+class Indexed(Protocol):
+    """What scoring reads of an index (store.Index)."""
+
+    documents: dict[str, dict[str, object]]
+    terms: dict[str, dict[str, Counter[str]]]
+    tokens: dict[str, dict[str, list[str]]]
+    postings: dict[str, dict[str, set[str]]]
+    total_lengths: dict[str, int]
+
+
+def _phrase_count(tokens: list[str], phrase: Phrase) -> int:
+    width = len(phrase)
+    return sum(
+        1 for start in range(len(tokens) - width + 1) if tuple(tokens[start : start + width]) == phrase
+    )
+
+
+def _occurrences(index: Indexed, name: str, phrase: Phrase) -> dict[str, int]:
+    """How often the phrase occurs in the field, by document (documents without it left out)."""
+    postings = index.postings.get(name, {})
+    holders = [postings.get(term, set()) for term in phrase]
+    common = set.intersection(*holders) if holders else set()
+    if len(phrase) == 1:
+        return {key: index.terms[key][name][phrase[0]] for key in common}
+    counts = {key: _phrase_count(index.tokens[key][name], phrase) for key in common}
+    return {key: count for key, count in counts.items() if count}
+
+
+def bm25_scores(query: TextQuery, allowed: set[str], index: Indexed, fields: list[str]) -> dict[str, float]:
+    """The BM25 score of each allowed document that matches `query` (key -> score)."""
+    found = {
+        (phrase, name): _occurrences(index, name, phrase)
+        for phrase in {*query.scored, *query.excluded}
+        for name in fields
+    }
+
+    def holders(phrase: Phrase) -> set[str]:
+        return set().union(*(found[(phrase, name)] for name in fields)) if fields else set()
+
+    excluded = set().union(*(holders(phrase) for phrase in query.excluded)) if query.excluded else set()
+    if query.match_all:
+        return {key: 1.0 for key in allowed - excluded}
+    matching = set().union(*(holders(phrase) for phrase in query.scored)) & allowed
+    for phrase in query.required:
+        matching &= holders(phrase)
+    matching -= excluded
+    documents = len(index.documents) or 1
+    scores = dict.fromkeys(matching, 0.0)
+    for name in fields:
+        average = index.total_lengths.get(name, 0) / documents or 1.0
+        for phrase in query.scored:
+            occurrences = found[(phrase, name)]
+            idf = math.log(1 + (documents - len(occurrences) + 0.5) / (len(occurrences) + 0.5))
+            for key in matching & occurrences.keys():
+                frequency = occurrences[key]
+                length = len(index.tokens[key][name])
+                norm = K1 * (1 - B + B * length / average)
+                scores[key] += idf * frequency * (K1 + 1) / (frequency + norm)
+    return scores
