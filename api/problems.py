@@ -78,15 +78,18 @@ def unauthenticated(detail: str) -> Problem:
 
 
 def field_errors(errors: list[dict[str, Any]]) -> FieldErrors:
-    """pydantic's errors as ninja reports them, by field: `limit`, `body.name`. The source (query,
-    path, body) is left out for query and path parameters, whose names are unique."""
+    """pydantic's errors as ninja reports them, by field: `limit`, `name`, `monthly_budget.amount`.
+    The source (query, path, header, body) is left out, so a body's field has the name the
+    services use when they refuse it; `body` names a body that is missing or not an object."""
     by_field: FieldErrors = {}
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
         if location and location[0] in ("query", "path", "header", "cookie"):
             location = location[1:]
-        elif location[:1] == ["body"] and len(location) > 2:
-            location = ["body", *location[2:]]  # ninja names the body's parameter after "body"
+        elif location[:1] == ["body"]:
+            # ninja puts the view's parameter name after "body": a field of the body goes by its own
+            # path (`monthly_budget.amount`), as the services name the fields they refuse.
+            location = location[2:] or ["body"]
         field = ".".join(location) or "__all__"
         by_field.setdefault(field, []).append(str(error.get("msg", "Invalid value.")))
     return by_field
