@@ -115,6 +115,13 @@ def idempotency_finish(request: HttpRequest, response: HttpResponseBase) -> None
     request_row.save(update_fields=["status", "content_type", "headers", "body"])
 
 
+def idempotency_keep(request: HttpRequest, kept: HttpResponse) -> None:
+    """Keep `kept` for replays of this POST in place of the answer that goes out now: for an answer
+    that shows a secret once (a new API key), a replay describes the same thing without it."""
+    idempotency_finish(request, kept)
+    setattr(request, REQUEST_ATTRIBUTE, None)
+
+
 def replay_response(kept: IdempotentRequest) -> HttpResponse:
     response = HttpResponse(bytes(kept.body), status=kept.status or 200, content_type=kept.content_type)
     for name, value in kept.headers.items():

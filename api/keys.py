@@ -22,7 +22,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.responses import NinjaJSONEncoder
 
-from api.idempotency import REQUEST_ATTRIBUTE, idempotency_finish
+from api.idempotency import idempotency_keep
 from api.pagination import Page, PageParams, page_of
 from api.params import Id, Slug, user_of
 from api.problems import VALIDATION, FieldErrors, Problem
@@ -189,13 +189,10 @@ def _location(key: ApiKey) -> str:
 def _keep_without_secret(request: HttpRequest, answer: KeyCreatedOut, *, location: str) -> None:
     """Keep the answer for a replay of this POST (same `Idempotency-Key`) with `key` null, in place
     of the answer itself (see the module's docstring)."""
-    if getattr(request, REQUEST_ATTRIBUTE, None) is None:
-        return
     body = json.dumps(answer.model_copy(update={"key": None}).model_dump(), cls=NinjaJSONEncoder)
     kept = HttpResponse(body, status=201, content_type="application/json; charset=utf-8")
     kept["Location"] = location
-    idempotency_finish(request, kept)
-    setattr(request, REQUEST_ATTRIBUTE, None)  # what goes out now, with the key, is not kept
+    idempotency_keep(request, kept)
 
 
 def _invalid(errors: FieldErrors) -> Problem:

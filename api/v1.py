@@ -127,6 +127,10 @@ api.add_router("", keys.router)
 def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     @functools.wraps(view)
     def answer(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method in ("POST", "PUT", "PATCH"):
+            # Read the body before ninja's CSRF check reads a form's fields, which would use up the
+            # stream the body (and the idempotency fingerprint) is read from.
+            request.body  # noqa: B018
         response = view(request, *args, **kwargs)
         if response.status_code == 405 and not response.get("Content-Type", "").startswith(MEDIA_TYPE):
             response = method_not_allowed(response, request)  # type: ignore[arg-type]

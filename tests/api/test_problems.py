@@ -205,3 +205,17 @@ def test_a_token_id_out_of_range_is_a_4xx_problem(lead_client, token_id):
     response = lead_client.delete(f"/api/v1/me/tokens/{token_id}")
     assert response.status_code in (404, 422), response.content
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_a_form_posted_with_the_session_and_its_csrf_token_is_refused_not_a_500(marketing_lead, db):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(marketing_lead)
+    browser.get("/profile/tokens/")  # the page sets the CSRF cookie
+    token = browser.cookies["csrftoken"].value
+
+    response = browser.post(
+        "/api/v1/departments/marketing/keys", {"csrfmiddlewaretoken": token, "name": "Form bot"}
+    )
+
+    assert 400 <= response.status_code < 500, response.content
+    assert response["Content-Type"] == "application/problem+json"
