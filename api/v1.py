@@ -32,10 +32,16 @@ Authenticate with `Authorization: Bearer <token>`: a personal access token (`sy-
 your profile page or with `manage.py create_access_token`) or a Microsoft Entra ID access token for
 Switchyard. The browser session works too; a change made with it needs the CSRF token.
 
-Lists are paged with an opaque `cursor` (`next_cursor` of the previous page) and a `limit`. Money
-is a decimal string with its currency; times are ISO 8601 in UTC. Errors are RFC 9457 problem
-documents (`application/problem+json`). Each answer carries `RateLimit` and `RateLimit-Policy`
-headers; over the limit, a 429 with `Retry-After`."""
+Lists are paged with an opaque `cursor` (`next_cursor` of the previous page) and a `limit`, and
+take filters and a `sort`. Money is a decimal string with its currency; times are ISO 8601 in UTC.
+Errors are RFC 9457 problem documents (`application/problem+json`), with `errors` by field; a field
+the API does not know is refused. Each answer carries `RateLimit` and `RateLimit-Policy` headers;
+over the limit, a 429 with `Retry-After`.
+
+Every POST takes an `Idempotency-Key`: sent again with the same key and body, it gets its first
+answer again (`Idempotent-Replayed: true`) rather than acting twice; the same key with another body
+is a 409. What can be changed is read with an `ETag`; send it back in `If-Match` with the change,
+and a change to something that changed meanwhile is a 412."""
 
 
 class ProblemOut(Schema):
