@@ -20,7 +20,7 @@ from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from api import departments, me
+from api import departments, me, requests
 from api.auth import BearerAuth, SessionAuth, add_rate_headers
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import MAX_KEY_LENGTH, Replay, idempotency_finish, replay_response
@@ -117,6 +117,7 @@ install_problem_handlers(api)
 api.add_exception_handler(Replay, lambda request, exc: replay_response(exc.kept))
 api.add_router("", me.router)
 api.add_router("", departments.router)
+api.add_router("", requests.router)
 
 
 def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
