@@ -20,7 +20,7 @@ from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from api import audit, catalog, costs, departments, deployments, keys, me
+from api import audit, catalog, costs, departments, deployments, keys, me, requests
 from api.auth import BearerAuth, SessionAuth, add_rate_headers
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import MAX_KEY_LENGTH, Replay, idempotency_finish, replay_response
@@ -123,11 +123,12 @@ install_problem_handlers(api)
 api.add_exception_handler(Replay, lambda request, exc: replay_response(exc.kept))
 api.add_router("", me.router)
 api.add_router("", departments.router)
+api.add_router("", keys.router)
+api.add_router("", requests.router)
 api.add_router("", catalog.router)
 api.add_router("", deployments.router)
 api.add_router("", costs.router)
 api.add_router("", audit.router)
-api.add_router("", keys.router)
 
 
 def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

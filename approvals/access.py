@@ -16,6 +16,31 @@ def require_request_role(user: User) -> None:
         raise PermissionDenied("Requests are for department leads, platform admins and finance approvers.")
 
 
+def require_author_role(user: User) -> None:
+    if not departments_for_author(user):
+        raise PermissionDenied("Department leads and platform admins ask for deployments.")
+
+
+def require_decide_role(user: User) -> None:
+    if not (user.is_platform_admin or user.is_finance_approver):
+        raise PermissionDenied("Only platform admins and finance approvers decide requests.")
+
+
+def require_queue_role(user: User) -> None:
+    if not (user.is_platform_admin or user.is_finance_approver):
+        raise PermissionDenied("The approval queue is for platform admins and finance approvers.")
+
+
+def require_retry_role(user: User) -> None:
+    if not user.is_platform_admin:
+        raise PermissionDenied("Only platform admins can retry a failed request.")
+
+
+def require_change_role(user: User, request: DeploymentRequest) -> None:
+    if not may_change(user, request):
+        raise PermissionDenied("Only the department's leads and platform admins can change this request.")
+
+
 def get_request_for(user: User, pk: int) -> DeploymentRequest:
     """The request `pk` as `user` may see it: another department's request does not exist (404)."""
     require_request_role(user)
@@ -69,3 +94,21 @@ def next_step_for(request: DeploymentRequest, user: User) -> ApprovalStep | None
         if step.kind == ApprovalStep.Kind.FINANCE and user.is_finance_approver:
             return step
     return None
+
+
+def actions_for(user: User, request: DeploymentRequest) -> list[str]:
+    """What `user` may do with `request` now, as the request page offers it. The steps must be
+    fetched (or prefetched) already for `next_step_for`."""
+    actions = []
+    if may_change(user, request):
+        if request.can_be_edited():
+            actions += ["edit", "submit"]
+        if request.can_be_cancelled():
+            actions.append("cancel")
+    if next_step_for(request, user) is not None:
+        actions += ["approve", "reject"]
+        if request.kind != DeploymentRequest.Kind.API_KEY:
+            actions.append("send_back")
+    if user.is_platform_admin and request.can_be_retried():
+        actions.append("retry")
+    return actions

@@ -53,6 +53,16 @@ EXPECTED_USE_HELP = (
 )
 
 
+def posted_value(value: Any) -> str:
+    """A typed value as a browser posts it: a ticked box is "on", an empty or unticked one is
+    not sent at all ("")."""
+    if value is True:
+        return "on"
+    if value in (None, False, ""):
+        return ""
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
 class DeploymentRequestForm(forms.Form):
     department = forms.ModelChoiceField(
         queryset=Department.objects.none(), to_field_name="slug", empty_label=None
@@ -191,13 +201,16 @@ class DeploymentRequestForm(forms.Form):
     def resubmission(cls, instance: DeploymentRequest, *, user: User) -> "DeploymentRequestForm":
         """The request's saved values as if typed in again, so the checks mark each field that
         no longer fits."""
+        return cls(cls.data_of(instance), kind=instance.kind, user=user, instance=instance)
+
+    @classmethod
+    def data_of(cls, instance: DeploymentRequest) -> QueryDict:
+        """The request's saved values as the form posts them (a mutable copy)."""
         data = QueryDict(mutable=True)
         for name, value in cls._initial_from(instance).items():
-            if value is True:
-                data[name] = "on"
-            elif value not in (None, False):
-                data[name] = value.isoformat() if isinstance(value, date) else str(value)
-        return cls(data, kind=instance.kind, user=user, instance=instance)
+            if posted := posted_value(value):
+                data[name] = posted
+        return data
 
     # Choices ---------------------------------------------------------------------------------
 

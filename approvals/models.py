@@ -32,6 +32,22 @@ class DeploymentRequestQuerySet(models.QuerySet["DeploymentRequest"]):
     def open(self) -> "DeploymentRequestQuerySet":
         return self.filter(state__in=DeploymentRequest.State.open())
 
+    def matching(
+        self, *, department_slug: str = "", state: str = "", kind: str = ""
+    ) -> "DeploymentRequestQuerySet":
+        """The requests list's filters (the page's and the API's); `state="open"` is any open
+        state. An empty value does not filter."""
+        requests = self
+        if department_slug:
+            requests = requests.filter(department__slug=department_slug)
+        if state == "open":
+            requests = requests.open()
+        elif state:
+            requests = requests.filter(state=state)
+        if kind:
+            requests = requests.filter(kind=kind)
+        return requests
+
     def awaiting(self, user: User) -> "DeploymentRequestQuerySet":
         """Submitted requests with a pending approval `user` may give: not their own, not one whose
         current round they edited or submitted, and not a second approval of a request they

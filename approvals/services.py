@@ -67,7 +67,9 @@ def _lock(request: DeploymentRequest) -> DeploymentRequest:
     )
 
 
-def _refuse(request: DeploymentRequest, action: str) -> RequestActionRefused:
+def state_refusal(request: DeploymentRequest, action: str) -> RequestActionRefused:
+    """Why `request` cannot be `action` ("edited", "cancelled") in its state: the services' refusal,
+    and what the pages say before they try."""
     return RequestActionRefused(
         f"Request #{request.pk} is {request.get_state_display().lower()}: it cannot be {action}."
     )
@@ -134,7 +136,7 @@ def request_update(
         locked = _lock(request)
         _refuse_unless_author(locked, actor)
         if not locked.can_be_edited():
-            raise _refuse(locked, "edited")
+            raise state_refusal(locked, "edited")
         before, was = locked.snapshot(), RequestSpec.of(locked)
         _apply_spec(locked, spec)
         locked.save()
@@ -165,7 +167,7 @@ def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest
     """Draft or sent back -> submitted, with the approvals the policy asks for in a new round,
     once the request still meets every rule as things stand now. The caller holds the lock."""
     if not request.can_be_edited():
-        raise _refuse(request, "submitted")
+        raise state_refusal(request, "submitted")
     today = timezone.localdate()
     errors = request_spec_errors(
         kind=request.kind, department=request.department, spec=RequestSpec.of(request), today=today
@@ -228,7 +230,7 @@ def request_approve(*, request: DeploymentRequest, actor: User, comment: str = "
     with transaction.atomic():
         locked = _lock(request)
         if locked.state != State.SUBMITTED:
-            raise _refuse(locked, "approved")
+            raise state_refusal(locked, "approved")
         step = _step_to_decide(locked, actor)
         _decide(step, actor, StepState.APPROVED, comment)
         audit_record(
@@ -272,7 +274,7 @@ def _close_round(
     with transaction.atomic():
         locked = _lock(request)
         if locked.state != State.SUBMITTED:
-            raise _refuse(locked, verb)
+            raise state_refusal(locked, verb)
         step = _step_to_decide(locked, actor)
         before = locked.snapshot()
         _decide(step, actor, step_state, comment)
@@ -405,7 +407,7 @@ def request_retry(*, request: DeploymentRequest, actor: User) -> DeploymentReque
     with transaction.atomic():
         locked = _lock(request)
         if not locked.can_be_retried():
-            raise _refuse(locked, "retried")
+            raise state_refusal(locked, "retried")
         audit_record(
             actor=actor,
             verb="request.retried",
@@ -423,7 +425,7 @@ def request_cancel(*, request: DeploymentRequest, actor: User) -> DeploymentRequ
         locked = _lock(request)
         _refuse_unless_author(locked, actor)
         if not locked.can_be_cancelled():
-            raise _refuse(locked, "cancelled")
+            raise state_refusal(locked, "cancelled")
         before = locked.snapshot()
         locked.steps.filter(round=locked.round, state=StepState.PENDING).update(state=StepState.WITHDRAWN)
         locked.state = State.CANCELLED

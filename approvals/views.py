@@ -6,7 +6,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
@@ -19,7 +18,12 @@ from approvals.access import (
     get_request_for,
     may_change,
     next_step_for,
+    require_author_role,
+    require_change_role,
+    require_decide_role,
+    require_queue_role,
     require_request_role,
+    require_retry_role,
 )
 from approvals.forms import DeploymentRequestForm
 from approvals.models import DeploymentRequest
@@ -74,15 +78,12 @@ class RequestFilterForm(forms.Form):
     def filter(self, requests: Any) -> Any:
         self.is_valid()  # a stale or hand-edited value is ignored, not refused
         wanted = self.cleaned_data
-        if department := wanted.get("department"):
-            requests = requests.filter(department=department)
-        if (state := wanted.get("state")) == "open":
-            requests = requests.open()
-        elif state:
-            requests = requests.filter(state=state)
-        if kind := wanted.get("kind"):
-            requests = requests.filter(kind=kind)
-        return requests
+        department = wanted.get("department")
+        return requests.matching(
+            department_slug=department.slug if department else "",
+            state=wanted.get("state") or "",
+            kind=wanted.get("kind") or "",
+        )
 
     @property
     def is_filtered(self) -> bool:
@@ -116,8 +117,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
 
 def approval_queue(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    if not (user.is_platform_admin or user.is_finance_approver):
-        raise PermissionDenied("The approval queue is for platform admins and finance approvers.")
+    require_queue_role(user)
     waiting = DeploymentRequest.objects.awaiting(user).select_related("department", "requester", "target")
     context = {
         "waiting_total": waiting.count(),
@@ -136,8 +136,7 @@ def _kind_from(request: HttpRequest) -> str:
 
 def request_new(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    if not departments_for_author(user):
-        raise PermissionDenied("Department leads and platform admins ask for deployments.")
+    require_author_role(user)
     kind = _kind_from(request)
     form = DeploymentRequestForm(request.POST if request.method == "POST" else None, kind=kind, user=user)
 
@@ -153,12 +152,9 @@ def request_new(request: HttpRequest) -> HttpResponse:
 def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     instance = get_request_for(user, pk)
-    if not may_change(user, instance):
-        raise PermissionDenied("Only the department's leads and platform admins can change this request.")
+    require_change_role(user, instance)
     if not instance.can_be_edited():
-        messages.error(
-            request, f"Request #{instance.pk} is {instance.get_state_display().lower()}: it cannot be edited."
-        )
+        messages.error(request, str(services.state_refusal(instance, "edited")))
         return redirect("approvals:request_detail", instance.pk)
     data = request.POST if request.method == "POST" else None
     form = DeploymentRequestForm(data, kind=instance.kind, user=user, instance=instance)
@@ -203,8 +199,7 @@ def _request_pk(value: str) -> int:
 def request_preview(request: HttpRequest) -> HttpResponse:
     """The live part of the form: dependent choices, quota left, the estimate and the budget."""
     user = _user(request)
-    if not departments_for_author(user):
-        raise PermissionDenied("Department leads and platform admins ask for deployments.")
+    require_author_role(user)
     instance = None
     if request.POST.get("request"):
         instance = get_request_for(user, _request_pk(request.POST["request"]))
@@ -317,8 +312,7 @@ class DecisionForm(forms.Form):
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     deployment_request = get_request_for(user, pk)
-    if not (user.is_platform_admin or user.is_finance_approver):
-        raise PermissionDenied("Only platform admins and finance approvers decide requests.")
+    require_decide_role(user)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         if "decision" in form.errors:
@@ -395,5 +389,5 @@ def request_retry(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     if not user.is_platform_admin:
         get_request_for(user, pk)  # another department's request is still a 404 first
-        raise PermissionDenied("Only platform admins can retry a failed request.")
+        require_retry_role(user)
     return _simple_action(request, pk, services.request_retry, "Request #{pk}: provisioning starts again.")

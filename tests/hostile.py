@@ -118,6 +118,9 @@ class RecordingMiddleware:
         if _reads is not None:
             request.GET = _recording(request.GET, RecordingQueryDict)  # type: ignore[assignment]
             if request.method == "POST":
+                # The body first: once request.POST has parsed a multipart stream, the body cannot be
+                # read, and the API reads it (a view that never touches POST must still find it).
+                request.body  # noqa: B018
                 request._post = _recording(request.POST, RecordingPost)  # type: ignore[attr-defined]
         response: HttpResponse = self.get_response(request)
         return response
