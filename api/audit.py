@@ -15,7 +15,7 @@ from ninja import Field, Query, Router, Schema
 
 from api.pagination import Page, PageParams, page_of
 from api.params import Id, user_of
-from api.problems import VALIDATION, FieldErrors, Problem
+from api.problems import FieldErrors, refused
 from audit.models import AuditEvent
 from org.access import require_audit_reader
 from org.models import Department
@@ -144,13 +144,7 @@ def _filters(query: AuditEventsQuery) -> AuditFilters:
     if since and until and since > until:
         errors["to"] = ["The end is before the start."]
     if errors:
-        raise Problem(
-            400,
-            f"The filters cannot be used: {', '.join(sorted(errors))}. `errors` says why.",
-            type=VALIDATION,
-            title="Invalid input",
-            errors=errors,
-        )
+        raise refused(f"The filters cannot be used: {', '.join(sorted(errors))}. `errors` says why.", errors)
     return AuditFilters(
         actor=query.actor or "",
         verb=query.verb or "",

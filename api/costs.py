@@ -17,7 +17,7 @@ from django.utils.cache import patch_vary_headers
 from ninja import Field, Path, Query, Router, Schema
 
 from api.params import Id, Slug, user_of
-from api.problems import VALIDATION, Problem
+from api.problems import refused
 from api.schemas import Money
 from org.access import get_department_for, require_overview_role
 from org.models import Department
@@ -220,9 +220,7 @@ def _month(value: str | None) -> date:
     try:
         return month_parse(value, today=timezone.localdate())
     except MonthInvalid as invalid:
-        raise Problem(
-            400, invalid.message, type=VALIDATION, title="Invalid input", errors={"month": [invalid.message]}
-        ) from None
+        raise refused(invalid.message, {"month": [invalid.message]}) from None
 
 
 def _wants_csv(request: HttpRequest, response: HttpResponse, query: MonthQuery) -> bool:

@@ -14,7 +14,7 @@ from ninja import Query, Router
 from api.conditional import etag_of, require_match
 from api.pagination import Page, PageParams, page_of
 from api.params import Slug, user_of
-from api.problems import VALIDATION, Problem
+from api.problems import refused
 from api.schemas import (
     BudgetOut,
     DepartmentChange,
@@ -125,12 +125,9 @@ def change_department(
             )
         except DepartmentPolicyInvalid as invalid:
             fields = ", ".join(sorted(invalid.errors))
-            raise Problem(
-                422,
+            raise refused(
                 f"The department cannot be changed so: {fields}. `errors` says what is wrong with each.",
-                type=VALIDATION,
-                title="Invalid input",
-                errors=invalid.errors,
+                invalid.errors,
             ) from None
     return _detail(changed, user, response)
 

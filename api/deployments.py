@@ -16,7 +16,7 @@ from ninja import Field, Query, Router, Schema
 from api.conditional import require_match, tagged
 from api.pagination import Page, PageParams, page_of
 from api.params import Id, user_of
-from api.problems import Problem
+from api.problems import Problem, refused
 from api.schemas import Input, Money, utc
 from org.access import get_department_for
 from org.models import User
@@ -331,7 +331,7 @@ def set_fallbacks(
     """Make these deployments, in this order, the deployment's fallbacks (platform admins). Each
     must be the same model, process prompts within the deployment's data zone (anywhere only for
     a Global one), be cleared for its data classification, stay private when it is, and be usable
-    by every department that uses it. A fallback that breaks a rule is refused with a 422 naming
+    by every department that uses it. A fallback that breaks a rule is refused with a 400 naming
     the rule, and nothing changes. Send the `ETag` of GET …/fallbacks as `If-Match`."""
     user = user_of(request)
     deployment = get_deployment_for_admin(user, deployment_id)
@@ -348,13 +348,7 @@ def set_fallbacks(
 
 
 def _refused(message: str) -> Problem:
-    return Problem(
-        422,
-        message,
-        type="tag:switchyard,2026:problems/fallback-refused",
-        title="Fallback refused",
-        errors={"fallbacks": [message]},
-    )
+    return refused(message, {"fallbacks": [message]}, title="Fallback refused")
 
 
 # Grants ------------------------------------------------------------------------------------------

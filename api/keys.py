@@ -25,7 +25,7 @@ from ninja.responses import NinjaJSONEncoder
 from api.idempotency import idempotency_keep
 from api.pagination import Page, PageParams, page_of
 from api.params import Id, Slug, user_of
-from api.problems import VALIDATION, FieldErrors, Problem
+from api.problems import FieldErrors, Problem, refused
 from api.schemas import Input, utc
 from approvals.models import DeploymentRequest
 from gateway.access import get_department_for_keys, get_key_for, get_key_shown_to
@@ -197,12 +197,8 @@ def _keep_without_secret(request: HttpRequest, answer: KeyCreatedOut, *, locatio
 
 def _invalid(errors: FieldErrors) -> Problem:
     fields = ", ".join(sorted(errors))
-    return Problem(
-        422,
-        f"The key cannot be made as asked: {fields}. `errors` says what is wrong with each.",
-        type=VALIDATION,
-        title="Invalid input",
-        errors=errors,
+    return refused(
+        f"The key cannot be made as asked: {fields}. `errors` says what is wrong with each.", errors
     )
 
 

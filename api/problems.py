@@ -25,6 +25,7 @@ VALIDATION = TYPE_BASE + "validation"
 UNAUTHENTICATED = TYPE_BASE + "unauthenticated"
 RATE_LIMITED = TYPE_BASE + "rate-limited"
 BAD_CURSOR = TYPE_BASE + "bad-cursor"
+REFUSED = TYPE_BASE + "refused"
 
 FieldErrors = dict[str, list[str]]
 
@@ -64,6 +65,14 @@ def problem_response(problem: Problem) -> HttpResponse:
     for name, value in problem.headers.items():
         response[name] = value
     return response
+
+
+def refused(detail: str, errors: "FieldErrors", *, title: str = "Refused") -> Problem:
+    """Input that fits the document but breaks one of Switchyard's rules (the form's, the
+    service's): a 400 with `errors` by field, the words a person reads next to the field on the
+    page. A 422 is kept for input that does not fit the document at all (a bug in the script);
+    a 400 is something to show to the script's user."""
+    return Problem(400, detail, type=REFUSED, title=title, errors=errors)
 
 
 def unauthenticated(detail: str) -> Problem:

@@ -26,7 +26,7 @@ from ninja import Query, Router, Status
 from api.conditional import require_match, tagged
 from api.pagination import Page, PageParams, page_of
 from api.params import Id, user_of
-from api.problems import MEDIA_TYPE, TYPE_BASE, FieldErrors, Problem
+from api.problems import MEDIA_TYPE, FieldErrors, Problem, refused
 from api.request_schemas import (
     ApprovalOut,
     CommentIn,
@@ -61,7 +61,6 @@ from org.models import User
 
 router = Router(tags=["requests"])
 
-REFUSED_BY_THE_FORM = TYPE_BASE + "refused-by-the-request-form"
 
 # What the operations that write a request answer besides the common problems.
 WRITE_PROBLEMS = {
@@ -198,13 +197,11 @@ def _page(
 
 def _invalid(errors: FieldErrors) -> Problem:
     fields = ", ".join(sorted(errors))
-    return Problem(
-        400,
+    return refused(
         f"The request form refuses {fields}: `errors` says why, field by field (`__all__`: the "
         "request as a whole).",
-        type=REFUSED_BY_THE_FORM,
+        errors,
         title="The request form refuses it",
-        errors=errors,
     )
 
 

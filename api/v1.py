@@ -57,12 +57,12 @@ class ProblemOut(Schema):
 # The problems every operation may answer with (its own 404 for an unknown id, 400 for a bad
 # cursor): listed in the document so clients and schema-driven tests know them.
 PROBLEM_STATUSES = {
-    "400": "Bad request (a cursor this list did not give out)",
+    "400": "Refused by one of Switchyard's rules, `errors` by field (or a cursor this list did not give out)",
     "401": "Not signed in, or the bearer token is not accepted",
     "403": "Your roles do not allow this, or the session's CSRF token is missing",
     "404": "No such thing, or one of another department",
     "405": "The address does not take this method",
-    "422": "Invalid input: `errors` says what is wrong with each field",
+    "422": "Does not fit this document (a bug in the script): `errors` says what is wrong with each field",
     "429": "Over the rate limit: `Retry-After` says when to come back",
 }
 # What a POST may answer besides, and a change (PATCH, PUT) sent with If-Match.

@@ -327,7 +327,7 @@ def test_a_fallback_across_a_data_zone_is_refused_as_the_page_refuses_it(platfor
 
     response = _put(bearer(token_for(platform_admin)), assistant, [east_us.pk])
 
-    body = assert_problem(response, 422)
+    body = assert_problem(response, 400)
     assert body["errors"]["fallbacks"] == [
         "Copy East US cannot be a fallback. Same data zone: Copy East US processes prompts in "
         "East US 2, and Copy assistant's must stay in the EU data zone."
@@ -351,13 +351,13 @@ def test_a_stale_if_match_is_a_412_and_changes_nothing(platform_admin, deploy, a
     assert fallbacks_of(assistant) == [west_europe]
 
 
-def test_bad_fallback_lists_are_422_problems(platform_admin, deploy, assistant):
+def test_bad_fallback_lists_are_refused(platform_admin, deploy, assistant):
     twin = deploy("Copy West Europe", region="westeurope")
     client = bearer(token_for(platform_admin))
 
-    unknown = assert_problem(_put(client, assistant, [twin.pk, 999_999]), 422)
-    twice = assert_problem(_put(client, assistant, [twin.pk, twin.pk]), 422)
-    itself = assert_problem(_put(client, assistant, [assistant.pk]), 422)
+    unknown = assert_problem(_put(client, assistant, [twin.pk, 999_999]), 400)
+    twice = assert_problem(_put(client, assistant, [twin.pk, twin.pk]), 400)
+    itself = assert_problem(_put(client, assistant, [assistant.pk]), 400)
     extra = client.put(
         f"/api/v1/deployments/{assistant.pk}/fallbacks",
         {"fallbacks": [], "primary": True},
@@ -489,4 +489,4 @@ def test_answers_match_the_document(
     ]
     for response, path, method in calls:
         _validate(document, path, method, response)
-    assert {response.status_code for response, _, _ in calls} == {200, 401, 403, 404, 422}
+    assert {response.status_code for response, _, _ in calls} == {200, 400, 401, 403, 404}

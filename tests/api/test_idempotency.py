@@ -38,7 +38,7 @@ def test_without_a_key_each_post_is_a_request_of_its_own(marketing_lead, copywri
     assert create_key(lead, copywriter, None).status_code == 201
     assert (
         "already has a key named"
-        in assert_problem(create_key(lead, copywriter, None), 422)["errors"]["name"][0]
+        in assert_problem(create_key(lead, copywriter, None), 400)["errors"]["name"][0]
     )
     assert ApiKey.objects.count() == 1
 

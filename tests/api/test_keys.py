@@ -223,7 +223,7 @@ def test_what_the_service_refuses_comes_back_by_field(lead, key, company_assista
         new_key(company_assistant, name="website CHAT widget", deployments=[ledger.gateway_name, "nowhere"]),
     )
 
-    body = assert_problem(response, 422)
+    body = assert_problem(response, 400)
     assert body["errors"] == {
         "name": ["Marketing already has a key named “website CHAT widget”: choose another name."],
         "deployments": [
@@ -238,7 +238,7 @@ def test_what_the_service_refuses_comes_back_by_field(lead, key, company_assista
         ({"name": "two\nlines"}, "name", "Use one line of text"),
     ]
     for values, field, message in wrong:
-        errors = assert_problem(post(lead, KEYS, new_key(company_assistant, **values)), 422)["errors"]
+        errors = assert_problem(post(lead, KEYS, new_key(company_assistant, **values)), 400)["errors"]
         assert message in errors[field][0]
     assert ApiKey.objects.count() == 1
     assert not events("api_key.created")[1:]
@@ -276,7 +276,7 @@ def test_malformed_bodies_are_a_4xx(lead, company_assistant):
 def test_a_key_for_restricted_data_waits_for_its_approval(
     lead, marketing, platform_admin, finance_approver, contracts, django_capture_on_commit_callbacks
 ):
-    refused = assert_problem(post(lead, KEYS, new_key(contracts, deployments=[contracts.gateway_name])), 422)
+    refused = assert_problem(post(lead, KEYS, new_key(contracts, deployments=[contracts.gateway_name])), 400)
     assert "say what the application does with the data" in refused["errors"]["purpose"][0]
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -352,7 +352,7 @@ def test_a_refused_create_with_a_key_is_refused_again(lead, key, company_assista
     first = post(lead, KEYS, body, HTTP_IDEMPOTENCY_KEY="dup")
     again = post(lead, KEYS, body, HTTP_IDEMPOTENCY_KEY="dup")
 
-    assert first.status_code == again.status_code == 422
+    assert first.status_code == again.status_code == 400
     assert first.json() == again.json()
 
 
