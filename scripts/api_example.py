@@ -13,21 +13,23 @@ import uuid
 from os import environ
 from typing import Any
 
-import httpx
+import requests
 from openai import OpenAI
 
 BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000"
 
 
-def api(token: str) -> httpx.Client:
-    return httpx.Client(base_url=f"{BASE}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+def api(token: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
 
 
-def call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def call(session: requests.Session, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     # A POST sent again with the same Idempotency-Key (after a timeout, say) is answered, never done, twice.
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
-    response = client.request(method, path, json=body, headers=headers)
-    if response.is_error:  # an RFC 9457 problem document
+    response = session.request(method, f"{BASE}/api/v1{path}", json=body, headers=headers, timeout=30)
+    if not response.ok:  # an RFC 9457 problem document
         problem = response.json()
         sys.exit(f"{method} {path}: {problem['title']}. {problem['detail']} {problem.get('errors') or ''}")
     return response.json()
