@@ -118,6 +118,18 @@ api = SwitchyardApi(
     openapi_url="/openapi.json",
     docs_url="/docs",
     auth=[BearerAuth(), SessionAuth()],
+    openapi_extra={
+        "tags": [
+            {"name": "me", "description": "You: your roles, departments and personal access tokens."},
+            {"name": "departments", "description": "Departments, their people, budgets and data policy."},
+            {"name": "api keys", "description": "Keys for a department's applications at the gateway."},
+            {"name": "requests", "description": "Deployment requests and their approvals."},
+            {"name": "catalog", "description": "What can be asked for: models, regions, quota, prices."},
+            {"name": "deployments", "description": "Deployments, how to call them, fallbacks, grants."},
+            {"name": "costs", "description": "Usage and costs by month, and the chargeback statements."},
+            {"name": "audit", "description": "The audit trail, for platform admins and security."},
+        ]
+    },
 )
 install_problem_handlers(api)
 api.add_exception_handler(Replay, lambda request, exc: replay_response(exc.kept))
