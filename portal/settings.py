@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "provisioning",
     "money",
     "calls",
+    "grounding",
     "chat",
     "gateway",
     "approvals",
@@ -383,6 +384,23 @@ CHAT_MAX_MESSAGE_TOKENS = env.int("CHAT_MAX_MESSAGE_TOKENS", default=10_000)
 # The chat's database work runs on one thread per web process that keeps its connection
 # (calls/database.py); off, it runs on Django's thread per request.
 CHAT_DATABASE_THREAD = env.bool("CHAT_DATABASE_THREAD", default=True)
+
+# Grounding: the files a data set may hold and how they are read (grounding/files.py). An Office
+# file is a zip: it may expand to at most GROUNDING_MAX_EXPANDED_BYTES, hold at most
+# GROUNDING_MAX_ZIP_ENTRIES parts, and no part larger than 100 KiB may be compressed more than
+# GROUNDING_MAX_COMPRESSION_RATIO to 1 (Apache POI's zip-bomb rule; real Office XML stays far below).
+GROUNDING_MAX_FILE_BYTES = env.int("GROUNDING_MAX_FILE_BYTES", default=25 * 1024 * 1024)
+# Pages of a PDF, slides of a presentation, sheets of a workbook.
+GROUNDING_MAX_PAGES = env.int("GROUNDING_MAX_PAGES", default=2_000)
+GROUNDING_MAX_EXPANDED_BYTES = env.int("GROUNDING_MAX_EXPANDED_BYTES", default=200 * 1024 * 1024)
+GROUNDING_MAX_COMPRESSION_RATIO = env.int("GROUNDING_MAX_COMPRESSION_RATIO", default=100)
+GROUNDING_MAX_ZIP_ENTRIES = env.int("GROUNDING_MAX_ZIP_ENTRIES", default=10_000)
+# Rows read from a workbook, all its sheets together.
+GROUNDING_MAX_SHEET_ROWS = env.int("GROUNDING_MAX_SHEET_ROWS", default=100_000)
+# Passages (grounding/chunks.py): tokens of the chat models' encoding per chunk, and how many of a
+# chunk's last tokens the next one repeats so a passage cut mid-thought keeps its context.
+GROUNDING_CHUNK_TOKENS = env.int("GROUNDING_CHUNK_TOKENS", default=400)
+GROUNDING_CHUNK_OVERLAP_TOKENS = env.int("GROUNDING_CHUNK_OVERLAP_TOKENS", default=60)
 
 # The gateway (/openai/...): the largest request body it reads (images inline as base64 count).
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=20 * 1024 * 1024)
