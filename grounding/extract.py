@@ -4,12 +4,18 @@ A section is text with the page (PDF) or slide (PPTX) it is on, counted from 1, 
 (XLSX) it comes from, and the headings above it (DOCX, PPTX titles, Markdown, HTML). A Word
 document has no pages until Word lays it out, so its sections have none.
 
-The parsers: pypdf, python-docx, python-pptx and openpyxl. pypdf and openpyxl are pure Python;
-python-docx and python-pptx are pure Python over lxml (and python-pptx over Pillow), which come
-as self-contained wheels. None needs a system library, a converter such as LibreOffice, or a
-network call; all four are long-lived, widely used and still released. pypdf bounds the streams
-it decompresses; the Office files reach their parsers only after grounding/files.py has checked
-them as zips.
+The parsers: pypdf, python-docx, python-pptx and openpyxl, chosen to keep the weight modest.
+pypdf and openpyxl are pure Python; python-docx and python-pptx are pure Python over lxml (and
+python-pptx over Pillow and XlsxWriter), which install as self-contained wheels. None needs a
+system library, a converter such as LibreOffice or Tika, a Java runtime or a network call; all
+four are long-lived, widely used and still released. pypdf bounds the streams it decompresses;
+the Office files reach their parsers only after grounding/files.py has checked them as zips.
+
+What is read: a PDF's text page by page (a scanned page has none: no OCR here); a Word
+document's body paragraphs and tables (not its headers, footers, footnotes, comments, text boxes
+or content controls); every shape's text, tables and the speaker notes of a slide; the cell
+values of a workbook (formulas as last calculated). HTML headings follow h1-h6, a Word
+document's its Title and Heading 1-9 styles, Markdown's its `#` lines.
 
 What a document says is text to quote, never an instruction: nothing here executes or follows
 anything in a file (an HTML page's scripts and styles are dropped, not run).
