@@ -203,10 +203,10 @@ class RequestOut(Schema):
     spillover_twin: bool
     tpm_cap: int | None
     input_tokens_per_month: str = Field(
-        ..., pattern=r"^[0-9]+(\.[0-9]+)?$", description="Millions, a decimal string."
+        ..., pattern=r"^[0-9]+(\.[0-9]+)?$", examples=["120"], description="Millions, a decimal string."
     )
     output_tokens_per_month: str = Field(
-        ..., pattern=r"^[0-9]+(\.[0-9]+)?$", description="Millions, a decimal string."
+        ..., pattern=r"^[0-9]+(\.[0-9]+)?$", examples=["40.5"], description="Millions, a decimal string."
     )
     estimated_monthly_cost: Money
     target: int | None = Field(None, description="The deployment it is about (id).")
