@@ -354,7 +354,7 @@ SETTLE_BATCH = 16
 # How long calls that end gather before they are settled, unless a batch is full first: nobody
 # waits for a settlement but the request's task (the answer has gone out), and a cost page sees the
 # call within seconds all the same.
-SETTLE_GATHER_SECONDS = 0.05
+SETTLE_GATHER_SECONDS = 0.2
 _settlements_by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Settlements]" = (
     weakref.WeakKeyDictionary()
 )
