@@ -47,6 +47,15 @@ def current_version(key: str, *, trust_seconds: float = 0.0) -> str:
     return str(version)
 
 
+def version_read_lately(key: str, *, trust_seconds: float) -> str | None:
+    """The version `current_version(key, trust_seconds=...)` would answer without asking the shared
+    cache; None when it would ask."""
+    lately = _read_lately.get(key)
+    if lately is not None and time.monotonic() - lately[1] < trust_seconds:
+        return lately[0]
+    return None
+
+
 def version_changed(key: str) -> None:
     """What the version under this key covers has changed: every process reads it again."""
     version = uuid4().hex

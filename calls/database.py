@@ -289,6 +289,13 @@ def _thread_for_later() -> DatabaseThread:
     return _later_thread
 
 
+def on_own_connections() -> bool:
+    """Whether the calls' database work runs on the process's own connections, which see what
+    others have committed: on the database thread (CHAT_DATABASE_THREAD) and no test's connection
+    lent to it. Work that opens connections of its own (`base.loop_database`) is right only then."""
+    return bool(settings.CHAT_DATABASE_THREAD) and not _lending
+
+
 async def database_job(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run `function` on the chat's database thread, before any job queued with `database_later`
     on that thread.

@@ -9,9 +9,12 @@ it as they would call Azure OpenAI or OpenAI, with the unchanged SDKs.
 
 This is the hot path of every application's call, so it does not go through Django's request
 handling and middleware (sessions, CSRF, templates, a thread per request): a call costs a header
-scan, its body read and parsed once, one job on the calls' database thread before Azure is called
-(`gateway.metering.gateway_call_prepare`) and one after (`gateway_call_finish`). Every answer
-the gateway gives itself is OpenAI's JSON error shape (gateway.errors), never a page.
+scan, its body read and parsed once, its admission before Azure is called and its settlement
+after, with the calls that ended about the same time (`gateway_calls_finish`, on the calls'
+database thread). The admission of a call whose key, deployment, price and ledgers the process
+knows is one statement sent from the event loop (`gateway.metering.gateway_call_prepare_on_loop`);
+any other call's is a job on the database thread (`gateway_call_prepare`). Every answer the
+gateway gives itself is OpenAI's JSON error shape (gateway.errors), never a page.
 """
 
 import asyncio
@@ -38,6 +41,7 @@ from gateway.metering import (
     CallOutcome,
     GatewayCall,
     gateway_call_prepare,
+    gateway_call_prepare_on_loop,
     gateway_calls_finish,
 )
 from gateway.prompts import stream_wanted
@@ -215,14 +219,26 @@ async def _handle(scope: Scope, receive: Receive, send: Send, send_started: Send
                 stream, include_usage = stream_wanted(body)
             except GatewayError as error:
                 body_error = error
-        call = await database_job_alone(
-            gateway_call_prepare,
-            credential=credential,
-            gateway_name=gateway_name,
-            operation=what,
-            body=body,
-            body_error=body_error,
-        )
+        call = None
+        if body is not None and body_error is None:
+            # A call whose facts the process remembers is admitted from the event loop; any
+            # other (or one the loop cannot admit) from the start, on the database thread.
+            call = await gateway_call_prepare_on_loop(
+                credential=credential,
+                gateway_name=gateway_name,
+                operation=what,
+                body=body,
+                body_bytes=len(raw),
+            )
+        if call is None:
+            call = await database_job_alone(
+                gateway_call_prepare,
+                credential=credential,
+                gateway_name=gateway_name,
+                operation=what,
+                body=body,
+                body_error=body_error,
+            )
     except GatewayError as error:
         await send_error(send_started, error, close=error.status == 413)
         call_minutes_flush_soon()  # a call refused at admission: its minute, off this call's path
@@ -314,6 +330,10 @@ class Settlements:
     async def _settle_all(self) -> None:
         try:
             while self.waiting:
+                if len(self.waiting) < SETTLE_BATCH:
+                    # The calls that end meanwhile share this job's commit: fewer commits, each
+                    # holding the ledgers' rows (which every admission takes) until it is flushed.
+                    await asyncio.sleep(SETTLE_GATHER_SECONDS)
                 batch, self.waiting = self.waiting[:SETTLE_BATCH], self.waiting[SETTLE_BATCH:]
                 try:
                     await database_later(
@@ -331,6 +351,10 @@ class Settlements:
 # Calls settled together at most: a job short enough that a new call's admission, which goes
 # first on the database thread but waits for the job under way, is not held up.
 SETTLE_BATCH = 16
+# How long calls that end gather before they are settled, unless a batch is full first: nobody
+# waits for a settlement but the request's task (the answer has gone out), and a cost page sees the
+# call within seconds all the same.
+SETTLE_GATHER_SECONDS = 0.2
 _settlements_by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Settlements]" = (
     weakref.WeakKeyDictionary()
 )

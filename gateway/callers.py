@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from base.remembered import Remembered, current_version, version_changed
+from base.remembered import Remembered, current_version, version_changed, version_read_lately
 from gateway.models import ApiKey, ServicePrincipal
 from gateway.secrets import PREFIX_LENGTH, key_hash, looks_like_key
 from org.models import Department
@@ -56,6 +56,11 @@ LAST_USED_EVERY_SECONDS = 60
 
 def callers_version() -> str:
     return current_version(CALLERS_VERSION_KEY, trust_seconds=VERSION_TRUST_SECONDS)
+
+
+def callers_version_read_lately() -> str | None:
+    """`callers_version()` when it needs no round trip to the shared cache, else None."""
+    return version_read_lately(CALLERS_VERSION_KEY, trust_seconds=VERSION_TRUST_SECONDS)
 
 
 def keys_changed(**_signal: Any) -> None:
@@ -128,6 +133,24 @@ def caller_for_key(raw_key: str, *, now: datetime, version: str | None = None) -
     return caller
 
 
+def caller_remembered(raw_key: str, *, now: datetime, version: str) -> Caller | None:
+    """The caller the key stands for, without a query or a write: when this process remembers the
+    key under `version`, the key opens the gateway now, and its "last used" is not due to be
+    written. Else None, and `caller_for_key` reads, writes or refuses."""
+    if not looks_like_key(raw_key):
+        return None
+    facts = _keys.get(key_hash(raw_key), version=version)
+    if facts is None or facts.caller is None:
+        return None
+    try:
+        _refuse_unusable(facts, facts.caller, now=now)
+    except CallerRefused:
+        return None
+    if _last_use_due(facts.caller, now=now):
+        return None
+    return facts.caller
+
+
 def _read_key(hashed: str) -> _KeyFacts:
     key = (
         ApiKey.objects.select_related("department")
@@ -173,13 +196,17 @@ def _refuse_unusable(facts: _KeyFacts, caller: Caller, *, now: datetime) -> None
         )
 
 
+def _last_use_due(caller: Caller, *, now: datetime) -> bool:
+    if caller.api_key_id is None:
+        return False
+    written = _last_used_written.get(caller.api_key_id)
+    return written is None or (now - written).total_seconds() >= LAST_USED_EVERY_SECONDS
+
+
 def _note_use(caller: Caller, *, now: datetime) -> None:
     """Keep the key's "last used" current to the minute, without a write per call."""
     key_id = caller.api_key_id
-    if key_id is None:
-        return
-    written = _last_used_written.get(key_id)
-    if written is not None and (now - written).total_seconds() < LAST_USED_EVERY_SECONDS:
+    if key_id is None or not _last_use_due(caller, now=now):
         return
     _last_used_written[key_id] = now
     # An update, not a save: no signal, so the remembered callers stay valid.

@@ -4,7 +4,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.callers import Caller, CallerRefused, caller_for_key
+from gateway.callers import Caller, CallerRefused, caller_for_key, caller_remembered
 from gateway.entra import caller_for_token
 from gateway.secrets import KEY_START
 
@@ -30,3 +30,11 @@ def caller_for_credential(credential: Credential, *, now: datetime, version: str
         "Incorrect API key provided. Switchyard takes a department API key (sy-…) or a Microsoft Entra "
         "ID access token."
     )
+
+
+def caller_remembered_for_credential(credential: Credential, *, now: datetime, version: str) -> Caller | None:
+    """A Switchyard key's caller, without a query or a write (`gateway.callers.caller_remembered`);
+    None for anything else, which `caller_for_credential` decides (Entra ID tokens included)."""
+    if not credential.secret.startswith(KEY_START):
+        return None
+    return caller_remembered(credential.secret, now=now, version=version)

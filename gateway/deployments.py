@@ -63,6 +63,21 @@ def deployment_for(caller: Caller, gateway_name: str, *, version: str | None = N
     return routed
 
 
+def deployment_remembered(caller: Caller, gateway_name: str, *, version: str) -> Routed | None:
+    """The deployment `gateway_name` names, without a query: when this process remembers it and
+    what the caller's department may use under `version`, and the caller may call it. Else None,
+    and `deployment_for` reads or refuses."""
+    routed = _routes.get(gateway_name, version=version)
+    if routed is None:
+        return None
+    if caller.deployment_ids is not None and routed.deployment.pk not in caller.deployment_ids:
+        return None
+    usable = _usable.get(caller.department.pk, version=version)
+    if usable is None or routed.deployment.pk not in usable:
+        return None
+    return routed
+
+
 def _route(gateway_name: str) -> Routed | None:
     deployment = (
         ModelDeployment.objects.select_related("account", "department")

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import DatabaseError, OperationalError, transaction
 from django.utils import timezone
 
+from base.loop_database import loop_database
+from calls.database import database_job, on_own_connections
 from calls.observe import (
     ANSWERED,
     API,
@@ -22,15 +25,18 @@ from calls.observe import (
     call_minutes_add,
     refusal_observed,
 )
-from gateway.callers import Caller, CallerRefused, callers_version
-from gateway.credentials import Credential, caller_for_credential
-from gateway.deployments import Routed, deployment_for
+from gateway.callers import Caller, CallerRefused, callers_version, callers_version_read_lately
+from gateway.credentials import Credential, caller_for_credential, caller_remembered_for_credential
+from gateway.deployments import Routed, deployment_for, deployment_remembered
 from gateway.errors import GatewayError, bad_request
 from gateway.prompts import CallSize, chat_size, embeddings_size
 from money.admission import (
     Admission,
     AdmissionRefused,
     Usage,
+    admission_held,
+    admission_plan,
+    admission_refresh_ledgers,
     admission_release,
     admission_reserve,
     admission_settle,
@@ -89,20 +95,74 @@ def gateway_call_prepare(
                 code="missing_required_parameter",
             )
     routed = deployment_for(caller, gateway_name, version=version)
-    deployment = routed.deployment
-    if operation == CHAT:
-        size = chat_size(body, model_name=deployment.model_name, limits=routed.limits)
-    else:
-        size = embeddings_size(body, model_name=deployment.model_name)
+    size = _size(operation, body, routed)
     user = User.objects.filter(pk=caller.user_id).first() if caller.user_id is not None else None
     admission = _admit(caller, routed, size, user, now=now)
     return GatewayCall(caller, routed, operation, size, admission, user)
 
 
-def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *, now: datetime) -> Admission:
-    """Reserve the call's bound against the department's budget, the grant's caps, the caller's
-    own limits (and a person's); a refusal is a 429 in words for the application's developer."""
-    claim = Claim(
+# A prompt is counted on the event loop (`gateway_call_prepare_on_loop`) only up to this size of
+# body: counting a long one would hold up every answer the loop is relaying.
+ON_LOOP_BODY_BYTES = 16 * 1024
+
+
+async def gateway_call_prepare_on_loop(
+    *, credential: Credential, gateway_name: str | None, operation: str, body: dict[str, Any], body_bytes: int
+) -> GatewayCall | None:
+    """`gateway_call_prepare` without leaving the event loop, for the call whose facts this process
+    remembers (a key it knows, a deployment it has routed, prices and ledgers it has read): the
+    call is sized on the loop and its reservation is one statement sent from the loop
+    (`base.loop_database`), which a call waits for before Azure is asked, where the database
+    thread costs hand-overs of the interpreter lock and a queue. None: anything else (a key or
+    token to check, a refusal to explain, a window to take), which `gateway_call_prepare` does
+    on the database thread, from the start."""
+    if body_bytes > ON_LOOP_BODY_BYTES or not on_own_connections():
+        return None
+    now = timezone.now()
+    version = callers_version_read_lately()
+    if version is None:
+        return None
+    caller = caller_remembered_for_credential(credential, now=now, version=version)
+    if caller is None or caller.user_id is not None:
+        return None
+    if gateway_name is None:
+        gateway_name = body.get("model")
+        if not isinstance(gateway_name, str) or not gateway_name:
+            return None
+    routed = deployment_remembered(caller, gateway_name, version=version)
+    if routed is None:
+        return None
+    try:
+        size = _size(operation, body, routed)
+    except GatewayError:
+        return None
+    plan = admission_plan(claim=_claim(caller, routed, size, None), now=now)
+    if plan is None:
+        return None
+    try:
+        rows = await loop_database().fetchall(plan.sql, plan.params)
+    except psycopg.errors.DataError:
+        return None  # a ledger without room, or gone: nothing was held, and the thread says which
+    except psycopg.Error:
+        # The statement may have been made before the connection broke: whatever it held is
+        # given back before the call is admitted again on the thread.
+        await database_job(admission_release, reservation_id=plan.reservation.pk)
+        return None
+    admission, stale = admission_held(plan, rows, now=now)
+    if stale:
+        await database_job(admission_refresh_ledgers, money_limits=stale, now=now)
+    return GatewayCall(caller, routed, operation, size, admission, None)
+
+
+def _size(operation: str, body: dict[str, Any], routed: Routed) -> CallSize:
+    model_name = routed.deployment.model_name
+    if operation == CHAT:
+        return chat_size(body, model_name=model_name, limits=routed.limits)
+    return embeddings_size(body, model_name=model_name)
+
+
+def _claim(caller: Caller, routed: Routed, size: CallSize, user: User | None) -> Claim:
+    return Claim(
         department=caller.department,
         deployment=routed.deployment,
         prompt_tokens=size.prompt_tokens,
@@ -115,6 +175,12 @@ def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *,
         tokens_per_minute=caller.tokens_per_minute,
         fallbacks=routed.fallbacks,
     )
+
+
+def _admit(caller: Caller, routed: Routed, size: CallSize, user: User | None, *, now: datetime) -> Admission:
+    """Reserve the call's bound against the department's budget, the grant's caps, the caller's
+    own limits (and a person's); a refusal is a 429 in words for the application's developer."""
+    claim = _claim(caller, routed, size, user)
     try:
         return admission_reserve(claim=claim, now=now)
     except AdmissionRefused as refused:

@@ -40,9 +40,17 @@ from django.utils.dateparse import parse_datetime
 from money import windows
 from money.amounts import to_units
 from money.budgets import WARNING_SHARE
-from money.limits import Claim, MoneyLimit, department_ledger_key, grant_ledger_key, limits_for
+from money.limits import (
+    Claim,
+    GrantNotRead,
+    Limits,
+    MoneyLimit,
+    department_ledger_key,
+    grant_ledger_key,
+    limits_for,
+)
 from money.models import Reservation, SpendLedger, UsageRecord
-from money.prices import usage_cost
+from money.prices import NotRemembered, RememberedPrices, usage_cost
 from money.usage import usage_record_correct, usage_record_create
 from org.models import Department, User
 from provisioning.models import ModelDeployment
@@ -132,16 +140,18 @@ def call_bound(
     return cost
 
 
-def claim_bound(claim: Claim, *, at: datetime) -> Decimal:
+def claim_bound(claim: Claim, *, at: datetime, prices: RememberedPrices | None = None) -> Decimal:
     """The most the claimed call can cost on any deployment it may be served by (it may fail over
-    to a dearer one)."""
+    to a dearer one). `prices`: see `admission_plan`."""
     return max(
-        call_bound(
+        usage_cost(
             deployment=deployment,
-            prompt_tokens=claim.prompt_tokens,
-            max_output_tokens=claim.max_output_tokens,
+            input_tokens=claim.prompt_tokens,
+            cached_input_tokens=0,
+            output_tokens=claim.max_output_tokens,
             at=at,
-        )
+            prices=prices,
+        )[0]
         for deployment in (claim.deployment, *claim.fallbacks)
     )
 
@@ -155,22 +165,7 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
     for money_limit in limits.money:
         _ledger_ensure(money_limit, now=now)
     takes = [limit.take for limit in limits.windows]
-    # By ids: setting the related objects costs more than the rest of the reservation.
-    reservation = Reservation(
-        department_id=claim.department.pk,
-        deployment_id=claim.deployment.pk,
-        user_id=claim.user.pk if claim.user is not None else None,
-        source=claim.source,
-        prompt_tokens=claim.prompt_tokens,
-        max_output_tokens=claim.max_output_tokens,
-        amount_units=amount_units,
-        ledgers=[[limit.key, amount_units] for limit in limits.money],
-        token_windows=[[limit.take.key, claim.tokens] for limit in limits.windows if limit.tokens],
-        created_at=now,
-        expires_at=now + timedelta(seconds=settings.ADMISSION_RESERVATION_SECONDS),
-        api_key_id=claim.api_key_id,
-        principal_id=claim.principal_id,
-    )
+    reservation = _reservation_for(claim, limits, amount_units, now=now)
     # With the per-minute windows in the database, the windows and the holds are one transaction,
     # which a refusal rolls back (a savepoint, inside the caller's transaction when it has one).
     # On Redis, the holds and the reservation are all or nothing on their own.
@@ -193,15 +188,47 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
                     [(take.key, take.amount) for take in takes], once=f"refused:{reservation.pk}"
                 )
             raise
+    admission, stale = _admitted(limits.money, held, amount, reservation, durable=durable, now=now)
+    admission_refresh_ledgers(money_limits=stale, now=now)
+    return admission
+
+
+def _reservation_for(claim: Claim, limits: Limits, amount_units: int, *, now: datetime) -> Reservation:
+    # By ids: setting the related objects costs more than the rest of the reservation.
+    return Reservation(
+        department_id=claim.department.pk,
+        deployment_id=claim.deployment.pk,
+        user_id=claim.user.pk if claim.user is not None else None,
+        source=claim.source,
+        prompt_tokens=claim.prompt_tokens,
+        max_output_tokens=claim.max_output_tokens,
+        amount_units=amount_units,
+        ledgers=[[limit.key, amount_units] for limit in limits.money],
+        token_windows=[[limit.take.key, claim.tokens] for limit in limits.windows if limit.tokens],
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.ADMISSION_RESERVATION_SECONDS),
+        api_key_id=claim.api_key_id,
+        principal_id=claim.principal_id,
+    )
+
+
+def _admitted(
+    money_limits: Sequence[MoneyLimit],
+    held: "Held",
+    amount: Decimal,
+    reservation: Reservation,
+    *,
+    durable: bool,
+    now: datetime,
+) -> tuple[Admission, list[MoneyLimit]]:
+    """The admission the holds made, and the limits whose ledgers are due to be read again."""
     budget_share = None
     stale: list[MoneyLimit] = []
-    for money_limit, (taken, refreshed_at) in zip(limits.money, held, strict=True):
+    for money_limit, (taken, refreshed_at) in zip(money_limits, held, strict=True):
         if money_limit.is_budget:
             budget_share = Decimal(taken) / money_limit.limit_units
         if refreshed_at < now - timedelta(seconds=LEDGER_REFRESH_SECONDS):
             stale.append(money_limit)
-    for money_limit in stale:
-        _ledger_refresh(money_limit, now=now, older_than=now - timedelta(seconds=LEDGER_REFRESH_SECONDS))
     reserved = None
     if not durable:
         reserved = Reserved(
@@ -215,9 +242,67 @@ def admission_reserve(*, claim: Claim, now: datetime | None = None) -> Admission
             reservation.api_key_id,
             reservation.principal_id,
         )
-    return Admission(
+    admission = Admission(
         reservation_id=reservation.pk, amount=amount, budget_share=budget_share, reserved=reserved
     )
+    return admission, stale
+
+
+def admission_refresh_ledgers(*, money_limits: Sequence[MoneyLimit], now: datetime) -> None:
+    """Read `spent` of these ledgers again from the cost model (`_admitted`'s stale ones)."""
+    for money_limit in money_limits:
+        _ledger_refresh(money_limit, now=now, older_than=now - timedelta(seconds=LEDGER_REFRESH_SECONDS))
+
+
+# Reserving without waiting for the database ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldPlan:
+    """An admission worked out from what the process remembers, down to its one statement
+    (`_hold_at_once`'s), for a caller that sends the statement itself: the gateway, from its event
+    loop (`gateway.metering.gateway_call_prepare_on_loop`). The statement commits on its own."""
+
+    sql: str
+    params: list[Any]
+    amount: Decimal
+    money_limits: list[MoneyLimit]
+    reservation: Reservation
+
+
+def admission_plan(*, claim: Claim, now: datetime) -> HoldPlan | None:
+    """`admission_reserve`'s work up to its statement, without a query: None when it would need
+    one (a price or a ledger this process has not read lately, a shared deployment's grant), a
+    per-minute window (on Redis or in the database), or another database than PostgreSQL. The
+    statement then admits the call or, failing (`DataError`: a ledger had no room or is gone),
+    changes nothing, and `admission_reserve` says why."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        amount = claim_bound(claim, at=now, prices=RememberedPrices())
+        limits = limits_for(claim, now=now, read_grant=False)
+    except (NotRemembered, GrantNotRead):
+        return None
+    if limits.windows or any(money_limit.key not in _ledgers_known for money_limit in limits.money):
+        return None
+    amount_units = to_units(amount)
+    reservation = _reservation_for(claim, limits, amount_units, now=now)
+    return HoldPlan(
+        sql=_hold_at_once_sql(len(limits.money), wait_for_disk=False),
+        params=_hold_at_once_params(limits.money, amount_units, reservation),
+        amount=amount,
+        money_limits=limits.money,
+        reservation=reservation,
+    )
+
+
+def admission_held(
+    plan: HoldPlan, rows: Sequence[Sequence[Any]], *, now: datetime
+) -> tuple[Admission, list[MoneyLimit]]:
+    """The admission that the plan's statement made, from the rows it answered, and the limits
+    whose ledgers are due to be read again (`admission_refresh_ledgers`, on a database thread)."""
+    held = _held_from_rows(plan.money_limits, rows)
+    return _admitted(plan.money_limits, held, plan.amount, plan.reservation, durable=False, now=now)
 
 
 Held = list[tuple[int, datetime]]  # per money limit: spent + held after the hold, refreshed at
@@ -252,11 +337,7 @@ def _hold_at_once(money_limits: Sequence[MoneyLimit], units: int, reservation: R
     if connection.vendor != "postgresql":
         return None
     sql = _hold_at_once_sql(len(money_limits), wait_for_disk=connection.in_atomic_block)
-    params: list[Any] = []
-    for money_limit in money_limits:
-        params += [money_limit.key, units, money_limit.limit_units]
-    _insert, fields = _reservation_insert_sql(connection.vendor)
-    params += [*_reservation_params(reservation, fields), len(money_limits)]
+    params = _hold_at_once_params(money_limits, units, reservation)
     try:
         # In the caller's transaction, a savepoint: the failed statement rolls back only itself.
         savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
@@ -265,6 +346,20 @@ def _hold_at_once(money_limits: Sequence[MoneyLimit], units: int, reservation: R
             rows = cursor.fetchall()
     except DataError:
         return None
+    return _held_from_rows(money_limits, rows)
+
+
+def _hold_at_once_params(
+    money_limits: Sequence[MoneyLimit], units: int, reservation: Reservation
+) -> list[Any]:
+    params: list[Any] = []
+    for money_limit in money_limits:
+        params += [money_limit.key, units, money_limit.limit_units]
+    _insert, fields = _reservation_insert_sql("postgresql")
+    return [*params, *_reservation_params(reservation, fields), len(money_limits)]
+
+
+def _held_from_rows(money_limits: Sequence[MoneyLimit], rows: Sequence[Sequence[Any]]) -> "Held":
     taken = {row[0]: (int(row[1]), _as_datetime(row[2])) for row in rows if row[0]}
     return [taken[money_limit.key] for money_limit in money_limits]
 

@@ -111,8 +111,13 @@ def _grant_spend(*, department_id: int, deployment_id: int, day: date) -> Decima
     return total or Decimal(0)
 
 
-def limits_for(claim: Claim, *, now: datetime) -> Limits:
-    """Every limit the claim is taken against, each with the words of its refusal."""
+class GrantNotRead(Exception):
+    """`limits_for(read_grant=False)` for a shared deployment, whose grant has to be read."""
+
+
+def limits_for(claim: Claim, *, now: datetime, read_grant: bool = True) -> Limits:
+    """Every limit the claim is taken against, each with the words of its refusal.
+    `read_grant=False`: `GrantNotRead` rather than a query, for a shared deployment."""
     limits = Limits()
     window = windows.window_number(now)
     if claim.user is not None:
@@ -120,6 +125,8 @@ def limits_for(claim: Claim, *, now: datetime) -> Limits:
     limits.windows.extend(_caller_limits(claim, window))
     grant = None
     if claim.deployment.scope == ModelDeployment.Scope.SHARED:
+        if not read_grant:
+            raise GrantNotRead(claim.deployment.gateway_name)
         grant = AccessGrant.objects.filter(deployment=claim.deployment, department=claim.department).first()
     if grant is not None:
         _add_grant_limits(limits, claim, grant, window=window, today=timezone.localdate(now))

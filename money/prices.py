@@ -23,7 +23,7 @@ def usage_cost(
     cached_input_tokens: int,
     output_tokens: int,
     at: datetime,
-    prices: "PriceBook | None" = None,
+    prices: "PriceBook | RememberedPrices | None" = None,
 ) -> tuple[Decimal, Price | None]:
     """What a call cost at the price in force when it was made (USD, unrounded). `prices` saves
     the query per call when many calls are priced at once."""
@@ -64,6 +64,22 @@ def _price_in_force(*, model_name: str, model_version: str, sku: str, day: date)
         _price_memo.clear()
     _price_memo[key] = (now + PRICE_MEMO_SECONDS, price)
     return price
+
+
+class NotRemembered(Exception):
+    """The price in force is not remembered in this process: it has to be read."""
+
+
+class RememberedPrices:
+    """The prices in force as this process remembers them (`usage_cost(prices=...)`), for a caller
+    that must not wait for the database: `NotRemembered` where `_price_in_force` would read one."""
+
+    @staticmethod
+    def on(*, model_name: str, model_version: str, sku: str, day: date) -> Price | None:
+        remembered = _price_memo.get((model_name, model_version, sku, day))
+        if remembered is None or remembered[0] <= time.monotonic():
+            raise NotRemembered(f"{model_name} {model_version} {sku} on {day}")
+        return remembered[1]
 
 
 def prices_changed(**_signal: Any) -> None:

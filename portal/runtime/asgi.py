@@ -79,6 +79,7 @@ async def lifespan(receive: Receive, send: Send) -> None:
     """The server's start and stop (Django itself only handles requests). When the server stops,
     after the last answer has streamed, the connections to Azure OpenAI and the chat's database
     connection are closed rather than dropped."""
+    from base import loop_database
     from calls import database, transport
 
     while True:
@@ -88,6 +89,7 @@ async def lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await transport.close_clients()
             await database.close_connection()
+            await loop_database.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

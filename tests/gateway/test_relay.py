@@ -14,7 +14,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from gateway.callers import keys_changed
 from gateway.models import ApiKey
 from gateway.secrets import new_key
-from money.models import Reservation, UsageRecord
+from money.models import Reservation, SpendLedger, UsageRecord
 from tests.chat.conftest import provisioned
 from tests.gateway.conftest import azure_client, make_key, openai_client, records, wait_for
 
@@ -141,6 +141,30 @@ def test_the_right_key_is_let_through_and_noted_as_used(gateway, assistant, mark
     key.refresh_from_db()
     assert key.last_used_at is not None
     assert records()[0].api_key == key
+
+
+def test_a_known_keys_calls_are_each_metered_on_the_budget(gateway, assistant, marketing):
+    """After its first call the server remembers the key, the deployment, its price and the
+    budget's ledger, and admits the next calls from its event loop: each is metered all the same,
+    its reservation settled, and the budget's ledger holds nothing once they are done."""
+    raw, key = make_key(marketing, [assistant])
+    client = openai_client(gateway, raw)
+    ask(gateway, raw)
+
+    for _ in range(3):
+        ask(gateway, raw)
+        stream = client.chat.completions.create(
+            model="company-assistant", messages=QUESTION, max_tokens=20, stream=True
+        )
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    found = records(7)
+    assert len(found) == 7
+    assert {record.api_key_id for record in found} == {key.pk}
+    assert all(record.output_tokens > 0 and not record.estimated for record in found)
+    assert wait_for(lambda: not Reservation.objects.exists())
+    ledger = SpendLedger.objects.get(key__startswith=f"department:{marketing.pk}:")
+    assert wait_for(lambda: SpendLedger.objects.get(pk=ledger.pk).held_units == 0)
 
 
 # Bad input -------------------------------------------------------------------------------------

@@ -6,13 +6,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import DataError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from money import windows
 from money.admission import (
     AdmissionRefused,
     Usage,
+    admission_held,
+    admission_plan,
     admission_release,
     admission_reserve,
     admission_settle,
@@ -236,3 +238,43 @@ def test_a_call_whose_reservation_the_database_server_lost_is_recorded_when_it_s
     )
     assert UsageRecord.objects.count() == 1
     assert ledger(team).spent_units == to_units(record.cost)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a plan is a PostgreSQL statement")
+def test_a_call_planned_from_what_the_process_remembers_is_admitted_as_any_other(team):
+    """The gateway's admission from its event loop: the statement of a plan holds the bound and
+    makes the reservation, which settles as any other; one without room changes nothing, and
+    `admission_reserve` then says why."""
+    admission_settle(
+        reservation_id=admission_reserve(claim=claim_for(team)).reservation_id, usage=Usage(1, 1)
+    )
+    now = timezone.now()
+    plan = admission_plan(claim=claim_for(team), now=now)
+    assert plan is not None
+
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, plan.params)
+        rows = cursor.fetchall()
+    admission, _stale = admission_held(plan, rows, now=now)
+
+    assert Reservation.objects.filter(pk=admission.reservation_id).exists()
+    assert ledger(team).held_units == to_units(admission.amount)
+    record = admission_settle(
+        reservation_id=admission.reservation_id, usage=Usage(500, 200), reserved=admission.reserved
+    )
+    assert record is not None
+    assert ledger(team).held_units == 0
+
+    spent_before(team, Decimal("9.9990"))
+    later = timezone.now() + timedelta(seconds=61)  # the ledger reads the cost model again
+    small = claim_for(team, max_output_tokens=1)
+    admission_release(reservation_id=admission_reserve(claim=small, now=later).reservation_id)
+    held_before = ledger(team).held_units
+    plan = admission_plan(claim=claim_for(team, max_output_tokens=4_000), now=later)
+    assert plan is not None
+    with pytest.raises(DataError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(plan.sql, plan.params)
+    assert ledger(team).held_units == held_before
+    assert not Reservation.objects.filter(pk=plan.reservation.pk).exists()
+    with pytest.raises(AdmissionRefused, match="monthly budget"):
+        admission_reserve(claim=claim_for(team, max_output_tokens=4_000), now=later)
