@@ -16,6 +16,7 @@ from ninja import Field, Query, Router, Schema
 from api.pagination import Page, PageParams, page_of
 from api.params import Id, user_of
 from api.problems import FieldErrors, refused
+from api.schemas import Moment
 from audit.models import AuditEvent
 from org.access import require_audit_reader
 from org.models import Department
@@ -86,12 +87,12 @@ class AuditEventsQuery(PageParams):
     q: str | None = Field(
         None, pattern=NO_NUL, max_length=200, description="Words anywhere in the event (verb, names, note)."
     )
-    since: datetime | None = Field(
+    since: Moment | None = Field(
         None,
         alias="from",
         description="Events at or after this moment (ISO 8601; UTC if it names no offset).",
     )
-    until: datetime | None = Field(
+    until: Moment | None = Field(
         None, alias="to", description="Events at or before this moment (ISO 8601; UTC if it names no offset)."
     )
     sort: Literal["-id", "id"] = Field("-id", description="`-id`: the newest first; `id`: the oldest first.")

@@ -20,7 +20,7 @@ from ninja import Field, Query, Router, Schema
 
 from api.pagination import Page, PageParams, page_of
 from api.params import user_of
-from api.schemas import utc
+from api.schemas import Day, utc
 from approvals.access import departments_for_author
 from org.access import get_department_for
 from org.models import User
@@ -145,7 +145,7 @@ class QuotaFilters(Scope):
 
 
 class PriceFilters(Schema):
-    on: date | None = Field(None, description="The day whose prices to show; today if left out.")
+    on: Day | None = Field(None, description="The day whose prices to show; today if left out.")
     model: str | None = Field(
         None,
         pattern=NAME_PATTERN,

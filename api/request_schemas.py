@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, AwareDatetime, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainValidator, WithJsonSchema
 
-from api.schemas import Input, Money
+from api.schemas import Day, Input, Money, written
 from approvals.models import MAX_CAPACITY, MAX_TOKENS_MILLIONS
 from approvals.spec import TEXT_LIMITS
 
@@ -94,7 +94,7 @@ class RequestFields(Input):
         None, description="The most sensitive data people will use it with (default internal)."
     )
     private_network: bool | None = Field(None, description="New deployment: private endpoint only.")
-    expires_on: date | None = Field(None, description="New deployment: decommissioned on that day.")
+    expires_on: Day | None = Field(None, description="New deployment: decommissioned on that day.")
     region: str | None = _text("region", "New deployment: an Azure region of the landing zone.")
     model_name: str | None = _text("model_name", "New deployment: a model of the catalog.")
     model_version: str | None = _text("model_version", "New deployment: the model's version.")
@@ -156,7 +156,7 @@ def _in_utc(moment: datetime) -> datetime:
         raise ValueError("The time is out of range.") from None
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(written), AfterValidator(_in_utc)]
 
 
 class RequestFilters(Schema):

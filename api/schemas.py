@@ -1,12 +1,13 @@
 """The shapes the API answers with. Money is a decimal string with its currency (never a float);
 times are ISO 8601 in UTC."""
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
+from pydantic import BeforeValidator, ConfigDict
 
 from base.limits import SMALLINT_MAX
 from money.amounts import CENT
@@ -23,6 +24,22 @@ class Money(Schema):
         # The currency is set, not left to its default: an answer that leaves out unset fields
         # (`exclude_unset`) still says it.
         return cls(amount=str(value.quantize(CENT, rounding=ROUND_HALF_UP)), currency="USD")
+
+
+_NUMBER = re.compile(r"\s*[-+]?\d+(\.\d*)?\s*")
+
+
+def written(value: object) -> object:
+    """Dates and times as the document offers them, in ISO 8601. Pydantic would also read a number
+    as a Unix time, which no caller means and the document does not promise."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("An ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T09:00:00Z), not a number.")
+    return value
+
+
+# A date or a moment a caller gives, in ISO 8601 only.
+Day = Annotated[date, BeforeValidator(written)]
+Moment = Annotated[datetime, BeforeValidator(written)]
 
 
 class Input(Schema):

@@ -176,7 +176,15 @@ def test_filters_the_page_would_refuse_are_a_400_naming_the_field(platform_admin
 
 @pytest.mark.parametrize(
     "query",
-    [{"verb": "Not A Verb"}, {"from": "yesterday"}, {"limit": "0"}, {"actor": "a\x00b"}, {"sort": "actor"}],
+    [
+        {"verb": "Not A Verb"},
+        {"from": "yesterday"},
+        {"from": "-55843"},
+        {"to": "1.5"},
+        {"limit": "0"},
+        {"actor": "a\x00b"},
+        {"sort": "actor"},
+    ],
 )
 def test_malformed_filters_are_422s(platform_admin, query):
     body = assert_problem(bearer(token_for(platform_admin)).get(EVENTS, query), 422)

@@ -174,6 +174,7 @@ def test_bad_catalog_filters_are_422_problems(platform_admin):
     assert {"region", "sku", "sort"} <= body["errors"].keys()
     assert_problem(client.get("/api/v1/catalog/quotas?department=no%00pe"), 422)
     assert_problem(client.get("/api/v1/catalog/prices?on=2026-02-30"), 422)
+    assert_problem(client.get("/api/v1/catalog/prices?on=0"), 422)
 
 
 # Regions -----------------------------------------------------------------------------------------

@@ -275,6 +275,8 @@ def test_the_forms_rules_answer_400_by_field_with_its_messages(
         ({"input_tokens_per_month": "NaN"}, "input_tokens_per_month"),
         ({"colour": "blue"}, "colour"),
         ({"department": "no such\x00"}, "department"),
+        ({"expires_on": 1798761600}, "expires_on"),
+        ({"expires_on": "20270101"}, "expires_on"),
     ],
 )
 def test_malformed_values_are_422_before_the_form(api_as, setting, marketing_lead, change, field):
@@ -705,6 +707,7 @@ def test_approvers_list_every_request_with_filters_and_sorts(several, finance_ap
         "sort=title",
         "created_after=2026-01-01T00:00:00",
         "created_after=0001-01-01T00:00:00%2B01:00",
+        "created_after=1798761600",
         "department=a%20b",
     ],
 )
