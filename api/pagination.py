@@ -35,7 +35,9 @@ class Page(Schema, Generic[T]):
 
 
 class PageParams(Schema):
-    cursor: str | None = Field(None, max_length=1000, description="`next_cursor` of the previous page.")
+    cursor: str | None = Field(
+        None, min_length=1, max_length=1000, description="`next_cursor` of the previous page."
+    )
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
 

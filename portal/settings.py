@@ -278,11 +278,38 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+
+def _documents_credential() -> object:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Documents uploaded for grounding: on the file system under var/ by default; in Azure Blob
+# Storage (django-storages, keyless with the app's identity) when DOCUMENTS_BLOB_ACCOUNT is set.
+DOCUMENTS_BLOB_ACCOUNT = env.str("DOCUMENTS_BLOB_ACCOUNT", default="")
+DOCUMENTS_DIR = Path(env.str("DOCUMENTS_DIR", default=str(VAR_DIR / "documents")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "documents": (
+        {
+            "BACKEND": "storages.backends.azure_storage.AzureStorage",
+            "OPTIONS": {
+                "account_name": DOCUMENTS_BLOB_ACCOUNT,
+                "azure_container": env.str("DOCUMENTS_BLOB_CONTAINER", default="documents"),
+                "token_credential": _documents_credential(),
+                "overwrite_files": False,
+            },
+        }
+        if DOCUMENTS_BLOB_ACCOUNT
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(DOCUMENTS_DIR), "base_url": None},
+        }
+    ),
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -401,6 +428,14 @@ GROUNDING_MAX_SHEET_ROWS = env.int("GROUNDING_MAX_SHEET_ROWS", default=100_000)
 # chunk's last tokens the next one repeats so a passage cut mid-thought keeps its context.
 GROUNDING_CHUNK_TOKENS = env.int("GROUNDING_CHUNK_TOKENS", default=400)
 GROUNDING_CHUNK_OVERLAP_TOKENS = env.int("GROUNDING_CHUNK_OVERLAP_TOKENS", default=60)
+GROUNDING_MAX_DOCUMENTS = env.int("GROUNDING_MAX_DOCUMENTS", default=2_000)  # per data set
+# The landing zone's embeddings deployment and search service, made when its first data set needs them.
+GROUNDING_EMBEDDINGS_MODEL = env.str("GROUNDING_EMBEDDINGS_MODEL", default="text-embedding-3-small")
+GROUNDING_EMBEDDINGS_VERSION = env.str("GROUNDING_EMBEDDINGS_VERSION", default="1")
+GROUNDING_EMBEDDING_DIMENSIONS = env.int("GROUNDING_EMBEDDING_DIMENSIONS", default=1536)
+GROUNDING_SEARCH_SKU = env.str("GROUNDING_SEARCH_SKU", default="basic")
+# Passages a grounded turn retrieves and puts in the prompt.
+GROUNDING_TOP_PASSAGES = env.int("GROUNDING_TOP_PASSAGES", default=5)
 
 # The gateway (/openai/...): the largest request body it reads (images inline as base64 count).
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=20 * 1024 * 1024)

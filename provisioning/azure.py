@@ -14,10 +14,14 @@ from typing import Any
 
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.policies import BearerTokenCredentialPolicy
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from azure.mgmt.costmanagement import CostManagementClient
+from azure.mgmt.search import SearchManagementClient
+from azure.search.documents import SearchClient
+from azure.search.documents.indexes import SearchIndexClient
 from django.conf import settings
 from django.core import checks
 
@@ -25,6 +29,7 @@ from audit.context import current_origin
 
 ARM_SCOPE = "https://management.azure.com/.default"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+SEARCH_SCOPE = "https://search.azure.com/.default"
 # Long-running operations: Azure answers Retry-After; this is only the fallback between polls.
 POLLING_INTERVAL_SECONDS = 2
 ARM_CONNECT_TIMEOUT_SECONDS = 10
@@ -67,6 +72,15 @@ class LoopbackBearerTokenPolicy(ARMChallengeAuthenticationPolicy):
     azure-core refuses to send a bearer token over plain http, and a constructor flag does not
     lift that; the per-request context flag that the policy itself reads does.
     """
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        request.context["enforce_https"] = False
+        super().on_request(request)
+
+
+class LoopbackSearchBearerPolicy(BearerTokenCredentialPolicy):
+    """Azure AI Search's data-plane bearer policy, allowed over http:// for the emulator on
+    loopback (as LoopbackBearerTokenPolicy for ARM)."""
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
         request.context["enforce_https"] = False
@@ -156,6 +170,34 @@ def cost_management_client(*, retries: int | None = None) -> CostManagementClien
     options = _arm_options(token_credential, retries)
     base_url = options.pop("base_url", None)
     return CostManagementClient(token_credential, base_url, **options)
+
+
+def search_management_client(subscription_id: str, *, retries: int | None = None) -> SearchManagementClient:
+    """Microsoft.Search/searchServices over ARM (azure-mgmt-search)."""
+    token_credential = credential()
+    return SearchManagementClient(
+        token_credential, subscription_id, **_arm_options(token_credential, retries)
+    )
+
+
+def _search_options(token_credential: TokenCredential) -> dict[str, Any]:
+    # Keyless: the portal's identity holds the search roles on the service; no admin key is kept.
+    options: dict[str, Any] = {"raw_request_hook": name_the_origin}
+    if is_emulator():
+        options["authentication_policy"] = LoopbackSearchBearerPolicy(token_credential, SEARCH_SCOPE)
+    return options
+
+
+def search_index_client(endpoint: str) -> SearchIndexClient:
+    """A search service's indexes (create, get, delete), with the portal's Entra ID token."""
+    token_credential = credential()
+    return SearchIndexClient(endpoint, token_credential, **_search_options(token_credential))
+
+
+def search_client(endpoint: str, index: str) -> SearchClient:
+    """One index's documents (upload, delete, search), with the portal's Entra ID token."""
+    token_credential = credential()
+    return SearchClient(endpoint, index, token_credential, **_search_options(token_credential))
 
 
 def data_plane_token_provider() -> Any:

@@ -591,6 +591,43 @@ class LeftoverResource(models.Model):
         }
 
 
+class SearchService(models.Model):
+    """A landing zone's Azure AI Search service (Microsoft.Search/searchServices) and the
+    embeddings deployment beside it: what grounded assistants retrieve from. The engine makes
+    both when the zone's first data set needs them; every data set of the zone shares them."""
+
+    class State(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+
+    landing_zone = models.OneToOneField(LandingZone, on_delete=models.PROTECT, related_name="search_service")
+    name = models.CharField(max_length=60, unique=True, help_text="The Azure resource name.")
+    location = models.CharField(max_length=40)
+    sku = models.CharField(max_length=20, default="basic")
+    resource_id = models.CharField(max_length=400, blank=True)
+    endpoint = models.URLField(blank=True)
+    index_name = models.CharField(max_length=128, default="passages")
+    embeddings_deployment = models.ForeignKey(
+        ModelDeployment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="search_services",
+        help_text="The text-embedding deployment that embeds this service's passages and questions.",
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PROVISIONING)
+    status_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    provisioned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["landing_zone__name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ProvisioningOperation(models.Model):
     """One step of a provisioning run, with its attempts, timings and error."""
 

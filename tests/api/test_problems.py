@@ -219,3 +219,8 @@ def test_a_form_posted_with_the_session_and_its_csrf_token_is_refused_not_a_500(
 
     assert 400 <= response.status_code < 500, response.content
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_an_empty_cursor_is_a_422_not_the_first_page(lead_client):
+    body = assert_problem(lead_client.get("/api/v1/departments", {"cursor": ""}), 422)
+    assert list(body["errors"]) == ["cursor"]

@@ -3,11 +3,9 @@ Microsoft.Search, a search service made through it, search clients by key or Ent
 embeddings caller, and the departments' chunks the grounded assistants will index."""
 
 from dataclasses import dataclass
-from typing import Any
 
 import openai
 from azure.core.credentials import AzureKeyCredential
-from azure.core.pipeline.policies import BearerTokenCredentialPolicy
 from azure.mgmt.search import SearchManagementClient
 from azure.mgmt.search.models import DataPlaneAadOrApiKeyAuthOption, DataPlaneAuthOptions, SearchService, Sku
 from azure.search.documents import SearchClient
@@ -22,10 +20,16 @@ from azure.search.documents.indexes.models import (
     VectorSearchProfile,
 )
 
-from provisioning.azure import ARM_SCOPE, LoopbackBearerTokenPolicy, credential, data_plane_token_provider
+from provisioning.azure import (
+    ARM_SCOPE,
+    SEARCH_SCOPE,
+    LoopbackBearerTokenPolicy,
+    LoopbackSearchBearerPolicy,
+    credential,
+    data_plane_token_provider,
+)
 from tests.emulator.fixtures import RESOURCE_GROUP, SUBSCRIPTION
 
-SEARCH_SCOPE = "https://search.azure.com/.default"
 DIMENSIONS = 1536
 
 # (key, department, data set, document, page, text)
@@ -81,14 +85,6 @@ class Service:
     admin_key: str
     query_key: str
     resource_id: str
-
-
-class LoopbackSearchBearerPolicy(BearerTokenCredentialPolicy[Any, Any]):
-    """azure-core refuses bearer tokens over http://; the emulator is on loopback (as for ARM)."""
-
-    def on_request(self, request) -> None:
-        request.context["enforce_https"] = False
-        super().on_request(request)
 
 
 def search_management_client() -> SearchManagementClient:
