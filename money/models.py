@@ -71,6 +71,8 @@ class UsageRecord(models.Model):
     class Source(models.TextChoices):
         CHAT = "chat", "Chat"
         API = "api", "API"
+        # Embedding a data set's documents (grounding): paid by the data set's department.
+        INGESTION = "ingestion", "Document ingestion"
 
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="usage_records")
     user = models.ForeignKey(
