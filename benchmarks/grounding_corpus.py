@@ -18,7 +18,7 @@ SUBJECTS = {
     "it": ["laptop", "firewall", "password", "backup", "printer", "helpdesk", "software"],
 }
 OBJECTS = ["approval", "deadline", "threshold", "form", "checklist", "exception", "register", "review"]
-FILLER = (
+FILLER = (  # noqa: SIM905 (prose is easier to read than a list of words)
     "the team agrees on the next steps and writes them down so that everyone can find them later "
     "colleagues share updates in the weekly meeting and keep the shared folder tidy "
     "questions about this page go to the owner named at the top of the document "
@@ -59,7 +59,7 @@ class GeneratedDocument:
 
 
 def corpus(*, documents_per_department: int, pages: int, seed: int = 7) -> list[GeneratedDocument]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (made-up documents, not secrets)
     made = []
     for department, subjects in SUBJECTS.items():
         for number in range(documents_per_department):
