@@ -180,24 +180,28 @@ def search_management_client(subscription_id: str, *, retries: int | None = None
     )
 
 
-def _search_options(token_credential: TokenCredential) -> dict[str, Any]:
+def _search_options(token_credential: TokenCredential, retries: int | None = None) -> dict[str, Any]:
     # Keyless: the portal's identity holds the search roles on the service; no admin key is kept.
     options: dict[str, Any] = {"raw_request_hook": name_the_origin}
+    if retries is not None:
+        options["retry_total"] = retries
     if is_emulator():
         options["authentication_policy"] = LoopbackSearchBearerPolicy(token_credential, SEARCH_SCOPE)
     return options
 
 
-def search_index_client(endpoint: str) -> SearchIndexClient:
-    """A search service's indexes (create, get, delete), with the portal's Entra ID token."""
+def search_index_client(endpoint: str, *, retries: int | None = None) -> SearchIndexClient:
+    """A search service's indexes (create, get, delete), with the portal's Entra ID token.
+    `retries=0` leaves retrying to the caller (a Celery task re-scheduling itself)."""
     token_credential = credential()
-    return SearchIndexClient(endpoint, token_credential, **_search_options(token_credential))
+    return SearchIndexClient(endpoint, token_credential, **_search_options(token_credential, retries))
 
 
-def search_client(endpoint: str, index: str) -> SearchClient:
-    """One index's documents (upload, delete, search), with the portal's Entra ID token."""
+def search_client(endpoint: str, index: str, *, retries: int | None = None) -> SearchClient:
+    """One index's documents (upload, delete, search), with the portal's Entra ID token.
+    `retries=0` leaves retrying to the caller (a Celery task re-scheduling itself)."""
     token_credential = credential()
-    return SearchClient(endpoint, index, token_credential, **_search_options(token_credential))
+    return SearchClient(endpoint, index, token_credential, **_search_options(token_credential, retries))
 
 
 def data_plane_token_provider() -> Any:
