@@ -125,7 +125,7 @@ async def direct_stream(client: openai.AsyncAzureOpenAI, history: list[dict[str,
 
 
 async def portal_stream(
-    client: aiohttp.ClientSession, base: str, session_key: str, conversation_id: str
+    client: aiohttp.ClientSession, base: str, session_key: str, conversation_id: str, question: str = QUESTION
 ) -> Stream:
     """One message through the portal, as the chat page sends it: a form POST with the session
     and CSRF cookies and the CSRF header; the answer read as raw server-sent events, with the
@@ -139,7 +139,7 @@ async def portal_stream(
     stream = Stream(started=time.perf_counter())
     try:
         async with client.post(
-            f"{base}/chat/{conversation_id}/messages", data={"content": QUESTION}, headers=headers
+            f"{base}/chat/{conversation_id}/messages", data={"content": question}, headers=headers
         ) as response:
             if response.status != 200:
                 stream.error = f"HTTP {response.status}: {(await response.read())[:200]!r}"

@@ -436,6 +436,8 @@ GROUNDING_MAX_DOCUMENTS = env.int("GROUNDING_MAX_DOCUMENTS", default=2_000)  # p
 # The landing zone's embeddings deployment and search service, made when its first data set needs them.
 GROUNDING_EMBEDDINGS_MODEL = env.str("GROUNDING_EMBEDDINGS_MODEL", default="text-embedding-3-small")
 GROUNDING_EMBEDDINGS_VERSION = env.str("GROUNDING_EMBEDDINGS_VERSION", default="1")
+# Thousands of tokens a minute for the embeddings deployment.
+GROUNDING_EMBEDDINGS_CAPACITY = env.int("GROUNDING_EMBEDDINGS_CAPACITY", default=350)
 GROUNDING_EMBEDDING_DIMENSIONS = env.int("GROUNDING_EMBEDDING_DIMENSIONS", default=1536)
 GROUNDING_SEARCH_SKU = env.str("GROUNDING_SEARCH_SKU", default="basic")
 # Passages a grounded turn retrieves and puts in the prompt.

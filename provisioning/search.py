@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 
 State = SearchService.State
 EMBEDDINGS_DEPLOYMENT_NAME = "grounding-embeddings"
-# Offered in most regions; 350K tokens a minute embeds a few hundred pages a minute.
+# Offered in most regions; 350K tokens a minute (GROUNDING_EMBEDDINGS_CAPACITY) embeds a few
+# hundred pages a minute.
 EMBEDDINGS_SKU = ModelDeployment.Sku.GLOBAL_STANDARD
-EMBEDDINGS_CAPACITY = 350
 
 
 class SearchBackendRefused(Exception):
@@ -144,7 +144,7 @@ def _embeddings_deployment(zone: LandingZone, region: str, department: Departmen
             model_name=settings.GROUNDING_EMBEDDINGS_MODEL,
             model_version=settings.GROUNDING_EMBEDDINGS_VERSION,
             sku=EMBEDDINGS_SKU,
-            capacity=EMBEDDINGS_CAPACITY,
+            capacity=settings.GROUNDING_EMBEDDINGS_CAPACITY,
         )
         audit_record(
             actor=None,
