@@ -168,6 +168,13 @@ def _client(service: SearchService) -> AsyncSearchClient:
     return client
 
 
+async def close_clients() -> None:
+    """Close the running event loop's search clients and their connections (when the process
+    stops, beside calls.transport.close_clients)."""
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
+
+
 def _passages(hits: list[_Hit]) -> list[Passage]:
     """The hits as numbered passages with their documents' and data sets' names (one query), only
     those of a document's current indexed version."""

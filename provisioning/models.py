@@ -618,6 +618,9 @@ class SearchService(models.Model):
     )
     state = models.CharField(max_length=16, choices=State.choices, default=State.PROVISIONING)
     status_message = models.TextField(blank=True)
+    # When its provisioning's next look at Azure is due: one long overdue was lost with a worker
+    # (provisioning.search.search_services_resume_stalled sends it again).
+    next_step_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)
 

@@ -19,6 +19,7 @@ who pays for its tokens. It is a shared deployment granted to no department, so 
 import hashlib
 import logging
 import re
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,7 +29,7 @@ from audit.services import audit_record
 from org.models import Department
 from provisioning.azure import search_management_client
 from provisioning.azure_errors import PermanentAzureError
-from provisioning.claims import Claim, claimed
+from provisioning.claims import Claim, claimed, claimed_if_free
 from provisioning.models import LandingZone, ModelDeployment, SearchService
 from provisioning.services import deployment_request_provisioning
 from provisioning.steps.common import DONE, StepResult, Wait, poll_seconds
@@ -90,6 +91,7 @@ def _create(zone: LandingZone, requested_for: Department | None) -> SearchServic
         sku=settings.GROUNDING_SEARCH_SKU,
         embeddings_deployment=embeddings,
         status_message="Creating the search service and its embeddings deployment.",
+        next_step_at=timezone.now(),
     )
     audit_record(
         actor=None,
@@ -181,6 +183,34 @@ def search_service_provision(*, service_id: int) -> float | None:
         return None
 
 
+def search_service_schedule_next_step(*, service_id: int, seconds: float) -> None:
+    """The task looks again in `seconds`; noted, so a look lost with a worker is sent again."""
+    SearchService.objects.filter(pk=service_id, state=State.PROVISIONING).update(
+        next_step_at=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
+def search_services_resume_stalled(*, overdue_seconds: float) -> list[int]:
+    """Services whose provisioning's next look is long overdue: its message was lost with a worker
+    that died holding it. Send it again, unless a worker is on it right now (its claim). Should the
+    first message only be late, the two looks take turns under the claim and end together once
+    the service is active."""
+    from provisioning.tasks import provision_search_service_task
+
+    cutoff = timezone.now() - timedelta(seconds=overdue_seconds)
+    resumed = []
+    stalled = SearchService.objects.filter(state=State.PROVISIONING, next_step_at__lt=cutoff)
+    for service_id in stalled.values_list("pk", flat=True):
+        with claimed_if_free(Claim.SEARCH_SERVICE, service_id) as free:
+            if free:
+                search_service_schedule_next_step(service_id=service_id, seconds=0)
+                provision_search_service_task.delay(service_id)
+                resumed.append(service_id)
+    if resumed:
+        logger.warning("Sent the overdue provisioning steps of search services %s again", resumed)
+    return resumed
+
+
 def _steps(service: SearchService) -> StepResult:
     client = search_management_client(service.landing_zone.subscription_id, retries=0)
     waiting = ensure_search_service(service, client)
@@ -214,7 +244,8 @@ def _activate(service_id: int) -> None:
         service.state = State.ACTIVE
         service.status_message = ""
         service.provisioned_at = timezone.now()
-        service.save(update_fields=["state", "status_message", "provisioned_at"])
+        service.next_step_at = None
+        service.save(update_fields=["state", "status_message", "provisioned_at", "next_step_at"])
         _record(service, "search_service.active")
     logger.info("Search service %s is active", service.name)
 
@@ -227,7 +258,8 @@ def search_service_fail(*, service_id: int, message: str) -> None:
             return
         service.state = State.FAILED
         service.status_message = message
-        service.save(update_fields=["state", "status_message"])
+        service.next_step_at = None
+        service.save(update_fields=["state", "status_message", "next_step_at"])
         _record(service, "search_service.failed", note=message)
     logger.warning("Search service %s failed: %s", service_id, message)
 
@@ -248,7 +280,8 @@ def search_service_retry(*, service: SearchService) -> SearchService:
             deployment_request_provisioning(deployment=locked.embeddings_deployment)
         locked.state = State.PROVISIONING
         locked.status_message = "Trying again."
-        locked.save(update_fields=["state", "status_message"])
+        locked.next_step_at = timezone.now()
+        locked.save(update_fields=["state", "status_message", "next_step_at"])
         _record(locked, "search_service.retried")
         transaction.on_commit(lambda: provision_search_service_task.delay(locked.pk))
     return locked

@@ -21,6 +21,7 @@ BACKOFF_CAP_SECONDS = 120.0
 # seconds, CELERY_BEAT_SCHEDULE) sends the step again. A step that runs is not late: a worker
 # holds its claim (provisioning.claims), and a worker takes a due message within a moment.
 OVERDUE_AFTER_SECONDS = 10.0
+SEARCH_OVERDUE_AFTER_SECONDS = 60.0
 
 
 def backoff_seconds(retries: int, retry_after: float | None) -> float:
@@ -125,14 +126,18 @@ def provision_search_service_task(self: "Task[Any, Any]", service_id: int) -> No
             search.search_service_fail(service_id=service_id, message=message)
             return
         countdown = backoff_seconds(self.request.retries, error.retry_after)
+        search.search_service_schedule_next_step(service_id=service_id, seconds=countdown)
         raise self.retry(countdown=countdown, max_retries=MAX_TRANSIENT_RETRIES) from error
     if wait is not None:
+        search.search_service_schedule_next_step(service_id=service_id, seconds=wait)
         self.apply_async((service_id,), countdown=wait)
 
 
 @shared_task(acks_late=True)
 def resume_stalled_runs_task() -> list[int]:
     leftovers.leftovers_resume_stalled(overdue_seconds=OVERDUE_AFTER_SECONDS)
+    # A search service's next look may wait out a long backoff: overdue only well after it.
+    search.search_services_resume_stalled(overdue_seconds=SEARCH_OVERDUE_AFTER_SECONDS)
     return services.deployments_resume_stalled(overdue_seconds=OVERDUE_AFTER_SECONDS)
 
 

@@ -9,14 +9,18 @@ name, or call `provision_search_backend(zone)` / `ingest(document)` directly.
 - `search_zone`: central IT's shared landing zone on the emulator's subscription (run by
   `platform_department`, which runs its shared services).
 - `search_backend`: the zone's active `SearchService` (its embeddings deployment active too).
+- `documents_folder`: documents' files kept in the test's own folder (a worker process started
+  by the test reads them there too when given `DOCUMENTS_DIR` = this folder).
 """
 
 import hashlib
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 
 from grounding import ingest as ingestion
@@ -55,6 +59,15 @@ def drive_search_service(service_id: int, *, limit_seconds: float = 60) -> Searc
             )
         time.sleep(min(wait, 0.05))
     raise AssertionError("the search service's provisioning did not finish")
+
+
+@pytest.fixture
+def documents_folder(tmp_path, monkeypatch) -> Path:
+    """The documents' storage in the test's own folder. The file field took its storage when the
+    model was loaded, so it is replaced there (overriding STORAGES would not reach it)."""
+    folder = tmp_path / "documents"
+    monkeypatch.setattr(Document._meta.get_field("file"), "storage", FileSystemStorage(location=folder))
+    return folder
 
 
 @pytest.fixture

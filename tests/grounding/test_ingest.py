@@ -50,14 +50,8 @@ def handbook_set(hr, hr_lead, search_zone):
 
 
 @pytest.fixture(autouse=True)
-def documents_in_a_folder(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "documents": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "documents")},
-        },
-    }
+def _documents_in_the_tests_folder(documents_folder):
+    return documents_folder
 
 
 def indexed(service: SearchService, **filters: str) -> list[dict]:

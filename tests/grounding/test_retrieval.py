@@ -5,6 +5,7 @@ and the departments kept apart."""
 import pytest
 from asgiref.sync import async_to_sync
 
+from calls import transport
 from grounding import retrieval
 from grounding.models import Grounding
 from grounding.retrieval import RELEVANCE_FLOOR, grounded_data_sets, retrieve
@@ -58,16 +59,9 @@ UNRELATED = [
 
 
 @pytest.fixture(autouse=True)
-def retrieval_in_the_test(settings, tmp_path):
+def retrieval_in_the_test(settings, documents_folder):
     # The test's transaction holds the rows: the turn's database work runs on the test's thread.
     settings.CHAT_DATABASE_THREAD = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "documents": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "documents")},
-        },
-    }
 
 
 @pytest.fixture
@@ -113,6 +107,9 @@ def ask(deployment, question, *, department, data_sets=None, user_id=None):
             source=UsageRecord.Source.CHAT,
         )
         await retrieval.metering_done()
+        # Each call runs on a loop of its own: its clients close with it.
+        await retrieval.close_clients()
+        await transport.close_clients()
         return passages
 
     return async_to_sync(turn)()

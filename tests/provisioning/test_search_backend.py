@@ -1,14 +1,17 @@
 """A landing zone's search backend, provisioned through the engine against the emulator with the
 official SDKs: the keyless search service, the embeddings deployment, the portal's roles."""
 
+from datetime import timedelta
+
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.search.documents.indexes.models import SearchIndex, SimpleField
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from provisioning.azure import authorization_client, search_index_client, search_management_client
 from provisioning.models import ModelDeployment, SearchService
-from provisioning.search import search_backend_for, search_service_name
+from provisioning.search import search_backend_for, search_service_name, search_services_resume_stalled
 from provisioning.steps.search import PORTAL_SEARCH_ROLES
 from tests.emulator.fixtures import RESOURCE_GROUP, SUBSCRIPTION
 from tests.factories import make_department, make_deployment, make_landing_zone
@@ -125,3 +128,20 @@ def test_the_passages_index_needs_the_portals_role(search_backend):
         client.role_assignments.delete_by_id(assignment.id)
     with pytest.raises(HttpResponseError):
         list(search_index_client(search_backend.endpoint).list_indexes())
+
+
+def test_a_provisioning_whose_next_look_was_lost_is_sent_again(emulator, search_zone, platform_department):
+    service = search_backend_for(search_zone, requested_for=platform_department)
+    assert search_services_resume_stalled(overdue_seconds=60) == []  # just made: not overdue
+    SearchService.objects.filter(pk=service.pk).update(next_step_at=timezone.now() - timedelta(minutes=5))
+    assert search_services_resume_stalled(overdue_seconds=60) == [service.pk]
+    # Sent again now: not overdue again until that look is lost too.
+    assert search_services_resume_stalled(overdue_seconds=60) == []
+
+
+def test_an_active_service_has_no_next_look(search_backend):
+    assert search_backend.next_step_at is None
+    SearchService.objects.filter(pk=search_backend.pk).update(
+        next_step_at=timezone.now() - timedelta(hours=1)
+    )
+    assert search_services_resume_stalled(overdue_seconds=60) == []
