@@ -212,4 +212,31 @@ def test_the_pages_in_pictures(browser: Browser, demo_site, brand_guide_in_sever
     with page.expect_download() as download:
         page.get_by_role("link", name="Download original").click()
     assert download.value.suggested_filename == "brand-voice.pdf"
+
+    page.get_by_role("link", name="← Brand guide").click()
+    page.get_by_role("link", name="Delete colours.md").click()
+    expect(page.get_by_role("heading", name="Delete “colours.md”?")).to_be_visible()
+    keep_picture(page, "document-delete")
+    page.get_by_role("button", name="Delete document").click()
+    expect(page.get_by_text("“colours.md” is being deleted")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("colours.md"))).to_contain_text("Deleting")
+
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.get_by_text("still holds 5 documents")).to_be_visible()
+    expect(page.get_by_role("heading", name="“Brand guide” cannot be deleted yet")).to_be_visible()
+    keep_picture(page, "data-set-delete-refused")
+
+    page.goto(f"{demo_site}/data-sets/new/")
+    page.get_by_role("button", name="Create data set").click()
+    expect(page.get_by_text("This field is required.")).to_be_visible()
+    keep_picture(page, "data-set-form-errors")
+
+    # At a phone's width.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{demo_site}/data-sets/{brand_guide_in_several_states.pk}/")
+    expect(page.get_by_role("heading", name="Documents", exact=True)).to_be_visible()
+    keep_picture(page, "data-set-page-phone")
+    page.get_by_role("link", name="brand-voice.pdf", exact=True).click()
+    expect(page.get_by_role("heading", name="brand-voice.pdf")).to_be_visible()
+    keep_picture(page, "document-viewer-phone")
     page.close()
