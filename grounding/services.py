@@ -65,6 +65,7 @@ class UploadOutcome(StrEnum):
     ADDED = "added"
     NEW_VERSION = "new_version"
     UNCHANGED = "unchanged"
+    RETRIED = "retried"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class UploadResult:
         name = self.document.name
         if self.outcome is UploadOutcome.UNCHANGED:
             return f"“{name}” is unchanged: version {self.document.version} already holds these exact bytes."
+        if self.outcome is UploadOutcome.RETRIED:
+            return f"“{name}” could not be read before: it is queued to be read again."
         if self.outcome is UploadOutcome.NEW_VERSION:
             return f"“{name}” is now version {self.document.version}: it replaces the earlier one once read."
         return f"“{name}” is added and queued to be read."
@@ -300,7 +303,11 @@ def document_upload(*, data_set: DataSet, name: str, data: bytes, actor: User) -
             )
         elif existing.sha256 == sha256:
             existing.data_set = locked_set
-            return UploadResult(existing, UploadOutcome.UNCHANGED)
+            if existing.state != Document.State.FAILED:
+                return UploadResult(existing, UploadOutcome.UNCHANGED)
+            # The same file again after it failed is the lead asking to try once more.
+            _document_retry(existing, actor=actor)
+            return UploadResult(existing, UploadOutcome.RETRIED)
         else:
             existing.data_set = locked_set
             before = _document_snapshot(existing)
@@ -373,6 +380,32 @@ class _StoredFiles:
             return
         for storage, name in self.stored:
             storage.delete(name)
+
+
+def document_retry(*, document: Document, actor: User) -> Document:
+    """Reads a failed document again (its failure may have passed: a busy service, a limit
+    since raised). Any other state is left as it is."""
+    with transaction.atomic():
+        locked = (
+            Document.objects.select_for_update().select_related("data_set__department").get(pk=document.pk)
+        )
+        if locked.state != Document.State.FAILED:
+            return locked
+        _document_retry(locked, actor=actor)
+    return locked
+
+
+def _document_retry(document: Document, *, actor: User) -> None:
+    before = {**_document_snapshot(document), "state_reason": document.state_reason}
+    ingest.ingestion_start(document)
+    audit_record(
+        actor=actor,
+        verb="document.retried",
+        target=document,
+        department=document.data_set.department,
+        before=before,
+        after=_document_snapshot(document),
+    )
 
 
 def document_delete(*, document: Document, actor: User) -> Document:

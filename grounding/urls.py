@@ -14,4 +14,5 @@ urlpatterns = [
     path("documents/<int:document_id>/", views.document_view, name="document_view"),
     path("documents/<int:document_id>/download/", views.document_download, name="document_download"),
     path("documents/<int:document_id>/delete/", views.document_delete_view, name="document_delete"),
+    path("documents/<int:document_id>/retry/", views.document_retry_view, name="document_retry"),
 ]

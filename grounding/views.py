@@ -29,6 +29,7 @@ from grounding.services import (
     data_set_deletion_refusal,
     data_set_update,
     document_delete,
+    document_retry,
     document_upload,
 )
 from org.models import User
@@ -261,7 +262,7 @@ def document_upload_view(request: HttpRequest, data_set_id: int) -> HttpResponse
     for outcome in results:
         if outcome["refused"]:
             messages.error(request, f"“{outcome['name']}” was not added. {outcome['message']}")
-        elif outcome["outcome"] == UploadOutcome.UNCHANGED:
+        elif outcome["outcome"] in (UploadOutcome.UNCHANGED, UploadOutcome.RETRIED):
             messages.info(request, outcome["message"])
         else:
             messages.success(request, outcome["message"])
@@ -285,6 +286,21 @@ def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse
         "grounding/document_delete.html",
         {"document": document, "data_set": document.data_set, "groundings": groundings},
     )
+
+
+@require_POST
+def document_retry_view(request: HttpRequest, document_id: int) -> HttpResponse:
+    user = _user(request)
+    document = access.document_for_lead(user, document_id)
+    was_failed = document.state == Document.State.FAILED
+    retried = document_retry(document=document, actor=user)
+    if was_failed and retried.state == Document.State.QUEUED:
+        messages.success(request, f"“{retried.name}” is queued to be read again.")
+    else:
+        messages.info(
+            request, f"“{retried.name}” is {retried.get_state_display().lower()}: nothing to try again."
+        )
+    return redirect("grounding:data_set_detail", data_set_id=document.data_set_id)
 
 
 def _requested_page(request: HttpRequest) -> int | None:

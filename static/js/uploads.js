@@ -119,7 +119,8 @@ if (form && list) {
         } else if (answer.outcome === "unchanged") {
           item.finish("unchanged", "Unchanged", answer.message);
         } else {
-          const label = answer.outcome === "new_version" ? `Version ${answer.document.version} queued` : "Queued";
+          const labels = { new_version: `Version ${answer.document.version} queued`, retried: "Queued again" };
+          const label = labels[answer.outcome] || "Queued";
           item.finish("done", label, answer.message);
           document.body.dispatchEvent(new CustomEvent("documents-changed"));
         }

@@ -711,3 +711,37 @@ def test_a_pdf_downloads_as_a_pdf(brand_guide, marketing_lead, client_for):
     assert response["Content-Type"] == "application/pdf"
     assert response["Content-Disposition"].startswith("attachment;")
     assert b"".join(response.streaming_content) == data
+
+
+# Trying a failed document again ------------------------------------------------------------------
+
+
+def test_the_same_file_again_after_it_failed_is_read_again(brand_guide, marketing_lead, client_for):
+    document = upload(brand_guide, "handbook.md", HANDBOOK, actor=marketing_lead, state=Document.State.FAILED)
+    Document.objects.filter(pk=document.pk).update(state_reason="The embeddings service was busy.")
+
+    response = _upload(client_for(marketing_lead), brand_guide, "handbook.md", HANDBOOK)
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "retried"
+    document.refresh_from_db()
+    assert (document.version, document.state, document.state_reason) == (1, Document.State.QUEUED, "")
+    event = AuditEvent.objects.get(verb="document.retried")
+    assert event.before["state_reason"] == "The embeddings service was busy."
+
+
+def test_a_lead_tries_a_failed_document_again(brand_guide, marketing_lead, marketing_member, client_for):
+    document = upload(brand_guide, "handbook.md", HANDBOOK, actor=marketing_lead, state=Document.State.FAILED)
+    url = reverse("grounding:document_retry", args=[document.pk])
+    detail = client_for(marketing_lead).get(reverse("grounding:data_set_detail", args=[brand_guide.pk]))
+    assert url in detail.content.decode()
+
+    assert client_for(marketing_member).post(url).status_code == 403
+    assert Client().post(url).status_code == 302
+    response = client_for(marketing_lead).post(url, follow=True)
+
+    assert "is queued to be read again" in response.content.decode()
+    document.refresh_from_db()
+    assert document.state == Document.State.QUEUED
+    again = client_for(marketing_lead).post(url, follow=True)
+    assert "nothing to try again" in again.content.decode()
