@@ -37,6 +37,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     if user.sees_all_departments or led:
         links.append(("Deployments", reverse("deployment_list")))
         links.append(("Requests", reverse("approvals:request_list")))
+    if memberships or user.is_platform_admin:
+        links.append(("Data sets", reverse("grounding:data_set_list")))
     counts = _waiting_counts(user, led_ids=[department.pk for department in led])
     if user.is_platform_admin or user.is_finance_approver:
         links.append(("Approvals", reverse("approvals:approval_queue")))

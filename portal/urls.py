@@ -16,6 +16,7 @@ urlpatterns = [
     path("departments/<slug:slug>/keys/", include("gateway.urls")),
     path("deployments/", include("provisioning.urls")),
     path("chat/", include("chat.urls")),
+    path("data-sets/", include("grounding.urls")),
     path("", include("api.urls")),
     path("", include("approvals.urls")),
     path("costs/", include("reports.urls")),
