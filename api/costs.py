@@ -96,7 +96,9 @@ class CostLine(Schema):
     model: str | None = None
     service: str | None = Field(None, description="A shared service's display name.")
     user: str | None = Field(None, description="A person's email, or what the calls were made without.")
-    source: str | None = Field(None, description="Chat, API, or provisioned hours without calls.")
+    source: str | None = Field(
+        None, description="Chat, API, document ingestion, or provisioned hours without calls."
+    )
     caller: str | None = Field(None, description="An API key's or a service principal's name.")
     kind: str | None = Field(None, description="What the caller is (and why it no longer calls).")
     identifier: str | None = Field(None, description="A key's prefix or a service principal's object id.")
@@ -112,7 +114,9 @@ class CostLine(Schema):
     budget: Money | None = None
     last_month: Money | None = None
     token_cost: Money | None = Field(None, description="Tokens at the price in force.")
-    fixed_cost: Money | None = Field(None, description="Provisioned (PTU) hours.")
+    fixed_cost: Money | None = Field(
+        None, description="Hourly charges: provisioned (PTU) capacity, a landing zone's search service."
+    )
     total: Money | None = Field(None, description="What was charged (or, for a deployment, what it cost).")
     cost: Money | None = Field(None, description="Metered: before shared deployments are split.")
     amount: Money | None = Field(None, description="A chargeback line's amount.")

@@ -5,6 +5,9 @@ the cost reports all use, so they never disagree.
   record keeps that cost, so a later price change never reprices the past.
 - A provisioned (PTU) deployment costs PTU x hourly rate for every hour it is active, used or
   not (`fixed_costs`).
+- A landing zone's search service costs its hours at its SKU's rate; they land on the zone's
+  embeddings deployment and are split by what each department's data sets store there
+  (`money.search_costs`).
 - A dedicated deployment's cost lands on its department. A shared deployment's cost (tokens and
   fixed) is split between the departments that used it by their share of its tokens in the
   period; while nobody uses it, the department that runs it carries it (`cost_allocation`).
@@ -25,8 +28,9 @@ from django.db.models import Q, QuerySet, Sum
 from money.amounts import ONE, ZERO, cents, money
 from money.periods import Period
 from money.prices import PROVISIONED_SKUS, PriceBook
+from money.search_costs import SearchCost, search_costs
 from org.models import Department
-from provisioning.models import ModelDeployment
+from provisioning.models import ModelDeployment, SearchService
 
 SECONDS_PER_HOUR = Decimal(3600)
 # States in which a provisioned deployment exists on Azure and is billed by the hour.
@@ -109,6 +113,8 @@ class DeploymentCost:
     token_cost: Decimal = ZERO
     fixed_cost: Decimal = ZERO
     active_hours: Decimal = ZERO
+    # The zone's search service, when this is its embeddings deployment (its hours are in fixed_cost).
+    search: SearchCost | None = None
 
     @property
     def total(self) -> Decimal:
@@ -247,40 +253,70 @@ def cost_allocation(
             deployments = list(
                 ModelDeployment.objects.filter(
                     Q(pk__in=period.usage_rows().values("deployment_id")) | _billed_provisioned(period)
-                ).only(*DEPLOYMENT_FACTS)
+                )
+                .distinct()
+                .only(*DEPLOYMENT_FACTS)
             )
         else:
             used = {line.deployment_id for line in usage}
-            deployments = [d for d in deployments if d.pk in used or _is_billed_provisioned(d, period)]
+            searching = _search_deployment_ids(period)
+            deployments = [
+                d for d in deployments if d.pk in used or _is_billed_provisioned(d, period, searching)
+            ]
     else:
         used_by_department = period.usage_rows().filter(department=department).values("deployment_id")
         if deployments is None:
             deployments = list(
                 ModelDeployment.objects.filter(
-                    Q(pk__in=used_by_department) | (Q(department=department) & _billed_provisioned(period))
-                ).only(*DEPLOYMENT_FACTS)
+                    Q(pk__in=used_by_department)
+                    | (Q(department=department) & _billed_provisioned(period))
+                    | Q(pk__in=_search_deployment_ids(period, department))
+                )
+                .distinct()
+                .only(*DEPLOYMENT_FACTS)
             )
         else:
             used = {row[0] for row in fetch_rows(used_by_department.values_list("deployment_id"))}
+            searching = _search_deployment_ids(period)
+            storing = _search_deployment_ids(period, department)
             deployments = [
                 d
                 for d in deployments
-                if d.pk in used or (d.department_id == department.pk and _is_billed_provisioned(d, period))
+                if d.pk in used
+                or d.pk in storing
+                or (d.department_id == department.pk and _is_billed_provisioned(d, period, searching))
             ]
         usage = _usage_by_department_and_deployment(period, [deployment.pk for deployment in deployments])
     return _allocate(period=period, deployments=deployments, usage=usage)
 
 
 def _billed_provisioned(period: Period) -> Q:
-    return Q(sku__in=PROVISIONED_SKUS, state__in=BILLED_STATES, created_at__lt=period.until)
+    """Deployments billed by the hour in the period: provisioned ones, and embeddings deployments
+    whose zone's search service is running."""
+    return Q(sku__in=PROVISIONED_SKUS, state__in=BILLED_STATES, created_at__lt=period.until) | Q(
+        search_services__provisioned_at__lt=period.until
+    )
 
 
-def _is_billed_provisioned(deployment: ModelDeployment, period: Period) -> bool:
+def _is_billed_provisioned(deployment: ModelDeployment, period: Period, searching: set[int]) -> bool:
     return (
         deployment.sku in PROVISIONED_SKUS
         and deployment.state in BILLED_STATES
         and deployment.created_at < period.until
+    ) or deployment.pk in searching
+
+
+def _search_deployment_ids(period: Period, department: Department | None = None) -> set[int]:
+    """The embeddings deployments whose zone's search service ran in the period (for `department`:
+    whose service held some of its data sets' passages by the period's end)."""
+    services = SearchService.objects.filter(
+        provisioned_at__lt=period.until, embeddings_deployment__isnull=False
     )
+    if department is not None:
+        services = services.filter(
+            storage_days__department=department, storage_days__day__lte=period.last_day
+        )
+    return set(services.values_list("embeddings_deployment_id", flat=True))
 
 
 def _allocate(
@@ -294,6 +330,13 @@ def _allocate(
         entry = allocation.deployments[deployment_id]
         entry.fixed_cost += cost
         entry.active_hours += hours
+    for deployment_id, search in search_costs(deployments=deployments, period=period).items():
+        entry = allocation.deployments[deployment_id]
+        entry.search = search
+        entry.fixed_cost += search.total
+        for day, cost in search.daily.items():
+            key = (deployment_id, day)
+            allocation.fixed_daily[key] = allocation.fixed_daily.get(key, ZERO) + cost
     by_deployment: dict[int, list[UsageLine]] = defaultdict(list)
     for line in usage:
         found = allocation.deployments.get(line.deployment_id)
@@ -306,6 +349,9 @@ def _allocate(
     charges = allocation.charges
     for deployment_id, entry in allocation.deployments.items():
         lines = by_deployment.get(deployment_id, [])
+        if entry.search is not None:
+            charges.extend(_search_charges(entry, lines))
+            continue
         deployment = entry.deployment
         if deployment.scope == ModelDeployment.Scope.SHARED and entry.tokens:
             whole = Decimal(entry.tokens)
@@ -343,3 +389,29 @@ def _allocate(
         if not owner_charged and entry.fixed_cost:
             charges.append(Charge(deployment.department_id, deployment_id, 0, 0, ZERO, entry.fixed_cost, ONE))
     return allocation
+
+
+def _search_charges(entry: DeploymentCost, lines: list[UsageLine]) -> list[Charge]:
+    """The embeddings deployment of a zone with a search service: each department pays its own
+    embedding tokens and its share of the service's hours by what its data sets store."""
+    assert entry.search is not None
+    split = entry.search.by_department
+    charged = {line.department_id for line in lines}
+    charges = [
+        Charge(
+            line.department_id,
+            entry.deployment.pk,
+            line.requests,
+            line.tokens,
+            line.cost,
+            split.get(line.department_id, ZERO),
+            Decimal(line.tokens) / entry.tokens if entry.tokens else ZERO,
+        )
+        for line in lines
+    ]
+    charges.extend(
+        Charge(department_id, entry.deployment.pk, 0, 0, ZERO, cost, ZERO)
+        for department_id, cost in split.items()
+        if department_id not in charged and cost
+    )
+    return charges

@@ -78,7 +78,7 @@ class LoopbackBearerTokenPolicy(ARMChallengeAuthenticationPolicy):
         super().on_request(request)
 
 
-class LoopbackSearchBearerPolicy(BearerTokenCredentialPolicy):
+class LoopbackSearchBearerPolicy(BearerTokenCredentialPolicy[Any, Any]):
     """Azure AI Search's data-plane bearer policy, allowed over http:// for the emulator on
     loopback (as LoopbackBearerTokenPolicy for ARM)."""
 

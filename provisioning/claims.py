@@ -29,6 +29,7 @@ class Claim(enum.IntEnum):
     RUN = 1  # a deployment's run: one step at a time
     ACCOUNT = 2  # an Azure OpenAI account: one run at a time talks to Azure about it
     LEFTOVER_REMOVAL = 3  # a leftover's removal: one step at a time
+    SEARCH_SERVICE = 4  # a landing zone's search service: one provisioning step at a time
 
 
 @contextmanager

@@ -628,6 +628,29 @@ class SearchService(models.Model):
         return self.name
 
 
+class SearchStorage(models.Model):
+    """What one data set held in a search service's index on a day (its passages' text and
+    vectors): the service's hourly price is split across data sets, and so departments, by it.
+    Written by grounding after each ingestion and removal and once a day; the data set is named
+    by id because data sets live above this layer."""
+
+    service = models.ForeignKey(SearchService, on_delete=models.PROTECT, related_name="storage_days")
+    data_set_id = models.PositiveBigIntegerField()
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    stored_bytes = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["day", "data_set_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "data_set_id", "day"], name="one_storage_row_per_day")
+        ]
+        indexes = [models.Index(fields=["service", "day"], name="search_storage_by_day")]
+
+    def __str__(self) -> str:
+        return f"data set {self.data_set_id} on {self.day}: {self.stored_bytes} bytes"
+
+
 class ProvisioningOperation(models.Model):
     """One step of a provisioning run, with its attempts, timings and error."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from provisioning import direct_access, drift, leftovers, services
+from provisioning import direct_access, drift, leftovers, search, services
 from provisioning.azure_errors import TransientAzureError
 from provisioning.catalog import catalog_sync_all
 
@@ -109,6 +109,25 @@ def clean_up_failed_run_task(self: "Task[Any, Any]", deployment_id: int, token: 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def remove_leftover_task(self: "Task[Any, Any]", leftover_id: int, token: str | None = None) -> None:
     _advance(self, LEFTOVER_REMOVAL, leftover_id, token)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def provision_search_service_task(self: "Task[Any, Any]", service_id: int) -> None:
+    """A landing zone's search service (provisioning.search): one look at Azure, then another
+    after the wait it asks for, rather than a worker sleeping through Azure's creation."""
+    try:
+        wait = search.search_service_provision(service_id=service_id)
+    except TransientAzureError as error:
+        if self.request.retries >= MAX_TRANSIENT_RETRIES:
+            message = (
+                f"Azure kept failing after {MAX_TRANSIENT_RETRIES} retries: {error}. An admin can retry it."
+            )
+            search.search_service_fail(service_id=service_id, message=message)
+            return
+        countdown = backoff_seconds(self.request.retries, error.retry_after)
+        raise self.retry(countdown=countdown, max_retries=MAX_TRANSIENT_RETRIES) from error
+    if wait is not None:
+        self.apply_async((service_id,), countdown=wait)
 
 
 @shared_task(acks_late=True)

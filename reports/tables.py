@@ -31,7 +31,7 @@ MODEL = Column("model", "Model")
 REQUESTS = Column("requests", "Requests", "number")
 TOKENS = Column("tokens", "Tokens", "number")
 TOKEN_COST = Column("token_cost", "Tokens (USD)", "money")
-FIXED_COST = Column("fixed_cost", "PTU hours (USD)", "money")
+FIXED_COST = Column("fixed_cost", "Hourly charges (USD)", "money")
 CHARGED = Column("total", "Charged (USD)", "money")
 
 

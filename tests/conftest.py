@@ -10,7 +10,7 @@ from org.models import Department, Membership, PlatformGroup, User
 from portal.celery import app as celery_app
 from tests.factories import make_department, make_user
 
-pytest_plugins = ["tests.emulator.fixtures", "tests.workers"]
+pytest_plugins = ["tests.emulator.fixtures", "tests.workers", "tests.grounding.backend"]
 
 
 @pytest.fixture

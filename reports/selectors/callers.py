@@ -41,6 +41,7 @@ NO_CALLS = ""
 SOURCE_LABELS = {
     UsageRecord.Source.CHAT: "Chat",
     UsageRecord.Source.API: "API",
+    UsageRecord.Source.INGESTION: "Document ingestion",
     NO_CALLS: "Provisioned hours without calls",
 }
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from money.allocation import CostAllocation, cost_allocation
+from money.allocation import Charge, CostAllocation, DeploymentCost, cost_allocation
 from money.amounts import ZERO, cents
 from money.models import UsageRecord
 from money.periods import Period
@@ -105,9 +105,9 @@ def _department_lines(
     principal's apart, provisioned hours nobody used on their own."""
     lines: list[dict[str, Any]] = []
     for charge in sorted(allocation.department_charges(department.pk), key=lambda c: -c.total):
-        deployment = allocation.deployments[charge.deployment_id].deployment
-        shared = deployment.scope == ModelDeployment.Scope.SHARED
-        basis = f"{share_percent(charge.share)}% of the shared service's tokens" if shared else "dedicated"
+        entry = allocation.deployments[charge.deployment_id]
+        deployment = entry.deployment
+        basis = _basis(entry, charge, department)
         description = (
             f"{deployment.display_name} ({deployment.model_name}, {deployment.get_sku_display()}, {basis})"
         )
@@ -132,6 +132,19 @@ def _department_lines(
                 }
             )
     return lines
+
+
+def _basis(entry: DeploymentCost, charge: Charge, department: Department) -> str:
+    """How the department's part of the deployment was worked out."""
+    if entry.search is not None and entry.search.total:
+        stored = entry.search.by_department.get(department.pk, ZERO) / entry.search.total
+        return (
+            f"own embedding tokens, {share_percent(stored)}% of the search service's hours by the documents "
+            "its data sets store"
+        )
+    if entry.deployment.scope == ModelDeployment.Scope.SHARED:
+        return f"{share_percent(charge.share)}% of the shared service's tokens"
+    return "dedicated"
 
 
 SOURCE_ORDER = {source: position for position, source in enumerate(SOURCE_LABELS)}

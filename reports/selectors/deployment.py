@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Sum
 from django.utils import timezone
 
-from money.allocation import Charge, CostAllocation, cost_allocation, fixed_costs
+from money.allocation import Charge, CostAllocation, cost_allocation
 from money.amounts import ZERO
 from money.models import DailyDeploymentRollup
 from money.periods import Period
@@ -47,7 +47,7 @@ def deployment_report(
         # The owner neither used nor pays for it (a shared service): read it on its own.
         allocation = cost_allocation(period=period)
     report = Report(month=month, period=period, allocation=allocation)
-    report.tables["daily"] = _daily_table(deployment, period)
+    report.tables["daily"] = _daily_table(deployment, period, allocation)
     report.chart = chart(report.tables["daily"], label="Cost per day (USD)")
     report.chart["tokens"] = [row["tokens"] for row in report.tables["daily"].rows]
     names = dict(Department.objects.values_list("pk", "name"))
@@ -79,7 +79,7 @@ def deployment_report(
     return report
 
 
-def _daily_table(deployment: ModelDeployment, period: Period) -> Table:
+def _daily_table(deployment: ModelDeployment, period: Period, allocation: CostAllocation) -> Table:
     return rounded(
         Table(
             name="daily",
@@ -92,13 +92,16 @@ def _daily_table(deployment: ModelDeployment, period: Period) -> Table:
                 FIXED_COST,
                 Column("spend", "Total (USD)", "money"),
             ],
-            rows=_daily_rows(deployment, period),
+            rows=_daily_rows(deployment, period, allocation),
         )
     )
 
 
-def _daily_rows(deployment: ModelDeployment, period: Period) -> list[dict[str, Any]]:
-    """A line per day of the month so far: metered tokens and provisioned hours."""
+def _daily_rows(
+    deployment: ModelDeployment, period: Period, allocation: CostAllocation
+) -> list[dict[str, Any]]:
+    """A line per day of the month so far: metered tokens and hourly charges (provisioned
+    capacity, a zone's search service)."""
     usage = {
         row["day"]: row
         for row in DailyDeploymentRollup.objects.filter(
@@ -113,7 +116,6 @@ def _daily_rows(deployment: ModelDeployment, period: Period) -> list[dict[str, A
             cost=Sum("cost"),
         )
     }
-    fixed = fixed_costs(deployments=[deployment], period=period)
     today = timezone.localdate(period.until - timedelta(microseconds=1))
     rows = []
     for day in period.days:
@@ -121,7 +123,7 @@ def _daily_rows(deployment: ModelDeployment, period: Period) -> list[dict[str, A
             break
         line = usage.get(day, {})
         token_cost = line.get("cost") or ZERO
-        fixed_cost = fixed.get((deployment.pk, day), (ZERO, ZERO))[1]
+        fixed_cost = allocation.fixed_daily.get((deployment.pk, day), ZERO)
         rows.append(
             {
                 "day": day,

@@ -10,40 +10,12 @@ from pptx import Presentation
 from pptx.util import Inches
 from pypdf import PdfReader, PdfWriter
 
+from grounding.pdf import pdf_file, text_pdf
+
 
 def pdf_bytes(pages: list[str]) -> bytes:
     """A PDF with one line of Helvetica text per page."""
-    objects: list[bytes] = []
-    page_count = len(pages)
-    # 1: catalog, 2: page tree, 3: font, then a page and its contents for each page.
-    kids = " ".join(f"{4 + 2 * index} 0 R" for index in range(page_count))
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {page_count} >>".encode())
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for index, text in enumerate(pages):
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1")
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-            f"/Contents {5 + 2 * index} 0 R >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    return _pdf_file(objects)
-
-
-def _pdf_file(objects: list[bytes]) -> bytes:
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
+    return text_pdf(pages)
 
 
 def many_pages_pdf(page_count: int) -> bytes:
@@ -54,7 +26,7 @@ def many_pages_pdf(page_count: int) -> bytes:
         f"<< /Type /Pages /Kids [{kids}] /Count {page_count} >>".encode(),
     ]
     objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"] * page_count
-    return _pdf_file(objects)
+    return pdf_file(objects)
 
 
 def encrypted_pdf(pages: list[str], *, password: str, owner_password: str | None = None) -> bytes:
