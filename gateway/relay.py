@@ -157,7 +157,7 @@ class Relay:
             usage = None
         self.outcome.usage = usage if isinstance(usage, dict) else None
         if self.context is not None:
-            body = _with_context(body, self.context)
+            body = with_context(body, self.context)
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         self.finished = True
         await self.start({"type": "http.response.start", "status": 200, "headers": headers})
@@ -212,18 +212,11 @@ class Relay:
 
     def _add_context(self, events: bytes) -> bytes:
         """Put the citations in the first chunk that has a choice (the rest pass untouched)."""
-        kept = []
-        for event in events.split(b"\n\n"):
-            chunk = _chunk(event) if self.context is not None and _CHOICE.search(event) else None
-            choices = chunk.get("choices") if chunk is not None else None
-            if chunk is not None and isinstance(choices, list) and choices and isinstance(choices[0], dict):
-                delta = choices[0].setdefault("delta", {})
-                if isinstance(delta, dict):
-                    delta["context"] = self.context
-                    self.context = None
-                    event = b"data: " + json.dumps(chunk, separators=(",", ":")).encode()
-            kept.append(event)
-        return b"\n\n".join(kept)
+        assert self.context is not None
+        events, added = with_stream_context(events, self.context)
+        if added:
+            self.context = None
+        return events
 
     def _take_usage(self, events: bytes) -> bytes:
         """Note the usage chunk's counts; keep it only when the application asked for it."""
@@ -240,7 +233,26 @@ class Relay:
         return b"\n\n".join(kept)
 
 
-def _with_context(body: bytes, context: dict[str, Any]) -> bytes:
+def with_stream_context(events: bytes, context: dict[str, Any]) -> tuple[bytes, bool]:
+    """`events` with `context` in the `delta` of the first chunk that has a choice, and whether
+    one had."""
+    kept = []
+    added = False
+    for event in events.split(b"\n\n"):
+        chunk = _chunk(event) if not added and _CHOICE.search(event) else None
+        choices = chunk.get("choices") if chunk is not None else None
+        if chunk is not None and isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            delta = choices[0].setdefault("delta", {})
+            if isinstance(delta, dict):
+                delta["context"] = context
+                added = True
+                event = b"data: " + json.dumps(chunk, separators=(",", ":")).encode()
+        kept.append(event)
+    return b"\n\n".join(kept), added
+
+
+def with_context(body: bytes, context: dict[str, Any]) -> bytes:
+    """A complete answer's JSON with `context` in every choice's message."""
     try:
         answer = json.loads(body)
     except ValueError:

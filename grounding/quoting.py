@@ -170,13 +170,3 @@ def not_covered_answer(*, assistant: str, data_sets: Sequence[DataSet]) -> str:
         "so I cannot answer it from them. Try asking with other words, or ask the data set's "
         "owner whether the documents cover it."
     )
-
-
-def answered_by(citations: Sequence[dict[str, Any]]) -> list[str]:
-    """The departments whose documents answered, in the order first cited."""
-    departments: list[str] = []
-    for cited in citations:
-        name = str(cited.get("department") or "")
-        if name and name not in departments:
-            departments.append(name)
-    return departments

@@ -196,7 +196,7 @@ def test_a_grounded_answer_cites_its_sources_and_keeps_them(mark, copywriter, em
     assert sent["messages"][-1] == {"role": "user", "content": "How long is parental leave?"}
     # The answer's usage: the sources' room was reserved, the prompt that went out was billed.
     (record,) = UsageRecord.objects.all()
-    assert record.input_tokens < turn.prompt_tokens + turn.grounded.room  # type: ignore[union-attr]
+    assert record.input_tokens < turn.prompt_tokens + turn.grounded.room
     assert stream.saved is not None
 
 
@@ -243,10 +243,11 @@ def test_nothing_found_is_said_honestly_without_calling_the_model(
         department=copywriter.department,
         name="Brand guide",
         owner=hana,
-        landing_zone=copywriter.account.landing_zone,  # type: ignore[union-attr]
+        landing_zone=copywriter.account.landing_zone,
     )
     turn = grounded_turn(mark, copywriter, "What is the parking policy?", [])
-    turn = dataclasses.replace(turn, grounded=dataclasses.replace(turn.grounded, data_sets=(data_set,)))  # type: ignore[arg-type]
+    assert turn.grounded is not None
+    turn = dataclasses.replace(turn, grounded=dataclasses.replace(turn.grounded, data_sets=(data_set,)))
     calls_before = emulator_calls(chat_emulator)
 
     # What the grounded stream answers once retrieval returned no passage.

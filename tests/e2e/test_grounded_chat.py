@@ -3,6 +3,7 @@ viewer, and the Sources list under it says whose documents answered. SCREENSHOT_
 keeps a picture of the page."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,17 @@ from django.urls import NoReverseMatch, reverse
 from playwright.sync_api import Page, expect
 
 from chat.models import Conversation, Message
+from grounding.demo_documents import HANDBOOK_NAME, HANDBOOK_PAGES
+from grounding.models import Grounding
+from grounding.pdf import text_pdf
 from grounding.quoting import citations_of
 from grounding.retrieval import Passage
 from org.models import Department, User
 from provisioning.models import LandingZone, ModelDeployment
+from tests.chat.conftest import provisioned
 from tests.e2e.browser import sign_in
-from tests.factories import make_account
+from tests.factories import make_account, make_department, make_user
+from tests.grounding.backend import ingest, make_data_set, make_document
 
 
 def keep_picture(page: Page, name: str) -> None:
@@ -114,3 +120,51 @@ def test_a_cited_answer_links_its_sources_and_says_whose_documents_answered(
         first = answer.locator("a.citation").first
         viewer = reverse("grounding:document_view", kwargs={"document_id": LEAVE.document_id})
         expect(first).to_have_attribute("href", f"{viewer}?page=4")
+
+
+# The journey over ingested documents (the search service and the emulator's embeddings) -----
+
+
+@pytest.fixture
+def hr_helper(asgi_server, emulator, search_backend, search_zone) -> ModelDeployment:
+    """HR's helper grounded on HR's policies: the demo's handbook, ingested as uploads are."""
+    hr = make_department(name="HR", slug="hr", cost_center="CC-4100")
+    hana = make_user(email="hana@example.com", department=hr, role="lead")
+    helen = make_user(email="helen@example.com", first_name="Helen", department=hr)
+    helen.set_password("switchyard-demo")
+    helen.save()
+    policies = make_data_set(department=hr, owner=hana, zone=search_zone, name="HR policies")
+    handbook = ingest(make_document(data_set=policies, name=HANDBOOK_NAME, content=text_pdf(HANDBOOK_PAGES)))
+    assert handbook.state == handbook.State.INDEXED, handbook.state_reason
+    emulator.configure(per_token_ms=5)
+    helper = provisioned(
+        hr,
+        search_zone,
+        display_name="HR policy helper",
+        name="hr-helper",
+        system_prompt="You answer questions about HR policies.",
+    )
+    Grounding.objects.create(deployment=helper, data_set=policies, state=Grounding.State.ACTIVE)
+    return helper
+
+
+def test_a_member_asks_the_hr_helper_and_opens_the_cited_page(page: Page, asgi_server, hr_helper):
+    sign_in(page, asgi_server, "helen@example.com")
+    page.goto(f"{asgi_server}/chat/")
+    page.get_by_role("textbox", name="Message").fill("How many weeks of parental leave do parents get?")
+    page.get_by_role("textbox", name="Message").press("Enter")
+
+    answer = page.get_by_role("article", name="Answer").last
+    expect(answer.get_by_role("region", name="Sources")).to_contain_text(
+        "from HR\u2019s documents", timeout=20_000
+    )
+    expect(answer).to_contain_text("16 weeks")
+    expect(answer.get_by_role("region", name="Sources")).to_contain_text("Employee handbook 2026.pdf, page 3")
+    expect(answer.locator(".citation").first).to_be_visible()
+    keep_picture(page, "chat-grounded-answer")
+    if viewer_installed():
+        with page.context.expect_page() as opened:
+            answer.locator("a.citation").first.click()
+        viewer = opened.value
+        expect(viewer).to_have_url(re.compile(r"\?page=3$"))
+        keep_picture(viewer, "chat-citation-viewer")
