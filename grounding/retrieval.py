@@ -1,12 +1,46 @@
 """Retrieval for a grounded turn (chat or gateway): the question embedded, a hybrid query on the
 zone's passages index filtered on the server by the data sets the assistant is grounded on (its
-active groundings, read here, never anything the caller sends)."""
+active groundings, read here, never anything the caller sends).
 
+One query per landing zone (an assistant's data sets are nearly always in one zone; a shared
+assistant combining departments of several zones asks each zone's service): full text and the
+question's vector together, `filter` built here from the data sets' ids only, `top` the
+passages a turn quotes. The hybrid score (Reciprocal Rank Fusion) ranks passages but says
+nothing of how relevant the best one is, so the floor is the cosine similarity between the
+question's vector and each passage's (returned with it): below it, a passage does not answer the
+question, and a question nothing answers gets no passages (the assistant then says so).
+
+Only passages of the documents' current, indexed versions are returned: a passage left behind
+by a version being replaced, or by a document being deleted, is never quoted.
+"""
+
+import asyncio
+import math
+import weakref
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from grounding.models import DataSet
-from provisioning.models import ModelDeployment
+from azure.search.documents.aio import SearchClient as AsyncSearchClient
+from azure.search.documents.models import VectorizedQuery
+from django.conf import settings
+
+from calls.database import database_job, database_later
+from grounding.embeddings import embed_question
+from grounding.models import DataSet, Document, Grounding
+from money.usage import usage_record_create
+from org.models import Department, User
+from provisioning.azure import async_search_client
+from provisioning.models import ModelDeployment, SearchService
+
+# The cosine similarity below which a passage does not answer the question. Measured against the
+# emulator's embeddings (tests/grounding/test_retrieval.py::test_the_relevance_floor_separates):
+# questions a passage answers score 0.25-0.6 with it, unrelated questions (other topics, small
+# talk) below 0.12 with every passage. text-embedding-3 models score unrelated English text
+# around 0.05-0.2 and related text above 0.3, so the same floor holds on Azure.
+RELEVANCE_FLOOR = 0.2
+SELECT = ["id", "content", "embedding", "data_set", "document", "version", "title", "page", "heading"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +61,8 @@ class Passage:
 def grounded_data_sets(deployment: ModelDeployment) -> list[DataSet]:
     """The data sets the assistant is grounded on now (active groundings): read at every turn, so
     removing one takes effect on the next turn."""
-    raise NotImplementedError  # CONTRACT: the ingestion helper writes this
+    active = Grounding.objects.active().filter(deployment=deployment).values("data_set_id")
+    return list(DataSet.objects.filter(pk__in=active).select_related("department").order_by("pk"))
 
 
 async def retrieve(
@@ -42,4 +77,164 @@ async def retrieve(
     """The top passages (settings.GROUNDING_TOP_PASSAGES) that answer `question`, best first, only
     from `data_sets`; an empty list when nothing is relevant. The question's embedding tokens are
     metered as a usage record on the zone's embeddings deployment for the paying department."""
-    raise NotImplementedError  # CONTRACT: the ingestion helper writes this
+    if not data_sets or not question.strip():
+        return []
+    zones: dict[int, list[int]] = defaultdict(list)
+    for data_set in data_sets:
+        zones[data_set.landing_zone_id].append(data_set.pk)
+    services = await database_job(_active_services, list(zones))
+    found = await asyncio.gather(
+        *(
+            _search_zone(
+                service, zones[service.landing_zone_id], question, paying_department_id, user_id, source
+            )
+            for service in services
+        )
+    )
+    hits = sorted((hit for zone_hits in found for hit in zone_hits), key=lambda hit: -hit.similarity)
+    hits = hits[: settings.GROUNDING_TOP_PASSAGES]
+    if not hits:
+        return []
+    return await database_job(_passages, hits)
+
+
+@dataclass(frozen=True)
+class _Hit:
+    row: dict[str, Any]
+    similarity: float
+
+
+def _active_services(zone_ids: list[int]) -> list[SearchService]:
+    return list(
+        SearchService.objects.filter(landing_zone_id__in=zone_ids, state=SearchService.State.ACTIVE)
+        .select_related("embeddings_deployment__account")
+        .exclude(embeddings_deployment__isnull=True)
+    )
+
+
+async def _search_zone(
+    service: SearchService,
+    data_set_ids: list[int],
+    question: str,
+    paying_department_id: int,
+    user_id: int | None,
+    source: str,
+) -> list[_Hit]:
+    embeddings = service.embeddings_deployment
+    assert embeddings is not None
+    embedded = await embed_question(embeddings, question)
+    # Metered after the answer's urgent work, off the event loop; the tokens were spent anyway.
+    _meter_later(embeddings, embedded.tokens, paying_department_id, user_id, source)
+    vector = embedded.vectors[0]
+    top = settings.GROUNDING_TOP_PASSAGES
+    client = _client(service)
+    results = await client.search(
+        search_text=question,
+        vector_queries=[VectorizedQuery(vector=vector, k_nearest_neighbors=top, fields="embedding")],
+        # Built here from the assistant's data sets' ids (integers), never from the caller's input.
+        filter=f"search.in(data_set, '{','.join(str(pk) for pk in data_set_ids)}', ',')",
+        top=top,
+        select=SELECT,
+    )
+    hits = []
+    async for row in results:
+        similarity = _cosine(vector, row.get("embedding") or [])
+        if similarity >= RELEVANCE_FLOOR:
+            hits.append(_Hit(row=row, similarity=similarity))
+    return hits
+
+
+def _cosine(left: Sequence[float], right: Sequence[float]) -> float:
+    if len(left) != len(right) or not left:
+        return 0.0
+    dot = sum(a * b for a, b in zip(left, right, strict=True))
+    norms = math.sqrt(sum(a * a for a in left)) * math.sqrt(sum(b * b for b in right))
+    return dot / norms if norms else 0.0
+
+
+# One async client per event loop and search service: it keeps its connections (and the token)
+# from one turn to the next; a client is bound to the loop that made it.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], AsyncSearchClient]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client(service: SearchService) -> AsyncSearchClient:
+    clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    key = (service.endpoint, service.index_name)
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = async_search_client(service.endpoint, service.index_name)
+    return client
+
+
+def _passages(hits: list[_Hit]) -> list[Passage]:
+    """The hits as numbered passages with their documents' and data sets' names (one query), only
+    those of a document's current indexed version."""
+    uids = {hit.row["document"] for hit in hits}
+    documents = {
+        document.uid: document
+        for document in Document.objects.filter(uid__in=uids, state=Document.State.INDEXED).select_related(
+            "data_set__department"
+        )
+    }
+    passages: list[Passage] = []
+    for hit in hits:
+        row = hit.row
+        document = documents.get(row["document"])
+        if (
+            document is None
+            or document.version != row["version"]
+            or str(document.data_set_id) != row["data_set"]
+        ):
+            continue
+        passages.append(
+            Passage(
+                number=len(passages) + 1,
+                id=row["id"],
+                document_id=document.pk,
+                document_name=document.name,
+                data_set_id=document.data_set_id,
+                data_set_name=document.data_set.name,
+                department_name=document.data_set.department.name,
+                page=row.get("page") or None,
+                heading=row.get("heading") or "",
+                text=row["content"],
+                score=round(hit.similarity, 4),
+            )
+        )
+    return passages
+
+
+def _meter_later(
+    embeddings: ModelDeployment, tokens: int, department_id: int, user_id: int | None, source: str
+) -> None:
+    if not tokens:
+        return
+    task = asyncio.ensure_future(database_later(_meter, embeddings, tokens, department_id, user_id, source))
+    _metering.add(task)
+    task.add_done_callback(_metering.discard)
+
+
+# Metering tasks under way (a task nobody holds may be collected before it ends).
+_metering: "set[asyncio.Future[None]]" = set()
+
+
+def _meter(
+    embeddings: ModelDeployment, tokens: int, department_id: int, user_id: int | None, source: str
+) -> None:
+    usage_record_create(
+        department=Department(pk=department_id),
+        user=None if user_id is None else User(pk=user_id),
+        deployment=embeddings,
+        input_tokens=tokens,
+        cached_input_tokens=0,
+        output_tokens=0,
+        source=source,
+    )
+
+
+async def metering_done() -> None:
+    """Wait for the questions' usage records under way (tests, and a process stopping)."""
+    while _metering:
+        await asyncio.gather(*list(_metering), return_exceptions=True)

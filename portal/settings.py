@@ -367,6 +367,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "chat.tasks.purge_expired_conversations_task",
         "schedule": 3600.0,
     },
+    "purge-expired-documents": {
+        "task": "grounding.tasks.purge_expired_documents_task",
+        "schedule": 3600.0,
+    },
     "follow-provisioning-requests": {
         "task": "approvals.tasks.follow_provisioning_task",
         "schedule": 60.0,

@@ -14,13 +14,14 @@ from typing import Any
 
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.policies import BearerTokenCredentialPolicy
+from azure.core.pipeline.policies import AsyncBearerTokenCredentialPolicy, BearerTokenCredentialPolicy
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from azure.mgmt.costmanagement import CostManagementClient
 from azure.mgmt.search import SearchManagementClient
 from azure.search.documents import SearchClient
+from azure.search.documents.aio import SearchClient as AsyncSearchClient
 from azure.search.documents.indexes import SearchIndexClient
 from django.conf import settings
 from django.core import checks
@@ -180,24 +181,73 @@ def search_management_client(subscription_id: str, *, retries: int | None = None
     )
 
 
-def _search_options(token_credential: TokenCredential) -> dict[str, Any]:
+def _search_options(token_credential: TokenCredential, retries: int | None = None) -> dict[str, Any]:
     # Keyless: the portal's identity holds the search roles on the service; no admin key is kept.
     options: dict[str, Any] = {"raw_request_hook": name_the_origin}
+    if retries is not None:
+        options["retry_total"] = retries
     if is_emulator():
         options["authentication_policy"] = LoopbackSearchBearerPolicy(token_credential, SEARCH_SCOPE)
     return options
 
 
-def search_index_client(endpoint: str) -> SearchIndexClient:
-    """A search service's indexes (create, get, delete), with the portal's Entra ID token."""
+def search_index_client(endpoint: str, *, retries: int | None = None) -> SearchIndexClient:
+    """A search service's indexes (create, get, delete), with the portal's Entra ID token.
+    `retries=0` leaves retrying to the caller (a Celery task re-scheduling itself)."""
     token_credential = credential()
-    return SearchIndexClient(endpoint, token_credential, **_search_options(token_credential))
+    return SearchIndexClient(endpoint, token_credential, **_search_options(token_credential, retries))
 
 
-def search_client(endpoint: str, index: str) -> SearchClient:
-    """One index's documents (upload, delete, search), with the portal's Entra ID token."""
+def search_client(endpoint: str, index: str, *, retries: int | None = None) -> SearchClient:
+    """One index's documents (upload, delete, search), with the portal's Entra ID token.
+    `retries=0` leaves retrying to the caller (a Celery task re-scheduling itself)."""
     token_credential = credential()
-    return SearchClient(endpoint, index, token_credential, **_search_options(token_credential))
+    return SearchClient(endpoint, index, token_credential, **_search_options(token_credential, retries))
+
+
+class AsyncLoopbackSearchBearerPolicy(AsyncBearerTokenCredentialPolicy):
+    """LoopbackSearchBearerPolicy for the async search client (emulator on loopback only)."""
+
+    async def on_request(self, request: PipelineRequest[Any]) -> None:
+        request.context["enforce_https"] = False
+        await super().on_request(request)
+
+
+class AsyncEmulatorCredential:
+    """EmulatorCredential for async clients: encoding its JWT never blocks the event loop."""
+
+    def __init__(self, credential: EmulatorCredential) -> None:
+        self.credential = credential
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return self.credential.get_token(*scopes, **kwargs)
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> "AsyncEmulatorCredential":
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        pass
+
+
+def async_search_client(endpoint: str, index: str) -> AsyncSearchClient:
+    """One index's documents for code on an event loop (a grounded chat turn's retrieval), with
+    the portal's Entra ID token through an async credential. Bound to the loop that uses it first."""
+    options: dict[str, Any] = {"raw_request_hook": name_the_origin}
+    token_credential: Any
+    if is_emulator():
+        emulator = EmulatorCredential(
+            principal_id=settings.AZURE_PORTAL_PRINCIPAL_ID, tenant_id=settings.AZURE_TENANT_ID
+        )
+        token_credential = AsyncEmulatorCredential(emulator)
+        options["authentication_policy"] = AsyncLoopbackSearchBearerPolicy(token_credential, SEARCH_SCOPE)
+    else:
+        from azure.identity.aio import DefaultAzureCredential
+
+        token_credential = DefaultAzureCredential()
+    return AsyncSearchClient(endpoint, index, token_credential, **options)
 
 
 def data_plane_token_provider() -> Any:
