@@ -173,13 +173,6 @@ def _fallbacks_of(deployment: ModelDeployment) -> tuple[ModelDeployment, ...]:
     return chain
 
 
-def _grounded_data_sets(deployment: ModelDeployment) -> list[DataSet]:
-    try:
-        return grounded_data_sets(deployment)
-    except NotImplementedError:  # TEMPORARY: until grounding.retrieval's body is merged
-        return []
-
-
 @functools.lru_cache(maxsize=256)
 def _system_prompt_tokens(system_prompt: str, model_name: str) -> int:
     return tokenizer.text_tokens(system_prompt, model_name=model_name)
@@ -275,7 +268,7 @@ def chat_turn_prepare(
     fallbacks = _fallbacks_of(deployment)
     # Read at every turn, on the server: removing a data set from the assistant takes effect at
     # the next question, and nothing the browser sends chooses what is searched.
-    data_sets = tuple(_grounded_data_sets(deployment))
+    data_sets = tuple(grounded_data_sets(deployment))
     room = sources_room(model_name=deployment.model_name) if data_sets else 0
     try:
         # The question, the prompt and the reservation in one transaction: one commit before the

@@ -75,10 +75,7 @@ class GatewayCall:
 def _grounded_data_sets(routed: Routed, operation: str) -> tuple[DataSet, ...]:
     if operation != CHAT:
         return ()
-    try:
-        return tuple(grounded_data_sets(routed.deployment))
-    except NotImplementedError:  # TEMPORARY: until grounding.retrieval's body is merged
-        return ()
+    return tuple(grounded_data_sets(routed.deployment))
 
 
 def gateway_call_prepare(

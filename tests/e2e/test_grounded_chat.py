@@ -11,9 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from playwright.sync_api import Page, expect
 
 from chat.models import Conversation, Message
-from grounding.demo_documents import HANDBOOK_NAME, HANDBOOK_PAGES
 from grounding.models import Grounding
-from grounding.pdf import text_pdf
 from grounding.quoting import citations_of
 from grounding.retrieval import Passage
 from org.models import Department, User
@@ -122,19 +120,32 @@ def test_a_cited_answer_links_its_sources_and_says_whose_documents_answered(
         expect(first).to_have_attribute("href", f"{viewer}?page=4")
 
 
+HANDBOOK = b"""# Employee handbook
+
+## Parental leave
+
+Parents get 16 weeks of parental leave at full pay. The leave can be taken in up to two blocks
+within the child's first two years.
+
+## Remote work
+
+Employees may work remotely up to three days a week with their lead's agreement.
+"""
+
+
 # The journey over ingested documents (the search service and the emulator's embeddings) -----
 
 
 @pytest.fixture
 def hr_helper(asgi_server, emulator, search_backend, search_zone) -> ModelDeployment:
-    """HR's helper grounded on HR's policies: the demo's handbook, ingested as uploads are."""
+    """HR's helper grounded on HR's policies: a handbook ingested as uploads are."""
     hr = make_department(name="HR", slug="hr", cost_center="CC-4100")
     hana = make_user(email="hana@example.com", department=hr, role="lead")
     helen = make_user(email="helen@example.com", first_name="Helen", department=hr)
     helen.set_password("switchyard-demo")
     helen.save()
     policies = make_data_set(department=hr, owner=hana, zone=search_zone, name="HR policies")
-    handbook = ingest(make_document(data_set=policies, name=HANDBOOK_NAME, content=text_pdf(HANDBOOK_PAGES)))
+    handbook = ingest(make_document(data_set=policies, name="Employee handbook.md", content=HANDBOOK))
     assert handbook.state == handbook.State.INDEXED, handbook.state_reason
     emulator.configure(per_token_ms=5)
     helper = provisioned(
@@ -159,12 +170,16 @@ def test_a_member_asks_the_hr_helper_and_opens_the_cited_page(page: Page, asgi_s
         "from HR\u2019s documents", timeout=20_000
     )
     expect(answer).to_contain_text("16 weeks")
-    expect(answer.get_by_role("region", name="Sources")).to_contain_text("Employee handbook 2026.pdf, page 3")
+    expect(answer.get_by_role("region", name="Sources")).to_contain_text("Employee handbook.md")
+    expect(answer.get_by_role("region", name="Sources")).to_contain_text("HR policies · HR")
     expect(answer.locator(".citation").first).to_be_visible()
     keep_picture(page, "chat-grounded-answer")
     if viewer_installed():
         with page.context.expect_page() as opened:
             answer.locator("a.citation").first.click()
         viewer = opened.value
-        expect(viewer).to_have_url(re.compile(r"\?page=3$"))
+        document = Grounding.objects.get(deployment=hr_helper).data_set.documents.get()
+        expect(viewer).to_have_url(
+            re.compile(re.escape(reverse("grounding:document_view", args=[document.pk])))
+        )
         keep_picture(viewer, "chat-citation-viewer")

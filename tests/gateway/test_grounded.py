@@ -110,12 +110,19 @@ def test_a_grounded_answer_carries_azures_context_with_citations(
     (sent,) = emulator_prompts()
     assert sent["messages"][0] == {"role": "system", "content": SYSTEM}
     assert SOURCES_BEGIN in sent["messages"][1]["content"]
-    # The answer and the question's embedding, both metered as the key's API calls.
-    found = wait_for(lambda: UsageRecord.objects.filter(deployment=grounded_helper).exists())
-    assert found
-    assert set(UsageRecord.objects.filter(department__slug="hr").values_list("source", flat=True)) == {
-        UsageRecord.Source.API
-    }
+    # The answer and the question's embedding, both metered as the key's API calls (the documents'
+    # own embeddings were metered as ingestion).
+    answer = wait_for(lambda: UsageRecord.objects.filter(deployment=grounded_helper).first())
+    assert answer.source == UsageRecord.Source.API
+    embedding = wait_for(
+        lambda: (
+            UsageRecord.objects.filter(department__slug="hr", source=UsageRecord.Source.API)
+            .exclude(deployment=grounded_helper)
+            .first()
+        )
+    )
+    assert embedding is not None
+    assert embedding.output_tokens == 0
 
 
 def test_a_stream_carries_the_context_in_its_first_chunk_with_a_choice(gateway, hr_key, grounded_helper):
