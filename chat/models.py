@@ -73,6 +73,10 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=20, blank=True)
     content_filter = models.JSONField(null=True, blank=True, help_text="Azure's verdict, when it filtered.")
     error = models.TextField(blank=True, help_text="What went wrong, in words the user saw.")
+    # A grounded answer's sources it cites: number, document (id, name), data set, department,
+    # page, heading and a short quote (grounding.quoting.citation). Kept with the answer, so a
+    # document deleted later still shows what the answer stood on.
+    citations = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -80,3 +84,13 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.content[:40]}"
+
+    @property
+    def answered_by(self) -> list[str]:
+        """The departments whose documents the answer cites, in the order first cited."""
+        departments: list[str] = []
+        for cited in self.citations or []:
+            name = str(cited.get("department") or "") if isinstance(cited, dict) else ""
+            if name and name not in departments:
+                departments.append(name)
+        return departments

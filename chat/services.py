@@ -199,6 +199,7 @@ def conversation_export_data(*, conversation: Conversation) -> dict[str, Any]:
                 "prompt_tokens": message.prompt_tokens,
                 "completion_tokens": message.completion_tokens,
                 "error": message.error or None,
+                "citations": message.citations or [],
             }
             for message in conversation.messages.all()
         ],
@@ -228,6 +229,13 @@ def conversation_export_markdown(*, conversation: Conversation) -> str:
     for message in conversation.messages.all():
         speaker = "You" if message.role == Message.Role.USER else "Assistant"
         lines += [f"## {speaker}", "", message.content or "*(no answer)*", ""]
+        for cited in message.citations or []:
+            page = f", page {cited.get('page')}" if cited.get("page") else ""
+            lines += [
+                f"[{cited.get('number')}] {cited.get('document_name')}{page} ({cited.get('data_set')}, "
+                f"{cited.get('department')})",
+                "",
+            ]
         if message.error:
             lines += [f"> {message.error}", ""]
         elif message.role == Message.Role.ASSISTANT and message.finish_reason not in ("", "stop"):

@@ -28,6 +28,7 @@ from calls.observe import ANSWERED, CHAT, STOPPED, UPSTREAM_ERROR, CallObservati
 from calls.sse import sse_payloads
 from calls.transport import chat_completion_stream, openai_client, rest_between_reads
 from chat.turns import FinishedTurn, Outcome, Refusal, Turn, chat_turn_finish
+from grounding.quoting import citation, citations_of
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,7 @@ class AnswerStream:
             served_deployment_id=self.failover.served.deployment_id if self.failover.served else None,
             attempts=tuple(self.failover.attempts),
             observation=self._observation(finish_reason, prompt_tokens, completion_tokens),
+            citations=tuple(citations_of(content, self.turn.passages)) if self.turn.passages else (),
         )
 
     def _observation(self, finish_reason: str, input_tokens: int, output_tokens: int) -> CallObservation:
@@ -318,6 +320,9 @@ class AnswerStream:
             # Inside the try: a person who leaves as the stream starts still has the call
             # closed and metered (it may have reached Azure).
             yield sse("start", {"user_message_id": turn.user_message_id, "warning": turn.warning})
+            if turn.passages:
+                # Before the text: the page links [n] to its source as the answer streams.
+                yield sse("sources", {"sources": [citation(passage) for passage in turn.passages]})
             try:
                 response = await self._opening
             except openai.APIError as error:
@@ -376,6 +381,8 @@ class AnswerStream:
             "conversation_cost": _usd(finished.conversation_cost),
             "title": finished.title,
         }
+        if self.turn.passages:
+            done["citations"] = list(outcome.citations)
         if finish_reason in FINISH_NOTES:
             categories = ", ".join(_filtered_categories(self.content_filter))
             done["note"] = FINISH_NOTES[finish_reason].format(

@@ -40,6 +40,9 @@ from chat.services import (
     turn_access,
     turn_access_key,
 )
+from grounding.models import DataSet
+from grounding.quoting import sources_room
+from grounding.retrieval import Passage, grounded_data_sets
 from money.admission import (
     Admission,
     AdmissionRefused,
@@ -62,6 +65,16 @@ CONVERSATION_COST_SECONDS = 3600
 # Money in the cache is counted in these units (the precision of UsageRecord.cost), so that the
 # cache can add to it atomically.
 COST_UNITS = Decimal("1e-10")
+
+
+@dataclass(frozen=True)
+class Grounded:
+    """A turn on an assistant grounded on data sets: what retrieval needs, read with the turn."""
+
+    data_sets: tuple[DataSet, ...]
+    question: str
+    # Prompt tokens set aside for the sources (reserved, and taken from the history's room).
+    room: int
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,10 @@ class Turn:
     # deployment itself, then its fallbacks.
     targets: tuple[Target, ...] = ()
     fallbacks: tuple[ModelDeployment, ...] = ()
+    # A grounded turn: the data sets to search and, once searched (chat.grounded), the passages the
+    # prompt quotes.
+    grounded: Grounded | None = None
+    passages: tuple[Passage, ...] = ()
 
     def served_by(self, deployment_id: int | None) -> ModelDeployment | None:
         """The deployment (of this turn's own and its fallbacks) that answered."""
@@ -249,6 +266,10 @@ def chat_turn_prepare(
     limits = _model_limits(deployment, now)
     max_output_tokens = min(settings.CHAT_MAX_ANSWER_TOKENS, limits.output_tokens)
     fallbacks = _fallbacks_of(deployment)
+    # Read at every turn, on the server: removing a data set from the assistant takes effect at
+    # the next question, and nothing the browser sends chooses what is searched.
+    data_sets = tuple(grounded_data_sets(deployment))
+    room = sources_room(model_name=deployment.model_name) if data_sets else 0
     try:
         # The question, the prompt and the reservation in one transaction: one commit before the
         # call. A refusal rolls the question back too; it is kept below, marked as not sent.
@@ -259,8 +280,10 @@ def chat_turn_prepare(
                 system_prompt=deployment.system_prompt,
                 history=history,
                 model_name=deployment.model_name,
-                room=limits.context_tokens - max_output_tokens,
+                room=limits.context_tokens - max_output_tokens - room,
             )
+            # The bound covers the sources, whatever retrieval returns (they are fitted to `room`).
+            prompt_tokens += room
             claim = Claim(
                 department=department,
                 deployment=deployment,
@@ -297,7 +320,10 @@ def chat_turn_prepare(
             conversation,
             version=checked_version,
         )
-    return _turn(conversation, user, question, prompt, prompt_tokens, max_output_tokens, admission, fallbacks)
+    grounded = Grounded(data_sets, question.message.content, room) if data_sets else None
+    return _turn(
+        conversation, user, question, prompt, prompt_tokens, max_output_tokens, admission, fallbacks, grounded
+    )
 
 
 def _turn(
@@ -309,6 +335,7 @@ def _turn(
     max_output_tokens: int,
     admission: Admission,
     fallbacks: tuple[ModelDeployment, ...],
+    grounded: Grounded | None = None,
 ) -> Turn:
     deployment, department = conversation.deployment, conversation.department
     assert deployment.account is not None
@@ -333,6 +360,7 @@ def _turn(
         user=user,
         targets=tuple(Target.of(each) for each in (deployment, *fallbacks)),
         fallbacks=fallbacks,
+        grounded=grounded,
     )
 
 
@@ -484,6 +512,8 @@ class Outcome:
     attempts: tuple[dict[str, Any], ...] = ()
     # How the call went, for the operations page's minute rollups (calls.observe).
     observation: CallObservation | None = None
+    # The sources a grounded answer cites (grounding.quoting.citation).
+    citations: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -566,6 +596,7 @@ def _answer_save(conversation: Conversation, outcome: Outcome, *, model_name: st
         finish_reason=outcome.finish_reason,
         content_filter=outcome.content_filter,
         error=outcome.error,
+        citations=list(outcome.citations),
     )
 
 

@@ -4,6 +4,7 @@ rename, delete, search and export. Every conversation is fetched through the acc
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +29,7 @@ from base.text import one_line
 from calls.database import database_job
 from calls.observe import call_minutes_flush_soon
 from chat import services
+from chat.grounded import grounded_answer_stream
 from chat.models import Conversation
 from chat.services import ChatInputError, conversation_cost
 from chat.streaming import answer_stream, refusal_events
@@ -116,8 +118,11 @@ def start(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _event_stream(prepared: Turn | Refusal) -> StreamingHttpResponse:
-    events = refusal_events(prepared) if isinstance(prepared, Refusal) else answer_stream(prepared)
+def _event_stream(
+    prepared: Turn | Refusal, events: AsyncIterator[bytes] | None = None
+) -> StreamingHttpResponse:
+    if events is None:
+        events = refusal_events(prepared) if isinstance(prepared, Refusal) else answer_stream(prepared)
     response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold the answer back
@@ -156,6 +161,9 @@ async def _answer(request: HttpRequest, conversation_id: UUID, content: str | No
         return redirect_to_login(request.get_full_path())
     if isinstance(prepared, Refusal):
         call_minutes_flush_soon()  # the refused call's minute, off this request's path
+    if isinstance(prepared, Turn) and prepared.grounded is not None:
+        # The assistant's documents are searched before the call (chat.grounded).
+        return _event_stream(prepared, await grounded_answer_stream(prepared))
     response = _event_stream(prepared)
     if isinstance(prepared, Turn):
         # The call to Azure is under way (`answer_stream`): let it go out now, before this

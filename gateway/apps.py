@@ -14,6 +14,7 @@ class GatewayConfig(AppConfig):
 
         from gateway.callers import keys_changed
         from gateway.models import ApiKey, ServicePrincipal
+        from grounding.models import Grounding
         from org.models import Department
         from provisioning.models import AccessGrant, Fallback, ModelDeployment, OpenAIAccount
 
@@ -26,6 +27,7 @@ class GatewayConfig(AppConfig):
             OpenAIAccount,
             AccessGrant,
             Fallback,
+            Grounding,
         ):
             for signal in (post_save, post_delete):
                 signal.connect(keys_changed, sender=model, dispatch_uid=f"gateway-callers-{model.__name__}")

@@ -34,6 +34,7 @@ from calls.database import database_job, database_job_alone, database_later
 from calls.observe import call_minutes_flush_soon, record
 from gateway.credentials import Credential
 from gateway.errors import GatewayError, bad_request
+from gateway.grounded import Grounded, grounded_body, question_of, send_not_covered
 from gateway.listing import model_listing
 from gateway.metering import (
     CHAT,
@@ -46,6 +47,7 @@ from gateway.metering import (
 )
 from gateway.prompts import stream_wanted
 from gateway.relay import JSON_HEADERS, Relay, send_error
+from money.admission import admission_release
 from provisioning import tokenizer
 
 logger = logging.getLogger(__name__)
@@ -244,8 +246,69 @@ async def _handle(scope: Scope, receive: Receive, send: Send, send_started: Send
         call_minutes_flush_soon()  # a call refused at admission: its minute, off this call's path
         return
     assert body is not None
-    relay = Relay(call, body, stream=stream, include_usage=include_usage, start=send_started)
+    context = None
+    if call.data_sets:
+        grounded = await _grounded(
+            call, body, scope, send_started, stream=stream, include_usage=include_usage
+        )
+        if grounded is None:
+            return
+        body, context = grounded.body, grounded.context
+    relay = Relay(call, body, stream=stream, include_usage=include_usage, start=send_started, context=context)
     await _serve(call, relay, receive=receive, send=send)
+
+
+async def _grounded(
+    call: GatewayCall,
+    body: dict[str, Any],
+    scope: Scope,
+    send_started: Send,
+    *,
+    stream: bool,
+    include_usage: bool,
+) -> Grounded | None:
+    """The grounded call's body and context; None when the gateway answered itself (the documents
+    do not cover the question, or could not be searched) and gave the reservation back."""
+    try:
+        grounded = await grounded_body(call, body, scope)
+    except asyncio.CancelledError:
+        await _release(call)
+        raise
+    except Exception:
+        logger.exception("Could not search the documents for %s", call.caller.label)
+        await _release(call)
+        await send_error(
+            send_started,
+            GatewayError(
+                503,
+                f"The documents {call.routed.deployment.gateway_name} answers from could not be searched "
+                "just now. Try again in a moment.",
+                type="server_error",
+                code="grounding_unavailable",
+                retry_after=5,
+            ),
+        )
+        return None
+    if isinstance(grounded, str):
+        await _release(call)
+        await send_not_covered(
+            send_started,
+            call=call,
+            answer=grounded,
+            question=question_of(body),
+            stream=stream,
+            include_usage=include_usage,
+        )
+        return None
+    return grounded
+
+
+async def _release(call: GatewayCall) -> None:
+    # Azure was not called: the reservation goes back whole.
+    try:
+        await database_later(admission_release, reservation_id=call.admission.reservation_id)
+    except Exception:
+        logger.exception("Could not give back the reservation of %s", call.caller.label)
 
 
 async def _send_json(send: Send, body: bytes) -> None:

@@ -12,6 +12,7 @@ from base.remembered import Remembered
 from calls.failover import Target
 from gateway.callers import REMEMBER_SECONDS, Caller, callers_version
 from gateway.errors import deployment_not_found
+from grounding.models import Grounding
 from provisioning.catalog import ModelLimits, model_limits
 from provisioning.fallbacks import fallback_chain
 from provisioning.models import ModelDeployment
@@ -25,6 +26,9 @@ class Routed:
     fallbacks: tuple[ModelDeployment, ...]
     targets: tuple[Target, ...]  # the deployment, then its fallbacks
     limits: ModelLimits
+    # Whether the assistant had active groundings when this was read: its calls are then admitted
+    # on the database thread, where the data sets themselves are read at every call.
+    grounded: bool = False
 
 
 _routes: Remembered[Routed | None] = Remembered(seconds=REMEMBER_SECONDS, size=10_000)
@@ -92,6 +96,7 @@ def _route(gateway_name: str) -> Routed | None:
         fallbacks=fallbacks,
         targets=tuple(Target.of(each) for each in (deployment, *fallbacks)),
         limits=model_limits(model_name=deployment.model_name, model_version=deployment.model_version),
+        grounded=Grounding.objects.active().filter(deployment=deployment).exists(),
     )
 
 

@@ -30,6 +30,9 @@ from gateway.credentials import Credential, caller_for_credential, caller_rememb
 from gateway.deployments import Routed, deployment_for, deployment_remembered
 from gateway.errors import GatewayError, bad_request
 from gateway.prompts import CallSize, chat_size, embeddings_size
+from grounding.models import DataSet
+from grounding.quoting import sources_room
+from grounding.retrieval import grounded_data_sets
 from money.admission import (
     Admission,
     AdmissionRefused,
@@ -63,6 +66,16 @@ class GatewayCall:
     size: CallSize
     admission: Admission
     user: User | None = None
+    # A chat call on a grounded assistant: the data sets searched for it (read on the server at
+    # this call, never from the request) and the prompt tokens set aside for the sources.
+    data_sets: tuple[DataSet, ...] = ()
+    sources_room: int = 0
+
+
+def _grounded_data_sets(routed: Routed, operation: str) -> tuple[DataSet, ...]:
+    if operation != CHAT:
+        return ()
+    return tuple(grounded_data_sets(routed.deployment))
 
 
 def gateway_call_prepare(
@@ -96,9 +109,14 @@ def gateway_call_prepare(
             )
     routed = deployment_for(caller, gateway_name, version=version)
     size = _size(operation, body, routed)
+    data_sets = _grounded_data_sets(routed, operation)
+    room = sources_room(model_name=routed.deployment.model_name) if data_sets else 0
+    if room:
+        # The bound covers the sources, whatever retrieval returns (they are fitted to the room).
+        size = CallSize(prompt_tokens=size.prompt_tokens + room, max_output_tokens=size.max_output_tokens)
     user = User.objects.filter(pk=caller.user_id).first() if caller.user_id is not None else None
     admission = _admit(caller, routed, size, user, now=now)
-    return GatewayCall(caller, routed, operation, size, admission, user)
+    return GatewayCall(caller, routed, operation, size, admission, user, data_sets, room)
 
 
 # A prompt is counted on the event loop (`gateway_call_prepare_on_loop`) only up to this size of
@@ -130,7 +148,7 @@ async def gateway_call_prepare_on_loop(
         if not isinstance(gateway_name, str) or not gateway_name:
             return None
     routed = deployment_remembered(caller, gateway_name, version=version)
-    if routed is None:
+    if routed is None or (routed.grounded and operation == CHAT):
         return None
     try:
         size = _size(operation, body, routed)

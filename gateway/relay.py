@@ -14,6 +14,7 @@ refused by Azure (the reservation is given back).
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -56,6 +57,8 @@ def relay_interval() -> float:
 _USAGE = b'"usage":{'
 _CONTENT = b'"content":"'
 _EMPTY_CONTENT = b'"content":""'
+# A chunk with a choice, however its JSON is spaced.
+_CHOICE = re.compile(rb'"choices"\s*:\s*\[\s*\{')
 
 
 async def send_error(send: Send, error: GatewayError, *, close: bool = False) -> None:
@@ -71,9 +74,19 @@ class Relay:
     """One call to Azure and its answer to the application; `outcome` says how it ended."""
 
     def __init__(
-        self, call: GatewayCall, body: dict[str, Any], *, stream: bool, include_usage: bool, start: Send
+        self,
+        call: GatewayCall,
+        body: dict[str, Any],
+        *,
+        stream: bool,
+        include_usage: bool,
+        start: Send,
+        context: dict[str, Any] | None = None,
     ) -> None:
         self.call = call
+        # A grounded call's citations, added to the answer's message as Azure's "on your data"
+        # answers carry them (a stream's first chunk with a choice: `delta.context`).
+        self.context = context
         self.start = start  # sends the answer's first message
         self.stream = stream
         self.include_usage = include_usage
@@ -143,6 +156,8 @@ class Relay:
         except (ValueError, AttributeError):
             usage = None
         self.outcome.usage = usage if isinstance(usage, dict) else None
+        if self.context is not None:
+            body = with_context(body, self.context)
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         self.finished = True
         await self.start({"type": "http.response.start", "status": 200, "headers": headers})
@@ -172,6 +187,8 @@ class Relay:
                 self.outcome.delivered_chunks += content
                 if _USAGE in events:
                     events = self._take_usage(events)
+                if self.context is not None and _CHOICE.search(events):
+                    events = self._add_context(events)
                 if events:
                     await send({"type": "http.response.body", "body": events, "more_body": True})
                 interval = relay_interval()
@@ -193,6 +210,14 @@ class Relay:
         self.finished = True
         await send({"type": "http.response.body", "body": pending, "more_body": False})
 
+    def _add_context(self, events: bytes) -> bytes:
+        """Put the citations in the first chunk that has a choice (the rest pass untouched)."""
+        assert self.context is not None
+        events, added = with_stream_context(events, self.context)
+        if added:
+            self.context = None
+        return events
+
     def _take_usage(self, events: bytes) -> bytes:
         """Note the usage chunk's counts; keep it only when the application asked for it."""
         kept = []
@@ -206,6 +231,40 @@ class Relay:
                         continue
             kept.append(event)
         return b"\n\n".join(kept)
+
+
+def with_stream_context(events: bytes, context: dict[str, Any]) -> tuple[bytes, bool]:
+    """`events` with `context` in the `delta` of the first chunk that has a choice, and whether
+    one had."""
+    kept = []
+    added = False
+    for event in events.split(b"\n\n"):
+        chunk = _chunk(event) if not added and _CHOICE.search(event) else None
+        choices = chunk.get("choices") if chunk is not None else None
+        if chunk is not None and isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            delta = choices[0].setdefault("delta", {})
+            if isinstance(delta, dict):
+                delta["context"] = context
+                added = True
+                event = b"data: " + json.dumps(chunk, separators=(",", ":")).encode()
+        kept.append(event)
+    return b"\n\n".join(kept), added
+
+
+def with_context(body: bytes, context: dict[str, Any]) -> bytes:
+    """A complete answer's JSON with `context` in every choice's message."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(choices, list):
+        return body
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict):
+            message["context"] = context
+    return json.dumps(answer).encode()
 
 
 def _events_end(data: bytes) -> int:

@@ -339,3 +339,63 @@ def compose_answer(conversation: str, last_user_message: str) -> tuple[str, ...]
         composer.maybe_end_paragraph()
     composer.sentence(composer.fill(rng.choice(CLOSINGS)))
     return tuple(composer.tokens)
+
+
+# Answers from sources ---------------------------------------------------------------------------
+#
+# A prompt may carry passages to answer from, in a system message with a delimited block of lines
+# `[n] title, page p: text` (as a retrieval-augmented application writes them). The answer then
+# quotes the source sentence that shares the most words with the question, with its number, and
+# another source's best sentence when it shares words too; when no sentence shares a word with
+# the question it says the sources do not answer it. Deterministic, like every answer here.
+
+SOURCES_BEGIN = "<<<SOURCES"
+SOURCES_END = "SOURCES>>>"
+SOURCE_LINE = re.compile(r"^\[(\d{1,3})\] (.*?)(?:, page (\d+))?: (.*)$")
+SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def sources_in(messages: Iterable[dict[str, Any]]) -> list[tuple[int, str, str]]:
+    """The (number, title, text) of the sources a prompt's system messages carry."""
+    sources: list[tuple[int, str, str]] = []
+    for message in messages:
+        if message.get("role") not in ("system", "developer"):
+            continue
+        text, _ = message_text(message.get("content"))
+        if SOURCES_BEGIN not in text:
+            continue
+        block = text.split(SOURCES_BEGIN, 1)[1].split(SOURCES_END, 1)[0]
+        for line in block.splitlines():
+            match = SOURCE_LINE.match(line.strip())
+            if match:
+                sources.append((int(match.group(1)), match.group(2), match.group(4)))
+    return sources
+
+
+def _content_words(text: str) -> set[str]:
+    return {word for word in re.findall(r"\w+", text.lower()) if word not in STOP_WORDS and len(word) > 2}
+
+
+def grounded_answer(sources: list[tuple[int, str, str]], question: str) -> tuple[str, ...]:
+    """The answer's tokens, quoting the best-matching source sentences with their numbers."""
+    asked = _content_words(question)
+    ranked: list[tuple[int, int, int, str, str]] = []  # (-shared, number, position, title, sentence)
+    for number, title, text in sources:
+        for position, sentence in enumerate(SENTENCE.split(text)):
+            shared = len(asked & _content_words(sentence))
+            if shared:
+                ranked.append((-shared, number, position, title, sentence.strip()))
+    if not ranked:
+        return tuple(
+            split_tokens(
+                "I do not know: the sources I was given do not answer this question, so I will not guess."
+            )
+        )
+    ranked.sort()
+    _, number, _, title, sentence = ranked[0]
+    sentence = sentence.rstrip(".!? ")
+    parts = [f"According to {title}: {sentence} [{number}]."]
+    other = next((entry for entry in ranked[1:] if entry[1] != number), None)
+    if other is not None:
+        parts.append(f"{other[3]} adds: {other[4].rstrip('.!? ')} [{other[1]}].")
+    return tuple(split_tokens(" ".join(parts)))

@@ -56,6 +56,121 @@ function renderMarkdown(target, markdown) {
   decorateCodeBlocks(target);
 }
 
+// A grounded answer's [n] become links to its sources (the viewer at the cited page). `sources`
+// maps a number to { url, label }; text inside code is left alone.
+function linkCitations(target, sources) {
+  if (!sources || !sources.size) return;
+  const walker = document.createTreeWalker(target, NodeFilter.SHOW_TEXT, {
+    acceptNode: (node) => (node.parentElement.closest("code, pre, a") || !/\[\d{1,3}\]/.test(node.nodeValue) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT),
+  });
+  const nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  for (const node of nodes) {
+    const parts = node.nodeValue.split(/(\[\d{1,3}\])/);
+    const fragment = document.createDocumentFragment();
+    for (const part of parts) {
+      const number = /^\[(\d{1,3})\]$/.exec(part)?.[1];
+      const source = number && sources.get(number);
+      if (!source) {
+        if (part) fragment.append(part);
+        continue;
+      }
+      const link = document.createElement(source.url ? "a" : "span");
+      link.className = "citation";
+      link.textContent = part;
+      link.title = source.label;
+      link.dataset.citation = number;
+      if (source.url) {
+        link.href = source.url;
+        link.target = "_blank";
+        link.rel = "noopener";
+      }
+      fragment.append(link);
+    }
+    node.replaceWith(fragment);
+  }
+}
+
+function sourcesFromList(list) {
+  const sources = new Map();
+  list?.querySelectorAll("[data-source-number]").forEach((item) => {
+    sources.set(item.dataset.sourceNumber, { url: item.dataset.url, label: item.dataset.label });
+  });
+  return sources;
+}
+
+function sourceLabel(source) {
+  return source.page ? `${source.document_name}, page ${source.page}` : source.document_name;
+}
+
+// The list under an answer that has just streamed; the page renders the same for a saved one.
+function appendSources(answer, citations) {
+  if (!citations || !citations.length) return;
+  const departments = [...new Set(citations.map((c) => c.department).filter(Boolean))];
+  const whose = departments.map((d) => `${d}’s`);
+  const section = document.createElement("section");
+  section.className = "chat-sources";
+  section.dataset.sources = "";
+  section.setAttribute("aria-label", "Sources");
+  const title = document.createElement("h2");
+  title.className = "chat-sources__title";
+  title.textContent = "Sources ";
+  const from = document.createElement("span");
+  from.className = "chat-sources__whose";
+  const joined = whose.length > 1 ? `${whose.slice(0, -1).join(", ")} and ${whose[whose.length - 1]}` : whose.join("");
+  from.textContent = `· from ${joined} documents`;
+  title.append(from);
+  const list = document.createElement("ol");
+  list.className = "chat-sources__list";
+  for (const source of citations) {
+    const item = document.createElement("li");
+    item.className = "chat-source";
+    item.dataset.sourceNumber = source.number;
+    item.dataset.url = source.url || "";
+    item.dataset.label = sourceLabel(source);
+    const number = document.createElement("span");
+    number.className = "chat-source__number";
+    number.textContent = `[${source.number}]`;
+    const body = document.createElement("span");
+    body.className = "chat-source__body";
+    const documentName = document.createElement(source.url ? "a" : "span");
+    documentName.className = "chat-source__document";
+    documentName.textContent = source.document_name;
+    if (source.url) {
+      documentName.href = source.url;
+      documentName.target = "_blank";
+      documentName.rel = "noopener";
+    }
+    body.append(documentName);
+    if (source.page) {
+      const page = document.createElement("span");
+      page.className = "chat-source__page";
+      page.textContent = `, page ${source.page}`;
+      body.append(page);
+    }
+    if (source.heading) {
+      const heading = document.createElement("span");
+      heading.className = "chat-source__heading";
+      heading.textContent = ` · ${source.heading}`;
+      body.append(heading);
+    }
+    const dataSet = document.createElement("span");
+    dataSet.className = "chat-source__data-set";
+    dataSet.textContent = `${source.data_set} · ${source.department}`;
+    body.append(dataSet);
+    if (source.quote) {
+      const quote = document.createElement("q");
+      quote.className = "chat-source__quote";
+      quote.textContent = source.quote;
+      body.append(quote);
+    }
+    item.append(number, body);
+    list.append(item);
+  }
+  section.append(title, list);
+  answer.querySelector(".chat-message__actions").before(section);
+}
+
 function highlight(target) {
   target.querySelectorAll("pre code").forEach((code) => {
     if (code.dataset.highlighted) return;
@@ -266,11 +381,13 @@ async function streamAnswer(url, body, { userText = null } = {}) {
   let text = "";
   let frame = 0;
   let finished = false;
+  let sources = null;
   const render = () => {
     frame = 0;
     const follow = isNearBottom();
     markdown.rawMarkdown = text;
     renderMarkdown(markdown, text);
+    linkCitations(markdown, sources);
     if (follow) scrollToEnd(true);
   };
 
@@ -305,6 +422,8 @@ async function streamAnswer(url, body, { userText = null } = {}) {
         if (data.warning) showBudgetWarning(data.warning);
         const userMessage = answer.previousElementSibling;
         if (data.user_message_id && userMessage?.dataset.role === "user") userMessage.dataset.messageId = data.user_message_id;
+      } else if (event === "sources") {
+        sources = new Map((data.sources || []).map((source) => [String(source.number), { url: source.url, label: sourceLabel(source) }]));
       } else if (event === "delta") {
         text += data.text || "";
         if (!frame) frame = requestAnimationFrame(render);
@@ -313,6 +432,7 @@ async function streamAnswer(url, body, { userText = null } = {}) {
         if (frame) cancelAnimationFrame(frame);
         render();
         highlight(markdown);
+        appendSources(answer, data.citations);
         if (data.message_id) answer.dataset.messageId = data.message_id;
         const note = FINISH_NOTES[data.finish_reason];
         if (note) addNotice(answer, note[0], note[1]);
@@ -587,6 +707,7 @@ function init() {
   document.querySelectorAll("[data-markdown]").forEach((el) => {
     el.rawMarkdown = el.textContent;
     renderMarkdown(el, el.rawMarkdown);
+    linkCitations(el, sourcesFromList(el.parentElement.querySelector("[data-sources]")));
     highlight(el);
   });
 

@@ -19,12 +19,18 @@ the model), `limits` and `content_filter` make the checks; `errors` writes the r
 
 from starlette.routing import Route
 
-from provisioning.emulator.dataplane.chat import chat_completions, chat_completions_v1, unknown_operation
+from provisioning.emulator.dataplane.chat import (
+    chat_completions,
+    chat_completions_v1,
+    chat_prompts,
+    unknown_operation,
+)
 from provisioning.emulator.dataplane.embeddings import embeddings, embeddings_v1
 
 __all__ = ["routes"]
 
 routes = [
+    Route("/_emulator/chat-prompts", chat_prompts, methods=["GET", "DELETE"]),
     Route(
         "/accounts/{subdomain}/openai/deployments/{deployment}/chat/completions",
         chat_completions,

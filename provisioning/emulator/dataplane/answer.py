@@ -35,7 +35,11 @@ class Answer:
 
 
 def answer_for(chat: ChatRequest, stream_block_words: list[str]) -> Answer:
-    tokens = textgen.compose_answer(chat.conversation(), chat.last_user_message())
+    sources = textgen.sources_in(chat.messages)
+    if sources:
+        tokens = textgen.grounded_answer(sources, chat.last_user_message())
+    else:
+        tokens = textgen.compose_answer(chat.conversation(), chat.last_user_message())
     word = blocked_word(chat.prompt_text(), stream_block_words)
     if word is not None:
         # Azure's filter runs on buffered output, so a blocked answer stops after a few sentences.

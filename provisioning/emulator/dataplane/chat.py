@@ -2,10 +2,11 @@
 
 import re
 import uuid
+from collections import deque
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from provisioning.emulator import textgen
 from provisioning.emulator.arm.operations import settle
@@ -85,6 +86,7 @@ async def serve_chat(
     model = deployment["properties"]["model"]
     require_chat_model(catalog, account, deployment)
     chat = ChatRequest.parse(body, reasoning_model=REASONING_MODEL.match(str(model["name"])) is not None)
+    _remember_prompt(request, deployment_name, chat.messages)
 
     limiter = limiter_for(request, store, catalog, account, deployment)
     request_id = str(uuid.uuid4())
@@ -161,3 +163,24 @@ async def _hang(request: Request) -> Response:
     if not await until_caller_leaves(request.receive):
         raise timed_out()
     return Response(status_code=499)  # nobody is listening any more
+
+
+# The prompts of the latest calls, for tests to read what Azure was sent (GET /_emulator/chat-prompts).
+PROMPTS_KEPT = 200
+
+
+def _prompts(request: Request) -> "deque[dict[str, Any]]":
+    kept: deque[dict[str, Any]] | None = getattr(request.app.state, "chat_prompts", None)
+    if kept is None:
+        kept = request.app.state.chat_prompts = deque(maxlen=PROMPTS_KEPT)
+    return kept
+
+
+def _remember_prompt(request: Request, deployment_name: str, messages: list[dict[str, Any]]) -> None:
+    _prompts(request).append({"deployment": deployment_name, "messages": messages})
+
+
+async def chat_prompts(request: Request) -> Response:
+    if request.method == "DELETE":
+        _prompts(request).clear()
+    return JSONResponse({"prompts": list(_prompts(request))})
