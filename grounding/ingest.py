@@ -42,6 +42,7 @@ from grounding.extract import Section, read_document
 from grounding.files import FileRefused
 from grounding.index import passages_index
 from grounding.models import Document
+from grounding.storage import search_storage_record
 from money.models import UsageRecord
 from money.usage import usage_record_create
 from provisioning.azure import search_client, search_index_client
@@ -165,6 +166,8 @@ def _ingest(document: Document, service: SearchService, token: str) -> float | N
         return None
     _delete_passages(client, f"document eq '{document.uid}' and version ne {document.version}")
     _finish(document.pk, token, chunks=chunks, pages=_page_count(sections))
+    # What the data set stores changed: the search service's hours are split by it from today.
+    search_storage_record(service=service)
     return None
 
 
@@ -457,6 +460,8 @@ def document_remove(document_id: int, run_token: str) -> None:
             before=_snapshot(locked),
         )
         locked.delete()
+    if service is not None:
+        search_storage_record(service=service)
 
 
 def document_remove_give_up(*, document_id: int, run_token: str, message: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from grounding import ingest, retention
+from grounding import ingest, retention, storage
 from provisioning.tasks import backoff_seconds
 
 logger = logging.getLogger(__name__)
@@ -54,3 +54,10 @@ def document_remove_task(self: "Task[Any, Any]", document_id: int, run_token: st
 def purge_expired_documents_task() -> int:
     """Hourly (beat): documents past their department's retention are removed."""
     return retention.documents_purge_expired()
+
+
+@shared_task(acks_late=True)
+def search_storage_record_task() -> None:
+    """Hourly (beat): today's record of what each data set stores, so every day has one even when
+    nothing was ingested (the search service's hours are split by it)."""
+    storage.search_storage_record_all()

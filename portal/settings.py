@@ -371,6 +371,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "grounding.tasks.purge_expired_documents_task",
         "schedule": 3600.0,
     },
+    "search-storage-record": {"task": "grounding.tasks.search_storage_record_task", "schedule": 3600.0},
     "follow-provisioning-requests": {
         "task": "approvals.tasks.follow_provisioning_task",
         "schedule": 60.0,

@@ -212,3 +212,18 @@ def test_retention_removes_documents_older_than_the_departments_chat_retention(
     assert Document.objects.get(pk=recent.pk).state != Document.State.DELETING
     assert Document.objects.get(pk=kept.pk).state != Document.State.DELETING
     assert AuditEvent.objects.filter(verb="document.expired", object_id=str(old.pk)).exists()
+
+
+def test_what_a_data_set_stores_is_recorded_for_the_search_bill_as_it_changes(
+    search_backend, handbook_set, hr, hr_lead
+):
+    from provisioning.models import SearchStorage
+
+    document = ingest(make_document(data_set=handbook_set, name="handbook.md", content=HANDBOOK))
+    [stored] = SearchStorage.objects.filter(service=search_backend, data_set_id=handbook_set.pk)
+    assert (stored.department, stored.stored_bytes) == (hr, document.indexed_bytes)
+
+    ingestion.removal_start(document)
+    ingestion.document_remove(document.pk, Document.objects.get(pk=document.pk).run_token)
+
+    assert SearchStorage.objects.get(service=search_backend, data_set_id=handbook_set.pk).stored_bytes == 0
