@@ -7,6 +7,7 @@ which enqueue their tasks once the transaction commits.
 """
 
 import hashlib
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -282,10 +283,29 @@ def check_upload(*, name: str, data: bytes, limits: Limits | None = None) -> Che
     return checked
 
 
+# A file's name is a folder entry in the storage: most file systems stop at 255 bytes.
+MAX_NAME_BYTES = 200
+
+
+def _refuse_bad_name(name: str) -> None:
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise DocumentRefused(
+            f"This file's name is too long to be kept: shorten it to about {MAX_NAME_BYTES // 2} characters "
+            "and upload it again.",
+            code="name_too_long",
+        )
+    if any(unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp") for character in name):
+        raise DocumentRefused(
+            "This file's name holds control characters or line breaks: rename it and upload it again.",
+            code="bad_name",
+        )
+
+
 def document_upload(*, data_set: DataSet, name: str, data: bytes, actor: User) -> UploadResult:
     """Adds the file to the data set: a new document, or a new version of the document of the
     same name (the same bytes again change nothing). Raises `FileRefused` for a file Switchyard
     will not read and `DocumentRefused` when the data set cannot take it."""
+    _refuse_bad_name(display_name(name))
     checked = check_upload(name=display_name(name), data=data)
     sha256 = hashlib.sha256(data).hexdigest()
     with _StoredFiles() as files, transaction.atomic():

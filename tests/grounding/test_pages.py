@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from grounding.models import DataSet, Document, Grounding
+from grounding.services import DocumentRefused, document_upload
 from org.models import Membership
 from provisioning.models import DataClassification, LandingZone
 from tests.factories import make_deployment, make_user
@@ -745,3 +746,19 @@ def test_a_lead_tries_a_failed_document_again(brand_guide, marketing_lead, marke
     assert document.state == Document.State.QUEUED
     again = client_for(marketing_lead).post(url, follow=True)
     assert "nothing to try again" in again.content.decode()
+
+
+def test_a_name_too_long_to_be_kept_is_refused(brand_guide, marketing_lead, client_for):
+    response = _upload(client_for(marketing_lead), brand_guide, "a" * 300 + ".md", HANDBOOK)
+    assert response.status_code == 400
+    assert response.json()["code"] == "name_too_long"
+    assert "This file's name is too long to be kept" in response.json()["message"]
+    assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["hand\nbook.md", "hand\u202ebook.md"])
+def test_a_name_with_control_characters_is_refused(brand_guide, marketing_lead, name):
+    # Django's upload parser already drops them from a browser's upload; a service caller may not.
+    with pytest.raises(DocumentRefused, match="control characters or line breaks"):
+        document_upload(data_set=brand_guide, name=name, data=HANDBOOK, actor=marketing_lead)
+    assert not Document.objects.exists()
