@@ -31,14 +31,12 @@ def require_decide_role(user: User, request: DeploymentRequest | None = None) ->
         and request.steps.filter(kind=ApprovalStep.Kind.DATA_OWNER, assignee=user).exists()
     ):
         return  # the data set's owner decides the groundings of their data set
-    raise PermissionDenied("Only platform admins, finance approvers and data owners decide requests.")
+    raise PermissionDenied("Only platform admins and finance approvers decide requests.")
 
 
 def require_queue_role(user: User) -> None:
     if not (user.is_platform_admin or user.is_finance_approver or _has_assigned_steps(user)):
-        raise PermissionDenied(
-            "The approval queue is for platform admins, finance approvers and data owners."
-        )
+        raise PermissionDenied("The approval queue is for platform admins and finance approvers.")
 
 
 def _has_assigned_steps(user: User) -> bool:

@@ -651,7 +651,11 @@ def grounding_steps_follow_owner(*, data_set: DataSet) -> list[int]:
     for step in _pending_owner_steps(request__grounding__data_set=data_set):
         with transaction.atomic():
             request = _lock(step.request)
-            step = ApprovalStep.objects.select_for_update().select_related("assignee").get(pk=step.pk)
+            step = (
+                ApprovalStep.objects.select_for_update(of=("self",))
+                .select_related("assignee")
+                .get(pk=step.pk)
+            )
             if step.state != StepState.PENDING or step.assignee_id == data_set.owner_id:
                 continue
             was = step.assignee.display_name if step.assignee else "nobody"
