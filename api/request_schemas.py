@@ -17,7 +17,7 @@ from approvals.spec import TEXT_LIMITS
 # Literals rather than the models' choices, so that the document lists them; the tests check
 # they still match.
 FormKind = Literal["new_deployment", "shared_access", "capacity_change", "decommission"]
-Kind = Literal["new_deployment", "shared_access", "capacity_change", "decommission", "api_key"]
+Kind = Literal["new_deployment", "shared_access", "capacity_change", "decommission", "api_key", "grounding"]
 State = Literal[
     "draft",
     "submitted",
@@ -38,7 +38,7 @@ Sku = Literal[
     "GlobalProvisionedManaged",
     "DataZoneProvisionedManaged",
 ]
-StepKind = Literal["automatic", "platform", "finance"]
+StepKind = Literal["automatic", "platform", "finance", "data_owner"]
 StepState = Literal["pending", "approved", "rejected", "changes_requested", "withdrawn"]
 Action = Literal["edit", "submit", "cancel", "approve", "reject", "send_back", "retry"]
 

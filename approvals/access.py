@@ -6,13 +6,15 @@ from django.http import Http404
 
 from approvals.models import ApprovalStep, DeploymentRequest
 from approvals.rounds import wrote_round
+from grounding.grounding_services import may_remove
+from grounding.models import Grounding
 from org.models import Department, Membership, User
 
 StepState = ApprovalStep.State
 
 
 def require_request_role(user: User) -> None:
-    if not (user.sees_all_departments or user.is_lead):
+    if not (user.sees_all_departments or user.is_lead or _has_assigned_steps(user)):
         raise PermissionDenied("Requests are for department leads, platform admins and finance approvers.")
 
 
@@ -21,14 +23,25 @@ def require_author_role(user: User) -> None:
         raise PermissionDenied("Department leads and platform admins ask for deployments.")
 
 
-def require_decide_role(user: User) -> None:
-    if not (user.is_platform_admin or user.is_finance_approver):
-        raise PermissionDenied("Only platform admins and finance approvers decide requests.")
+def require_decide_role(user: User, request: DeploymentRequest | None = None) -> None:
+    if user.is_platform_admin or user.is_finance_approver:
+        return
+    if (
+        request is not None
+        and request.steps.filter(kind=ApprovalStep.Kind.DATA_OWNER, assignee=user).exists()
+    ):
+        return  # the data set's owner decides the groundings of their data set
+    raise PermissionDenied("Only platform admins and finance approvers decide requests.")
 
 
 def require_queue_role(user: User) -> None:
-    if not (user.is_platform_admin or user.is_finance_approver):
+    if not (user.is_platform_admin or user.is_finance_approver or _has_assigned_steps(user)):
         raise PermissionDenied("The approval queue is for platform admins and finance approvers.")
+
+
+def _has_assigned_steps(user: User) -> bool:
+    """Whether a request ever asked `user` by name (a data set's owner): they see and decide it."""
+    return ApprovalStep.objects.filter(assignee=user).exists()
 
 
 def require_retry_role(user: User) -> None:
@@ -93,7 +106,25 @@ def next_step_for(request: DeploymentRequest, user: User) -> ApprovalStep | None
             return step
         if step.kind == ApprovalStep.Kind.FINANCE and user.is_finance_approver:
             return step
+        if step.kind == ApprovalStep.Kind.DATA_OWNER:
+            left = owner_left(request, step)
+            if (step.assignee_id == user.pk and not left) or (user.is_platform_admin and left):
+                return step
     return None
+
+
+def owner_left(request: DeploymentRequest, step: ApprovalStep) -> bool:
+    """A data owner's step whose owner no longer leads the data set's department (or left the
+    company): platform admins decide it in their place, and the pages say so."""
+    if step.kind != ApprovalStep.Kind.DATA_OWNER or step.assignee is None or request.grounding is None:
+        return False
+    assignee = step.assignee
+    return not (
+        assignee.is_active
+        and Membership.objects.filter(
+            user=assignee, department_id=request.grounding.data_set.department_id, role=Membership.Role.LEAD
+        ).exists()
+    )
 
 
 def actions_for(user: User, request: DeploymentRequest) -> list[str]:
@@ -107,8 +138,31 @@ def actions_for(user: User, request: DeploymentRequest) -> list[str]:
             actions.append("cancel")
     if next_step_for(request, user) is not None:
         actions += ["approve", "reject"]
-        if request.kind != DeploymentRequest.Kind.API_KEY:
+        if request.kind not in {DeploymentRequest.Kind.API_KEY, DeploymentRequest.Kind.GROUNDING}:
             actions.append("send_back")
     if user.is_platform_admin and request.can_be_retried():
         actions.append("retry")
     return actions
+
+
+def get_grounding_for_removal(user: User, pk: int) -> Grounding:
+    """The grounding `pk` for `user` to take off its assistant: outside both departments it does
+    not exist (404); a member of either without the role gets a 403."""
+    grounding = (
+        Grounding.objects.select_related("deployment__department", "data_set__department", "data_set__owner")
+        .filter(pk=pk)
+        .first()
+    )
+    if grounding is None:
+        raise Http404("No such grounding.")
+    if may_remove(user, grounding):
+        return grounding
+    departments = {grounding.deployment.department_id, grounding.data_set.department_id}
+    if user.sees_all_departments or any(
+        m.department_id in departments for m in user.memberships_with_departments
+    ):
+        raise PermissionDenied(
+            "Only the assistant's department leads, the data set's owner and platform admins "
+            "remove a data set."
+        )
+    raise Http404("No such grounding.")

@@ -28,6 +28,7 @@ class ApprovalPolicyForm(forms.ModelForm[ApprovalPolicy]):
             "finance_cost_threshold",
             "finance_for_provisioned",
             "finance_for_restricted",
+            "finance_for_confidential_grounding",
         ]
 
 
@@ -39,6 +40,7 @@ class ApprovalStepInline(admin.TabularInline[ApprovalStep, DeploymentRequest]):
         "round",
         "order",
         "kind",
+        "assignee",
         "state",
         "reason",
         "decided_by",
@@ -92,7 +94,14 @@ class ApprovalPolicyAdmin(admin.ModelAdmin[ApprovalPolicy]):
         ),
         (
             "Second approval by finance",
-            {"fields": ["finance_cost_threshold", "finance_for_provisioned", "finance_for_restricted"]},
+            {
+                "fields": [
+                    "finance_cost_threshold",
+                    "finance_for_provisioned",
+                    "finance_for_restricted",
+                    "finance_for_confidential_grounding",
+                ]
+            },
         ),
     ]
 

@@ -419,3 +419,32 @@ class DeploymentRequestForm(forms.Form):
             and self.value(name if name != "__all__" else "region") not in (None, "")
             and not any(error == forms.Field.default_error_messages["required"] for error in errors)
         }
+
+
+class DataSetChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return (
+            f"{obj.name} · {obj.department.name} · {obj.get_data_classification_display().lower()} "
+            f"· owner {obj.owner.display_name}"
+        )
+
+
+class GroundingAskForm(forms.Form):
+    """A lead asks for an assistant to answer from a data set; its owner decides."""
+
+    data_set = DataSetChoiceField(
+        queryset=None,
+        empty_label="Choose a data set…",
+        label="Data set",
+        help_text="Your department's data sets; a shared assistant may use any department's.",
+    )
+    purpose = forms.CharField(
+        label="Why this assistant needs it",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=4000,
+        help_text="The data set's owner reads this when they decide.",
+    )
+
+    def __init__(self, data: Any = None, *, data_sets: Any) -> None:
+        super().__init__(data)
+        self.fields["data_set"].queryset = data_sets  # type: ignore[attr-defined]

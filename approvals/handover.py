@@ -11,6 +11,7 @@ from approvals.models import DeploymentRequest
 from approvals.spec import grant_label, grant_state
 from audit.services import audit_record
 from gateway.keys import ApiKeyRefused, api_key_approve
+from grounding.grounding_services import GroundingRefused, grounding_activate
 from org.models import User
 from provisioning.errors import ProvisioningRefused
 from provisioning.models import AccessGrant, LandingZone, ModelDeployment
@@ -44,6 +45,10 @@ def hand_over(request: DeploymentRequest, *, actor: User | None) -> DeploymentRe
             return finish(request, State.COMPLETED, actor=actor, before=before)
         elif request.kind == Kind.API_KEY:
             _activate_key(request, actor=actor)
+            return finish(request, State.COMPLETED, actor=actor, before=before)
+        elif request.kind == Kind.GROUNDING:
+            _activate_grounding(request, actor=actor)
+            request.deployment = request.target
             return finish(request, State.COMPLETED, actor=actor, before=before)
         elif request.kind == Kind.CAPACITY_CHANGE:
             assert request.target is not None
@@ -85,6 +90,17 @@ def _activate_key(request: DeploymentRequest, *, actor: User | None) -> None:
     try:
         api_key_approve(key=request.api_key, actor=actor, note=f"Request #{request.pk}")
     except ApiKeyRefused as refusal:
+        raise HandOverFailed(str(refusal)) from refusal
+
+
+def _activate_grounding(request: DeploymentRequest, *, actor: User | None) -> None:
+    """The assistant answers from the data set from its next turn, unless the grounding was taken
+    back meanwhile."""
+    if request.grounding is None:
+        raise HandOverFailed("The grounding this request was for no longer exists.")
+    try:
+        grounding_activate(grounding=request.grounding, actor=actor, note=f"Request #{request.pk}")
+    except GroundingRefused as refusal:
         raise HandOverFailed(str(refusal)) from refusal
 
 

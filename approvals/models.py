@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from gateway.models import ApiKey
+from grounding.models import Grounding
 from org.models import Department, Membership, User
 from provisioning.models import DataClassification, ModelDeployment, NetworkMode
 
@@ -23,11 +24,13 @@ MAX_MONTHLY_ESTIMATE = Decimal("99999999.99")
 
 class DeploymentRequestQuerySet(models.QuerySet["DeploymentRequest"]):
     def visible_to(self, user: User) -> "DeploymentRequestQuerySet":
-        """Approvers see every request; a lead sees the requests of the departments they lead."""
+        """Approvers see every request; a lead sees the requests of the departments they lead, and
+        a data set's owner the groundings that ask them to decide."""
         if user.sees_all_departments:
             return self
         led = [m.department_id for m in user.memberships_with_departments if m.role == Membership.Role.LEAD]
-        return self.filter(department_id__in=led)
+        asked = ApprovalStep.objects.filter(assignee=user).values("request_id")
+        return self.filter(Q(department_id__in=led) | Q(pk__in=asked))
 
     def open(self) -> "DeploymentRequestQuerySet":
         return self.filter(state__in=DeploymentRequest.State.open())
@@ -57,13 +60,25 @@ class DeploymentRequestQuerySet(models.QuerySet["DeploymentRequest"]):
             kinds.append(ApprovalStep.Kind.PLATFORM)
         if user.is_finance_approver:
             kinds.append(ApprovalStep.Kind.FINANCE)
-        if not kinds:
-            return self.none()
         this_round = ApprovalStep.objects.filter(request=OuterRef("pk"), round=OuterRef("round"))
+        pending = this_round.filter(state=ApprovalStep.State.PENDING)
+        # A data owner's step waits for its assignee while they lead the data set's department;
+        # once they no longer do, for platform admins (who decide in the owner's place).
+        owner_leads = Exists(
+            Membership.objects.filter(
+                user=OuterRef("assignee"),
+                user__is_active=True,
+                department=OuterRef("request__grounding__data_set__department"),
+                role=Membership.Role.LEAD,
+            )
+        )
+        mine = Q(kind__in=kinds) | Q(owner_leads, kind=ApprovalStep.Kind.DATA_OWNER, assignee=user)
+        if user.is_platform_admin:
+            mine |= Q(~owner_leads, kind=ApprovalStep.Kind.DATA_OWNER)
         return (
             self.filter(state=DeploymentRequest.State.SUBMITTED)
             .exclude(requester=user)
-            .filter(Exists(this_round.filter(state=ApprovalStep.State.PENDING, kind__in=kinds)))
+            .filter(Exists(pending.filter(mine)))
             .exclude(Exists(this_round.filter(state=ApprovalStep.State.APPROVED, decided_by=user)))
             .exclude(
                 Exists(
@@ -84,11 +99,13 @@ class DeploymentRequest(models.Model):
         DECOMMISSION = "decommission", "Decommission"
         # Opened by the gateway when a lead creates a key for restricted data, not on the form.
         API_KEY = "api_key", "API key for restricted data"
+        # Opened when a lead asks to ground an assistant on a data set, from the assistant's page.
+        GROUNDING = "grounding", "Grounding an assistant on a data set"
 
         @classmethod
         def on_the_form(cls) -> list["DeploymentRequest.Kind"]:
             """The kinds a lead asks for with the request form."""
-            return [kind for kind in cls if kind != cls.API_KEY]
+            return [kind for kind in cls if kind not in {cls.API_KEY, cls.GROUNDING}]
 
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -194,6 +211,14 @@ class DeploymentRequest(models.Model):
         related_name="approval_requests",
         help_text="The key for restricted data this request decides.",
     )
+    grounding = models.ForeignKey(
+        Grounding,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approval_requests",
+        help_text="The assistant and data set this request decides.",
+    )
     status_message = models.TextField(blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -216,6 +241,8 @@ class DeploymentRequest(models.Model):
     def title(self) -> str:
         if self.kind == self.Kind.NEW_DEPLOYMENT:
             return self.display_name or self.model_name
+        if self.kind == self.Kind.GROUNDING:
+            return self.display_name
         return str(self.target) if self.target_id else self.display_name
 
     @property
@@ -289,6 +316,7 @@ class DeploymentRequest(models.Model):
             "grant_at_submission": self.grant_at_submission,
             "provisioning_run": self.provisioning_run,
             "api_key": self.api_key_id,
+            "grounding": self.grounding_id,
         }
 
 
@@ -338,6 +366,8 @@ class ApprovalStep(models.Model):
         AUTOMATIC = "automatic", "Approved by policy"
         PLATFORM = "platform", "Platform admin"
         FINANCE = "finance", "Finance approver"
+        # The one person a data set's groundings wait for: its owner (`assignee`).
+        DATA_OWNER = "data_owner", "Data owner"
 
     class State(models.TextChoices):
         PENDING = "pending", "Waiting"
@@ -351,6 +381,14 @@ class ApprovalStep(models.Model):
     order = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
     reason = models.TextField(help_text="Why the policy asks for this approval.")
+    assignee = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_approval_steps",
+        help_text="The person this step waits for (a data set's owner); empty when a role decides.",
+    )
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
     decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -397,6 +435,12 @@ class ApprovalPolicy(models.Model):
     )
     finance_for_provisioned = models.BooleanField("second approval for provisioned throughput", default=True)
     finance_for_restricted = models.BooleanField("second approval for restricted data", default=True)
+    finance_for_confidential_grounding = models.BooleanField(
+        "second approval for grounding on confidential data",
+        default=True,
+        help_text="Grounding an assistant on a confidential data set also needs a finance approver, "
+        "after the data set's owner (restricted data sets follow the rule above).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 

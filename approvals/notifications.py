@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from approvals.access import owner_left
 from approvals.models import ApprovalStep, DeploymentRequest, RequestEdit
 from base.text import one_line
 from org.models import PlatformGroup, User
@@ -50,14 +51,21 @@ def approvers_for(request: DeploymentRequest) -> list[User]:
     """Everyone who may decide a pending step of the current round."""
     steps = request.steps.filter(round=request.round, state=ApprovalStep.State.PENDING)
     groups = set()
-    for kind in steps.values_list("kind", flat=True):
-        groups.add(PlatformGroup.ADMINS if kind == ApprovalStep.Kind.PLATFORM else PlatformGroup.FINANCE)
-    if not groups:
+    assignees = set()
+    for step in steps.select_related("assignee"):
+        kind = step.kind
+        if kind == ApprovalStep.Kind.DATA_OWNER and owner_left(request, step):
+            groups.add(PlatformGroup.ADMINS)  # they decide in the owner's place
+        elif kind == ApprovalStep.Kind.DATA_OWNER:
+            assignees.add(step.assignee_id)  # the data set's owner, by name
+        else:
+            groups.add(PlatformGroup.ADMINS if kind == ApprovalStep.Kind.PLATFORM else PlatformGroup.FINANCE)
+    if not groups and not assignees:
         return []
     already = request.steps.filter(round=request.round, state=ApprovalStep.State.APPROVED).values(
         "decided_by"
     )
-    condition = Q(groups__name__in=[group.value for group in groups])
+    condition = Q(groups__name__in=[group.value for group in groups]) | Q(pk__in=assignees)
     if PlatformGroup.ADMINS in groups:
         condition |= Q(is_superuser=True)
     # Nobody who wrote this round may decide it: they are not asked to.

@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest
-from provisioning.models import DataClassification
+from grounding.models import DataSet
+from org.models import User
+from provisioning.models import DataClassification, ModelDeployment
 
 Kind = DeploymentRequest.Kind
 
@@ -13,6 +15,7 @@ Kind = DeploymentRequest.Kind
 class PlannedStep:
     kind: str
     reason: str
+    assignee: User | None = None  # the one person who decides it (a data set's owner)
 
 
 def _money(amount: Decimal) -> str:
@@ -102,3 +105,46 @@ def _and(parts: list[str]) -> str:
     if len(parts) == 1:
         return parts[0]
     return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def grounding_plan(
+    *, deployment: ModelDeployment, data_set: DataSet, requester: User | None, policy: ApprovalPolicy
+) -> list[PlannedStep]:
+    """The approvals grounding `deployment` on `data_set` needs, in order: the data set's owner
+    decides whether an assistant may answer from their documents; confidential and restricted
+    data add a finance approver as the policy says (restricted as for any restricted request).
+
+    An owner who asks for it themselves has given their approval by asking: that step is approved
+    by policy, and with nothing else to decide the grounding is active at once."""
+    owner = data_set.owner
+    classification = data_set.data_classification
+    if requester is not None and requester.pk == owner.pk:
+        steps = [
+            PlannedStep(
+                ApprovalStep.Kind.AUTOMATIC,
+                f"{owner.display_name} owns {data_set.name} and asked for it: asking is their approval.",
+            )
+        ]
+    else:
+        steps = [
+            PlannedStep(
+                ApprovalStep.Kind.DATA_OWNER,
+                f"{owner.display_name} owns {data_set.name} ({data_set.department.name}) and decides "
+                f"which assistants answer from it.",
+                assignee=owner,
+            )
+        ]
+    second = ""
+    if classification == DataClassification.RESTRICTED and policy.finance_for_restricted:
+        second = "it is for restricted data"
+    elif classification == DataClassification.CONFIDENTIAL and policy.finance_for_confidential_grounding:
+        second = "it is for confidential data"
+    if second:
+        steps.append(
+            PlannedStep(
+                ApprovalStep.Kind.FINANCE,
+                f"A finance approver also decides because {second}: {deployment.display_name} would "
+                f"quote {data_set.name} to everyone who uses it.",
+            )
+        )
+    return steps

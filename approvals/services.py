@@ -10,10 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals import notifications
-from approvals.access import may_author, may_change, next_step_for
+from approvals.access import may_author, may_change, next_step_for, owner_left
 from approvals.handover import finish, hand_over
 from approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest, RequestEdit
-from approvals.policy import approval_plan
+from approvals.policy import approval_plan, grounding_plan
 from approvals.rounds import edit_record, round_records, spec_changes, wrote_round
 from approvals.spec import (
     FieldErrors,
@@ -28,6 +28,8 @@ from approvals.spec import (
 from audit.services import audit_record
 from gateway.keys import ApiKeyRefused, api_key_reject, api_key_revoke
 from gateway.models import ApiKey
+from grounding.grounding_services import GroundingRefused, grounding_reject, grounding_remove
+from grounding.models import DataSet, Grounding
 from money.budgets import budget_status
 from org.models import Department, User
 from provisioning.models import DataClassification, ModelDeployment
@@ -261,6 +263,11 @@ def request_send_back(*, request: DeploymentRequest, actor: User, comment: str) 
             "A key cannot be changed once made, so there is nothing to send back: approve it, or "
             "reject it and say why (the lead then makes a new key)."
         )
+    if request.kind == Kind.GROUNDING:
+        raise RequestActionRefused(
+            "A grounding has nothing to edit, so there is nothing to send back: approve it, or "
+            "reject it and say why (the lead then asks again)."
+        )
     if not comment.strip():
         raise RequestActionRefused("Say what should change: the requester reads it.")
     return _close_round(
@@ -286,6 +293,10 @@ def _close_round(
         locked.save()
         if state == State.REJECTED and locked.api_key is not None:
             api_key_reject(key=locked.api_key, actor=actor, reason=f"Request #{locked.pk}: {comment}")
+        if state == State.REJECTED and locked.grounding is not None:
+            grounding_reject(
+                grounding=locked.grounding, actor=actor, reason=f"Request #{locked.pk}: {comment}"
+            )
         audit_record(
             actor=actor,
             verb=f"request.{step_state}",
@@ -314,6 +325,17 @@ def _step_to_decide(request: DeploymentRequest, actor: User) -> ApprovalStep:
         ):
             raise RequestActionRefused(
                 "You approved this request already: the second approval comes from someone else."
+            )
+        owner = pending.filter(kind=ApprovalStep.Kind.DATA_OWNER).select_related("assignee").first()
+        if owner is not None and owner.assignee is not None and owner_left(request, owner):
+            raise RequestActionRefused(
+                f"{owner.assignee.display_name}, the data set's owner, no longer leads its department: "
+                "a platform admin decides in their place."
+            )
+        if owner is not None and owner.assignee is not None:
+            raise RequestActionRefused(
+                f"This request waits for {owner.assignee.display_name}, the data set's owner: "
+                "only they decide it."
             )
         kinds = ", ".join(step.get_kind_display().lower() for step in pending)
         raise RequestActionRefused(f"This request waits for a {kinds}; your role cannot decide it.")
@@ -445,6 +467,14 @@ def request_cancel(*, request: DeploymentRequest, actor: User) -> DeploymentRequ
                 api_key_revoke(key=locked.api_key, actor=actor)
             except ApiKeyRefused as refusal:
                 raise RequestActionRefused(str(refusal)) from refusal
+        if locked.grounding is not None and locked.grounding.state == Grounding.State.REQUESTED:
+            # Nobody waits for this data set any more: it must not start answering later.
+            try:
+                grounding_remove(
+                    grounding=locked.grounding, actor=actor, reason=f"Request #{locked.pk} cancelled"
+                )
+            except GroundingRefused as refusal:
+                raise RequestActionRefused(str(refusal)) from refusal
     return locked
 
 
@@ -498,6 +528,181 @@ def request_withdraw_for_key(*, key: ApiKey, actor: User | None) -> list[int]:
         )
         withdrawn.append(locked.pk)
     return withdrawn
+
+
+# Grounding an assistant on a data set --------------------------------------------------------------
+
+
+def request_for_grounding(*, grounding: Grounding, actor: User | None, purpose: str) -> DeploymentRequest:
+    """The approval a grounding waits for, submitted at once: the data set's owner decides, and the
+    approvers its classification needs (`grounding_plan`). Grounding asks for it inside the
+    transaction that creates the grounding, so both commit together; when the policy approves it
+    at once, the grounding is active before that transaction ends."""
+    deployment, data_set = grounding.deployment, grounding.data_set
+    request = DeploymentRequest(
+        kind=Kind.GROUNDING,
+        department=deployment.department,
+        requester=actor,
+        grounding=grounding,
+        target=deployment,
+        purpose=purpose,
+        display_name=f"{data_set.name} for {deployment.display_name}"[:120],
+        data_classification=data_set.data_classification,
+    )
+    request.save()
+    audit_record(
+        actor=actor,
+        verb="request.created",
+        target=request,
+        department=request.department,
+        after=request.snapshot(),
+        note=f"Ground {deployment.display_name} on {data_set.name} ({data_set.department.name})",
+    )
+    edit_record(request=request, actor=actor, action=RequestEdit.Action.CREATED, changes=[])
+    edit_record(request=request, actor=actor, action=RequestEdit.Action.SUBMITTED, changes=[])
+    before = request.snapshot()
+    request.round = 1
+    request.state = State.SUBMITTED
+    request.submitted_at = timezone.now()
+    request.save()
+    plan = grounding_plan(
+        deployment=deployment, data_set=data_set, requester=actor, policy=ApprovalPolicy.current()
+    )
+    ApprovalStep.objects.bulk_create(
+        ApprovalStep(
+            request=request,
+            round=request.round,
+            order=order,
+            kind=step.kind,
+            reason=step.reason,
+            assignee=step.assignee,
+        )
+        for order, step in enumerate(plan, start=1)
+    )
+    audit_record(
+        actor=actor,
+        verb="request.submitted",
+        target=request,
+        department=request.department,
+        before=before,
+        after=request.snapshot(),
+    )
+    automatic = [step for step in plan if step.kind == ApprovalStep.Kind.AUTOMATIC]
+    if automatic:
+        edits = round_records(request)
+        ApprovalStep.objects.filter(
+            request=request, round=request.round, kind=ApprovalStep.Kind.AUTOMATIC
+        ).update(state=StepState.APPROVED, decided_at=timezone.now(), round_edits=edits)
+        audit_record(
+            actor=None,
+            verb="request.auto_approved",
+            target=request,
+            department=request.department,
+            after={"round": request.round, "edits": edits},
+            note=automatic[0].reason,
+        )
+        if len(automatic) == len(plan):
+            return _approve(request, actor=None)
+    notifications.waiting_for_approval(request)
+    return request
+
+
+def request_withdraw_for_grounding(*, grounding: Grounding, actor: User | None) -> list[int]:
+    """The grounding waiting for approval was withdrawn: its open request has nothing left to decide."""
+    withdrawn = []
+    for request in DeploymentRequest.objects.filter(grounding=grounding, state__in=State.open()):
+        locked = _lock(request)
+        if locked.state not in State.open():
+            continue
+        before = locked.snapshot()
+        locked.steps.filter(round=locked.round, state=StepState.PENDING).update(state=StepState.WITHDRAWN)
+        locked.state = State.CANCELLED
+        locked.finished_at = timezone.now()
+        locked.save()
+        audit_record(
+            actor=actor,
+            verb="request.cancelled",
+            target=locked,
+            department=locked.department,
+            before=before,
+            after=locked.snapshot(),
+            note="The data set was taken off the assistant, so nothing is left to decide.",
+        )
+        withdrawn.append(locked.pk)
+    return withdrawn
+
+
+def _pending_owner_steps(**filters: object) -> list[ApprovalStep]:
+    return list(
+        ApprovalStep.objects.filter(
+            kind=ApprovalStep.Kind.DATA_OWNER,
+            state=StepState.PENDING,
+            request__state=State.SUBMITTED,
+            request__kind=Kind.GROUNDING,
+            **filters,
+        ).select_related("request", "assignee")
+    )
+
+
+def grounding_steps_follow_owner(*, data_set: DataSet) -> list[int]:
+    """The data set has a new owner: the groundings still waiting for its old owner wait for the
+    new one now, who is told by email."""
+    moved = []
+    for step in _pending_owner_steps(request__grounding__data_set=data_set):
+        with transaction.atomic():
+            request = _lock(step.request)
+            step = (
+                ApprovalStep.objects.select_for_update(of=("self",))
+                .select_related("assignee")
+                .get(pk=step.pk)
+            )
+            if step.state != StepState.PENDING or step.assignee_id == data_set.owner_id:
+                continue
+            was = step.assignee.display_name if step.assignee else "nobody"
+            owner = data_set.owner
+            step.assignee = owner
+            step.reason = (
+                f"{owner.display_name} owns {data_set.name} ({data_set.department.name}) and decides "
+                "which assistants answer from it."
+            )
+            step.save(update_fields=["assignee", "reason"])
+            audit_record(
+                actor=None,
+                verb="request.reassigned",
+                target=request,
+                department=request.department,
+                after={"step": step.kind, "assignee": owner.pk},
+                note=f"{data_set.name} has a new owner: the approval waits for {owner.display_name} "
+                f"now instead of {was}.",
+            )
+            notifications.waiting_for_approval(request)
+            moved.append(request.pk)
+    return moved
+
+
+def grounding_steps_owner_left(*, user_id: int, department_id: int) -> list[int]:
+    """The person `user_id` no longer leads a department whose data sets they own: the groundings waiting for
+    them go to the platform admins, who decide in the owner's place (or give the data set a new
+    owner, and the approval follows). The trail and an email say so."""
+    warned = []
+    for step in _pending_owner_steps(
+        assignee_id=user_id, request__grounding__data_set__department_id=department_id
+    ):
+        owner = step.assignee.display_name if step.assignee else "The owner"
+        with transaction.atomic():
+            request = _lock(step.request)
+            audit_record(
+                actor=None,
+                verb="request.owner_left",
+                target=request,
+                department=request.department,
+                after={"step": step.kind, "assignee": user_id},
+                note=f"{owner}, the data set's owner, no longer leads its department: a platform admin "
+                "decides in their place, or gives the data set a new owner.",
+            )
+            notifications.waiting_for_approval(request)
+            warned.append(request.pk)
+    return warned
 
 
 # Lifecycle -------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ REQUIRED_BY_KIND = {
     Kind.CAPACITY_CHANGE: ("purpose", "target", "capacity"),
     Kind.DECOMMISSION: ("purpose", "target"),
     Kind.API_KEY: ("purpose",),
+    Kind.GROUNDING: ("purpose",),
 }
 
 # The fields whose values the weighing checks (capacity, quota, grant, cost, budget) build on.
@@ -291,6 +292,10 @@ def spec_estimate(*, kind: str, spec: RequestSpec, today: date) -> Estimate:
         return Estimate(Decimal(0), "Decommissioning ends this deployment's cost.")
     if kind == Kind.API_KEY:
         return Estimate(Decimal(0), "A key costs nothing itself: its calls are metered against the budget.")
+    if kind == Kind.GROUNDING:
+        return Estimate(
+            Decimal(0), "Grounded answers are metered like any other: retrieval's tokens included."
+        )
     spec = spec.following_target(kind)
     return monthly_cost_estimate(
         model_name=spec.model_name,
@@ -417,7 +422,7 @@ def request_spec_errors(*, kind: str, department: Department, spec: RequestSpec,
     if assessment.spillover_refusal:
         _add(errors, "spillover_twin", assessment.spillover_refusal)
     # Nothing to weigh for a key: its calls are admitted against the budget one by one.
-    if kind not in {Kind.DECOMMISSION, Kind.API_KEY} and not _choices_broken(errors):
+    if kind not in {Kind.DECOMMISSION, Kind.API_KEY, Kind.GROUNDING} and not _choices_broken(errors):
         _check_cost(errors, spec, assessment)
     return errors
 

@@ -38,6 +38,8 @@ _TITLES = {
     "request.cancelled": "Cancelled",
     "request.retried": "Retry started",
     "request.expiry_warned": "Expiry warning sent",
+    "request.reassigned": "Data owner changed",
+    "request.owner_left": "Data owner left",
 }
 _DECISIONS = {
     "request.step_approved",
@@ -73,10 +75,14 @@ def request_timeline(request: DeploymentRequest) -> list[TimelineEntry]:
         if event.verb == "request.provisioning" and event.after:
             entries.extend(_operations(request, event.after.get("provisioning_run")))
     if request.state == DeploymentRequest.State.SUBMITTED:
-        for step in request.steps.filter(round=request.round, state=ApprovalStep.State.PENDING):
+        for step in request.steps.filter(
+            round=request.round, state=ApprovalStep.State.PENDING
+        ).select_related("assignee"):
             entries.append(
                 TimelineEntry(
-                    title=f"Waiting for a {step.get_kind_display().lower()}",
+                    title=f"Waiting for {step.assignee.display_name} (data owner)"
+                    if step.assignee is not None
+                    else f"Waiting for a {step.get_kind_display().lower()}",
                     status="waiting",
                     detail=step.reason,
                 )

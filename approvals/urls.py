@@ -15,4 +15,6 @@ urlpatterns = [
     path("requests/<int:pk>/cancel/", views.request_cancel, name="request_cancel"),
     path("requests/<int:pk>/retry/", views.request_retry, name="request_retry"),
     path("approvals/", views.approval_queue, name="approval_queue"),
+    path("groundings/ask/<int:deployment_id>/", views.grounding_ask, name="grounding_ask"),
+    path("groundings/<int:pk>/remove/", views.grounding_remove_view, name="grounding_remove"),
 ]

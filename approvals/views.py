@@ -6,15 +6,19 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from approvals import services
 from approvals.access import (
     departments_for_author,
+    get_grounding_for_removal,
     get_request_for,
     may_change,
     next_step_for,
@@ -25,13 +29,22 @@ from approvals.access import (
     require_request_role,
     require_retry_role,
 )
-from approvals.forms import DeploymentRequestForm
+from approvals.forms import DeploymentRequestForm, GroundingAskForm
 from approvals.models import DeploymentRequest
 from approvals.rounds import describe_edit, round_records, wrote_round
 from approvals.spec import current_grant, grant_label, grant_state
 from approvals.timeline import request_timeline
 from base.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
+from grounding.grounding_services import (
+    GroundingRefused,
+    data_sets_for_grounding,
+    grounding_remove,
+    grounding_request,
+    may_ground,
+)
+from grounding.models import Grounding
 from org.models import Department, User
+from provisioning.access import get_deployment_for
 from provisioning.models import DataClassification
 
 PAGE_SIZE = 25
@@ -118,12 +131,17 @@ def request_list(request: HttpRequest) -> HttpResponse:
 def approval_queue(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     require_queue_role(user)
-    waiting = DeploymentRequest.objects.awaiting(user).select_related("department", "requester", "target")
+    waiting = DeploymentRequest.objects.awaiting(user).select_related(
+        "department", "requester", "target__department", "grounding__data_set__department"
+    )
     context = {
         "waiting_total": waiting.count(),
+        # A data owner who decides only their data sets' groundings is not told about the rest.
         "others_open": DeploymentRequest.objects.filter(state=State.SUBMITTED)
         .exclude(pk__in=waiting.values("pk"))
-        .count(),
+        .count()
+        if user.is_platform_admin or user.is_finance_approver
+        else 0,
         **_paged_table(request, waiting, default_sort="submitted"),
     }
     return render_page_or_fragment(request, "approvals/approval_queue.html", context, target="queue-results")
@@ -312,7 +330,7 @@ class DecisionForm(forms.Form):
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     deployment_request = get_request_for(user, pk)
-    require_decide_role(user)
+    require_decide_role(user, deployment_request)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         if "decision" in form.errors:
@@ -391,3 +409,72 @@ def request_retry(request: HttpRequest, pk: int) -> HttpResponse:
         get_request_for(user, pk)  # another department's request is still a 404 first
         require_retry_role(user)
     return _simple_action(request, pk, services.request_retry, "Request #{pk}: provisioning starts again.")
+
+
+# Grounding an assistant on a data set (from the assistant's page) ------------------------------------
+
+
+@require_POST
+def grounding_ask(request: HttpRequest, deployment_id: int) -> HttpResponse:
+    user = _user(request)
+    deployment = get_deployment_for(user, deployment_id)
+    if not may_ground(user, deployment):
+        raise PermissionDenied(
+            f"Only {deployment.department.name}'s leads and platform admins ground {deployment.display_name}."
+        )
+    form = GroundingAskForm(request.POST, data_sets=data_sets_for_grounding(deployment, user))
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(str(error) for error in errors))
+        return redirect(_groundings_url(deployment.pk))
+    try:
+        grounding = grounding_request(
+            deployment=deployment,
+            data_set=form.cleaned_data["data_set"],
+            purpose=form.cleaned_data["purpose"],
+            actor=user,
+        )
+    except GroundingRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        if grounding.state == Grounding.State.ACTIVE:
+            messages.success(
+                request,
+                f"{deployment.display_name} answers from {grounding.data_set.name} from the next question on "
+                "(you own the data set, so the policy approved it).",
+            )
+        else:
+            messages.success(
+                request,
+                f"Asked {grounding.data_set.owner.display_name} to approve grounding "
+                f"{deployment.display_name} on {grounding.data_set.name}.",
+            )
+    return redirect(_groundings_url(deployment.pk))
+
+
+@require_POST
+def grounding_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    grounding = get_grounding_for_removal(user, pk)
+    try:
+        removed = grounding_remove(grounding=grounding, actor=user)
+    except GroundingRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(
+            request,
+            f"{removed.deployment.display_name} no longer answers from {removed.data_set.name}: "
+            "it takes effect on the next question.",
+        )
+    next_url = request.POST.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    try:
+        return redirect(_groundings_url(get_deployment_for(user, grounding.deployment_id).pk))
+    except (Http404, PermissionDenied):
+        # The data set's owner need not see the assistant's page: back to their approvals.
+        return redirect("approvals:approval_queue")
+
+
+def _groundings_url(deployment_id: int) -> str:
+    return reverse("deployment_detail", args=[deployment_id]) + "#groundings"

@@ -40,7 +40,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     if memberships or user.is_platform_admin:
         links.append(("Data sets", reverse("grounding:data_set_list")))
     counts = _waiting_counts(user, led_ids=[department.pk for department in led])
-    if user.is_platform_admin or user.is_finance_approver:
+    if user.is_platform_admin or user.is_finance_approver or "Approvals" in counts:
         links.append(("Approvals", reverse("approvals:approval_queue")))
     if user.sees_all_departments:
         links.append(("Costs", reverse("reports:overview")))
@@ -64,6 +64,8 @@ def _waiting_counts(user: User, *, led_ids: list[int]) -> dict[str, int]:
     counts = {}
     if user.is_platform_admin or user.is_finance_approver:
         counts["Approvals"] = DeploymentRequest.objects.awaiting(user).count()
+    elif led_ids and (owned := DeploymentRequest.objects.awaiting(user).count()):
+        counts["Approvals"] = owned  # groundings of the data sets they own
     if led_ids:
         counts["Requests"] = DeploymentRequest.objects.filter(
             department_id__in=led_ids, state=DeploymentRequest.State.CHANGES_REQUESTED
