@@ -5,9 +5,10 @@ Tokens are counted in `o200k_base` (provisioning/tokenizer.py), the encoding of 
 the passages are quoted to; the embeddings models count within a few per cent of it and take
 thousands of tokens, far above a passage.
 
-A passage never spans two documents (one call reads one document's sections), two sheets or two
-heading paths; it may run on across a page break, and keeps the page it starts on and the last
-one it reaches. It ends at a paragraph break where one falls in its last quarter, else at a
+A passage never spans two documents (one call reads one document's sections), two pages (or
+slides), two sheets or two heading paths: a citation opens the page its passage is on, so a
+passage that began on one page and ran on to the next would send the reader to the wrong one for
+half of it, and a short page would be swallowed by its neighbours. It ends at a paragraph break where one falls in its last quarter, else at a
 sentence end; only a sentence longer than a passage is cut between words. The next passage
 repeats the previous one's last sentences (up to the overlap) so a thought cut in two is found
 whole in one of them.
@@ -86,8 +87,8 @@ def chunk_document(
     if budget < 1 or not 0 <= overlap < budget:
         raise ValueError(f"Passages need 0 <= overlap < size: {overlap} and {budget} tokens.")
     chunks: list[Chunk] = []
-    for (heading_path, sheet), run in groupby(
-        sections, key=lambda section: (section.heading_path, section.sheet)
+    for (heading_path, sheet, _page), run in groupby(
+        sections, key=lambda section: (section.heading_path, section.sheet, section.page)
     ):
         units = [unit for section in run for unit in _units(section, budget)]
         for texts in _pack(units, budget=budget, overlap=overlap):

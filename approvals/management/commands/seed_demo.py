@@ -7,6 +7,7 @@ from django.db import transaction
 
 from approvals.demo import seed_requests
 from gateway.demo import USAGE_DAYS, demo_key_file, seed_demo_api_key, seed_demo_api_usage
+from grounding.demo import seed_grounding
 from org.demo import DEMO_PASSWORD, DEPARTMENTS, USERS, refuse_outside_development, seed_organisation
 from provisioning.demo import seed_estate
 
@@ -37,6 +38,14 @@ class Command(BaseCommand):
             call_command("seed_demo_usage", stdout=self.stdout)
         # After the usage above, which replaces every demo usage record, the key's calls too.
         self._seed_api_key()
+        # After the usage, which makes the Campaign writer.
+        grounded = seed_grounding()
+        if grounded:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo grounding: {'; '.join(grounded)} (the worker reads the documents when it starts)."
+                )
+            )
 
     def _seed_api_key(self) -> None:
         made = seed_demo_api_key()

@@ -1,8 +1,10 @@
 """Embedding vectors that carry some meaning without a model: the text's lower-cased words and
 word pairs (unigrams and bigrams), each hashed to a dimension with a sign (signed feature hashing),
-weighted by 1 + log of its count, L2-normalised. Texts that share words and phrases get a high
-cosine, unrelated texts one near zero, and the same text always the same vector, so retrieval over
-the emulator's embeddings ranks as a reader would expect."""
+weighted by 1 + log of its count, L2-normalised. Words that carry no subject (English function
+words: "the", "do", "I") are left out and a plural's -s is dropped, as a model's vectors are
+shaped by what a text is about rather than by its grammar. Texts that share words and phrases get
+a high cosine, unrelated texts one near zero, and the same text always the same vector, so
+retrieval over the emulator's embeddings ranks as a reader would expect."""
 
 import hashlib
 import itertools
@@ -11,6 +13,12 @@ import re
 from collections import Counter
 
 WORD = re.compile(r"[^\W_]+")
+_FUNCTION_WORDS = """a about after all also am an and any are as at be because been before being but by can could
+    did do does doing for from get got had has have having he her here him his how i if in into is it
+    its just me more most my no not of on or our out over own same she should so some such than that
+    the their them then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your"""
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 
 
 def words(text: str) -> list[str]:
@@ -18,9 +26,17 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def features(item: str | list[int]) -> Counter[str]:
-    """The word unigrams and bigrams of a text (or of a token array, its token ids)."""
-    terms = words(item) if isinstance(item, str) else [f"#{token}" for token in item]
+    """The word unigrams and bigrams of a text's words that carry a subject (or of a token array,
+    its token ids)."""
+    if isinstance(item, str):
+        terms = [_stem(word) for word in words(item) if word not in FUNCTION_WORDS]
+    else:
+        terms = [f"#{token}" for token in item]
     counted = Counter(terms)
     counted.update(f"{first} {second}" for first, second in itertools.pairwise(terms))
     if not counted:
