@@ -8,10 +8,10 @@ thousands of tokens, far above a passage.
 A passage never spans two documents (one call reads one document's sections), two pages (or
 slides), two sheets or two heading paths: a citation opens the page its passage is on, so a
 passage that began on one page and ran on to the next would send the reader to the wrong one for
-half of it, and a short page would be swallowed by its neighbours. It ends at a paragraph break where one falls in its last quarter, else at a
-sentence end; only a sentence longer than a passage is cut between words. The next passage
-repeats the previous one's last sentences (up to the overlap) so a thought cut in two is found
-whole in one of them.
+half of it, and a short page would be swallowed by its neighbours. It ends at a paragraph break
+where one falls in its last quarter, else at a sentence end; only a sentence longer than a
+passage is cut between words. The next passage repeats the previous one's last sentences (up to
+the overlap) so a thought cut in two is found whole in one of them.
 
 A passage's id is its document's id and version and its position in that version: reading the
 same version again gives the same ids (an index update replaces rather than duplicates), and the

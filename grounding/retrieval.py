@@ -37,8 +37,9 @@ from provisioning.models import ModelDeployment, SearchService
 # The cosine similarity below which a passage does not answer the question. Measured against the
 # emulator's embeddings (tests/grounding/test_retrieval.py::test_the_relevance_floor_separates):
 # questions a passage answers score 0.45-0.6 with it, unrelated questions (other topics, small
-# talk) below 0.06 with every passage; the demo handbook's questions 0.25-0.36 with their page. text-embedding-3 models score unrelated English text
-# around 0.05-0.2 and related text above 0.3, so the same floor holds on Azure.
+# talk) below 0.06 with every passage; the demo handbook's questions 0.25-0.36 with their page.
+# text-embedding-3 models score unrelated English text around 0.05-0.2 and related text above
+# 0.3, so the same floor holds on Azure.
 RELEVANCE_FLOOR = 0.2
 SELECT = ["id", "content", "embedding", "data_set", "document", "version", "title", "page", "heading"]
 
