@@ -212,3 +212,14 @@ def test_retention_removes_documents_older_than_the_departments_chat_retention(
     assert Document.objects.get(pk=recent.pk).state != Document.State.DELETING
     assert Document.objects.get(pk=kept.pk).state != Document.State.DELETING
     assert AuditEvent.objects.filter(verb="document.expired", object_id=str(old.pk)).exists()
+
+
+def test_azure_openai_down_is_retried_and_then_the_run_goes_on(emulator, search_backend, handbook_set):
+    emulator.inject(operation="embeddings", kind="503", count=1)
+    document = make_document(data_set=handbook_set, name="handbook.md", content=HANDBOOK)
+    ingestion.ingestion_start(document)
+    with pytest.raises(ingestion.IngestionInterrupted, match="Azure OpenAI did not answer"):
+        ingestion.document_ingest(document.pk, document.run_token)
+    assert Document.objects.get(pk=document.pk).state == Document.State.EMBEDDING
+    assert ingestion.document_ingest(document.pk, document.run_token) is None
+    assert Document.objects.get(pk=document.pk).state == Document.State.INDEXED
