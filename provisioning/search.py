@@ -271,7 +271,7 @@ def search_service_retry(*, service: SearchService, actor: User | None) -> Searc
 
     with transaction.atomic():
         locked = (
-            SearchService.objects.select_for_update()
+            SearchService.objects.select_for_update(of=("self",))
             .select_related("embeddings_deployment")
             .get(pk=service.pk)
         )
