@@ -73,7 +73,7 @@ def _search_services_read_afresh():
 def documents_folder(tmp_path, monkeypatch) -> Path:
     """The documents' storage in the test's own folder. The file field took its storage when the
     model was loaded, so it is replaced there (overriding STORAGES would not reach it)."""
-    folder = tmp_path / "documents"
+    folder: Path = tmp_path / "documents"
     monkeypatch.setattr(Document._meta.get_field("file"), "storage", FileSystemStorage(location=folder))
     return folder
 

@@ -4,6 +4,7 @@ refusals, waits, Azure down, removal and retention."""
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -54,7 +55,7 @@ def _documents_in_the_tests_folder(documents_folder):
     return documents_folder
 
 
-def indexed(service: SearchService, **filters: str) -> list[dict]:
+def indexed(service: SearchService, **filters: str) -> list[dict[str, Any]]:
     expression = " and ".join(f"{field} eq '{value}'" for field, value in filters.items()) or None
     return list(passages(service).search(search_text="*", filter=expression, top=1000))
 
