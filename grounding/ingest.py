@@ -73,16 +73,20 @@ class IngestionInterrupted(Exception):
         self.gave_up = gave_up
 
 
-SEARCH_DOWN = IngestionInterrupted(
-    "The search service did not answer; retrying.",
-    gave_up="The search service did not answer after several tries. Upload the file again later, "
-    "or ask the platform team if it keeps failing.",
-)
-OPENAI_DOWN = IngestionInterrupted(
-    "Azure OpenAI did not answer while embedding the document; retrying.",
-    gave_up="Azure OpenAI did not answer after several tries while embedding the document. Upload "
-    "the file again later, or ask the platform team if it keeps failing.",
-)
+def search_down() -> IngestionInterrupted:
+    return IngestionInterrupted(
+        "The search service did not answer; retrying.",
+        gave_up="The search service did not answer after several tries. Upload the file again later, "
+        "or ask the platform team if it keeps failing.",
+    )
+
+
+def openai_down() -> IngestionInterrupted:
+    return IngestionInterrupted(
+        "Azure OpenAI did not answer while embedding the document; retrying.",
+        gave_up="Azure OpenAI did not answer after several tries while embedding the document. "
+        "Upload the file again later, or ask the platform team if it keeps failing.",
+    )
 
 
 def ingestion_start(document: Document) -> None:
@@ -195,7 +199,7 @@ def _embed_and_upload(
                 _mark(document.pk, token, State.EMBEDDING, f"{busy}")
                 return busy.retry_after
             except EmbeddingsUnavailable as error:
-                raise OPENAI_DOWN from error
+                raise openai_down() from error
             spent += embedded.tokens
             _upload(client, document, part, embedded.vectors)
             if not _mark(document.pk, token, State.EMBEDDING, ""):
@@ -224,7 +228,7 @@ def _search(call: Callable[[], T]) -> T:
     try:
         result: T = azure_call(None, "index the document's passages", call)
     except TransientAzureError as error:
-        raise SEARCH_DOWN from error
+        raise search_down() from error
     return result
 
 
@@ -254,7 +258,7 @@ def _upload(
         failed = [result for result in results if not result.succeeded]
         if failed:
             if any((result.status_code or 0) >= 500 or result.status_code == 429 for result in failed):
-                raise SEARCH_DOWN
+                raise search_down()
             raise PermanentAzureError(
                 f"The search service refused {len(failed)} passages of the document: "
                 f"{failed[0].error_message}"

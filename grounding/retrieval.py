@@ -16,6 +16,7 @@ by a version being replaced, or by a document being deleted, is never quoted.
 
 import asyncio
 import math
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
@@ -83,7 +84,7 @@ async def retrieve(
     zones: dict[int, list[int]] = defaultdict(list)
     for data_set in data_sets:
         zones[data_set.landing_zone_id].append(data_set.pk)
-    services = await database_job(_active_services, list(zones))
+    services = await _services_for(list(zones))
     found = await asyncio.gather(
         *(
             _search_zone(
@@ -103,6 +104,28 @@ async def retrieve(
 class _Hit:
     row: dict[str, Any]
     similarity: float
+
+
+# A zone's active search service, remembered in the process for a while: once active it stays so
+# (and its endpoint and embeddings deployment do not change), so a turn need not read it again.
+SERVICE_MEMORY_SECONDS = 60.0
+_services: dict[int, tuple[float, SearchService]] = {}
+
+
+async def _services_for(zone_ids: list[int]) -> list[SearchService]:
+    now = time.monotonic()
+    known = {zone: entry[1] for zone in zone_ids if (entry := _services.get(zone)) and entry[0] > now}
+    missing = [zone for zone in zone_ids if zone not in known]
+    if missing:
+        for service in await database_job(_active_services, missing):
+            known[service.landing_zone_id] = service
+            _services[service.landing_zone_id] = (now + SERVICE_MEMORY_SECONDS, service)
+    return list(known.values())
+
+
+def forget_services() -> None:
+    """Read the zones' services afresh at the next turn (tests; a service provisioned again)."""
+    _services.clear()
 
 
 def _active_services(zone_ids: list[int]) -> list[SearchService]:

@@ -26,7 +26,9 @@ from provisioning.models import (
     Price,
     ProvisioningOperation,
     Quota,
+    SearchService,
 )
+from provisioning.search import search_service_retry
 
 
 class ReadOnlyAdminMixin:
@@ -336,6 +338,44 @@ class LeftoverResourceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LeftoverResourc
                 self.message_user(request, str(refusal), messages.WARNING)
             else:
                 self.message_user(request, f"Removing the {leftover} from Azure.", messages.SUCCESS)
+
+
+@admin.register(SearchService)
+class SearchServiceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SearchService]):
+    """A landing zone's Azure AI Search service and embeddings deployment (provisioning.search):
+    made by the engine when the zone's first data set needs them; a failed one is provisioned
+    again from here."""
+
+    list_display = [
+        "name",
+        "landing_zone",
+        "location",
+        "sku",
+        "embeddings_deployment",
+        "state",
+        "provisioned_at",
+    ]
+    list_filter = ["state", "location"]
+    list_select_related = ["landing_zone", "embeddings_deployment"]
+    actions = ["provision_again"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser or getattr(request.user, "is_platform_admin", False))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in SearchService._meta.fields]
+
+    @admin.action(description="Provision again (failed services)", permissions=["change"])
+    def provision_again(self, request: HttpRequest, queryset: QuerySet[SearchService]) -> None:
+        user: User = request.user  # type: ignore[assignment]
+        for service in queryset:
+            if service.state != SearchService.State.FAILED:
+                self.message_user(
+                    request, f"{service} is {service.get_state_display().lower()}.", messages.WARNING
+                )
+                continue
+            search_service_retry(service=service, actor=user)
+            self.message_user(request, f"Provisioning {service} again.", messages.SUCCESS)
 
 
 @admin.register(AccessGrant)

@@ -205,7 +205,7 @@ def search_client(endpoint: str, index: str, *, retries: int | None = None) -> S
     return SearchClient(endpoint, index, token_credential, **_search_options(token_credential, retries))
 
 
-class AsyncLoopbackSearchBearerPolicy(AsyncBearerTokenCredentialPolicy):
+class AsyncLoopbackSearchBearerPolicy(AsyncBearerTokenCredentialPolicy[Any, Any]):
     """LoopbackSearchBearerPolicy for the async search client (emulator on loopback only)."""
 
     async def on_request(self, request: PipelineRequest[Any]) -> None:

@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
-from org.models import Department
+from org.models import Department, User
 from provisioning.azure import search_management_client
 from provisioning.azure_errors import PermanentAzureError
 from provisioning.claims import Claim, claimed, claimed_if_free
@@ -264,13 +264,14 @@ def search_service_fail(*, service_id: int, message: str) -> None:
     logger.warning("Search service %s failed: %s", service_id, message)
 
 
-def search_service_retry(*, service: SearchService) -> SearchService:
-    """Provision a failed service again (its embeddings deployment too, if that failed)."""
+def search_service_retry(*, service: SearchService, actor: User | None) -> SearchService:
+    """Provision a failed service again (its embeddings deployment too, if that failed); a
+    platform admin asks for it (the admin's action)."""
     from provisioning.tasks import provision_search_service_task
 
     with transaction.atomic():
         locked = (
-            SearchService.objects.select_for_update()
+            SearchService.objects.select_for_update(of=("self",))
             .select_related("embeddings_deployment")
             .get(pk=service.pk)
         )
@@ -282,15 +283,15 @@ def search_service_retry(*, service: SearchService) -> SearchService:
         locked.status_message = "Trying again."
         locked.next_step_at = timezone.now()
         locked.save(update_fields=["state", "status_message", "next_step_at"])
-        _record(locked, "search_service.retried")
+        _record(locked, "search_service.retried", actor=actor)
         transaction.on_commit(lambda: provision_search_service_task.delay(locked.pk))
     return locked
 
 
-def _record(service: SearchService, verb: str, note: str = "") -> None:
+def _record(service: SearchService, verb: str, note: str = "", actor: User | None = None) -> None:
     department = service.embeddings_deployment.department if service.embeddings_deployment else None
     audit_record(
-        actor=None,
+        actor=actor,
         verb=verb,
         target=service,
         department=department,

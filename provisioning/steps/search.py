@@ -28,6 +28,7 @@ PORTAL_SEARCH_ROLES = (SEARCH_SERVICE_CONTRIBUTOR, SEARCH_INDEX_DATA_CONTRIBUTOR
 
 # Microsoft.Search reports its provisioningState in lower case, unlike Cognitive Services.
 SEARCH_IN_PROGRESS = {"provisioning", "updating", "deleting"}
+CREATING_AGAIN = "Azure failed to create the search service; asking it again."
 
 
 def ensure_search_service(service: SearchService, client: SearchManagementClient) -> StepResult:
@@ -42,9 +43,19 @@ def ensure_search_service(service: SearchService, client: SearchManagementClient
     if state in SEARCH_IN_PROGRESS:
         return Wait(poll_seconds())
     if state == "failed":
-        raise PermanentAzureError(
-            f"Azure failed to create the search service {service.name}. A platform admin can retry it."
+        # A service Azure failed to create holds nothing: deleted and asked for afresh, once (the
+        # note on the service is the attempt's mark).
+        if service.status_message == CREATING_AGAIN:
+            raise PermanentAzureError(
+                f"Azure failed to create the search service {service.name} twice. A platform admin can "
+                "provision it again from the admin."
+            )
+        service.status_message = CREATING_AGAIN
+        service.save(update_fields=["status_message"])
+        azure_call(
+            None, "delete the failed search service", lambda: client.services.delete(group, service.name)
         )
+        return _put(service, client)
     if azure.disable_local_auth is not True:
         return _put(service, client)
     service.resource_id = azure.id

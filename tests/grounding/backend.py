@@ -24,6 +24,7 @@ from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 
 from grounding import ingest as ingestion
+from grounding import retrieval
 from grounding.models import DataSet, Document
 from org.models import Department, User
 from provisioning.azure_errors import TransientAzureError
@@ -61,11 +62,18 @@ def drive_search_service(service_id: int, *, limit_seconds: float = 60) -> Searc
     raise AssertionError("the search service's provisioning did not finish")
 
 
+@pytest.fixture(autouse=True)
+def _search_services_read_afresh():
+    # Retrieval remembers zones' active search services in the process; a test's rows end with
+    # its transaction (and the next test's zone may have the same id).
+    retrieval.forget_services()
+
+
 @pytest.fixture
 def documents_folder(tmp_path, monkeypatch) -> Path:
     """The documents' storage in the test's own folder. The file field took its storage when the
     model was loaded, so it is replaced there (overriding STORAGES would not reach it)."""
-    folder = tmp_path / "documents"
+    folder: Path = tmp_path / "documents"
     monkeypatch.setattr(Document._meta.get_field("file"), "storage", FileSystemStorage(location=folder))
     return folder
 

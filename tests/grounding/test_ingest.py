@@ -4,6 +4,7 @@ refusals, waits, Azure down, removal and retention."""
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -54,7 +55,7 @@ def _documents_in_the_tests_folder(documents_folder):
     return documents_folder
 
 
-def indexed(service: SearchService, **filters: str) -> list[dict]:
+def indexed(service: SearchService, **filters: str) -> list[dict[str, Any]]:
     expression = " and ".join(f"{field} eq '{value}'" for field, value in filters.items()) or None
     return list(passages(service).search(search_text="*", filter=expression, top=1000))
 
@@ -227,3 +228,14 @@ def test_what_a_data_set_stores_is_recorded_for_the_search_bill_as_it_changes(
     ingestion.document_remove(document.pk, Document.objects.get(pk=document.pk).run_token)
 
     assert SearchStorage.objects.get(service=search_backend, data_set_id=handbook_set.pk).stored_bytes == 0
+
+
+def test_azure_openai_down_is_retried_and_then_the_run_goes_on(emulator, search_backend, handbook_set):
+    emulator.inject(operation="embeddings", kind="503", count=1)
+    document = make_document(data_set=handbook_set, name="handbook.md", content=HANDBOOK)
+    ingestion.ingestion_start(document)
+    with pytest.raises(ingestion.IngestionInterrupted, match="Azure OpenAI did not answer"):
+        ingestion.document_ingest(document.pk, document.run_token)
+    assert Document.objects.get(pk=document.pk).state == Document.State.EMBEDDING
+    assert ingestion.document_ingest(document.pk, document.run_token) is None
+    assert Document.objects.get(pk=document.pk).state == Document.State.INDEXED

@@ -100,10 +100,18 @@ def test_azure_refusing_the_service_fails_it_with_a_message(
     emulator, settings, search_zone, platform_department
 ):
     settings.PROVISIONING_POLL_SECONDS = 0.05
-    emulator.inject(operation="searchServices.put", kind="lro_failure")
+    emulator.inject(operation="searchServices.put", kind="lro_failure", count=2)
     service = provision_search_backend(search_zone, requested_for=platform_department)
     assert service.state == SearchService.State.FAILED
     assert "Azure failed to create the search service" in service.status_message
+    assert "twice" in service.status_message
+
+
+def test_a_service_azure_failed_once_is_asked_again(emulator, settings, search_zone, platform_department):
+    settings.PROVISIONING_POLL_SECONDS = 0.05
+    emulator.inject(operation="searchServices.put", kind="lro_failure", count=1)
+    service = provision_search_backend(search_zone, requested_for=platform_department)
+    assert service.state == SearchService.State.ACTIVE
 
 
 def test_a_failed_embeddings_deployment_fails_the_backend(
@@ -145,3 +153,26 @@ def test_an_active_service_has_no_next_look(search_backend):
         next_step_at=timezone.now() - timedelta(hours=1)
     )
     assert search_services_resume_stalled(overdue_seconds=60) == []
+
+
+def test_an_admin_provisions_a_failed_service_again(
+    emulator, settings, search_zone, platform_department, platform_admin, client_for
+):
+    settings.PROVISIONING_POLL_SECONDS = 0.05
+    emulator.inject(operation="searchServices.put", kind="lro_failure", count=2)
+    failed = provision_search_backend(search_zone, requested_for=platform_department)
+    assert failed.state == SearchService.State.FAILED
+    response = client_for(platform_admin).post(
+        "/admin/provisioning/searchservice/",
+        {"action": "provision_again", "_selected_action": [failed.pk]},
+    )
+    assert response.status_code == 302
+    assert SearchService.objects.get(pk=failed.pk).state == SearchService.State.PROVISIONING
+    assert drive_search_service(failed.pk).state == SearchService.State.ACTIVE
+    retried = AuditEvent.objects.get(verb="search_service.retried")
+    assert retried.actor == platform_admin
+
+
+def test_a_department_lead_cannot_use_the_admin(search_backend, marketing_lead, client_for):
+    response = client_for(marketing_lead).get("/admin/provisioning/searchservice/")
+    assert response.status_code == 302  # to the admin's sign-in: not staff
