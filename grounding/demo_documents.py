@@ -1,8 +1,10 @@
 """The demo's documents, written for the project: HR's employee handbook (a PDF, a topic per page,
 so citations open at a page) and Marketing's brand guide (Markdown, by heading)."""
 
+import re
+
 HANDBOOK_NAME = "Employee handbook 2026.pdf"
-HANDBOOK_PAGES = [
+_HANDBOOK_SOURCE = [
     """Employee handbook 2026
 
 This handbook describes how leave, expenses and remote work are handled at the company. It is
@@ -85,6 +87,14 @@ private cloud storage. Report a lost device to the IT service desk at once.
 
 When you leave the company, return all equipment on your last working day.""",
 ]
+
+
+def _reflowed(page: str) -> str:
+    """A page's paragraphs on one line each (the PDF wraps them), its title and list items apart."""
+    return re.sub(r"(?<=[^\n:])\n(?!\n|Page )", " ", page)
+
+
+HANDBOOK_PAGES = [_reflowed(page) for page in _HANDBOOK_SOURCE]
 
 BRAND_GUIDE_NAME = "Brand guide.md"
 BRAND_GUIDE = """# Brand guide
