@@ -37,7 +37,7 @@ COPY . .
 # Build-only settings: collectstatic needs no database, broker or real secret.
 RUN DEBUG=false SECRET_KEY=build-only-not-a-secret AZURE_MODE=azure ALLOWED_HOSTS='*' CELERY_BROKER_URL=memory:// \
     python manage.py collectstatic --noinput \
-    && install -d -o switchyard -g switchyard /app/var /app/var/audit-archive /app/var/prometheus
+    && install -d -o switchyard -g switchyard /app/var /app/var/audit-archive /app/var/prometheus /app/var/documents
 
 USER switchyard
 
