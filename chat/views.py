@@ -34,6 +34,7 @@ from chat.models import Conversation
 from chat.services import ChatInputError, conversation_cost
 from chat.streaming import answer_stream, refusal_events
 from chat.turns import Refusal, Turn, chat_turn_prepare
+from grounding.retrieval import grounded_data_set_names
 from money.budgets import budget_status
 from org.models import Department, User
 from provisioning.models import ModelDeployment
@@ -56,6 +57,7 @@ def _page_context(request: HttpRequest, conversation: Conversation | None) -> di
         ModelDeployment.objects.usable_by(user).select_related("account").order_by("display_name")
     )
     paying_departments = {deployment.pk: deployment.paying_departments(user) for deployment in deployments}
+    grounded_on = grounded_data_set_names(deployments)
     payer: Department | None
     if conversation is not None:
         payer = conversation.department
@@ -65,6 +67,8 @@ def _page_context(request: HttpRequest, conversation: Conversation | None) -> di
     query = _search_query(request)
     return {
         "deployments": deployments,
+        # Each assistant with the data sets it answers from (none: from the model alone).
+        "assistant_choices": [(deployment, grounded_on.get(deployment.pk, [])) for deployment in deployments],
         "paying_departments": paying_departments,
         "conversations": list(
             services.conversations_for(user=user, session=request.session, query=query)[

@@ -67,6 +67,20 @@ def grounded_data_sets(deployment: ModelDeployment) -> list[DataSet]:
     return list(DataSet.objects.filter(pk__in=active).select_related("department").order_by("pk"))
 
 
+def grounded_data_set_names(deployments: Sequence[ModelDeployment]) -> dict[int, list[str]]:
+    """deployment id -> the names of the data sets it is grounded on now, for pickers and pages."""
+    names: dict[int, list[str]] = defaultdict(list)
+    rows = (
+        Grounding.objects.active()
+        .filter(deployment__in=list(deployments))
+        .order_by("data_set__name")
+        .values_list("deployment_id", "data_set__name")
+    )
+    for deployment_id, name in rows:
+        names[deployment_id].append(name)
+    return names
+
+
 async def retrieve(
     *,
     deployment: ModelDeployment,

@@ -296,3 +296,21 @@ def test_a_saved_answer_shows_its_sources_and_whose_documents_answered(mark, cop
     assert ", page 3" in page
     assert "HR policies · HR" in page
     assert "Parental leave is 16 weeks at full pay." in page
+
+
+def test_the_assistant_picker_says_which_data_sets_an_assistant_answers_from(mark, lena, copywriter, zone):
+    from grounding.models import Grounding
+
+    brand = DataSet.objects.create(
+        department=copywriter.department, name="Brand guide", owner=lena, landing_zone=zone
+    )
+    drafts = DataSet.objects.create(
+        department=copywriter.department, name="Drafts", owner=lena, landing_zone=zone
+    )
+    Grounding.objects.create(deployment=copywriter, data_set=brand, state=Grounding.State.ACTIVE)
+    Grounding.objects.create(deployment=copywriter, data_set=drafts, state=Grounding.State.REQUESTED)
+
+    page = ChatClient(mark).get(reverse("chat:index")).content.decode()
+
+    assert "Answers from Brand guide<" in page
+    assert "Drafts" not in page
