@@ -226,12 +226,18 @@ async def chats_while(
     measured: list[Stream] = []
     while busy():
         measured += await in_flight(
-            lambda index: portal_stream(http, base, *sessions[index], question),
+            lambda index: ask(http, base, sessions[index], question),
             concurrency=streams,
             rounds=2,
             stagger_seconds=1.0,
         )
     return measured
+
+
+def ask(http: Any, base: str, session: tuple[str, str], question: str) -> Any:
+    """One chat message through the portal from this person's session and conversation."""
+    session_key, conversation_id = session
+    return portal_stream(http, base, session_key, conversation_id, question)
 
 
 def ttft(streams: list[Stream]) -> tuple[float, float, int]:
@@ -249,7 +255,7 @@ async def ingestion_part(
     failures, lines = 0, []
     async with http:
         await asyncio.gather(
-            *(portal_stream(http, base, *plain[index], PLAIN_QUESTION) for index in range(min(5, len(plain))))
+            *(ask(http, base, plain[index], PLAIN_QUESTION) for index in range(min(5, len(plain))))
         )
         rounds = iter(range(arguments.idle_rounds))
         before = await chats_while(
@@ -316,10 +322,10 @@ async def retrieval_part(
     async with http:
 
         def grounded_call(index: int) -> Any:
-            return portal_stream(http, base, *grounded[index], rng.choice(own).question)
+            return ask(http, base, grounded[index], rng.choice(own).question)
 
         def plain_call(index: int) -> Any:
-            return portal_stream(http, base, *plain[index], PLAIN_QUESTION)
+            return ask(http, base, plain[index], PLAIN_QUESTION)
 
         await asyncio.gather(*(grounded_call(index) for index in range(min(5, len(grounded)))))
         for _cycle in range(arguments.cycles):
