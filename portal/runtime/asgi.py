@@ -77,10 +77,11 @@ def _is_gateway_path(path: str) -> bool:
 
 async def lifespan(receive: Receive, send: Send) -> None:
     """The server's start and stop (Django itself only handles requests). When the server stops,
-    after the last answer has streamed, the connections to Azure OpenAI and the chat's database
-    connection are closed rather than dropped."""
+    after the last answer has streamed, the connections to Azure OpenAI and Azure AI Search and the
+    chat's database connection are closed rather than dropped."""
     from base import loop_database
     from calls import database, transport
+    from grounding import retrieval
 
     while True:
         message = await receive()
@@ -88,6 +89,7 @@ async def lifespan(receive: Receive, send: Send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await transport.close_clients()
+            await retrieval.close_clients()
             await database.close_connection()
             await loop_database.close()
             await send({"type": "lifespan.shutdown.complete"})
