@@ -9,10 +9,9 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import prefetch_related_objects
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from approvals import services
@@ -34,6 +33,7 @@ from approvals.models import DeploymentRequest
 from approvals.rounds import describe_edit, round_records, wrote_round
 from approvals.spec import current_grant, grant_label, grant_state
 from approvals.timeline import request_timeline
+from base.redirects import same_site_path
 from base.tables import SortOrder, lifecycle_order, query_with, render_page_or_fragment
 from grounding.grounding_services import (
     GroundingRefused,
@@ -466,14 +466,12 @@ def grounding_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
             f"{removed.deployment.display_name} no longer answers from {removed.data_set.name}: "
             "it takes effect on the next question.",
         )
-    next_url = request.POST.get("next", "")
-    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
-        return redirect(next_url)
     try:
-        return redirect(_groundings_url(get_deployment_for(user, grounding.deployment_id).pk))
+        back = _groundings_url(get_deployment_for(user, grounding.deployment_id).pk)
     except (Http404, PermissionDenied):
         # The data set's owner need not see the assistant's page: back to their approvals.
-        return redirect("approvals:approval_queue")
+        back = reverse("approvals:approval_queue")
+    return HttpResponseRedirect(same_site_path(request, request.POST.get("next", ""), default=back))
 
 
 def _groundings_url(deployment_id: int) -> str:

@@ -7,8 +7,8 @@ from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 
+from base.redirects import same_site_path
 from org.access import departments_listed_for
 from org.models import Department, Membership, User
 
@@ -40,12 +40,9 @@ def department_list(request: HttpRequest) -> HttpResponse:
 def admin_sign_in(request: HttpRequest) -> HttpResponse:
     """Django admin's sign-in page: the portal's own sign-in, so that admins sign in with the same
     rate limits, password policy and Entra ID as everyone else instead of a form of admin's."""
-    next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
-    # A path on this site only: `redirect` would take anything else for the name of a view.
-    if not next_url.startswith("/") or not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = reverse("admin:index")
+    next_url = same_site_path(
+        request, request.GET.get(REDIRECT_FIELD_NAME, ""), default=reverse("admin:index")
+    )
     if not request.user.is_authenticated:
         return redirect_to_login(next_url, login_url=reverse("account_login"))
     if admin.site.has_permission(request):

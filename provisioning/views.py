@@ -7,12 +7,12 @@ from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from base.redirects import same_site_path
 from base.tables import SortOrder, is_htmx_for, lifecycle_order, query_with, render_page_or_fragment
 from org.models import Department, User
 from provisioning import leftovers
@@ -299,7 +299,6 @@ def leftover_remove(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request, f"Removing the {leftover} from Azure: it leaves this list once Azure no longer has it."
         )
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("deployment_list")
-    return redirect(back)
+    return HttpResponseRedirect(
+        same_site_path(request, request.POST.get("next", ""), default=reverse("deployment_list"))
+    )
