@@ -362,7 +362,7 @@ async def isolation_part(
 ) -> tuple[int, list[str]]:
     from asgiref.sync import sync_to_async
 
-    from grounding.retrieval import grounded_data_sets, retrieve
+    from grounding.retrieval import close_clients, grounded_data_sets, retrieve
 
     rng = random.Random(5)  # noqa: S311  (which questions, not secrets)
     cross, asked, found_own, asked_own = 0, 0, 0, 0
@@ -385,6 +385,7 @@ async def isolation_part(
                 )
             else:
                 asked += 1
+    await close_clients()
     return int(cross > 0), [
         f"isolation: {asked} questions only another department's documents answer, asked of "
         f"{len(seeded['assistants'])} departments' assistants",

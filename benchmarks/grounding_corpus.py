@@ -82,7 +82,18 @@ def corpus(*, documents_per_department: int, pages: int, seed: int = 7) -> list[
 
 
 def _page(rule: Rule, rng: random.Random) -> str:
+    """The rule, then paragraphs about the same subject in the department's words (as a policy page
+    reads), with ordinary office prose between them: about 700 tokens, two passages."""
+    subject, thing, desk = rule.subject, rule.thing, f"{rule.department} {rule.subject} desk"
+    about = [
+        f"The {desk} keeps the {thing} register for every {subject} case.",
+        f"A {subject} {thing} names its owner, its date and the reason for the {subject}.",
+        f"Questions about a {subject} {thing} go to the {desk} first.",
+        f"When a {subject} {thing} is late, the desk tells the owner and records why.",
+        f"Every {subject} {thing} under rule {rule.code} is reviewed once a year.",
+    ]
     paragraphs = [rule.statement]
-    for _ in range(6):
-        paragraphs.append(" ".join(rng.choice(FILLER) for _ in range(60)).capitalize() + ".")
-    return "\n".join(paragraphs)
+    for sentence in about * 2:
+        filler = " ".join(rng.choice(FILLER) for _ in range(45))
+        paragraphs.append(f"{sentence} {filler.capitalize()}.")
+    return "\n\n".join(paragraphs)
