@@ -450,6 +450,8 @@ def main() -> int:
             start_process(
                 ["worker", "--loglevel=WARNING", "--concurrency=2", f"--logfile={workdir / 'worker.log'}"],
                 environment,
+                # As the Procfile and docker-compose run it: background work yields to the web.
+                nice=10,
             )
         )
         seeded = seed(arguments, emulator_url)

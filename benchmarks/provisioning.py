@@ -95,9 +95,19 @@ def scratch_broker(workdir: Path) -> dict[str, str]:
     return {"CELERY_BROKER_URL": "filesystem://", "CELERY_BROKER_DIR": str(workdir / "broker")}
 
 
-def start_process(arguments: list[str], environment: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_process(
+    arguments: list[str], environment: dict[str, str], *, nice: int = 0
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603  (our own app, fixed arguments)
-        [sys.executable, "-m", "celery", "-A", "portal", *arguments],
+        [
+            *(["nice", "-n", str(nice)] if nice else []),
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            *arguments,
+        ],
         cwd=PROJECT_DIR,
         env=environment,
         start_new_session=True,

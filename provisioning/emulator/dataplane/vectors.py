@@ -12,6 +12,8 @@ import math
 import re
 from collections import Counter
 
+import numpy as np
+
 WORD = re.compile(r"[^\W_]+")
 _FUNCTION_WORDS = """a about after all also am an and any are as at be because been before being but by can could
     did do does doing for from get got had has have having he her here him his how i if in into is it
@@ -52,13 +54,24 @@ def _slot(feature: str, dimensions: int) -> tuple[int, float]:
 
 
 def meaning_vector(item: str | list[int], dimensions: int) -> list[float]:
-    values = [0.0] * dimensions
-    for feature, count in features(item).items():
-        index, sign = _slot(feature, dimensions)
-        values[index] += sign * (1.0 + math.log(count))
-    norm = math.sqrt(sum(value * value for value in values))
+    counted = features(item)
+    slots = [_slot(feature, dimensions) for feature in counted]
+    values = np.zeros(dimensions)
+    np.add.at(
+        values,
+        np.fromiter((index for index, _sign in slots), dtype=np.intp, count=len(slots)),
+        np.fromiter(
+            (
+                sign * (1.0 + math.log(count))
+                for (_index, sign), count in zip(slots, counted.values(), strict=True)
+            ),
+            dtype=np.float64,
+            count=len(slots),
+        ),
+    )
+    norm = float(np.linalg.norm(values))
     if norm == 0:
         # Features that cancelled out in every dimension they hit: rare, but a vector needs a length.
         values[_slot("empty", dimensions)[0]] = 1.0
-        return values
-    return [value / norm for value in values]
+        return list(values.tolist())
+    return list((values / norm).tolist())

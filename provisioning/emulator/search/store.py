@@ -38,6 +38,14 @@ class Index:
     # (the keys, and per vector field the rows) is kept until the documents change.
     _filtered: dict[str, set[str]] = field(default_factory=dict)
     _masks: dict[tuple[str, str], npt.NDArray[np.bool_]] = field(default_factory=dict)
+    # Full-text scoring in arrays, built as queries need them until the documents change: the
+    # documents in a fixed order, each field's lengths, and a term's (rows, counts) in a field.
+    _row_keys: list[str] | None = None
+    _row_of: dict[str, int] = field(default_factory=dict)
+    _lengths: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    _term_rows: dict[tuple[str, str], tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = field(
+        default_factory=dict
+    )
 
     @property
     def name(self) -> str:
@@ -91,6 +99,42 @@ class Index:
         self._matrices.clear()
         self._filtered.clear()
         self._masks.clear()
+        self._row_keys = None
+        self._row_of.clear()
+        self._lengths.clear()
+        self._term_rows.clear()
+
+    def row_keys(self) -> list[str]:
+        """The documents' keys in the order of the full-text arrays' rows."""
+        if self._row_keys is None:
+            self._row_keys = list(self.documents)
+            self._row_of = {key: row for row, key in enumerate(self._row_keys)}
+        return self._row_keys
+
+    def lengths(self, field_name: str) -> npt.NDArray[np.float64]:
+        """Each document's length in the field, in tokens, by row."""
+        if field_name not in self._lengths:
+            self._lengths[field_name] = np.fromiter(
+                (len(self.tokens[key].get(field_name, ())) for key in self.row_keys()),
+                dtype=np.float64,
+                count=len(self.row_keys()),
+            )
+        return self._lengths[field_name]
+
+    def term_rows(self, field_name: str, term: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The rows of the documents whose field holds the term, and how often it does in each."""
+        if (field_name, term) not in self._term_rows:
+            keys = self.row_keys()
+            holders = sorted(self._row_of[key] for key in self.postings.get(field_name, {}).get(term, ()))
+            self._term_rows[(field_name, term)] = (
+                np.asarray(holders, dtype=np.intp),
+                np.fromiter(
+                    (self.terms[keys[row]][field_name][term] for row in holders),
+                    dtype=np.float64,
+                    count=len(holders),
+                ),
+            )
+        return self._term_rows[(field_name, term)]
 
     def filtered(self, filter_text: str, matches: Callable[[dict[str, Any]], bool]) -> set[str]:
         """The keys of the documents `matches` lets through (the compiled `filter_text`)."""
