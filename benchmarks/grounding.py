@@ -44,7 +44,7 @@ import requests
 
 from benchmarks.admission import machine_speed
 from benchmarks.chat_seed import start_portal, stop_portal
-from benchmarks.chat_stream import Stream, clients, in_flight, portal_environment, portal_stream
+from benchmarks.chat_stream import Profiler, Stream, clients, in_flight, portal_environment, portal_stream
 from benchmarks.emulator import (
     free_port,
     percentile,
@@ -311,8 +311,17 @@ async def ingestion_part(
 
 
 async def retrieval_part(
-    arguments: argparse.Namespace, seeded: dict[str, Any], rules: list[Rule], base: str, portal_pid: int
+    arguments: argparse.Namespace,
+    seeded: dict[str, Any],
+    rules: list[Rule],
+    base: str,
+    pids: dict[str, int],
 ) -> tuple[int, list[str]]:
+    portal_pid = pids["portal"]
+    profilers = [
+        Profiler(arguments.profile / f"{name}.txt" if arguments.profile else None, pid)
+        for name, pid in pids.items()
+    ]
     _sdk, http = clients("http://127.0.0.1:1", pool=arguments.streams + 10)
     grounded, plain = seeded["grounded_sessions"], seeded["plain_sessions"]
     own = [rule for rule in rules if rule.department == next(iter(SUBJECTS))]
@@ -328,6 +337,8 @@ async def retrieval_part(
             return ask(http, base, plain[index], PLAIN_QUESTION)
 
         await asyncio.gather(*(grounded_call(index) for index in range(min(5, len(grounded)))))
+        for profiler in profilers:
+            profiler.start()
         for _cycle in range(arguments.cycles):
             for side, call in (("plain", plain_call), ("grounded", grounded_call)):
                 before = process_figures(portal_pid)[1]
@@ -335,6 +346,8 @@ async def retrieval_part(
                     call, concurrency=arguments.streams, rounds=arguments.rounds, stagger_seconds=1.0
                 )
                 cpu[side] += process_figures(portal_pid)[1] - before
+        for profiler in profilers:
+            profiler.stop()
     plain_median, plain_p95, plain_n = ttft(sides["plain"])
     grounded_median, grounded_p95, grounded_n = ttft(sides["grounded"])
     added_median, added_p95 = grounded_median - plain_median, grounded_p95 - plain_p95
@@ -414,6 +427,9 @@ def parse_arguments() -> argparse.Namespace:
         "--embeddings-capacity", type=int, default=20000,
         help="the embeddings deployment's capacity (K TPM): the machine, not the rate limit, sets the pace",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, help="a folder: py-spy records the web process and the emulator in part 2"
+    )
     return parser.parse_args()
 
 
@@ -472,7 +488,9 @@ def main() -> int:
         portal_pid = portal.pid
         for part in (
             lambda: ingestion_part(arguments, seeded, documents, base),
-            lambda: retrieval_part(arguments, seeded, rules, base, portal_pid),
+            lambda: retrieval_part(
+                arguments, seeded, rules, base, {"portal": portal_pid, "emulator": emulator.pid}
+            ),
             lambda: isolation_part(arguments, seeded, rules),
         ):
             missed, lines = asyncio.run(part())

@@ -31,6 +31,8 @@ from audit.context import current_origin
 ARM_SCOPE = "https://management.azure.com/.default"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 SEARCH_SCOPE = "https://search.azure.com/.default"
+# The data plane's REST version, as the pinned azure-search-documents sends it.
+SEARCH_API_VERSION = "2026-04-01"
 # Long-running operations: Azure answers Retry-After; this is only the fallback between polls.
 POLLING_INTERVAL_SECONDS = 2
 ARM_CONNECT_TIMEOUT_SECONDS = 10

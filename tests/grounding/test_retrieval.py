@@ -199,3 +199,15 @@ def test_a_deleted_documents_leftover_passages_are_never_quoted(estate):
     handbook = estate["handbook"]
     type(handbook).objects.filter(pk=handbook.pk).update(state="deleting")
     assert ask(estate["hr_helper"], question, department=estate["hr"]) == []
+
+
+def test_the_hybrid_query_speaks_the_pinned_sdks_api_version():
+    """retrieval sends its query through the SDK's pipeline with the version the SDK itself uses: a
+    new azure-search-documents with another default fails here first."""
+    from azure.core.credentials import AzureKeyCredential
+    from azure.search.documents import SearchClient
+
+    from provisioning.azure import SEARCH_API_VERSION
+
+    client = SearchClient("https://example.search.windows.net", "passages", AzureKeyCredential("key"))
+    assert client._config.api_version == SEARCH_API_VERSION

@@ -4,6 +4,7 @@ its k nearest neighbours by cosine (exhaustively); more than one ranked list (hy
 vector queries) is fused by Reciprocal Rank Fusion as Azure fuses them; then skip, top, select
 and count shape the answer."""
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ DEFAULT_TOP = 50
 MAX_TOP = 1000
 # Reciprocal Rank Fusion's constant, as Azure uses it.
 RRF_K = 60
+# How many of the text side's results a hybrid query fuses (Azure's maxTextRecallSize default).
+HYBRID_TEXT_RECALL = 1000
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,9 @@ def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], 
     text_wanted = request.search is not None or not request.vector_queries
     lists: list[tuple[list[tuple[str, float]], float]] = []
     if text_wanted:
-        lists.append((_text_ranking(request, index, candidates), 1.0))
+        # A hybrid query fuses the text side's best HYBRID_TEXT_RECALL only, as Azure does.
+        recall = HYBRID_TEXT_RECALL if request.vector_queries else None
+        lists.append((_text_ranking(request, index, candidates, recall), 1.0))
     for query in request.vector_queries:
         if request.post_filter or not filter_text:
             ranked = [(key, score) for key, score in _nearest(query, index, None) if key in candidates]
@@ -177,10 +182,14 @@ def _filter(text: str, index: Index) -> Callable[[dict[str, Any]], bool]:
         raise invalid_filter(str(error)) from None
 
 
-def _text_ranking(request: SearchRequest, index: Index, candidates: set[str]) -> list[tuple[str, float]]:
+def _text_ranking(
+    request: SearchRequest, index: Index, candidates: set[str], recall: int | None
+) -> list[tuple[str, float]]:
     query = parse_simple(request.search, mode_all=request.mode_all)
     fields = request.search_fields or index.searchable_fields()
     scores = bm25_scores(query, candidates, index, fields)
+    if recall is not None and len(scores) > recall:
+        return heapq.nsmallest(recall, scores.items(), key=lambda item: (-item[1], item[0]))
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
@@ -192,18 +201,14 @@ def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[
     target = np.asarray(query.vector, dtype=np.float32)
     target = target / (float(np.linalg.norm(target)) or 1.0)
     for name in query.fields:
-        keys, matrix = index.matrix(name)
+        keys, matrix = index.matrix(name) if filter_text is None else index.filtered_matrix(filter_text, name)
         if not keys:
             continue
         similarities = matrix @ target
-        if filter_text is not None:
-            similarities = np.where(index.mask(filter_text, name), similarities, -np.inf)
         count = min(query.k, len(keys))
         nearest = np.argpartition(-similarities, count - 1)[:count]
         for position in nearest:
             similarity = float(similarities[position])
-            if similarity == -np.inf:
-                continue
             key = keys[int(position)]
             best[key] = max(best.get(key, 0.0), 1.0 / (1.0 + (1.0 - similarity)))
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))

@@ -19,6 +19,8 @@ from provisioning.emulator.search.text import analyze
 
 Matrix = npt.NDArray[np.float32]
 FILTERS_KEPT = 256
+# Matrices cut to a filter's rows kept at once (each as large as the rows it keeps).
+MATRICES_KEPT = 32
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Index:
     # A grounded assistant asks with the same filter turn after turn: what a filter lets through
     # (the keys, and per vector field the rows) is kept until the documents change.
     _filtered: dict[str, set[str]] = field(default_factory=dict)
-    _masks: dict[tuple[str, str], npt.NDArray[np.bool_]] = field(default_factory=dict)
+    _submatrices: dict[tuple[str, str], tuple[list[str], Matrix]] = field(default_factory=dict)
     # Full-text scoring in arrays, built as queries need them until the documents change: the
     # documents in a fixed order, each field's lengths, and a term's (rows, counts) in a field.
     _row_keys: list[str] | None = None
@@ -98,7 +100,7 @@ class Index:
     def _changed(self) -> None:
         self._matrices.clear()
         self._filtered.clear()
-        self._masks.clear()
+        self._submatrices.clear()
         self._row_keys = None
         self._row_of.clear()
         self._lengths.clear()
@@ -141,21 +143,26 @@ class Index:
         if filter_text not in self._filtered:
             if len(self._filtered) >= FILTERS_KEPT:
                 self._filtered.clear()
-                self._masks.clear()
+                self._submatrices.clear()
             self._filtered[filter_text] = {
                 key for key, document in self.documents.items() if matches(document)
             }
         return self._filtered[filter_text]
 
-    def mask(self, filter_text: str, field_name: str) -> npt.NDArray[np.bool_]:
-        """Which rows of the field's matrix the filter (already applied by `filtered`) lets through."""
-        if (filter_text, field_name) not in self._masks:
+    def filtered_matrix(self, filter_text: str, field_name: str) -> tuple[list[str], Matrix]:
+        """The field's matrix cut to the rows the filter (already applied by `filtered`) lets
+        through: a query reads only those, not the whole index, from memory."""
+        if (filter_text, field_name) not in self._submatrices:
+            if len(self._submatrices) >= MATRICES_KEPT:
+                self._submatrices.clear()
             allowed = self._filtered[filter_text]
-            keys, _ = self.matrix(field_name)
-            self._masks[(filter_text, field_name)] = np.fromiter(
-                (key in allowed for key in keys), dtype=bool, count=len(keys)
+            keys, rows = self.matrix(field_name)
+            kept = np.fromiter((key in allowed for key in keys), dtype=bool, count=len(keys))
+            self._submatrices[(filter_text, field_name)] = (
+                [key for key, keep in zip(keys, kept, strict=True) if keep],
+                rows[kept] if len(keys) else rows,
             )
-        return self._masks[(filter_text, field_name)]
+        return self._submatrices[(filter_text, field_name)]
 
     def matrix(self, field_name: str) -> tuple[list[str], Matrix]:
         """The keys of the documents that have the vector field, and their unit vectors as rows."""
