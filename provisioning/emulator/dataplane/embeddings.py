@@ -9,6 +9,7 @@ import struct
 import uuid
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -115,14 +116,8 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     store.record_usage(
         account=account, deployment=deployment, prompt_tokens=tokens, cached_tokens=0, completion_tokens=0
     )
-    data = [
-        {
-            "object": "embedding",
-            "index": index,
-            "embedding": _encoded(meaning_vector(item, dimensions), encoding),
-        }
-        for index, item in enumerate(inputs)
-    ]
+    # A batch of passages takes a while to embed: off the event loop, which keeps streaming answers.
+    data = await run_in_threadpool(_embedded, inputs, dimensions, encoding)
     return JSONResponse(
         {
             "object": "list",
@@ -132,6 +127,17 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
         },
         headers=headers,
     )
+
+
+def _embedded(inputs: list[str | list[int]], dimensions: int, encoding: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": _encoded(meaning_vector(item, dimensions), encoding),
+        }
+        for index, item in enumerate(inputs)
+    ]
 
 
 def _fail_if_faulted(

@@ -5,13 +5,14 @@ count, and the search itself."""
 import re
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search import queries
 from provisioning.emulator.search.access import Need
-from provisioning.emulator.search.entry import enter
+from provisioning.emulator.search.entry import Call, enter
 from provisioning.emulator.search.errors import bad_request, document_not_found
 from provisioning.emulator.search.indexes import json_object
 from provisioning.emulator.search.schema import is_vector
@@ -38,21 +39,27 @@ async def documents_index(request: Request) -> Response:
         )
     for position, action in enumerate(actions):
         _check_action(position, action, index)
-    results = []
-    changed: list[dict[str, Any]] = []
-    removed: list[str] = []
-    for action in actions:
-        result = _apply(action, index)
-        results.append(result)
-        if result["status"]:
-            key = result["key"]
-            if action.get("@search.action", "upload") == "delete":
-                removed.append(key)
-            else:
-                changed.append(index.documents[key])
-    call.data.write_documents(call.name, index, changed, removed)
+    results = await run_in_threadpool(_index_batch, call, index, actions)
     failed = any(not result["status"] for result in results)
     return JSONResponse({"value": results}, status_code=207 if failed else 200)
+
+
+def _index_batch(call: Call, index: Index, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    with call.data.lock:
+        results = []
+        changed: list[dict[str, Any]] = []
+        removed: list[str] = []
+        for action in actions:
+            result = _apply(action, index)
+            results.append(result)
+            if result["status"]:
+                key = result["key"]
+                if action.get("@search.action", "upload") == "delete":
+                    removed.append(key)
+                else:
+                    changed.append(index.documents[key])
+        call.data.write_documents(call.name, index, changed, removed)
+    return results
 
 
 def _check_action(position: int, action: Any, index: Index) -> None:
@@ -173,7 +180,7 @@ async def documents_search_post(request: Request) -> Response:
     name = request.path_params["index"]
     call = await enter(request, Need.READ, index=name)
     index = call.index(name)
-    return _answer(await json_object(request), index)
+    return await _answer(await json_object(request), index, call)
 
 
 async def documents_search_get(request: Request) -> Response:
@@ -196,22 +203,29 @@ async def documents_search_get(request: Request) -> Response:
                 body[name_in_body] = int(params[parameter])
             except ValueError:
                 raise bad_request(f"Invalid value for '{parameter}': a whole number.") from None
-    return _answer(body, index)
+    return await _answer(body, index, call)
 
 
-def _answer(body: dict[str, Any], index: Index) -> Response:
+async def _answer(body: dict[str, Any], index: Index, call: Call) -> Response:
     request = queries.parse_request(body, index)
-    ranked, total = queries.run(request, index)
-    page_size = request.top if request.top is not None else queries.DEFAULT_TOP
-    page = ranked[request.skip : request.skip + page_size]
-    answer: dict[str, Any] = {}
-    if request.count:
-        answer["@odata.count"] = total
-    answer["value"] = [
-        {"@search.score": score, **queries.shaped(index.documents[key], request.select, index)}
-        for key, score in page
-    ]
+    return JSONResponse(await run_in_threadpool(_answered, request, body, index, call))
+
+
+def _answered(
+    request: queries.SearchRequest, body: dict[str, Any], index: Index, call: Call
+) -> dict[str, Any]:
+    with call.data.lock:
+        ranked, total = queries.run(request, index)
+        page_size = request.top if request.top is not None else queries.DEFAULT_TOP
+        page = ranked[request.skip : request.skip + page_size]
+        answer: dict[str, Any] = {}
+        if request.count:
+            answer["@odata.count"] = total
+        answer["value"] = [
+            {"@search.score": score, **queries.shaped(index.documents[key], request.select, index)}
+            for key, score in page
+        ]
     if request.top is None and total > request.skip + page_size:
         # Without `top`, Azure answers 50 at a time and says how to ask for the next page.
         answer["@search.nextPageParameters"] = {**body, "skip": request.skip + page_size}
-    return JSONResponse(answer)
+    return answer

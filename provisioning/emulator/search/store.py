@@ -6,6 +6,7 @@ vector field's matrix is built once per change of the index, so a k-NN query is 
 import base64
 import json
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -201,6 +202,9 @@ class SearchData:
 
     def __init__(self, path: Path | None) -> None:
         self.indexes: dict[tuple[str, str], Index] = {}
+        # Batches and queries run on worker threads (so the event loop keeps streaming chat answers
+        # while a batch of passages is indexed); one at a time, as the loop used to run them.
+        self.lock = threading.Lock()
         self._database: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
