@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from approvals import notifications
@@ -507,8 +508,17 @@ def request_for_api_key(*, key: ApiKey, actor: User | None, purpose: str) -> Dep
 
 def request_withdraw_for_key(*, key: ApiKey, actor: User | None) -> list[int]:
     """The key waiting for approval was revoked: its open request has nothing left to decide."""
+    return _withdraw_open(
+        DeploymentRequest.objects.filter(api_key=key),
+        actor=actor,
+        note="The key was revoked, so nothing is left to decide.",
+    )
+
+
+def _withdraw_open(requests: QuerySet[DeploymentRequest], *, actor: User | None, note: str) -> list[int]:
+    """Cancels the open ones of `requests` (their waiting steps withdrawn), each under its lock."""
     withdrawn = []
-    for request in DeploymentRequest.objects.filter(api_key=key, state__in=State.open()):
+    for request in requests.filter(state__in=State.open()):
         locked = _lock(request)
         if locked.state not in State.open():
             continue
@@ -524,7 +534,7 @@ def request_withdraw_for_key(*, key: ApiKey, actor: User | None) -> list[int]:
             department=locked.department,
             before=before,
             after=locked.snapshot(),
-            note="The key was revoked, so nothing is left to decide.",
+            note=note,
         )
         withdrawn.append(locked.pk)
     return withdrawn
@@ -609,27 +619,11 @@ def request_for_grounding(*, grounding: Grounding, actor: User | None, purpose: 
 
 def request_withdraw_for_grounding(*, grounding: Grounding, actor: User | None) -> list[int]:
     """The grounding waiting for approval was withdrawn: its open request has nothing left to decide."""
-    withdrawn = []
-    for request in DeploymentRequest.objects.filter(grounding=grounding, state__in=State.open()):
-        locked = _lock(request)
-        if locked.state not in State.open():
-            continue
-        before = locked.snapshot()
-        locked.steps.filter(round=locked.round, state=StepState.PENDING).update(state=StepState.WITHDRAWN)
-        locked.state = State.CANCELLED
-        locked.finished_at = timezone.now()
-        locked.save()
-        audit_record(
-            actor=actor,
-            verb="request.cancelled",
-            target=locked,
-            department=locked.department,
-            before=before,
-            after=locked.snapshot(),
-            note="The data set was taken off the assistant, so nothing is left to decide.",
-        )
-        withdrawn.append(locked.pk)
-    return withdrawn
+    return _withdraw_open(
+        DeploymentRequest.objects.filter(grounding=grounding),
+        actor=actor,
+        note="The data set was taken off the assistant, so nothing is left to decide.",
+    )
 
 
 def _pending_owner_steps(**filters: object) -> list[ApprovalStep]:
