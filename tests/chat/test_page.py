@@ -31,7 +31,10 @@ def render_page(user: User, **context: object) -> str:
         "retention_label": "Kept 30 days",
         "query": "",
     }
-    return render_to_string("chat/chat.html", {**defaults, **context}, request=request)
+    context = {**defaults, **context}
+    # As the view gives them: each assistant with the data sets it answers from (none here).
+    context.setdefault("assistant_choices", [(deployment, []) for deployment in context["deployments"]])  # type: ignore[attr-defined]
+    return render_to_string("chat/chat.html", context, request=request)
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def test_a_lead_asks_the_owner_approves_and_the_assistant_page_shows_it(page: Pa
     helper.save(update_fields=["state"])
     handbook = DataSet.objects.create(
         department=hr,
-        name="Employee handbook",
+        name="Benefits handbook",
         description="Leave, expenses and remote work, as HR writes them for everyone.",
         owner=hana,
         landing_zone=zone,
@@ -49,7 +49,6 @@ def test_a_lead_asks_the_owner_approves_and_the_assistant_page_shows_it(page: Pa
     sign_in(page, demo_site, "henrik@example.com")
     page.goto(f"{demo_site}/deployments/{helper.pk}/")
     section = page.get_by_role("region", name="Grounded on")
-    expect(section.get_by_text("Not grounded on any data set")).to_be_visible()
     section.get_by_label("Data set", exact=True).select_option(value=str(handbook.pk))
     section.get_by_label("Why this assistant needs it").fill(
         "Employees ask about parental leave and expenses; answers should quote the handbook."
@@ -65,7 +64,7 @@ def test_a_lead_asks_the_owner_approves_and_the_assistant_page_shows_it(page: Pa
     page.context.clear_cookies()
     sign_in(page, demo_site, "hana@example.com")
     page.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile("Approvals")).click()
-    row = page.get_by_role("row", name=re.compile("Employee handbook"))
+    row = page.get_by_role("row", name=re.compile("Benefits handbook"))
     expect(row).to_contain_text("HR policy helper")
     expect(row).to_contain_text("Henrik Holm")
     expect(row).to_contain_text("parental leave")
@@ -76,7 +75,7 @@ def test_a_lead_asks_the_owner_approves_and_the_assistant_page_shows_it(page: Pa
     keep_picture(page, "grounding-request-page")
     page.get_by_label(re.compile("Comment")).fill("Yes: the handbook is meant for everyone in the company.")
     page.get_by_role("button", name="Approve").click()
-    expect(page.get_by_text("answers from Employee handbook from the next question on")).to_be_visible()
+    expect(page.get_by_text("answers from Benefits handbook from the next question on")).to_be_visible()
     expect(page.get_by_text("Approved (data owner)")).to_be_visible()
     keep_picture(page, "grounding-request-page-approved")
 
@@ -88,8 +87,8 @@ def test_a_lead_asks_the_owner_approves_and_the_assistant_page_shows_it(page: Pa
     sign_in(page, demo_site, "henrik@example.com")
     page.goto(f"{demo_site}/deployments/{helper.pk}/")
     section = page.get_by_role("region", name="Grounded on")
-    active = section.get_by_role("row", name=re.compile("Employee handbook"))
+    active = section.get_by_role("row", name=re.compile("Benefits handbook"))
     expect(active).to_contain_text("HR")
-    expect(active.get_by_role("button", name="Remove Employee handbook")).to_be_visible()
+    expect(active.get_by_role("button", name="Remove Benefits handbook")).to_be_visible()
     keep_section(page, "grounding-section-active")
     keep_picture(page, "grounding-deployment-page")

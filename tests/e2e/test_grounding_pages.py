@@ -48,14 +48,14 @@ def _lena_creates_the_data_set(page: Page, base_url: str) -> DataSet:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Data sets").click()
     expect(page.get_by_role("heading", name="Marketing data sets")).to_be_visible()
     page.get_by_role("link", name="New data set").first.click()
-    page.get_by_label("Name").fill("Brand guide")
+    page.get_by_label("Name").fill("Press kit")
     page.get_by_label(re.compile("Description")).fill(
         "Our voice, colours and logos, for the campaign writer."
     )
     page.get_by_label("Data classification").select_option("internal")
     page.get_by_role("button", name="Create data set").click()
-    expect(page.get_by_text("“Brand guide” is created")).to_be_visible()
-    return DataSet.objects.get(name="Brand guide")
+    expect(page.get_by_text("“Press kit” is created")).to_be_visible()
+    return DataSet.objects.get(name="Press kit")
 
 
 def test_a_lead_drops_two_files_and_sees_each_ones_answer(browser: Browser, demo_site, documents_storage):
@@ -141,7 +141,7 @@ def brand_guide_in_several_states(demo_site, documents_storage) -> DataSet:
     data_set = data_set_create(
         department=lena.memberships.get().department,
         spec=DataSetSpec(
-            name="Brand guide",
+            name="Press kit",
             description="Our voice, colours and logos, for the campaign writer.",
             data_classification="confidential",
             owner=lena,
@@ -188,13 +188,13 @@ def test_the_pages_in_pictures(browser: Browser, demo_site, brand_guide_in_sever
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, demo_site, "lena@example.com")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Data sets").click()
-    row = page.get_by_role("row", name=re.compile("Brand guide"))
+    row = page.get_by_role("row", name=re.compile("Press kit"))
     expect(row).to_contain_text("2 indexed")
     expect(row).to_contain_text("2 being read")
     expect(row).to_contain_text("1 failed")
     keep_picture(page, "data-set-list")
 
-    row.get_by_role("link", name="Brand guide").click()
+    row.get_by_role("link", name="Press kit").click()
     expect(page.get_by_role("row", name=re.compile("scanned-contract.pdf"))).to_contain_text(
         "No text was found"
     )
@@ -213,7 +213,7 @@ def test_the_pages_in_pictures(browser: Browser, demo_site, brand_guide_in_sever
         page.get_by_role("link", name="Download original").click()
     assert download.value.suggested_filename == "brand-voice.pdf"
 
-    page.get_by_role("link", name="← Brand guide").click()
+    page.get_by_role("link", name="← Press kit").click()
     page.get_by_role("link", name="Delete colours.md").click()
     expect(page.get_by_role("heading", name="Delete “colours.md”?")).to_be_visible()
     keep_picture(page, "document-delete")
@@ -223,7 +223,7 @@ def test_the_pages_in_pictures(browser: Browser, demo_site, brand_guide_in_sever
 
     page.get_by_role("link", name="Delete…").click()
     expect(page.get_by_text("still holds 5 documents")).to_be_visible()
-    expect(page.get_by_role("heading", name="“Brand guide” cannot be deleted yet")).to_be_visible()
+    expect(page.get_by_role("heading", name="“Press kit” cannot be deleted yet")).to_be_visible()
     keep_picture(page, "data-set-delete-refused")
 
     page.goto(f"{demo_site}/data-sets/new/")

@@ -73,8 +73,14 @@ def test_a_run_interrupted_by_a_killed_worker_completes_after_restart(emulator, 
 
         worker.kill()
         worker.start()
-        # What beat's resume_stalled_runs_task does once the run has not moved for a while.
-        assert services.deployments_resume_stalled(overdue_seconds=0) == [deployment.pk]
+        # What beat's resume_stalled_runs_task does once the run has not moved for a while. The
+        # killed worker's claim goes when PostgreSQL sees its connection close, which can take a
+        # moment on a busy machine: until then the run counts as a step under way, not a stalled one.
+        wait_for(
+            lambda: services.deployments_resume_stalled(overdue_seconds=0) == [deployment.pk],
+            seconds=20,
+            what="the killed worker's run to be sent again",
+        )
 
         wait_for(
             lambda: ModelDeployment.objects.get(pk=deployment.pk).state == "active",
