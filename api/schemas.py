@@ -1,7 +1,6 @@
 """The shapes the API answers with. Money is a decimal string with its currency (never a float);
 times are ISO 8601 in UTC."""
 
-import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
@@ -26,13 +25,18 @@ class Money(Schema):
         return cls(amount=str(value.quantize(CENT, rounding=ROUND_HALF_UP)), currency="USD")
 
 
-_NUMBER = re.compile(r"\s*[-+]?\d+(\.\d*)?\s*")
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def written(value: object) -> object:
     """Dates and times as the document offers them, in ISO 8601. Pydantic would also read a number
     as a Unix time, which no caller means and the document does not promise."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
         raise ValueError("An ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T09:00:00Z), not a number.")
     return value
 

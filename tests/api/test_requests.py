@@ -708,6 +708,7 @@ def test_approvers_list_every_request_with_filters_and_sorts(several, finance_ap
         "created_after=2026-01-01T00:00:00",
         "created_after=0001-01-01T00:00:00%2B01:00",
         "created_after=1798761600",
+        "created_before=1.1754943508222875e-38",
         "department=a%20b",
     ],
 )
