@@ -14,7 +14,7 @@ from approvals import notifications
 from approvals.access import may_author, may_change, next_step_for, owner_left
 from approvals.handover import finish, hand_over
 from approvals.models import ApprovalPolicy, ApprovalStep, DeploymentRequest, RequestEdit
-from approvals.policy import approval_plan, grounding_plan
+from approvals.policy import PlannedStep, approval_plan, grounding_plan
 from approvals.rounds import edit_record, round_records, spec_changes, wrote_round
 from approvals.spec import (
     FieldErrors,
@@ -195,8 +195,24 @@ def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest
         policy=ApprovalPolicy.current(),
         budget_left=max(budget.budget - budget.spent, Decimal(0)),
     )
+    return _open_round(request, plan, actor=actor, before=before)
+
+
+def _open_round(
+    request: DeploymentRequest, plan: list[PlannedStep], *, actor: User | None, before: dict[str, object]
+) -> DeploymentRequest:
+    """The submitted request's new round: its steps as planned, the submission audited, the steps
+    the policy approves by itself approved (and the request with them when nothing else is left),
+    the approvers told."""
     ApprovalStep.objects.bulk_create(
-        ApprovalStep(request=request, round=request.round, order=order, kind=step.kind, reason=step.reason)
+        ApprovalStep(
+            request=request,
+            round=request.round,
+            order=order,
+            kind=step.kind,
+            reason=step.reason,
+            assignee=step.assignee,
+        )
         for order, step in enumerate(plan, start=1)
     )
     audit_record(
@@ -210,9 +226,9 @@ def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest
     automatic = [step for step in plan if step.kind == ApprovalStep.Kind.AUTOMATIC]
     if automatic:
         edits = round_records(request)
-        ApprovalStep.objects.filter(request=request, round=request.round).update(
-            state=StepState.APPROVED, decided_at=timezone.now(), round_edits=edits
-        )
+        ApprovalStep.objects.filter(
+            request=request, round=request.round, kind=ApprovalStep.Kind.AUTOMATIC
+        ).update(state=StepState.APPROVED, decided_at=timezone.now(), round_edits=edits)
         audit_record(
             actor=None,
             verb="request.auto_approved",
@@ -221,7 +237,8 @@ def _submit(request: DeploymentRequest, actor: User | None) -> DeploymentRequest
             after={"round": request.round, "edits": edits},
             note=automatic[0].reason,
         )
-        return _approve(request, actor=None)
+        if len(automatic) == len(plan):
+            return _approve(request, actor=None)
     notifications.waiting_for_approval(request)
     return request
 
@@ -578,43 +595,7 @@ def request_for_grounding(*, grounding: Grounding, actor: User | None, purpose: 
     plan = grounding_plan(
         deployment=deployment, data_set=data_set, requester=actor, policy=ApprovalPolicy.current()
     )
-    ApprovalStep.objects.bulk_create(
-        ApprovalStep(
-            request=request,
-            round=request.round,
-            order=order,
-            kind=step.kind,
-            reason=step.reason,
-            assignee=step.assignee,
-        )
-        for order, step in enumerate(plan, start=1)
-    )
-    audit_record(
-        actor=actor,
-        verb="request.submitted",
-        target=request,
-        department=request.department,
-        before=before,
-        after=request.snapshot(),
-    )
-    automatic = [step for step in plan if step.kind == ApprovalStep.Kind.AUTOMATIC]
-    if automatic:
-        edits = round_records(request)
-        ApprovalStep.objects.filter(
-            request=request, round=request.round, kind=ApprovalStep.Kind.AUTOMATIC
-        ).update(state=StepState.APPROVED, decided_at=timezone.now(), round_edits=edits)
-        audit_record(
-            actor=None,
-            verb="request.auto_approved",
-            target=request,
-            department=request.department,
-            after={"round": request.round, "edits": edits},
-            note=automatic[0].reason,
-        )
-        if len(automatic) == len(plan):
-            return _approve(request, actor=None)
-    notifications.waiting_for_approval(request)
-    return request
+    return _open_round(request, plan, actor=actor, before=before)
 
 
 def request_withdraw_for_grounding(*, grounding: Grounding, actor: User | None) -> list[int]:
