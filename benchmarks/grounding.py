@@ -419,7 +419,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--pages", type=int, default=25, help="pages per generated document")
     parser.add_argument("--streams", type=int, default=20, help="chats in flight")
     parser.add_argument("--rounds", type=int, default=3, help="messages per lane and side in part 2")
-    parser.add_argument("--cycles", type=int, default=2, help="turns of ungrounded, then grounded, in part 2")
+    parser.add_argument("--cycles", type=int, default=4, help="turns of ungrounded, then grounded, in part 2")
     parser.add_argument("--idle-rounds", type=int, default=2, help="idle rounds before and after ingestion")
     parser.add_argument("--questions", type=int, default=50, help="per department and kind in part 3")
     parser.add_argument("--capacity", type=int, default=5000, help="chat deployments' capacity (K TPM)")

@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -9,6 +10,12 @@ import uvicorn
 from provisioning.emulator.app import build_app
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+# The emulator embeds and indexes batches of passages on worker threads while its event loop
+# streams chat answers. Azure does the two on different machines; here they share one GIL, and a
+# thread waits out this interval before the GIL is handed over: shorter than Python's 5 ms, so an
+# answer's next chunk is not held up by a batch being indexed (as the portal does, for its
+# database thread: portal/runtime/process.py).
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def main() -> None:
@@ -23,6 +30,7 @@ def main() -> None:
     )
     parser.add_argument("--log-level", default="info")
     arguments = parser.parse_args()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     logging.basicConfig(
         level=arguments.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

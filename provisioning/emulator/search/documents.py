@@ -208,7 +208,14 @@ async def documents_search_get(request: Request) -> Response:
 
 async def _answer(body: dict[str, Any], index: Index, call: Call) -> Response:
     request = queries.parse_request(body, index)
-    return JSONResponse(await run_in_threadpool(_answered, request, body, index, call))
+    # Rendered on the worker thread too: an answer with its passages' vectors is thousands of
+    # numbers to write, which the event loop would otherwise do between streamed chunks.
+    rendered = await run_in_threadpool(_rendered, request, body, index, call)
+    return Response(rendered.body, media_type=rendered.media_type)
+
+
+def _rendered(request: queries.SearchRequest, body: dict[str, Any], index: Index, call: Call) -> JSONResponse:
+    return JSONResponse(_answered(request, body, index, call))
 
 
 def _answered(

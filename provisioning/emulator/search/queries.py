@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from provisioning.emulator.search.errors import bad_request, invalid_filter
 from provisioning.emulator.search.filters import FilterError, compile_filter
 from provisioning.emulator.search.schema import is_vector
 from provisioning.emulator.search.store import Index
-from provisioning.emulator.search.text import bm25_scores, parse_simple
+from provisioning.emulator.search.text import bm25_ranked, parse_simple
 
 DEFAULT_TOP = 50
 MAX_TOP = 1000
@@ -152,7 +153,8 @@ def _vector_query(query: Any, index: Index) -> VectorQuery:
 
 
 def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], int]:
-    """The ranked (key, @search.score) of the whole result, and its count."""
+    """The ranked (key, @search.score) of the result up to the page asked for (the whole result
+    when it is ordered by a field), and the whole result's count."""
     filter_text = (request.filter or "").strip()
     candidates = (
         index.filtered(filter_text, _filter(filter_text, index)) if filter_text else set(index.documents)
@@ -162,17 +164,22 @@ def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], 
     if text_wanted:
         # A hybrid query fuses the text side's best HYBRID_TEXT_RECALL only, as Azure does.
         recall = HYBRID_TEXT_RECALL if request.vector_queries else None
-        lists.append((_text_ranking(request, index, candidates, recall), 1.0))
+        rows = index.filtered_rows(filter_text) if filter_text else None
+        lists.append((_text_ranking(request, index, candidates, rows, recall), 1.0))
     for query in request.vector_queries:
         if request.post_filter or not filter_text:
             ranked = [(key, score) for key, score in _nearest(query, index, None) if key in candidates]
         else:
             ranked = _nearest(query, index, filter_text)
         lists.append((ranked, query.weight))
-    ranked = lists[0][0] if len(lists) == 1 else _fused(lists)
+    if len(lists) == 1:
+        ranked, count = lists[0][0], len(lists[0][0])
+    else:
+        page_end = request.skip + (request.top if request.top is not None else DEFAULT_TOP)
+        ranked, count = _fused(lists, None if request.order_by else page_end)
     if request.order_by:
         ranked = _ordered(ranked, request.order_by, index)
-    return ranked, len(ranked)
+    return ranked, count
 
 
 def _filter(text: str, index: Index) -> Callable[[dict[str, Any]], bool]:
@@ -183,14 +190,15 @@ def _filter(text: str, index: Index) -> Callable[[dict[str, Any]], bool]:
 
 
 def _text_ranking(
-    request: SearchRequest, index: Index, candidates: set[str], recall: int | None
+    request: SearchRequest,
+    index: Index,
+    candidates: set[str],
+    rows: npt.NDArray[np.bool_] | None,
+    recall: int | None,
 ) -> list[tuple[str, float]]:
     query = parse_simple(request.search, mode_all=request.mode_all)
     fields = request.search_fields or index.searchable_fields()
-    scores = bm25_scores(query, candidates, index, fields)
-    if recall is not None and len(scores) > recall:
-        return heapq.nsmallest(recall, scores.items(), key=lambda item: (-item[1], item[0]))
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    return bm25_ranked(query, candidates, rows, index, fields, recall)
 
 
 def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[tuple[str, float]]:
@@ -215,13 +223,18 @@ def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[
     return ranked[: query.k]
 
 
-def _fused(lists: list[tuple[list[tuple[str, float]], float]]) -> list[tuple[str, float]]:
-    """Reciprocal Rank Fusion: each list adds weight / (60 + rank) to every document it ranks."""
+def _fused(
+    lists: list[tuple[list[tuple[str, float]], float]], limit: int | None
+) -> tuple[list[tuple[str, float]], int]:
+    """Reciprocal Rank Fusion: each list adds weight / (60 + rank) to every document it ranks.
+    The best `limit` (all when None), and how many documents the lists ranked."""
     fused: dict[str, float] = {}
     for ranked, weight in lists:
         for rank, (key, _score) in enumerate(ranked, start=1):
             fused[key] = fused.get(key, 0.0) + weight / (RRF_K + rank)
-    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+    if limit is not None and limit < len(fused):
+        return heapq.nsmallest(limit, fused.items(), key=lambda item: (-item[1], item[0])), len(fused)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0])), len(fused)
 
 
 def _ordered(ranked: list[tuple[str, float]], order_by: list[str], index: Index) -> list[tuple[str, float]]:

@@ -4,6 +4,7 @@ restart as the rest of the world does. Vectors are kept as float32, as Azure sto
 vector field's matrix is built once per change of the index, so a k-NN query is one product."""
 
 import base64
+import gc
 import json
 import sqlite3
 import threading
@@ -45,6 +46,8 @@ class Index:
     # documents in a fixed order, each field's lengths, and a term's (rows, counts) in a field.
     _row_keys: list[str] | None = None
     _row_of: dict[str, int] = field(default_factory=dict)
+    _key_order: npt.NDArray[np.intp] | None = None
+    _masks: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
     _lengths: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     _term_rows: dict[tuple[str, str], tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = field(
         default_factory=dict
@@ -104,6 +107,8 @@ class Index:
         self._submatrices.clear()
         self._row_keys = None
         self._row_of.clear()
+        self._key_order = None
+        self._masks.clear()
         self._lengths.clear()
         self._term_rows.clear()
 
@@ -113,6 +118,26 @@ class Index:
             self._row_keys = list(self.documents)
             self._row_of = {key: row for row, key in enumerate(self._row_keys)}
         return self._row_keys
+
+    def key_order(self) -> npt.NDArray[np.intp]:
+        """Each row's place among the keys in sorted order (ties in score are ranked by key)."""
+        if self._key_order is None:
+            keys = self.row_keys()
+            order = np.empty(len(keys), dtype=np.intp)
+            order[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+            self._key_order = order
+        return self._key_order
+
+    def filtered_rows(self, filter_text: str) -> npt.NDArray[np.bool_]:
+        """The rows (of `row_keys`) the filter (already applied by `filtered`) lets through."""
+        if filter_text not in self._masks:
+            if len(self._masks) >= FILTERS_KEPT:
+                self._masks.clear()
+            allowed = self._filtered[filter_text]
+            self._masks[filter_text] = np.fromiter(
+                (key in allowed for key in self.row_keys()), dtype=bool, count=len(self.row_keys())
+            )
+        return self._masks[filter_text]
 
     def lengths(self, field_name: str) -> npt.NDArray[np.float64]:
         """Each document's length in the field, in tokens, by row."""
@@ -216,6 +241,7 @@ class SearchData:
                 " PRIMARY KEY (service, idx, key));"
             )
             self._load()
+        _keep_out_of_collections()
 
     def _load(self) -> None:
         assert self._database is not None
@@ -279,6 +305,7 @@ class SearchData:
             "DELETE FROM documents WHERE service = ? AND idx = ? AND key = ?",
             [(service.lower(), index.name, key) for key in removed],
         )
+        _keep_out_of_collections()
 
     def clear(self) -> None:
         self.indexes.clear()
@@ -291,6 +318,18 @@ class SearchData:
         with self._database:
             self._database.execute("BEGIN")
             self._database.executemany(statement, rows)
+
+
+def _keep_out_of_collections() -> None:
+    """The indexes are the emulator's long-lived heap (10,000 passages: ~125,000 containers, a
+    quarter of a second for each full collection, during which no answer streams and no query
+    runs; and while passages are being added, the collector would walk them every time the heap
+    grew by a quarter). Frozen once written, they are left out of the collector's walks; a
+    document removed later is still freed by its reference count (the indexes hold no cycles).
+    The young generations are collected first, so little of a request's cyclic garbage is frozen
+    with them."""
+    gc.collect(1)
+    gc.freeze()
 
 
 # Vectors are written as base64 float32, a quarter of their JSON size.

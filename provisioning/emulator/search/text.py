@@ -4,6 +4,7 @@ digits), terms, quoted phrases, `+` required and `-` excluded terms, `*` for eve
 BM25 (k1 = 1.2, b = 0.75) summed over the searchable fields, with the statistics (document
 frequencies, average field lengths) of the whole index, read from its postings."""
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -72,6 +73,8 @@ class Indexed(Protocol):
 
     def row_keys(self) -> list[str]: ...
 
+    def key_order(self) -> npt.NDArray[np.intp]: ...
+
     def lengths(self, field_name: str) -> npt.NDArray[np.float64]: ...
 
     def term_rows(
@@ -97,14 +100,30 @@ def _occurrences(index: Indexed, name: str, phrase: Phrase) -> dict[str, int]:
     return {key: count for key, count in counts.items() if count}
 
 
-def bm25_scores(query: TextQuery, allowed: set[str], index: Indexed, fields: list[str]) -> dict[str, float]:
-    """The BM25 score of each allowed document that matches `query` (key -> score)."""
+def bm25_ranked(
+    query: TextQuery,
+    allowed: set[str],
+    allowed_rows: npt.NDArray[np.bool_] | None,
+    index: Indexed,
+    fields: list[str],
+    limit: int | None,
+) -> list[tuple[str, float]]:
+    """The allowed documents that match `query`, best BM25 score first (ties by key), at most
+    `limit` of them. `allowed_rows` is `allowed` as a mask over the index's rows (None: every row)."""
     if (
         query.optional
         and not (query.required or query.excluded or query.match_all)
         and all(len(phrase) == 1 for phrase in query.optional)
     ):
-        return _bm25_terms(query.optional, allowed, index, fields)
+        return _bm25_terms(query.optional, allowed_rows, index, fields, limit)
+    scores = _bm25_scores(query, allowed, index, fields)
+    if limit is not None and len(scores) > limit:
+        return heapq.nsmallest(limit, scores.items(), key=lambda item: (-item[1], item[0]))
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _bm25_scores(query: TextQuery, allowed: set[str], index: Indexed, fields: list[str]) -> dict[str, float]:
+    """The BM25 score of each allowed document that matches `query` (key -> score)."""
     found = {
         (phrase, name): _occurrences(index, name, phrase)
         for phrase in {*query.scored, *query.excluded}
@@ -137,10 +156,14 @@ def bm25_scores(query: TextQuery, allowed: set[str], index: Indexed, fields: lis
 
 
 def _bm25_terms(
-    phrases: list[Phrase], allowed: set[str], index: Indexed, fields: list[str]
-) -> dict[str, float]:
-    """BM25 for a query of plain terms (what a question is), in arrays over every document: the
-    same figures as the general path, at the speed a retrieval per chat turn needs."""
+    phrases: list[Phrase],
+    allowed_rows: npt.NDArray[np.bool_] | None,
+    index: Indexed,
+    fields: list[str],
+    limit: int | None,
+) -> list[tuple[str, float]]:
+    """BM25 for a query of plain terms (what a question is), ranked in arrays over every document:
+    the same figures and order as the general path, at the speed a retrieval per chat turn needs."""
     keys = index.row_keys()
     documents = len(keys) or 1
     scores = np.zeros(len(keys))
@@ -153,5 +176,12 @@ def _bm25_terms(
                 continue
             idf = math.log(1 + (documents - len(rows) + 0.5) / (len(rows) + 0.5))
             scores[rows] += idf * frequencies * (K1 + 1) / (frequencies + norms[rows])
+    if allowed_rows is not None:
+        scores[~allowed_rows] = 0.0
     matched = np.flatnonzero(scores > 0)
-    return {keys[row]: float(scores[row]) for row in matched if keys[row] in allowed}
+    if limit is not None and len(matched) > limit:
+        # The `limit` best, and any tied with the last of them: the ties are then ordered by key.
+        last = np.partition(scores[matched], len(matched) - limit)[len(matched) - limit]
+        matched = matched[scores[matched] >= last]
+    best = matched[np.lexsort((index.key_order()[matched], -scores[matched]))][:limit]
+    return [(keys[row], float(scores[row])) for row in best]
