@@ -12,6 +12,7 @@ from django.db.models import Count, Q, Sum
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
@@ -19,7 +20,7 @@ from base.tables import SortOrder, lifecycle_order, query_with, render_page_or_f
 from grounding import access, viewer
 from grounding.files import MIB, FileRefused, read_upload
 from grounding.forms import DataSetForm
-from grounding.models import Document, Grounding
+from grounding.models import DataSet, Document, Grounding
 from grounding.services import (
     DataSetRefused,
     DocumentRefused,
@@ -32,6 +33,9 @@ from grounding.services import (
     document_retry,
     document_upload,
 )
+from money.amounts import usd
+from money.periods import Period
+from money.search_costs import data_set_search_cost
 from org.models import User
 
 DOCUMENTS_PAGE_SIZE = 50
@@ -178,9 +182,10 @@ def data_set_detail(request: HttpRequest, data_set_id: int) -> HttpResponse:
     )
     in_flight = sum(counts.get(state, 0) for state in Document.State.in_flight())
     totals = data_set.documents.aggregate(stored=Sum("size"), passages=Sum("passages"))
+    may_manage = access.may_manage(user, data_set)
     context: dict[str, Any] = {
         "data_set": data_set,
-        "may_manage": access.may_manage(user, data_set),
+        "may_manage": may_manage,
         "page": page,
         "rows": [DocumentRow(document) for document in page],
         "columns": sort.headers(request.GET),
@@ -208,8 +213,18 @@ def data_set_detail(request: HttpRequest, data_set_id: int) -> HttpResponse:
         "max_file_mb": settings.GROUNDING_MAX_FILE_BYTES / MIB,
         "max_file_bytes": settings.GROUNDING_MAX_FILE_BYTES,
         "max_documents": settings.GROUNDING_MAX_DOCUMENTS,
+        "search_cost": _search_cost_this_month(data_set) if may_manage else None,
     }
     return render_page_or_fragment(request, "grounding/data_set_detail.html", context, target="documents")
+
+
+def _search_cost_this_month(data_set: DataSet) -> str | None:
+    cost = data_set_search_cost(
+        data_set_id=data_set.pk,
+        landing_zone_id=data_set.landing_zone_id,
+        period=Period.month(timezone.localdate()),
+    )
+    return None if cost is None else usd(cost)
 
 
 def _wants_json(request: HttpRequest) -> bool:

@@ -91,6 +91,26 @@ def search_costs(*, deployments: Iterable[ModelDeployment], period: Period) -> d
     return costs
 
 
+def data_set_search_cost(*, data_set_id: int, landing_zone_id: int, period: Period) -> Decimal | None:
+    """The data set's share of its zone's search service over the period, as the chargeback
+    splits it; None when no search service runs in the zone."""
+    service = (
+        SearchService.objects.filter(
+            landing_zone_id=landing_zone_id,
+            embeddings_deployment__isnull=False,
+            provisioned_at__isnull=False,
+        )
+        .select_related("embeddings_deployment")
+        .first()
+    )
+    if service is None or service.embeddings_deployment is None:
+        return None
+    cost = search_costs(deployments=[service.embeddings_deployment], period=period).get(
+        service.embeddings_deployment.pk
+    )
+    return cost.by_data_set.get(data_set_id, ZERO) if cost is not None else ZERO
+
+
 def _split(cost: SearchCost, day_cost: Decimal, holding: dict[int, tuple[int, int]], runner: int) -> None:
     whole = sum(size for _department, size in holding.values())
     if not whole:

@@ -2,17 +2,20 @@
 the upload with its refusals, versions and limit, deleting, the viewer and the download."""
 
 import io
+import re
 import zipfile
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from grounding.models import DataSet, Document, Grounding
 from grounding.services import DocumentRefused, document_upload
 from org.models import Membership
-from provisioning.models import DataClassification, LandingZone
+from provisioning.models import DataClassification, LandingZone, SearchService, SearchStorage
 from tests.factories import make_deployment, make_user
 from tests.grounding.documents import (
     DOCX_CONTENT_TYPES,
@@ -762,3 +765,35 @@ def test_a_name_with_control_characters_is_refused(brand_guide, marketing_lead, 
     with pytest.raises(DocumentRefused, match="control characters or line breaks"):
         document_upload(data_set=brand_guide, name=name, data=HANDBOOK, actor=marketing_lead)
     assert not Document.objects.exists()
+
+
+def test_the_data_sets_leads_see_its_share_of_the_search_service_this_month(
+    brand_guide, marketing, marketing_lead, marketing_member, client_for
+):
+    embeddings = make_deployment(
+        department=marketing, landing_zone=brand_guide.landing_zone, model_name="text-embedding-3-small"
+    )
+    service = SearchService.objects.create(
+        landing_zone=brand_guide.landing_zone,
+        name="srch-marketing",
+        location="swedencentral",
+        sku="basic",
+        embeddings_deployment=embeddings,
+        state=SearchService.State.ACTIVE,
+        provisioned_at=timezone.now() - timedelta(days=1),
+    )
+    SearchStorage.objects.create(
+        service=service,
+        department=marketing,
+        data_set_id=brand_guide.pk,
+        day=timezone.localdate() - timedelta(days=1),
+        stored_bytes=1_000_000,
+    )
+    url = reverse("grounding:data_set_detail", args=[brand_guide.pk])
+
+    lead_page = client_for(marketing_lead).get(url).content.decode()
+    member_page = client_for(marketing_member).get(url).content.decode()
+
+    assert "Search this month" in lead_page
+    assert re.search(r'id="search-cost">\$(?!0\.00)[\d.,]+<', lead_page)  # a day's hours, all its
+    assert "Search this month" not in member_page

@@ -11,7 +11,7 @@ from money.allocation import cost_allocation
 from money.budgets import department_spend
 from money.models import UsageRecord
 from money.periods import Period
-from money.search_costs import SEARCH_HOURLY_USD
+from money.search_costs import SEARCH_HOURLY_USD, data_set_search_cost
 from provisioning.models import ModelDeployment, Price, SearchService, SearchStorage
 from reports.selectors.chargeback import chargeback_statement
 from reports.selectors.deployment import deployment_report
@@ -149,3 +149,17 @@ def test_no_search_service_means_no_search_charge(embeddings, marketing):
     allocation = cost_allocation(period=Period.month(MARCH, now=at("2026-03-03", 0, 0)))
 
     assert embeddings.pk not in allocation.deployments
+
+
+def test_a_data_set_page_gives_its_share_of_the_search_service(search, embeddings, zone, marketing, hr):
+    store(search, marketing, 1, date(2026, 3, 1), 3_000_000)
+    store(search, hr, 2, date(2026, 3, 1), 1_000_000)
+    period = Period.month(MARCH, now=at("2026-03-03", 0, 0))
+
+    def share(data_set_id, landing_zone):
+        return data_set_search_cost(data_set_id=data_set_id, landing_zone_id=landing_zone.pk, period=period)
+
+    assert share(1, zone) == 2 * 24 * RATE * 3 / 4
+    assert share(2, zone) == 2 * 24 * RATE / 4
+    assert share(3, zone) == 0
+    assert share(1, make_landing_zone(name="Elsewhere")) is None
