@@ -43,9 +43,11 @@ PAGES = {
         "/requests/new/?kind=decommission",
         "/requests/2/",
         "/requests/5/",
+        "/data-sets/",
+        "/data-sets/2/",
     ],
-    "mark@example.com": ["/", "/departments/marketing/", "/chat/"],
-    "hana@example.com": ["/", "/requests/4/", "/requests/4/edit/", "/requests/1/"],
+    "mark@example.com": ["/", "/departments/marketing/", "/chat/", "/data-sets/2/"],
+    "hana@example.com": ["/", "/requests/4/", "/requests/4/edit/", "/requests/1/", "/data-sets/1/"],
 }
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 
