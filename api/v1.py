@@ -20,7 +20,7 @@ from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from api import audit, catalog, costs, departments, deployments, keys, me, requests
+from api import audit, catalog, costs, data_sets, departments, deployments, keys, me, requests
 from api.auth import BearerAuth, SessionAuth, add_rate_headers
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import MAX_KEY_LENGTH, Replay, idempotency_finish, replay_response
@@ -126,6 +126,10 @@ api = SwitchyardApi(
             {"name": "requests", "description": "Deployment requests and their approvals."},
             {"name": "catalog", "description": "What can be asked for: models, regions, quota, prices."},
             {"name": "deployments", "description": "Deployments, how to call them, fallbacks, grants."},
+            {
+                "name": "data sets",
+                "description": "Data sets, their documents, and the assistants grounded on them.",
+            },
             {"name": "costs", "description": "Usage and costs by month, and the chargeback statements."},
             {"name": "audit", "description": "The audit trail, for platform admins and security."},
         ]
@@ -139,6 +143,7 @@ api.add_router("", keys.router)
 api.add_router("", requests.router)
 api.add_router("", catalog.router)
 api.add_router("", deployments.router)
+api.add_router("", data_sets.router)
 api.add_router("", costs.router)
 api.add_router("", audit.router)
 
