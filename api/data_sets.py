@@ -45,7 +45,7 @@ from grounding.services import (
     document_retry,
     document_upload,
 )
-from org.models import Department, User
+from org.models import Department, Membership, User
 from provisioning.access import get_deployment_for
 
 router = Router(tags=["data sets"])
@@ -310,12 +310,14 @@ def _data_set_refused(refusal: DataSetRefused) -> Problem:
 
 
 def _owner_choice(email: str | None, department: Department | None) -> str:
-    """The form's owner choice (a lead's id) for an email: an email of no lead chooses nothing,
-    which the form refuses as it refuses a choice not offered."""
+    """The form's owner choice for an email: the id of the department's lead of that email, or the
+    email as sent, which the form then refuses as a choice it does not offer."""
     if not email or department is None:
-        return ""
-    owner = User.objects.filter(email__iexact=email.strip(), memberships__department=department).first()
-    return str(owner.pk) if owner is not None else "0"
+        return email or ""
+    lead = Membership.objects.filter(
+        department=department, role=Membership.Role.LEAD, user__email__iexact=email.strip()
+    ).first()
+    return str(lead.user_id) if lead is not None else email
 
 
 @router.get("/data-sets", response=Page[DataSetOut], summary="Data sets")
