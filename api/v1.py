@@ -10,11 +10,12 @@ The reference page (/api/v1/docs) is ninja's Swagger UI, from the assets django-
 pinned with it and served by Switchyard: offline, within the CSP, whose script-src 'self' they
 satisfy without inline scripts)."""
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, RawPostDataException
 from django.urls import URLPattern, URLResolver
 from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
@@ -154,7 +155,10 @@ def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
         if request.method in ("POST", "PUT", "PATCH"):
             # Read the body before ninja's CSRF check reads a form's fields, which would use up the
             # stream the body (and the idempotency fingerprint) is read from.
-            request.body  # noqa: B018
+            # An upload over the in-memory limit was parsed as it arrived (RequestSizeMiddleware):
+            # its form and files are read, its body is not kept.
+            with contextlib.suppress(RawPostDataException):
+                request.body  # noqa: B018
         response = view(request, *args, **kwargs)
         if response.status_code == 405 and not response.get("Content-Type", "").startswith(MEDIA_TYPE):
             response = method_not_allowed(response, request)  # type: ignore[arg-type]
