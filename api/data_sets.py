@@ -312,7 +312,8 @@ def _data_set_refused(refusal: DataSetRefused) -> Problem:
 def _owner_choice(email: str | None, department: Department | None) -> str:
     """The form's owner choice for an email: the id of the department's lead of that email, or the
     email as sent, which the form then refuses as a choice it does not offer."""
-    if not email or department is None:
+    if not email or department is None or "\x00" in email:
+        # PostgreSQL refuses a NUL in a string with an error, not a miss.
         return email or ""
     lead = Membership.objects.filter(
         department=department, role=Membership.Role.LEAD, user__email__iexact=email.strip()

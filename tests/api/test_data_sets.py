@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.test import Client
+from django.test.client import encode_multipart
 
 from approvals.models import ApprovalPolicy, DeploymentRequest
 from audit.models import AuditEvent
@@ -13,6 +14,7 @@ from grounding.models import DataSet, Document, Grounding
 from org.models import Membership
 from provisioning.models import ModelDeployment
 from tests.api.conftest import assert_problem, bearer, token_for
+from tests.api.test_openapi import _validate
 from tests.factories import make_deployment, make_landing_zone, make_user
 from tests.grounding.documents import encrypted_pdf
 from tests.grounding.pages_fixtures import (  # noqa: F401  (fixtures)
@@ -450,3 +452,94 @@ def test_removing_withdraws_the_question_and_is_audited(brand_guide, marketing_l
     assert_problem(client.delete(f"{path}/{created['id']}"), 400)
     other = make_deployment(department=brand_guide.department, display_name="Other")
     assert_problem(client.delete(f"/api/v1/deployments/{other.pk}/groundings/{created['id']}"), 404)
+
+
+def _multipart(client: Client, data_set: DataSet, name: str, data: bytes, boundary: str, **headers):
+    body = encode_multipart(boundary, {"file": _file(name, data)})
+    content_type = f"multipart/form-data; boundary={boundary}"
+    return client.post(f"{SETS}/{data_set.pk}/documents", body, content_type=content_type, **headers)
+
+
+def test_an_upload_sent_again_with_another_boundary_is_replayed(brand_guide, marketing_lead):
+    client = _as(marketing_lead)
+    first = _multipart(
+        client, brand_guide, "voice.md", HANDBOOK, "first-boundary", HTTP_IDEMPOTENCY_KEY="b-1"
+    )
+    again = _multipart(
+        client, brand_guide, "voice.md", HANDBOOK, "other-boundary", HTTP_IDEMPOTENCY_KEY="b-1"
+    )
+    other = _multipart(client, brand_guide, "tone.md", HANDBOOK, "first-boundary", HTTP_IDEMPOTENCY_KEY="b-1")
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again["Idempotent-Replayed"] == "true"
+    assert_problem(other, 409)
+    assert Document.objects.count() == 1
+
+
+def test_a_file_over_the_in_memory_limit_is_uploaded(settings, brand_guide, marketing_lead):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_000
+    data = HANDBOOK * 100
+
+    response = post_file(_as(marketing_lead), brand_guide, "voice.md", data, HTTP_IDEMPOTENCY_KEY="big-1")
+
+    assert response.status_code == 201, response.content
+    assert Document.objects.get().size == len(data)
+
+
+def test_the_answers_match_the_document(anonymous, brand_guide, marketing_lead, second_lead, assistant):
+    document = anonymous.get("/api/v1/openapi.json").json()
+    client = _as(marketing_lead)
+    failed = upload(brand_guide, "voice.md", HANDBOOK, actor=marketing_lead, state=Document.State.FAILED)
+    one = f"{SETS}/{{data_set_id}}"
+    documents = f"{one}/documents"
+    groundings = "/api/v1/deployments/{deployment_id}/groundings"
+    new_set = {
+        "department": "marketing",
+        "name": "FAQ",
+        "data_classification": "public",
+        "owner": second_lead.email,
+    }
+    calls = [
+        (lambda: client.get(SETS), SETS, "get"),
+        (lambda: client.get(f"{SETS}/{brand_guide.pk}"), one, "get"),
+        (lambda: post_json(client, SETS, new_set), SETS, "post"),
+        (lambda: post_json(client, SETS, new_set), SETS, "post"),
+        (lambda: patch_json(client, f"{SETS}/{brand_guide.pk}", {"name": "Tone"}), one, "patch"),
+        (lambda: client.delete(f"{SETS}/{brand_guide.pk}"), one, "delete"),
+        (lambda: client.get(f"{SETS}/{brand_guide.pk}/documents"), documents, "get"),
+        (lambda: post_file(client, brand_guide, "new.md", HANDBOOK), documents, "post"),
+        (lambda: post_file(client, brand_guide, "new.md", HANDBOOK), documents, "post"),
+        (lambda: post_file(client, brand_guide, "empty.md", b""), documents, "post"),
+        (lambda: client.get(f"/api/v1/documents/{failed.pk}"), "/api/v1/documents/{document_id}", "get"),
+        (
+            lambda: client.post(f"/api/v1/documents/{failed.pk}/retry"),
+            "/api/v1/documents/{document_id}/retry",
+            "post",
+        ),
+        (
+            lambda: client.delete(f"/api/v1/documents/{failed.pk}"),
+            "/api/v1/documents/{document_id}",
+            "delete",
+        ),
+        (lambda: client.get(f"/api/v1/deployments/{assistant.pk}/groundings"), groundings, "get"),
+        (
+            lambda: post_json(
+                client,
+                f"/api/v1/deployments/{assistant.pk}/groundings",
+                {"data_set": brand_guide.pk, "purpose": "x"},
+            ),
+            groundings,
+            "post",
+        ),
+        (lambda: anonymous.get(SETS), SETS, "get"),
+    ]
+    statuses = set()
+    for make_call, path, method in calls:
+        response = make_call()
+        _validate(document, path, method, response)
+        statuses.add(response.status_code)
+    assert statuses == {200, 201, 400, 401}
+    grounding = Grounding.objects.get()
+    removed = client.delete(f"/api/v1/deployments/{assistant.pk}/groundings/{grounding.pk}")
+    _validate(document, "/api/v1/deployments/{deployment_id}/groundings/{grounding_id}", "delete", removed)
+    assert removed.status_code == 200
