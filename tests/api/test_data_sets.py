@@ -3,6 +3,8 @@ services (the same refusals and audit events), idempotent POSTs and If-Match on 
 
 import io
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -41,11 +43,11 @@ def _file(name: str, data: bytes) -> io.BytesIO:
     return stream
 
 
-def post_json(client: Client, path: str, body: dict, **headers):
+def post_json(client: Client, path: str, body: dict[str, object], **headers):
     return client.post(path, json.dumps(body), content_type="application/json", **headers)
 
 
-def patch_json(client: Client, path: str, body: dict, **headers):
+def patch_json(client: Client, path: str, body: dict[str, object], **headers):
     return client.patch(path, json.dumps(body), content_type="application/json", **headers)
 
 
@@ -81,7 +83,9 @@ def _reads(data_set: DataSet, document: Document, assistant: ModelDeployment) ->
     ]
 
 
-def _writes(client: Client, data_set: DataSet, document: Document, assistant: ModelDeployment, lead) -> list:
+def _writes(
+    client: Client, data_set: DataSet, document: Document, assistant: ModelDeployment, lead
+) -> list[Callable[[], Any]]:
     grounding = Grounding.objects.create(deployment=assistant, data_set=data_set, requested_by=lead)
     return [
         lambda: post_json(
@@ -294,11 +298,11 @@ def test_the_list_filters_sorts_and_pages(marketing, finance, marketing_lead, ma
     make_data_set(department=marketing, owner=marketing_lead, name="C")
     client = _as(marketing_lead)
 
-    first = client.get(SETS, {"limit": 2, "sort": "-name"}).json()
+    first = client.get(f"{SETS}?limit=2&sort=-name").json()
     assert [item["name"] for item in first["items"]] == ["C", "B"]
-    rest = client.get(SETS, {"limit": 2, "sort": "-name", "cursor": first["next_cursor"]}).json()
+    rest = client.get(f"{SETS}?limit=2&sort=-name&cursor={first['next_cursor']}").json()
     assert [item["name"] for item in rest["items"]] == ["A"]
-    assert_problem(client.get(SETS, {"limit": 2, "sort": "name", "cursor": first["next_cursor"]}), 400)
+    assert_problem(client.get(f"{SETS}?limit=2&sort=name&cursor={first['next_cursor']}"), 400)
     public = client.get(SETS, {"classification": "public"}).json()["items"]
     assert [item["name"] for item in public] == ["B"]
     assert _as(platform_admin).get(SETS, {"department": "finance"}).json()["items"] == []
