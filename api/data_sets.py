@@ -10,6 +10,7 @@ and audited as it is there; asking for a grounding opens the approval request th
 from datetime import datetime
 from typing import Any, BinaryIO, Literal, cast
 
+from django.db import transaction
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -395,28 +396,35 @@ def change_data_set(
     an assistant is grounded on it or asks to be (a 400 says so). Audited as `data_set.updated`
     when something changed. With `If-Match`, made only if it is still as read (else 412)."""
     user = user_of(request)
-    data_set = access.data_set_for_lead(user, data_set_id)
-    require_match(request, _settings(data_set))
-    sent = payload.model_dump(exclude_none=True)
-    form = DataSetForm(
-        {
-            "department": data_set.department.slug,
-            "name": sent.get("name", data_set.name),
-            "description": sent.get("description", data_set.description),
-            "data_classification": sent.get("data_classification", data_set.data_classification),
-            "owner": _owner_choice(sent["owner"], data_set.department)
-            if "owner" in sent
-            else str(data_set.owner_id),
-        },
-        actor=user,
-        data_set=data_set,
-    )
-    if not form.is_valid():
-        raise _form_refused(form)
-    try:
-        data_set_update(data_set=data_set, spec=form.spec(), actor=user)
-    except DataSetRefused as refusal:
-        raise _data_set_refused(refusal) from None
+    found = access.data_set_for_lead(user, data_set_id)
+    # The version is checked under the lock the change takes: nothing changes in between.
+    with transaction.atomic():
+        data_set = (
+            DataSet.objects.select_for_update(of=("self",))
+            .select_related("department", "owner", "landing_zone")
+            .get(pk=found.pk)
+        )
+        require_match(request, _settings(data_set))
+        sent = payload.model_dump(exclude_none=True)
+        form = DataSetForm(
+            {
+                "department": data_set.department.slug,
+                "name": sent.get("name", data_set.name),
+                "description": sent.get("description", data_set.description),
+                "data_classification": sent.get("data_classification", data_set.data_classification),
+                "owner": _owner_choice(sent["owner"], data_set.department)
+                if "owner" in sent
+                else str(data_set.owner_id),
+            },
+            actor=user,
+            data_set=data_set,
+        )
+        if not form.is_valid():
+            raise _form_refused(form)
+        try:
+            data_set_update(data_set=data_set, spec=form.spec(), actor=user)
+        except DataSetRefused as refusal:
+            raise _data_set_refused(refusal) from None
     return _detail(_fresh(data_set.pk, user), user, response)
 
 

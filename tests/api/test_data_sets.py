@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.test.client import encode_multipart
+from django.urls import reverse
 
 from approvals.models import ApprovalPolicy, DeploymentRequest
 from audit.models import AuditEvent
@@ -547,3 +548,68 @@ def test_the_answers_match_the_document(anonymous, brand_guide, marketing_lead, 
     removed = client.delete(f"/api/v1/deployments/{assistant.pk}/groundings/{grounding.pk}")
     _validate(document, "/api/v1/deployments/{deployment_id}/groundings/{grounding_id}", "delete", removed)
     assert removed.status_code == 200
+
+
+def _trail(since: int) -> list[tuple[str, str, list[str], list[str]]]:
+    """The audit events after `since`: verb, department, and which fields they record."""
+    return [
+        (event.verb, str(event.department_id), sorted(event.before or {}), sorted(event.after or {}))
+        for event in AuditEvent.objects.filter(pk__gt=since).order_by("pk")
+        if event.verb.startswith(("data_set.", "document."))
+    ]
+
+
+def _last_event() -> int:
+    last = AuditEvent.objects.order_by("-pk").first()
+    return last.pk if last is not None else 0
+
+
+def test_the_audit_events_are_those_the_pages_make(
+    marketing, marketing_lead, second_lead, marketing_zone, documents_storage
+):
+    page = Client()
+    page.force_login(marketing_lead)
+    start = _last_event()
+    form = {"department": "marketing", "name": "By page", "data_classification": "internal"}
+    page.post(reverse("grounding:data_set_new"), {**form, "description": "", "owner": marketing_lead.pk})
+    by_page = DataSet.objects.get(name="By page")
+    page.post(
+        reverse("grounding:data_set_edit", args=[by_page.pk]),
+        {**form, "description": "Changed", "owner": second_lead.pk},
+    )
+    page.post(reverse("grounding:document_upload", args=[by_page.pk]), {"file": _file("a.md", HANDBOOK)})
+    page.post(
+        reverse("grounding:document_upload", args=[by_page.pk]), {"file": _file("a.md", HANDBOOK + b"2")}
+    )
+    document = Document.objects.get(data_set=by_page)
+    Document.objects.filter(pk=document.pk).update(state=Document.State.FAILED)
+    page.post(reverse("grounding:document_retry", args=[document.pk]))
+    page.post(reverse("grounding:document_delete", args=[document.pk]))
+    Document.objects.filter(pk=document.pk).delete()
+    page.post(reverse("grounding:data_set_delete", args=[by_page.pk]))
+    pages_trail = _trail(start)
+    assert not DataSet.objects.exists()
+
+    api = _as(marketing_lead)
+    start = _last_event()
+    created = post_json(api, SETS, {**form, "name": "By API", "owner": marketing_lead.email}).json()
+    path = f"{SETS}/{created['id']}"
+    patch_json(api, path, {"description": "Changed", "owner": second_lead.email})
+    api.post(f"{path}/documents", {"file": _file("a.md", HANDBOOK)})
+    api_document = api.post(f"{path}/documents", {"file": _file("a.md", HANDBOOK + b"2")}).json()["document"]
+    Document.objects.filter(pk=api_document["id"]).update(state=Document.State.FAILED)
+    api.post(f"/api/v1/documents/{api_document['id']}/retry")
+    api.delete(f"/api/v1/documents/{api_document['id']}")
+    Document.objects.filter(pk=api_document["id"]).delete()
+    assert api.delete(path).status_code == 204
+
+    assert _trail(start) == pages_trail
+    assert [verb for verb, *_ in pages_trail] == [
+        "data_set.created",
+        "data_set.updated",
+        "document.uploaded",
+        "document.version_uploaded",
+        "document.retried",
+        "document.deleted",
+        "data_set.deleted",
+    ]
