@@ -95,8 +95,27 @@ def _fingerprint(request: HttpRequest) -> str:
     for part in (request.method or "", request.get_full_path(), request.content_type or ""):
         digest.update(part.encode())
         digest.update(b"\0")
-    digest.update(request.body)
+    if request.content_type == "multipart/form-data":
+        _digest_form(digest, request)
+    else:
+        digest.update(request.body)
     return digest.hexdigest()
+
+
+def _digest_form(digest: "hashlib._Hash", request: HttpRequest) -> None:
+    """A form with files by what it holds, not by its bytes on the wire: a client sends the same
+    form again with another boundary between its parts (and an upload over Django's in-memory
+    limit was parsed as it arrived, its body never kept whole)."""
+    for name in sorted(request.POST):
+        for value in request.POST.getlist(name):
+            digest.update(f"field\0{name}\0{value}\0".encode())
+    for name in sorted(request.FILES):
+        for upload in request.FILES.getlist(name):
+            digest.update(f"file\0{name}\0{upload.name}\0".encode())
+            for chunk in upload.chunks():
+                digest.update(chunk)
+            upload.seek(0)
+            digest.update(b"\0")
 
 
 def idempotency_finish(request: HttpRequest, response: HttpResponseBase) -> None:

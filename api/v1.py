@@ -10,17 +10,18 @@ The reference page (/api/v1/docs) is ninja's Swagger UI, from the assets django-
 pinned with it and served by Switchyard: offline, within the CSP, whose script-src 'self' they
 satisfy without inline scripts)."""
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, RawPostDataException
 from django.urls import URLPattern, URLResolver
 from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.openapi.schema import OpenAPISchema
 
-from api import audit, catalog, costs, departments, deployments, keys, me, requests
+from api import audit, catalog, costs, data_sets, departments, deployments, keys, me, requests
 from api.auth import BearerAuth, SessionAuth, add_rate_headers
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import MAX_KEY_LENGTH, Replay, idempotency_finish, replay_response
@@ -126,6 +127,10 @@ api = SwitchyardApi(
             {"name": "requests", "description": "Deployment requests and their approvals."},
             {"name": "catalog", "description": "What can be asked for: models, regions, quota, prices."},
             {"name": "deployments", "description": "Deployments, how to call them, fallbacks, grants."},
+            {
+                "name": "data sets",
+                "description": "Data sets, their documents, and the assistants grounded on them.",
+            },
             {"name": "costs", "description": "Usage and costs by month, and the chargeback statements."},
             {"name": "audit", "description": "The audit trail, for platform admins and security."},
         ]
@@ -139,6 +144,7 @@ api.add_router("", keys.router)
 api.add_router("", requests.router)
 api.add_router("", catalog.router)
 api.add_router("", deployments.router)
+api.add_router("", data_sets.router)
 api.add_router("", costs.router)
 api.add_router("", audit.router)
 
@@ -149,7 +155,10 @@ def _finished(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
         if request.method in ("POST", "PUT", "PATCH"):
             # Read the body before ninja's CSRF check reads a form's fields, which would use up the
             # stream the body (and the idempotency fingerprint) is read from.
-            request.body  # noqa: B018
+            # An upload over the in-memory limit was parsed as it arrived (RequestSizeMiddleware):
+            # its form and files are read, its body is not kept.
+            with contextlib.suppress(RawPostDataException):
+                request.body  # noqa: B018
         response = view(request, *args, **kwargs)
         if response.status_code == 405 and not response.get("Content-Type", "").startswith(MEDIA_TYPE):
             response = method_not_allowed(response, request)  # type: ignore[arg-type]

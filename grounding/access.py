@@ -81,13 +81,25 @@ def departments_for_new_data_set(user: User) -> QuerySet[Department]:
     return Department.objects.filter(pk__in=led)
 
 
-def document_for_lead(user: User, document_id: int) -> Document:
-    """A document for a change (a deletion): as `data_set_for_lead` decides for its data set."""
+def _document(document_id: int) -> Document:
     try:
-        document = Document.objects.select_related("data_set").get(pk=document_id)
+        return Document.objects.select_related("uploaded_by").get(pk=document_id)
     except Document.DoesNotExist:
         raise Http404("No such document.") from None
+
+
+def document_for_lead(user: User, document_id: int) -> Document:
+    """A document for a change (a deletion): as `data_set_for_lead` decides for its data set."""
+    document = _document(document_id)
     document.data_set = data_set_for_lead(user, document.data_set_id)
+    return document
+
+
+def document_for_data_set_reader(user: User, document_id: int) -> Document:
+    """A document as its data set's page lists it (being deleted included): as
+    `data_set_for_reader` decides for its data set."""
+    document = _document(document_id)
+    document.data_set = data_set_for_reader(user, document.data_set_id)
     return document
 
 
