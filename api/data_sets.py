@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any, BinaryIO, Literal, cast
 
 from django.db import transaction
-from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
@@ -258,13 +257,7 @@ def _settings(data_set: DataSet) -> DataSetSettings:
 
 
 def _detail(data_set: DataSet, user: User, response: HttpResponse) -> DataSetDetailOut:
-    counts = dict(
-        data_set.documents.order_by()
-        .values_list("state")
-        .annotate(count=Count("pk"))
-        .values_list("state", "count")
-    )
-    totals = data_set.documents.aggregate(stored=Sum("size"), passages=Sum("passages"))
+    figures = data_set.document_figures()
     groundings = (
         data_set.groundings.filter(state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE])
         .select_related("deployment__department")
@@ -273,12 +266,12 @@ def _detail(data_set: DataSet, user: User, response: HttpResponse) -> DataSetDet
     response["ETag"] = etag_of(_settings(data_set))
     return DataSetDetailOut(
         **_data_set_fields(data_set, user),
-        document_count=sum(counts.values()),
+        document_count=figures.total,
         documents_by_state=DocumentCountsOut(
-            **{state: counts.get(state, 0) for state in Document.State.values}
+            **{state: figures.by_state.get(state, 0) for state in Document.State.values}
         ),
-        stored_bytes=totals["stored"] or 0,
-        passages=totals["passages"] or 0,
+        stored_bytes=figures.stored_bytes,
+        passages=figures.passages,
         groundings=[
             GroundingSummaryOut(
                 id=grounding.pk,

@@ -8,6 +8,8 @@ system prompt) to a data set once the owner approved it; retrieval reads only th
 the assistant's active groundings.
 """
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.files.storage import storages
 from django.db import models
@@ -16,6 +18,17 @@ from django.db.models import Q
 from base.text import validate_single_line
 from org.models import Department
 from provisioning.models import DataClassification, LandingZone, ModelDeployment
+
+
+@dataclass(frozen=True)
+class DocumentFigures:
+    by_state: dict[str, int]
+    stored_bytes: int
+    passages: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
 
 
 def _documents_storage():  # type: ignore[no-untyped-def]
@@ -61,6 +74,20 @@ class DataSet(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def document_figures(self) -> "DocumentFigures":
+        """Its documents counted by state, with the bytes they take and their passages (the data
+        set's page and the API's)."""
+        counts = dict(
+            self.documents.order_by()
+            .values_list("state")
+            .annotate(count=models.Count("pk"))
+            .values_list("state", "count")
+        )
+        totals = self.documents.aggregate(stored=models.Sum("size"), passages=models.Sum("passages"))
+        return DocumentFigures(
+            by_state=counts, stored_bytes=totals["stored"] or 0, passages=totals["passages"] or 0
+        )
 
 
 class Document(models.Model):

@@ -174,14 +174,9 @@ def data_set_detail(request: HttpRequest, data_set_id: int) -> HttpResponse:
     sort = SortOrder.parse(request.GET.get("sort"), DOCUMENT_SORTS, "name")
     documents = data_set.documents.select_related("uploaded_by").order_by(*sort.ordering(), "pk")
     page = Paginator(documents, DOCUMENTS_PAGE_SIZE).get_page(request.GET.get("page"))
-    counts = dict(
-        data_set.documents.order_by()
-        .values_list("state")
-        .annotate(count=Count("pk"))
-        .values_list("state", "count")
-    )
+    figures = data_set.document_figures()
+    counts = figures.by_state
     in_flight = sum(counts.get(state, 0) for state in Document.State.in_flight())
-    totals = data_set.documents.aggregate(stored=Sum("size"), passages=Sum("passages"))
     may_manage = access.may_manage(user, data_set)
     context: dict[str, Any] = {
         "data_set": data_set,
@@ -189,7 +184,7 @@ def data_set_detail(request: HttpRequest, data_set_id: int) -> HttpResponse:
         "page": page,
         "rows": [DocumentRow(document) for document in page],
         "columns": sort.headers(request.GET),
-        "document_count": sum(counts.values()),
+        "document_count": figures.total,
         "counts": counts,
         "reading": sum(
             counts.get(state, 0)
@@ -200,8 +195,8 @@ def data_set_detail(request: HttpRequest, data_set_id: int) -> HttpResponse:
                 Document.State.INDEXING,
             )
         ),
-        "stored_bytes": totals["stored"] or 0,
-        "passage_count": totals["passages"] or 0,
+        "stored_bytes": figures.stored_bytes,
+        "passage_count": figures.passages,
         "live": LIVE_SECONDS if in_flight else 0,
         "refresh_url": request.get_full_path(),
         "previous_url": query_with(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
