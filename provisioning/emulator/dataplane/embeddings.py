@@ -100,12 +100,9 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     limiter = limiter_for(request, store, catalog, account, deployment)
     headers = response_headers(str(uuid.uuid4()), catalog, account, deployment, limiter)
     _fail_if_faulted(store, deployment_name, api_version=api_version, account=account, headers=headers)
-    # Azure counts an embeddings input in the model's encoding (cl100k_base for text-embedding-3);
-    # o200k_base, the one the emulator ships, comes within a few per cent of it for English.
-    tokens = sum(
-        len(tokenizer.o200k_base().encode_ordinary(item)) if isinstance(item, str) else len(item)
-        for item in inputs
-    )
+    # Counted on a worker thread (the tokenizer lets go of the GIL): a batch of passages is tens of
+    # thousands of tokens, milliseconds the event loop would not be streaming answers.
+    tokens = await run_in_threadpool(_tokens_of, inputs)
     refusal = limiter.admit(tokens)
     if refusal is not None:
         raise rate_limited_by(refusal, api_version, account, headers)
@@ -116,16 +113,31 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     store.record_usage(
         account=account, deployment=deployment, prompt_tokens=tokens, cached_tokens=0, completion_tokens=0
     )
-    # A batch of passages takes a while to embed: off the event loop, which keeps streaming answers.
-    data = await run_in_threadpool(_embedded, inputs, dimensions, encoding)
+    # A batch of passages takes a while to embed, and its answer to write: off the event loop,
+    # which keeps streaming answers.
+    answer = await run_in_threadpool(_answer, inputs, dimensions, encoding, model_name, tokens)
+    return Response(answer.body, media_type=answer.media_type, headers=headers)
+
+
+def _tokens_of(inputs: list[str | list[int]]) -> int:
+    # Azure counts an embeddings input in the model's encoding (cl100k_base for text-embedding-3);
+    # o200k_base, the one the emulator ships, comes within a few per cent of it for English.
+    return sum(
+        len(tokenizer.o200k_base().encode_ordinary(item)) if isinstance(item, str) else len(item)
+        for item in inputs
+    )
+
+
+def _answer(
+    inputs: list[str | list[int]], dimensions: int, encoding: str, model_name: str, tokens: int
+) -> JSONResponse:
     return JSONResponse(
         {
             "object": "list",
-            "data": data,
+            "data": _embedded(inputs, dimensions, encoding),
             "model": model_name,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        },
-        headers=headers,
+        }
     )
 
 

@@ -37,11 +37,18 @@ async def documents_index(request: Request) -> Response:
         raise AzureError(
             413, "RequestEntityTooLarge", f"The request has more than {MAX_BATCH} indexing actions."
         )
-    for position, action in enumerate(actions):
-        _check_action(position, action, index)
-    results = await run_in_threadpool(_index_batch, call, index, actions)
+    # Checked and indexed on a worker thread: a batch of passages is thousands of vector numbers
+    # to look at, milliseconds the event loop would not be streaming answers.
+    results = await run_in_threadpool(_checked_and_indexed, call, index, actions)
     failed = any(not result["status"] for result in results)
     return JSONResponse({"value": results}, status_code=207 if failed else 200)
+
+
+def _checked_and_indexed(call: Call, index: Index, actions: list[Any]) -> list[dict[str, Any]]:
+    """The batch indexed, once every action passed the checks that refuse the whole batch."""
+    for position, action in enumerate(actions):
+        _check_action(position, action, index)
+    return _index_batch(call, index, actions)
 
 
 def _index_batch(call: Call, index: Index, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
