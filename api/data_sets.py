@@ -28,10 +28,12 @@ from grounding.forms import DataSetForm
 from grounding.grounding_services import (
     PURPOSE_LENGTH,
     GroundingRefused,
+    assistant_groundings,
     data_sets_for_grounding,
     grounding_remove,
     grounding_request,
     may_ground,
+    not_yours_to_ground,
 )
 from grounding.models import DataSet, Document, Grounding
 from grounding.services import (
@@ -258,11 +260,7 @@ def _settings(data_set: DataSet) -> DataSetSettings:
 
 def _detail(data_set: DataSet, user: User, response: HttpResponse) -> DataSetDetailOut:
     figures = data_set.document_figures()
-    groundings = (
-        data_set.groundings.filter(state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE])
-        .select_related("deployment__department")
-        .order_by("pk")
-    )
+    groundings = data_set.groundings.current().select_related("deployment__department").order_by("pk")
     response["ETag"] = etag_of(_settings(data_set))
     return DataSetDetailOut(
         **_data_set_fields(data_set, user),
@@ -586,13 +584,7 @@ def list_groundings(request: HttpRequest, deployment_id: Id) -> GroundingsOut:
     approval (`requested`), as its page's "Grounded on" section shows them, for anyone who may see
     the deployment; by department and data set name."""
     deployment = get_deployment_for(user_of(request), deployment_id)
-    groundings = list(
-        Grounding.objects.filter(
-            deployment=deployment, state__in=[Grounding.State.ACTIVE, Grounding.State.REQUESTED]
-        )
-        .select_related("data_set__department", "requested_by")
-        .order_by("data_set__department__name", "data_set__name", "pk")
-    )
+    groundings = list(assistant_groundings(deployment))
     return GroundingsOut(deployment=deployment.pk, items=_groundings_out(groundings))
 
 
@@ -610,11 +602,7 @@ def create_grounding(request: HttpRequest, deployment_id: Id, payload: Grounding
     user = user_of(request)
     deployment = get_deployment_for(user, deployment_id)
     if not may_ground(user, deployment):
-        raise Problem(
-            403,
-            f"Only {deployment.department.name}'s leads and platform admins ground "
-            f"{deployment.display_name}.",
-        )
+        raise Problem(403, not_yours_to_ground(deployment))
     data_set = data_sets_for_grounding(deployment, user).filter(pk=payload.data_set).first()
     if data_set is None:
         message = (

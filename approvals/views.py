@@ -41,6 +41,7 @@ from grounding.grounding_services import (
     grounding_remove,
     grounding_request,
     may_ground,
+    not_yours_to_ground,
 )
 from grounding.models import Grounding
 from org.models import Department, User
@@ -419,9 +420,7 @@ def grounding_ask(request: HttpRequest, deployment_id: int) -> HttpResponse:
     user = _user(request)
     deployment = get_deployment_for(user, deployment_id)
     if not may_ground(user, deployment):
-        raise PermissionDenied(
-            f"Only {deployment.department.name}'s leads and platform admins ground {deployment.display_name}."
-        )
+        raise PermissionDenied(not_yours_to_ground(deployment))
     form = GroundingAskForm(request.POST, data_sets=data_sets_for_grounding(deployment, user))
     if not form.is_valid():
         for errors in form.errors.values():

@@ -80,11 +80,7 @@ def seed_grounding() -> list[str]:
         )
         if assistant is None:
             continue
-        grounded = Grounding.objects.filter(
-            deployment=assistant,
-            data_set=data_set,
-            state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE],
-        ).exists()
+        grounded = Grounding.objects.current().filter(deployment=assistant, data_set=data_set).exists()
         if not grounded:
             grounding_request(deployment=assistant, data_set=data_set, purpose=demo.purpose, actor=owner)
         made.append(f"{data_set.name} behind {assistant.display_name}")

@@ -58,6 +58,22 @@ def may_ground(user: User, deployment: ModelDeployment) -> bool:
     return user.is_platform_admin or _leads(user, deployment.department_id)
 
 
+def not_yours_to_ground(deployment: ModelDeployment) -> str:
+    """What someone who may not ground the assistant is told."""
+    return f"Only {deployment.department.name}'s leads and platform admins ground {deployment.display_name}."
+
+
+def assistant_groundings(deployment: ModelDeployment) -> QuerySet[Grounding]:
+    """The data sets the assistant answers from and those it waits for, by department and name
+    (its page's "Grounded on" section, and the API)."""
+    return (
+        Grounding.objects.current()
+        .filter(deployment=deployment)
+        .select_related("data_set__department", "data_set__owner", "requested_by")
+        .order_by("data_set__department__name", "data_set__name", "pk")
+    )
+
+
 def may_remove(user: User, grounding: Grounding) -> bool:
     """The assistant's side (its department's leads), the data's side (the data set's owner) and
     platform admins may each take a data set off an assistant."""
@@ -77,9 +93,7 @@ def data_sets_for_grounding(deployment: ModelDeployment, user: User) -> QuerySet
     data_sets = DataSet.objects.select_related("department", "owner")
     if deployment.scope != ModelDeployment.Scope.SHARED:
         data_sets = data_sets.filter(department_id=deployment.department_id)
-    taken = Grounding.objects.filter(
-        deployment=deployment, state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE]
-    ).values("data_set_id")
+    taken = Grounding.objects.current().filter(deployment=deployment).values("data_set_id")
     return data_sets.exclude(pk__in=taken).order_by("department__name", "name")
 
 
@@ -117,9 +131,7 @@ def grounding_request(
     is active when this returns). `None` as actor is Switchyard itself (the demo, the command line)."""
     purpose = purpose.strip()
     if actor is not None and not may_ground(actor, deployment):
-        raise GroundingRefused(
-            f"Only {deployment.department.name}'s leads and platform admins ground {deployment.display_name}."
-        )
+        raise GroundingRefused(not_yours_to_ground(deployment))
     if not purpose or len(purpose) > PURPOSE_LENGTH or "\x00" in purpose:
         raise GroundingRefused(
             f"Say in at most {PURPOSE_LENGTH:,} characters of plain text what the assistant answers "
@@ -142,11 +154,7 @@ def grounding_request(
     with transaction.atomic():
         # The assistant's row is the lock two leads asking for the same data set queue on.
         ModelDeployment.objects.select_for_update().filter(pk=deployment.pk).first()
-        existing = Grounding.objects.filter(
-            deployment=deployment,
-            data_set=data_set,
-            state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE],
-        ).first()
+        existing = Grounding.objects.current().filter(deployment=deployment, data_set=data_set).first()
         if existing is not None:
             already = "is grounded on" if existing.state == Grounding.State.ACTIVE else "already waits for"
             raise GroundingRefused(f"{deployment.display_name} {already} {data_set.name}.")
@@ -229,7 +237,7 @@ def grounding_remove(*, grounding: Grounding, actor: User | None, reason: str = 
                 f"Only {locked.deployment.department.name}'s leads, the data set's owner and platform "
                 f"admins take {locked.data_set.name} off {locked.deployment.display_name}."
             )
-        if locked.state not in {Grounding.State.REQUESTED, Grounding.State.ACTIVE}:
+        if locked.state not in Grounding.CURRENT:
             raise GroundingRefused(
                 f"{locked.deployment.display_name} on {locked.data_set.name} is "
                 f"{locked.get_state_display().lower()} already."

@@ -148,6 +148,10 @@ class GroundingQuerySet(models.QuerySet["Grounding"]):
     def active(self) -> "GroundingQuerySet":
         return self.filter(state=Grounding.State.ACTIVE)
 
+    def current(self) -> "GroundingQuerySet":
+        """Active, or asked for and waiting for approval: what an assistant uses or will."""
+        return self.filter(state__in=Grounding.CURRENT)
+
 
 class Grounding(models.Model):
     """An assistant grounded on a data set: asked for by a lead of the assistant's department,
@@ -168,6 +172,9 @@ class Grounding(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+
+    # Requested or active: a grounding an assistant uses, or will once approved.
+    CURRENT = (State.REQUESTED, State.ACTIVE)
 
     objects = GroundingQuerySet.as_manager()
 

@@ -31,7 +31,7 @@ from grounding.files import (
     check_file,
     display_name,
 )
-from grounding.models import DataSet, Document, Grounding
+from grounding.models import DataSet, Document
 from org.models import Department, Membership, User
 from provisioning.models import LandingZone
 
@@ -176,9 +176,7 @@ def data_set_update(*, data_set: DataSet, spec: DataSetSpec, actor: User) -> Dat
         _refuse_owner_unless_lead(spec.owner, department)
         _refuse_taken_name(department, spec.name, other_than=locked_set)
         if spec.data_classification != locked_set.data_classification:
-            open_groundings = locked_set.groundings.filter(
-                state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE]
-            ).count()
+            open_groundings = locked_set.groundings.current().count()
             if open_groundings:
                 assistants = f"{open_groundings} assistant{'s' if open_groundings != 1 else ''}"
                 raise DataSetRefused(
@@ -219,9 +217,7 @@ def data_set_deletion_refusal(data_set: DataSet) -> str:
             f"“{data_set.name}” still holds {documents} document{'s' if documents != 1 else ''}: "
             "delete them first (their passages leave the index with them), then the data set."
         )
-    open_groundings = data_set.groundings.filter(
-        state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE]
-    )
+    open_groundings = data_set.groundings.current()
     if open_groundings.exists():
         names = ", ".join(sorted({grounding.deployment.display_name for grounding in open_groundings}))
         return f"“{data_set.name}” is used or asked for by {names}: remove it from those assistants first."

@@ -1,6 +1,7 @@
 """Data set pages: the list, a data set with its documents (live while they are read), the
 upload, and the document viewer that citations open."""
 
+import functools
 import mimetypes
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -20,7 +21,7 @@ from base.tables import SortOrder, lifecycle_order, query_with, render_page_or_f
 from grounding import access, viewer
 from grounding.files import MIB, FileRefused, read_upload
 from grounding.forms import DataSetForm
-from grounding.models import DataSet, Document, Grounding
+from grounding.models import DataSet, Document
 from grounding.services import (
     DataSetRefused,
     DocumentRefused,
@@ -201,14 +202,16 @@ def data_set_detail(request: HttpRequest, data_set_id: int) -> HttpResponse:
         "refresh_url": request.get_full_path(),
         "previous_url": query_with(request.GET, page=str(page.number - 1)) if page.has_previous() else "",
         "next_url": query_with(request.GET, page=str(page.number + 1)) if page.has_next() else "",
-        "groundings": data_set.groundings.filter(
-            state__in=[Grounding.State.REQUESTED, Grounding.State.ACTIVE]
-        ).select_related("deployment__department"),
+        "groundings": data_set.groundings.current().select_related("deployment__department"),
         "accept": ACCEPT,
         "max_file_mb": settings.GROUNDING_MAX_FILE_BYTES / MIB,
         "max_file_bytes": settings.GROUNDING_MAX_FILE_BYTES,
         "max_documents": settings.GROUNDING_MAX_DOCUMENTS,
-        "search_cost": _search_cost_this_month(data_set) if may_manage else None,
+        # Called by the template only where it shows (the whole page, not the documents' live
+        # refresh), once.
+        "search_cost": functools.cache(functools.partial(_search_cost_this_month, data_set))
+        if may_manage
+        else None,
     }
     return render_page_or_fragment(request, "grounding/data_set_detail.html", context, target="documents")
 

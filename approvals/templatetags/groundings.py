@@ -9,7 +9,13 @@ from django import template
 
 from approvals.forms import GroundingAskForm
 from approvals.models import ApprovalStep, DeploymentRequest
-from grounding.grounding_services import data_sets_for_grounding, may_ground, may_remove, owner_still_leads
+from grounding.grounding_services import (
+    assistant_groundings,
+    data_sets_for_grounding,
+    may_ground,
+    may_remove,
+    owner_still_leads,
+)
 from grounding.models import Grounding
 from org.models import User
 from provisioning.models import ModelDeployment
@@ -42,13 +48,7 @@ def _waiting_for(request: DeploymentRequest | None) -> str:
 @register.inclusion_tag("approvals/_groundings.html", takes_context=True)
 def grounding_section(context: template.Context, deployment: ModelDeployment) -> dict[str, Any]:
     user: User = context["request"].user
-    groundings = list(
-        Grounding.objects.filter(
-            deployment=deployment, state__in=[Grounding.State.ACTIVE, Grounding.State.REQUESTED]
-        )
-        .select_related("data_set__department", "data_set__owner", "requested_by")
-        .order_by("data_set__department__name", "data_set__name")
-    )
+    groundings = list(assistant_groundings(deployment))
     requests = {
         request.grounding_id: request
         for request in DeploymentRequest.objects.filter(grounding__in=groundings)
