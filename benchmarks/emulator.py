@@ -135,6 +135,30 @@ def process_figures(pid: int) -> tuple[float, float]:
     return peak_kib / 1024, ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_role(roles: dict[str, int]) -> dict[str, float]:
+    """CPU time used so far (s) by every process on the machine, summed by role: a process belongs
+    to the role whose pid is its own or its session's (a worker's pool processes share its
+    session), PostgreSQL's backends to "postgres", anything else to "other"."""
+    by_session = {pid: role for role, pid in roles.items()}
+    seconds: dict[str, float] = dict.fromkeys([*roles, "postgres", "other"], 0.0)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        head, _, tail = text.rpartition(")")
+        fields = tail.split()
+        pid, session = int(entry.name), int(fields[3])
+        role = by_session.get(pid) or by_session.get(session)
+        if role is None:
+            role = "postgres" if head.endswith("(postgres") else "other"
+        seconds[role] += (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
 # Provisioning, through the official SDKs ----------------------------------------------------------
 
 

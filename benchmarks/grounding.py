@@ -30,6 +30,7 @@ a figure misses its target or a stream fails.
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import statistics
@@ -46,6 +47,7 @@ from benchmarks.admission import machine_speed
 from benchmarks.chat_seed import start_portal, stop_portal
 from benchmarks.chat_stream import Profiler, Stream, clients, in_flight, portal_environment, portal_stream
 from benchmarks.emulator import (
+    cpu_by_role,
     free_port,
     percentile,
     process_figures,
@@ -248,7 +250,11 @@ def ttft(streams: list[Stream]) -> tuple[float, float, int]:
 
 
 async def ingestion_part(
-    arguments: argparse.Namespace, seeded: dict[str, Any], documents: list[GeneratedDocument], base: str
+    arguments: argparse.Namespace,
+    seeded: dict[str, Any],
+    documents: list[GeneratedDocument],
+    base: str,
+    roles: dict[str, int],
 ) -> tuple[int, list[str]]:
     _sdk, http = clients("http://127.0.0.1:1", pool=arguments.streams + 10)
     plain = seeded["plain_sessions"]
@@ -258,11 +264,14 @@ async def ingestion_part(
             *(ask(http, base, plain[index], PLAIN_QUESTION) for index in range(min(5, len(plain))))
         )
         rounds = iter(range(arguments.idle_rounds))
+        marks = [(time.perf_counter(), cpu_by_role(roles))]
         before = await chats_while(
             http, base, plain, streams=arguments.streams, busy=lambda: next(rounds, None) is not None,
             question=PLAIN_QUESTION,
         )  # fmt: skip
+        marks.append((time.perf_counter(), cpu_by_role(roles)))
         started = await asyncio.to_thread(upload, documents, seeded["data_sets"])
+        marks.append((time.perf_counter(), cpu_by_role(roles)))
 
         def ingesting() -> bool:
             state = ingestion_state()
@@ -274,11 +283,13 @@ async def ingestion_part(
         while await asyncio.to_thread(ingesting):
             await asyncio.sleep(0.2)
         took = time.perf_counter() - started
+        marks.append((time.perf_counter(), cpu_by_role(roles)))
         rounds = iter(range(arguments.idle_rounds))
         after = await chats_while(
             http, base, plain, streams=arguments.streams, busy=lambda: next(rounds, None) is not None,
             question=PLAIN_QUESTION,
         )  # fmt: skip
+        marks.append((time.perf_counter(), cpu_by_role(roles)))
     from django.db.models import Sum
 
     from grounding.models import Document
@@ -303,6 +314,13 @@ async def ingestion_part(
     )
     moved = busy_p95 / idle_p95 - 1
     lines.append(f"p95 moved while ingesting: {moved * 100:+.1f} % (target at most +5 %)")
+    lines.append("  cores busy by role (of 2):")
+    for phase, (start, end) in zip(
+        ("idle before", "uploading", "ingesting", "idle after"), itertools.pairwise(marks), strict=True
+    ):
+        wall = end[0] - start[0]
+        busy = ", ".join(f"{role} {(end[1][role] - start[1][role]) / wall:.2f}" for role in end[1])
+        lines.append(f"    {phase:<12} {wall:5.1f} s: {busy}")
     failures += int(moved > 0.05) + sum(stream.error is not None for stream in [*before, *during, *after])
     return failures, lines
 
@@ -470,6 +488,7 @@ def main() -> int:
                 nice=10,
             )
         )
+        worker_pid = processes[-1].pid
         seeded = seed(arguments, emulator_url)
         wait_for_backend(seeded["zone"])
         wait_until_provisioned()
@@ -487,7 +506,13 @@ def main() -> int:
         failures = 0
         portal_pid = portal.pid
         for part in (
-            lambda: ingestion_part(arguments, seeded, documents, base),
+            lambda: ingestion_part(
+                arguments,
+                seeded,
+                documents,
+                base,
+                {"client": os.getpid(), "web": portal_pid, "emulator": emulator.pid, "worker": worker_pid},
+            ),
             lambda: retrieval_part(
                 arguments, seeded, rules, base, {"portal": portal_pid, "emulator": emulator.pid}
             ),

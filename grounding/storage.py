@@ -16,17 +16,20 @@ def search_storage_record(*, service: SearchService, day: date | None = None) ->
     are replaced); a data set gone since the last row gets a zero, so it stops paying. Returns
     the bytes stored in all."""
     day = day or timezone.localdate()
-    sizes = dict(
-        Document.objects.filter(data_set__landing_zone_id=service.landing_zone_id)
-        .exclude(state=Document.State.DELETING)
-        .order_by()
-        .values_list("data_set_id")
-        .annotate(Sum("indexed_bytes"))
-    )
-    departments = dict(
-        DataSet.objects.filter(landing_zone_id=service.landing_zone_id).values_list("pk", "department_id")
-    )
     with transaction.atomic():
+        # One writer of a service's day at a time (documents finishing on two workers both write
+        # it), and the sizes read under the lock: the last writer writes the latest.
+        SearchService.objects.select_for_update().filter(pk=service.pk).first()
+        sizes = dict(
+            Document.objects.filter(data_set__landing_zone_id=service.landing_zone_id)
+            .exclude(state=Document.State.DELETING)
+            .order_by()
+            .values_list("data_set_id")
+            .annotate(Sum("indexed_bytes"))
+        )
+        departments = dict(
+            DataSet.objects.filter(landing_zone_id=service.landing_zone_id).values_list("pk", "department_id")
+        )
         last = SearchStorage.objects.filter(service=service, day__lt=day).aggregate(Max("day"))["day__max"]
         earlier = dict(
             SearchStorage.objects.filter(service=service, day=last, stored_bytes__gt=0).values_list(

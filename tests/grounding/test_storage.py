@@ -1,8 +1,10 @@
 """The daily record of what each data set stores in its zone's search index."""
 
+import threading
 from datetime import date
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from grounding.models import DataSet, Document
@@ -78,3 +80,32 @@ def test_running_twice_a_day_replaces_the_days_rows_and_a_deleted_data_set_pays_
 
     assert rows(date(2026, 3, 1)) == {(brand_id, marketing.pk): 100}
     assert rows(date(2026, 3, 2)) == {(brand_id, marketing.pk): 0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_documents_finishing_at_once_on_two_workers_both_write_the_day(marketing, marketing_lead):
+    zone = make_landing_zone(name="Central")
+    service = SearchService.objects.create(landing_zone=zone, name="srch-central", location="swedencentral")
+    brand = data_set(zone, marketing, marketing_lead, "Brand guide")
+    document(brand, "a.md", 100)
+    document(brand, "b.md", 50)
+    start = threading.Barrier(2)
+    failures: list[Exception] = []
+
+    def record():
+        try:
+            start.wait()
+            search_storage_record(service=service, day=date(2026, 3, 1))
+        except Exception as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=record) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failures == []
+    assert rows(date(2026, 3, 1)) == {(brand.pk, marketing.pk): 150}
