@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search.access import Need
+from provisioning.emulator.search.body import loads_in_parts
 from provisioning.emulator.search.entry import Call, enter
 from provisioning.emulator.search.errors import bad_request, index_not_found
 from provisioning.emulator.search.schema import check_changeable, new_etag, normalized_index
@@ -21,8 +22,11 @@ LARGE_BODY_BYTES = 64 * 1024
 async def json_object(request: Request) -> dict[str, Any]:
     try:
         raw = await request.body()
-        # A batch of passages is a megabyte of numbers: read off the event loop.
-        body = json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await run_in_threadpool(json.loads, raw)
+        # A batch of passages is megabytes of numbers: read off the event loop, and in parts, so
+        # that the loop gets the interpreter between them (see `body`).
+        body = (
+            json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await run_in_threadpool(loads_in_parts, raw)
+        )
     except ValueError:
         raise bad_request("The request is invalid. Details: The request body is not valid JSON.") from None
     if not isinstance(body, dict):
