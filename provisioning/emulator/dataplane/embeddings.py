@@ -100,9 +100,11 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     limiter = limiter_for(request, store, catalog, account, deployment)
     headers = response_headers(str(uuid.uuid4()), catalog, account, deployment, limiter)
     _fail_if_faulted(store, deployment_name, api_version=api_version, account=account, headers=headers)
-    # Counted on a worker thread (the tokenizer lets go of the GIL): a batch of passages is tens of
-    # thousands of tokens, milliseconds the event loop would not be streaming answers.
-    tokens = await run_in_threadpool(_tokens_of, inputs)
+    # A batch of passages is counted on a worker thread (the tokenizer lets go of the GIL): tens of
+    # thousands of tokens, milliseconds the event loop would not be streaming answers. A question
+    # takes microseconds: the trips to a thread and back would cost it more than they save.
+    small = _is_small(inputs)
+    tokens = _tokens_of(inputs) if small else await run_in_threadpool(_tokens_of, inputs)
     refusal = limiter.admit(tokens)
     if refusal is not None:
         raise rate_limited_by(refusal, api_version, account, headers)
@@ -115,8 +117,19 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     )
     # A batch of passages takes a while to embed, and its answer to write: off the event loop,
     # which keeps streaming answers.
-    answer = await run_in_threadpool(_answer, inputs, dimensions, encoding, model_name, tokens)
+    if small:
+        answer = _answer(inputs, dimensions, encoding, model_name, tokens)
+    else:
+        answer = await run_in_threadpool(_answer, inputs, dimensions, encoding, model_name, tokens)
     return Response(answer.body, media_type=answer.media_type, headers=headers)
+
+
+# Inputs this long in all (characters or tokens) are embedded on the event loop.
+SMALL_INPUTS = 2000
+
+
+def _is_small(inputs: list[str | list[int]]) -> bool:
+    return sum(len(item) for item in inputs) <= SMALL_INPUTS
 
 
 def _tokens_of(inputs: list[str | list[int]]) -> int:
