@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from azure.core.rest import HttpRequest
 from azure.search.documents.aio import SearchClient as AsyncSearchClient
 from django.conf import settings
@@ -42,7 +41,7 @@ from provisioning.models import ModelDeployment, SearchService
 # text-embedding-3 models score unrelated English text around 0.05-0.2 and related text above
 # 0.3, so the same floor holds on Azure.
 RELEVANCE_FLOOR = 0.2
-SELECT = ["id", "content", "embedding", "data_set", "document", "version", "title", "page", "heading"]
+SELECT = ["id", "content", "data_set", "document", "version", "title", "page", "heading"]
 
 
 @dataclass(frozen=True)
@@ -175,12 +174,14 @@ async def _search_zone(
             "filter": f"search.in(data_set, '{','.join(str(pk) for pk in data_set_ids)}', ',')",
             "top": top,
             "select": ",".join(SELECT),
+            # Each passage's cosine similarity to the question, as the service computed it.
+            "debug": "vector",
         },
     )
     hits = []
     for row in rows:
-        similarity = _cosine(vector, row.get("embedding") or [])
-        if similarity >= RELEVANCE_FLOOR:
+        similarity = _similarity(row)
+        if similarity is not None and similarity >= RELEVANCE_FLOOR:
             hits.append(_Hit(row=row, similarity=similarity))
     return hits
 
@@ -208,13 +209,15 @@ async def _hybrid_search(
     return rows
 
 
-def _cosine(left: Sequence[float], right: Sequence[float]) -> float:
-    if len(left) != len(right) or not left:
-        return 0.0
-    # In numpy: 1536 products in Python would cost the event loop a millisecond per passage.
-    first, second = np.asarray(left, dtype=np.float64), np.asarray(right, dtype=np.float64)
-    norms = float(np.linalg.norm(first) * np.linalg.norm(second))
-    return float(first @ second) / norms if norms else 0.0
+def _similarity(row: dict[str, Any]) -> float | None:
+    """The passage's cosine similarity to the question (`@search.documentDebugInfo`'s vector
+    subscore for the embedding field); None when the vector side did not find it."""
+    try:
+        subscores = row["@search.documentDebugInfo"]["vectors"]["subscores"]
+        similarity = subscores["vectors"][0]["embedding"]["vectorSimilarity"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return float(similarity) if isinstance(similarity, int | float) else None
 
 
 # One async client per event loop and search service: it keeps its connections (and the token)

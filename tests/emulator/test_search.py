@@ -3,6 +3,7 @@ Search: a service created as a long-running operation, its keys, an index with a
 the departments' chunks embedded through the emulator's embeddings, and the queries grounded
 assistants will make: text, vector, hybrid, filtered by data set, shaped by select and top."""
 
+import math
 import uuid
 
 import pytest
@@ -312,6 +313,52 @@ class TestQueries:
         assert keys_of(results)[0] == "hr-1"
         # Reciprocal Rank Fusion: the first of both lists scores 2 / 61.
         assert results[0]["@search.score"] == pytest.approx(2 / 61)
+
+    def test_debug_vector_reports_each_results_subscores_before_fusion(self, indexed, embedder):
+        question = "how many weeks of parental leave"
+        vector = embedder([question])[0]
+        results = list(
+            search_client(indexed).search(
+                search_text=question,
+                vector_queries=[VectorizedQuery(vector=vector, k_nearest_neighbors=2, fields="embedding")],
+                select=["id", "content"],
+                top=3,
+                debug="vector",
+            )
+        )
+        texts = {key: text for key, *_, text in CHUNKS}
+        found_by_vector = 0
+        for result in results:
+            subscores = result["@search.document_debug_info"].vectors.subscores
+            assert subscores.text.search_score > 0  # every result here matched the words too
+            assert subscores.document_boost == 1.0
+            (by_field,) = subscores.vectors
+            if by_field:
+                found_by_vector += 1
+                similarity = by_field["embedding"].vector_similarity
+                # The cosine of the question's vector and the passage's, which the answer no longer
+                # needs to carry.
+                passage = embedder([texts[result["id"]]])[0]
+                expected = sum(a * b for a, b in zip(vector, passage, strict=True)) / (
+                    math.sqrt(sum(a * a for a in vector)) * math.sqrt(sum(b * b for b in passage))
+                )
+                assert similarity == pytest.approx(expected, abs=1e-5)
+                assert by_field["embedding"].search_score == pytest.approx(1 / (2 - similarity))
+            assert "embedding" not in result
+
+        assert found_by_vector == 2  # the vector side's k nearest; the third came from the words alone
+        assert keys_of(results)[0] == "hr-1"
+
+    def test_without_debug_no_subscores_and_a_wrong_mode_is_refused(self, indexed):
+        client = search_client(indexed)
+
+        plain = list(client.search("parental leave", top=1))
+        with pytest.raises(HttpResponseError) as refused:
+            list(client.search("parental leave", top=1, debug="everything"))
+
+        assert plain[0]["@search.document_debug_info"] is None
+        assert refused.value.status_code == 400
+        assert "Invalid value for 'debug'" in str(refused.value)
 
     def test_a_filter_by_data_set_keeps_out_other_departments(self, indexed, embedder):
         question = "parental leave"

@@ -203,6 +203,7 @@ async def documents_search_get(request: Request) -> Response:
         "select": params.get("$select"),
         "orderby": params.get("$orderby"),
         "count": params.get("$count", "").lower() == "true",
+        "debug": params.get("debug"),
     }
     for parameter, name_in_body in (("$top", "top"), ("$skip", "skip")):
         if params.get(parameter) is not None:
@@ -229,14 +230,18 @@ def _answered(
     request: queries.SearchRequest, body: dict[str, Any], index: Index, call: Call
 ) -> dict[str, Any]:
     with call.data.lock:
-        ranked, total = queries.run(request, index)
+        ranked, total, subscores = queries.run(request, index)
         page_size = request.top if request.top is not None else queries.DEFAULT_TOP
         page = ranked[request.skip : request.skip + page_size]
         answer: dict[str, Any] = {}
         if request.count:
             answer["@odata.count"] = total
         answer["value"] = [
-            {"@search.score": score, **queries.shaped(index.documents[key], request.select, index)}
+            {
+                "@search.score": score,
+                **({"@search.documentDebugInfo": subscores.of(key)} if subscores is not None else {}),
+                **queries.shaped(index.documents[key], request.select, index),
+            }
             for key, score in page
         ]
     if request.top is None and total > request.skip + page_size:

@@ -2,7 +2,10 @@
 the filter narrows the documents; full-text search ranks them by BM25; each vector query finds
 its k nearest neighbours by cosine (exhaustively); more than one ranked list (hybrid, or several
 vector queries) is fused by Reciprocal Rank Fusion as Azure fuses them; then skip, top, select
-and count shape the answer."""
+and count shape the answer. With `debug` "vector" (or "all") each result also carries its
+subscores before fusion (`@search.documentDebugInfo`): the text side's BM25 score and, for each
+vector query, every field's score and cosine similarity (`vectorSimilarity`), for the documents
+that query found."""
 
 import heapq
 from collections.abc import Callable
@@ -22,6 +25,8 @@ DEFAULT_TOP = 50
 MAX_TOP = 1000
 # Reciprocal Rank Fusion's constant, as Azure uses it.
 RRF_K = 60
+# `debug`'s modes (QueryDebugMode), joined with "|".
+DEBUG_MODES = {"disabled", "semantic", "vector", "queryRewrites", "innerHits", "all"}
 # How many of the text side's results a hybrid query fuses (Azure's maxTextRecallSize default).
 HYBRID_TEXT_RECALL = 1000
 
@@ -47,6 +52,36 @@ class SearchRequest:
     vector_queries: list[VectorQuery]
     post_filter: bool
     order_by: list[str]
+    debug_vector: bool = False
+
+
+@dataclass(frozen=True)
+class Subscores:
+    """The lists a result was fused from, for `debug`: key -> BM25 score (None: no text side), and
+    for each vector query, key -> field -> cosine similarity."""
+
+    text: dict[str, float] | None
+    vectors: list[dict[str, dict[str, float]]]
+
+    def of(self, key: str) -> dict[str, Any]:
+        """A result's `@search.documentDebugInfo`."""
+        subscores: dict[str, Any] = {}
+        if self.text is not None and key in self.text:
+            subscores["text"] = {"searchScore": self.text[key]}
+        subscores["vectors"] = [
+            {
+                field: {"searchScore": _vector_score(similarity), "vectorSimilarity": similarity}
+                for field, similarity in found.get(key, {}).items()
+            }
+            for found in self.vectors
+        ]
+        subscores["documentBoost"] = 1.0
+        return {"vectors": {"subscores": subscores}}
+
+
+def _vector_score(similarity: float) -> float:
+    # 1 / (1 + cosine distance), as Azure scores a cosine field.
+    return 1.0 / (1.0 + (1.0 - similarity))
 
 
 def names(value: Any, parameter: str) -> list[str] | None:
@@ -104,6 +139,7 @@ def parse_request(body: dict[str, Any], index: Index) -> SearchRequest:
     if vector_filter_mode not in ("preFilter", "postFilter"):
         raise bad_request("Invalid value for 'vectorFilterMode': preFilter or postFilter.")
     return SearchRequest(
+        debug_vector=_debug_vector(body.get("debug")),
         search=search,
         search_fields=search_fields,
         mode_all=mode == "all",
@@ -116,6 +152,19 @@ def parse_request(body: dict[str, Any], index: Index) -> SearchRequest:
         post_filter=vector_filter_mode == "postFilter",
         order_by=names(body.get("orderby"), "orderby") or [],
     )
+
+
+def _debug_vector(value: Any) -> bool:
+    """Whether `debug` asks for the vector subscores."""
+    if value is None:
+        return False
+    modes = value.split("|") if isinstance(value, str) else None
+    if modes is None or any(mode.strip() not in DEBUG_MODES for mode in modes):
+        raise bad_request(
+            f"Invalid value for 'debug': {value!r}. Use disabled, semantic, vector, queryRewrites, innerHits or "
+            "all, several joined with '|'."
+        )
+    return any(mode.strip() in ("vector", "all") for mode in modes)
 
 
 def _vector_query(query: Any, index: Index) -> VectorQuery:
@@ -152,26 +201,34 @@ def _vector_query(query: Any, index: Index) -> VectorQuery:
     return VectorQuery([float(value) for value in vector], fields, k, float(weight))
 
 
-def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], int]:
+def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], int, Subscores | None]:
     """The ranked (key, @search.score) of the result up to the page asked for (the whole result
-    when it is ordered by a field), and the whole result's count."""
+    when it is ordered by a field), the whole result's count, and (`debug` vector) the subscores
+    the results were fused from."""
     filter_text = (request.filter or "").strip()
     candidates = (
         index.filtered(filter_text, _filter(filter_text, index)) if filter_text else set(index.documents)
     )
     text_wanted = request.search is not None or not request.vector_queries
     lists: list[tuple[list[tuple[str, float]], float]] = []
+    text_scores = None
     if text_wanted:
         # A hybrid query fuses the text side's best HYBRID_TEXT_RECALL only, as Azure does.
         recall = HYBRID_TEXT_RECALL if request.vector_queries else None
         rows = index.filtered_rows(filter_text) if filter_text else None
-        lists.append((_text_ranking(request, index, candidates, rows, recall), 1.0))
+        text_ranked = _text_ranking(request, index, candidates, rows, recall)
+        lists.append((text_ranked, 1.0))
+        if request.debug_vector:
+            text_scores = dict(text_ranked)
+    similar: list[dict[str, dict[str, float]]] = []
     for query in request.vector_queries:
         if request.post_filter or not filter_text:
-            ranked = [(key, score) for key, score in _nearest(query, index, None) if key in candidates]
+            ranked, fields = _nearest(query, index, None)
+            ranked = [(key, score) for key, score in ranked if key in candidates]
         else:
-            ranked = _nearest(query, index, filter_text)
+            ranked, fields = _nearest(query, index, filter_text)
         lists.append((ranked, query.weight))
+        similar.append({key: fields[key] for key, _score in ranked})
     if len(lists) == 1:
         ranked, count = lists[0][0], len(lists[0][0])
     else:
@@ -179,7 +236,8 @@ def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], 
         ranked, count = _fused(lists, None if request.order_by else page_end)
     if request.order_by:
         ranked = _ordered(ranked, request.order_by, index)
-    return ranked, count
+    subscores = Subscores(text_scores, similar) if request.debug_vector else None
+    return ranked, count, subscores
 
 
 def _filter(text: str, index: Index) -> Callable[[dict[str, Any]], bool]:
@@ -201,11 +259,14 @@ def _text_ranking(
     return bm25_ranked(query, candidates, rows, index, fields, recall)
 
 
-def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[tuple[str, float]]:
+def _nearest(
+    query: VectorQuery, index: Index, filter_text: str | None
+) -> tuple[list[tuple[str, float]], dict[str, dict[str, float]]]:
     """The k nearest documents (of those the filter lets through) by cosine, exhaustively; a
     document's score is its best over the query's fields, 1 / (1 + cosine distance) as Azure
-    reports it."""
+    reports it. Also, for each document found, each field's cosine similarity."""
     best: dict[str, float] = {}
+    fields: dict[str, dict[str, float]] = {}
     target = np.asarray(query.vector, dtype=np.float32)
     target = target / (float(np.linalg.norm(target)) or 1.0)
     for name in query.fields:
@@ -218,9 +279,10 @@ def _nearest(query: VectorQuery, index: Index, filter_text: str | None) -> list[
         for position in nearest:
             similarity = float(similarities[position])
             key = keys[int(position)]
-            best[key] = max(best.get(key, 0.0), 1.0 / (1.0 + (1.0 - similarity)))
+            best[key] = max(best.get(key, 0.0), _vector_score(similarity))
+            fields.setdefault(key, {})[name] = similarity
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
-    return ranked[: query.k]
+    return ranked[: query.k], fields
 
 
 def _fused(
