@@ -3,9 +3,10 @@ from contextlib import ExitStack
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 from audit.context import origin
+from base.priority import session_follows_nice
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -31,3 +32,10 @@ def _clear_task_origin(task_id: str, **_signal: Any) -> None:
     stack = _task_origins.pop(task_id, None)
     if stack is not None:
         stack.close()
+
+
+@worker_init.connect
+def _yield_to_the_web(**_signal: Any) -> None:
+    """A worker started with `nice` (the Procfile, docker-compose) yields the CPU to the web even
+    where the kernel shares it between sessions first (base.priority), before its pool starts."""
+    session_follows_nice()
