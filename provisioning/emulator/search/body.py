@@ -55,13 +55,9 @@ def _object(text: str, position: int) -> tuple[dict[str, Any], int]:
             value[key], position = _array(text, position)
         else:
             value[key], position = _DECODER.raw_decode(text, position)
-        position = _space(text, position)
-        if text.startswith(",", position):
-            position = _space(text, position + 1)
-        elif text.startswith("}", position):
-            return value, position + 1
-        else:
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
+        position, closed = _after_item(text, position, "}")
+        if closed:
+            return value, position
 
 
 def _array(text: str, position: int) -> tuple[list[Any], int]:
@@ -73,10 +69,17 @@ def _array(text: str, position: int) -> tuple[list[Any], int]:
     while True:
         item, position = _DECODER.raw_decode(text, position)
         items.append(item)
-        position = _space(text, position)
-        if text.startswith(",", position):
-            position = _space(text, position + 1)
-        elif text.startswith("]", position):
-            return items, position + 1
-        else:
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
+        position, closed = _after_item(text, position, "]")
+        if closed:
+            return items, position
+
+
+def _after_item(text: str, position: int, closer: str) -> tuple[int, bool]:
+    """After an object's member or an array's element: where the next one begins, or (with True)
+    where the object or array ends, past its `closer`."""
+    position = _space(text, position)
+    if text.startswith(",", position):
+        return _space(text, position + 1), False
+    if text.startswith(closer, position):
+        return position + 1, True
+    raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
