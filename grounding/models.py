@@ -78,16 +78,18 @@ class DataSet(models.Model):
     def document_figures(self) -> "DocumentFigures":
         """Its documents counted by state, with the bytes they take and their passages (the data
         set's page and the API's)."""
-        counts = dict(
+        rows = (
             self.documents.order_by()
             .values_list("state")
-            .annotate(count=models.Count("pk"))
-            .values_list("state", "count")
+            .annotate(models.Count("pk"), models.Sum("size"), models.Sum("passages"))
         )
-        totals = self.documents.aggregate(stored=models.Sum("size"), passages=models.Sum("passages"))
-        return DocumentFigures(
-            by_state=counts, stored_bytes=totals["stored"] or 0, passages=totals["passages"] or 0
-        )
+        by_state: dict[str, int] = {}
+        stored_bytes = passages = 0
+        for state, count, size, state_passages in rows:
+            by_state[state] = count
+            stored_bytes += size or 0
+            passages += state_passages or 0
+        return DocumentFigures(by_state=by_state, stored_bytes=stored_bytes, passages=passages)
 
 
 class Document(models.Model):

@@ -217,9 +217,8 @@ def data_set_deletion_refusal(data_set: DataSet) -> str:
             f"“{data_set.name}” still holds {documents} document{'s' if documents != 1 else ''}: "
             "delete them first (their passages leave the index with them), then the data set."
         )
-    open_groundings = data_set.groundings.current()
-    if open_groundings.exists():
-        names = ", ".join(sorted({grounding.deployment.display_name for grounding in open_groundings}))
+    open_groundings = data_set.groundings.current().select_related("deployment")
+    if names := ", ".join(sorted({grounding.deployment.display_name for grounding in open_groundings})):
         return f"“{data_set.name}” is used or asked for by {names}: remove it from those assistants first."
     return ""
 
