@@ -6,6 +6,7 @@ throttled call comes back at once with Azure's retry-after, and the task re-sche
 instead of sleeping. Retrieval (a chat turn, on the event loop) uses the chat's async client per
 account endpoint (calls.transport), whose retries honour retry-after within a turn."""
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -66,10 +67,17 @@ def batches(token_counts: Sequence[int], *, tokens_per_minute: int) -> Iterator[
 
 
 def passage_client(deployment: ModelDeployment) -> openai.AzureOpenAI:
-    """The synchronous client for ingestion, with no retries of its own."""
+    """The synchronous client for ingestion, with no retries of its own: one per account endpoint
+    and worker process, kept from one document to the next (a new client costs a TLS context and
+    a connection; making one per document took a twelfth of a worker's time)."""
     assert deployment.account is not None
+    return _passage_client(deployment.account.endpoint)
+
+
+@functools.cache
+def _passage_client(endpoint: str) -> openai.AzureOpenAI:
     return openai.AzureOpenAI(
-        azure_endpoint=deployment.account.endpoint,
+        azure_endpoint=endpoint,
         api_version=API_VERSION,
         azure_ad_token_provider=data_plane_token_provider(),
         max_retries=0,

@@ -239,3 +239,45 @@ def test_azure_openai_down_is_retried_and_then_the_run_goes_on(emulator, search_
     assert Document.objects.get(pk=document.pk).state == Document.State.EMBEDDING
     assert ingestion.document_ingest(document.pk, document.run_token) is None
     assert Document.objects.get(pk=document.pk).state == Document.State.INDEXED
+
+
+def _action(key: str, action: str = "upload") -> dict[str, Any]:
+    return {
+        "@search.action": action,
+        "id": key,
+        "content": f"Passage {key}",
+        "department": "hr",
+        "data_set": "1",
+        "document": "d",
+        "version": 1,
+        "title": "t.md",
+        "page": 0,
+        "heading": "",
+    }
+
+
+def test_a_batch_the_search_service_finds_too_large_is_sent_again_in_halves(search_backend):
+    # Azure takes at most 1,000 actions a request (413 above): the halves go, and every one lands.
+    ingestion._ensure_index(search_backend)
+    client = passages(search_backend)
+    results = ingestion._index_actions(
+        client, search_backend.index_name, [_action(f"p{n}") for n in range(1001)]
+    )
+    assert len(results) == 1001
+    assert all(result.succeeded and result.status_code == 201 for result in results)
+    assert client.get_document_count() == 1001
+
+
+def test_each_actions_own_result_is_read_and_a_missing_index_is_not_found(search_backend):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    ingestion._ensure_index(search_backend)
+    client = passages(search_backend)
+    kept, refused = ingestion._index_actions(
+        client, search_backend.index_name, [_action("kept"), _action("never-uploaded", "merge")]
+    )
+    assert (kept.key, kept.succeeded) == ("kept", True)
+    assert (refused.key, refused.succeeded, refused.status_code) == ("never-uploaded", False, 404)
+    assert refused.error_message
+    with pytest.raises(ResourceNotFoundError):
+        ingestion._index_actions(client, "no-such-index", [_action("x")])
