@@ -9,11 +9,11 @@ import struct
 import uuid
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from provisioning import tokenizer
+from provisioning.emulator.batches import in_batch_thread
 from provisioning.emulator.catalog import Catalog
 from provisioning.emulator.dataplane.access import authenticate
 from provisioning.emulator.dataplane.chat import _ready_deployment
@@ -104,7 +104,7 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     # thousands of tokens, milliseconds the event loop would not be streaming answers. A question
     # takes microseconds: the trips to a thread and back would cost it more than they save.
     small = _is_small(inputs)
-    tokens = _tokens_of(inputs) if small else await run_in_threadpool(_tokens_of, inputs)
+    tokens = _tokens_of(inputs) if small else await in_batch_thread(_tokens_of, inputs)
     refusal = limiter.admit(tokens)
     if refusal is not None:
         raise rate_limited_by(refusal, api_version, account, headers)
@@ -120,7 +120,7 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     if small:
         answer = _answer(inputs, dimensions, encoding, model_name, tokens)
     else:
-        answer = await run_in_threadpool(_answer, inputs, dimensions, encoding, model_name, tokens)
+        answer = await in_batch_thread(_answer, inputs, dimensions, encoding, model_name, tokens)
     return Response(answer.body, media_type=answer.media_type, headers=headers)
 
 

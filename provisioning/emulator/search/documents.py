@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from provisioning.emulator.batches import in_batch_thread
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search import queries
 from provisioning.emulator.search.access import Need
@@ -39,7 +40,7 @@ async def documents_index(request: Request) -> Response:
         )
     # Checked and indexed on a worker thread: a batch of passages is thousands of vector numbers
     # to look at, milliseconds the event loop would not be streaming answers.
-    results = await run_in_threadpool(_checked_and_indexed, call, index, actions)
+    results = await in_batch_thread(_checked_and_indexed, call, index, actions)
     failed = any(not result["status"] for result in results)
     return JSONResponse({"value": results}, status_code=207 if failed else 200)
 

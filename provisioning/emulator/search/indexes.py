@@ -4,10 +4,10 @@ their statistics (documents and stored bytes)."""
 import json
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from provisioning.emulator.batches import in_batch_thread
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search.access import Need
 from provisioning.emulator.search.body import loads_in_parts
@@ -25,7 +25,7 @@ async def json_object(request: Request) -> dict[str, Any]:
         # A batch of passages is megabytes of numbers: read off the event loop, and in parts, so
         # that the loop gets the interpreter between them (see `body`).
         body = (
-            json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await run_in_threadpool(loads_in_parts, raw)
+            json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await in_batch_thread(loads_in_parts, raw)
         )
     except ValueError:
         raise bad_request("The request is invalid. Details: The request body is not valid JSON.") from None
