@@ -24,9 +24,7 @@ async def json_object(request: Request) -> dict[str, Any]:
         raw = await request.body()
         # A batch of passages is megabytes of numbers: read off the event loop, and in parts, so
         # that the loop gets the interpreter between them (see `body`).
-        body = (
-            json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await in_batch_thread(loads_in_parts, raw)
-        )
+        body = json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await in_batch_thread(loads_in_parts, raw)
     except ValueError:
         raise bad_request("The request is invalid. Details: The request body is not valid JSON.") from None
     if not isinstance(body, dict):
