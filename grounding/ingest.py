@@ -28,7 +28,6 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     map_error,
 )
-from azure.core.rest import HttpRequest
 from azure.search.documents import SearchClient
 from django.conf import settings
 from django.db import transaction
@@ -53,7 +52,7 @@ from grounding.models import Document
 from grounding.storage import search_storage_record
 from money.models import UsageRecord
 from money.usage import usage_record_create
-from provisioning.azure import SEARCH_API_VERSION, search_client, search_index_client
+from provisioning.azure import search_client, search_documents_request, search_index_client
 from provisioning.azure_errors import PermanentAzureError, TransientAzureError, azure_call
 from provisioning.models import ModelDeployment, SearchService
 from provisioning.search import SearchBackendRefused, search_backend_for
@@ -302,13 +301,7 @@ def _index_actions(client: SearchClient, index_name: str, actions: list[dict[str
     (`HttpResponseError` and its kinds), which `azure_call` sorts. tests/grounding/test_ingest.py
     runs this against the emulator, so an SDK that changes the route or the answer's shape fails
     there."""
-    request = HttpRequest(
-        "POST",
-        f"/indexes('{index_name}')/docs/search.index",
-        params={"api-version": SEARCH_API_VERSION},
-        json={"value": actions},
-    )
-    response = client.send_request(request)
+    response = client.send_request(search_documents_request(index_name, "search.index", {"value": actions}))
     if response.status_code == 413 and len(actions) > 1:
         half = len(actions) // 2
         return _index_actions(client, index_name, actions[:half]) + _index_actions(

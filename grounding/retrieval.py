@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.rest import HttpRequest
 from azure.search.documents.aio import SearchClient as AsyncSearchClient
 from django.conf import settings
 
@@ -31,7 +30,7 @@ from grounding.embeddings import embed_question
 from grounding.models import DataSet, Document, Grounding
 from money.usage import usage_record_create
 from org.models import Department, User
-from provisioning.azure import SEARCH_API_VERSION, async_search_client
+from provisioning.azure import async_search_client, search_documents_request
 from provisioning.models import ModelDeployment, SearchService
 
 # The cosine similarity below which a passage does not answer the question. Measured against the
@@ -196,13 +195,7 @@ async def _hybrid_search(
     half of the web process's time for a grounded turn, in a profile at 20 concurrent chats.
     tests/grounding/test_retrieval.py runs this against the emulator, so an SDK that changes the
     route or the answer's shape fails there."""
-    request = HttpRequest(
-        "POST",
-        f"/indexes('{index_name}')/docs/search.post.search",
-        params={"api-version": SEARCH_API_VERSION},
-        json=body,
-    )
-    response = await client.send_request(request)
+    response = await client.send_request(search_documents_request(index_name, "search.post.search", body))
     await response.read()
     response.raise_for_status()
     rows: list[dict[str, Any]] = response.json()["value"]

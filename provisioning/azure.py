@@ -15,6 +15,7 @@ from typing import Any
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import AsyncBearerTokenCredentialPolicy, BearerTokenCredentialPolicy
+from azure.core.rest import HttpRequest
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
@@ -198,6 +199,15 @@ def search_index_client(endpoint: str, *, retries: int | None = None) -> SearchI
     `retries=0` leaves retrying to the caller (a Celery task re-scheduling itself)."""
     token_credential = credential()
     return SearchIndexClient(endpoint, token_credential, **_search_options(token_credential, retries))
+
+
+def search_documents_request(index: str, operation: str, body: dict[str, Any]) -> HttpRequest:
+    """A POST to one of an index's document operations (`search.post.search`, `search.index`), in
+    the route and REST version the pinned SDK uses, for a search client's `send_request`: for the
+    calls whose SDK shortcut turns every vector into and out of its models one number at a time."""
+    return HttpRequest(
+        "POST", f"/indexes('{index}')/docs/{operation}", params={"api-version": SEARCH_API_VERSION}, json=body
+    )
 
 
 def search_client(endpoint: str, index: str, *, retries: int | None = None) -> SearchClient:

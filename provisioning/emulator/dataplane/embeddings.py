@@ -100,9 +100,9 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     limiter = limiter_for(request, store, catalog, account, deployment)
     headers = response_headers(str(uuid.uuid4()), catalog, account, deployment, limiter)
     _fail_if_faulted(store, deployment_name, api_version=api_version, account=account, headers=headers)
-    # A batch of passages is counted on a worker thread (the tokenizer lets go of the GIL): tens of
-    # thousands of tokens, milliseconds the event loop would not be streaming answers. A question
-    # takes microseconds: the trips to a thread and back would cost it more than they save.
+    # A batch of passages is counted on the batch thread (`batches`): tens of thousands of tokens,
+    # milliseconds the event loop would not be streaming answers. A question takes microseconds:
+    # the trips to a thread and back would cost it more than they save.
     small = _is_small(inputs)
     tokens = _tokens_of(inputs) if small else await in_batch_thread(_tokens_of, inputs)
     refusal = limiter.admit(tokens)

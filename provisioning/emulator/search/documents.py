@@ -38,7 +38,7 @@ async def documents_index(request: Request) -> Response:
         raise AzureError(
             413, "RequestEntityTooLarge", f"The request has more than {MAX_BATCH} indexing actions."
         )
-    # Checked and indexed on a worker thread: a batch of passages is thousands of vector numbers
+    # Checked and indexed on the batch thread: a batch of passages is thousands of vector numbers
     # to look at, milliseconds the event loop would not be streaming answers.
     results = await in_batch_thread(_checked_and_indexed, call, index, actions)
     failed = any(not result["status"] for result in results)
