@@ -1,17 +1,27 @@
-"""One thread for the emulator's batch work: the passages a worker sends to be embedded or
-indexed, and their bodies read.
+"""Where the emulator's batch work runs: the passages a worker sends to be embedded or indexed.
 
-Azure embeds and indexes on other machines than the ones that stream chat answers; here both
-share one interpreter. The batch work is Python that holds the GIL (hashing words, checking and
-indexing fields), so running several batches at once on several threads makes none of them
-faster, and each busy thread is one more that the event loop, streaming answers, queues behind for
-the GIL. On one thread, batches wait for one another and the loop competes with one thread only.
+Azure embeds and indexes on other machines than the ones that stream chat answers; here they share
+one machine. A batch is Python that holds the GIL for tens of milliseconds (reading megabytes of
+JSON, hashing words, checking and analysing fields), and every thread of the emulator that does it
+is one more the event loop, streaming answers, queues behind for the GIL. So:
+
+- the part of a batch that needs nothing of the emulator's state (its body read, its fields checked
+  and analysed, its passages counted and embedded) runs in the **batch process**, a child at a
+  lower priority (`in_batch_process`): it holds another interpreter's GIL, and the kernel lets the
+  process that streams answers go first;
+- what changes the state (the analysed passages put into their index) runs on the **batch
+  thread** (`in_batch_thread`), one batch after another.
 """
 
 import asyncio
 import functools
+import multiprocessing
+import os
+import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
 import anyio
@@ -20,10 +30,16 @@ import anyio.to_thread
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# As the Procfile runs the Celery worker: background work yields to what answers people.
+BATCH_PROCESS_NICENESS = 10
+
 # One limiter per event loop (a test process runs several emulators, each on a loop of its own).
 _limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]" = (
     weakref.WeakKeyDictionary()
 )
+# One batch process per emulator process, started by the first batch.
+_process: ProcessPoolExecutor | None = None
+_process_lock = threading.Lock()
 
 
 def _limiter() -> anyio.CapacityLimiter:
@@ -37,3 +53,41 @@ def _limiter() -> anyio.CapacityLimiter:
 async def in_batch_thread(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """`work(*args, **kwargs)` on the batch thread, once the batches before it are done."""
     return await anyio.to_thread.run_sync(functools.partial(work, *args, **kwargs), limiter=_limiter())
+
+
+async def in_batch_process(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`work(*args, **kwargs)` in the batch process, once the batches before it are done. `work` is
+    a module's function; it sees nothing of this process's state, only its arguments (pickled, as
+    its result and its exceptions are)."""
+    call = functools.partial(work, *args, **kwargs)
+    loop = asyncio.get_running_loop()
+    process = _batch_process()
+    try:
+        return await loop.run_in_executor(process, call)
+    except BrokenProcessPool:
+        # The process was killed (out of memory, a signal): this batch goes to a new one.
+        _discard(process)
+        return await loop.run_in_executor(_batch_process(), call)
+
+
+def _batch_process() -> ProcessPoolExecutor:
+    global _process
+    with _process_lock:
+        if _process is None:
+            # Spawned, not forked: a fork would copy this process's threads' locks mid-use.
+            _process = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lowered
+            )
+        return _process
+
+
+def _discard(process: ProcessPoolExecutor) -> None:
+    global _process
+    with _process_lock:
+        if _process is process:
+            _process = None
+    process.shutdown(wait=False, cancel_futures=True)
+
+
+def _lowered() -> None:
+    os.nice(BATCH_PROCESS_NICENESS)

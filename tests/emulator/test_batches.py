@@ -1,11 +1,18 @@
-"""The emulator's batch thread: batches sent at once run one after the other, off the event loop,
-and the loop goes on meanwhile."""
+"""The emulator's batch thread and process: batches sent at once run one after the other, off the
+event loop, and the loop goes on meanwhile; the process's work runs at a lower priority, its
+refusals come back as they were raised, and a process that died is replaced."""
 
 import asyncio
+import os
+import signal
 import threading
 import time
 
-from provisioning.emulator.batches import in_batch_thread
+import pytest
+
+from provisioning.emulator.batches import BATCH_PROCESS_NICENESS, in_batch_process, in_batch_thread
+from provisioning.emulator.errors import AzureError
+from provisioning.emulator.search.indexes import parsed_object
 
 
 def test_batches_sent_at_once_run_one_at_a_time_off_the_loop():
@@ -51,3 +58,33 @@ def test_each_event_loop_has_its_own_turns():
     # A test process runs several emulators, each on a loop of its own: both get their answers.
     assert asyncio.run(in_batch_thread(sum, [1, 2])) == 3
     assert asyncio.run(in_batch_thread(sum, [3, 4])) == 7
+
+
+def test_the_batch_process_is_another_process_at_a_lower_priority():
+    async def main() -> tuple[int, int]:
+        pid = await in_batch_process(os.getpid)
+        priority = await in_batch_process(os.getpriority, os.PRIO_PROCESS, 0)
+        return pid, priority
+
+    pid, priority = asyncio.run(main())
+    assert pid != os.getpid()
+    assert priority >= min(os.getpriority(os.PRIO_PROCESS, 0) + BATCH_PROCESS_NICENESS, 19)
+
+
+def test_a_refusal_in_the_batch_process_comes_back_as_azure_wrote_it():
+    with pytest.raises(AzureError) as refused:
+        asyncio.run(in_batch_process(parsed_object, b"[1, 2"))
+    assert refused.value.status == 400
+    assert refused.value.message == "The request is invalid. Details: The request body is not valid JSON."
+    assert refused.value.response().status_code == 400
+
+
+def test_a_killed_batch_process_is_replaced_and_the_batch_still_runs():
+    async def main() -> int:
+        first = await in_batch_process(os.getpid)
+        os.kill(first, signal.SIGKILL)
+        second = await in_batch_process(os.getpid)
+        assert second != first
+        return await in_batch_process(sum, [2, 3])
+
+    assert asyncio.run(main()) == 5

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from provisioning import tokenizer
-from provisioning.emulator.batches import in_batch_thread
+from provisioning.emulator.batches import in_batch_process
 from provisioning.emulator.catalog import Catalog
 from provisioning.emulator.dataplane.access import authenticate
 from provisioning.emulator.dataplane.chat import _ready_deployment
@@ -100,11 +100,11 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     limiter = limiter_for(request, store, catalog, account, deployment)
     headers = response_headers(str(uuid.uuid4()), catalog, account, deployment, limiter)
     _fail_if_faulted(store, deployment_name, api_version=api_version, account=account, headers=headers)
-    # A batch of passages is counted on the batch thread (`batches`): tens of thousands of tokens,
-    # milliseconds the event loop would not be streaming answers. A question takes microseconds:
-    # the trips to a thread and back would cost it more than they save.
+    # A batch of passages is counted in the batch process (`batches`): tens of thousands of tokens,
+    # milliseconds this process would not be streaming answers. A question takes microseconds:
+    # the trips to the process and back would cost it more than they save.
     small = _is_small(inputs)
-    tokens = _tokens_of(inputs) if small else await in_batch_thread(_tokens_of, inputs)
+    tokens = _tokens_of(inputs) if small else await in_batch_process(_tokens_of, inputs)
     refusal = limiter.admit(tokens)
     if refusal is not None:
         raise rate_limited_by(refusal, api_version, account, headers)
@@ -115,13 +115,12 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     store.record_usage(
         account=account, deployment=deployment, prompt_tokens=tokens, cached_tokens=0, completion_tokens=0
     )
-    # A batch of passages takes a while to embed, and its answer to write: off the event loop,
-    # which keeps streaming answers.
+    # A batch of passages takes a while to embed, and its answer to write: in the batch process too.
     if small:
         answer = _answer(inputs, dimensions, encoding, model_name, tokens)
     else:
-        answer = await in_batch_thread(_answer, inputs, dimensions, encoding, model_name, tokens)
-    return Response(answer.body, media_type=answer.media_type, headers=headers)
+        answer = await in_batch_process(_answer, inputs, dimensions, encoding, model_name, tokens)
+    return Response(answer, media_type="application/json", headers=headers)
 
 
 # Inputs this long in all (characters or tokens) are embedded on the event loop.
@@ -143,14 +142,17 @@ def _tokens_of(inputs: list[str | list[int]]) -> int:
 
 def _answer(
     inputs: list[str | list[int]], dimensions: int, encoding: str, model_name: str, tokens: int
-) -> JSONResponse:
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": _embedded(inputs, dimensions, encoding),
-            "model": model_name,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+) -> bytes:
+    """The answer's body."""
+    return bytes(
+        JSONResponse(
+            {
+                "object": "list",
+                "data": _embedded(inputs, dimensions, encoding),
+                "model": model_name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        ).body
     )
 
 

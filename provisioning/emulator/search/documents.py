@@ -3,19 +3,20 @@ delete; 200, or 207 with each document's status when some failed), one document 
 count, and the search itself."""
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from provisioning.emulator.batches import in_batch_thread
+from provisioning.emulator.batches import in_batch_process, in_batch_thread
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search import queries
 from provisioning.emulator.search.access import Need
 from provisioning.emulator.search.entry import Call, enter
 from provisioning.emulator.search.errors import bad_request, document_not_found
-from provisioning.emulator.search.indexes import json_object
+from provisioning.emulator.search.indexes import LARGE_BODY_BYTES, json_object, parsed_object
 from provisioning.emulator.search.schema import is_vector
 from provisioning.emulator.search.store import Index
 
@@ -28,8 +29,32 @@ async def documents_index(request: Request) -> Response:
     name = request.path_params["index"]
     call = await enter(request, Need.WRITE, index=name)
     index = call.index(name)
-    body = await json_object(request)
-    actions = body.get("value")
+    raw = await request.body()
+    # A batch of passages is megabytes of numbers and words to read, check and analyse: in the
+    # batch process, so that this one keeps streaming answers. Only putting the passages into the
+    # index happens here, on the batch thread.
+    batch = (
+        prepared_batch(raw, index.definition)
+        if len(raw) < LARGE_BODY_BYTES
+        else await in_batch_process(prepared_batch, raw, index.definition)
+    )
+    results = await in_batch_thread(_index_batch, call, index, batch)
+    failed = any(not result["status"] for result in results)
+    return JSONResponse({"value": results}, status_code=207 if failed else 200)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    actions: list[dict[str, Any]]
+    # Each action's searchable fields, analysed (`Index.analyzed`).
+    analyzed: list[dict[str, list[str]]]
+
+
+def prepared_batch(raw: bytes, definition: dict[str, Any]) -> PreparedBatch:
+    """An indexing batch read, checked as Azure checks a batch before it indexes any of it, and its
+    searchable text analysed: what needs the index's definition only, not its documents."""
+    index = Index(definition)
+    actions = parsed_object(raw).get("value")
     if not isinstance(actions, list) or not actions:
         raise bad_request(
             "The request is invalid. Details: actions : No indexing actions found in the request."
@@ -38,27 +63,18 @@ async def documents_index(request: Request) -> Response:
         raise AzureError(
             413, "RequestEntityTooLarge", f"The request has more than {MAX_BATCH} indexing actions."
         )
-    # Checked and indexed on the batch thread: a batch of passages is thousands of vector numbers
-    # to look at, milliseconds the event loop would not be streaming answers.
-    results = await in_batch_thread(_checked_and_indexed, call, index, actions)
-    failed = any(not result["status"] for result in results)
-    return JSONResponse({"value": results}, status_code=207 if failed else 200)
-
-
-def _checked_and_indexed(call: Call, index: Index, actions: list[Any]) -> list[dict[str, Any]]:
-    """The batch indexed, once every action passed the checks that refuse the whole batch."""
     for position, action in enumerate(actions):
         _check_action(position, action, index)
-    return _index_batch(call, index, actions)
+    return PreparedBatch(actions, [index.analyzed(action) for action in actions])
 
 
-def _index_batch(call: Call, index: Index, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _index_batch(call: Call, index: Index, batch: PreparedBatch) -> list[dict[str, Any]]:
     with call.data.lock:
         results = []
         changed: list[dict[str, Any]] = []
         removed: list[str] = []
-        for action in actions:
-            result = _apply(action, index)
+        for action, analyzed in zip(batch.actions, batch.analyzed, strict=True):
+            result = _apply(action, analyzed, index)
             results.append(result)
             if result["status"]:
                 key = result["key"]
@@ -139,7 +155,7 @@ def _check_value(name: str, value: Any, definition: dict[str, Any]) -> None:
         )
 
 
-def _apply(action: dict[str, Any], index: Index) -> dict[str, Any]:
+def _apply(action: dict[str, Any], analyzed: dict[str, list[str]], index: Index) -> dict[str, Any]:
     kind = action.get("@search.action", "upload")
     key = str(action[index.key_field])
     fields = {name: value for name, value in action.items() if not name.startswith("@")}
@@ -156,9 +172,9 @@ def _apply(action: dict[str, Any], index: Index) -> dict[str, Any]:
     if kind == "merge" and existing is None:
         return _result(key, 404, "Document not found.")
     if kind == "upload" or existing is None:
-        index.put({name: fields.get(name) for name in index.fields})
+        index.put({name: fields.get(name) for name in index.fields}, analyzed)
         return _result(key, 201 if existing is None else 200)
-    index.put({**existing, **fields})
+    index.put({**existing, **fields}, analyzed)
     return _result(key, 200)
 
 

@@ -7,24 +7,26 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from provisioning.emulator.batches import in_batch_thread
+from provisioning.emulator.batches import in_batch_process
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search.access import Need
-from provisioning.emulator.search.body import loads_in_parts
 from provisioning.emulator.search.entry import Call, enter
 from provisioning.emulator.search.errors import bad_request, index_not_found
 from provisioning.emulator.search.schema import check_changeable, new_etag, normalized_index
 
-# Bodies larger than this are parsed on a worker thread.
+# Bodies larger than this are read in the batch process (batches).
 LARGE_BODY_BYTES = 64 * 1024
 
 
 async def json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    return parsed_object(raw) if len(raw) < LARGE_BODY_BYTES else await in_batch_process(parsed_object, raw)
+
+
+def parsed_object(raw: bytes) -> dict[str, Any]:
+    """A request's body, which is a JSON object, or Azure's refusal."""
     try:
-        raw = await request.body()
-        # A batch of passages is megabytes of numbers: read off the event loop, and in parts, so
-        # that the loop gets the interpreter between them (see `body`).
-        body = json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await in_batch_thread(loads_in_parts, raw)
+        body = json.loads(raw)
     except ValueError:
         raise bad_request("The request is invalid. Details: The request body is not valid JSON.") from None
     if not isinstance(body, dict):

@@ -72,12 +72,22 @@ class Index:
             if item.get("searchable") and item["type"] in ("Edm.String", "Collection(Edm.String)")
         ]
 
-    def put(self, document: dict[str, Any]) -> None:
+    def analyzed(self, fields: dict[str, Any]) -> dict[str, list[str]]:
+        """The words of the searchable fields among `fields`, as the index keeps them."""
+        return {name: analyze(_text_of(fields[name])) for name in self.searchable_fields() if name in fields}
+
+    def put(self, document: dict[str, Any], analyzed: dict[str, list[str]] | None = None) -> None:
+        """Add or replace the document; `analyzed` has the words of some of its searchable fields
+        already (`analyzed`), the others are analysed here."""
         key = str(document[self.key_field])
         self.remove(key)
         self._changed()
         self.documents[key] = document
-        self.tokens[key] = {name: analyze(_text_of(document.get(name))) for name in self.searchable_fields()}
+        known = analyzed or {}
+        self.tokens[key] = {
+            name: known[name] if name in known else analyze(_text_of(document.get(name)))
+            for name in self.searchable_fields()
+        }
         self.terms[key] = {name: Counter(tokens) for name, tokens in self.tokens[key].items()}
         for name, counts in self.terms[key].items():
             postings = self.postings.setdefault(name, {})
