@@ -391,6 +391,24 @@ class TestQueries:
 
         assert sorted(keys_of(found)) == ["hr-1", "mkt-1"]
 
+    def test_an_equality_filter_follows_documents_that_change_or_go(self, indexed):
+        # `field eq value` starts from the documents holding the value: moved and deleted
+        # documents leave it, and what is joined by `or` still looks at every document.
+        client = search_client(indexed)
+
+        def found(filter_: str) -> list[str]:
+            return sorted(keys_of(client.search("*", filter=filter_)))
+
+        assert found("department eq 'hr' and page eq 3") == ["hr-1"]
+        assert found("page eq 3.0 and department eq 'hr'") == ["hr-1"]
+        client.merge_documents([{"id": "hr-1", "department": "finance"}])
+        client.delete_documents([{"id": "hr-2"}])
+
+        assert found("department eq 'hr'") == []
+        assert found("department eq 'finance' and page eq 3") == ["hr-1"]
+        assert found("department eq 'nobody' or data_set eq 'brand-guide'") == ["mkt-1"]
+        assert found("not (department eq 'finance')") == ["mkt-1"]
+
     def test_a_filter_over_a_collection_with_any_and_all(self, indexed):
         client = search_client(indexed)
 

@@ -24,6 +24,14 @@ class FilterError(Exception):
 
 
 @dataclass(frozen=True)
+class CompiledFilter:
+    matches: Predicate
+    # A field and a value that every document the filter lets through holds (the filter is, or is
+    # joined by `and` to, `field eq value`): only the documents holding it need to be looked at.
+    anchor: tuple[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Token:
     kind: str  # string, number, name, symbol, end
     text: str
@@ -66,6 +74,8 @@ class Parser:
         self.tokens = tokenize(text)
         self.at = 0
         self.variables: dict[str, str] = {}  # a lambda's range variable -> its collection field
+        # The predicates that only let through documents holding a value: id -> (predicate, anchor).
+        self.anchors: dict[int, tuple[Predicate, tuple[str, Any]]] = {}
 
     # Reading ------------------------------------------------------------------------------------
 
@@ -88,10 +98,19 @@ class Parser:
 
     # Grammar ------------------------------------------------------------------------------------
 
-    def parse(self) -> Predicate:
+    def parse(self) -> CompiledFilter:
         predicate = self.disjunction()
         if self.current.kind != "end":
             raise FilterError(_syntax(self.text, self.current.position))
+        return CompiledFilter(predicate, self.anchor_of(predicate))
+
+    def anchor_of(self, predicate: Predicate) -> tuple[str, Any] | None:
+        known = self.anchors.get(id(predicate))
+        return known[1] if known is not None and known[0] is predicate else None
+
+    def anchored(self, predicate: Predicate, anchor: tuple[str, Any] | None) -> Predicate:
+        if anchor is not None:
+            self.anchors[id(predicate)] = (predicate, anchor)
         return predicate
 
     def disjunction(self) -> Predicate:
@@ -106,7 +125,10 @@ class Parser:
         while self.word("and"):
             self.take()
             parts.append(self.negation())
-        return parts[0] if len(parts) == 1 else lambda document: all(part(document) for part in parts)
+        if len(parts) == 1:
+            return parts[0]
+        anchor = next((found for part in parts if (found := self.anchor_of(part)) is not None), None)
+        return self.anchored(lambda document: all(part(document) for part in parts), anchor)
 
     def negation(self) -> Predicate:
         if self.word("not"):
@@ -151,7 +173,12 @@ class Parser:
             ):
                 raise FilterError(_syntax(self.text, literal.position))
             expected = _literal(literal)
-            return lambda document: _compare(getter(document), operator, expected)
+            anchor = (
+                (path, expected)
+                if operator == "eq" and expected is not None and path not in self.variables
+                else None
+            )
+            return self.anchored(lambda document: _compare(getter(document), operator, expected), anchor)
         if self._is_boolean(token):
             return lambda document: getter(document) is True
         raise FilterError(_syntax(self.text, self.current.position))
@@ -254,5 +281,5 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
         return False
 
 
-def compile_filter(text: str, fields: dict[str, dict[str, Any]]) -> Predicate:
+def compile_filter(text: str, fields: dict[str, dict[str, Any]]) -> CompiledFilter:
     return Parser(text, fields).parse()

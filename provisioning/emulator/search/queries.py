@@ -8,7 +8,6 @@ vector query, every field's score and cosine similarity (`vectorSimilarity`), fo
 that query found."""
 
 import heapq
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from provisioning.emulator.search.errors import bad_request, invalid_filter
-from provisioning.emulator.search.filters import FilterError, compile_filter
+from provisioning.emulator.search.filters import CompiledFilter, FilterError, compile_filter
 from provisioning.emulator.search.schema import is_vector
 from provisioning.emulator.search.store import Index
 from provisioning.emulator.search.text import bm25_ranked, parse_simple
@@ -240,7 +239,7 @@ def run(request: SearchRequest, index: Index) -> tuple[list[tuple[str, float]], 
     return ranked, count, subscores
 
 
-def _filter(text: str, index: Index) -> Callable[[dict[str, Any]], bool]:
+def _filter(text: str, index: Index) -> CompiledFilter:
     try:
         return compile_filter(text, index.fields)
     except FilterError as error:

@@ -4,12 +4,13 @@ restart as the rest of the world does. Vectors are kept as float32, as Azure sto
 vector field's matrix is built once per change of the index, so a k-NN query is one product."""
 
 import base64
+import functools
 import gc
 import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from provisioning.emulator.search.filters import CompiledFilter
 from provisioning.emulator.search.text import analyze
 
 Matrix = npt.NDArray[np.float32]
+# The types of the filterable fields whose values `Index.values` keeps.
+VALUE_TYPES = {"Edm.String", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Boolean", "Edm.DateTimeOffset"}
 FILTERS_KEPT = 256
 # Matrices cut to a filter's rows kept at once (each as large as the rows it keeps).
 MATRICES_KEPT = 32
@@ -37,6 +41,8 @@ class Index:
     # Searchable field -> term -> the documents holding it; field -> the sum of its lengths.
     postings: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     total_lengths: dict[str, int] = field(default_factory=dict)
+    # Filterable field -> value -> the documents holding it (what `filtered` starts from).
+    values: dict[str, dict[Any, set[str]]] = field(default_factory=dict)
     _matrices: dict[str, tuple[list[str], Matrix]] = field(default_factory=dict)
     # A grounded assistant asks with the same filter turn after turn: what a filter lets through
     # (the keys, and per vector field the rows) is kept until the documents change.
@@ -72,6 +78,14 @@ class Index:
             if item.get("searchable") and item["type"] in ("Edm.String", "Collection(Edm.String)")
         ]
 
+    @functools.cached_property
+    def _value_fields(self) -> list[str]:
+        return [
+            item["name"]
+            for item in self.definition["fields"]
+            if item.get("filterable") and item["type"] in VALUE_TYPES
+        ]
+
     def analyzed(self, fields: dict[str, Any]) -> dict[str, list[str]]:
         """The words of the searchable fields among `fields`, as the index keeps them."""
         return {name: analyze(_text_of(fields[name])) for name in self.searchable_fields() if name in fields}
@@ -83,6 +97,8 @@ class Index:
         self.remove(key)
         self._changed()
         self.documents[key] = document
+        for name in self._value_fields:
+            self.values.setdefault(name, {}).setdefault(document.get(name), set()).add(key)
         known = analyzed or {}
         self.tokens[key] = {
             name: known[name] if name in known else analyze(_text_of(document.get(name)))
@@ -96,9 +112,16 @@ class Index:
             self.total_lengths[name] = self.total_lengths.get(name, 0) + len(self.tokens[key][name])
 
     def remove(self, key: str) -> None:
-        if key not in self.documents:
+        document = self.documents.pop(key, None)
+        if document is None:
             return
-        del self.documents[key]
+        for name in self._value_fields:
+            values = self.values.get(name, {})
+            holders = values.get(document.get(name))
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del values[document.get(name)]
         for name, counts in self.terms.pop(key, {}).items():
             postings = self.postings.get(name, {})
             for term in counts:
@@ -143,10 +166,11 @@ class Index:
         if filter_text not in self._masks:
             if len(self._masks) >= FILTERS_KEPT:
                 self._masks.clear()
-            allowed = self._filtered[filter_text]
-            self._masks[filter_text] = np.fromiter(
-                (key in allowed for key in self.row_keys()), dtype=bool, count=len(self.row_keys())
-            )
+            self.row_keys()
+            mask = np.zeros(len(self._row_of), dtype=bool)
+            row_of = self._row_of
+            mask[[row_of[key] for key in self._filtered[filter_text]]] = True
+            self._masks[filter_text] = mask
         return self._masks[filter_text]
 
     def lengths(self, field_name: str) -> npt.NDArray[np.float64]:
@@ -174,16 +198,25 @@ class Index:
             )
         return self._term_rows[(field_name, term)]
 
-    def filtered(self, filter_text: str, matches: Callable[[dict[str, Any]], bool]) -> set[str]:
-        """The keys of the documents `matches` lets through (the compiled `filter_text`)."""
+    def filtered(self, filter_text: str, compiled: CompiledFilter) -> set[str]:
+        """The keys of the documents the filter lets through (`compiled` is `filter_text`)."""
         if filter_text not in self._filtered:
             if len(self._filtered) >= FILTERS_KEPT:
                 self._filtered.clear()
                 self._submatrices.clear()
+            documents, matches = self.documents, compiled.matches
             self._filtered[filter_text] = {
-                key for key, document in self.documents.items() if matches(document)
+                key for key in self._holding(compiled.anchor) if matches(documents[key])
             }
         return self._filtered[filter_text]
+
+    def _holding(self, anchor: tuple[str, Any] | None) -> Iterable[str]:
+        """The keys of the documents that hold the anchor's value in its field (all the documents'
+        when there is no anchor, or its field is not one whose values are kept)."""
+        if anchor is None or anchor[0] not in self._value_fields:
+            return self.documents.keys()
+        name, value = anchor
+        return self.values.get(name, {}).get(value, ())
 
     def filtered_matrix(self, filter_text: str, field_name: str) -> tuple[list[str], Matrix]:
         """The field's matrix cut to the rows the filter (already applied by `filtered`) lets
