@@ -14,6 +14,7 @@ is one more the event loop, streaming answers, queues behind for the GIL. So:
 """
 
 import asyncio
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import anyio
@@ -30,7 +32,8 @@ import anyio.to_thread
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# As the Procfile runs the Celery worker: background work yields to what answers people.
+# As the Procfile runs the Celery worker (and base/priority.py gives its session): background work
+# yields to what answers people.
 BATCH_PROCESS_NICENESS = 10
 
 # One limiter per event loop (a test process runs several emulators, each on a loop of its own).
@@ -90,4 +93,11 @@ def _discard(process: ProcessPoolExecutor) -> None:
 
 
 def _lowered() -> None:
+    """The batch process's priority, lowered. Linux shares a busy CPU between sessions before it
+    shares it between their processes (autogroups): in the emulator's session, the batch process
+    would take as much of the CPU as the portal's whole session. It leads a session of its own, and
+    the session takes its nice value."""
+    os.setsid()
     os.nice(BATCH_PROCESS_NICENESS)
+    with contextlib.suppress(OSError):  # not Linux, or autogroups turned off
+        Path("/proc/self/autogroup").write_text(f"{BATCH_PROCESS_NICENESS}\n")
