@@ -19,6 +19,7 @@ import functools
 import multiprocessing
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -79,7 +80,7 @@ def _batch_process() -> ProcessPoolExecutor:
         if _process is None:
             # Spawned, not forked: a fork would copy this process's threads' locks mid-use.
             _process = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lowered
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_started
             )
         return _process
 
@@ -90,6 +91,18 @@ def _discard(process: ProcessPoolExecutor) -> None:
         if _process is process:
             _process = None
     process.shutdown(wait=False, cancel_futures=True)
+
+
+def _started() -> None:
+    _lowered()
+    threading.Thread(target=_ends_with, args=(os.getppid(),), name="emulator-watch", daemon=True).start()
+
+
+def _ends_with(emulator: int) -> None:
+    """The batch process ends when the emulator has gone without telling it (killed)."""
+    while os.getppid() == emulator:
+        time.sleep(1)
+    os._exit(0)
 
 
 def _lowered() -> None:

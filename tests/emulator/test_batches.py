@@ -5,14 +5,19 @@ refusals come back as they were raised, and a process that died is replaced."""
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from provisioning.emulator.batches import BATCH_PROCESS_NICENESS, in_batch_process, in_batch_thread
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search.indexes import parsed_object
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_batches_sent_at_once_run_one_at_a_time_off_the_loop():
@@ -91,3 +96,29 @@ def test_a_killed_batch_process_is_replaced_and_the_batch_still_runs():
         return await in_batch_process(sum, [2, 3])
 
     assert asyncio.run(main()) == 5
+
+
+def test_the_batch_process_ends_when_the_emulator_is_killed(tmp_path):
+    # A killed emulator cannot shut its batch process down: the process sees it gone and ends.
+    script = (
+        "import asyncio, os\n"
+        "from provisioning.emulator.batches import in_batch_process\n"
+        "print(asyncio.run(in_batch_process(os.getpid)), flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    emulator = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=PROJECT_DIR
+    )
+    batch_process = int(emulator.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(batch_process) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(batch_process)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
