@@ -6,7 +6,7 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init
 
 from audit.context import origin
-from base.priority import session_follows_nice
+from base.priority import idles_when_niced, session_follows_nice
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -37,5 +37,7 @@ def _clear_task_origin(task_id: str, **_signal: Any) -> None:
 @worker_init.connect
 def _yield_to_the_web(**_signal: Any) -> None:
     """A worker started with `nice` (the Procfile, docker-compose) yields the CPU to the web even
-    where the kernel shares it between sessions first (base.priority), before its pool starts."""
+    where the kernel shares it between sessions first, and at once when the web wakes
+    (base.priority), before its pool starts."""
     session_follows_nice()
+    idles_when_niced()

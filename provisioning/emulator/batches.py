@@ -114,3 +114,7 @@ def _lowered() -> None:
     os.nice(BATCH_PROCESS_NICENESS)
     with contextlib.suppress(OSError):  # not Linux, or autogroups turned off
         Path("/proc/self/autogroup").write_text(f"{BATCH_PROCESS_NICENESS}\n")
+    # And it runs on CPU time nothing else wants: the emulator's loop, or the portal, take the CPU
+    # from it as soon as they wake, where a nice value would let it finish its slice first.
+    with contextlib.suppress(OSError, AttributeError):  # not Linux
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

@@ -62,6 +62,15 @@ def test_a_niced_process_in_a_session_it_does_not_own_leaves_that_session_alone(
     assert run(f'/bin/sh -c "{report} 10"') == ["None", "0"]
 
 
+def test_a_niced_process_idles_and_one_that_is_not_keeps_its_policy():
+    script = (
+        "import os; from base.priority import idles_when_niced; "
+        "print(idles_when_niced(), os.sched_getscheduler(0))"
+    )
+    assert run(f"nice -n 10 {sys.executable} -c '{script}'") == ["True", str(os.SCHED_IDLE)]
+    assert run(f"{sys.executable} -c '{script}'") == ["False", str(os.SCHED_OTHER)]
+
+
 def test_the_celery_worker_started_with_nice_yields_its_session_before_its_pool_starts(tmp_path):
     worker = subprocess.Popen(
         [
@@ -87,6 +96,8 @@ def test_the_celery_worker_started_with_nice_yields_its_session_before_its_pool_
                 break
             time.sleep(0.2)
         assert seen.split()[-1] == "10", seen
+        # ... and it runs on CPU time the web does not want: the web takes the CPU when it wakes.
+        assert os.sched_getscheduler(worker.pid) == os.SCHED_IDLE
     finally:
         worker.terminate()
         worker.wait(timeout=30)

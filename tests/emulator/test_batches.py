@@ -66,13 +66,15 @@ def test_each_event_loop_has_its_own_turns():
 
 
 def test_the_batch_process_is_another_process_at_a_lower_priority():
-    async def main() -> tuple[int, int, int]:
+    async def main() -> tuple[int, int, int, int]:
         pid = await in_batch_process(os.getpid)
         priority = await in_batch_process(os.getpriority, os.PRIO_PROCESS, 0)
         session = await in_batch_process(os.getsid, 0)
-        return pid, priority, session
+        policy = await in_batch_process(os.sched_getscheduler, 0)
+        return pid, priority, session, policy
 
-    pid, priority, session = asyncio.run(main())
+    pid, priority, session, policy = asyncio.run(main())
+    assert policy == os.SCHED_IDLE
     assert pid != os.getpid()
     assert priority >= min(os.getpriority(os.PRIO_PROCESS, 0) + BATCH_PROCESS_NICENESS, 19)
     # A session of its own: the CPU is shared between sessions before it is between processes.
