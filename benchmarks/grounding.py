@@ -10,7 +10,8 @@ assistant. The landing zone's search backend is provisioned by the worker throug
    the upload service and ingested by the worker's two processes; prints pages per second. While
    they are ingested, people chat with an ungrounded assistant (`--streams` in flight); their time
    to the first token is compared with the same chats on the idle system before and after
-   (p95 may move by at most 5 %).
+   (p95 may move by at most 5 %). This runs `--ingestions` times (then as new versions of every
+   file), between idle rounds, and the answers of all the runs are pooled.
 2. Retrieval: the same people ask a grounded assistant (rule questions its documents answer) and
    its ungrounded twin (same model, same prompt size order) by turns; prints what retrieval adds
    to the time to the first token (target: median 50 ms, p95 150 ms) and the web process's CPU
@@ -30,7 +31,6 @@ a figure misses its target or a stream fails.
 
 import argparse
 import asyncio
-import itertools
 import os
 import random
 import statistics
@@ -256,73 +256,124 @@ async def ingestion_part(
     base: str,
     roles: dict[str, int],
 ) -> tuple[int, list[str]]:
+    """Idle rounds, then `--ingestions` times: the documents uploaded (the first time new, then as
+    new versions of every file), chats while they are ingested, and idle rounds again. The idle and
+    the busy chats are interleaved so that both sides see the same machine over the same minutes,
+    and pooled: the p95 of a hundred answers depends on which few arrived together."""
     _sdk, http = clients("http://127.0.0.1:1", pool=arguments.streams + 10)
     plain = seeded["plain_sessions"]
     failures, lines = 0, []
+    idle: list[Stream] = []
+    during: list[Stream] = []
+    # Per phase: wall seconds and each role's CPU seconds, summed over the cycles.
+    spent: dict[str, dict[str, float]] = {}
+    ingested: list[tuple[int, float]] = []  # documents' pages and seconds, per cycle
+    first = (0, 0)  # passages and embedding tokens after the first ingestion
+
+    def idle_rounds() -> Any:
+        rounds = iter(range(arguments.idle_rounds))
+        return chats_while(
+            http, base, plain, streams=arguments.streams, busy=lambda: next(rounds, None) is not None,
+            question=PLAIN_QUESTION,
+        )  # fmt: skip
+
+    def ingesting() -> bool:
+        state = ingestion_state()
+        return any(state.get(name, 0) for name in ("queued", "extracting", "embedding", "indexing"))
+
     async with http:
         await asyncio.gather(
             *(ask(http, base, plain[index], PLAIN_QUESTION) for index in range(min(5, len(plain))))
         )
-        rounds = iter(range(arguments.idle_rounds))
-        marks = [(time.perf_counter(), cpu_by_role(roles))]
-        before = await chats_while(
-            http, base, plain, streams=arguments.streams, busy=lambda: next(rounds, None) is not None,
-            question=PLAIN_QUESTION,
-        )  # fmt: skip
-        marks.append((time.perf_counter(), cpu_by_role(roles)))
-        started = await asyncio.to_thread(upload, documents, seeded["data_sets"])
-        marks.append((time.perf_counter(), cpu_by_role(roles)))
+        mark = Mark(roles, spent)
+        idle += await idle_rounds()
+        mark.phase("idle")
+        for cycle in range(arguments.ingestions):
+            batch = (
+                documents
+                if cycle == 0
+                else corpus(
+                    documents_per_department=arguments.documents_per_department,
+                    pages=arguments.pages,
+                    revision=cycle,
+                )
+            )
+            started = await asyncio.to_thread(upload, batch, seeded["data_sets"])
+            mark.phase("uploading")
+            during += await chats_while(
+                http,
+                base,
+                plain,
+                streams=arguments.streams,
+                busy=lambda: ingesting(),
+                question=PLAIN_QUESTION,
+            )
+            while await asyncio.to_thread(ingesting):
+                await asyncio.sleep(0.2)
+            ingested.append((sum(document.pages for document in batch), time.perf_counter() - started))
+            if cycle == 0:
+                first = await asyncio.to_thread(passages_and_tokens)
+            mark.phase("ingesting")
+            idle += await idle_rounds()
+            mark.phase("idle")
+    state = ingestion_state()
+    (first_pages, first_took), *again = ingested
+    lines.append(
+        f"ingestion: {len(documents)} documents, {first_pages} pages, {first[0]} passages, "
+        f"{first[1]} embedding tokens in {first_took:.1f} s on 2 worker processes"
+    )
+    lines.append(f"  states at the end: {state}")
+    lines.append(
+        f"ingestion throughput: {first_pages / first_took:.1f} pages/s, {len(documents) / first_took:.2f} "
+        "documents/s"
+        + "".join(f"; new versions of all, again: {pages / took:.1f} pages/s" for pages, took in again)
+    )
+    failures += state.get("failed", 0)
+    idle_median, idle_p95, idle_n = ttft(idle)
+    busy_median, busy_p95, busy_n = ttft(during)
+    lines.append(
+        f"ungrounded chats, {arguments.streams} in flight, {arguments.ingestions} ingestions interleaved "
+        f"with idle rounds: idle TTFT median {idle_median:.1f} / p95 {idle_p95:.1f} ms ({idle_n} answers); "
+        f"while ingesting median {busy_median:.1f} / p95 {busy_p95:.1f} ms ({busy_n} answers)"
+    )
+    moved = busy_p95 / idle_p95 - 1
+    lines.append(
+        f"p95 moved while ingesting: {moved * 100:+.1f} % (target at most +5 %); "
+        f"median moved {busy_median - idle_median:+.1f} ms"
+    )
+    lines.append("  cores busy by role (of 2), per phase over all cycles:")
+    for phase, seconds in spent.items():
+        wall = seconds.pop("wall")
+        busy = ", ".join(f"{role} {cpu / wall:.2f}" for role, cpu in seconds.items())
+        lines.append(f"    {phase:<10} {wall:6.1f} s: {busy}")
+    failures += int(moved > 0.05) + sum(stream.error is not None for stream in [*idle, *during])
+    return failures, lines
 
-        def ingesting() -> bool:
-            state = ingestion_state()
-            return any(state.get(name, 0) for name in ("queued", "extracting", "embedding", "indexing"))
 
-        during = await chats_while(
-            http, base, plain, streams=arguments.streams, busy=lambda: ingesting(), question=PLAIN_QUESTION
-        )
-        while await asyncio.to_thread(ingesting):
-            await asyncio.sleep(0.2)
-        took = time.perf_counter() - started
-        marks.append((time.perf_counter(), cpu_by_role(roles)))
-        rounds = iter(range(arguments.idle_rounds))
-        after = await chats_while(
-            http, base, plain, streams=arguments.streams, busy=lambda: next(rounds, None) is not None,
-            question=PLAIN_QUESTION,
-        )  # fmt: skip
-        marks.append((time.perf_counter(), cpu_by_role(roles)))
+def passages_and_tokens() -> tuple[int, int]:
+    """The passages the documents have, and the tokens embedded for them so far."""
     from django.db.models import Sum
 
     from grounding.models import Document
 
-    state = ingestion_state()
-    totals = Document.objects.aggregate(Sum("pages"), Sum("passages"), Sum("embedding_tokens"))
-    pages = totals["pages__sum"] or 0
-    lines.append(
-        f"ingestion: {len(documents)} documents, {pages} pages, {totals['passages__sum']} passages, "
-        f"{totals['embedding_tokens__sum']} embedding tokens in {took:.1f} s on 2 worker processes"
-    )
-    lines.append(f"  states at the end: {state}")
-    lines.append(f"ingestion throughput: {pages / took:.1f} pages/s, {len(documents) / took:.2f} documents/s")
-    failures += state.get("failed", 0)
-    idle = before + after
-    idle_median, idle_p95, idle_n = ttft(idle)
-    busy_median, busy_p95, busy_n = ttft(during)
-    lines.append(
-        f"ungrounded chats, {arguments.streams} in flight: idle TTFT median {idle_median:.1f} / p95 "
-        f"{idle_p95:.1f} ms ({idle_n} answers); while ingesting median {busy_median:.1f} / p95 "
-        f"{busy_p95:.1f} ms ({busy_n} answers)"
-    )
-    moved = busy_p95 / idle_p95 - 1
-    lines.append(f"p95 moved while ingesting: {moved * 100:+.1f} % (target at most +5 %)")
-    lines.append("  cores busy by role (of 2):")
-    for phase, (start, end) in zip(
-        ("idle before", "uploading", "ingesting", "idle after"), itertools.pairwise(marks), strict=True
-    ):
-        wall = end[0] - start[0]
-        busy = ", ".join(f"{role} {(end[1][role] - start[1][role]) / wall:.2f}" for role in end[1])
-        lines.append(f"    {phase:<12} {wall:5.1f} s: {busy}")
-    failures += int(moved > 0.05) + sum(stream.error is not None for stream in [*before, *during, *after])
-    return failures, lines
+    totals = Document.objects.aggregate(Sum("passages"), Sum("embedding_tokens"))
+    return totals["passages__sum"] or 0, totals["embedding_tokens__sum"] or 0
+
+
+class Mark:
+    """Adds the wall time and each role's CPU time since the last mark to a phase's totals."""
+
+    def __init__(self, roles: dict[str, int], spent: dict[str, dict[str, float]]) -> None:
+        self.roles, self.spent = roles, spent
+        self.at, self.cpu = time.perf_counter(), cpu_by_role(roles)
+
+    def phase(self, name: str) -> None:
+        at, cpu = time.perf_counter(), cpu_by_role(self.roles)
+        totals = self.spent.setdefault(name, {"wall": 0.0})
+        totals["wall"] += at - self.at
+        for role in cpu:
+            totals[role] = totals.get(role, 0.0) + cpu[role] - self.cpu[role]
+        self.at, self.cpu = at, cpu
 
 
 # Part 2: retrieval -----------------------------------------------------------------------------
@@ -438,7 +489,13 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=20, help="chats in flight")
     parser.add_argument("--rounds", type=int, default=3, help="messages per lane and side in part 2")
     parser.add_argument("--cycles", type=int, default=4, help="turns of ungrounded, then grounded, in part 2")
-    parser.add_argument("--idle-rounds", type=int, default=2, help="idle rounds before and after ingestion")
+    parser.add_argument(
+        "--idle-rounds", type=int, default=2, help="idle rounds before and after each ingestion"
+    )
+    parser.add_argument(
+        "--ingestions", type=int, default=3,
+        help="in part 1: the documents ingested this many times (then as new versions), between idle rounds",
+    )  # fmt: skip
     parser.add_argument("--questions", type=int, default=50, help="per department and kind in part 3")
     parser.add_argument("--capacity", type=int, default=5000, help="chat deployments' capacity (K TPM)")
     parser.add_argument(

@@ -58,7 +58,11 @@ class GeneratedDocument:
     rules: list[Rule]
 
 
-def corpus(*, documents_per_department: int, pages: int, seed: int = 7) -> list[GeneratedDocument]:
+def corpus(
+    *, documents_per_department: int, pages: int, seed: int = 7, revision: int = 0
+) -> list[GeneratedDocument]:
+    """The documents; a `revision` above 0 opens each page with a line that says so (a new version
+    of every file, with the same rules)."""
     rng = random.Random(seed)  # noqa: S311 (made-up documents, not secrets)
     made = []
     for department, subjects in SUBJECTS.items():
@@ -76,7 +80,9 @@ def corpus(*, documents_per_department: int, pages: int, seed: int = 7) -> list[
                     days=rng.randint(2, 60),
                 )
                 rules.append(rule)
-                texts.append(_page(rule, rng))
+                texts.append(
+                    (f"Revision {revision} of this page.\n\n" if revision else "") + _page(rule, rng)
+                )
             made.append(GeneratedDocument(department, name, text_pdf(texts), pages, rules))
     return made
 
