@@ -74,6 +74,13 @@ async def in_batch_process(work: Callable[P, T], *args: P.args, **kwargs: P.kwar
         return await loop.run_in_executor(_batch_process(), call)
 
 
+async def in_batch_process_unless(small: bool, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`work(*args, **kwargs)` here and at once when the batch is `small` (a question, an index's
+    definition: the trip to the batch process and back would cost more than it saves), else in the
+    batch process."""
+    return work(*args, **kwargs) if small else await in_batch_process(work, *args, **kwargs)
+
+
 def _batch_process() -> ProcessPoolExecutor:
     global _process
     with _process_lock:

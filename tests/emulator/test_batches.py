@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.emulator.batches import BATCH_PROCESS_NICENESS, in_batch_process, in_batch_thread
+from provisioning.emulator.batches import (
+    BATCH_PROCESS_NICENESS,
+    in_batch_process,
+    in_batch_process_unless,
+    in_batch_thread,
+)
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search.indexes import parsed_object
 
@@ -124,3 +129,14 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_small_work_runs_here_and_large_work_in_the_batch_process():
+    async def main() -> tuple[int, int]:
+        here = await in_batch_process_unless(True, os.getpid)
+        there = await in_batch_process_unless(False, os.getpid)
+        return here, there
+
+    here, there = asyncio.run(main())
+    assert here == os.getpid()
+    assert there != os.getpid()

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from provisioning import tokenizer
-from provisioning.emulator.batches import in_batch_process
+from provisioning.emulator.batches import in_batch_process_unless
 from provisioning.emulator.catalog import Catalog
 from provisioning.emulator.dataplane.access import authenticate
 from provisioning.emulator.dataplane.chat import _ready_deployment
@@ -104,7 +104,7 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
     # milliseconds this process would not be streaming answers. A question takes microseconds:
     # the trips to the process and back would cost it more than they save.
     small = _is_small(inputs)
-    tokens = _tokens_of(inputs) if small else await in_batch_process(_tokens_of, inputs)
+    tokens = await in_batch_process_unless(small, _tokens_of, inputs)
     refusal = limiter.admit(tokens)
     if refusal is not None:
         raise rate_limited_by(refusal, api_version, account, headers)
@@ -116,10 +116,7 @@ async def serve_embeddings(request: Request, *, deployment_name: str | None, api
         account=account, deployment=deployment, prompt_tokens=tokens, cached_tokens=0, completion_tokens=0
     )
     # A batch of passages takes a while to embed, and its answer to write: in the batch process too.
-    if small:
-        answer = _answer(inputs, dimensions, encoding, model_name, tokens)
-    else:
-        answer = await in_batch_process(_answer, inputs, dimensions, encoding, model_name, tokens)
+    answer = await in_batch_process_unless(small, _answer, inputs, dimensions, encoding, model_name, tokens)
     return Response(answer, media_type="application/json", headers=headers)
 
 

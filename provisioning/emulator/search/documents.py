@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from provisioning.emulator.batches import in_batch_process, in_batch_thread
+from provisioning.emulator.batches import in_batch_process_unless, in_batch_thread
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search import queries
 from provisioning.emulator.search.access import Need
@@ -33,11 +33,7 @@ async def documents_index(request: Request) -> Response:
     # A batch of passages is megabytes of numbers and words to read, check and analyse: in the
     # batch process, so that this one keeps streaming answers. Only putting the passages into the
     # index happens here, on the batch thread.
-    batch = (
-        prepared_batch(raw, index.definition)
-        if len(raw) < LARGE_BODY_BYTES
-        else await in_batch_process(prepared_batch, raw, index.definition)
-    )
+    batch = await in_batch_process_unless(len(raw) < LARGE_BODY_BYTES, prepared_batch, raw, index.definition)
     results = await in_batch_thread(_index_batch, call, index, batch)
     failed = any(not result["status"] for result in results)
     return JSONResponse({"value": results}, status_code=207 if failed else 200)

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from provisioning.emulator.batches import in_batch_process
+from provisioning.emulator.batches import in_batch_process_unless
 from provisioning.emulator.errors import AzureError
 from provisioning.emulator.search.access import Need
 from provisioning.emulator.search.entry import Call, enter
@@ -20,7 +20,7 @@ LARGE_BODY_BYTES = 64 * 1024
 
 async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    return parsed_object(raw) if len(raw) < LARGE_BODY_BYTES else await in_batch_process(parsed_object, raw)
+    return await in_batch_process_unless(len(raw) < LARGE_BODY_BYTES, parsed_object, raw)
 
 
 def parsed_object(raw: bytes) -> dict[str, Any]:

@@ -166,9 +166,9 @@ class Index:
         if filter_text not in self._masks:
             if len(self._masks) >= FILTERS_KEPT:
                 self._masks.clear()
-            self.row_keys()
-            mask = np.zeros(len(self._row_of), dtype=bool)
+            self.row_keys()  # and `_row_of` with them
             row_of = self._row_of
+            mask = np.zeros(len(row_of), dtype=bool)
             mask[[row_of[key] for key in self._filtered[filter_text]]] = True
             self._masks[filter_text] = mask
         return self._masks[filter_text]
