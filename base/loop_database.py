@@ -9,8 +9,13 @@ jobs queue behind one another on the thread. Sent from the loop, the statement c
 the time to send it and to read its answer, and several are under way at once.
 
 This is the one place that opens database connections outside Django: with Django's connection
-parameters, in autocommit, with Django's client-side binding of parameters (the statements are
-written for Django's cursors), a few per event loop, closed when the server stops (`close`).
+parameters, in autocommit, a few per event loop, closed when the server stops (`close`). The
+parameters are bound by the server and each statement is prepared on its connection (the same few
+statements come again and again): the client no longer quotes the values into the text, nor does
+the server parse and plan it every time. For a gateway call's admission, the server's own time went
+from about 0.47 to 0.15 ms, and the round trip seen from the loop from 1.3 to 0.85 ms (medians,
+50 calls streaming). The statements are written with Django's `%s` placeholders, which psycopg's
+server-side binding takes as well.
 Statements that need Django's transactions or the ORM stay on the database thread.
 """
 
@@ -41,7 +46,7 @@ class LoopDatabase:
         connection = await self._take()
         try:
             async with connection.cursor() as cursor:
-                await cursor.execute(sql, params)
+                await cursor.execute(sql, params, prepare=True)
                 rows = await cursor.fetchall()
         except BaseException:
             # A failed statement leaves an autocommit connection usable; a broken or cancelled
@@ -109,8 +114,12 @@ async def _connect() -> psycopg.AsyncConnection[Any]:
     # Django's sync cursor class and its adapters' map are for its own connections.
     params.pop("cursor_factory", None)
     params.pop("context", None)
+    # Django turns psycopg's prepared statements off unless its OPTIONS ask (for connection
+    # poolers that cannot keep them): here they are on, unless OPTIONS say otherwise.
+    options = connections["default"].settings_dict.get("OPTIONS", {})
+    params["prepare_threshold"] = options.get("prepare_threshold", 0)
     return await psycopg.AsyncConnection.connect(
-        **params, autocommit=True, cursor_factory=psycopg.AsyncClientCursor
+        **params, autocommit=True, cursor_factory=psycopg.AsyncCursor
     )
 
 

@@ -55,3 +55,25 @@ def test_closing_leaves_no_connection_open():
         return database.opened
 
     assert asyncio.run(run()) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_is_prepared_once_per_connection_and_bound_by_the_server():
+    statement = "SELECT %s::integer + 1 AS prepared_here"
+
+    async def run() -> tuple[list[int], list[tuple[object, ...]]]:
+        database = loop_database.LoopDatabase(size=1)
+        try:
+            answers = [(await database.fetchall(statement, [number]))[0][0] for number in range(3)]
+            prepared = await database.fetchall(
+                "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%prepared_here%"]
+            )
+            return answers, prepared
+        finally:
+            await database.close()
+
+    answers, prepared = asyncio.run(run())
+
+    assert answers == [1, 2, 3]
+    # One prepared statement for the three runs, its parameter a placeholder, not a quoted value.
+    assert [row[0] for row in prepared] == ["SELECT $1::integer + 1 AS prepared_here"]
