@@ -6,6 +6,7 @@ assistants will make: text, vector, hybrid, filtered by data set, shaped by sele
 import math
 import uuid
 
+import numpy as np
 import pytest
 import requests
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -13,6 +14,7 @@ from azure.mgmt.search import SearchManagementClient
 from azure.search.documents.models import VectorizedQuery
 from django.conf import settings
 
+from provisioning.emulator.search import queries
 from provisioning.emulator.state import Store
 from tests.emulator.conftest import deploy_chat
 from tests.emulator.fixtures import RESOURCE_GROUP, SUBSCRIPTION
@@ -224,6 +226,22 @@ class TestDocuments:
         assert client.get_document_count() == len(CHUNKS)
         document = client.get_document("hr-1", selected_fields=["id", "page", "document"])
         assert document == {"id": "hr-1", "page": 3, "document": "handbook.pdf"}
+
+    def test_a_vector_reads_back_as_the_numbers_uploaded_in_single_precision(
+        self, indexed, embedder, emulator
+    ):
+        (vector,) = embedder([next(text for key, *_, text in CHUNKS if key == "hr-1")])
+
+        read = search_client(indexed).get_document("hr-1", selected_fields=["embedding"])["embedding"]
+        restarted = Store(emulator.state_path).search.index(indexed.name, "chunks")
+        assert restarted is not None
+        after_restart = queries.shaped(restarted.documents["hr-1"], ["embedding"], restarted)["embedding"]
+
+        # Collection(Edm.Single): kept as float32, as Azure keeps it, and written as JSON numbers.
+        single = [float(number) for number in np.asarray(vector, dtype=np.float32)]
+        assert read == single
+        assert after_restart == single
+        assert all(type(number) is float for number in read)
 
     def test_merge_delete_and_a_batch_with_failures(self, indexed):
         client = search_client(indexed)

@@ -41,6 +41,8 @@ async def documents_index(request: Request) -> Response:
 
 @dataclass(frozen=True)
 class PreparedBatch:
+    # The actions, their vectors as float32 arrays (`Index.with_vectors_packed`): a batch's
+    # numbers come back from the batch process as a few buffers, not as a million floats to unpickle.
     actions: list[dict[str, Any]]
     # Each action's searchable fields, analysed (`Index.analyzed`).
     analyzed: list[dict[str, list[str]]]
@@ -61,7 +63,10 @@ def prepared_batch(raw: bytes, definition: dict[str, Any]) -> PreparedBatch:
         )
     for position, action in enumerate(actions):
         _check_action(position, action, index)
-    return PreparedBatch(actions, [index.analyzed(action) for action in actions])
+    return PreparedBatch(
+        [index.with_vectors_packed(action) for action in actions],
+        [index.analyzed(action) for action in actions],
+    )
 
 
 def _index_batch(call: Call, index: Index, batch: PreparedBatch) -> list[dict[str, Any]]:

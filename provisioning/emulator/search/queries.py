@@ -326,4 +326,9 @@ def shaped(document: dict[str, Any], select: list[str] | None, index: Index) -> 
         if select and "*" not in select
         else [name for name, definition in fields.items() if definition["retrievable"]]
     )
-    return {name: document.get(name) for name in wanted}
+    return {name: _plain(document.get(name)) for name in wanted}
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON writes it (the index keeps vectors as float32 arrays)."""
+    return value.tolist() if isinstance(value, np.ndarray) else value

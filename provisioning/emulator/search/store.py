@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from provisioning.emulator.search.filters import CompiledFilter
+from provisioning.emulator.search.schema import is_vector
 from provisioning.emulator.search.text import analyze
 
 Matrix = npt.NDArray[np.float32]
@@ -79,6 +80,10 @@ class Index:
         ]
 
     @functools.cached_property
+    def vector_fields(self) -> frozenset[str]:
+        return frozenset(item["name"] for item in self.definition["fields"] if is_vector(item))
+
+    @functools.cached_property
     def _value_fields(self) -> list[str]:
         return [
             item["name"]
@@ -90,13 +95,26 @@ class Index:
         """The words of the searchable fields among `fields`, as the index keeps them."""
         return {name: analyze(_text_of(fields[name])) for name in self.searchable_fields() if name in fields}
 
+    def with_vectors_packed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """`fields` (checked) with each vector as a float32 array, as the index keeps vectors:
+        Azure keeps them as single-precision numbers too, and an array is one buffer to move
+        between processes and to write, where a list is 1536 objects."""
+        return {
+            name: (
+                np.asarray(value, dtype=np.float32)
+                if isinstance(value, list) and name in self.vector_fields
+                else value
+            )
+            for name, value in fields.items()
+        }
+
     def put(self, document: dict[str, Any], analyzed: dict[str, list[str]] | None = None) -> None:
         """Add or replace the document; `analyzed` has the words of some of its searchable fields
         already (`analyzed`), the others are analysed here."""
         key = str(document[self.key_field])
         self.remove(key)
         self._changed()
-        self.documents[key] = document
+        self.documents[key] = document = self.with_vectors_packed(document)
         for name in self._value_fields:
             self.values.setdefault(name, {}).setdefault(document.get(name), set()).add(key)
         known = analyzed or {}
@@ -236,7 +254,7 @@ class Index:
     def matrix(self, field_name: str) -> tuple[list[str], Matrix]:
         """The keys of the documents that have the vector field, and their unit vectors as rows."""
         if field_name not in self._matrices:
-            keys = [key for key, document in self.documents.items() if document.get(field_name)]
+            keys = [key for key, document in self.documents.items() if _has_vector(document.get(field_name))]
             rows = np.array([self.documents[key][field_name] for key in keys], dtype=np.float32)
             if keys:
                 norms = np.linalg.norm(rows, axis=1, keepdims=True)
@@ -246,14 +264,14 @@ class Index:
 
     def stored_bytes(self) -> tuple[int, int]:
         """(storage size, vector index size) in bytes, roughly as Azure counts them."""
-        vector_fields = [name for name, item in self.fields.items() if item.get("dimensions")]
         vectors = sum(
-            4 * len(document.get(name) or [])
+            4 * len(document[name])
             for document in self.documents.values()
-            for name in vector_fields
+            for name in self.vector_fields
+            if document.get(name) is not None
         )
         text = sum(
-            len(json.dumps({k: v for k, v in document.items() if k not in vector_fields}))
+            len(json.dumps({k: v for k, v in document.items() if k not in self.vector_fields}))
             for document in self.documents.values()
         )
         return text + vectors, vectors
@@ -331,7 +349,6 @@ class SearchData:
         self, service: str, index: Index, changed: list[dict[str, Any]], removed: list[str]
     ) -> None:
         """Persist one batch: the documents as they now are, and the keys deleted."""
-        vector_fields = {name for name, item in index.fields.items() if item.get("dimensions")}
         self._execute(
             "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?)",
             [
@@ -339,7 +356,7 @@ class SearchData:
                     service.lower(),
                     index.name,
                     str(document[index.key_field]),
-                    json.dumps(_encoded(document, vector_fields)),
+                    json.dumps(_encoded(document, index.vector_fields)),
                 )
                 for document in changed
             ],
@@ -363,6 +380,10 @@ class SearchData:
             self._database.executemany(statement, rows)
 
 
+def _has_vector(value: Any) -> bool:
+    return value is not None and len(value) > 0
+
+
 def _keep_out_of_collections() -> None:
     """The indexes are the emulator's long-lived heap (10,000 passages: ~125,000 containers, a
     quarter of a second for each full collection, during which no answer streams and no query
@@ -379,11 +400,11 @@ def _keep_out_of_collections() -> None:
 VECTOR_MARK = "$float32"
 
 
-def _encoded(document: dict[str, Any], vector_fields: set[str]) -> dict[str, Any]:
+def _encoded(document: dict[str, Any], vector_fields: frozenset[str]) -> dict[str, Any]:
     return {
         name: (
             {VECTOR_MARK: base64.b64encode(np.asarray(value, dtype=np.float32).tobytes()).decode()}
-            if name in vector_fields and isinstance(value, list)
+            if name in vector_fields and value is not None
             else value
         )
         for name, value in document.items()
@@ -393,7 +414,7 @@ def _encoded(document: dict[str, Any], vector_fields: set[str]) -> dict[str, Any
 def _decoded(document: dict[str, Any]) -> dict[str, Any]:
     return {
         name: (
-            np.frombuffer(base64.b64decode(value[VECTOR_MARK]), dtype=np.float32).tolist()
+            np.frombuffer(base64.b64decode(value[VECTOR_MARK]), dtype=np.float32)
             if isinstance(value, dict) and VECTOR_MARK in value
             else value
         )
