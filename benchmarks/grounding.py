@@ -305,7 +305,7 @@ async def ingestion_part(
                 base,
                 plain,
                 streams=arguments.streams,
-                busy=lambda: ingesting(),
+                busy=ingesting,
                 question=PLAIN_QUESTION,
             )
             while await asyncio.to_thread(ingesting):

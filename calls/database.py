@@ -43,6 +43,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import QuerySet
+
+from base.loop_database import loop_database
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +307,17 @@ async def database_job(function: Callable[P, R], *args: P.args, **kwargs: P.kwar
     if not settings.CHAT_DATABASE_THREAD:
         return await sync_to_async(function)(*args, **kwargs)
     return await _thread.run(function, args, kwargs, urgency=URGENT)
+
+
+async def database_rows(query: "QuerySet[Any, tuple[Any, ...]]") -> list[tuple[Any, ...]]:
+    """The rows of a read-only `values_list` query that a call waits for. On PostgreSQL the query,
+    compiled by the ORM, is sent from the event loop (`base.loop_database`), where as a job it
+    would queue behind the jobs under way on the thread; elsewhere it is a job. The rows are as the
+    database returns them (Django's converters do not run): name plain columns only."""
+    if on_own_connections() and connections[query.db].vendor == "postgresql":
+        sql, params = query.query.sql_with_params()
+        return await loop_database().fetchall(sql, params)
+    return await database_job(list, query)
 
 
 async def database_job_alone(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
